@@ -1,0 +1,46 @@
+"""array-interop: any array from any framework to NumPy, and back, with no surprises.
+
+Example:
+    >>> import numpy as np, interop
+    >>> interop.to_numpy([[1, 2], [3, 4]]).shape
+    (2, 2)
+"""
+
+from __future__ import annotations
+
+# The subpackage interop.backends is imported first, so that the name `backends`
+# below ends up bound to the function, not to the subpackage (importing a
+# subpackage sets an attribute of that name on its parent package).
+import interop.backends as _backend_modules  # noqa: F401
+from interop._api import explain, framework_of, to_numpy
+from interop._errors import (
+    ConversionError,
+    CopyRequiredError,
+    InteropError,
+    TransferError,
+    UnsupportedTypeError,
+)
+from interop._options import Options, options
+from interop._plan import Plan
+from interop._registry import Backend, BackendInfo, backends, register_backend
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendInfo",
+    "ConversionError",
+    "CopyRequiredError",
+    "InteropError",
+    "Options",
+    "Plan",
+    "TransferError",
+    "UnsupportedTypeError",
+    "__version__",
+    "backends",
+    "explain",
+    "framework_of",
+    "options",
+    "register_backend",
+    "to_numpy",
+]

@@ -1,0 +1,12 @@
+"""``python -m interop``: the command line (see :mod:`interop._cli`)."""
+
+from __future__ import annotations
+
+import sys
+
+from interop._cli import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

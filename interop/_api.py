@@ -1,0 +1,138 @@
+"""The public conversion functions: :func:`to_numpy`, :func:`explain`, :func:`framework_of`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from interop import _options, _registry
+from interop._options import DEFAULT, RaggedPolicy, SparsePolicy
+from interop._plan import Plan
+
+__all__ = ["explain", "framework_of", "to_numpy"]
+
+_ndarray = np.ndarray
+_cache = _registry._cache
+_current = _options.current
+_resolve_options = _options.resolve
+
+
+def to_numpy(
+    x: Any,
+    /,
+    *,
+    copy: bool | None = None,
+    dtype: Any = None,
+    allow_transfer: bool | None = None,
+    upcast: bool | None = None,
+    sparse: SparsePolicy | None = None,
+    ragged: RaggedPolicy | None = None,
+) -> np.ndarray[Any, Any]:
+    """Convert any array or tensor to a :class:`numpy.ndarray`.
+
+    The contract, the same for every framework:
+
+    * ``copy=None``: zero-copy whenever the data already sits in host memory in a
+      NumPy-representable layout and dtype, otherwise one copy. A NumPy array comes
+      back as the very same object.
+    * ``copy=True``: the result owns its memory, is writable and shares nothing.
+    * ``copy=False``: never copies; raises :class:`CopyRequiredError` (before any
+      work) where a copy is unavoidable.
+    * A zero-copy view of memory its framework treats as immutable (JAX arrays,
+      TensorFlow tensors) is read-only; a view of mutable memory (a PyTorch CPU
+      tensor) is writable, and writes show through, as with ``Tensor.numpy()``.
+    * Tensors that require grad convert without touching their graph.
+    * Data on an accelerator is copied to host; ``allow_transfer=False`` raises
+      :class:`TransferError` instead.
+
+    Keywords left as ``None`` take their value from the innermost
+    :func:`interop.options` block, or the defaults above.
+
+    Args:
+        x: The array: a PyTorch, TensorFlow or JAX tensor, a NumPy array or scalar,
+            any object with ``__dlpack__``, ``__array__``, ``__array_namespace__`` or
+            the buffer protocol, a Python scalar, or a (nested) list or tuple.
+        copy: The copy policy, see above.
+        dtype: Cast the result to this NumPy dtype (a copy unless already equal).
+        allow_transfer: Whether a device-to-host copy is allowed (default ``True``).
+        upcast: Turn nonstandard dtypes (bfloat16, float8, int4, ...) into the
+            nearest standard dtype that holds every value (default ``False``: the
+            exact ``ml_dtypes`` dtype, zero-copy).
+        sparse: ``"error"`` (default), ``"dense"`` or ``"scipy"`` for sparse tensors.
+        ragged: ``"error"`` (default), ``"object"`` or ``"pad"`` for ragged tensors.
+
+    Returns:
+        A NumPy array.
+
+    Raises:
+        UnsupportedTypeError: No backend converts ``type(x)``.
+        CopyRequiredError: ``copy=False``, but a copy is unavoidable.
+        TransferError: ``allow_transfer=False``, but the data is on an accelerator.
+        ConversionError: The object holds no data (a tracer, a meta tensor, ...).
+
+    Example:
+        >>> import numpy as np, interop
+        >>> a = np.arange(4.0)
+        >>> interop.to_numpy(a) is a
+        True
+        >>> interop.to_numpy([1, 2, 3], dtype=np.float32)
+        array([1., 2., 3.], dtype=float32)
+    """
+    cls = type(x)
+    if (
+        copy is None
+        and dtype is None
+        and allow_transfer is None
+        and upcast is None
+        and sparse is None
+        and ragged is None
+    ):
+        opts = _current()
+        if cls is _ndarray and opts is DEFAULT:
+            return x  # type: ignore[no-any-return]
+    else:
+        opts = _resolve_options(copy, dtype, allow_transfer, upcast, sparse, ragged)
+    backend = _cache.get(cls) or _registry.get(x)
+    return backend.to_numpy(x, opts)
+
+
+def explain(
+    x: Any,
+    /,
+    *,
+    copy: bool | None = None,
+    dtype: Any = None,
+    allow_transfer: bool | None = None,
+    upcast: bool | None = None,
+    sparse: SparsePolicy | None = None,
+    ragged: RaggedPolicy | None = None,
+) -> Plan:
+    """Describe what :func:`to_numpy` would do with the same arguments, without doing it.
+
+    The plan is the one :func:`to_numpy` carries out, so the two never disagree. It
+    does not check the copy and transfer options: a plan that ``copy=False`` would
+    refuse is still returned, with ``zero_copy=False`` and the reason.
+
+    Example:
+        >>> import numpy as np, interop
+        >>> plan = interop.explain(np.arange(3), copy=True)
+        >>> plan.zero_copy, plan.steps
+        (False, ('copy',))
+    """
+    opts = _resolve_options(copy, dtype, allow_transfer, upcast, sparse, ragged)
+    return _registry.get(x).plan(x, opts)
+
+
+def framework_of(x: Any, /) -> str | None:
+    """The name of the backend that converts ``x`` (``"torch"``, ``"numpy"``, ...), or ``None``.
+
+    Never imports a framework.
+
+    Example:
+        >>> import numpy as np, interop
+        >>> interop.framework_of(np.zeros(2)), interop.framework_of("text")
+        ('numpy', None)
+    """
+    backend = _cache.get(type(x)) or _registry.lookup(type(x))
+    return None if backend is None else backend.name

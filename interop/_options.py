@@ -1,0 +1,166 @@
+"""Conversion options and the :func:`options` context manager.
+
+The options of a call are resolved from three layers: the library defaults, the
+innermost active :func:`options` block (held in a :class:`contextvars.ContextVar`,
+so it is private to a thread or an asyncio task and nests properly), and the
+keywords of the call itself, which always win.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["Options", "options"]
+
+SparsePolicy = Literal["error", "dense", "scipy"]
+RaggedPolicy = Literal["error", "object", "pad"]
+
+_SPARSE = ("error", "dense", "scipy")
+_RAGGED = ("error", "object", "pad")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Options:
+    """The resolved options of one conversion.
+
+    Attributes:
+        copy: ``None`` copies only when needed, ``True`` always returns memory the
+            result owns, ``False`` never copies and raises ``CopyRequiredError``
+            where a copy is unavoidable.
+        dtype: A NumPy dtype to cast the result to, or ``None`` to keep the source's.
+        allow_transfer: Whether data on an accelerator may be copied to host memory.
+        upcast: Whether nonstandard dtypes (bfloat16, float8, int4, ...) become the
+            nearest standard NumPy dtype instead of the exact ``ml_dtypes`` dtype.
+        sparse: What to do with sparse tensors: ``"error"``, ``"dense"`` or ``"scipy"``.
+        ragged: What to do with ragged/nested tensors: ``"error"``, ``"object"`` or ``"pad"``.
+    """
+
+    copy: bool | None = None
+    dtype: np.dtype[Any] | None = None
+    allow_transfer: bool = True
+    upcast: bool = False
+    sparse: SparsePolicy = "error"
+    ragged: RaggedPolicy = "error"
+
+    def replace(self, **changes: Any) -> Options:
+        """A copy of these options with ``changes`` applied and validated."""
+        merged = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        merged.update(changes)
+        return _validated(**merged)
+
+
+def _validated(
+    *,
+    copy: Any,
+    dtype: Any,
+    allow_transfer: Any,
+    upcast: Any,
+    sparse: Any,
+    ragged: Any,
+) -> Options:
+    if copy not in (None, True, False):
+        raise TypeError(f"expected copy to be None, True or False, got {copy!r}")
+    if allow_transfer not in (True, False):
+        raise TypeError(f"expected allow_transfer to be True or False, got {allow_transfer!r}")
+    if upcast not in (True, False):
+        raise TypeError(f"expected upcast to be True or False, got {upcast!r}")
+    if sparse not in _SPARSE:
+        raise ValueError(f"expected sparse to be one of {_SPARSE}, got {sparse!r}")
+    if ragged not in _RAGGED:
+        raise ValueError(f"expected ragged to be one of {_RAGGED}, got {ragged!r}")
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as exc:
+            raise TypeError(
+                f"expected dtype to be a NumPy dtype or None, got {dtype!r}; "
+                "hint: pass a NumPy dtype such as np.float32 or ml_dtypes.bfloat16"
+            ) from exc
+    options = Options(copy, dtype, bool(allow_transfer), bool(upcast), sparse, ragged)
+    return DEFAULT if options == DEFAULT else options
+
+
+DEFAULT = Options()
+_current: ContextVar[Options] = ContextVar("interop_options", default=DEFAULT)
+current = _current.get
+
+
+def resolve(
+    copy: bool | None,
+    dtype: Any,
+    allow_transfer: bool | None,
+    upcast: bool | None,
+    sparse: str | None,
+    ragged: str | None,
+) -> Options:
+    """Merge the keywords of one call (``None`` meaning "not given") over the active options."""
+    base = _current.get()
+    if (
+        dtype is None
+        and allow_transfer is None
+        and upcast is None
+        and sparse is None
+        and ragged is None
+        and (copy is None or copy is base.copy)
+    ):
+        return base
+    return _validated(
+        copy=base.copy if copy is None else copy,
+        dtype=base.dtype if dtype is None else dtype,
+        allow_transfer=base.allow_transfer if allow_transfer is None else allow_transfer,
+        upcast=base.upcast if upcast is None else upcast,
+        sparse=base.sparse if sparse is None else sparse,
+        ragged=base.ragged if ragged is None else ragged,
+    )
+
+
+@contextlib.contextmanager
+def options(
+    *,
+    copy: bool | None = None,
+    dtype: Any = None,
+    allow_transfer: bool | None = None,
+    upcast: bool | None = None,
+    sparse: SparsePolicy | None = None,
+    ragged: RaggedPolicy | None = None,
+) -> Iterator[Options]:
+    """Set the defaults of every conversion inside the ``with`` block.
+
+    Keywords left out (``None``) keep the value of the enclosing block. Explicit
+    keywords of a call inside the block still win. The block is private to the
+    current thread or asyncio task.
+
+    Note that ``copy=None`` cannot be set here, since ``None`` means "keep": an
+    inner block cannot turn an outer ``copy=True`` back to the default.
+
+    Args:
+        copy: Default ``copy`` for the block.
+        dtype: Default ``dtype`` for the block.
+        allow_transfer: Default ``allow_transfer``; ``False`` proves a block never
+            moves data from an accelerator.
+        upcast: Default ``upcast``.
+        sparse: Default sparse policy.
+        ragged: Default ragged policy.
+
+    Yields:
+        The options now in force.
+
+    Example:
+        >>> import numpy as np, interop
+        >>> with interop.options(copy=True):
+        ...     a = np.arange(3)
+        ...     interop.to_numpy(a) is a
+        False
+    """
+    new = resolve(copy, dtype, allow_transfer, upcast, sparse, ragged)
+    token = _current.set(new)
+    try:
+        yield new
+    finally:
+        _current.reset(token)

@@ -1,0 +1,144 @@
+"""The :class:`Plan` of a conversion: what :func:`interop.to_numpy` will do, step by step.
+
+A backend describes a conversion as a plan before doing any work, and then carries
+the plan out step by step. :func:`interop.explain` returns the same plan without
+carrying it out, so the two can never disagree. The copy and transfer rules of the
+contract are checked here, once, against the plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from interop._errors import CopyRequiredError, TransferError
+from interop._options import Options
+
+__all__ = ["Plan"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a conversion does, decided before any work.
+
+    Attributes:
+        framework: The backend that handles the input (``"torch"``, ``"numpy"``, ...).
+        device: Where the data lives, as a string (``"cpu"``, ``"cuda:0"``, ...).
+        zero_copy: Whether the result shares memory with the input.
+        transfer: Whether data moves from an accelerator to host memory.
+        steps: The short names of the steps, in the order they run.
+        dtype: The dtype of the result, where it is known in advance.
+        readonly: Whether the result is read-only (a view of immutable memory).
+        copy_reason: Why a copy is needed, or ``None`` for a zero-copy plan.
+        target: The target framework of :func:`interop.convert`, or ``None``.
+    """
+
+    framework: str
+    device: str
+    zero_copy: bool
+    transfer: bool
+    steps: tuple[str, ...]
+    dtype: np.dtype[Any] | None = None
+    readonly: bool = False
+    copy_reason: str | None = None
+    target: str | None = None
+    # Work a backend did while planning without copying (for example asking an
+    # object for a NumPy view) that the steps then reuse instead of repeating.
+    prepared: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        kind = "zero-copy" if self.zero_copy else f"copy ({self.copy_reason})"
+        where = f"{self.framework} on {self.device}"
+        if self.target is not None:
+            where += f" -> {self.target}"
+        ro = ", read-only" if self.readonly else ""
+        dtype = f", dtype {self.dtype}" if self.dtype is not None else ""
+        transfer = ", device-to-host transfer" if self.transfer else ""
+        return f"{where}: {kind}{transfer}{dtype}{ro}; steps: {' -> '.join(self.steps)}"
+
+    def check(self, options: Options) -> None:
+        """Raise before any work if the plan breaks the copy or transfer options."""
+        if self.transfer and not options.allow_transfer:
+            raise TransferError(
+                f"expected data in host memory, got {self.framework} data on {self.device}; "
+                "allow_transfer=False forbids the device-to-host copy. "
+                "hint: move it to the CPU first, or allow the transfer"
+            )
+        if options.copy is False and not self.zero_copy:
+            raise CopyRequiredError(
+                f"copy=False, but converting {self.framework} data on {self.device} needs a "
+                f"copy: {self.copy_reason}. hint: use copy=None to allow a copy when needed"
+            )
+
+
+def finish(
+    framework: str,
+    device: str,
+    steps: list[str],
+    *,
+    source_dtype: np.dtype[Any] | None,
+    options: Options,
+    copy_reason: str | None,
+    transfer: bool = False,
+    readonly: bool = False,
+    upcast_to: np.dtype[Any] | None = None,
+    prepared: Any = None,
+) -> Plan:
+    """Complete a backend's steps with the NumPy-side tail shared by every backend.
+
+    ``steps`` hold what the backend does to obtain a NumPy array of ``source_dtype``;
+    ``copy_reason`` says why those steps already copy (``None``: they are a view).
+    The tail adds the upcast of a nonstandard dtype, the cast to ``options.dtype``,
+    the copy demanded by ``copy=True``, and the read-only flag of a view of
+    immutable memory.
+    """
+    dtype = source_dtype
+    if options.upcast and upcast_to is not None and options.dtype is None:
+        steps.append("upcast")
+        dtype = upcast_to
+        copy_reason = copy_reason or f"upcasting {source_dtype} to {upcast_to} copies"
+    if options.dtype is not None and options.dtype != dtype:
+        steps.append("cast")
+        copy_reason = copy_reason or f"casting {dtype} to {options.dtype} copies"
+        dtype = options.dtype
+    if options.copy is True and copy_reason is None:
+        steps.append("copy")
+        copy_reason = "copy=True"
+    zero_copy = copy_reason is None
+    if zero_copy and readonly:
+        steps.append("readonly")
+    return Plan(
+        framework=framework,
+        device=device,
+        zero_copy=zero_copy,
+        transfer=transfer,
+        steps=tuple(steps),
+        dtype=dtype,
+        readonly=zero_copy and readonly,
+        copy_reason=copy_reason,
+        prepared=prepared,
+    )
+
+
+def cast(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+    """The ``upcast`` and ``cast`` steps: one copy into ``plan.dtype``."""
+    return a.astype(plan.dtype, copy=True)
+
+
+def copy(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+    """The ``copy`` step: memory the result owns, in the source's memory order."""
+    return np.array(a, copy=True, order="K")
+
+
+def readonly(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+    """The ``readonly`` step: a read-only view, leaving the framework's own array alone."""
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+TAIL_STEPS = {"upcast": cast, "cast": cast, "copy": copy, "readonly": readonly}

@@ -1,0 +1,301 @@
+"""The backend registry and the dispatch from an object to the backend that converts it.
+
+Why it looks like this: frameworks are optional, heavy to import (seconds for
+TensorFlow) and sometimes broken on import, so a backend is consulted only when its
+framework's top-level module is already in ``sys.modules``. An object of a
+framework cannot exist before that framework is imported, so this check loses
+nothing and costs nothing for frameworks the user never touched.
+
+Dispatch order is fixed: framework backends first (they know the exact semantics of
+their own tensors), then the generic protocols, most specific first (Array API,
+DLPack, ``__array__``/buffer, then Python scalars and sequences). The first match
+is cached per ``type(x)``, so the steady-state cost of dispatch is one dict lookup.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from interop._errors import UnsupportedTypeError, type_name
+from interop._options import Options
+from interop._plan import TAIL_STEPS, Plan
+
+__all__ = ["Backend", "BackendInfo", "backends", "lookup", "register_backend"]
+
+Step = Callable[[Any, Plan], Any]
+
+
+class Backend:
+    """Base class of a backend: one framework, or one generic array protocol.
+
+    A subclass names its framework's top-level module in :attr:`module` (``None``
+    for a generic protocol, which is always consulted) and answers one question in
+    :meth:`matches`. It imports its framework only in :meth:`load`, which runs once,
+    after the module was found in ``sys.modules``.
+
+    A conversion is a :class:`~interop.Plan` made by :meth:`plan`, checked against
+    the copy and transfer options, then carried out by running each named step from
+    :attr:`steps` (plus the shared ``upcast``/``cast``/``copy``/``readonly`` tail).
+    """
+
+    #: The short name reported by :func:`interop.framework_of` and in plans.
+    name: ClassVar[str] = ""
+    #: The top-level module that must already be imported, or ``None``.
+    module: ClassVar[str | None] = None
+
+    def __init__(self) -> None:
+        self.loaded = False
+        self.steps: dict[str, Step] = dict(TAIL_STEPS)
+
+    def load(self) -> None:
+        """Import the framework and prepare what :meth:`matches` needs (runs once)."""
+
+    def matches(self, cls: type) -> bool:
+        """Whether objects of exactly this type are this backend's to convert."""
+        raise NotImplementedError
+
+    def plan(self, x: Any, options: Options, /) -> Plan:
+        """Describe the conversion of ``x`` under ``options`` without doing any work."""
+        raise NotImplementedError
+
+    def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
+        """Convert ``x``; backends may override this with a fast path for common cases."""
+        plan = self.plan(x, options)
+        plan.check(options)
+        return self.run(x, plan)
+
+    def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
+        """Carry out ``plan`` on ``x`` step by step."""
+        obj = x
+        for step in plan.steps:
+            obj = self.steps[step](obj, plan)
+        return obj  # type: ignore[no-any-return]
+
+
+class BackendInfo:
+    """One entry of :func:`interop.backends`: a backend and whether it is loaded."""
+
+    __slots__ = ("backend", "generic", "loaded", "module", "name")
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.module = backend.module
+        self.generic = backend.module is None
+        self.loaded = backend.loaded
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.loaded else "not loaded"
+        return f"BackendInfo(name={self.name!r}, module={self.module!r}, {state})"
+
+
+_lock = threading.RLock()
+# Framework backends, then generic protocols; see the module docstring for the order.
+_frameworks: list[Backend] = []
+_generics: list[Backend] = []
+# type(x) -> the backend that converts it, or None for a type no backend takes.
+_cache: dict[type, Backend | None] = {}
+_entry_points_loaded = False
+
+
+def _builtin_backends() -> tuple[list[Backend], list[Backend]]:
+    from interop.backends import generic, jax, numpy, tensorflow, torch
+
+    frameworks: list[Backend] = [
+        numpy.NumpyBackend(),
+        torch.TorchBackend(),
+        tensorflow.TensorFlowBackend(),
+        jax.JaxBackend(),
+    ]
+    frameworks.extend(b() for b in _extra_framework_backends())
+    return frameworks, generic.generic_backends()
+
+
+def _extra_framework_backends() -> list[type[Backend]]:
+    import importlib
+
+    found: list[type[Backend]] = []
+    for modname, clsname in (
+        ("interop.backends.cupy", "CupyBackend"),
+        ("interop.backends.dask", "DaskBackend"),
+    ):
+        try:
+            module = importlib.import_module(modname)
+        except ImportError:  # pragma: no cover - the module ships with the package
+            continue
+        found.append(getattr(module, clsname))
+    return found
+
+
+def _ensure_builtins() -> None:
+    if not _frameworks:
+        frameworks, generics = _builtin_backends()
+        _frameworks.extend(frameworks)
+        _generics.extend(generics)
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="interop.backends"):
+        try:
+            backend = ep.load()
+        except Exception as exc:
+            import warnings
+
+            warnings.warn(
+                f"interop: could not load backend entry point {ep.name!r}: {exc!r}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            continue
+        register_backend(backend() if isinstance(backend, type) else backend)
+
+
+def _resolve(cls: type) -> Backend | None:
+    with _lock:
+        if cls in _cache:
+            return _cache[cls]
+        _ensure_builtins()
+        if not _entry_points_loaded:
+            _load_entry_points()
+        found: Backend | None = None
+        modules = sys.modules
+        for backend in (*_frameworks, *_generics):
+            if backend.module is not None and backend.module not in modules:
+                continue
+            if not backend.loaded:
+                backend.load()
+                backend.loaded = True
+            if backend.matches(cls):
+                found = backend
+                break
+        _cache[cls] = found
+        return found
+
+
+def lookup(cls: type, /) -> Backend | None:
+    """The backend that converts objects of type ``cls``, or ``None`` if none does.
+
+    Never imports a framework: only backends whose framework is already imported
+    are consulted. The answer is cached per type.
+    """
+    try:
+        return _cache[cls]
+    except KeyError:
+        return _resolve(cls)
+
+
+def get(x: object, /) -> Backend:
+    """The backend for ``x``, or :class:`UnsupportedTypeError` with a hint."""
+    backend = _cache.get(type(x)) or _resolve(type(x))
+    if backend is None:
+        raise unsupported(x)
+    return backend
+
+
+def by_name(name: str, /) -> Backend:
+    """The registered backend called ``name`` (used by conversions *to* a framework)."""
+    with _lock:
+        _ensure_builtins()
+        if not _entry_points_loaded:
+            _load_entry_points()
+        for backend in (*_frameworks, *_generics):
+            if backend.name == name:
+                if not backend.loaded:
+                    backend.load()
+                    backend.loaded = True
+                return backend
+    names = ", ".join(b.name for b in _frameworks)
+    raise ValueError(f"expected a framework name ({names}), got {name!r}")
+
+
+_HINTS: Mapping[type, str] = {
+    dict: "convert its values, or use interop.to_numpy_tree for nested containers",
+    str: "text is not an array; for text data, build an object array with np.asarray",
+    bytes: "to read raw bytes as numbers, use np.frombuffer(data, dtype=...)",
+    set: "sets have no order; convert sorted(values) instead",
+    type(None): "None has no data; handle missing values before converting",
+}
+
+
+def unsupported(x: object) -> UnsupportedTypeError:
+    """The error for an object no backend converts, naming the backends tried."""
+    tried = [b.name for b in (*_frameworks, *_generics) if b.module is None or b.loaded]
+    skipped = [b.name for b in _frameworks if not b.loaded]
+    message = (
+        f"expected an array or tensor, got `{type_name(x)}`: no backend converts it "
+        f"(tried: {', '.join(tried)}"
+    )
+    if skipped:
+        message += f"; not imported, so not tried: {', '.join(skipped)}"
+    message += ")"
+    hint = next((h for t, h in _HINTS.items() if isinstance(x, t)), None)
+    if hint is None and hasattr(x, "__iter__") and not isinstance(x, (list, tuple)):
+        hint = "materialise iterables first, for example with list(...)"
+    if hint is not None:
+        message += f". hint: {hint}"
+    return UnsupportedTypeError(message)
+
+
+def register_backend(backend: Backend, /) -> None:
+    """Register a third-party backend, consulted before the generic protocols.
+
+    Third-party frameworks may also declare their backend in the entry-point group
+    ``"interop.backends"``; those are registered on the first dispatch.
+
+    Args:
+        backend: An instance of a :class:`Backend` subclass with a unique ``name``.
+
+    Raises:
+        TypeError: If ``backend`` is not a :class:`Backend` instance.
+        ValueError: If a backend of the same name is already registered.
+    """
+    if not isinstance(backend, Backend):
+        raise TypeError(
+            f"expected an instance of interop.Backend, got `{type_name(backend)}`; "
+            "hint: subclass interop.Backend and pass an instance"
+        )
+    if not backend.name:
+        raise ValueError("expected a backend with a non-empty name, got ''")
+    with _lock:
+        _ensure_builtins()
+        if any(b.name == backend.name for b in (*_frameworks, *_generics)):
+            raise ValueError(
+                f"expected a new backend name, got {backend.name!r}, which is already registered"
+            )
+        _frameworks.append(backend)
+        _cache.clear()
+
+
+def unregister_backend(name: str, /) -> None:
+    """Remove a backend added with :func:`register_backend` (mainly for tests)."""
+    with _lock:
+        for i, b in enumerate(_frameworks):
+            if b.name == name:
+                del _frameworks[i]
+                _cache.clear()
+                return
+    raise ValueError(f"expected a registered backend name, got {name!r}")
+
+
+def backends() -> list[BackendInfo]:
+    """The registered backends in dispatch order, each with whether it is loaded.
+
+    Example:
+        >>> import interop
+        >>> [b.name for b in interop.backends()][:2]
+        ['numpy', 'torch']
+    """
+    with _lock:
+        _ensure_builtins()
+        if not _entry_points_loaded:
+            _load_entry_points()
+        return [BackendInfo(b) for b in (*_frameworks, *_generics)]

@@ -1,0 +1,66 @@
+"""NumPy arrays and NumPy scalars.
+
+A NumPy array is returned as the very same object under ``copy=None``; the only
+work ever done is the one the options ask for (an upcast of an ``ml_dtypes`` dtype,
+a cast, or a copy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from interop import _plan
+from interop._dtypes import upcast_target
+from interop._options import Options
+from interop._plan import Plan
+from interop._registry import Backend
+
+__all__ = ["NumpyBackend"]
+
+
+def _as_array(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    return np.asarray(x)
+
+
+class NumpyBackend(Backend):
+    """NumPy's ``ndarray`` (and subclasses) and NumPy scalars (``np.generic``)."""
+
+    name = "numpy"
+    module = "numpy"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps["scalar_to_array"] = _as_array
+
+    def matches(self, cls: type) -> bool:
+        return issubclass(cls, (np.ndarray, np.generic))
+
+    def plan(self, x: Any, options: Options, /) -> Plan:
+        steps: list[str] = []
+        reason = None
+        if not isinstance(x, np.ndarray):
+            steps.append("scalar_to_array")
+            reason = "a NumPy scalar has no array memory to share; a 0-d array is created"
+        dtype = x.dtype
+        return _plan.finish(
+            "numpy",
+            "cpu",
+            steps,
+            source_dtype=dtype,
+            options=options,
+            copy_reason=reason,
+            upcast_to=upcast_target(dtype),
+        )
+
+    def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
+        # The common case with options active: nothing to do, unless an upcast applies.
+        if (
+            type(x) is np.ndarray
+            and options.dtype is None
+            and options.copy is not True
+            and (not options.upcast or upcast_target(x.dtype) is None)
+        ):
+            return x
+        return super().to_numpy(x, options)
