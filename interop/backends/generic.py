@@ -16,6 +16,7 @@ the one that says the least.
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from typing import Any
 
@@ -62,7 +63,7 @@ def _dl_device_str(kind: int, index: int) -> str:
 def _from_dlpack(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
     try:
         return np.from_dlpack(x)
-    except BufferError as exc:
+    except (BufferError, TypeError) as exc:
         raise ConversionError(
             f"expected a DLPack capsule NumPy can read, got an error from `{type_name(x)}`: {exc}"
         ) from exc
@@ -85,7 +86,11 @@ class DLPackBackend(Backend):
 
     def __init__(self) -> None:
         super().__init__()
-        self.steps.update(from_dlpack=_from_dlpack, dlpack_to_host=_from_dlpack_copy_to_host)
+        self.steps.update(
+            from_dlpack=_from_dlpack,
+            dlpack_to_host=_from_dlpack_copy_to_host,
+            as_array=lambda x, p: p.prepared,
+        )
 
     def matches(self, cls: type) -> bool:
         return hasattr(cls, "__dlpack__") and hasattr(cls, "__dlpack_device__")
@@ -94,6 +99,12 @@ class DLPackBackend(Backend):
         kind, index = _dl_device(x)
         device = _dl_device_str(kind, index)
         transfer = kind not in _DL_HOST_TYPES
+        if not transfer and _array_takes_copy(type(x)) is True:
+            # For data already in host memory, an __array__ that honours copy= is the
+            # object's own bridge to NumPy: it hands out the same view DLPack would, and
+            # also converts what DLPack cannot carry (for example pyarrow arrays with
+            # nulls or bit-packed booleans), copying only when it must.
+            return _array_protocol_plan(self.name, x, options)
         if transfer:
             steps = ["dlpack_to_host"]
             reason: str | None = f"the data is on {device} and must be copied to host memory"
@@ -174,7 +185,22 @@ class ArrayApiBackend(Backend):
     def _to_cpu(self, x: Any, plan: Plan) -> Any:
         import array_api_compat
 
-        return array_api_compat.to_device(x, "cpu")
+        return array_api_compat.to_device(x, _cpu_device(x))
+
+
+def _cpu_device(x: Any) -> Any:
+    """The CPU device object of ``x``'s namespace, or ``"cpu"`` where it lists none.
+
+    Array API devices are namespace-specific objects (``array_api_strict.Device``,
+    ``torch.device``, ...); the inspection API lists them, and a CPU device names
+    itself so.
+    """
+    try:
+        info = x.__array_namespace__().__array_namespace_info__()
+        devices = list(info.devices())
+    except Exception:
+        return "cpu"
+    return next((d for d in devices if "cpu" in str(d).lower()), "cpu")
 
 
 class ArrayProtocolBackend(Backend):
@@ -198,39 +224,124 @@ class ArrayProtocolBackend(Backend):
         )
 
     def plan(self, x: Any, options: Options, /) -> Plan:
-        # Ask for a view first; only if the object cannot give one, let it copy.
-        try:
-            a = np.asarray(x, copy=False)
-            reason = None
-        except ValueError:
-            if options.copy is False:
-                # Report without making the copy that copy=False forbids.
-                return _plan.finish(
-                    self.name,
-                    "cpu",
-                    ["as_array"],
-                    source_dtype=None,
-                    options=options,
-                    copy_reason=f"`{type_name(x)}` cannot hand out a view of its data",
-                )
+        return _array_protocol_plan(self.name, x, options)
+
+
+def _array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
+    """The plan of a conversion through ``__array__``, ``__array_interface__`` or a buffer.
+
+    NumPy 2 passes ``copy=`` to ``__array__``: asking for a view (``copy=False``)
+    tells a NumPy 2 object to refuse when it would have to copy. An ``__array__``
+    written for NumPy 1 has no ``copy`` keyword (NumPy would warn when handed one);
+    it is called without it, and whether its answer is a view is found out by asking
+    twice: two answers that share memory are views of memory the object keeps.
+    """
+    takes_copy = _array_takes_copy(type(x))
+    reason: str | None
+    try:
+        if takes_copy:
+            try:
+                a = np.asarray(x, copy=False)
+                reason = None
+            except ValueError:
+                if options.copy is False:
+                    # Report without making the copy that copy=False forbids.
+                    return _plan.finish(
+                        name,
+                        "cpu",
+                        ["as_array"],
+                        source_dtype=None,
+                        options=options,
+                        copy_reason=f"`{type_name(x)}` cannot hand out a view of its data",
+                    )
+                a = np.asarray(x)
+                reason = f"`{type_name(x)}` cannot hand out a view of its data; it made a copy"
+        else:
             a = np.asarray(x)
-            reason = f"`{type_name(x)}` cannot hand out a view of its data; it made a copy"
-        if a.dtype == object:
-            raise ConversionError(
-                f"expected numeric data, got `{type_name(x)}` whose __array__ returned an "
-                "object array. hint: convert its elements first"
-            )
-        return _plan.finish(
-            self.name,
-            "cpu",
-            ["as_array"],
-            source_dtype=a.dtype,
-            options=options,
-            copy_reason=reason,
-            readonly=False,
-            upcast_to=_dtypes.upcast_target(a.dtype),
-            prepared=a,
+            again = np.asarray(x)
+            if np.may_share_memory(a, again):
+                reason = None
+            else:
+                reason = (
+                    f"`{type_name(x)}`.__array__ (written for NumPy 1, without copy=) returns "
+                    "a new array on each call"
+                )
+    except Exception as exc:
+        raise _array_refused(x, exc) from exc
+    if a.dtype == object:
+        raise ConversionError(
+            f"expected numeric data, got `{type_name(x)}` whose __array__ returned an "
+            "object array. hint: convert its elements first"
         )
+    return _plan.finish(
+        name,
+        "cpu",
+        ["as_array"],
+        source_dtype=a.dtype,
+        options=options,
+        copy_reason=reason,
+        # A view keeps the writability its owner gave it (pandas and pyarrow hand
+        # out read-only views of memory they share).
+        readonly=not a.flags.writeable,
+        upcast_to=_dtypes.upcast_target(a.dtype),
+        prepared=a,
+    )
+
+
+def _array_refused(x: Any, exc: Exception) -> ConversionError:
+    message = (
+        f"expected `{type_name(x)}` to hand over its data through __array__, but it raised "
+        f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+    )
+    if any(c.__name__ == "KerasTensor" for c in type(x).__mro__):
+        message += (
+            ". A KerasTensor is the symbolic placeholder of a Keras functional model: it "
+            "has a shape and dtype but no values. hint: call the model on data "
+            "(model(x) or model.predict(x)) and convert the result, use keras.ops inside "
+            "layers, or run NumPy code on the values with tf.py_function under the "
+            "TensorFlow backend (or run eagerly)"
+        )
+    return ConversionError(message)
+
+
+# type -> whether NumPy may pass copy= to its __array__ (see _array_takes_copy).
+_TAKES_COPY: dict[type, bool] = {}
+
+
+def _array_takes_copy(cls: type) -> bool:
+    """Whether ``np.asarray(x, copy=False)`` is safe for objects of type ``cls``.
+
+    True when NumPy reads the object through the buffer protocol or an array
+    interface (it then never calls ``__array__``), or when ``__array__`` accepts
+    ``copy``. False for an ``__array__`` without it, or one whose signature cannot be
+    read, on which passing ``copy=`` would make NumPy emit a DeprecationWarning.
+    """
+    try:
+        return _TAKES_COPY[cls]
+    except KeyError:
+        pass
+    result = True
+    if not (
+        hasattr(cls, "__array_interface__")
+        or hasattr(cls, "__array_struct__")
+        or hasattr(cls, "__buffer__")
+        or issubclass(cls, (memoryview, bytearray))
+        or _has_buffer(cls)
+    ):
+        method = getattr(cls, "__array__", None)
+        if method is not None:
+            try:
+                params = inspect.signature(method).parameters.values()
+            except (TypeError, ValueError):
+                result = False
+            else:
+                result = any(
+                    p.kind is p.VAR_KEYWORD
+                    or (p.name == "copy" and p.kind is not p.POSITIONAL_ONLY)
+                    for p in params
+                )
+    _TAKES_COPY[cls] = result
+    return result
 
 
 def _has_buffer(cls: type) -> bool:

@@ -1,12 +1,29 @@
-"""JAX arrays.
+"""JAX arrays, and the JAX objects that look like arrays but hold no values.
 
-A JAX array on the CPU is converted with a read-only zero-copy view of its buffer
-(JAX arrays are immutable). Arrays on an accelerator are copied to host memory.
+A JAX array on one CPU device is converted with a read-only zero-copy view of its
+buffer (JAX arrays are immutable). Arrays on an accelerator are copied to host
+memory. The special cases, each visible in :func:`interop.explain`:
+
+* Tracers (inside ``jit``, ``vmap``, ``grad``, ``lax.scan``, ...) have no values yet:
+  :class:`~interop.ConversionError`, suggesting ``jax.pure_callback`` or
+  ``jax.debug.print``.
+* Deleted or donated arrays have no buffer left: :class:`~interop.ConversionError`.
+* Typed PRNG key arrays (``jax.random.key``) have an opaque dtype NumPy cannot
+  hold: :class:`~interop.ConversionError` naming ``jax.random.key_data``.
+* An array sharded over several devices is assembled from its shards into one new
+  array (``assemble_shards``); a fully replicated one is a view of one local replica
+  (``local_replica``). An array that is not fully addressable (spread over several
+  processes) converts only if it is fully replicated, from the local replica and
+  with no collective; otherwise gathering it is a collective every process must
+  join, which this library does not start behind the caller's back.
+* ``jax.experimental.sparse`` arrays (``BCOO``, ``BCSR``) follow the ``sparse=``
+  policy.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -21,13 +38,45 @@ if TYPE_CHECKING:
 
 __all__ = ["JaxBackend"]
 
+Placement = Literal["single", "replica", "assemble", "gather", "absent"]
+
 
 def _device_str(d: Any) -> str:
     return "cpu" if d.platform == "cpu" else f"{d.platform}:{d.id}"
 
 
+def placement(
+    fully_addressable: bool, fully_replicated: bool, n_devices: int, n_local: int
+) -> Placement:
+    """How the values of an array laid out like this reach this process.
+
+    Args:
+        fully_addressable: ``jax.Array.is_fully_addressable``: every shard lives on a
+            device of this process.
+        fully_replicated: ``jax.Array.is_fully_replicated``: every shard holds the
+            whole array.
+        n_devices: The number of devices the array is laid out on.
+        n_local: The number of its shards this process holds.
+
+    Returns:
+        ``"single"`` (one device: its buffer), ``"replica"`` (the whole array on each
+        device: one local replica, no collective), ``"assemble"`` (pieces on several
+        local devices: put them together), ``"gather"`` (pieces in other processes:
+        only a collective over every process can gather them) or ``"absent"`` (a
+        replicated array of which this process holds no copy).
+    """
+    if fully_addressable:
+        if n_devices == 1:
+            return "single"
+        return "replica" if fully_replicated else "assemble"
+    if not fully_replicated:
+        return "gather"
+    return "replica" if n_local > 0 else "absent"
+
+
 class JaxBackend(Backend):
-    """``jax.Array`` (including tracers, which hold no data)."""
+    """``jax.Array`` (including tracers, which hold no data) and ``jax.experimental.sparse``
+    arrays."""
 
     name = "jax"
     module = "jax"
@@ -39,52 +88,99 @@ class JaxBackend(Backend):
         from jax import core
 
         self._tracer = core.Tracer
+        # The concrete array type of the fast path, learned from the first plain array
+        # planned (the type is private to jaxlib; typed PRNG key arrays have another).
+        self._view_type: Any = None
         # Shardings already seen to place the data in host memory on one device.
         self._host_shardings: set[Any] = set()
         self.steps.update(
             numpy_view=self._numpy_view,
             to_host=self._to_host,
             cast_on_device=self._cast_on_device,
+            local_replica=lambda x, p: x.addressable_data(0),
+            assemble_shards=self._assemble_shards,
+            densify=lambda x, p: np.array(x.todense()),
+            to_scipy=self._to_scipy,
         )
 
     def matches(self, cls: type) -> bool:
-        return issubclass(cls, self.jax.Array) or issubclass(cls, self._tracer)
+        if issubclass(cls, self.jax.Array) or issubclass(cls, self._tracer):
+            return True
+        # A sparse array can only exist once its module was imported; never import it.
+        sparse = sys.modules.get("jax.experimental.sparse")
+        return sparse is not None and issubclass(cls, sparse.JAXSparse)
 
     def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
-        if options is DEFAULT:
+        if options is DEFAULT and type(x) is self._view_type and x.sharding in self._host_shardings:
             try:
-                if x.sharding in self._host_shardings:
-                    return np.asarray(x)
-            except AttributeError:  # a tracer, which the planned path explains
+                return np.asarray(x)
+            except RuntimeError:  # deleted or donated, which the planned path explains
                 pass
         return super().to_numpy(x, options)
 
+    # -- planning -----------------------------------------------------------------
+
     def plan(self, x: Any, options: Options, /) -> Plan:
+        jax = self.jax
         if isinstance(x, self._tracer):
-            raise ConversionError(
-                f"expected a concrete array, got a tracer (`{type_name(x)}`) with shape "
-                f"{x.shape} and dtype {x.dtype}: inside jit, vmap, grad or scan the values "
-                "do not exist yet. hint: use jax.pure_callback to run NumPy code on the "
-                "values, or jax.debug.print to look at them"
-            )
+            raise _tracer_error(x)
+        if not isinstance(x, jax.Array):
+            return self._plan_sparse(x, options)
         if x.is_deleted():
             raise ConversionError(
-                "expected a live array, got a jax.Array whose buffer was deleted or donated. "
+                f"expected a live array, got a `{type_name(x)}` whose buffer was deleted or "
+                "donated (x.delete(), or passed to a jit function with donate_argnums). "
                 "hint: convert before donating the array, or keep a copy"
             )
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            raise ConversionError(
+                f"expected an array of numbers, got a typed PRNG key array of dtype {x.dtype} "
+                f"and shape {x.shape}, whose key data is opaque. "
+                "hint: call jax.random.key_data(keys) for the raw uint32 key data"
+            )
         sharding = x.sharding
-        devices = list(sharding.device_set)
+        devices = sharding.device_set
         on_host = all(d.platform == "cpu" for d in devices)
-        device = _device_str(devices[0]) if len(devices) == 1 else f"{len(devices)} devices"
-        if on_host and len(devices) == 1:
-            device = "cpu"
+        where = placement(
+            x.is_fully_addressable,
+            x.is_fully_replicated,
+            len(devices),
+            len(sharding.addressable_devices),
+        )
+        if where == "single":
+            device = _device_str(next(iter(devices)))
+        else:
+            kinds = sorted({d.platform for d in devices})
+            device = f"{len(devices)} {'/'.join(kinds)} devices"
+        if where == "gather":
+            raise ConversionError(
+                f"expected an array this process holds, got a `{type_name(x)}` of shape "
+                f"{x.shape} sharded over {device} in several processes; this process holds "
+                "only some of its shards, and gathering the rest is a collective every "
+                "process must join. hint: call "
+                "jax.experimental.multihost_utils.process_allgather(x) in every process, "
+                "or convert x.addressable_shards one by one"
+            )
+        if where == "absent":
+            raise ConversionError(
+                f"expected an array this process holds, got a `{type_name(x)}` whose "
+                f"replicas all live on devices of other processes ({device}). "
+                "hint: convert it in a process that holds a replica"
+            )
         steps: list[str] = []
         reason: str | None = None
         source = np.dtype(x.dtype)
         target = options.dtype
         if options.upcast and target is None:
             target = _dtypes.upcast_target(source)
-        if not on_host:
+        if where == "replica":
+            steps.append("local_replica")
+        if where == "assemble":
+            steps.append("assemble_shards")
+            reason = (
+                f"the array is sharded over {device}; its shards are assembled into one new array"
+            )
+        elif not on_host:
             if target is not None and target.itemsize < source.itemsize:
                 steps.append("cast_on_device")
                 source = target
@@ -92,13 +188,13 @@ class JaxBackend(Backend):
             reason = f"the data is on {device} and must be copied to host memory"
         else:
             steps.append("numpy_view")
-            if len(devices) == 1:
+            if where == "single":
                 self._host_shardings.add(sharding)
-            elif not sharding.is_fully_replicated:
-                reason = "the array is sharded over several devices; its pieces are assembled"
+                if self._view_type is None:
+                    self._view_type = type(x)
         return _plan.finish(
             "jax",
-            device,
+            "cpu" if where == "single" and on_host else device,
             steps,
             source_dtype=source,
             options=options,
@@ -107,6 +203,46 @@ class JaxBackend(Backend):
             readonly=True,
             upcast_to=_dtypes.upcast_target(source),
         )
+
+    def _plan_sparse(self, x: Any, options: Options) -> Plan:
+        data = x.data
+        if isinstance(data, self._tracer):
+            raise _tracer_error(data)
+        kind = type(x).__name__
+        if options.sparse == "error":
+            raise ConversionError(
+                f"expected a dense array, got a sparse `{type_name(x)}` of shape {x.shape}. "
+                "hint: pass sparse='dense' to densify it, or sparse='scipy' for a "
+                f"scipy.sparse {'csr' if kind == 'BCSR' else 'coo'}_array"
+            )
+        if options.sparse == "dense":
+            steps = ["densify"]
+            reason = "densifying a sparse array builds a new dense array"
+        else:
+            if x.n_batch or x.n_dense or kind not in ("BCOO", "BCSR"):
+                raise ConversionError(
+                    f"expected a sparse array scipy can hold, got a `{type_name(x)}` with "
+                    f"{x.n_batch} batch and {x.n_dense} dense dimensions; scipy.sparse has "
+                    "neither. hint: pass sparse='dense' to densify it"
+                )
+            steps = ["to_scipy"]
+            reason = "a scipy.sparse array is built from copies of the indices and values"
+        devices = data.sharding.device_set
+        on_host = all(d.platform == "cpu" for d in devices)
+        device = _device_str(next(iter(devices))) if len(devices) == 1 else "several devices"
+        source = np.dtype(x.dtype)
+        return _plan.finish(
+            "jax",
+            device,
+            steps,
+            source_dtype=source,
+            options=options,
+            copy_reason=reason,
+            transfer=not on_host,
+            upcast_to=_dtypes.upcast_target(source),
+        )
+
+    # -- steps ----------------------------------------------------------------------
 
     def _numpy_view(self, x: jax.Array, plan: Plan) -> np.ndarray[Any, Any]:
         return np.asarray(x)
@@ -118,3 +254,41 @@ class JaxBackend(Backend):
     def _cast_on_device(self, x: jax.Array, plan: Plan) -> jax.Array:
         assert plan.dtype is not None
         return x.astype(plan.dtype)
+
+    def _assemble_shards(self, x: jax.Array, plan: Plan) -> np.ndarray[Any, Any]:
+        # np.asarray(x) would assemble too, but it caches the result inside x and hands
+        # the same read-only array to every caller; this result is the caller's own.
+        out = np.empty(x.shape, dtype=np.dtype(x.dtype))
+        done: set[Any] = set()
+        for shard in x.addressable_shards:
+            key = tuple((s.start, s.stop, s.step) for s in shard.index)
+            if key in done:  # a replica of a piece already copied
+                continue
+            done.add(key)
+            out[shard.index] = np.asarray(shard.data)
+        return out
+
+    def _to_scipy(self, x: Any, plan: Plan) -> Any:
+        import scipy.sparse
+
+        data = np.array(x.data)
+        indices = np.array(x.indices)
+        shape = tuple(x.shape)
+        if type(x).__name__ == "BCSR":
+            indptr = np.array(x.indptr)
+            # Entries past indptr[-1] are padding.
+            nse = int(indptr[-1])
+            return scipy.sparse.csr_array((data[:nse], indices[:nse], indptr), shape=shape)
+        # BCOO pads with out-of-bounds indices (equal to the shape) and zero values;
+        # repeated indices are summed, as scipy does too.
+        keep = (indices < np.asarray(shape)).all(axis=1)
+        return scipy.sparse.coo_array((data[keep], tuple(indices[keep].T)), shape=shape)
+
+
+def _tracer_error(x: Any) -> ConversionError:
+    return ConversionError(
+        f"expected a concrete array, got a tracer (`{type_name(x)}`) with shape "
+        f"{x.shape} and dtype {x.dtype}: inside jit, vmap, grad or scan the values "
+        "do not exist yet. hint: use jax.pure_callback to run NumPy code on the "
+        "values, or jax.debug.print to look at them"
+    )

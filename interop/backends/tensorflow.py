@@ -1,10 +1,25 @@
-"""TensorFlow tensors and variables.
+"""TensorFlow tensors, variables, and the composite tensors built from them.
 
 The zero-copy path for a CPU ``EagerTensor`` is the NumPy view of its buffer that
-TensorFlow's ``__array__`` returns (``Tensor.numpy()`` copies it). That memory
-belongs to an immutable tensor, so the view is read-only. A ``tf.Variable`` is
-mutable: it is converted to a snapshot (a copy), so that a later ``assign`` does not
-change the result.
+NumPy reads through the buffer protocol (``Tensor.numpy()`` copies it). That memory
+belongs to an immutable tensor, so the view is read-only.
+
+The special cases, each a named step that :func:`interop.explain` shows:
+
+* ``tf.Variable`` (including the mirrored and other distributed variables of
+  ``tf.distribute``) is mutable: it is converted to a ``snapshot`` (a copy), so a
+  later ``assign`` does not change the result.
+* String tensors hold ``tf.string`` scalars, not fixed-width values; they become
+  object arrays of ``bytes`` (``strings_to_bytes``, a copy).
+* ``tf.RaggedTensor`` follows the ``ragged=`` policy: ``"object"`` gives a 1-d
+  object array of rows (``ragged_rows``), ``"pad"`` a zero-padded dense array
+  (``ragged_pad``).
+* ``tf.SparseTensor`` follows the ``sparse=`` policy (``densify`` or ``to_scipy``);
+  ``tf.IndexedSlices`` (the gradient of a gather) always densifies, summing
+  repeated indices as TensorFlow does.
+* Symbolic tensors (inside ``tf.function``, or a graph being built) have no values
+  and raise :class:`~interop.ConversionError`.
+* A tensor on a GPU is copied to host memory (``to_host``), under the transfer rules.
 """
 
 from __future__ import annotations
@@ -24,6 +39,14 @@ if TYPE_CHECKING:
 
 __all__ = ["TensorFlowBackend"]
 
+_OBJECT = np.dtype(object)
+
+_SYMBOLIC_HINT = (
+    "hint: run the code eagerly (outside tf.function, or with "
+    "tf.config.run_functions_eagerly(True)), or run NumPy code on the values inside "
+    "the graph with tf.py_function"
+)
+
 
 def _short_device(name: str) -> str:
     """``/job:localhost/replica:0/task:0/device:GPU:0`` -> ``gpu:0``."""
@@ -35,8 +58,23 @@ def _short_device(name: str) -> str:
     return kind if kind == "cpu" else f"{kind}:{index or 0}"
 
 
+def _symbolic(x: Any, *, variable: bool = False) -> ConversionError:
+    if variable:
+        what = f"a tf.Variable read eagerly, got `{type_name(x)}` ({x.name}) read"
+    else:
+        what = (
+            f"an eager tensor with values, got a symbolic `{type_name(x)}` "
+            f"({getattr(x, 'name', type(x).__name__)}), which has a shape and dtype but no values"
+        )
+    return ConversionError(
+        f"expected {what} while a graph is traced (inside tf.function, or while a Keras "
+        f"model builds its graph). {_SYMBOLIC_HINT}"
+    )
+
+
 class TensorFlowBackend(Backend):
-    """``tf.Tensor`` (eager), ``tf.Variable`` and their subclasses."""
+    """``tf.Tensor`` (eager), ``tf.Variable``, ``tf.RaggedTensor``, ``tf.SparseTensor``
+    and ``tf.IndexedSlices``, and their subclasses."""
 
     name = "tensorflow"
     module = "tensorflow"
@@ -49,30 +87,45 @@ class TensorFlowBackend(Backend):
 
         self._eager = ops.EagerTensor
         self._variable = tf.Variable
+        self._composite = (tf.RaggedTensor, tf.SparseTensor, tf.IndexedSlices)
         # Device strings of tensors already seen to live in host memory.
         self._host_devices: set[str] = set()
         self.steps.update(
             numpy_view=self._numpy_view,
             snapshot=lambda v, p: v.numpy(),
+            strings_to_bytes=lambda t, p: t.numpy(),
             to_host=self._to_host,
             cast_on_device=self._cast_on_device,
+            ragged_rows=self._ragged_rows,
+            ragged_pad=lambda r, p: r.to_tensor().numpy(),
+            densify=self._densify,
+            to_scipy=self._to_scipy,
         )
 
     def matches(self, cls: type) -> bool:
-        return issubclass(cls, (self.tf.Tensor, self.tf.Variable))
+        return issubclass(cls, (self.tf.Tensor, self.tf.Variable, *self._composite))
 
     def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
         if options is DEFAULT and type(x) is self._eager and x.device in self._host_devices:
             # NumPy reads a CPU EagerTensor through the buffer protocol: a read-only,
-            # zero-copy view.
-            return np.asarray(x)
+            # zero-copy view. A string tensor comes back as an object array, which the
+            # planned path builds instead (a writable copy of bytes objects).
+            a = np.asarray(x)
+            if a.dtype is not _OBJECT:
+                return a
         return super().to_numpy(x, options)
+
+    # -- planning -----------------------------------------------------------------
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         tf = self.tf
+        if isinstance(x, self._composite):
+            return self._plan_composite(x, options)
         steps: list[str] = []
         reason: str | None = None
         if isinstance(x, tf.Variable):
+            if not tf.executing_eagerly():
+                raise _symbolic(x, variable=True)
             device_name = x.device
             steps.append("snapshot")
             reason = (
@@ -81,17 +134,16 @@ class TensorFlowBackend(Backend):
         elif isinstance(x, self._eager):
             device_name = x.device
         else:
-            raise ConversionError(
-                f"expected an eager tensor with values, got a symbolic `{type_name(x)}` "
-                f"({getattr(x, 'name', '?')}), which only exists while a graph is traced. "
-                "hint: run eagerly, or call NumPy code from the graph with tf.py_function"
-            )
+            raise _symbolic(x)
         device = _short_device(device_name)
         source = np.dtype(x.dtype.as_numpy_dtype)
         transfer = device != "cpu"
         target = options.dtype
         if options.upcast and target is None:
             target = _dtypes.upcast_target(source)
+        if not steps and x.dtype == tf.string:
+            steps.append("strings_to_bytes")
+            reason = "TensorFlow strings become Python bytes objects in a new object array"
         if transfer and not steps:
             if target is not None and target.itemsize < source.itemsize:
                 steps.append("cast_on_device")
@@ -113,9 +165,74 @@ class TensorFlowBackend(Backend):
             upcast_to=_dtypes.upcast_target(source),
         )
 
+    def _plan_composite(self, x: Any, options: Options) -> Plan:
+        tf = self.tf
+        values = x.flat_values if isinstance(x, tf.RaggedTensor) else x.values
+        if not isinstance(values, self._eager):
+            raise _symbolic(x)
+        device = _short_device(values.device)
+        source = np.dtype(values.dtype.as_numpy_dtype)
+        prepared: Any = None
+        if isinstance(x, tf.RaggedTensor):
+            if options.ragged == "error":
+                raise ConversionError(
+                    f"expected a tensor with a rectangular shape, got a `{type_name(x)}` of "
+                    f"shape {x.shape} whose rows differ in length. hint: pass "
+                    "ragged='object' for a 1-d object array of rows, or ragged='pad' for a "
+                    "zero-padded dense array"
+                )
+            if options.ragged == "object":
+                steps = ["ragged_rows"]
+                reason = "the rows are copied into NumPy arrays held by a new object array"
+                # The requested dtype applies to the rows, not to the object array.
+                prepared = options.dtype
+                if prepared is None and options.upcast:
+                    prepared = _dtypes.upcast_target(source)
+                source = _OBJECT
+                options = options.replace(dtype=None, upcast=False)
+            else:
+                steps = ["ragged_pad"]
+                reason = "padding the rows to one length builds a new dense array"
+        elif isinstance(x, tf.IndexedSlices):
+            if x.dense_shape is None:
+                raise ConversionError(
+                    f"expected a `{type_name(x)}` with a dense_shape, got one without: the "
+                    "shape of the dense tensor it stands for is unknown. hint: build it with "
+                    "dense_shape=..., or convert tf.gather results before taking gradients"
+                )
+            # IndexedSlices are how TensorFlow hands over the gradient of a gather; its
+            # own conversion to a tensor densifies them, and so does this one, whatever
+            # the sparse policy.
+            steps = ["densify"]
+            reason = "IndexedSlices are densified into a new array (repeated indices are summed)"
+        else:
+            if options.sparse == "error":
+                raise ConversionError(
+                    f"expected a dense tensor, got a sparse `{type_name(x)}` of shape "
+                    f"{tuple(x.shape)}. hint: pass sparse='dense' to densify it, or "
+                    "sparse='scipy' for a scipy.sparse.coo_array"
+                )
+            if options.sparse == "dense":
+                steps = ["densify"]
+                reason = "densifying a sparse tensor builds a new dense array"
+            else:
+                steps = ["to_scipy"]
+                reason = "a scipy.sparse array is built from copies of the indices and values"
+        return _plan.finish(
+            "tensorflow",
+            device,
+            steps,
+            source_dtype=source,
+            options=options,
+            copy_reason=reason,
+            transfer=device != "cpu",
+            upcast_to=_dtypes.upcast_target(source),
+            prepared=prepared,
+        )
+
+    # -- steps ----------------------------------------------------------------------
+
     def _numpy_view(self, t: tf.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
-        if t.dtype == self.tf.string:
-            return t._numpy()  # type: ignore[no-any-return]
         return np.asarray(t)
 
     def _to_host(self, t: tf.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
@@ -127,3 +244,47 @@ class TensorFlowBackend(Backend):
         assert plan.dtype is not None
         with tf.device(t.device):
             return tf.cast(t, tf.as_dtype(plan.dtype))
+
+    def _ragged_rows(self, r: tf.RaggedTensor, plan: Plan) -> np.ndarray[Any, Any]:
+        # One host copy of the flat values, split along the row partitions: every row
+        # is a view of that copy, which nothing else holds.
+        flat = r.flat_values.numpy()
+        if plan.prepared is not None:
+            flat = flat.astype(plan.prepared)
+        splits = [s.numpy() for s in r.nested_row_splits]
+        rows: np.ndarray[Any, Any] = _split_rows(flat, splits)
+        return rows
+
+    def _densify(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        tf = self.tf
+        if isinstance(x, tf.IndexedSlices):
+            return tf.convert_to_tensor(x).numpy()  # type: ignore[no-any-return]
+        try:
+            dense = tf.sparse.to_dense(tf.sparse.reorder(x))
+        except tf.errors.InvalidArgumentError as exc:
+            raise ConversionError(
+                f"expected a valid `{type_name(x)}`, got one TensorFlow refuses to densify: "
+                f"{exc.message}. hint: remove repeated indices (tf.sparse.reorder and "
+                "deduplicate) first"
+            ) from exc
+        return dense.numpy()  # type: ignore[no-any-return]
+
+    def _to_scipy(self, x: tf.SparseTensor, plan: Plan) -> Any:
+        import scipy.sparse
+
+        indices = x.indices.numpy()
+        values = x.values.numpy()
+        shape = tuple(int(n) for n in x.dense_shape.numpy())
+        return scipy.sparse.coo_array((values, tuple(indices.T)), shape=shape)
+
+
+def _split_rows(flat: np.ndarray[Any, Any], splits: list[np.ndarray[Any, Any]]) -> Any:
+    """Rows of a ragged array from its flat values and its row splits, outermost first."""
+    if not splits:
+        return flat
+    inner = _split_rows(flat, splits[1:])
+    outer = splits[0]
+    rows = np.empty(len(outer) - 1, dtype=object)
+    for i in range(len(rows)):
+        rows[i] = inner[outer[i] : outer[i + 1]]
+    return rows

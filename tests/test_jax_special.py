@@ -1,0 +1,207 @@
+"""JAX special cases: tracers, deleted and donated arrays, PRNG keys, sparse arrays, placement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+import interop  # noqa: E402
+from interop import ConversionError, CopyRequiredError  # noqa: E402
+from interop.backends.jax import placement  # noqa: E402
+
+# -- tracers ----------------------------------------------------------------------------
+
+
+def _error_inside(transform: Callable[[Callable[..., Any]], Callable[..., Any]], *args: Any) -> Any:
+    """Run ``interop.to_numpy`` on the traced argument inside ``transform`` and return the error."""
+    seen: list[BaseException] = []
+
+    def f(x: Any, *rest: Any) -> Any:
+        try:
+            interop.to_numpy(x)
+        except Exception as exc:
+            seen.append(exc)
+        return x.sum() if not rest else (x, x)
+
+    transform(f)(*args)
+    assert len(seen) == 1
+    return seen[0]
+
+
+def _scan(f: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda xs: jax.lax.scan(lambda c, x: f(c, x), jnp.zeros(()), xs)
+
+
+@pytest.mark.parametrize(
+    ("name", "transform"),
+    [("jit", jax.jit), ("vmap", jax.vmap), ("grad", jax.grad), ("scan", _scan)],
+)
+def test_tracer_is_a_conversion_error(name: str, transform: Any) -> None:
+    exc = _error_inside(transform, jnp.arange(3.0))
+    assert isinstance(exc, ConversionError)
+    message = str(exc)
+    assert "tracer" in message and "jax.pure_callback" in message and "jax.debug.print" in message
+
+
+def test_pure_callback_is_the_way_out() -> None:
+    # What the hint suggests works: the callback receives concrete values.
+    def host(x: Any) -> Any:
+        return interop.to_numpy(x) * 2
+
+    f = jax.jit(lambda x: jax.pure_callback(host, jax.ShapeDtypeStruct(x.shape, x.dtype), x))
+    np.testing.assert_array_equal(f(jnp.arange(3.0)), [0.0, 2.0, 4.0])
+
+
+# -- deleted and donated ----------------------------------------------------------------
+
+
+def _assert_gone(x: Any) -> None:
+    for call in (interop.to_numpy, interop.explain):
+        with pytest.raises(ConversionError, match=r"deleted or donated.*hint"):
+            call(x)
+
+
+def test_deleted_array() -> None:
+    interop.to_numpy(jnp.zeros(3))  # a CPU array first, so the fast path is primed
+    x = jnp.arange(3.0)
+    x.delete()
+    _assert_gone(x)
+
+
+def test_donated_array() -> None:
+    x = jnp.arange(4.0)
+    interop.to_numpy(x)
+    y = jax.jit(lambda a: a * 2, donate_argnums=0)(x)
+    # The CPU client honours donation (checked here, since it may not on every backend).
+    assert x.is_deleted()
+    _assert_gone(x)
+    np.testing.assert_array_equal(interop.to_numpy(y), [0.0, 2.0, 4.0, 6.0])
+
+
+# -- PRNG keys --------------------------------------------------------------------------
+
+
+def test_typed_prng_key_names_key_data() -> None:
+    interop.to_numpy(jnp.zeros(3))  # prime the fast path: keys must not take it
+    keys = jax.random.split(jax.random.key(0), 3)
+    for k in (jax.random.key(0), keys):
+        for call in (interop.to_numpy, interop.explain):
+            with pytest.raises(ConversionError, match=r"PRNG key.*jax\.random\.key_data"):
+                call(k)
+    data = interop.to_numpy(jax.random.key_data(keys))
+    assert data.dtype == np.uint32 and data.shape == (3, 2)
+
+
+def test_legacy_uint32_keys_are_plain_arrays() -> None:
+    k = jax.random.PRNGKey(0)
+    np.testing.assert_array_equal(interop.to_numpy(k), np.asarray(k))
+
+
+# -- sparse -----------------------------------------------------------------------------
+
+DENSE = np.array([[0.0, 1.0, 0.0], [2.0, 0.0, 3.0]], dtype=np.float32)
+
+
+@pytest.fixture(params=["BCOO", "BCSR"])
+def sparse_array(request: pytest.FixtureRequest) -> Any:
+    from jax.experimental import sparse
+
+    cls = getattr(sparse, request.param)
+    # nse larger than needed: the arrays carry padding entries, which must not count.
+    return cls.fromdense(jnp.asarray(DENSE), nse=5)
+
+
+def test_jax_sparse_error_is_default(sparse_array: Any) -> None:
+    assert interop.framework_of(sparse_array) == "jax"
+    for call in (interop.to_numpy, interop.explain):
+        with pytest.raises(ConversionError, match=r"sparse='dense'.*sparse='scipy'"):
+            call(sparse_array)
+
+
+def test_jax_sparse_dense(sparse_array: Any) -> None:
+    plan = interop.explain(sparse_array, sparse="dense")
+    assert plan.steps == ("densify",) and not plan.zero_copy
+    out = interop.to_numpy(sparse_array, sparse="dense")
+    assert type(out) is np.ndarray and out.flags.writeable
+    np.testing.assert_array_equal(out, DENSE)
+    with pytest.raises(CopyRequiredError, match="densif"):
+        interop.to_numpy(sparse_array, sparse="dense", copy=False)
+
+
+def test_jax_sparse_scipy(sparse_array: Any) -> None:
+    import scipy.sparse
+
+    plan = interop.explain(sparse_array, sparse="scipy")
+    assert plan.steps == ("to_scipy",)
+    out = interop.to_numpy(sparse_array, sparse="scipy")
+    expected = scipy.sparse.csr_array if type(sparse_array).__name__ == "BCSR" else None
+    assert isinstance(out, expected or scipy.sparse.coo_array)
+    assert out.shape == DENSE.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(out.toarray(), DENSE)
+
+
+def test_jax_sparse_with_batch_dims_cannot_be_scipy() -> None:
+    from jax.experimental import sparse
+
+    batched = sparse.BCOO.fromdense(jnp.ones((2, 2, 2)), n_batch=1)
+    with pytest.raises(ConversionError, match=r"batch.*sparse='dense'"):
+        interop.to_numpy(batched, sparse="scipy")
+    np.testing.assert_array_equal(interop.to_numpy(batched, sparse="dense"), np.ones((2, 2, 2)))
+
+
+def test_jax_sparse_inside_jit_is_a_tracer_error() -> None:
+    from jax.experimental import sparse
+
+    seen: list[BaseException] = []
+
+    def f(m: Any) -> Any:
+        try:
+            interop.to_numpy(m, sparse="dense")
+        except Exception as exc:
+            seen.append(exc)
+        return m.data
+
+    jax.jit(f)(sparse.BCOO.fromdense(jnp.asarray(DENSE)))
+    assert len(seen) == 1 and isinstance(seen[0], ConversionError)
+    assert "jax.pure_callback" in str(seen[0])
+
+
+# -- placement: the decision for sharded and multi-process arrays ---------------------
+
+
+@pytest.mark.parametrize(
+    ("addressable", "replicated", "n_devices", "n_local", "expected"),
+    [
+        (True, True, 1, 1, "single"),
+        (True, True, 4, 4, "replica"),
+        (True, False, 4, 4, "assemble"),
+        (False, True, 4, 2, "replica"),
+        (False, False, 4, 2, "gather"),
+        (False, True, 1, 0, "absent"),
+    ],
+)
+def test_placement_decision(
+    addressable: bool, replicated: bool, n_devices: int, n_local: int, expected: str
+) -> None:
+    assert placement(addressable, replicated, n_devices, n_local) == expected
+
+
+def test_placement_of_a_real_single_device_array() -> None:
+    x = jnp.arange(4.0)
+    where = placement(
+        x.is_fully_addressable,
+        x.is_fully_replicated,
+        len(x.sharding.device_set),
+        len(x.sharding.addressable_devices),
+    )
+    assert where == "single"
+    plan = interop.explain(x)
+    assert plan.steps == ("numpy_view", "readonly") and plan.zero_copy and plan.device == "cpu"
+    out = interop.to_numpy(x)
+    assert np.shares_memory(out, np.asarray(x)) and not out.flags.writeable
