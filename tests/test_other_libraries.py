@@ -352,3 +352,23 @@ def test_modern_array_copy_false_does_not_copy() -> None:
 def test_array_that_raises_is_a_conversion_error() -> None:
     with pytest.raises(ConversionError, match=r"`.*Broken`.*RuntimeError: the backing file"):
         interop.to_numpy(Broken())
+
+
+class ReadOnlyCopies:
+    """An ``__array__`` that copies, but hands out its copies read-only."""
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("cannot view")
+        a = np.arange(3.0)
+        a.flags.writeable = False
+        return a
+
+
+def test_copy_true_is_writable_even_when_the_object_copies_read_only() -> None:
+    obj = ReadOnlyCopies()
+    assert interop.explain(obj, copy=True).steps == ("as_array", "copy")
+    out = interop.to_numpy(obj, copy=True)
+    assert out.flags.writeable
+    np.testing.assert_array_equal(out, [0.0, 1.0, 2.0])
+    assert interop.explain(obj).steps == ("as_array",)

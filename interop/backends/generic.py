@@ -273,10 +273,14 @@ def _array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
             f"expected numeric data, got `{type_name(x)}` whose __array__ returned an "
             "object array. hint: convert its elements first"
         )
+    steps = ["as_array"]
+    if reason is not None and options.copy is True and not a.flags.writeable:
+        # The object copied, but into a read-only array; copy=True promises a writable one.
+        steps.append("copy")
     return _plan.finish(
         name,
         "cpu",
-        ["as_array"],
+        steps,
         source_dtype=a.dtype,
         options=options,
         copy_reason=reason,

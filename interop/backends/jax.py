@@ -36,7 +36,7 @@ from interop._registry import Backend
 if TYPE_CHECKING:
     import jax
 
-__all__ = ["JaxBackend"]
+__all__ = ["JaxBackend", "placement"]
 
 Placement = Literal["single", "replica", "assemble", "gather", "absent"]
 
@@ -64,6 +64,10 @@ def placement(
         local devices: put them together), ``"gather"`` (pieces in other processes:
         only a collective over every process can gather them) or ``"absent"`` (a
         replicated array of which this process holds no copy).
+
+    Example:
+        >>> placement(True, False, 4, 4), placement(False, True, 8, 4)
+        ('assemble', 'replica')
     """
     if fully_addressable:
         if n_devices == 1:
