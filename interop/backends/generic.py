@@ -60,6 +60,12 @@ def _dl_device_str(kind: int, index: int) -> str:
 
 
 def _from_dlpack(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    if plan.prepared is not None:
+        return plan.prepared  # type: ignore[no-any-return]
+    return _dlpack_view(x)
+
+
+def _dlpack_view(x: Any) -> np.ndarray[Any, Any]:
     try:
         return np.from_dlpack(x)
     except BufferError as exc:
@@ -94,19 +100,25 @@ class DLPackBackend(Backend):
         kind, index = _dl_device(x)
         device = _dl_device_str(kind, index)
         transfer = kind not in _DL_HOST_TYPES
+        view: np.ndarray[Any, Any] | None = None
         if transfer:
             steps = ["dlpack_to_host"]
             reason: str | None = f"the data is on {device} and must be copied to host memory"
         else:
+            # A host view copies nothing, and tells the dtype the tail steps need.
+            view = _dlpack_view(x)
             steps, reason = ["from_dlpack"], None
         return _plan.finish(
             self.name,
             device,
             steps,
-            source_dtype=None,
+            source_dtype=None if view is None else view.dtype,
             options=options,
             copy_reason=reason,
             transfer=transfer,
+            readonly=view is not None and not view.flags.writeable,
+            upcast_to=None if view is None else _dtypes.upcast_target(view.dtype),
+            prepared=view,
         )
 
     def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
@@ -131,7 +143,7 @@ class ArrayApiBackend(Backend):
         self.steps.update(
             from_dlpack=_from_dlpack,
             to_cpu=self._to_cpu,
-            array_protocol=lambda x, p: np.asarray(x),
+            array_protocol=lambda x, p: p.prepared if p.prepared is not None else np.asarray(x),
         )
 
     def matches(self, cls: type) -> bool:
@@ -146,18 +158,27 @@ class ArrayApiBackend(Backend):
         on_cpu = "cpu" in device.lower()
         steps: list[str] = []
         reason: str | None = None
+        view: np.ndarray[Any, Any] | None = None
         if not on_cpu:
             steps.append("to_cpu")
             reason = f"the data is on {device} and must be copied to host memory"
+        elif hasattr(x, "__dlpack__"):
+            # A host view copies nothing, and tells the dtype the tail steps need.
+            view = _dlpack_view(x)
+        else:
+            view, reason = _host_array(x, options)
         steps.append("from_dlpack" if hasattr(x, "__dlpack__") else "array_protocol")
         return _plan.finish(
             self.name,
             "cpu" if on_cpu else device,
             steps,
-            source_dtype=None,
+            source_dtype=None if view is None else view.dtype,
             options=options,
             copy_reason=reason,
             transfer=not on_cpu,
+            readonly=view is not None and not view.flags.writeable,
+            upcast_to=None if view is None else _dtypes.upcast_target(view.dtype),
+            prepared=view,
         )
 
     def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
@@ -174,7 +195,20 @@ class ArrayApiBackend(Backend):
     def _to_cpu(self, x: Any, plan: Plan) -> Any:
         import array_api_compat
 
-        return array_api_compat.to_device(x, "cpu")
+        return array_api_compat.to_device(x, _cpu_device(x))
+
+
+def _cpu_device(x: Any) -> Any:
+    """The CPU device object of ``x``'s namespace (devices are namespace-specific)."""
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(x)
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is not None:
+        for dev in info().devices():
+            if "cpu" in str(dev).lower():
+                return dev
+    return "cpu"
 
 
 class ArrayProtocolBackend(Backend):
@@ -198,23 +232,17 @@ class ArrayProtocolBackend(Backend):
         )
 
     def plan(self, x: Any, options: Options, /) -> Plan:
-        # Ask for a view first; only if the object cannot give one, let it copy.
-        try:
-            a = np.asarray(x, copy=False)
-            reason = None
-        except ValueError:
-            if options.copy is False:
-                # Report without making the copy that copy=False forbids.
-                return _plan.finish(
-                    self.name,
-                    "cpu",
-                    ["as_array"],
-                    source_dtype=None,
-                    options=options,
-                    copy_reason=f"`{type_name(x)}` cannot hand out a view of its data",
-                )
-            a = np.asarray(x)
-            reason = f"`{type_name(x)}` cannot hand out a view of its data; it made a copy"
+        a, reason = _host_array(x, options)
+        if a is None:
+            # Report without making the copy that copy=False forbids.
+            return _plan.finish(
+                self.name,
+                "cpu",
+                ["as_array"],
+                source_dtype=None,
+                options=options,
+                copy_reason=reason,
+            )
         if a.dtype == object:
             raise ConversionError(
                 f"expected numeric data, got `{type_name(x)}` whose __array__ returned an "
@@ -227,10 +255,30 @@ class ArrayProtocolBackend(Backend):
             source_dtype=a.dtype,
             options=options,
             copy_reason=reason,
-            readonly=False,
+            # A view of read-only memory (bytes behind a memoryview, ...) stays read-only.
+            readonly=not a.flags.writeable,
             upcast_to=_dtypes.upcast_target(a.dtype),
             prepared=a,
         )
+
+
+def _host_array(x: Any, options: Options) -> tuple[np.ndarray[Any, Any] | None, str | None]:
+    """A view of ``x``'s host memory, or else a copy: ``(array, why it is a copy)``.
+
+    Under ``copy=False`` no copy is made: the array is ``None`` when only a copy
+    would do.
+    """
+    try:
+        return np.asarray(x, copy=False), None
+    except ValueError:
+        pass
+    reason = f"`{type_name(x)}` cannot hand out a view of its data"
+    if options.copy is False:
+        return None, reason
+    # copy=True, not a plain asarray: an ``__array__`` that predates NumPy 2's
+    # ``copy`` keyword may hand back its own memory, which must not be claimed as
+    # a copy.
+    return np.array(x, copy=True), f"{reason}; it is copied"
 
 
 def _has_buffer(cls: type) -> bool:
@@ -256,9 +304,18 @@ class PythonBackend(Backend):
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         steps = ["asarray"]
+        device = "cpu"
+        transfer = False
         if isinstance(x, (list, tuple)):
             if _contains_foreign_arrays(x):
                 steps.insert(0, "convert_items")
+                # Items on an accelerator make the whole list a transfer, so that
+                # allow_transfer=False refuses it before any item is converted.
+                if options.copy is not False:
+                    for item_plan in _item_plans(x, options):
+                        if item_plan.transfer:
+                            device, transfer = item_plan.device, True
+                            break
             reason = f"a {type(x).__name__} has no array memory to share; a new array is built"
         else:
             reason = f"a Python {type(x).__name__} has no array memory; a 0-d array is built"
@@ -266,11 +323,12 @@ class PythonBackend(Backend):
         # building, so no separate cast step is needed.
         plan = _plan.finish(
             self.name,
-            "cpu",
+            device,
             steps,
             source_dtype=options.dtype,
             options=options,
             copy_reason=reason,
+            transfer=transfer,
         )
         return plan
 
@@ -281,23 +339,45 @@ class PythonBackend(Backend):
         return np.asarray(x, dtype=plan.dtype)
 
 
+# Items np.asarray reads correctly by itself; any other item a backend converts
+# (a framework tensor, a DLPack or Array API object) is converted first.
+_NATIVE_ITEMS = ("numpy", "python")
+
+
+def _foreign_backend(item: Any) -> Backend | None:
+    if isinstance(item, (int, float, complex, bool, np.generic, np.ndarray)):
+        return None
+    backend = _registry.lookup(type(item))
+    if backend is None or backend.name in _NATIVE_ITEMS:
+        return None
+    return backend
+
+
 def _contains_foreign_arrays(x: list[Any] | tuple[Any, ...]) -> bool:
     for item in x:
         if isinstance(item, (list, tuple)):
             if _contains_foreign_arrays(item):
                 return True
-        elif not isinstance(item, (int, float, complex, bool, np.generic, np.ndarray)):
-            backend = _registry.lookup(type(item))
-            if backend is not None and backend.module not in (None, "numpy"):
-                return True
+        elif _foreign_backend(item) is not None:
+            return True
     return False
+
+
+def _item_plans(x: list[Any] | tuple[Any, ...], options: Options) -> Any:
+    item_options = options.replace(copy=None, dtype=None)
+    for item in x:
+        if isinstance(item, (list, tuple)):
+            yield from _item_plans(item, options)
+        else:
+            backend = _foreign_backend(item)
+            if backend is not None:
+                yield backend.plan(item, item_options)
 
 
 def _map_foreign(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_map_foreign(item) for item in x]
-    backend = _registry.lookup(type(x))
-    if backend is not None and backend.module not in (None, "numpy"):
+    if _foreign_backend(x) is not None:
         from interop._api import to_numpy
 
         return to_numpy(x)
