@@ -247,6 +247,26 @@ def test_list_of_dlpack_and_array_api_items() -> None:
     np.testing.assert_array_equal(out, DATA)
 
 
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_list_items_take_the_options_of_the_call(name: str) -> None:
+    load_framework(name)
+    if name == "torch":
+        import torch
+
+        items = [torch.ones(2, dtype=torch.bfloat16), torch.zeros(2, dtype=torch.bfloat16)]
+    else:
+        import jax.numpy as jnp
+
+        items = [jnp.ones(2, dtype=jnp.bfloat16), jnp.zeros(2, dtype=jnp.bfloat16)]
+    assert interop.to_numpy(items).dtype.name == "bfloat16"
+    assert interop.to_numpy(items, upcast=True).dtype == np.float32
+    with interop.options(upcast=True):
+        assert interop.to_numpy(items).dtype == np.float32
+    out = interop.to_numpy(items, upcast=True, dtype=np.float64)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, [[1.0, 1.0], [0.0, 0.0]])
+
+
 def test_list_conversion_never_mutates_the_list() -> None:
     inner = [1, 2]
     value = [inner, (3, 4)]

@@ -306,13 +306,17 @@ class PythonBackend(Backend):
         steps = ["asarray"]
         device = "cpu"
         transfer = False
+        item_options: Options | None = None
         if isinstance(x, (list, tuple)):
             if _contains_foreign_arrays(x):
                 steps.insert(0, "convert_items")
+                # Items take every option but the copy and the dtype, which apply to
+                # the array built from them (upcast=True upcasts each item).
+                item_options = options.replace(copy=None, dtype=None)
                 # Items on an accelerator make the whole list a transfer, so that
                 # allow_transfer=False refuses it before any item is converted.
                 if options.copy is not False:
-                    for item_plan in _item_plans(x, options):
+                    for item_plan in _item_plans(x, item_options):
                         if item_plan.transfer:
                             device, transfer = item_plan.device, True
                             break
@@ -329,11 +333,12 @@ class PythonBackend(Backend):
             options=options,
             copy_reason=reason,
             transfer=transfer,
+            prepared=item_options,
         )
         return plan
 
     def _convert_items(self, x: Any, plan: Plan) -> Any:
-        return _map_foreign(x)
+        return _map_foreign(x, plan.prepared)
 
     def _asarray(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         return np.asarray(x, dtype=plan.dtype)
@@ -363,25 +368,21 @@ def _contains_foreign_arrays(x: list[Any] | tuple[Any, ...]) -> bool:
     return False
 
 
-def _item_plans(x: list[Any] | tuple[Any, ...], options: Options) -> Any:
-    item_options = options.replace(copy=None, dtype=None)
+def _item_plans(x: list[Any] | tuple[Any, ...], item_options: Options) -> Any:
     for item in x:
         if isinstance(item, (list, tuple)):
-            yield from _item_plans(item, options)
+            yield from _item_plans(item, item_options)
         else:
             backend = _foreign_backend(item)
             if backend is not None:
                 yield backend.plan(item, item_options)
 
 
-def _map_foreign(x: Any) -> Any:
+def _map_foreign(x: Any, item_options: Options) -> Any:
     if isinstance(x, (list, tuple)):
-        return [_map_foreign(item) for item in x]
-    if _foreign_backend(x) is not None:
-        from interop._api import to_numpy
-
-        return to_numpy(x)
-    return x
+        return [_map_foreign(item, item_options) for item in x]
+    backend = _foreign_backend(x)
+    return x if backend is None else backend.to_numpy(x, item_options)
 
 
 def generic_backends() -> list[Backend]:
