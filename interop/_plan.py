@@ -56,7 +56,7 @@ class Plan:
         ro = ", read-only" if self.readonly else ""
         dtype = f", dtype {self.dtype}" if self.dtype is not None else ""
         transfer = ", device-to-host transfer" if self.transfer else ""
-        return f"{where}: {kind}{transfer}{dtype}{ro}; steps: {' -> '.join(self.steps)}"
+        return f"{where}: {kind}{transfer}{dtype}{ro}; steps: {' -> '.join(self.steps) or 'none'}"
 
     def check(self, options: Options) -> None:
         """Raise before any work if the plan breaks the copy or transfer options."""
@@ -83,6 +83,7 @@ def finish(
     copy_reason: str | None,
     transfer: bool = False,
     readonly: bool = False,
+    source_readonly: bool = False,
     upcast_to: np.dtype[Any] | None = None,
     prepared: Any = None,
 ) -> Plan:
@@ -92,22 +93,27 @@ def finish(
     ``copy_reason`` says why those steps already copy (``None``: they are a view).
     The tail adds the upcast of a nonstandard dtype, the cast to ``options.dtype``,
     the copy demanded by ``copy=True``, and the read-only flag of a view of
-    immutable memory.
+    immutable memory (``readonly``; ``source_readonly`` says the view is read-only
+    already, so no step is needed).
     """
     dtype = source_dtype
     if options.upcast and upcast_to is not None and options.dtype is None:
         steps.append("upcast")
         dtype = upcast_to
         copy_reason = copy_reason or f"upcasting {source_dtype} to {upcast_to} copies"
-    if options.dtype is not None and options.dtype != dtype:
+    # ``dtype is None``: the source dtype is only known once the data arrives (a
+    # transfer), so the cast is planned unconditionally. Never compare with None
+    # through ``!=``: NumPy reads ``None`` as float64.
+    if options.dtype is not None and (dtype is None or options.dtype != dtype):
         steps.append("cast")
-        copy_reason = copy_reason or f"casting {dtype} to {options.dtype} copies"
+        source = "" if dtype is None else f"{dtype} "
+        copy_reason = copy_reason or f"casting {source}to {options.dtype} copies"
         dtype = options.dtype
     if options.copy is True and copy_reason is None:
         steps.append("copy")
         copy_reason = "copy=True"
     zero_copy = copy_reason is None
-    if zero_copy and readonly:
+    if zero_copy and readonly and not source_readonly:
         steps.append("readonly")
     return Plan(
         framework=framework,
@@ -116,7 +122,7 @@ def finish(
         transfer=transfer,
         steps=tuple(steps),
         dtype=dtype,
-        readonly=zero_copy and readonly,
+        readonly=zero_copy and (readonly or source_readonly),
         copy_reason=copy_reason,
         prepared=prepared,
     )

@@ -145,8 +145,11 @@ def _load_entry_points() -> None:
     from importlib.metadata import entry_points
 
     for ep in entry_points(group="interop.backends"):
+        # A broken or clashing third-party plugin must not break every conversion:
+        # it is reported and skipped.
         try:
             backend = ep.load()
+            register_backend(backend() if isinstance(backend, type) else backend)
         except Exception as exc:
             import warnings
 
@@ -155,8 +158,6 @@ def _load_entry_points() -> None:
                 RuntimeWarning,
                 stacklevel=3,
             )
-            continue
-        register_backend(backend() if isinstance(backend, type) else backend)
 
 
 def _resolve(cls: type) -> Backend | None:

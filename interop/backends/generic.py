@@ -61,6 +61,12 @@ def _dl_device_str(kind: int, index: int) -> str:
 
 
 def _from_dlpack(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    if plan.prepared is not None:
+        return plan.prepared  # type: ignore[no-any-return]
+    return _dlpack_view(x)
+
+
+def _dlpack_view(x: Any) -> np.ndarray[Any, Any]:
     try:
         return np.from_dlpack(x)
     except (BufferError, TypeError) as exc:
@@ -99,25 +105,31 @@ class DLPackBackend(Backend):
         kind, index = _dl_device(x)
         device = _dl_device_str(kind, index)
         transfer = kind not in _DL_HOST_TYPES
-        if not transfer and _array_takes_copy(type(x)) is True:
+        if not transfer and hasattr(type(x), "__array__") and _array_takes_copy(type(x)):
             # For data already in host memory, an __array__ that honours copy= is the
             # object's own bridge to NumPy: it hands out the same view DLPack would, and
             # also converts what DLPack cannot carry (for example pyarrow arrays with
             # nulls or bit-packed booleans), copying only when it must.
             return _array_protocol_plan(self.name, x, options)
+        view: np.ndarray[Any, Any] | None = None
         if transfer:
             steps = ["dlpack_to_host"]
             reason: str | None = f"the data is on {device} and must be copied to host memory"
         else:
+            # A host view copies nothing, and tells the dtype the tail steps need.
+            view = _dlpack_view(x)
             steps, reason = ["from_dlpack"], None
         return _plan.finish(
             self.name,
             device,
             steps,
-            source_dtype=None,
+            source_dtype=None if view is None else view.dtype,
             options=options,
             copy_reason=reason,
             transfer=transfer,
+            readonly=view is not None and not view.flags.writeable,
+            upcast_to=None if view is None else _dtypes.upcast_target(view.dtype),
+            prepared=view,
         )
 
     def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
@@ -142,7 +154,7 @@ class ArrayApiBackend(Backend):
         self.steps.update(
             from_dlpack=_from_dlpack,
             to_cpu=self._to_cpu,
-            array_protocol=lambda x, p: np.asarray(x),
+            array_protocol=lambda x, p: p.prepared if p.prepared is not None else np.asarray(x),
         )
 
     def matches(self, cls: type) -> bool:
@@ -157,18 +169,27 @@ class ArrayApiBackend(Backend):
         on_cpu = "cpu" in device.lower()
         steps: list[str] = []
         reason: str | None = None
+        view: np.ndarray[Any, Any] | None = None
         if not on_cpu:
             steps.append("to_cpu")
             reason = f"the data is on {device} and must be copied to host memory"
+        elif hasattr(x, "__dlpack__"):
+            # A host view copies nothing, and tells the dtype the tail steps need.
+            view = _dlpack_view(x)
+        else:
+            view, reason = _host_array(x, options)
         steps.append("from_dlpack" if hasattr(x, "__dlpack__") else "array_protocol")
         return _plan.finish(
             self.name,
             "cpu" if on_cpu else device,
             steps,
-            source_dtype=None,
+            source_dtype=None if view is None else view.dtype,
             options=options,
             copy_reason=reason,
             transfer=not on_cpu,
+            readonly=view is not None and not view.flags.writeable,
+            upcast_to=None if view is None else _dtypes.upcast_target(view.dtype),
+            prepared=view,
         )
 
     def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
@@ -348,6 +369,25 @@ def _array_takes_copy(cls: type) -> bool:
     return result
 
 
+def _host_array(x: Any, options: Options) -> tuple[np.ndarray[Any, Any] | None, str | None]:
+    """A view of ``x``'s host memory, or else a copy: ``(array, why it is a copy)``.
+
+    Under ``copy=False`` no copy is made: the array is ``None`` when only a copy
+    would do.
+    """
+    try:
+        return np.asarray(x, copy=False), None
+    except ValueError:
+        pass
+    reason = f"`{type_name(x)}` cannot hand out a view of its data"
+    if options.copy is False:
+        return None, reason
+    # copy=True, not a plain asarray: an ``__array__`` that predates NumPy 2's
+    # ``copy`` keyword may hand back its own memory, which must not be claimed as
+    # a copy.
+    return np.array(x, copy=True), f"{reason}; it is copied"
+
+
 def _has_buffer(cls: type) -> bool:
     # Python < 3.12 exposes no __buffer__ on C types; probe the few common ones.
     import array
@@ -371,9 +411,22 @@ class PythonBackend(Backend):
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         steps = ["asarray"]
+        device = "cpu"
+        transfer = False
+        item_options: Options | None = None
         if isinstance(x, (list, tuple)):
             if _contains_foreign_arrays(x):
                 steps.insert(0, "convert_items")
+                # Items take every option but the copy and the dtype, which apply to
+                # the array built from them (upcast=True upcasts each item).
+                item_options = options.replace(copy=None, dtype=None)
+                # Items on an accelerator make the whole list a transfer, so that
+                # allow_transfer=False refuses it before any item is converted.
+                if options.copy is not False:
+                    for item_plan in _item_plans(x, item_options):
+                        if item_plan.transfer:
+                            device, transfer = item_plan.device, True
+                            break
             reason = f"a {type(x).__name__} has no array memory to share; a new array is built"
         else:
             reason = f"a Python {type(x).__name__} has no array memory; a 0-d array is built"
@@ -381,19 +434,35 @@ class PythonBackend(Backend):
         # building, so no separate cast step is needed.
         plan = _plan.finish(
             self.name,
-            "cpu",
+            device,
             steps,
             source_dtype=options.dtype,
             options=options,
             copy_reason=reason,
+            transfer=transfer,
+            prepared=item_options,
         )
         return plan
 
     def _convert_items(self, x: Any, plan: Plan) -> Any:
-        return _map_foreign(x)
+        return _map_foreign(x, plan.prepared)
 
     def _asarray(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         return np.asarray(x, dtype=plan.dtype)
+
+
+# Items np.asarray reads correctly by itself; any other item a backend converts
+# (a framework tensor, a DLPack or Array API object) is converted first.
+_NATIVE_ITEMS = ("numpy", "python")
+
+
+def _foreign_backend(item: Any) -> Backend | None:
+    if isinstance(item, (int, float, complex, bool, np.generic, np.ndarray)):
+        return None
+    backend = _registry.lookup(type(item))
+    if backend is None or backend.name in _NATIVE_ITEMS:
+        return None
+    return backend
 
 
 def _contains_foreign_arrays(x: list[Any] | tuple[Any, ...]) -> bool:
@@ -401,22 +470,26 @@ def _contains_foreign_arrays(x: list[Any] | tuple[Any, ...]) -> bool:
         if isinstance(item, (list, tuple)):
             if _contains_foreign_arrays(item):
                 return True
-        elif not isinstance(item, (int, float, complex, bool, np.generic, np.ndarray)):
-            backend = _registry.lookup(type(item))
-            if backend is not None and backend.module not in (None, "numpy"):
-                return True
+        elif _foreign_backend(item) is not None:
+            return True
     return False
 
 
-def _map_foreign(x: Any) -> Any:
-    if isinstance(x, (list, tuple)):
-        return [_map_foreign(item) for item in x]
-    backend = _registry.lookup(type(x))
-    if backend is not None and backend.module not in (None, "numpy"):
-        from interop._api import to_numpy
+def _item_plans(x: list[Any] | tuple[Any, ...], item_options: Options) -> Any:
+    for item in x:
+        if isinstance(item, (list, tuple)):
+            yield from _item_plans(item, item_options)
+        else:
+            backend = _foreign_backend(item)
+            if backend is not None:
+                yield backend.plan(item, item_options)
 
-        return to_numpy(x)
-    return x
+
+def _map_foreign(x: Any, item_options: Options) -> Any:
+    if isinstance(x, (list, tuple)):
+        return [_map_foreign(item, item_options) for item in x]
+    backend = _foreign_backend(x)
+    return x if backend is None else backend.to_numpy(x, item_options)
 
 
 def generic_backends() -> list[Backend]:

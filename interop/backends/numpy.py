@@ -51,6 +51,7 @@ class NumpyBackend(Backend):
             source_dtype=dtype,
             options=options,
             copy_reason=reason,
+            source_readonly=isinstance(x, np.ndarray) and not x.flags.writeable,
             upcast_to=upcast_target(dtype),
         )
 
