@@ -13,6 +13,7 @@ from __future__ import annotations
 # subpackage sets an attribute of that name on its parent package).
 import interop.backends as _backend_modules  # noqa: F401
 from interop._api import explain, framework_of, to_numpy
+from interop._convert import convert
 from interop._errors import (
     ConversionError,
     CopyRequiredError,
@@ -20,6 +21,7 @@ from interop._errors import (
     TransferError,
     UnsupportedTypeError,
 )
+from interop._function import numpy_function
 from interop._options import Options, options
 from interop._plan import Plan
 from interop._registry import Backend, BackendInfo, backends, register_backend
@@ -38,8 +40,10 @@ __all__ = [
     "UnsupportedTypeError",
     "__version__",
     "backends",
+    "convert",
     "explain",
     "framework_of",
+    "numpy_function",
     "options",
     "register_backend",
     "to_numpy",

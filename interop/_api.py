@@ -107,6 +107,9 @@ def explain(
     upcast: bool | None = None,
     sparse: SparsePolicy | None = None,
     ragged: RaggedPolicy | None = None,
+    to: str | None = None,
+    like: Any = None,
+    device: Any = None,
 ) -> Plan:
     """Describe what :func:`to_numpy` would do with the same arguments, without doing it.
 
@@ -114,12 +117,26 @@ def explain(
     does not check the copy and transfer options: a plan that ``copy=False`` would
     refuse is still returned, with ``zero_copy=False`` and the reason.
 
+    Given ``to``, ``like`` or ``device``, it describes :func:`interop.convert` with
+    those keywords and ``copy`` instead (the route, in ``steps``, and the target
+    framework, in ``target``).
+
     Example:
         >>> import numpy as np, interop
         >>> plan = interop.explain(np.arange(3), copy=True)
         >>> plan.zero_copy, plan.steps
         (False, ('copy',))
     """
+    if to is not None or like is not None or device is not None:
+        if (dtype, allow_transfer, upcast, sparse, ragged) != (None,) * 5:
+            raise TypeError(
+                "expected only `copy` with to=/like=/device=, got to_numpy keywords too: "
+                "convert keeps the dtype and takes no dtype, upcast, allow_transfer, "
+                "sparse or ragged"
+            )
+        from interop._convert import plan_convert
+
+        return plan_convert(x, to, like=like, device=device, copy=copy)
     opts = _resolve_options(copy, dtype, allow_transfer, upcast, sparse, ragged)
     return _registry.get(x).plan(x, opts)
 

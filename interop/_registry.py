@@ -76,6 +76,106 @@ class Backend:
             obj = self.steps[step](obj, plan)
         return obj  # type: ignore[no-any-return]
 
+    # -- conversion into this framework ------------------------------------------
+    # The hooks below serve interop.convert (interop/_convert.py), which plans a
+    # conversion between two backends from them. A backend that cannot create
+    # arrays (a generic protocol, say) keeps these defaults and is refused as a
+    # target with a clear error.
+
+    #: Whether arrays of this framework can be written in place. A zero-copy result
+    #: of a mutable framework never aliases memory that its source treats as immutable.
+    mutable: ClassVar[bool] = True
+
+    def target_device(self, device: Any, like: Any, /) -> Any:
+        """This framework's own device for ``device``, else ``like``'s, else the default."""
+        if device is not None:
+            return self.parse_device(device)
+        if like is not None:
+            return self.device_of(like)
+        return self.default_device()
+
+    def parse_device(self, device: Any, /) -> Any:
+        """The framework's device object for a string (``"cpu"``, ``"cuda:1"``, ...) or its own."""
+        raise self._not_a_target()
+
+    def default_device(self) -> Any:
+        """Where the framework places a new array when no device is asked for."""
+        raise self._not_a_target()
+
+    def device_of(self, x: Any, /) -> Any:
+        """The framework's device object that holds the array ``x`` of this framework."""
+        raise self._not_a_target()
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        """The DLPack ``(device_type, device_id)`` of one of this framework's devices."""
+        raise self._not_a_target()
+
+    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        """The NumPy dtype a result on ``device`` has for data of ``dtype``.
+
+        Raises :class:`~interop.ConversionError` for a dtype the framework cannot hold.
+        """
+        raise self._not_a_target()
+
+    def dlpack_problem(
+        self, dtype: np.dtype[Any], view: np.ndarray[Any, Any] | None, device: tuple[int, int], /
+    ) -> str | None:
+        """Why :meth:`from_dlpack` cannot alias this data, or ``None`` if it can.
+
+        ``view`` is the source's zero-copy NumPy view for data in host memory (its
+        layout and alignment decide), ``None`` for data on ``device``.
+        """
+        return f"{self.name} does not import DLPack"
+
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        """Why :meth:`from_numpy` cannot alias the NumPy array ``a``, or ``None`` if it can."""
+        return f"{self.name} cannot alias NumPy memory"
+
+    def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
+        """An array of this framework on ``device`` holding ``a``'s values.
+
+        ``copy=False`` aliases ``a`` (only asked for when :meth:`numpy_problem` found
+        none); ``copy=True`` returns memory the result owns, in one copy.
+        """
+        raise self._not_a_target()
+
+    def from_dlpack(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        """An array of this framework on ``device`` from the DLPack producer ``x``.
+
+        The import aliases ``x`` where it lives; then a move to another ``device``
+        or ``copy=True`` makes the one copy.
+        """
+        raise self._not_a_target()
+
+    def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        """``x``, an array of this very framework, on ``device`` (a copy if asked or moved)."""
+        raise self._not_a_target()
+
+    def owns(self, x: Any, device: Any, /) -> bool:
+        """Whether ``x`` is already an array of this target (so :meth:`adopt` applies)."""
+        return lookup(type(x)) is self
+
+    # Source side: what the conversion needs to know about an array of this backend.
+
+    def readonly_source(self, x: Any, /) -> bool:
+        """Whether this backend treats the memory of ``x`` as immutable (unknown: yes)."""
+        return True
+
+    def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
+        """An object whose ``__dlpack__`` exports ``x``'s data, or ``None`` if it cannot."""
+        return None
+
+    def _not_a_target(self) -> TypeError:
+        names = [
+            b.name
+            for b in (*_frameworks, *_generics)
+            if type(b).from_numpy is not Backend.from_numpy
+        ]
+        return TypeError(
+            f"expected a framework that creates arrays as the target, got {self.name!r}, "
+            f"which only reads them. hint: convert to one of: {', '.join(names)}"
+        )
+
 
 class BackendInfo:
     """One entry of :func:`interop.backends`: a backend and whether it is loaded."""

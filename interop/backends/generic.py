@@ -208,6 +208,114 @@ class ArrayApiBackend(Backend):
 
         return array_api_compat.to_device(x, _cpu_device(x))
 
+    # -- conversion into this framework --
+    # The target is the namespace of `like` (array_api_strict, ...); a device here is
+    # the pair (namespace, the namespace's own device object).
+
+    mutable = True
+
+    def target_device(self, device: Any, like: Any, /) -> Any:
+        if like is None:
+            raise TypeError(
+                "expected like= an array of the Array API library to convert to, got "
+                "to='array_api': the Array API is a standard that many libraries implement. "
+                "hint: convert(x, like=xp.asarray(0)) for the namespace xp you want"
+            )
+        import array_api_compat
+
+        xp = array_api_compat.array_namespace(like)
+        if device is None:
+            return (xp, array_api_compat.device(like))
+        return (xp, self._parse_device(xp, device))
+
+    def _parse_device(self, xp: Any, device: Any) -> Any:
+        from interop._convert import split_device
+
+        devices = list(xp.__array_namespace_info__().devices())
+        if isinstance(device, str):
+            kind, _ = split_device(device)
+            found = [d for d in devices if kind in str(d).lower()]
+            if found:
+                return found[0]
+        elif device in devices:
+            return device
+        raise ValueError(
+            f"expected a device of {xp.__name__}, got {device!r}. hint: use one of {devices}"
+        )
+
+    def device_of(self, x: Any, /) -> Any:
+        import array_api_compat
+
+        return (array_api_compat.array_namespace(x), array_api_compat.device(x))
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        dev = device[1]
+        if "cpu" in str(dev).lower():
+            return (1, 0)
+        # A device DLPack cannot name (array_api_strict's test devices, say): it only
+        # ever equals itself.
+        return (-1, hash(str(dev)) & 0xFFFF)
+
+    def owns(self, x: Any, device: Any, /) -> bool:
+        import array_api_compat
+
+        return (
+            _registry.lookup(type(x)) is self and array_api_compat.array_namespace(x) is device[0]
+        )
+
+    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        xp, dev = device
+        names = xp.__array_namespace_info__().dtypes(device=dev)
+        if dtype.name not in names:
+            raise ConversionError(
+                f"expected a dtype {xp.__name__} supports, got {dtype} (it has: "
+                f"{', '.join(names)}). hint: cast to one of those first"
+            )
+        return dtype
+
+    def dlpack_problem(
+        self, dtype: np.dtype[Any], view: np.ndarray[Any, Any] | None, device: tuple[int, int], /
+    ) -> str | None:
+        if device != (1, 0):
+            return "the Array API target imports DLPack data from host memory only"
+        return None
+
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        from interop._convert import layout_problem
+
+        if not a.flags.writeable:
+            return "the NumPy array is read-only, and Array API arrays are writable"
+        return layout_problem(a, contiguous=False, aligned=False, positive=False)
+
+    def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
+        from interop._convert import aligned_copy
+
+        xp, dev = device
+        b = aligned_copy(a) if copy else a
+        if self.dlpack_device(device) == (1, 0):
+            return xp.from_dlpack(b)
+        return xp.asarray(b, device=dev)
+
+    def from_dlpack(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        xp, dev = device
+        out = xp.from_dlpack(x)
+        if copy or self.device_of(out) != device:
+            return xp.asarray(out, device=dev, copy=True)
+        return out
+
+    def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        xp, dev = device
+        if copy or self.device_of(x) != device:
+            return xp.asarray(x, device=dev, copy=True)
+        return x
+
+    def readonly_source(self, x: Any, /) -> bool:
+        # Array API arrays support __setitem__; read-only memory shows in the view.
+        return False
+
+    def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
+        return x if hasattr(x, "__dlpack__") and dtype.type.__module__ != "ml_dtypes" else None
+
 
 def _cpu_device(x: Any) -> Any:
     """The CPU device object of ``x``'s namespace, or ``"cpu"`` where it lists none.

@@ -65,3 +65,36 @@ class NumpyBackend(Backend):
         ):
             return x
         return super().to_numpy(x, options)
+
+    # -- conversion into this framework --
+
+    def parse_device(self, device: Any, /) -> Any:
+        from interop._convert import split_device
+
+        if isinstance(device, str) and split_device(device)[0] == "cpu":
+            return "cpu"
+        raise ValueError(
+            f"expected device None or 'cpu' for NumPy, got {device!r}: NumPy arrays live in "
+            "host memory. hint: convert to a framework that supports that device"
+        )
+
+    def default_device(self) -> Any:
+        return "cpu"
+
+    def device_of(self, x: Any, /) -> Any:
+        return "cpu"
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        return (1, 0)
+
+    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        return dtype
+
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        return None
+
+    def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
+        return np.array(a, copy=True, order="K") if copy else a
+
+    def readonly_source(self, x: Any, /) -> bool:
+        return isinstance(x, np.ndarray) and not x.flags.writeable

@@ -277,6 +277,134 @@ class TensorFlowBackend(Backend):
         shape = tuple(int(n) for n in x.dense_shape.numpy())
         return scipy.sparse.coo_array((values, tuple(indices.T)), shape=shape)
 
+    # -- conversion into this framework --
+
+    mutable = False
+
+    def parse_device(self, device: Any, /) -> Any:
+        tf = self.tf
+        if isinstance(device, tf.DeviceSpec):
+            spec = device
+        elif isinstance(device, str):
+            if "/" in device or device[:3].isupper():
+                spec = tf.DeviceSpec.from_string(device)
+            else:
+                from interop._convert import split_device
+
+                kind, index = split_device(device)
+                kind = "GPU" if kind in ("cuda", "gpu", "rocm") else kind.upper()
+                spec = tf.DeviceSpec(device_type=kind, device_index=index or 0)
+        else:
+            raise TypeError(f"expected a device string or tf.DeviceSpec, got `{type_name(device)}`")
+        kind = (spec.device_type or "CPU").upper()
+        index = spec.device_index or 0
+        available = tf.config.list_logical_devices(kind)
+        if index >= len(available):
+            raise ValueError(
+                f"expected a device TensorFlow can use, got {device!r}: {len(available)} "
+                f"{kind} device(s) are available. hint: use device='cpu'"
+            )
+        return f"/device:{kind}:{index}"
+
+    def default_device(self) -> Any:
+        from tensorflow.python.eager import context
+
+        scope = context.context().device_name
+        cache: dict[str, str] = self.__dict__.setdefault("_default_devices", {})
+        if scope not in cache:
+            # Where TensorFlow puts a new constant in this device scope: the GPU when
+            # one is visible, else the CPU.
+            cache[scope] = self.parse_device(self.tf.constant(0.0).device)
+        return cache[scope]
+
+    def device_of(self, x: Any, /) -> Any:
+        return self.parse_device(x.device or "cpu")
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        _, kind, index = device.rsplit(":", 2)
+        if kind == "CPU":
+            return (1, 0)
+        return (2, int(index)) if kind == "GPU" else (-1, int(index))
+
+    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        try:
+            self.tf.as_dtype(dtype)
+        except TypeError as exc:
+            raise ConversionError(
+                f"expected a dtype TensorFlow can hold, got {dtype}. "
+                "hint: cast it to a standard dtype first"
+            ) from exc
+        return dtype
+
+    def _dlpack_dtype_problem(self, dtype: np.dtype[Any]) -> str | None:
+        if dtype.type.__module__ == "ml_dtypes" and dtype.name != "bfloat16":
+            return f"TensorFlow exchanges no {dtype} through DLPack"
+        return None
+
+    def dlpack_problem(
+        self, dtype: np.dtype[Any], view: np.ndarray[Any, Any] | None, device: tuple[int, int], /
+    ) -> str | None:
+        problem = self._dlpack_dtype_problem(dtype)
+        if problem is not None:
+            return problem
+        if device != (1, 0):
+            gpus = self.tf.config.list_logical_devices("GPU")
+            if device[0] != 2 or device[1] >= len(gpus):
+                return "TensorFlow has no access to that device"
+            return None
+        if view is None:
+            return None
+        from interop._convert import layout_problem
+
+        # TensorFlow's kernels assume 64-byte aligned, compact buffers; its DLPack
+        # import does not check the alignment, so the check is made here.
+        return layout_problem(view, contiguous=True, aligned=True)
+
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        if not a.flags.writeable:
+            return (
+                "TensorFlow imports NumPy memory only as a legacy DLPack capsule, which "
+                "cannot carry NumPy's read-only flag"
+            )
+        return self.dlpack_problem(a.dtype, a, (1, 0))
+
+    def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
+        tf = self.tf
+        if copy:
+            with tf.device(device):
+                # One copy into memory TensorFlow allocates (aligned, any dtype it holds).
+                t = tf.convert_to_tensor(a)
+                return t if self.device_of(t) == device else tf.identity(t)
+        dlpack = tf.experimental.dlpack
+        if a.dtype.type.__module__ == "ml_dtypes":  # bfloat16: through its bits
+            bits = dlpack.from_dlpack(a.view(np.uint16).__dlpack__())
+            return tf.bitcast(bits, tf.bfloat16)
+        return dlpack.from_dlpack(a.__dlpack__())
+
+    def from_dlpack(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        tf = self.tf
+        # TensorFlow takes legacy capsules only, so none with max_version is asked for.
+        t = tf.experimental.dlpack.from_dlpack(x.__dlpack__())
+        if self.device_of(t) != device:
+            with tf.device(device):
+                return tf.identity(t)
+        return tf.raw_ops.DeepCopy(x=t) if copy else t
+
+    def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        tf = self.tf
+        if self.device_of(x) != device:
+            with tf.device(device):
+                return tf.identity(x)
+        return tf.raw_ops.DeepCopy(x=x) if copy else x
+
+    def readonly_source(self, x: Any, /) -> bool:
+        return True
+
+    def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
+        if type(x) is not self._eager or self._dlpack_dtype_problem(dtype) is not None:
+            return None
+        return x
+
 
 def _split_rows(flat: np.ndarray[Any, Any], splits: list[np.ndarray[Any, Any]]) -> Any:
     """Rows of a ragged array from its flat values and its row splits, outermost first."""

@@ -209,3 +209,129 @@ class TorchBackend(Backend):
     def _complex32_view(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
         pairs = self.torch.view_as_real(t).numpy()
         return pairs.view(_COMPLEX32)[..., 0]  # type: ignore[no-any-return]
+
+    # -- conversion into this framework --
+
+    mutable = True
+
+    def parse_device(self, device: Any, /) -> Any:
+        torch = self.torch
+        if isinstance(device, torch.device):
+            d = device
+        elif isinstance(device, str):
+            from interop._convert import split_device
+
+            kind, index = split_device(device)
+            kind = "cuda" if kind == "gpu" else kind
+            try:
+                d = torch.device(kind if index is None else f"{kind}:{index}")
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"expected a device PyTorch knows, got {device!r}: {exc}. "
+                    "hint: use 'cpu', 'cuda' or 'cuda:N'"
+                ) from exc
+        else:
+            raise TypeError(f"expected a device string or torch.device, got `{type_name(device)}`")
+        if d.type == "cuda" and (
+            not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()
+        ):
+            raise ValueError(
+                f"expected a CUDA device PyTorch can use, got {device!r}: "
+                f"{torch.cuda.device_count()} CUDA device(s) are available. "
+                "hint: use device='cpu'"
+            )
+        if d.type == "cuda" and d.index is None:
+            d = torch.device("cuda", torch.cuda.current_device())
+        if d.type == "meta":
+            raise ValueError(
+                "expected a device that holds data, got 'meta', which keeps only shapes "
+                "and dtypes. hint: use torch.empty_like(...) on the meta device instead"
+            )
+        return d
+
+    def default_device(self) -> Any:
+        return self.parse_device(self.torch.get_default_device())
+
+    def device_of(self, x: Any, /) -> Any:
+        return x.device
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        torch = self.torch
+        if device.type == "cpu":
+            return (1, 0)
+        if device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            return (10 if torch.version.hip else 2, index)
+        if device.type == "mps":
+            return (8, 0)
+        return (-1, device.index or 0)
+
+    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        if self._torch_dtype(dtype) is None:
+            raise ConversionError(
+                f"expected a dtype PyTorch can hold, got {dtype}. hint: cast it to a "
+                "standard dtype first, for example with interop.to_numpy(x, upcast=True)"
+            )
+        return dtype
+
+    def dlpack_problem(
+        self, dtype: np.dtype[Any], view: np.ndarray[Any, Any] | None, device: tuple[int, int], /
+    ) -> str | None:
+        torch = self.torch
+        if device[0] in (2, 10):
+            if not torch.cuda.is_available() or device[1] >= torch.cuda.device_count():
+                return "PyTorch has no access to that CUDA device"
+        elif device != (1, 0):
+            return "PyTorch imports DLPack data only from the CPU and CUDA devices"
+        if view is not None and any(s < 0 for s in view.strides):
+            # torch.from_dlpack aborts the process on negative strides.
+            return "PyTorch cannot import negative strides through DLPack"
+        return None
+
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        from interop._convert import layout_problem
+
+        if not a.flags.writeable:
+            return "the NumPy array is read-only, and a PyTorch tensor is always writable"
+        return layout_problem(a, contiguous=False, aligned=False)
+
+    def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
+        from interop._convert import aligned_copy
+
+        if copy and (device.type == "cpu" or self.numpy_problem(a) is not None):
+            a = aligned_copy(a)
+        t = self._tensor_view(a)
+        # The move to another device is the one copy; the view above is free.
+        return t if device.type == "cpu" else t.to(device)
+
+    def _tensor_view(self, a: np.ndarray[Any, Any]) -> torch.Tensor:
+        """``torch.from_numpy`` that also takes ``ml_dtypes`` arrays (through same-width ints)."""
+        torch = self.torch
+        tdt = self._torch_dtype(a.dtype)
+        bits = self._bit_views.get(tdt)
+        if bits is None:
+            return torch.from_numpy(a)
+        inttype = bits[1]
+        return torch.from_numpy(a.view(np.dtype(str(inttype).removeprefix("torch.")))).view(tdt)
+
+    def from_dlpack(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        t = self.torch.from_dlpack(x)
+        if t.device != device:
+            return t.to(device)
+        return t.clone() if copy else t
+
+    def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        t = x.detach() if x.requires_grad else x
+        if t.device != device:
+            return t.to(device)
+        return t.clone() if copy else t
+
+    def readonly_source(self, x: Any, /) -> bool:
+        return False
+
+    def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
+        if x.is_conj() or x.is_neg() or x.layout is not self.torch.strided or x.is_quantized:
+            return None
+        if self._torch_dtype(dtype) is None:
+            return None
+        return x.detach() if x.requires_grad else x

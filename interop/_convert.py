@@ -1,0 +1,558 @@
+"""Conversion between any two frameworks: :func:`convert`.
+
+A conversion is planned before any work, like :func:`interop.to_numpy`, and the
+plan is what :func:`interop.explain` returns when it is given ``to=``, ``like=`` or
+``device=``. The planner picks one of four routes, in this order:
+
+1. The target is NumPy: exactly :func:`interop.to_numpy`.
+2. The source already belongs to the target framework: keep it, move it to the
+   target device, or copy it (``copy=True``).
+3. The data sits in host memory and the source hands out a zero-copy NumPy view:
+   the target imports it without a copy (through DLPack from the source object, or
+   from the NumPy view) when the target can alias that memory safely; otherwise the
+   target makes one copy of the view.
+4. The data sits on an accelerator: a direct DLPack import where it lives (zero-copy
+   on the same device, one copy for a move or where safety asks for it), or, when
+   the target cannot import from that device, one copy to host memory through
+   NumPy.
+
+Safety: a zero-copy result of a framework whose arrays are writable (PyTorch,
+array-api-strict) never aliases memory its source treats as immutable (a JAX
+array, a TensorFlow tensor, a read-only NumPy array): such conversions copy, and
+``copy=False`` refuses them. The reverse is allowed: an immutable result (JAX,
+TensorFlow) may alias a mutable source, whose later writes then show through.
+
+DLPack versions are negotiated by the importing framework: PyTorch, NumPy and
+array-api-strict ask the producer for ``max_version=(1, 0)`` and fall back to the
+legacy protocol on ``TypeError``. TensorFlow imports legacy capsules only, so its
+producer is asked for one without ``max_version``; since a legacy capsule cannot
+say "read-only", read-only NumPy memory never goes to TensorFlow that way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from interop import _options, _registry
+from interop._errors import ConversionError, InteropError, type_name
+from interop._options import DEFAULT
+from interop._plan import Plan
+from interop._registry import Backend
+
+__all__ = ["convert"]
+
+#: The DLPack device of host memory.
+HOST: tuple[int, int] = (1, 0)
+#: The alignment TensorFlow and XLA (JAX) need to use host memory they did not allocate.
+ALIGNMENT = 64
+
+_DL_NAMES = {2: "cuda", 4: "opencl", 7: "vulkan", 8: "metal", 9: "vpi", 10: "rocm", 14: "oneapi"}
+_DEVICE_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(?::\s*(\d+))?\s*$")
+
+Step = Callable[[Any], Any]
+
+
+# -- helpers shared with the backends' "conversion into this framework" sections ----
+
+
+def device_name(dl: tuple[int, int]) -> str:
+    """A DLPack device as a short string: ``(1, 0)`` -> ``"cpu"``, ``(2, 1)`` -> ``"cuda:1"``."""
+    kind, index = dl
+    if kind == 1:
+        return "cpu"
+    if kind < 0:
+        return f"device:{index}"
+    return f"{_DL_NAMES.get(kind, f'dlpack_device_{kind}')}:{index}"
+
+
+def split_device(device: str) -> tuple[str, int | None]:
+    """``"cuda:1"`` -> ``("cuda", 1)``, ``"GPU"`` -> ``("gpu", None)``; else ``ValueError``."""
+    m = _DEVICE_RE.match(device)
+    if m is None:
+        raise ValueError(
+            f"expected a device such as 'cpu', 'cuda', 'cuda:1', 'gpu' or 'tpu:0', got {device!r}"
+        )
+    return m.group(1).lower(), None if m.group(2) is None else int(m.group(2))
+
+
+def is_aligned(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> bool:
+    """Whether ``a``'s data starts at a multiple of ``alignment`` bytes (empty arrays: yes)."""
+    return a.size == 0 or a.ctypes.data % alignment == 0
+
+
+def aligned_copy(a: np.ndarray[Any, Any], dtype: Any = None) -> np.ndarray[Any, Any]:
+    """One copy of ``a`` into fresh C-contiguous, native-endian, 64-byte aligned memory.
+
+    The copy is what every framework can alias without copying again; ``dtype``
+    casts in the same pass.
+    """
+    dtype = np.dtype(a.dtype if dtype is None else dtype)
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
+    nbytes = a.size * dtype.itemsize
+    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    start = (-raw.ctypes.data) % ALIGNMENT
+    out = raw[start : start + nbytes].view(dtype).reshape(a.shape)
+    out[...] = a
+    return out  # type: ignore[no-any-return]
+
+
+def layout_problem(
+    a: np.ndarray[Any, Any], *, contiguous: bool, aligned: bool, positive: bool = True
+) -> str | None:
+    """Why a framework with these needs cannot alias ``a``'s memory, or ``None``."""
+    if not a.dtype.isnative:
+        return "the data is not in native byte order"
+    if contiguous and not a.flags.c_contiguous:
+        return "the data is not C-contiguous"
+    if positive and any(s < 0 for s in a.strides):
+        return "the data has negative strides"
+    if aligned and not is_aligned(a):
+        return (
+            f"the data is not {ALIGNMENT}-byte aligned (it starts "
+            f"{a.ctypes.data % ALIGNMENT} bytes past a boundary)"
+        )
+    return None
+
+
+def check_numeric(dtype: np.dtype[Any], target: str) -> None:
+    """Raise :class:`ConversionError` unless ``dtype`` holds numbers (or booleans)."""
+    if dtype.type.__module__ == "ml_dtypes":
+        return
+    if dtype.names is None and dtype.kind in "biufc":
+        return
+    raise ConversionError(
+        f"expected numeric data to convert to {target}, got dtype {dtype}. "
+        "hint: convert it with interop.to_numpy and handle it in NumPy"
+    )
+
+
+# -- planning -------------------------------------------------------------------------
+
+
+class _Target:
+    """The resolved target: a backend, its own device object, and that device in DLPack terms."""
+
+    __slots__ = ("backend", "device", "dl", "name")
+
+    def __init__(self, backend: Backend, device: Any) -> None:
+        self.backend = backend
+        self.device = device
+        self.dl = backend.dlpack_device(device)
+        self.name = device_name(self.dl)
+
+
+def _target_backend(to: Any, like: Any) -> Backend:
+    if (to is None) == (like is None):
+        given = "both" if to is not None else "neither"
+        raise TypeError(
+            f"expected exactly one of `to` (a framework name) and `like` (an array), got {given}. "
+            "hint: convert(x, 'torch') or convert(x, like=other_array)"
+        )
+    if like is not None:
+        return _registry.get(like)
+    if not isinstance(to, str):
+        raise TypeError(
+            f"expected `to` to be a framework name such as 'torch', got `{type_name(to)}`. "
+            "hint: to match an existing array, pass it as like="
+        )
+    try:
+        return _registry.by_name(to)
+    except ImportError as exc:
+        raise ImportError(
+            f"expected an installed framework, got to={to!r}, which cannot be imported: {exc}. "
+            f"hint: install {to}"
+        ) from exc
+
+
+def plan_convert(
+    x: Any, /, to: Any = None, *, like: Any = None, device: Any = None, copy: bool | None = None
+) -> Plan:
+    """The plan of ``convert(x, to, like=like, device=device, copy=copy)``, without the work.
+
+    The steps to run are kept in ``Plan.prepared``; :func:`convert` runs exactly them.
+    """
+    target_backend = _target_backend(to, like)
+    opts = _options.resolve(copy, None, None, None, None, None)
+    source = _registry.get(x)
+
+    if target_backend.name == "numpy":
+        target_backend.target_device(device, like)  # validates the device
+        plan = source.plan(x, opts)
+        return _with_route(plan, "numpy", [lambda obj: source.run(obj, plan)])
+
+    target = _Target(target_backend, target_backend.target_device(device, like))
+    if target_backend.owns(x, target.device):
+        return _plan_same(x, target, opts)
+    return _plan_across(x, source, target, opts)
+
+
+def _with_route(plan: Plan, target: str, route: list[Step]) -> Plan:
+    return dataclasses.replace(plan, target=target, prepared=tuple(route))
+
+
+def _make_plan(
+    *,
+    framework: str,
+    device: str,
+    target: _Target,
+    steps: list[str],
+    route: list[Step],
+    dtype: np.dtype[Any] | None,
+    reason: str | None,
+    transfer: bool,
+) -> Plan:
+    return Plan(
+        framework=framework,
+        device=device,
+        zero_copy=reason is None,
+        transfer=transfer,
+        steps=tuple(steps),
+        dtype=dtype,
+        readonly=not target.backend.mutable,
+        copy_reason=reason,
+        target=target.backend.name,
+        prepared=tuple(route),
+    )
+
+
+def _plan_same(x: Any, target: _Target, opts: _options.Options) -> Plan:
+    """Route 2: ``x`` already belongs to the target framework."""
+    backend = target.backend
+    source_device = backend.device_of(x)
+    source_dl = backend.dlpack_device(source_device)
+    moved = source_device != target.device
+    reason: str | None = None
+    if moved:
+        steps = ["to_device"]
+        reason = f"moving the data from {device_name(source_dl)} to {target.name} copies"
+    elif opts.copy is True:
+        steps = ["copy"]
+        reason = "copy=True"
+    else:
+        steps = ["keep"]
+    copy = reason is not None and not moved
+
+    def adopt(obj: Any) -> Any:
+        return backend.adopt(obj, device=target.device, copy=copy)
+
+    return _make_plan(
+        framework=backend.name,
+        device=device_name(source_dl),
+        target=target,
+        steps=steps,
+        route=[adopt],
+        dtype=_dtype_of(backend, x),
+        reason=reason,
+        transfer=moved,
+    )
+
+
+def _dtype_of(backend: Backend, x: Any) -> np.dtype[Any] | None:
+    try:
+        return backend.plan(x, DEFAULT).dtype
+    except (InteropError, TypeError, ValueError):  # only the dtype is wanted here
+        return None
+
+
+def _plan_across(x: Any, source: Backend, target: _Target, opts: _options.Options) -> Plan:
+    """Routes 3 and 4: ``x`` belongs to another framework than the target."""
+    tb = target.backend
+    sp = source.plan(x, DEFAULT)
+    on_host = not sp.transfer
+    view: np.ndarray[Any, Any] | None = None
+    if on_host and sp.zero_copy:
+        # A zero-copy host view (read-only for immutable memory): cheap, and both the
+        # layout the target needs and the data for a NumPy-side import come from it.
+        view = source.run(x, sp)
+        dtype: np.dtype[Any] | None = view.dtype
+    else:
+        dtype = sp.dtype
+    if dtype is not None:
+        native = dtype if dtype.isnative else dtype.newbyteorder("=")
+        check_numeric(native, tb.name)
+        result_dtype: np.dtype[Any] | None = tb.target_dtype(native, target.device)
+    else:
+        native, result_dtype = None, None
+
+    common = {"framework": source.name, "device": sp.device, "target": target}
+
+    if view is not None:
+        return _plan_host(x, source, target, opts, view, native, result_dtype, common)
+
+    source_dl = _dlpack_device_of(x) if sp.transfer else HOST
+    export = source.dlpack_export(x, native) if native is not None else None
+    if (
+        sp.transfer
+        and source_dl is not None
+        and export is not None
+        and native is not None
+        and tb.dlpack_problem(native, None, source_dl) is None
+    ):
+        return _plan_device(
+            x, source, target, opts, export, source_dl, native, result_dtype, common
+        )
+    return _plan_through_numpy(x, source, target, sp, result_dtype, common)
+
+
+def _plan_host(
+    x: Any,
+    source: Backend,
+    target: _Target,
+    opts: _options.Options,
+    view: np.ndarray[Any, Any],
+    dtype: np.dtype[Any] | None,
+    result_dtype: np.dtype[Any] | None,
+    common: dict[str, Any],
+) -> Plan:
+    """Route 3: the data is in host memory and ``view`` shows it without a copy."""
+    tb = target.backend
+    device = target.device
+    if target.dl != HOST:
+
+        def upload(obj: Any) -> Any:
+            return tb.from_numpy(view, device=device, copy=True)
+
+        return _make_plan(
+            **common,
+            steps=["numpy_view", "to_device"],
+            route=[upload],
+            dtype=result_dtype,
+            reason=f"moving the data from host memory to {target.name} copies",
+            transfer=True,
+        )
+
+    reason: str | None = None
+    if result_dtype is not None and result_dtype != dtype:
+        reason = _cast_reason(tb, dtype, result_dtype)
+    elif tb.mutable and (source.readonly_source(x) or not view.flags.writeable):
+        reason = (
+            f"{source.name} treats this memory as immutable, and {tb.name} arrays are "
+            "writable: a zero-copy result could change the source"
+        )
+    if reason is None and opts.copy is True:
+        reason = "copy=True"
+
+    if reason is None:
+        assert dtype is not None
+        export = None if source.name == "numpy" else source.dlpack_export(x, dtype)
+        problem = tb.dlpack_problem(dtype, view, HOST) if export is not None else "no export"
+        if export is not None and problem is None:
+
+            def import_dlpack(obj: Any) -> Any:
+                return tb.from_dlpack(export, device=device, copy=False)
+
+            return _make_plan(
+                **common,
+                steps=["dlpack"],
+                route=[import_dlpack],
+                dtype=result_dtype,
+                reason=None,
+                transfer=False,
+            )
+        numpy_problem = tb.numpy_problem(view)
+        if numpy_problem is None:
+
+            def alias(obj: Any) -> Any:
+                return tb.from_numpy(view, device=device, copy=False)
+
+            steps = ["from_numpy"] if source.name == "numpy" else ["numpy_view", "from_numpy"]
+            return _make_plan(
+                **common,
+                steps=steps,
+                route=[alias],
+                dtype=result_dtype,
+                reason=None,
+                transfer=False,
+            )
+        reason = f"{tb.name} cannot alias this memory: {numpy_problem}"
+
+    def copy_view(obj: Any) -> Any:
+        return tb.from_numpy(view, device=device, copy=True)
+
+    steps = ["copy"] if source.name == "numpy" else ["numpy_view", "copy"]
+    return _make_plan(
+        **common,
+        steps=steps,
+        route=[copy_view],
+        dtype=result_dtype,
+        reason=reason,
+        transfer=False,
+    )
+
+
+def _cast_reason(tb: Backend, dtype: Any, result_dtype: np.dtype[Any]) -> str:
+    if tb.name == "jax":
+        return (
+            f"JAX has 64-bit types disabled (jax_enable_x64=False), so {dtype} becomes "
+            f"{result_dtype}; casting copies"
+        )
+    return f"{tb.name} holds {dtype} as {result_dtype}; casting copies"
+
+
+def _dlpack_device_of(x: Any) -> tuple[int, int] | None:
+    try:
+        kind, index = x.__dlpack_device__()
+        return int(kind), int(index)
+    except Exception:
+        return None
+
+
+def _plan_device(
+    x: Any,
+    source: Backend,
+    target: _Target,
+    opts: _options.Options,
+    export: Any,
+    source_dl: tuple[int, int],
+    dtype: np.dtype[Any],
+    result_dtype: np.dtype[Any] | None,
+    common: dict[str, Any],
+) -> Plan:
+    """Route 4a: data on an accelerator, imported by the target where it lives."""
+    tb = target.backend
+    device = target.device
+    moved = source_dl != target.dl
+    steps = ["dlpack"]
+    reason: str | None = None
+    clone = False
+    if result_dtype is not None and result_dtype != dtype:
+        reason = _cast_reason(tb, dtype, result_dtype)
+    if moved:
+        steps.append("to_device")
+        reason = reason or f"moving the data from {device_name(source_dl)} to {target.name} copies"
+    elif reason is None:
+        if source.readonly_source(x) and tb.mutable:
+            reason = (
+                f"{source.name} treats this memory as immutable, and {tb.name} arrays are "
+                "writable: a zero-copy result could change the source"
+            )
+        elif opts.copy is True:
+            reason = "copy=True"
+        if reason is not None:
+            steps.append("clone")
+            clone = True
+
+    def import_dlpack(obj: Any) -> Any:
+        return tb.from_dlpack(export, device=device, copy=clone)
+
+    return _make_plan(
+        **common,
+        steps=steps,
+        route=[import_dlpack],
+        dtype=result_dtype,
+        reason=reason,
+        transfer=moved,
+    )
+
+
+def _plan_through_numpy(
+    x: Any,
+    source: Backend,
+    target: _Target,
+    sp: Plan,
+    result_dtype: np.dtype[Any] | None,
+    common: dict[str, Any],
+) -> Plan:
+    """Route 4b: the source copies its data into a fresh NumPy array, which the target adopts."""
+    tb = target.backend
+    device = target.device
+    to_host = target.dl == HOST
+
+    def to_numpy(obj: Any) -> Any:
+        return source.run(obj, sp)
+
+    def adopt(a: np.ndarray[Any, Any]) -> Any:
+        # The fresh array is private: the target aliases it where its layout allows.
+        fresh_ok = to_host and tb.numpy_problem(a) is None
+        if result_dtype is not None and a.dtype != result_dtype:
+            fresh_ok = False
+        return tb.from_numpy(a, device=device, copy=not fresh_ok)
+
+    steps = ["to_numpy", "from_numpy" if to_host else "to_device"]
+    reason = sp.copy_reason or "the source cannot share its memory"
+    return _make_plan(
+        **common,
+        steps=steps,
+        route=[to_numpy, adopt],
+        dtype=result_dtype,
+        reason=reason,
+        transfer=sp.transfer or not to_host,
+    )
+
+
+# -- the public function --------------------------------------------------------------
+
+
+def convert(
+    x: Any,
+    /,
+    to: str | None = None,
+    *,
+    like: Any = None,
+    device: Any = None,
+    copy: bool | None = None,
+) -> Any:
+    """Convert an array of any framework into an array of another framework.
+
+    Exactly one of ``to`` and ``like`` names the target. The data moves by the
+    cheapest safe route: a zero-copy DLPack import between the two frameworks where
+    both ends support it, else through NumPy, and never with two copies where one
+    will do. :func:`interop.explain` with the same keywords shows the route.
+
+    The copy contract is the one of :func:`interop.to_numpy`:
+
+    * ``copy=None``: zero-copy where the target can alias the source's memory safely,
+      otherwise one copy. A zero-copy result shares memory with the source: writes to
+      a mutable source (NumPy, PyTorch) show through in a JAX or TensorFlow result.
+    * ``copy=True``: the result owns its memory and shares nothing with ``x``.
+    * ``copy=False``: never copies; raises :class:`~interop.CopyRequiredError` before
+      any work where a copy is unavoidable.
+
+    A writable result (PyTorch, Array API) never aliases memory the source treats as
+    immutable (a JAX array, a TensorFlow tensor, a read-only NumPy array): that
+    conversion copies. Nonstandard dtypes (bfloat16, float8, ...) keep their exact
+    bits. Gradients are not carried: a PyTorch result never requires grad. TensorFlow
+    and JAX alias host memory only when it is 64-byte aligned; otherwise they copy.
+
+    Args:
+        x: The array: anything :func:`interop.to_numpy` accepts.
+        to: The target framework's name: ``"numpy"``, ``"torch"``, ``"tensorflow"``,
+            ``"jax"``, or any registered backend that creates arrays.
+        like: An existing array whose framework (and device, unless ``device`` is
+            given) the result takes. Array API libraries are reached this way.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"gpu"``, ``"tpu:0"``, or the target
+            framework's own device object. Default: ``like``'s device, or the
+            framework's default placement.
+        copy: The copy policy, see above (default: the active :func:`interop.options`).
+
+    Returns:
+        An array of the target framework.
+
+    Raises:
+        TypeError: Neither or both of ``to`` and ``like`` are given.
+        UnsupportedTypeError: No backend converts ``type(x)``.
+        CopyRequiredError: ``copy=False``, but a copy is unavoidable.
+        ConversionError: The target framework cannot hold the data's dtype, or the
+            source holds no data (a tracer, a meta tensor, ...).
+        ValueError: The device is unknown to, or unavailable in, the target framework.
+
+    Example:
+        >>> import numpy as np, interop
+        >>> a = np.arange(3.0)
+        >>> interop.convert(a, "numpy") is a
+        True
+        >>> interop.convert([1, 2], like=a)
+        array([1, 2])
+    """
+    plan = plan_convert(x, to, like=like, device=device, copy=copy)
+    plan.check(_options.resolve(copy, None, None, None, None, None))
+    obj = x
+    for step in plan.prepared:
+        obj = step(obj)
+    return obj

@@ -1,0 +1,261 @@
+"""The :func:`numpy_function` decorator: an algorithm written once in NumPy, for every framework.
+
+The arguments are converted to NumPy on the way in and the results back to the
+caller's framework and device on the way out. The traversal of nested arguments
+(lists, tuples, named tuples, dicts) is the small one below; it builds new
+containers and never changes the caller's.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+import numpy as np
+
+from interop import _registry
+from interop._api import to_numpy
+from interop._convert import convert
+from interop._errors import InteropError, type_name
+from interop._registry import Backend
+
+__all__ = ["numpy_function"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Backends whose objects are not arrays to convert: Python scalars and sequences
+# (containers are walked instead) and objects that only offer __array__ (pandas,
+# xarray, ...: the function may want them as they are).
+_NOT_ARRAYS = frozenset({"python", "array_protocol"})
+
+
+def _array_backend(x: Any) -> Backend | None:
+    if isinstance(x, (str, bytes, bool, int, float, complex)):
+        return None
+    backend = _registry.lookup(type(x))
+    if backend is None or backend.name in _NOT_ARRAYS:
+        return None
+    return backend
+
+
+def _can_target(backend: Backend) -> bool:
+    return backend.name != "numpy" and type(backend).from_numpy is not Backend.from_numpy
+
+
+def _map(obj: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``obj`` with ``leaf`` applied to every non-container, in new containers where changed."""
+    if isinstance(obj, list):
+        items = [_map(v, leaf) for v in obj]
+        return obj if all(a is b for a, b in zip(items, obj, strict=True)) else items
+    if isinstance(obj, tuple):
+        items = [_map(v, leaf) for v in obj]
+        if all(a is b for a, b in zip(items, obj, strict=True)):
+            return obj
+        if hasattr(obj, "_make"):  # a named tuple
+            return obj._make(items)
+        return tuple(items)
+    if isinstance(obj, dict):
+        values = {k: _map(v, leaf) for k, v in obj.items()}
+        if all(values[k] is v for k, v in obj.items()):
+            return obj
+        if type(obj) is dict:
+            return values
+        new = _copy.copy(obj)  # keeps the subclass (and a defaultdict's factory)
+        new.update(values)
+        return new
+    return leaf(obj)
+
+
+def _walk(obj: Any, visit: Callable[[Any], None]) -> None:
+    if isinstance(obj, (list, tuple)):
+        for v in obj:
+            _walk(v, visit)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _walk(v, visit)
+    else:
+        visit(obj)
+
+
+def _reference(obj: Any) -> list[tuple[Backend, Any]]:
+    """The first array of each non-NumPy framework inside ``obj``, in order."""
+    found: dict[str, tuple[Backend, Any]] = {}
+
+    def visit(x: Any) -> None:
+        backend = _array_backend(x)
+        if backend is not None and _can_target(backend) and backend.name not in found:
+            found[backend.name] = (backend, x)
+
+    _walk(obj, visit)
+    return list(found.values())
+
+
+@overload
+def numpy_function(func: F, /) -> F: ...
+
+
+@overload
+def numpy_function(
+    *,
+    like: str | int | None = None,
+    copy: bool | None = None,
+    dtype: Any = None,
+    allow_transfer: bool | None = None,
+    upcast: bool | None = None,
+) -> Callable[[F], F]: ...
+
+
+def numpy_function(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    like: str | int | None = None,
+    copy: bool | None = None,
+    dtype: Any = None,
+    allow_transfer: bool | None = None,
+    upcast: bool | None = None,
+) -> Any:
+    """Decorate a function written with NumPy so that it serves every framework.
+
+    On each call, every array argument (positional, keyword, and arrays nested in
+    lists, tuples and dicts) is converted with :func:`interop.to_numpy`, the function
+    runs, and every NumPy array or NumPy scalar in its result (nested the same way)
+    is converted with :func:`interop.convert` to the framework and device of the
+    first argument that is not NumPy. NumPy arguments are neutral; if every argument
+    is NumPy, the result is returned unchanged. Python scalars, strings and objects
+    that only offer ``__array__`` (pandas, xarray, ...) are passed through as they are.
+
+    Arrays of two different frameworks are an error, unless ``like`` names the
+    argument that decides. Autograd is not carried through NumPy: the results do not
+    require grad and have no graph, whatever the arguments had. Inputs from JAX and
+    TensorFlow arrive as read-only views; pass ``copy=True`` if the function writes
+    into its arguments.
+
+    Usable bare (``@numpy_function``) or with options (``@numpy_function(copy=True)``).
+
+    Args:
+        func: The function to decorate (a plain function or a method).
+        like: The argument whose framework and device the results take: a parameter
+            name, or an index into the positional arguments as passed (``self``
+            included for a method).
+        copy: ``copy`` for the conversions of the arguments (``True``: the function
+            gets arrays it may write into, NumPy arguments included).
+        dtype: ``dtype`` for the conversions of the arguments.
+        allow_transfer: ``allow_transfer`` for the conversions of the arguments.
+        upcast: ``upcast`` for the conversions of the arguments (bfloat16 and float8
+            arrive as float32; the results go back in the dtype the function returns).
+
+    Returns:
+        The wrapped function, with the name, docstring and signature of ``func``.
+
+    Raises:
+        InteropError: At call time, for arguments of two different frameworks
+            without ``like``.
+        TypeError: ``like`` names no parameter of ``func``.
+
+    Example:
+        >>> import numpy as np, interop
+        >>> @interop.numpy_function
+        ... def center(x):
+        ...     return x - x.mean()
+        >>> center(np.array([1.0, 2.0, 3.0]))
+        array([-1.,  0.,  1.])
+        >>> center.__name__
+        'center'
+    """
+    options = {"copy": copy, "dtype": dtype, "allow_transfer": allow_transfer, "upcast": upcast}
+    if func is None:
+        return lambda f: _decorate(f, like, options)
+    return _decorate(func, like, options)
+
+
+def _decorate(func: Callable[..., Any], like: str | int | None, options: dict[str, Any]) -> Any:
+    if not callable(func):
+        raise TypeError(
+            f"expected a function to decorate, got `{type_name(func)}`. "
+            "hint: pass options as keywords: @numpy_function(like='x')"
+        )
+    signature = _signature(func)
+    _check_like(func, like, signature)
+
+    def to_numpy_leaf(x: Any) -> Any:
+        if _array_backend(x) is None:
+            return x
+        return to_numpy(x, **options)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if like is None:
+            found = _reference((args, kwargs))
+            if len(found) > 1:
+                (a, x), (b, y) = found[0], found[1]
+                raise InteropError(
+                    f"expected arrays of one framework, got {a.name} (`{type_name(x)}`) and "
+                    f"{b.name} (`{type_name(y)}`) in the arguments of {func.__qualname__}: the "
+                    "results cannot take both. hint: name the argument that decides with "
+                    "@numpy_function(like='name')"
+                )
+        else:
+            found = _reference(_like_argument(like, signature, args, kwargs))
+        result = func(*_map(args, to_numpy_leaf), **_map(kwargs, to_numpy_leaf))
+        if not found:
+            return result
+        reference = found[0][1]
+
+        def back(x: Any) -> Any:
+            if isinstance(x, (np.ndarray, np.generic)) and _is_numeric(x.dtype):
+                return convert(x, like=reference)
+            return x
+
+        return _map(result, back)
+
+    return wrapper
+
+
+def _is_numeric(dtype: np.dtype[Any]) -> bool:
+    return (dtype.names is None and dtype.kind in "biufc") or dtype.type.__module__ == "ml_dtypes"
+
+
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins have none
+        return None
+
+
+def _check_like(func: Callable[..., Any], like: Any, signature: inspect.Signature | None) -> None:
+    if like is None or (isinstance(like, int) and not isinstance(like, bool) and like >= 0):
+        return
+    if not isinstance(like, str):
+        raise TypeError(
+            f"expected like to be a parameter name or a non-negative index, got {like!r}"
+        )
+    if signature is None:
+        return
+    params = signature.parameters
+    if like in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    raise TypeError(
+        f"expected like to name a parameter of {getattr(func, '__qualname__', func)}, got "
+        f"{like!r}. hint: use one of {list(params)}"
+    )
+
+
+def _like_argument(
+    like: str | int, signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: Any
+) -> Any:
+    if isinstance(like, int):
+        if like >= len(args):
+            raise TypeError(
+                f"expected at least {like + 1} positional arguments for like={like}, "
+                f"got {len(args)}"
+            )
+        return args[like]
+    if like in kwargs or signature is None:
+        return kwargs.get(like)
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.arguments.get(like)
