@@ -92,6 +92,7 @@ class TensorFlowBackend(Backend):
         self._host_devices: set[str] = set()
         self.steps.update(
             numpy_view=self._numpy_view,
+            scalar_to_array=lambda t, p: np.array(t._numpy()),
             snapshot=lambda v, p: v.numpy(),
             strings_to_bytes=lambda t, p: t.numpy(),
             to_host=self._to_host,
@@ -110,9 +111,13 @@ class TensorFlowBackend(Backend):
             # NumPy reads a CPU EagerTensor through the buffer protocol: a read-only,
             # zero-copy view. A string tensor comes back as an object array, which the
             # planned path builds instead (a writable copy of bytes objects).
-            a = np.asarray(x)
-            if a.dtype is not _OBJECT:
-                return a
+            try:
+                a = np.asarray(x)
+            except ValueError:  # a 0-d ml_dtypes tensor, which the planned path handles
+                pass
+            else:
+                if a.dtype is not _OBJECT:
+                    return a
         return super().to_numpy(x, options)
 
     # -- planning -----------------------------------------------------------------
@@ -144,6 +149,11 @@ class TensorFlowBackend(Backend):
         if not steps and x.dtype == tf.string:
             steps.append("strings_to_bytes")
             reason = "TensorFlow strings become Python bytes objects in a new object array"
+        elif not steps and not transfer and x.shape.rank == 0 and not _dtypes.is_standard(source):
+            # NumPy cannot read an ml_dtypes format through the buffer protocol, and for
+            # a 0-d tensor TensorFlow's own NumPy bridge hands out a scalar, not a view.
+            steps.append("scalar_to_array")
+            reason = f"TensorFlow hands out a 0-d {source} tensor as a scalar; a 0-d array is built"
         if transfer and not steps:
             if target is not None and target.itemsize < source.itemsize:
                 steps.append("cast_on_device")
