@@ -43,6 +43,7 @@ class JaxBackend(Backend):
         self._host_shardings: set[Any] = set()
         self.steps.update(
             numpy_view=self._numpy_view,
+            unpack=lambda x, p: np.array(x),
             to_host=self._to_host,
             cast_on_device=self._cast_on_device,
         )
@@ -91,11 +92,19 @@ class JaxBackend(Backend):
             steps.append("to_host")
             reason = f"the data is on {device} and must be copied to host memory"
         else:
-            steps.append("numpy_view")
+            if _dtypes.bit_width(source) < 8:
+                # XLA keeps sub-byte dtypes (int4, float4, ...) packed; NumPy and
+                # ml_dtypes hold one value per byte, so np.asarray unpacks into a copy.
+                steps.append("unpack")
+                reason = f"JAX stores {source} packed, several values per byte; unpacking copies"
+            else:
+                steps.append("numpy_view")
             if len(devices) == 1:
                 self._host_shardings.add(sharding)
             elif not sharding.is_fully_replicated:
-                reason = "the array is sharded over several devices; its pieces are assembled"
+                reason = reason or (
+                    "the array is sharded over several devices; its pieces are assembled"
+                )
         return _plan.finish(
             "jax",
             device,

@@ -101,6 +101,9 @@ class TensorFlowBackend(Backend):
         if not steps:
             steps.append("numpy_view")
             self._host_devices.add(device_name)
+            if source.kind == "O":
+                # Strings live in TensorFlow's own string structs, not in a NumPy layout.
+                reason = "a string tensor becomes a new object array of bytes"
         return _plan.finish(
             "tensorflow",
             device,
