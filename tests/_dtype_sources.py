@@ -140,7 +140,8 @@ def to_bits(a: np.ndarray, fmt: str) -> np.ndarray:
 def wide_of(a: np.ndarray) -> np.ndarray:
     """``a`` as float64 or complex128, NaN casts allowed."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.asarray(a).astype(np.complex128 if a.dtype.kind == "c" else np.float64)
+        complex_ = a.dtype.kind == "c" or "complex" in a.dtype.name  # ml_dtypes.complex32 too
+        return np.asarray(a).astype(np.complex128 if complex_ else np.float64)
 
 
 def wide(a: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -196,10 +197,13 @@ class Source:
     raw: Callable[[Any], np.ndarray]
     #: framework array -> the framework's own float64/complex128 rendering, if it has one.
     own: Callable[[Any], np.ndarray] | None
-    #: The NumPy view the framework itself gives of the same memory, if any.
-    native: Callable[[Any], np.ndarray] | None
+    #: The NumPy view the framework itself gives of the same memory, if any (it
+    #: may return None for an array that has no such view).
+    native: Callable[[Any], np.ndarray | None] | None
     #: Whether ``upcast=False`` on the host is zero-copy.
     zero_copy: bool = True
+    #: Arrays of this source that must be copied all the same (a predicate), if any.
+    must_copy: Callable[[Any], bool] | None = None
     #: Shape of the result for a source array of shape ``s`` (float4_e2m1fn_x2 unpacks).
     packed_pairs: bool = False
     note: str = ""
@@ -319,6 +323,13 @@ _TF_FORMATS = (
 )
 
 
+def _tf_native(t: Any) -> np.ndarray | None:
+    try:
+        return np.asarray(t)
+    except ValueError:  # a 0-d tensor of an ml_dtypes format
+        return None
+
+
 def tf_sources() -> list[Source]:
     import tensorflow as tf
     from tensorflow.python.framework import dtypes
@@ -326,6 +337,8 @@ def tf_sources() -> list[Source]:
     def own_cast(tdt: Any, fmt: str) -> Callable[[Any], np.ndarray] | None:
         # TF casts to float32 exactly (its bfloat16 -> float64 cast flushes subnormals).
         wide = tf.complex128 if fmt.startswith("complex") else tf.float32
+        if fmt == "float64":
+            wide = tf.float64
         if fmt.startswith(("int", "uint")) or fmt == "bool":
             wide = tf.int64
         if fmt == "uint64":
@@ -348,9 +361,12 @@ def tf_sources() -> list[Source]:
                 label,
                 fmt,
                 lambda a: tf.constant(np.asarray(a, order="C")),
-                lambda t, fmt=fmt: to_bits(np.asarray(t), fmt),
+                lambda t, fmt=fmt: to_bits(np.array(t.numpy()), fmt),
                 own_cast(tdt, fmt),
-                native=np.asarray,
+                native=_tf_native,
+                # ml_dtypes formats have no buffer protocol, and TensorFlow hands out a
+                # 0-d tensor of one as a scalar: a new array is the only way out.
+                must_copy=(lambda t: t.shape.rank == 0) if fmt not in STANDARD else None,
             )
         )
     return sources
@@ -455,13 +471,13 @@ def random_bits(fmt: str, shape: tuple[int, ...], rng: np.random.Generator) -> n
     top = (1 << width(fmt)) - 1 if width(fmt) < 64 else np.iinfo(np.uint64).max
     if ml(fmt).itemsize > unsigned.itemsize:  # complex128: pairs of uint64
         shape = (*shape, 2)
-    return rng.integers(0, top, size=shape, dtype=unsigned, endpoint=True)
+    return np.asarray(rng.integers(0, top, size=shape, dtype=unsigned, endpoint=True))
 
 
 def as_format(bits: np.ndarray, fmt: str) -> np.ndarray:
     """Reinterpret an array of bits as format ``fmt``."""
     if fmt == "bool":
-        return (bits & 1).astype(np.bool_)
+        return np.asarray(bits & 1).astype(np.bool_)
     dtype = ml(fmt)
     out = np.asarray(bits, order="C").view(dtype)
     if dtype.itemsize > bits.dtype.itemsize:  # complex128 from pairs of uint64

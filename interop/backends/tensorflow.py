@@ -53,7 +53,8 @@ class TensorFlowBackend(Backend):
         self._host_devices: set[str] = set()
         self.steps.update(
             numpy_view=self._numpy_view,
-            snapshot=lambda v, p: v.numpy(),
+            scalar_to_array=lambda t, p: np.array(t._numpy()),
+            snapshot=lambda v, p: np.asarray(v.numpy()),  # a 0-d variable gives a scalar
             to_host=self._to_host,
             cast_on_device=self._cast_on_device,
         )
@@ -64,8 +65,14 @@ class TensorFlowBackend(Backend):
     def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
         if options is DEFAULT and type(x) is self._eager and x.device in self._host_devices:
             # NumPy reads a CPU EagerTensor through the buffer protocol: a read-only,
-            # zero-copy view.
-            return np.asarray(x)
+            # zero-copy view. The buffer protocol has no ml_dtypes formats: for those
+            # __array__ hands out a writable view (made read-only here), or a scalar
+            # for a 0-d tensor (np.asarray raises; the planned path copies it).
+            try:
+                a = np.asarray(x)
+            except ValueError:
+                return super().to_numpy(x, options)
+            return a if not a.flags.writeable else _plan.readonly(a, None)  # type: ignore[arg-type]
         return super().to_numpy(x, options)
 
     def plan(self, x: Any, options: Options, /) -> Plan:
@@ -104,6 +111,11 @@ class TensorFlowBackend(Backend):
             if source.kind == "O":
                 # Strings live in TensorFlow's own string structs, not in a NumPy layout.
                 reason = "a string tensor becomes a new object array of bytes"
+            elif x.shape.rank == 0 and not _dtypes.is_standard(source):
+                # No buffer protocol for ml_dtypes formats, and __array__ of a 0-d
+                # tensor returns a scalar: the only way out is a new 0-d array.
+                steps[-1] = "scalar_to_array"
+                reason = f"a 0-d {source} tensor comes out of TensorFlow as a scalar"
         return _plan.finish(
             "tensorflow",
             device,

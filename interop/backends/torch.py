@@ -6,7 +6,8 @@ call there is, and it raises for every case that needs more care (grad, conj/neg
 bits, devices, nonstandard dtypes, sparse, nested, quantized, meta), which then
 goes through the planned path. Inside a transform it is not safe: a tensor seen
 inside ``torch.func.functionalize`` is a wrapper whose ``.numpy()`` returns
-whatever its placeholder storage holds.
+whatever its placeholder storage holds, so one C call (is any transform active?)
+guards it.
 
 The planned path handles, each as a named step of the plan:
 
@@ -24,6 +25,7 @@ The planned path handles, each as a named step of the plan:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -106,6 +108,9 @@ class TorchBackend(Backend):
         self._transforms_active: Callable[[], bool] = getattr(
             torch._C, "_are_functorch_transforms_active", _no_transforms
         )
+        self._functorch_off: Callable[[], Any] = getattr(
+            torch._C, "_DisableFuncTorch", contextlib.nullcontext
+        )
         functorch = getattr(torch._C, "_functorch", None)
         self._is_wrapped = getattr(functorch, "is_functorch_wrapped_tensor", None)
         self._default_dispatch = torch.Tensor.__torch_dispatch__
@@ -160,12 +165,24 @@ class TorchBackend(Backend):
         return issubclass(cls, self.torch.Tensor)
 
     def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
-        if options is DEFAULT and type(x) in self._plain and not self._transforms_active():
+        if self._transforms_active():
+            return self._to_numpy_in_transform(x, options)
+        if options is DEFAULT and type(x) in self._plain:
             try:
                 return x.numpy()  # type: ignore[no-any-return]
             except (RuntimeError, TypeError):
                 pass
         return super().to_numpy(x, options)
+
+    def _to_numpy_in_transform(self, x: Any, options: Options) -> np.ndarray[Any, Any]:
+        # The plan refuses the transform's own wrappers. A real tensor captured from
+        # outside the transform has values, but while the transform is active even
+        # its .numpy() goes through the transform's layer, so the steps run with
+        # functorch switched off.
+        plan = self.plan(x, options)
+        plan.check(options)
+        with self._functorch_off():
+            return self.run(x, plan)
 
     # -- planning ---------------------------------------------------------------
 
