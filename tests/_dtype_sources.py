@@ -335,14 +335,10 @@ def tf_sources() -> list[Source]:
     from tensorflow.python.framework import dtypes
 
     def own_cast(tdt: Any, fmt: str) -> Callable[[Any], np.ndarray] | None:
+        if fmt in STANDARD:  # TensorFlow's own export (its casts to 64 bits flush subnormals)
+            return lambda t: wide_of(np.asarray(t.numpy()))
         # TF casts to float32 exactly (its bfloat16 -> float64 cast flushes subnormals).
-        wide = tf.complex128 if fmt.startswith("complex") else tf.float32
-        if fmt == "float64":
-            wide = tf.float64
-        if fmt.startswith(("int", "uint")) or fmt == "bool":
-            wide = tf.int64
-        if fmt == "uint64":
-            return None  # int64 cannot hold it
+        wide = tf.int64 if fmt.startswith(("int", "uint")) else tf.float32
         try:
             tf.cast(tf.zeros([1], tdt), wide)
         except Exception:  # no cast kernel for this dtype on this build
