@@ -12,6 +12,7 @@ neither of them computed.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -401,7 +402,9 @@ def jax_sources() -> list[Source]:
         if jdt is None:
             continue
         try:  # some formats exist as dtypes but cannot hold arrays on this backend
-            probe = np.asarray(jnp.zeros(2, jdt))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # 64-bit types without x64
+                probe = np.asarray(jnp.zeros(2, jdt))
         except Exception:
             continue
         if probe.dtype != np.dtype(jdt):
