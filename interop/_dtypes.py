@@ -1,5 +1,15 @@
 """NumPy-side facts about nonstandard dtypes, shared by every backend.
 
+A nonstandard dtype is one NumPy lacks but ``ml_dtypes`` provides: bfloat16, the
+float8, float6 and float4 formats, the sub-byte integers int4/int2/int1 (and their
+unsigned twins), and complex32. Every backend maps a framework's format to the
+*same* ``ml_dtypes`` dtype object, so ``ml_dtypes.bfloat16`` comes back from
+PyTorch, TensorFlow and JAX alike.
+
+``ml_dtypes`` stores each sub-byte value (int4, float4, ...) in one byte of its
+own, reading the low bits; a framework that packs two values per byte must unpack
+them, which copies.
+
 ``ml_dtypes`` is imported only when a nonstandard dtype is met, never at
 ``import interop``.
 """
@@ -11,16 +21,67 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bits_dtype", "ml_dtype", "upcast_target"]
+__all__ = [
+    "NONSTANDARD",
+    "bit_width",
+    "bits_dtype",
+    "complex32",
+    "is_standard",
+    "ml_dtype",
+    "upcast_target",
+]
+
+#: Every nonstandard format, by its ``ml_dtypes`` name, in the order the README lists them.
+NONSTANDARD = (
+    "bfloat16",
+    "float8_e4m3fn",
+    "float8_e5m2",
+    "float8_e4m3fnuz",
+    "float8_e5m2fnuz",
+    "float8_e4m3b11fnuz",
+    "float8_e4m3",
+    "float8_e3m4",
+    "float8_e8m0fnu",
+    "float6_e2m3fn",
+    "float6_e3m2fn",
+    "float4_e2m1fn",
+    "int4",
+    "uint4",
+    "int2",
+    "uint2",
+    "int1",
+    "uint1",
+    "complex32",
+)
+
+# complex32 pairs in ml_dtypes (real and imaginary parts of 16 bits each).
+_COMPLEX_PAIRS = ("complex32", "bcomplex32")
 
 
 @functools.cache
 def ml_dtype(name: str) -> np.dtype[Any] | None:
-    """The ``ml_dtypes`` dtype called ``name`` (``"bfloat16"``, ``"float8_e4m3fn"``, ...)."""
+    """The ``ml_dtypes`` dtype called ``name`` (``"bfloat16"``, ``"float8_e4m3fn"``, ...).
+
+    ``None`` where the installed ``ml_dtypes`` does not have that format.
+    """
     import ml_dtypes
 
     t = getattr(ml_dtypes, name, None)
     return None if t is None else np.dtype(t)
+
+
+@functools.cache
+def complex32() -> np.dtype[Any]:
+    """The dtype of a pair of float16 (PyTorch's ``complex32``/``chalf``).
+
+    ``ml_dtypes.complex32`` where the installed ``ml_dtypes`` has it (0.6 and
+    later); otherwise a structured dtype with float16 fields ``real`` and ``imag``,
+    which holds the same bits.
+    """
+    found = ml_dtype("complex32")
+    if found is not None:
+        return found
+    return np.dtype([("real", np.float16), ("imag", np.float16)])
 
 
 def bits_dtype(itemsize: int) -> np.dtype[Any]:
@@ -28,15 +89,47 @@ def bits_dtype(itemsize: int) -> np.dtype[Any]:
     return np.dtype(f"u{itemsize}")
 
 
+def _is_complex_pair(dtype: np.dtype[Any]) -> bool:
+    if dtype.names == ("real", "imag") and dtype.itemsize == 4:
+        return True
+    return dtype.type.__module__ == "ml_dtypes" and dtype.name in _COMPLEX_PAIRS
+
+
+@functools.cache
+def bit_width(dtype: np.dtype[Any]) -> int:
+    """The number of bits one value of ``dtype`` holds (4 for int4, 16 for bfloat16).
+
+    Example:
+        >>> import ml_dtypes, numpy as np
+        >>> bit_width(np.dtype(ml_dtypes.int4)), bit_width(np.dtype(np.float32))
+        (4, 32)
+    """
+    if is_standard(dtype) or _is_complex_pair(dtype):
+        return 8 * dtype.itemsize
+    import ml_dtypes
+
+    for info in (ml_dtypes.finfo, ml_dtypes.iinfo):
+        try:
+            return int(info(dtype).bits)
+        except (ValueError, TypeError):
+            continue
+    return 8 * dtype.itemsize
+
+
 @functools.cache
 def upcast_target(dtype: np.dtype[Any]) -> np.dtype[Any] | None:
     """The nearest standard dtype that holds every value of ``dtype`` exactly.
 
     ``None`` for a dtype that is already standard. bfloat16, float8, float6 and
-    float4 become float32; int4/int2 become int8 and uint4/uint2 become uint8;
-    complex32 (a pair of float16 fields named ``real`` and ``imag``) becomes complex64.
+    float4 become float32; int4/int2/int1 become int8 and uint4/uint2/uint1 become
+    uint8; complex32 becomes complex64.
+
+    Example:
+        >>> import ml_dtypes, numpy as np
+        >>> upcast_target(np.dtype(ml_dtypes.bfloat16)), upcast_target(np.dtype(np.int16))
+        (dtype('float32'), None)
     """
-    if dtype.names == ("real", "imag") and dtype.itemsize == 4:
+    if _is_complex_pair(dtype):
         return np.dtype(np.complex64)
     if is_standard(dtype):
         return None

@@ -99,6 +99,7 @@ class JaxBackend(Backend):
         self._host_shardings: set[Any] = set()
         self.steps.update(
             numpy_view=self._numpy_view,
+            unpack=lambda x, p: np.array(x),
             to_host=self._to_host,
             cast_on_device=self._cast_on_device,
             local_replica=lambda x, p: x.addressable_data(0),
@@ -191,7 +192,15 @@ class JaxBackend(Backend):
             steps.append("to_host")
             reason = f"the data is on {device} and must be copied to host memory"
         else:
-            steps.append("numpy_view")
+            if _dtypes.bit_width(source) < 8:
+                # XLA keeps sub-byte dtypes (int4, float4, ...) packed; NumPy and
+                # ml_dtypes hold one value per byte, so np.asarray unpacks into a copy.
+                steps.append("unpack")
+                reason = reason or (
+                    f"JAX stores {source} packed, several values per byte; unpacking copies"
+                )
+            else:
+                steps.append("numpy_view")
             if where == "single":
                 self._host_shardings.add(sharding)
                 if self._view_type is None:

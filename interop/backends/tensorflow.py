@@ -93,7 +93,7 @@ class TensorFlowBackend(Backend):
         self.steps.update(
             numpy_view=self._numpy_view,
             scalar_to_array=lambda t, p: np.array(t._numpy()),
-            snapshot=lambda v, p: v.numpy(),
+            snapshot=lambda v, p: np.asarray(v.numpy()),  # a 0-d variable gives a scalar
             strings_to_bytes=lambda t, p: t.numpy(),
             to_host=self._to_host,
             cast_on_device=self._cast_on_device,
@@ -109,15 +109,17 @@ class TensorFlowBackend(Backend):
     def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
         if options is DEFAULT and type(x) is self._eager and x.device in self._host_devices:
             # NumPy reads a CPU EagerTensor through the buffer protocol: a read-only,
-            # zero-copy view. A string tensor comes back as an object array, which the
-            # planned path builds instead (a writable copy of bytes objects).
+            # zero-copy view. The buffer protocol has no ml_dtypes formats: for those
+            # __array__ hands out a writable view (made read-only here), or a scalar
+            # for a 0-d tensor (np.asarray raises; the planned path copies it). A string
+            # tensor comes back as an object array, which the planned path builds
+            # instead (a writable copy of bytes objects).
             try:
                 a = np.asarray(x)
-            except ValueError:  # a 0-d ml_dtypes tensor, which the planned path handles
-                pass
-            else:
-                if a.dtype is not _OBJECT:
-                    return a
+            except ValueError:
+                return super().to_numpy(x, options)
+            if a.dtype is not _OBJECT:
+                return a if not a.flags.writeable else _plan.readonly(a, None)  # type: ignore[arg-type]
         return super().to_numpy(x, options)
 
     # -- planning -----------------------------------------------------------------
@@ -148,12 +150,7 @@ class TensorFlowBackend(Backend):
             target = _dtypes.upcast_target(source)
         if not steps and x.dtype == tf.string:
             steps.append("strings_to_bytes")
-            reason = "TensorFlow strings become Python bytes objects in a new object array"
-        elif not steps and not transfer and x.shape.rank == 0 and not _dtypes.is_standard(source):
-            # NumPy cannot read an ml_dtypes format through the buffer protocol, and for
-            # a 0-d tensor TensorFlow's own NumPy bridge hands out a scalar, not a view.
-            steps.append("scalar_to_array")
-            reason = f"TensorFlow hands out a 0-d {source} tensor as a scalar; a 0-d array is built"
+            reason = "a string tensor becomes a new object array of Python bytes objects"
         if transfer and not steps:
             if target is not None and target.itemsize < source.itemsize:
                 steps.append("cast_on_device")
@@ -163,6 +160,11 @@ class TensorFlowBackend(Backend):
         if not steps:
             steps.append("numpy_view")
             self._host_devices.add(device_name)
+            if x.shape.rank == 0 and not _dtypes.is_standard(source):
+                # No buffer protocol for ml_dtypes formats, and __array__ of a 0-d
+                # tensor returns a scalar: the only way out is a new 0-d array.
+                steps[-1] = "scalar_to_array"
+                reason = f"a 0-d {source} tensor comes out of TensorFlow as a scalar"
         return _plan.finish(
             "tensorflow",
             device,

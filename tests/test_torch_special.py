@@ -1,0 +1,398 @@
+"""PyTorch special cases: conj/neg bits, sparse layouts, nested tensors, quantized
+tensors, tensors without data, and tensor subclasses (Parameter, plain, DTensor).
+
+Every case is checked in ``to_numpy`` and in ``explain`` (its steps name what happens).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import interop
+
+torch = pytest.importorskip("torch")
+
+DENSE = np.array([[0.0, 1, 0, 0], [2, 0, 0, 3], [0, 0, 0, 0], [4, 5, 0, 6]], dtype=np.float32)
+
+
+def _dense() -> Any:
+    return torch.from_numpy(DENSE.copy())
+
+
+# -- conjugate and negative bits ------------------------------------------------------
+
+
+def test_conj_bit_is_resolved_into_a_copy() -> None:
+    z = torch.tensor([1 + 2j, 3 - 4j], dtype=torch.complex64)
+    before = z.numpy().copy()
+    c = z.conj()
+    out = interop.to_numpy(c)
+    np.testing.assert_array_equal(out, c.resolve_conj().numpy())
+    assert not np.shares_memory(out, z.numpy())
+    np.testing.assert_array_equal(z.numpy(), before)
+    assert c.is_conj()  # the caller's view is untouched
+    plan = interop.explain(c)
+    assert plan.steps == ("resolve_conj", "numpy_view") and not plan.zero_copy
+    with pytest.raises(interop.CopyRequiredError, match=r"conjugate bit.*resolve_conj\(\)"):
+        interop.to_numpy(c, copy=False)
+
+
+def test_conj_bit_with_grad_and_complex32() -> None:
+    z = torch.tensor([1 + 2j, -3j], dtype=torch.complex64, requires_grad=True)
+    assert interop.explain(z.conj()).steps == ("detach", "resolve_conj", "numpy_view")
+    np.testing.assert_array_equal(interop.to_numpy(z.conj()), [1 - 2j, 3j])
+    h = torch.tensor([1 + 2j, -3j], dtype=torch.complex32).conj()
+    out = interop.to_numpy(h)
+    assert out.dtype == np.dtype(ml_dtypes.complex32)
+    np.testing.assert_array_equal(out.astype(np.complex64), [1 - 2j, 3j])
+    assert interop.explain(h).steps == ("resolve_conj", "bit_view")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch._neg_view(torch.tensor([1.0, -2.0, 3.0])),
+        lambda: torch.tensor([1 + 2j, 3 - 4j]).conj().imag,
+    ],
+    ids=["neg_view", "conj_imag"],
+)
+def test_neg_bit_is_resolved_into_a_copy(make: Callable[[], Any]) -> None:
+    t = make()
+    assert t.is_neg()
+    out = interop.to_numpy(t)
+    np.testing.assert_array_equal(out, t.resolve_neg().numpy())
+    assert interop.explain(t).steps == ("resolve_neg", "numpy_view")
+    with pytest.raises(interop.CopyRequiredError, match=r"negative bit.*resolve_neg\(\)"):
+        interop.to_numpy(t, copy=False)
+
+
+# -- sparse layouts -------------------------------------------------------------------
+
+LAYOUTS: dict[str, Callable[[Any], Any]] = {
+    "coo": lambda d: d.to_sparse(),
+    "csr": lambda d: d.to_sparse_csr(),
+    "csc": lambda d: d.to_sparse_csc(),
+    "bsr": lambda d: d.to_sparse_bsr((2, 2)),
+    "bsc": lambda d: d.to_sparse_bsc((2, 2)),
+}
+SCIPY_CLASS = {
+    "coo": "coo_array",
+    "csr": "csr_array",
+    "csc": "csc_array",
+    "bsr": "bsr_array",
+    "bsc": "bsr_array",  # scipy has no BSC class: the same blocks as a bsr_array
+}
+
+
+@pytest.fixture(params=list(LAYOUTS))
+def layout(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_sparse_default_raises_naming_the_options(layout: str) -> None:
+    s = LAYOUTS[layout](_dense())
+    for call in (interop.to_numpy, interop.explain):
+        with pytest.raises(
+            interop.ConversionError,
+            match=rf'got a sparse_{layout} tensor.*sparse="dense".*sparse="scipy"',
+        ):
+            call(s)
+
+
+def test_sparse_dense_densifies(layout: str) -> None:
+    s = LAYOUTS[layout](_dense())
+    out = interop.to_numpy(s, sparse="dense")
+    np.testing.assert_array_equal(out, DENSE)
+    assert out.flags.writeable and out.dtype == np.float32
+    plan = interop.explain(s, sparse="dense")
+    assert plan.steps == ("densify", "numpy_view") and not plan.zero_copy
+    with pytest.raises(interop.CopyRequiredError, match="densifying"):
+        interop.to_numpy(s, sparse="dense", copy=False)
+
+
+def test_sparse_scipy_gives_the_matching_array(layout: str) -> None:
+    import scipy.sparse
+
+    s = LAYOUTS[layout](_dense())
+    out = interop.to_numpy(s, sparse="scipy")
+    assert type(out) is getattr(scipy.sparse, SCIPY_CLASS[layout])
+    np.testing.assert_array_equal(out.toarray(), DENSE)
+    if layout in ("bsr", "bsc"):
+        assert out.blocksize == (2, 2)
+    assert not np.shares_memory(out.data, s.values().numpy())
+    assert interop.explain(s, sparse="scipy").steps == ("to_scipy",)
+    with pytest.raises(interop.CopyRequiredError, match=r"scipy.sparse array is built"):
+        interop.to_numpy(s, sparse="scipy", copy=False)
+
+
+def test_sparse_with_grad_uncoalesced_and_bfloat16() -> None:
+    g = _dense().to_sparse().requires_grad_()
+    assert interop.explain(g, sparse="dense").steps == ("detach", "densify", "numpy_view")
+    np.testing.assert_array_equal(interop.to_numpy(g, sparse="dense"), DENSE)
+    dup = torch.sparse_coo_tensor(torch.tensor([[0, 0, 1], [1, 1, 0]]), torch.tensor([1.0, 2, 5]))
+    assert not dup.is_coalesced()
+    expected = [[0.0, 3.0], [5.0, 0.0]]
+    np.testing.assert_array_equal(interop.to_numpy(dup, sparse="scipy").toarray(), expected)
+    np.testing.assert_array_equal(interop.to_numpy(dup, sparse="dense"), expected)
+    b = _dense().bfloat16().to_sparse_csr()
+    out = interop.to_numpy(b, sparse="dense")
+    assert out.dtype == np.dtype(ml_dtypes.bfloat16)
+    assert interop.explain(b, sparse="dense").steps == ("densify", "bit_view")
+    np.testing.assert_array_equal(interop.to_numpy(b, sparse="dense", upcast=True), DENSE)
+
+
+def test_sparse_scipy_refuses_hybrid_and_batched_tensors() -> None:
+    hybrid = torch.zeros(3, 4, 2)
+    hybrid[1, 2] = torch.tensor([1.0, 2.0])
+    with pytest.raises(interop.ConversionError, match=r"hybrid.*hint: pass sparse=\"dense\""):
+        interop.to_numpy(hybrid.to_sparse(2), sparse="scipy")
+    batched = torch.stack([_dense(), _dense()]).to_sparse_csr()
+    with pytest.raises(interop.ConversionError, match=r"batched \(3-d\).*sparse=\"dense\""):
+        interop.to_numpy(batched, sparse="scipy")
+    np.testing.assert_array_equal(interop.to_numpy(batched, sparse="dense"), [DENSE, DENSE])
+
+
+def test_scipy_is_imported_only_for_sparse_scipy() -> None:
+    code = (
+        "import sys, torch, interop\n"
+        "s = torch.eye(3).to_sparse()\n"
+        "interop.to_numpy(s, sparse='dense')\n"
+        "try:\n    interop.to_numpy(s)\nexcept interop.ConversionError:\n    pass\n"
+        "assert 'scipy' not in sys.modules, 'scipy imported too early'\n"
+        "interop.to_numpy(s, sparse='scipy')\n"
+        "assert 'scipy.sparse' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# -- nested and jagged tensors ----------------------------------------------------------
+
+COMPONENTS = [np.arange(3, dtype=np.float32), np.arange(5, dtype=np.float32) + 10]
+
+
+@pytest.fixture(params=["strided", "jagged"])
+def nested(request: pytest.FixtureRequest) -> Any:
+    layout = torch.strided if request.param == "strided" else torch.jagged
+    return torch.nested.nested_tensor([torch.from_numpy(c) for c in COMPONENTS], layout=layout)
+
+
+def test_nested_default_raises_naming_the_options(nested: Any) -> None:
+    for call in (interop.to_numpy, interop.explain):
+        with pytest.raises(
+            interop.ConversionError,
+            match=r'nested tensor.*2 components.*ragged="object".*ragged="pad"',
+        ):
+            call(nested)
+
+
+def test_nested_object_is_an_array_of_owned_arrays(nested: Any) -> None:
+    out = interop.to_numpy(nested, ragged="object")
+    assert out.dtype == object and out.shape == (2,)
+    parts = nested.unbind()
+    for got, want, part in zip(out, COMPONENTS, parts, strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert got.flags.writeable and not np.shares_memory(got, part.numpy())
+    plan = interop.explain(nested, ragged="object")
+    assert plan.steps == ("unbind",) and plan.dtype == object and not plan.zero_copy
+    with pytest.raises(interop.CopyRequiredError, match="object array"):
+        interop.to_numpy(nested, ragged="object", copy=False)
+    upcast = interop.to_numpy(nested.to(torch.bfloat16), ragged="object", upcast=True)
+    assert [a.dtype for a in upcast] == [np.float32, np.float32]
+
+
+def test_nested_pad_matches_torch_padding(nested: Any) -> None:
+    out = interop.to_numpy(nested, ragged="pad")
+    np.testing.assert_array_equal(out, [[0, 1, 2, 0, 0], [10, 11, 12, 13, 14]])
+    np.testing.assert_array_equal(out, torch.nested.to_padded_tensor(nested, 0.0).numpy())
+    assert interop.explain(nested, ragged="pad").steps == ("pad", "numpy_view")
+    with pytest.raises(interop.CopyRequiredError, match="padding"):
+        interop.to_numpy(nested, ragged="pad", copy=False)
+
+
+def test_nested_pad_two_ragged_dims_and_dtypes_torch_cannot_pad() -> None:
+    n = torch.nested.nested_tensor([torch.ones(2, 3), torch.ones(4, 1) * 2])
+    out = interop.to_numpy(n, ragged="pad")
+    expected = np.zeros((2, 4, 3), np.float32)
+    expected[0, :2, :3] = 1
+    expected[1, :4, :1] = 2
+    np.testing.assert_array_equal(out, expected)
+    # No padding kernel for float8 in PyTorch: its bits are padded as integers.
+    f8 = torch.nested.nested_tensor(
+        [
+            torch.tensor([1.0, 2.0]).to(torch.float8_e4m3fn),
+            torch.tensor([3.0]).to(torch.float8_e4m3fn),
+        ],
+        layout=torch.jagged,
+    )
+    out8 = interop.to_numpy(f8, ragged="pad")
+    assert out8.dtype == np.dtype(ml_dtypes.float8_e4m3fn)
+    np.testing.assert_array_equal(out8.astype(np.float32), [[1, 2], [3, 0]])
+    assert interop.explain(f8, ragged="pad").steps == ("pad", "bit_view")
+
+
+def test_nested_with_grad() -> None:
+    n = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)], requires_grad=True)
+    assert interop.explain(n, ragged="pad").steps == ("detach", "pad", "numpy_view")
+    np.testing.assert_array_equal(interop.to_numpy(n, ragged="pad"), [[1, 1, 0], [1, 1, 1]])
+
+
+# -- quantized tensors, tensors without data -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.quantize_per_tensor(torch.tensor([1.0, 2.0]), 0.1, 0, torch.qint8),
+        lambda: torch.quantize_per_channel(
+            torch.ones(2, 2), torch.tensor([0.1, 0.2]), torch.tensor([0, 0]), 0, torch.quint8
+        ),
+    ],
+    ids=["per_tensor", "per_channel"],
+)
+def test_quantized_raises_naming_dequantize_and_int_repr(make: Callable[[], Any]) -> None:
+    q = make()
+    for call in (interop.to_numpy, interop.explain):
+        with pytest.raises(
+            interop.ConversionError, match=r"quantized.*dequantize\(\).*int_repr\(\)"
+        ):
+            call(q)
+
+
+def test_meta_tensor_raises() -> None:
+    m = torch.empty(3, device="meta")
+    for call in (interop.to_numpy, interop.explain):
+        with pytest.raises(interop.ConversionError, match=r"meta device.*no values.*hint"):
+            call(m)
+
+
+def test_fake_tensor_raises() -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        fake = torch.ones(3)
+    for call in (interop.to_numpy, interop.explain):
+        with pytest.raises(interop.ConversionError, match=r"FakeTensor.*no values.*hint"):
+            call(fake)
+
+
+def _inside(transform: str, fn: Callable[[Any], Any], x: Any) -> None:
+    func = torch.func
+    if transform == "vmap":
+        func.vmap(fn)(x)
+    elif transform == "grad":
+        func.grad(fn)(x)
+    elif transform == "jvp":
+        func.jvp(fn, (x,), (torch.ones_like(x),))
+    elif transform == "jacrev":
+        func.jacrev(fn)(x)
+    else:
+        func.functionalize(fn)(x)
+
+
+@pytest.mark.parametrize("transform", ["vmap", "grad", "jvp", "jacrev", "functionalize"])
+def test_tensors_inside_torch_func_transforms_raise(transform: str) -> None:
+    outside = torch.arange(3.0)
+    seen: list[Any] = []
+
+    def fn(x: Any) -> Any:
+        for call in (interop.to_numpy, interop.explain):
+            with pytest.raises(interop.ConversionError, match=r"torch.func transform.*hint"):
+                call(x)
+        # A real tensor captured from outside still converts, with its values.
+        seen.append(interop.to_numpy(outside))
+        return (x * 2).sum()
+
+    _inside(transform, fn, torch.ones(2, 3) if transform == "vmap" else torch.ones(3))
+    assert seen and all(np.array_equal(s, [0.0, 1.0, 2.0]) for s in seen)
+
+
+class _Wrapper(torch.Tensor):
+    """A wrapper subclass: its storage is a placeholder, its values live in ``elem``."""
+
+    elem: Any
+
+    @staticmethod
+    def __new__(cls, elem: Any) -> Any:
+        out = torch.Tensor._make_wrapper_subclass(cls, elem.shape, dtype=elem.dtype)
+        out.elem = elem
+        return out
+
+    @classmethod
+    def __torch_dispatch__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        from torch.utils._pytree import tree_map
+
+        def unwrap(x: Any) -> Any:
+            return x.elem if isinstance(x, _Wrapper) else x
+
+        return func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs or {}))
+
+
+def test_dispatch_subclass_without_its_own_data_raises() -> None:
+    w = _Wrapper(torch.arange(3.0))
+    with pytest.raises(interop.ConversionError, match=r"_Wrapper`.*__torch_dispatch__.*hint"):
+        interop.to_numpy(w)
+
+
+# -- subclasses -------------------------------------------------------------------------
+
+
+def test_parameter_converts_zero_copy() -> None:
+    p = torch.nn.Parameter(torch.arange(4.0))
+    out = interop.to_numpy(p)
+    assert np.shares_memory(out, p.detach().numpy())
+    assert interop.explain(p).steps == ("detach", "numpy_view")
+    assert p.requires_grad and p.grad_fn is None and p.grad is None
+
+
+class _Plain(torch.Tensor):
+    pass
+
+
+def test_plain_subclass_converts_zero_copy() -> None:
+    t = torch.arange(4.0).as_subclass(_Plain)
+    out = interop.to_numpy(t)
+    np.testing.assert_array_equal(out, [0, 1, 2, 3])
+    assert np.shares_memory(out, t.as_subclass(torch.Tensor).numpy())
+    assert interop.framework_of(t) == "torch"
+    assert interop.explain(t).steps == ("numpy_view",)
+
+
+@pytest.fixture(scope="module")
+def process_group() -> Iterator[Any]:
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("this torch build has no gloo backend")
+    from torch.distributed.device_mesh import init_device_mesh
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        yield init_device_mesh("cpu", (1,))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("placement", ["shard", "replicate"])
+def test_dtensor_gathers_its_full_tensor(process_group: Any, placement: str) -> None:
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    place = Shard(0) if placement == "shard" else Replicate()
+    full = torch.arange(6.0).reshape(2, 3)
+    dt = distribute_tensor(full, process_group, [place])
+    out = interop.to_numpy(dt)
+    np.testing.assert_array_equal(out, full.numpy())
+    # full_tensor() hands back the local shard itself here; the result is new memory.
+    assert not np.shares_memory(out, dt.to_local().numpy())
+    plan = interop.explain(dt)
+    assert plan.steps == ("gather", "numpy_view") and not plan.zero_copy
+    with pytest.raises(interop.CopyRequiredError, match=r"DTensor.*full_tensor"):
+        interop.to_numpy(dt, copy=False)
+    b = distribute_tensor(full.bfloat16().requires_grad_(), process_group, [place])
+    assert interop.explain(b).steps == ("gather", "detach", "bit_view")
+    np.testing.assert_array_equal(interop.to_numpy(b, upcast=True), full.numpy())
