@@ -20,9 +20,11 @@ from interop._errors import (
     TransferError,
     UnsupportedTypeError,
 )
+from interop._iter import iter_numpy
 from interop._options import Options, options
 from interop._plan import Plan
 from interop._registry import Backend, BackendInfo, backends, register_backend
+from interop._tree import to_numpy_tree
 
 __version__ = "0.1.0"
 
@@ -40,7 +42,9 @@ __all__ = [
     "backends",
     "explain",
     "framework_of",
+    "iter_numpy",
     "options",
     "register_backend",
     "to_numpy",
+    "to_numpy_tree",
 ]

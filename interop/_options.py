@@ -132,9 +132,16 @@ def options(
 ) -> Iterator[Options]:
     """Set the defaults of every conversion inside the ``with`` block.
 
-    Keywords left out (``None``) keep the value of the enclosing block. Explicit
-    keywords of a call inside the block still win. The block is private to the
-    current thread or asyncio task.
+    The block applies to :func:`interop.to_numpy`, :func:`interop.to_numpy_tree`,
+    :func:`interop.explain` and :func:`interop.iter_numpy`. Keywords left out
+    (``None``) keep the value of the enclosing block. Explicit keywords of a call
+    inside the block still win.
+
+    The block is private to the current thread or asyncio task: other threads and
+    tasks keep their own options, and a thread started inside the block does not
+    inherit it (run it with ``contextvars.copy_context().run`` for that). An
+    :func:`interop.iter_numpy` pipeline takes the options in force when it is
+    created, and keeps them wherever its batches are consumed.
 
     Note that ``copy=None`` cannot be set here, since ``None`` means "keep": an
     inner block cannot turn an outer ``copy=True`` back to the default.
