@@ -25,7 +25,7 @@ _SPARSE = ("error", "dense", "scipy")
 _RAGGED = ("error", "object", "pad")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class Options:
     """The resolved options of one conversion.
 
@@ -48,11 +48,37 @@ class Options:
     sparse: SparsePolicy = "error"
     ragged: RaggedPolicy = "error"
 
+    def __eq__(self, other: object) -> bool:
+        # Not the generated __eq__: NumPy compares np.dtype("float64") == None as
+        # True (None means the default dtype to NumPy), which would make a cast to
+        # float64 equal to no cast at all.
+        if not isinstance(other, Options):
+            return NotImplemented
+        return (
+            self.copy is other.copy
+            and _same_dtype(self.dtype, other.dtype)
+            and self.allow_transfer is other.allow_transfer
+            and self.upcast is other.upcast
+            and self.sparse == other.sparse
+            and self.ragged == other.ragged
+        )
+
+    def __hash__(self) -> int:
+        return hash(
+            (self.copy, self.dtype, self.allow_transfer, self.upcast, self.sparse, self.ragged)
+        )
+
     def replace(self, **changes: Any) -> Options:
         """A copy of these options with ``changes`` applied and validated."""
         merged = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         merged.update(changes)
         return _validated(**merged)
+
+
+def _same_dtype(a: np.dtype[Any] | None, b: np.dtype[Any] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a == b
 
 
 def _validated(

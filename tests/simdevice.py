@@ -49,6 +49,9 @@ class SimBackend(interop.Backend):
         super().__init__()
         self.log = log
         self.stream = SimStream(log)
+        # One stream per copy instead of one for all (as with several devices).
+        self.stream_per_copy = False
+        self.streams = [self.stream]
         self.steps.update(to_host=self._to_host, check=self._check)
 
     def matches(self, cls: type) -> bool:
@@ -78,8 +81,12 @@ class SimBackend(interop.Backend):
     def start(self, x: SimArray, batch: _transfer.Batch) -> tuple[np.ndarray, int]:
         self.log.append(f"start {x.name}")
         buffer = np.zeros_like(x.data)
-        self.stream.queued.append((buffer, x))
-        batch.streams[self.stream] = None
+        stream = self.stream
+        if self.stream_per_copy:
+            stream = SimStream(self.log)
+            self.streams.append(stream)
+        stream.queued.append((buffer, x))
+        batch.streams[stream] = None
         return buffer, 1
 
 
