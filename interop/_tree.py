@@ -29,7 +29,7 @@ import collections
 import copy as _copy
 import dataclasses
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -107,6 +107,8 @@ def _classify(cls: type, x: Any) -> int:
         kind = _SEQUENCE
     else:
         kind = _OTHER
+    if len(_kinds) > 4096:  # classes made on the fly (namedtuple per call, ...)
+        _kinds.clear()
     _kinds[cls] = kind
     return kind
 
@@ -117,9 +119,10 @@ def _native(backend: Backend, cls: type) -> Any:
     Only where it returns what the backend's ``to_numpy`` returns, and raises in
     every case it does not cover, so that the walk can call it directly and fall
     back to the backend on any error. This takes the backends' per-leaf checks out
-    of the loop: what they establish per leaf is established here once per type
-    (and, for data that may be on an accelerator, never: those leaves go through
-    the device checks).
+    of the loop: what they establish per leaf is established here once per type.
+    None of these functions copies from an accelerator: ``Tensor.numpy()`` raises
+    for a CUDA tensor (which then goes through the device checks), and the JAX and
+    TensorFlow ones are used only where the framework has no accelerator at all.
     """
     name = backend.name
     if name == "torch":
@@ -181,35 +184,25 @@ def _is_jax_node(registry: Any, x: Any) -> bool:
         return True
 
 
-class _Frame:
-    """One container being walked: its children so far and where the walk is in it."""
-
-    __slots__ = ("delayed", "extra", "items", "key", "kind", "out", "src")
-
-    def __init__(self, kind: int, src: Any, items: Iterator[tuple[Any, Any]], out: Any) -> None:
-        self.kind = kind
-        self.src = src
-        self.items = items
-        # The converted children: a dict for mappings and dataclasses, a list otherwise.
-        self.out = out
-        # The key of the child being walked below this frame.
-        self.key: Any = None
-        # Whether a child is still waiting for its device-to-host copy.
-        self.delayed = False
-        self.extra: Any = None
+# A frame is one container being walked, as a list (cheaper to make than an object):
+_KIND, _SRC, _ITEMS, _OUT, _KEY, _DELAYED = range(6)
+# [kind, the container, iterator of (key, child), the converted children (a dict for
+#  mappings and dataclasses, a list otherwise), the key of the child being walked
+#  below it, whether a child still waits for its device-to-host copy]
+Frame = list[Any]
 
 
-def _open(kind: int, x: Any) -> _Frame:
+def _open(kind: int, x: Any) -> Frame:
     """The frame that walks the container ``x`` of kind ``kind``."""
     if kind in (_DICT, _MAPPING):
-        return _Frame(kind, x, iter(x.items()), {})
+        return [kind, x, iter(x.items()), {}, _MISSING, False]
     if kind == _DATACLASS:
         fields = [
             (f.name, value)
             for f in dataclasses.fields(x)
             if (value := getattr(x, f.name, _MISSING)) is not _MISSING
         ]
-        return _Frame(kind, x, iter(fields), {})
+        return [kind, x, iter(fields), {}, _MISSING, False]
     if kind == _JAXNODE:
         registry = _jax_registry()
         flat = registry.flatten_one_level(x)
@@ -218,18 +211,18 @@ def _open(kind: int, x: Any) -> _Frame:
                 f"expected a JAX pytree node, got `{type_name(x)}`, which JAX no longer flattens"
             )
         children = list(flat[0])
-        return _Frame(kind, x, enumerate(children), [None] * len(children))
-    return _Frame(kind, x, enumerate(x), [None] * len(x))
+        return [kind, x, enumerate(children), [None] * len(children), _MISSING, False]
+    return [kind, x, enumerate(x), [None] * len(x), _MISSING, False]
 
 
 _MISSING: Any = object()
 
 
-def _build(frame: _Frame) -> Any:
+def _build(frame: Frame) -> Any:
     """The new container of ``frame``'s kind holding its converted children."""
-    kind = frame.kind
-    out = frame.out
-    src = frame.src
+    kind = frame[_KIND]
+    out = frame[_OUT]
+    src = frame[_SRC]
     if kind in (_DICT, _LIST):
         return out
     if kind == _TUPLE:
@@ -268,8 +261,8 @@ def _build(frame: _Frame) -> Any:
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
-def _segment(frame: _Frame, key: Any) -> str:
-    kind = frame.kind
+def _segment(frame: Frame, key: Any) -> str:
+    kind = frame[_KIND]
     if kind == _ROOT:
         return ""
     if kind in (_DICT, _MAPPING):
@@ -277,24 +270,24 @@ def _segment(frame: _Frame, key: Any) -> str:
     if kind == _DATACLASS:
         return f".{key}"
     if kind == _NAMEDTUPLE:
-        return f".{type(frame.src)._fields[key]}"
+        return f".{type(frame[_SRC])._fields[key]}"
     if kind == _JAXNODE:
         try:
             import jax
 
-            keyed, _ = jax.tree_util.flatten_one_level_with_keys(frame.src)
+            keyed, _ = jax.tree_util.flatten_one_level_with_keys(frame[_SRC])
             return str(jax.tree_util.keystr((list(keyed)[key][0],)))
         except Exception:
             pass
     return f"[{key}]"
 
 
-def _path(stack: list[_Frame], key: Any) -> str:
+def _path(stack: list[Frame], key: Any) -> str:
     """The path of child ``key`` of the innermost frame (``_MISSING``: the frame itself)."""
     parts = ["tree"]
     last = len(stack) - 1
     for i, frame in enumerate(stack):
-        k = frame.key if i < last else key
+        k = frame[_KEY] if i < last else key
         if k is _MISSING:
             break
         parts.append(_segment(frame, k))
@@ -326,7 +319,7 @@ class _Placeholder:
 
     __slots__ = ("frame", "path", "value")
 
-    def __init__(self, frame: _Frame, path: str) -> None:
+    def __init__(self, frame: Frame, path: str) -> None:
         self.frame = frame
         self.path = path
         self.value: Any = None
@@ -360,7 +353,7 @@ class Started:
             raise
         value = self._value
         for holder in self._placeholders:
-            out = holder.frame.out
+            out = holder.frame[_OUT]
             keys = out.keys() if isinstance(out, dict) else range(len(out))
             for k in keys:
                 item = out[k]
@@ -401,19 +394,26 @@ def start(tree: Any, options: Options) -> Started:
     as_is = options is DEFAULT  # a NumPy array stays the same object
     # type -> the framework's own conversion function for it, or False (see _native).
     native: dict[type, Any] = {}
+    if not checks:
+        # No data can be on an accelerator: try the recursive walk, and leave what
+        # it does not handle (errors, deep or cyclic trees) to the iterative one,
+        # which walks again from the start and reports with paths.
+        try:
+            return Started(_walk_fast(tree, options, native), None, [])
+        except Exception:
+            pass
     native_get = native.get
     batch: Batch | None = None
     placeholders: list[_Placeholder] = []
 
-    root = _Frame(_ROOT, None, enumerate((tree,)), [None])
+    root: Frame = [_ROOT, None, enumerate((tree,)), [None], _MISSING, False]
     stack = [root]
-    walking: set[int] = set()  # ids of the containers on the current path
     frame = root
     k: Any = _MISSING
     try:
         while True:
-            out = frame.out
-            for k, v in frame.items:
+            out = frame[_OUT]
+            for k, v in frame[_ITEMS]:
                 cls = type(v)
                 if cls is ndarray and as_is:
                     out[k] = v
@@ -430,13 +430,13 @@ def start(tree: Any, options: Options) -> Started:
                     b = lookup(cls)
                 if b is not None and b is not python:
                     if f is None:
-                        native[cls] = (as_is and b not in checks and _native(b, cls)) or False
+                        native[cls] = (as_is and _native(b, cls)) or False
                     if checks and b in checks and checks[b](v):
                         if batch is None:
                             batch = Batch()
                         converted = batch.start(b, v, options, _path(stack, k))
                         if type(converted) is Pending:
-                            frame.delayed = True
+                            frame[_DELAYED] = True
                         out[k] = converted
                     else:
                         out[k] = b.to_numpy(v, options)
@@ -447,29 +447,41 @@ def start(tree: Any, options: Options) -> Started:
                 if kind == _OTHER:
                     out[k] = v
                     continue
-                if id(v) in walking:
-                    raise _cycle(stack, k, v)
-                frame.key = k
-                frame = _open(kind, v)
-                walking.add(id(v))
+                # A container: walk it before the rest of this one.
+                frame[_KEY] = k
+                if kind == _DICT:
+                    frame = [kind, v, iter(v.items()), {}, _MISSING, False]
+                elif kind in (_LIST, _TUPLE):
+                    frame = [kind, v, enumerate(v), [None] * len(v), _MISSING, False]
+                else:
+                    frame = _open(kind, v)
                 stack.append(frame)
+                if not len(stack) & 1023:
+                    # A structure that contains itself makes the stack grow without
+                    # end; looking for a repeated container now and then finds it at
+                    # no cost per container.
+                    _check_cycles(stack)
                 break
             else:
                 # Every child of this frame is converted: build its container.
                 k = _MISSING
-                if frame.delayed:
+                kind = frame[_KIND]
+                if frame[_DELAYED]:
                     result: Any = _Placeholder(frame, _path(stack, _MISSING))
                     placeholders.append(result)
+                elif kind in (_DICT, _LIST):
+                    result = frame[_OUT]
+                elif kind == _TUPLE:
+                    result = tuple(frame[_OUT])
                 else:
                     result = _build(frame)
                 stack.pop()
                 if not stack:
                     return Started(result, batch, placeholders)
-                walking.discard(id(frame.src))
                 frame = stack[-1]
-                frame.out[frame.key] = result
+                frame[_OUT][frame[_KEY]] = result
                 if type(result) is _Placeholder:
-                    frame.delayed = True
+                    frame[_DELAYED] = True
     except Exception as exc:
         if batch is not None:
             batch.cancel()
@@ -478,16 +490,91 @@ def start(tree: Any, options: Options) -> Started:
         raise _located(exc, _path(stack, k)) from exc
 
 
-def _cycle(stack: list[_Frame], key: Any, x: Any) -> ConversionError:
-    here = _path(stack, key)
-    first = next(i for i, f in enumerate(stack) if f.src is x)
-    outer = _path(stack[:first], stack[first - 1].key) if first > 0 else "tree"
-    error = ConversionError(
-        f"expected a tree without cycles, got a `{type_name(x)}` at {here} that is also "
-        f"its own ancestor {outer}. hint: break the cycle, or convert the parts you need"
-    )
-    error.__interop_path__ = here  # type: ignore[attr-defined]
-    return error
+# How deep the recursive walk goes before it gives up (cycles, very deep trees) and
+# leaves the tree to the iterative walk; well below Python's recursion limit.
+_FAST_DEPTH = 64
+
+
+class _GiveUp(Exception):
+    """The recursive walk met a tree too deep for it."""
+
+
+def _walk_fast(tree: Any, options: Options, native: dict[type, Any]) -> Any:
+    """Convert ``tree`` when no leaf can be on an accelerator, recursively.
+
+    Per container, a recursive call costs a third of a step of the iterative walk
+    in :func:`start`, so this is the common path. It raises on anything unusual
+    (a failing leaf, a tree deeper than ``_FAST_DEPTH``, a cycle), and
+    :func:`start` then walks the tree again iteratively, which gives the error its
+    path. The leaf handling is the same as there.
+    """
+    cache_get = _registry._cache.get
+    lookup = _registry.lookup
+    kinds_get = _kinds.get
+    native_get = native.get
+    python = _python()
+    ndarray = _ndarray
+    as_is = options is DEFAULT
+
+    def walk(x: Any, kind: int, depth: int) -> Any:
+        if depth > _FAST_DEPTH:
+            raise _GiveUp
+        frame = None
+        out: Any
+        items: Any
+        if kind == _DICT:
+            items, out = x.items(), {}
+        elif kind in (_LIST, _TUPLE):
+            items, out = enumerate(x), [None] * len(x)
+        else:
+            frame = _open(kind, x)
+            items, out = frame[_ITEMS], frame[_OUT]
+        for k, v in items:
+            cls = type(v)
+            if cls is ndarray and as_is:
+                out[k] = v
+                continue
+            f = native_get(cls)
+            if f:
+                try:
+                    out[k] = f(v)
+                    continue
+                except Exception:
+                    pass
+            b = cache_get(cls, _MISSING)
+            if b is _MISSING:
+                b = lookup(cls)
+            if b is not None and b is not python:
+                if f is None:
+                    native[cls] = (as_is and _native(b, cls)) or False
+                out[k] = b.to_numpy(v, options)
+                continue
+            child = kinds_get(cls)
+            if child is None:
+                child = _classify(cls, v)
+            out[k] = v if child == _OTHER else walk(v, child, depth + 1)
+        if frame is None:
+            return tuple(out) if kind == _TUPLE else out
+        return _build(frame)
+
+    return walk([tree], _LIST, 0)[0]
+
+
+def _check_cycles(stack: list[Frame]) -> None:
+    """Raise if a container on the stack is its own ancestor."""
+    first: dict[int, int] = {}
+    for i, frame in enumerate(stack):
+        j = first.setdefault(id(frame[_SRC]), i)
+        if j != i:
+            here = _path(stack[:i], stack[i - 1][_KEY])
+            outer = _path(stack[:j], stack[j - 1][_KEY])
+            error = ConversionError(
+                f"expected a tree without cycles, got a `{type_name(frame[_SRC])}` at {here} "
+                f"that is also its own ancestor {outer}. hint: break the cycle, or convert "
+                "the parts you need"
+            )
+            error.__interop_path__ = here  # type: ignore[attr-defined]
+            raise error
 
 
 def to_numpy_tree(

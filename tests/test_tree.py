@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import interop
+from interop import _tree
 from tests.conftest import Framework, load_framework
 from tests.simdevice import SimArray, SimBackend, registered
 
@@ -69,6 +70,22 @@ class MyList(list):  # type: ignore[type-arg]
 
 class MyDict(dict):  # type: ignore[type-arg]
     pass
+
+
+@pytest.fixture(params=["recursive", "iterative"], autouse=True)
+def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs through both walks of ``to_numpy_tree``.
+
+    The recursive walk takes the common case; the iterative one takes deep or cyclic
+    trees, errors and accelerator data, and must give the same results.
+    """
+    if request.param == "iterative":
+
+        def refuse(*args: Any) -> Any:
+            raise RuntimeError("recursive walk disabled for this test")
+
+        monkeypatch.setattr(_tree, "_walk_fast", refuse)
+    return str(request.param)
 
 
 def same_conversion(out: Any, x: Any, **kw: Any) -> None:
