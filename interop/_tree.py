@@ -1,20 +1,31 @@
 """Whole structures at once: :func:`to_numpy_tree`.
 
-The walk is our own, not optree's and not ``jax.tree_util``'s, for three measured
-reasons (a 1,000-leaf dict of small PyTorch tensors, CPU, best of 5):
+The traversal is our own rather than optree's, decided by measuring both (CPU time,
+median of 25 interleaved runs, Python 3.11, optree 0.20, JAX 0.10):
 
-* optree cannot see the containers users hold most after dicts: dataclass
-  instances, and nodes registered with JAX rather than with optree (Flax structs).
-  Those would need a second traversal around it anyway.
-* It is slower on the common case: ``optree.tree_map`` with the same leaf function
-  took 1.6x the time of this walk, which converts the leaves of a container in one
-  tight loop (one type lookup per leaf, no call per leaf besides the conversion
-  itself); ``jax.tree_util.tree_map`` took 2.0x.
-* It would be a new dependency (JAX does not require it).
+==========================================  ==========  ======  ===============
+traversal only (NumPy leaves, kept as is)   this walk   optree  jax.tree_util
+==========================================  ==========  ======  ===============
+flat dict, 1,000 leaves                     1.00        3.78x   3.68x
+250 x {tuple, list, dict}: 1,000 + 1,000    1.00        1.26x   0.53x
+==========================================  ==========  ======  ===============
 
-The walk is iterative (an explicit stack, no recursion), so a tree 10,000 levels
-deep converts like any other, and the path of the container being walked is at
-hand when something fails: errors name the leaf, as in ``tree['outputs'][2]``.
+* On the common case, a dict of tensors, this walk is 3.8x faster than
+  ``optree.tree_map``: it converts the leaves of a container in one tight loop,
+  with no Python call per leaf besides the conversion itself, where a ``tree_map``
+  calls a leaf function per leaf. Only on trees made mostly of tiny containers is
+  JAX's C++ flatten faster; converting the leaves then costs more than walking.
+* optree does not see the containers users hold most after dicts: dataclass
+  instances, and nodes registered with JAX rather than with optree (Flax structs);
+  a second traversal would have to wrap it anyway.
+* optree would be a new dependency (JAX does not require it).
+
+There are two walks. The recursive one (:func:`_walk_fast`) takes the common
+case: no accelerator data, no error, up to ``_FAST_DEPTH`` levels. Anything else
+goes to the iterative one in :func:`start` (an explicit stack, no recursion), which
+converts a tree 10,000 levels deep like any other, finds cycles, batches
+device-to-host copies and has the path of every leaf at hand, so errors name the
+leaf, as in ``tree['outputs'][2]``.
 
 JAX-registered pytree nodes (``register_pytree_node_class``, ``register_dataclass``,
 Flax structs, ...) are taken apart one level at a time with JAX's own registry, so
@@ -62,6 +73,7 @@ _kinds_know_jax = False
 _ndarray = np.ndarray
 _python_backend: list[Backend] = []
 _SCALARS = (str, bytes, int, float, complex, bool, type(None))
+_MISSING: Any = object()
 
 
 def _python() -> Backend:
@@ -73,10 +85,10 @@ def _python() -> Backend:
 
 
 def _jax_registry() -> Any:
-    jax = sys.modules.get("jax")
-    if jax is None:
+    public = sys.modules.get("jax.tree_util")
+    if public is None:  # JAX not imported, or still being imported
         return None
-    registry = getattr(jax.tree_util, "default_registry", None)
+    registry = getattr(public, "default_registry", None)
     if registry is None:  # pragma: no cover - JAX before default_registry was public
         from jax._src import tree_util
 
@@ -213,9 +225,6 @@ def _open(kind: int, x: Any) -> Frame:
         children = list(flat[0])
         return [kind, x, enumerate(children), [None] * len(children), _MISSING, False]
     return [kind, x, enumerate(x), [None] * len(x), _MISSING, False]
-
-
-_MISSING: Any = object()
 
 
 def _build(frame: Frame) -> Any:
@@ -394,14 +403,13 @@ def start(tree: Any, options: Options) -> Started:
     as_is = options is DEFAULT  # a NumPy array stays the same object
     # type -> the framework's own conversion function for it, or False (see _native).
     native: dict[type, Any] = {}
-    if not checks:
-        # No data can be on an accelerator: try the recursive walk, and leave what
-        # it does not handle (errors, deep or cyclic trees) to the iterative one,
-        # which walks again from the start and reports with paths.
-        try:
-            return Started(_walk_fast(tree, options, native), None, [])
-        except Exception:
-            pass
+    # Try the recursive walk first; leave what it does not handle (accelerator data,
+    # errors, deep or cyclic trees) to the iterative one, which walks again from the
+    # start, batches the copies and reports errors with paths.
+    try:
+        return Started(_walk_fast(tree, options, native, checks), None, [])
+    except Exception:
+        pass
     native_get = native.get
     batch: Batch | None = None
     placeholders: list[_Placeholder] = []
@@ -496,17 +504,19 @@ _FAST_DEPTH = 64
 
 
 class _GiveUp(Exception):
-    """The recursive walk met a tree too deep for it."""
+    """The recursive walk met a tree too deep for it, or data on an accelerator."""
 
 
-def _walk_fast(tree: Any, options: Options, native: dict[type, Any]) -> Any:
-    """Convert ``tree`` when no leaf can be on an accelerator, recursively.
+def _walk_fast(
+    tree: Any, options: Options, native: dict[type, Any], checks: dict[Backend, Any]
+) -> Any:
+    """Convert ``tree`` recursively, as long as nothing unusual turns up.
 
     Per container, a recursive call costs a third of a step of the iterative walk
-    in :func:`start`, so this is the common path. It raises on anything unusual
-    (a failing leaf, a tree deeper than ``_FAST_DEPTH``, a cycle), and
-    :func:`start` then walks the tree again iteratively, which gives the error its
-    path. The leaf handling is the same as there.
+    in :func:`start`, so this is the common path. It raises on anything unusual (a
+    leaf on an accelerator, a failing leaf, a tree deeper than ``_FAST_DEPTH``, a
+    cycle), and :func:`start` then walks the tree again iteratively. The leaf
+    handling is the same as there.
     """
     cache_get = _registry._cache.get
     lookup = _registry.lookup
@@ -547,6 +557,8 @@ def _walk_fast(tree: Any, options: Options, native: dict[type, Any]) -> Any:
             if b is not None and b is not python:
                 if f is None:
                     native[cls] = (as_is and _native(b, cls)) or False
+                if checks and b in checks and checks[b](v):
+                    raise _GiveUp  # the iterative walk batches device copies
                 out[k] = b.to_numpy(v, options)
                 continue
             child = kinds_get(cls)

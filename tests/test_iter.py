@@ -13,6 +13,7 @@ import pytest
 
 import interop
 from tests.conftest import Framework
+from tests.readme import readme_section
 from tests.simdevice import SimArray, SimBackend, registered
 
 DATA = np.arange(12, dtype=np.float32).reshape(6, 2)
@@ -249,18 +250,10 @@ def test_non_iterable_source() -> None:
         interop.iter_numpy(3)  # type: ignore[arg-type]
 
 
-def test_readme_data_loader_example_runs() -> None:
-    torch = pytest.importorskip("torch")
-    from torch.utils.data import DataLoader, TensorDataset
-
-    loader = DataLoader(
-        TensorDataset(torch.randn(64, 3), torch.randint(0, 2, (64,))), batch_size=16
-    )
-    total = 0
-    for features, labels in interop.iter_numpy(loader, prefetch=2):
-        total += int(labels.shape[0])
-        assert features.shape[1] == 3
-    assert total == 64
+def test_readme_data_pipelines_runs() -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    exec(compile(readme_section("Data pipelines"), "README.md", "exec"), {})
 
 
 # -- prefetch on the simulated device ----------------------------------------------------

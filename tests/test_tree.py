@@ -14,6 +14,7 @@ import pytest
 import interop
 from interop import _tree
 from tests.conftest import Framework, load_framework
+from tests.readme import readme_section
 from tests.simdevice import SimArray, SimBackend, registered
 
 DATA = np.arange(6, dtype=np.float32).reshape(2, 3)
@@ -515,15 +516,9 @@ def test_options_block_applies() -> None:
     assert interop.to_numpy_tree({"a": a})["a"] is a
 
 
-def test_readme_training_loop_runs() -> None:
-    torch = pytest.importorskip("torch")
-    model = torch.nn.Linear(3, 2)
-    batch = torch.ones(4, 3)
-    logits = model(batch)
-    step = {"loss": logits.pow(2).mean(), "logits": logits, "lr": 0.1, "tag": "train"}
-    out = interop.to_numpy_tree(step)
-    assert out["loss"].shape == () and out["logits"].shape == (4, 2)
-    assert out["lr"] == 0.1 and out["tag"] == "train"
+def test_readme_whole_structures_runs() -> None:
+    pytest.importorskip("torch")
+    exec(compile(readme_section("Whole structures"), "README.md", "exec"), {})
 
 
 # -- GPU: batched device-to-host copies -----------------------------------------------
