@@ -308,3 +308,21 @@ def test_iterables_used_as_sources(simdevice: SimBackend) -> None:
 
     got = [b["x"] for b in interop.iter_numpy(Dataset())]
     np.testing.assert_array_equal(got[1], DATA + 1)
+
+
+@pytest.mark.gpu
+def test_cuda_batches_with_prefetch() -> None:
+    import torch
+
+    def batches() -> Iterator[tuple[Any, Any]]:
+        x = torch.linspace(-3, 3, 512 * 512, device="cuda").reshape(512, 512)
+        for i in range(8):
+            yield (x * (i + 1)).sin().cumsum(0), {"step": i, "mask": x[i] > 0}
+
+    expected = [(f.cpu().numpy(), extra["mask"].cpu().numpy()) for f, extra in batches()]
+    got = list(interop.iter_numpy(batches(), prefetch=3))
+    assert [extra["step"] for _, extra in got] == list(range(8))
+    for (features, extra), (want, mask) in zip(got, expected, strict=True):
+        assert type(features) is np.ndarray and extra["mask"].dtype == np.bool_
+        np.testing.assert_array_equal(features, want)
+        np.testing.assert_array_equal(extra["mask"], mask)

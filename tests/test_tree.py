@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import interop
-from interop import _tree
+from interop import _transfer, _tree
 from tests.conftest import Framework, load_framework
 from tests.readme import readme_section
 from tests.simdevice import SimArray, SimBackend, registered
@@ -535,19 +535,28 @@ def test_cuda_tree_is_complete_and_batched(monkeypatch: pytest.MonkeyPatch) -> N
         syncs.append(self)
         original(self)
 
-    monkeypatch.setattr(torch.cuda.Stream, "synchronize", counting)
     x = torch.randn(2048, 2048, device="cuda")
-    # Slow kernels still running when the copies are queued: an early return would
-    # read incomplete data.
-    tree = {f"t{i}": (x @ x)[i] for i in range(64)}
+    torch.cuda.synchronize()
+    # Kernels still queued when the copies are: returning before the copies are
+    # complete would hand out incomplete data.
+    tree: dict[str, Any] = {f"t{i}": (x @ x)[i] for i in range(64)}
     tree["nested"] = [(x @ x).sum(dim=0), Point(x[0], "meta")]
-    expected = {k: v.cpu().numpy() for k, v in tree.items() if k != "nested"}
-    out = interop.to_numpy_tree(tree)
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.cuda.Stream, "synchronize", counting)
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a blocking copy was used")
+
+        patch.setattr(torch.Tensor, "cpu", blocking)
+        out = interop.to_numpy_tree(tree)
     assert len(syncs) == 1
-    for key, value in expected.items():
-        np.testing.assert_allclose(out[key], value, rtol=1e-5)
-    np.testing.assert_allclose(out["nested"][1].x, x[0].cpu().numpy())
+    for key, value in tree.items():
+        if key != "nested":
+            np.testing.assert_array_equal(out[key], value.cpu().numpy())
+    np.testing.assert_array_equal(out["nested"][0], tree["nested"][0].cpu().numpy())
+    np.testing.assert_array_equal(out["nested"][1].x, x[0].cpu().numpy())
     assert type(out["nested"][1]) is Point and out["nested"][1].y == "meta"
+    assert all(type(v) is np.ndarray for k, v in out.items() if k != "nested")
 
 
 @pytest.mark.gpu
@@ -657,3 +666,36 @@ def test_error_during_walk_waits_for_started_copies(simdevice: SimBackend) -> No
     with pytest.raises(interop.ConversionError, match=r"^tree\[1\]: "):
         interop.to_numpy_tree(tree)
     assert simdevice.log == ["start a", "sync"]
+
+
+@pytest.mark.gpu
+def test_jax_gpu_tree_uses_async_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    jax = pytest.importorskip("jax")
+    if jax.default_backend() == "cpu":
+        pytest.skip("JAX has no GPU backend here")
+    x = jax.random.normal(jax.random.key(0), (1024, 1024))
+    tree = {"a": x @ x, "b": [x.sum(0), (x * 2).astype("bfloat16")], "c": x[0]}
+    started: list[Any] = []
+    original = _transfer._STARTERS["jax"]
+
+    def counting(x: Any, batch: Any) -> Any:
+        started.append(x)
+        return original(x, batch)
+
+    monkeypatch.setitem(_transfer._STARTERS, "jax", counting)
+    out = interop.to_numpy_tree(tree, dtype=np.float32)
+    assert len(started) == 4
+    np.testing.assert_array_equal(out["a"], np.asarray(tree["a"]))
+    np.testing.assert_array_equal(out["b"][1], np.asarray(tree["b"][1]).astype(np.float32))
+    assert out["b"][1].dtype == np.float32 and out["c"].shape == (1024,)
+
+
+@pytest.mark.gpu
+def test_cupy_tree_is_complete() -> None:
+    cupy = pytest.importorskip("cupy")
+    x = cupy.random.standard_normal((1024, 1024), dtype=cupy.float32)
+    tree = {"a": x @ x, "b": [x.T, x[::2]]}
+    out = interop.to_numpy_tree(tree)
+    np.testing.assert_array_equal(out["a"], cupy.asnumpy(tree["a"]))
+    np.testing.assert_array_equal(out["b"][0], cupy.asnumpy(x).T)
+    np.testing.assert_array_equal(out["b"][1], cupy.asnumpy(x)[::2])
