@@ -41,10 +41,15 @@ __all__ = ["Batch", "Pending", "device_checks"]
 
 DeviceCheck = Callable[[Any], bool]
 
-# Whether JAX has an accelerator backend; once True it stays True.
+# Whether CUDA is initialized in PyTorch, and whether JAX has an accelerator
+# backend: once True, each stays True.
+_torch_cuda = False
 _jax_accelerated = False
+# How many JAX backends were initialized when _jax_accelerated was last decided.
+_jax_backends_seen = 0
 # jax Sharding -> whether it places data outside host memory.
 _jax_device_shardings: dict[Any, bool] = {}
+_NONE: dict[Backend, DeviceCheck] = {}
 
 
 def _torch_on_device(t: Any) -> bool:
@@ -70,42 +75,48 @@ def _always(x: Any) -> bool:
 
 
 def _jax_has_accelerator() -> bool:
-    global _jax_accelerated
+    global _jax_accelerated, _jax_backends_seen
     if _jax_accelerated:
         return True
     # Asking JAX for its devices would initialize its backends (seconds, and on a
     # GPU machine most of the GPU memory) in a program that may never have created a
     # JAX array. The dict of backends already initialized answers without that; a
     # JAX array cannot exist before its backend is.
-    try:
-        from jax._src import xla_bridge
-
-        initialized = xla_bridge._backends
-    except (ImportError, AttributeError):  # pragma: no cover - a future JAX
-        return True
-    _jax_accelerated = any(name != "cpu" for name in tuple(initialized))
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    initialized = getattr(bridge, "_backends", None)
+    if initialized is None:  # pragma: no cover - a JAX without this dict
+        return bridge is not None
+    if len(initialized) != _jax_backends_seen:
+        _jax_backends_seen = len(initialized)
+        _jax_accelerated = any(name != "cpu" for name in tuple(initialized))
     return _jax_accelerated
 
 
 def device_checks() -> dict[Backend, DeviceCheck]:
     """The backends whose arrays may live on an accelerator right now, each with a test.
 
-    Cheap enough to call once per tree: it is empty unless CUDA is initialized in
-    PyTorch, JAX has an accelerator backend, or CuPy is imported.
+    Cheap enough to call once per tree: on a machine with no accelerator in use
+    (CUDA not initialized in PyTorch, no JAX accelerator backend, CuPy not
+    imported) it returns a shared empty dict, which callers must not modify.
     """
-    checks: dict[Backend, DeviceCheck] = {}
+    global _torch_cuda
     modules = sys.modules
-    torch = modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        backend = _registry.lookup(torch.Tensor)
+    if not _torch_cuda:
+        torch = modules.get("torch")
+        _torch_cuda = torch is not None and bool(torch.cuda.is_initialized())
+    jax_accelerated = "jax" in modules and _jax_has_accelerator()
+    cupy = modules.get("cupy")
+    if not (_torch_cuda or jax_accelerated or cupy is not None):
+        return _NONE
+    checks: dict[Backend, DeviceCheck] = {}
+    if _torch_cuda:
+        backend = _registry.lookup(modules["torch"].Tensor)
         if backend is not None and backend.name == "torch":
             checks[backend] = _torch_on_device
-    jax = modules.get("jax")
-    if jax is not None and _jax_has_accelerator():
-        backend = _registry.lookup(jax.Array)
+    if jax_accelerated:
+        backend = _registry.lookup(modules["jax"].Array)
         if backend is not None and backend.name == "jax":
             checks[backend] = _jax_on_device
-    cupy = modules.get("cupy")
     if cupy is not None:
         backend = _registry.lookup(cupy.ndarray)
         if backend is not None and backend.name == "cupy":

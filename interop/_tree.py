@@ -70,6 +70,10 @@ _JAXNODE = 9
 # since a type may be a JAX pytree node from then on.
 _kinds: dict[type, int] = {}
 _kinds_know_jax = False
+# The native conversion functions found so far (see _native), for the default
+# options, and the number of framework backends they were found with.
+_natives: dict[type, Any] = {}
+_natives_backends = -1
 _ndarray = np.ndarray
 _python_backend: list[Backend] = []
 _SCALARS = (str, bytes, int, float, complex, bool, type(None))
@@ -401,8 +405,16 @@ def start(tree: Any, options: Options) -> Started:
     ndarray = _ndarray
     checks = device_checks()
     as_is = options is DEFAULT  # a NumPy array stays the same object
-    # type -> the framework's own conversion function for it, or False (see _native).
-    native: dict[type, Any] = {}
+    # type -> the framework's own conversion function for it, or False (see _native);
+    # shared between calls under the default options, the only ones that use them.
+    global _natives_backends
+    if as_is:
+        if _natives_backends != len(_registry._frameworks):
+            _natives.clear()
+            _natives_backends = len(_registry._frameworks)
+        native = _natives
+    else:
+        native = {}
     # Try the recursive walk first; leave what it does not handle (accelerator data,
     # errors, deep or cyclic trees) to the iterative one, which walks again from the
     # start, batches the copies and reports errors with paths.
@@ -569,7 +581,10 @@ def _walk_fast(
             return tuple(out) if kind == _TUPLE else out
         return _build(frame)
 
-    return walk([tree], _LIST, 0)[0]
+    kind = kinds_get(type(tree))
+    if kind is not None and kind != _OTHER:
+        return walk(tree, kind, 0)
+    return walk([tree], _LIST, 0)[0]  # a leaf: convert it as a list's only item
 
 
 def _check_cycles(stack: list[Frame]) -> None:

@@ -102,7 +102,7 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimBackend]:
     real_checks = _transfer.device_checks
 
     def checks() -> dict[interop.Backend, Any]:
-        found = real_checks()
+        found = dict(real_checks())
         found[backend] = lambda x: True
         return found
 
