@@ -22,9 +22,11 @@ from interop._errors import (
     UnsupportedTypeError,
 )
 from interop._function import numpy_function
+from interop._iter import iter_numpy
 from interop._options import Options, options
 from interop._plan import Plan
 from interop._registry import Backend, BackendInfo, backends, register_backend
+from interop._tree import to_numpy_tree
 
 __version__ = "0.1.0"
 
@@ -43,8 +45,10 @@ __all__ = [
     "convert",
     "explain",
     "framework_of",
+    "iter_numpy",
     "numpy_function",
     "options",
     "register_backend",
     "to_numpy",
+    "to_numpy_tree",
 ]

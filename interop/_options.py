@@ -25,7 +25,7 @@ _SPARSE = ("error", "dense", "scipy")
 _RAGGED = ("error", "object", "pad")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class Options:
     """The resolved options of one conversion.
 
@@ -48,11 +48,37 @@ class Options:
     sparse: SparsePolicy = "error"
     ragged: RaggedPolicy = "error"
 
+    def __eq__(self, other: object) -> bool:
+        # Not the generated __eq__: NumPy compares np.dtype("float64") == None as
+        # True (None means the default dtype to NumPy), which would make a cast to
+        # float64 equal to no cast at all.
+        if not isinstance(other, Options):
+            return NotImplemented
+        return (
+            self.copy is other.copy
+            and _same_dtype(self.dtype, other.dtype)
+            and self.allow_transfer is other.allow_transfer
+            and self.upcast is other.upcast
+            and self.sparse == other.sparse
+            and self.ragged == other.ragged
+        )
+
+    def __hash__(self) -> int:
+        return hash(
+            (self.copy, self.dtype, self.allow_transfer, self.upcast, self.sparse, self.ragged)
+        )
+
     def replace(self, **changes: Any) -> Options:
         """A copy of these options with ``changes`` applied and validated."""
         merged = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         merged.update(changes)
         return _validated(**merged)
+
+
+def _same_dtype(a: np.dtype[Any] | None, b: np.dtype[Any] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a == b
 
 
 def _validated(
@@ -134,9 +160,16 @@ def options(
 ) -> Iterator[Options]:
     """Set the defaults of every conversion inside the ``with`` block.
 
-    Keywords left out (``None``) keep the value of the enclosing block. Explicit
-    keywords of a call inside the block still win. The block is private to the
-    current thread or asyncio task.
+    The block applies to :func:`interop.to_numpy`, :func:`interop.to_numpy_tree`,
+    :func:`interop.explain` and :func:`interop.iter_numpy`. Keywords left out
+    (``None``) keep the value of the enclosing block. Explicit keywords of a call
+    inside the block still win.
+
+    The block is private to the current thread or asyncio task: other threads and
+    tasks keep their own options, and a thread started inside the block does not
+    inherit it (run it with ``contextvars.copy_context().run`` for that). An
+    :func:`interop.iter_numpy` pipeline takes the options in force when it is
+    created, and keeps them wherever its batches are consumed.
 
     Note that ``copy=None`` cannot be set here, since ``None`` means "keep": an
     inner block cannot turn an outer ``copy=True`` back to the default.

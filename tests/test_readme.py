@@ -2,9 +2,11 @@
 
 Convention: a fenced ``python`` block whose first line is ``# example: <framework>``
 is an example that needs ``<framework>`` (``numpy``, ``torch``, ``tensorflow`` or
-``jax``) installed. Every ``python`` block must follow it, so that no untested code
-can appear in the README; snippets that are not meant to run use another fence
-language (``bash``, ``text``).
+``jax``) installed. ``# example: <framework>, continued`` marks a block that goes on
+from the block before it (it runs after it, in the same namespace). Every ``python``
+block must follow the convention, so that no untested code can appear in the
+README; snippets that are not meant to run use another fence language (``bash``,
+``text``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-MARKER = re.compile(r"\A# example: (\w+)[ \t]*\n")
+MARKER = re.compile(r"\A# example: (\w+)(, continued)?[ \t]*\n")
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 
 
@@ -43,5 +45,16 @@ def test_every_python_block_is_a_runnable_example(line: int, source: str) -> Non
     assert framework in FRAMEWORKS, f"README.md:{line}: unknown framework {framework!r}"
     if importlib.util.find_spec(framework) is None:
         pytest.skip(f"{framework} is not installed")
-    code = compile(source, f"README.md:{line}", "exec")
-    exec(code, {"__name__": f"readme_example_line{line}"})
+    namespace = {"__name__": f"readme_example_line{line}"}
+    for first_line, code in _chain(line):
+        exec(compile(code, f"README.md:{first_line}", "exec"), namespace)
+
+
+def _chain(line: int) -> list[tuple[int, str]]:
+    """The block at ``line`` and, if it is continued, the blocks it goes on from."""
+    index = next(i for i, (start, _) in enumerate(BLOCKS) if start == line)
+    chain = [BLOCKS[index]]
+    while (marker := MARKER.match(chain[0][1])) and marker.group(2) and index > 0:
+        index -= 1
+        chain.insert(0, BLOCKS[index])
+    return chain

@@ -1,0 +1,220 @@
+"""Data pipelines: :func:`iter_numpy` converts each batch of an iterable as it is consumed.
+
+:func:`iter_numpy` returns a :class:`NumpyBatches`, an iterable rather than an
+iterator, so that a source that can be iterated again (a ``DataLoader``, a
+``tf.data.Dataset``, a list) can be iterated again through it too: each ``iter()``
+asks the source for a fresh iterator. A one-shot source (a generator) stays
+one-shot.
+
+Prefetching is done on the calling thread and needs no thread of its own: before
+a batch is handed out, the next ``prefetch`` batches are taken from the source and
+their device-to-host copies started (see :mod:`interop._transfer`), so that they
+run while the consumer works on the current batch. Host data has nothing to
+overlap; it is converted (zero-copy where possible) when taken.
+
+The options are those in force where :func:`iter_numpy` is called, captured then:
+a pipeline built inside ``with interop.options(...)`` keeps them when it is
+consumed after the block, in another thread or in another task.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from interop import _options
+from interop._errors import type_name
+from interop._options import Options, RaggedPolicy, SparsePolicy
+from interop._tree import Started, start
+
+__all__ = ["NumpyBatches", "NumpyBatchIterator", "iter_numpy"]
+
+
+class _Failed:
+    """An error met while prefetching, raised when its turn comes."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def cancel(self) -> None:
+        self.error = None  # type: ignore[assignment]
+
+
+class NumpyBatchIterator(Iterator[Any]):
+    """One pass over the source: yields each batch converted by :func:`interop.to_numpy_tree`.
+
+    Closing it (``close()``, leaving a ``with`` block, or dropping the last
+    reference, as a ``for`` loop left with ``break`` does) waits for the copies
+    already started, drops the prefetched batches, and closes the source iterator
+    if it has a ``close()`` method.
+    """
+
+    __slots__ = ("_ahead", "_exhausted", "_options", "_prefetch", "_source")
+
+    def __init__(self, source: Iterator[Any], prefetch: int, options: Options) -> None:
+        self._source: Iterator[Any] | None = source
+        self._prefetch = prefetch
+        self._options = options
+        # Batches taken from the source, oldest first, their copies under way.
+        self._ahead: collections.deque[Started | _Failed] = collections.deque()
+        self._exhausted = False
+
+    def __iter__(self) -> NumpyBatchIterator:
+        return self
+
+    def __next__(self) -> Any:
+        ahead = self._ahead
+        if not ahead:
+            self._take()
+            if not ahead:
+                self.close()
+                raise StopIteration
+        # Start the next batches before waiting for this one.
+        while len(ahead) <= self._prefetch and not self._exhausted:
+            self._take()
+        item = ahead.popleft()
+        if type(item) is _Failed:
+            error = item.error
+            item.error = None  # type: ignore[assignment]
+            raise error
+        return item.result()  # type: ignore[union-attr]
+
+    def _take(self) -> None:
+        """Take one batch from the source and start its conversion."""
+        source = self._source
+        if source is None or self._exhausted:
+            return
+        try:
+            batch = next(source)
+        except StopIteration:
+            self._exhausted = True
+            return
+        except Exception as exc:
+            # Hand out the batches taken before this error first.
+            self._ahead.append(_Failed(exc))
+            return
+        try:
+            self._ahead.append(start(batch, self._options))
+        except Exception as exc:
+            self._ahead.append(_Failed(exc))
+
+    def close(self) -> None:
+        """Release the source iterator and every prefetched batch (idempotent)."""
+        ahead = self._ahead
+        while ahead:
+            ahead.popleft().cancel()
+        source = self._source
+        self._source = None
+        self._exhausted = True
+        if source is not None:
+            close = getattr(source, "close", None)
+            if callable(close):
+                close()
+
+    def __enter__(self) -> NumpyBatchIterator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Best effort: at interpreter exit the source may already be torn down.
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class NumpyBatches(Iterable[Any]):
+    """The batches of a source, converted to NumPy as they are consumed.
+
+    Each ``iter()`` starts a new pass (a :class:`NumpyBatchIterator`) over a fresh
+    iterator of the source. ``len()`` is the source's length, where it has one.
+    """
+
+    __slots__ = ("_options", "_prefetch", "_source")
+
+    def __init__(self, source: Iterable[Any], prefetch: int, options: Options) -> None:
+        self._source = source
+        self._prefetch = prefetch
+        self._options = options
+
+    def __iter__(self) -> NumpyBatchIterator:
+        return NumpyBatchIterator(iter(self._source), self._prefetch, self._options)
+
+    def __len__(self) -> int:
+        try:
+            length = len(self._source)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise TypeError(
+                f"expected a source with a length, got `{type_name(self._source)}`: {exc}"
+            ) from exc
+        return length
+
+    def __repr__(self) -> str:
+        return f"NumpyBatches({type_name(self._source)}, prefetch={self._prefetch})"
+
+
+def iter_numpy(
+    iterable: Iterable[Any],
+    /,
+    *,
+    prefetch: int = 1,
+    copy: bool | None = None,
+    dtype: Any = None,
+    allow_transfer: bool | None = None,
+    upcast: bool | None = None,
+    sparse: SparsePolicy | None = None,
+    ragged: RaggedPolicy | None = None,
+) -> NumpyBatches:
+    """Wrap an iterable of batches so that each comes out converted to NumPy.
+
+    Each batch (a tensor, or any structure of them: a tuple from a
+    ``torch.utils.data.DataLoader``, a dict from a ``tf.data.Dataset``, a pytree of
+    JAX arrays) is converted with :func:`interop.to_numpy_tree` and the keywords
+    given here. ``prefetch=N`` takes up to ``N`` batches ahead of the one handed
+    out and starts their device-to-host copies, so that they overlap with the work
+    done on the current batch; ``prefetch=0`` converts one batch at a time, when
+    asked for.
+
+    The result can be iterated again when the source can (a ``DataLoader``, a
+    ``Dataset``, a list), and has ``len()`` when the source has. Leaving a loop early
+    releases the source iterator and the prefetched batches. The options in force
+    here apply, even if the batches are consumed outside this ``options`` block.
+
+    Args:
+        iterable: The source of batches.
+        prefetch: How many batches to take and start ahead of the one handed out.
+        copy: The copy policy of :func:`interop.to_numpy`.
+        dtype: Cast every array to this dtype.
+        allow_transfer: Whether device-to-host copies are allowed.
+        upcast: Turn nonstandard dtypes into the nearest standard one.
+        sparse: The sparse policy, as in :func:`interop.to_numpy`.
+        ragged: The ragged policy, as in :func:`interop.to_numpy`.
+
+    Returns:
+        An iterable of converted batches.
+
+    Raises:
+        TypeError: ``iterable`` is not iterable, or ``prefetch`` is not an integer.
+        ValueError: ``prefetch`` is negative.
+
+    Example:
+        >>> import numpy as np, interop
+        >>> batches = interop.iter_numpy([(np.arange(2), 0), (np.arange(2) + 2, 1)])
+        >>> len(batches), [x.tolist() for x, _ in batches]
+        (2, [[0, 1], [2, 3]])
+    """
+    if not (hasattr(type(iterable), "__iter__") or hasattr(type(iterable), "__getitem__")):
+        raise TypeError(
+            f"expected an iterable of batches, got `{type_name(iterable)}`. "
+            "hint: pass a DataLoader, a tf.data.Dataset, a generator or a list"
+        )
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int):
+        raise TypeError(f"expected prefetch to be an int >= 0, got `{type_name(prefetch)}`")
+    if prefetch < 0:
+        raise ValueError(f"expected prefetch to be an int >= 0, got {prefetch}")
+    options = _options.resolve(copy, dtype, allow_transfer, upcast, sparse, ragged)
+    return NumpyBatches(iterable, prefetch, options)

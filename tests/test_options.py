@@ -1,0 +1,221 @@
+"""``interop.options``: defaults for a block, nesting, explicit keywords, threads, asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+import interop
+from tests.conftest import Framework
+
+DATA = np.arange(6, dtype=np.int32).reshape(2, 3)
+
+
+def test_block_sets_defaults_of_every_function(fw: Framework) -> None:
+    x = fw.make(DATA)
+    with interop.options(copy=True, dtype=np.float64) as active:
+        assert active.copy is True and active.dtype == np.float64
+        a = interop.to_numpy(x)
+        tree = interop.to_numpy_tree({"x": x})
+        plan = interop.explain(x)
+        batches = interop.iter_numpy([x])
+    for out in (a, tree["x"], next(iter(batches))):
+        assert out.dtype == np.float64 and out.flags.writeable
+        assert not np.shares_memory(out, fw.native(x))
+    assert plan.dtype == np.float64 and not plan.zero_copy
+    assert interop.explain(x).dtype == np.int32
+
+
+def test_explicit_keywords_win() -> None:
+    a = DATA.copy()
+    with interop.options(dtype=np.float64, allow_transfer=False):
+        assert interop.to_numpy(a, dtype=np.float32).dtype == np.float32
+        assert interop.to_numpy_tree([a], dtype=np.int8)[0].dtype == np.int8
+        assert interop.explain(a, dtype=np.int16).dtype == np.int16
+        assert next(iter(interop.iter_numpy([a], dtype=np.uint8))).dtype == np.uint8
+        with interop.options(copy=True), pytest.raises(interop.CopyRequiredError):
+            # copy=False wins over the block's copy=True; its dtype still applies.
+            interop.to_numpy(a, copy=False)
+        assert interop.to_numpy(a, allow_transfer=True).dtype == np.float64
+
+
+def test_copy_false_call_inside_copy_true_block() -> None:
+    a = DATA.copy()
+    with interop.options(copy=True):
+        assert interop.to_numpy(a, copy=False) is a
+        assert interop.to_numpy(a) is not a
+
+
+def test_nesting_merges_and_restores() -> None:
+    a = DATA.copy()
+    with interop.options(copy=True):
+        with interop.options(dtype=np.float32) as inner:
+            assert inner.copy is True and inner.dtype == np.float32
+            out = interop.to_numpy(a)
+            assert out.dtype == np.float32 and not np.shares_memory(out, a)
+            with interop.options(dtype=np.float64):
+                assert interop.to_numpy(a).dtype == np.float64
+            assert interop.to_numpy(a).dtype == np.float32
+        out = interop.to_numpy(a)
+        assert out.dtype == np.int32 and out is not a
+    assert interop.to_numpy(a) is a
+
+
+def test_block_is_restored_after_an_error() -> None:
+    a = DATA.copy()
+    with pytest.raises(KeyError), interop.options(copy=True):
+        raise KeyError("boom")
+    assert interop.to_numpy(a) is a
+
+
+def test_allow_transfer_false_block_refuses_device_data() -> None:
+    xp = pytest.importorskip("array_api_strict")
+    on_device = xp.asarray([1.0, 2.0], device=xp.Device("device1"))
+    with interop.options(allow_transfer=False):
+        assert interop.to_numpy(DATA) is DATA
+        with pytest.raises(interop.TransferError, match="allow_transfer=False"):
+            interop.to_numpy(on_device)
+        with pytest.raises(interop.TransferError, match=r"^tree\['batch'\]\[1\]: "):
+            interop.to_numpy_tree({"batch": [DATA, on_device]})
+        assert interop.explain(on_device).transfer
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"copy": "yes"}, TypeError),
+        ({"allow_transfer": 1.5}, TypeError),
+        ({"upcast": "no"}, TypeError),
+        ({"sparse": "drop"}, ValueError),
+        ({"ragged": "flat"}, ValueError),
+        ({"dtype": "not a dtype"}, TypeError),
+    ],
+)
+def test_invalid_values_are_refused(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error, match="expected"), interop.options(**kwargs):
+        pass  # pragma: no cover - never entered
+
+
+def test_threads_each_in_their_own_block() -> None:
+    dtypes = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int64]
+    barrier = threading.Barrier(len(dtypes))
+    seen: dict[int, list[np.dtype[Any]]] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int, dtype: Any) -> None:
+        try:
+            with interop.options(dtype=dtype):
+                barrier.wait()  # every thread is inside its block now
+                got = []
+                for _ in range(50):
+                    got.append(interop.to_numpy(DATA).dtype)
+                    got.append(interop.to_numpy_tree({"a": [DATA]})["a"][0].dtype)
+                barrier.wait()
+                seen[i] = got
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, d)) for i, d in enumerate(dtypes)]
+    with interop.options(dtype=np.uint8):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert interop.to_numpy(DATA).dtype == np.uint8
+    assert not errors
+    for i, dtype in enumerate(dtypes):
+        assert set(seen[i]) == {np.dtype(dtype)}
+    assert interop.to_numpy(DATA) is DATA
+
+
+def test_new_threads_do_not_inherit_a_block_unless_given_the_context() -> None:
+    results: dict[str, Any] = {}
+
+    def convert(name: str) -> None:
+        results[name] = interop.to_numpy(DATA).dtype
+
+    with interop.options(dtype=np.float32):
+        plain = threading.Thread(target=convert, args=("plain",))
+        context = contextvars.copy_context()
+        inherited = threading.Thread(target=context.run, args=(convert, "inherited"))
+        for t in (plain, inherited):
+            t.start()
+            t.join()
+    assert results == {"plain": np.dtype(np.int32), "inherited": np.dtype(np.float32)}
+
+
+def test_asyncio_tasks_each_in_their_own_block() -> None:
+    async def task(dtype: Any, copy: bool) -> list[Any]:
+        with interop.options(dtype=dtype, copy=copy):
+            got = []
+            for _ in range(20):
+                await asyncio.sleep(0)  # let the other tasks run inside their blocks
+                out = interop.to_numpy_tree({"a": DATA})["a"]
+                got.append((out.dtype, np.shares_memory(out, DATA)))
+            return got
+
+    async def main() -> tuple[list[list[Any]], Any]:
+        with interop.options(dtype=np.int8):
+            results = await asyncio.gather(
+                task(np.float32, True), task(np.float64, True), task(np.int16, True)
+            )
+            return list(results), interop.to_numpy(DATA).dtype
+
+    results, outer = asyncio.run(main())
+    assert outer == np.int8
+    for got, dtype in zip(results, [np.float32, np.float64, np.int16], strict=True):
+        assert set(got) == {(np.dtype(dtype), False)}
+    assert interop.to_numpy(DATA) is DATA
+
+
+def test_as_a_decorator() -> None:
+    @interop.options(dtype=np.float32)
+    def convert() -> np.ndarray:
+        return interop.to_numpy(DATA)
+
+    assert convert().dtype == np.float32
+    assert convert().dtype == np.float32
+    assert interop.to_numpy(DATA) is DATA
+
+
+def test_default_block_keeps_the_fast_identity() -> None:
+    with interop.options(copy=None, dtype=None) as active:
+        assert active == interop.Options()
+        assert interop.to_numpy(DATA) is DATA
+        assert interop.to_numpy_tree([DATA])[0] is DATA
+
+
+@pytest.mark.parametrize("dtype", [np.float64, "float64", np.dtype("float64")])
+def test_float64_is_a_cast_not_the_default(dtype: Any) -> None:
+    # NumPy compares np.dtype("float64") == None as True: a cast to float64 must
+    # still be a cast, in a call and in a block.
+    a = np.arange(3, dtype=np.int32)
+    assert interop.Options(dtype=np.dtype(dtype)) != interop.Options()
+    assert interop.to_numpy(a, dtype=dtype).dtype == np.float64
+    assert interop.to_numpy_tree({"a": a}, dtype=dtype)["a"].dtype == np.float64
+    with interop.options(dtype=dtype) as active:
+        assert active.dtype == np.float64
+        assert interop.to_numpy(a).dtype == np.float64
+        assert interop.explain(a).steps == ("cast",)
+
+
+def test_options_equality_and_hash() -> None:
+    base = interop.Options()
+    same = base.replace(copy=None)
+    assert same == base and hash(same) == hash(base)
+    for changed in (
+        base.replace(copy=False),
+        base.replace(copy=True),
+        base.replace(dtype=np.float32),
+        base.replace(allow_transfer=False),
+        base.replace(upcast=True),
+        base.replace(sparse="dense"),
+        base.replace(ragged="pad"),
+    ):
+        assert changed != base and changed == changed.replace()
+    assert len({base, base.replace(dtype=np.float64), base.replace(dtype="float64")}) == 2
