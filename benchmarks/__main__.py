@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every result as JSON")
     parser.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG chart of the goals")
+    parser.add_argument(
+        "--markdown", type=Path, metavar="PATH", help="write the summary as a Markdown table"
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds per scenario")
     parser.add_argument("--list", action="store_true", help="list the scenario names and exit")
     args = parser.parse_args(argv)
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         config = Config(config.quick, args.rounds, config.round_time, config.large_bytes)
 
     info = _report.machine(ROOT)
+    info["quick"] = config.quick
     results: list[ScenarioResult] = []
     started = time.perf_counter()
     for name, build in selected:
@@ -90,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         _report.write_json(args.json, info, config, results)
     if args.plot:
         _report.write_plot(args.plot, info, results)
+    if args.markdown:
+        _report.write_markdown(args.markdown, info, results)
     return 1 if any(r.status == "error" for r in results) else 0
 
 

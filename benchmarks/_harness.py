@@ -241,11 +241,11 @@ def run_scenario(scenario: Scenario, config: Config) -> ScenarioResult:
     times: list[list[float]] = [[] for _ in variants]
     order = list(range(len(variants)))
     for r in range(rounds):
-        # Rotate the order every round, and reverse it every other round, so that no
-        # variant always runs right after the same neighbour.
+        # Rotate the order every round, and reverse it in every other cycle of
+        # rotations, so that each variant runs before and after each other one.
         k = r % len(order)
         this_round = order[k:] + order[:k]
-        if r % 2:
+        if (r // len(order)) % 2:
             this_round.reverse()
         for i in this_round:
             best = min(timers[i](numbers[i]) for _ in range(inner[i]))

@@ -15,7 +15,14 @@ from typing import Any
 
 from benchmarks._harness import GoalResult, ScenarioResult
 
-__all__ = ["goal_text", "machine", "print_results", "write_json", "write_plot"]
+__all__ = [
+    "goal_text",
+    "machine",
+    "print_results",
+    "write_json",
+    "write_markdown",
+    "write_plot",
+]
 
 _DISTRIBUTIONS = (
     "array-interop",
@@ -136,6 +143,11 @@ def print_results(info: dict[str, Any], results: list[ScenarioResult], out: Any 
     w(f"{info['memory_gib']} GiB, load {info['load_average']}\n")
     w(f"{info['python']} on {info['platform']}\n")
     w("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + "\n")
+    if info.get("quick"):
+        w(
+            "QUICK MODE: small sizes and few rounds, to prove the suite runs. The goals of "
+            "the size-dependent scenarios (large, bf16) are not meaningful here.\n"
+        )
     for r in results:
         w(f"\n[{r.group}] {r.name}: {r.title}\n")
         if r.status != "ok":
@@ -150,7 +162,7 @@ def print_results(info: dict[str, Any], results: list[ScenarioResult], out: Any 
             vs = "-" if v.vs_baseline is None else f"{v.vs_baseline:.3g}x"
             row: tuple[str, ...] = (v.label, _time(v.median), _time(v.iqr), vs, zc)
             if r.nbytes:
-                row += (f"{r.nbytes / v.median / 1e9:.3g}",)
+                row += ("-" if v.zero_copy else f"{r.nbytes / v.median / 1e9:.3g}",)
             rows.append(row)
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
@@ -211,6 +223,27 @@ def write_json(
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
+def write_markdown(path: Path, info: dict[str, Any], results: list[ScenarioResult]) -> None:
+    """The summary of goals as a Markdown table (the one the README shows)."""
+    lines = [
+        f"Measured on {info['cpu']} ({info['cores']} cores, load average "
+        f"{info['load_average']}), {info['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+        + f"; {info['date']}, commit {info['commit']}.",
+        "",
+        "| scenario | comparison | measured (median, IQR) | goal | result |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        if r.status != "ok":
+            lines.append(f"| {r.name} | {r.reason} | - | - | {r.status} |")
+            continue
+        for g in r.goals:
+            value, limit, verdict = goal_text(g)
+            lines.append(f"| {r.name} | {g.label} | {value} | {limit} | {verdict} |")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def write_plot(path: Path, info: dict[str, Any], results: list[ScenarioResult]) -> None:
     """A chart of every judged goal as its headroom: how far the result is from its goal.
 
@@ -257,8 +290,8 @@ def write_plot(path: Path, info: dict[str, Any], results: list[ScenarioResult]) 
     colors = ["#2a9d5c" if b[3] else "#d1495b" for b in bars]
     ax.barh(ys, values, color=colors, height=0.6)
     ax.set_xscale("log")
-    ax.axvline(1.0, color="black", linewidth=1.2, linestyle="--")
-    ax.text(1.0, len(bars) - 0.3, " goal", va="bottom", fontsize=9)
+    ax.axvline(1.0, color="black", linewidth=1.2, linestyle="--", label="goal")
+    ax.set_ylim(-0.7, len(bars) - 0.3)
     ax.set_yticks(list(ys), [b[0] for b in bars], fontsize=8)
     for y, v, b in zip(ys, values, bars, strict=True):
         ax.text(v * 1.08, y, b[2], va="center", fontsize=7.5)
@@ -266,8 +299,20 @@ def write_plot(path: Path, info: dict[str, Any], results: list[ScenarioResult]) 
     hi = max([*values, 2.0]) * 20
     ax.set_xlim(lo, hi)
     ax.set_xlabel("headroom: factor by which the goal is met (log scale; right of the line = PASS)")
+    from matplotlib.patches import Patch
+
+    ax.legend(
+        handles=[
+            Patch(color="#2a9d5c", label="PASS"),
+            Patch(color="#d1495b", label="MISS"),
+            ax.get_lines()[0],
+        ],
+        loc="lower right",
+        fontsize=8,
+    )
+    quick = " (QUICK MODE: not the project's figures)" if info.get("quick") else ""
     ax.set_title(
-        f"array-interop benchmarks — {info['cpu']}, {info['cores']} cores, "
+        f"array-interop benchmarks{quick} — {info['cpu']}, {info['cores']} cores, "
         f"{info['python']}, {info['date']}",
         fontsize=9,
     )
