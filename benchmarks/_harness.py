@@ -85,7 +85,7 @@ class Variant:
     zero_copy: bool | None = None
 
 
-Kind = Literal["slowdown", "speedup", "overhead", "check"]
+Kind = Literal["slowdown", "speedup", "overhead", "time", "check"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +97,8 @@ class Goal:
         ``speedup``: ``min(time(b) for b in ref) / time(a)`` must be at least ``limit``.
         ``overhead``: ``time(a) - time(ref[0])`` in microseconds (``unit="us"``) or
             milliseconds (``unit="ms"``) must be at most ``limit``.
+        ``time``: ``time(a)`` itself, in ``unit``, must be at most ``limit`` (for a
+            variant that measures an added cost directly, such as an import).
         ``check``: a fact established while building the scenario (``passed``),
             for example "zero-copy, checked with np.shares_memory".
 
@@ -280,6 +282,11 @@ def _judge(goal: Goal, times: list[list[float]], by_label: dict[str, int]) -> Go
             goal.label, goal.kind, goal.limit, goal.unit, None, None, bool(goal.passed)
         )
     a = times[by_label[goal.a]]
+    if goal.kind == "time":
+        scale = {"us": 1e6, "ms": 1e3}[goal.unit]
+        value, iqr = median_iqr([t * scale for t in a])
+        passed = None if goal.limit is None else value <= goal.limit
+        return GoalResult(goal.label, goal.kind, goal.limit, goal.unit, value, iqr, passed)
     refs = [times[by_label[r]] for r in goal.ref]
     per_round: list[float] = []
     winners: list[int] = []

@@ -120,7 +120,7 @@ def goal_text(g: GoalResult) -> tuple[str, str, str]:
     if g.kind == "check":
         return ("yes" if g.passed else "no"), "yes", "PASS" if g.passed else "MISS"
     assert g.value is not None
-    if g.kind == "overhead":
+    if g.kind in ("overhead", "time"):
         value = f"{g.value:.3g} {g.unit}"
         spread = f"{g.iqr:.2g} {g.unit}"
     else:
@@ -130,7 +130,7 @@ def goal_text(g: GoalResult) -> tuple[str, str, str]:
     if g.limit is None:
         return value, "-", "info"
     op = ">=" if g.kind == "speedup" else "<="
-    unit = g.unit if g.kind == "overhead" else "x"
+    unit = g.unit if g.kind in ("overhead", "time") else "x"
     limit = f"{op} {g.limit:g}{' ' + unit if unit != 'x' else 'x'}"
     return value, limit, "PASS" if g.passed else "MISS"
 
@@ -170,7 +170,7 @@ def print_results(info: dict[str, Any], results: list[ScenarioResult], out: Any 
                 c.rjust(n) for c, n in zip(row[1:], widths[1:], strict=True)
             ]
             w("    " + "  ".join(cells) + "\n")
-        clock = "CPU time of the calling thread" if r.clock == "cpu" else "elapsed time"
+        clock = "CPU time" if r.clock == "cpu" else "elapsed time"
         w(f'    (time: {clock}; "vs first": per-round median ratio to {base})\n')
         for g in r.goals:
             value, limit, verdict = goal_text(g)

@@ -94,6 +94,8 @@ def test_goals_compare_round_by_round_against_the_fastest_reference() -> None:
     assert speed.value == 1.5 and speed.passed is True  # a / b: 2/1, 2/4, 9/6
     over = _judge(Goal("g", "overhead", "a", ("b",), 0.5, unit="us"), times, by_label)
     assert over.value == pytest.approx(1e6) and over.passed is False
+    direct = _judge(Goal("g", "time", "c", (), 3000, unit="ms"), times, by_label)
+    assert direct.value == 4000 and direct.passed is False  # median of 4, 1, 6 seconds
     info = _judge(Goal("g", "slowdown", "a", ("b",)), times, by_label)
     assert info.passed is None
     check = _judge(Goal("zero-copy", "check", passed=True), times, by_label)
