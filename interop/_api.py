@@ -91,24 +91,22 @@ def to_numpy(x: Any, /, **options: Unpack[_Keywords]) -> np.ndarray[Any, Any]:
     # fill and six to check, a tenth of the cost of the fastest native conversion.
     # The signature shown by help() and inspect is the full one, set below.
     cls = type(x)
-    if not options:
-        opts = _current()
-        if opts is DEFAULT:
-            if cls is _ndarray:
-                return x  # type: ignore[no-any-return]
-            # The backend's fast path for this type, looked up once per type. It
-            # returns what the planned path would, or raises to hand over to it.
+    # Keywords that are all None (forwarded by a caller) resolve to the same options.
+    opts = _keywords(options) if options else _current()
+    if opts is DEFAULT:
+        if cls is _ndarray:
+            return x  # type: ignore[no-any-return]
+        # The backend's fast path for this type, looked up once per type. It
+        # returns what the planned path would, or raises to hand over to it.
+        try:
+            fast = _fast[cls]
+        except KeyError:
+            fast = _fill_fast(x)
+        if fast is not None:
             try:
-                fast = _fast[cls]
-            except KeyError:
-                fast = _fill_fast(x)
-            if fast is not None:
-                try:
-                    return fast(x)  # type: ignore[no-any-return]
-                except Exception:
-                    pass
-    else:
-        opts = _keywords(options)
+                return fast(x)  # type: ignore[no-any-return]
+            except Exception:
+                pass
     backend = _cache.get(cls) or _registry.get(x)
     return backend.to_numpy(x, opts)
 

@@ -93,6 +93,8 @@ def test_keywords_behave_as_keyword_only_parameters() -> None:
         p.kind is p.KEYWORD_ONLY and p.default is None for n, p in params.items() if n != "x"
     )
     assert interop.to_numpy(a, copy=True) is not a
+    # Keywords forwarded as None mean "not given": still the very same array.
+    assert interop.to_numpy(a, copy=None, dtype=None, upcast=None) is a
 
 
 class Custom:
