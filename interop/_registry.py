@@ -63,6 +63,16 @@ class Backend:
         """Describe the conversion of ``x`` under ``options`` without doing any work."""
         raise NotImplementedError
 
+    def fast_path(self, cls: type, /) -> Callable[[Any], Any] | None:
+        """A callable that converts objects of type ``cls`` under the default options.
+
+        :func:`interop.to_numpy` caches it per type and calls it when no option is
+        set. It returns exactly what the planned path returns, or raises any
+        exception to hand over to the planned path (which then does the work or
+        raises the documented error). ``None``: no fast path for this type.
+        """
+        return None
+
     def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
         """Convert ``x``; backends may override this with a fast path for common cases."""
         plan = self.plan(x, options)
@@ -200,6 +210,9 @@ _frameworks: list[Backend] = []
 _generics: list[Backend] = []
 # type(x) -> the backend that converts it, or None for a type no backend takes.
 _cache: dict[type, Backend | None] = {}
+# type(x) -> its backend's fast_path(type(x)), filled by interop.to_numpy; cleared
+# together with _cache.
+_fast: dict[type, Callable[[Any], Any] | None] = {}
 _entry_points_loaded = False
 
 
@@ -374,6 +387,7 @@ def register_backend(backend: Backend, /) -> None:
             )
         _frameworks.append(backend)
         _cache.clear()
+        _fast.clear()
 
 
 def unregister_backend(name: str, /) -> None:
@@ -383,6 +397,7 @@ def unregister_backend(name: str, /) -> None:
             if b.name == name:
                 del _frameworks[i]
                 _cache.clear()
+                _fast.clear()
                 return
     raise ValueError(f"expected a registered backend name, got {name!r}")
 

@@ -115,6 +115,48 @@ class JaxBackend(Backend):
         sparse = sys.modules.get("jax.experimental.sparse")
         return sparse is not None and issubclass(cls, sparse.JAXSparse)
 
+    def fast_path(self, cls: type, /) -> Any:
+        if issubclass(cls, self._tracer):
+            return None
+        asarray = np.asarray
+        if cls.__module__.startswith("jaxlib") and self._host_only():
+            # JAX's one device is a CPU, so every array is one host buffer, where
+            # the planned path is np.asarray itself (a deleted array makes it raise,
+            # and the planned path then explains).
+            return asarray
+        host_shardings = self._host_shardings
+        # The sharding object last found in host_shardings: JAX reuses one object
+        # for a device, and an identity test is much cheaper than its Python __hash__.
+        seen: list[Any] = [None]
+
+        def fast(x: Any) -> Any:
+            sharding = x.sharding
+            if sharding is not seen[0]:
+                if sharding not in host_shardings:
+                    raise LookupError(sharding)
+                seen[0] = sharding
+            # The planned path's own numpy_view step, on one device in host memory.
+            return asarray(x)
+
+        return fast
+
+    def _host_only(self) -> bool:
+        """Whether JAX has exactly one device, a CPU (so every array is one host buffer).
+
+        With several CPU devices, an array can be sharded over them, and np.asarray
+        would hand out JAX's cached assembly where the planned path builds a new one.
+        """
+        try:
+            from jax.extend.backend import backends
+
+            found = list(backends().values())
+            return (
+                all(b.platform == "cpu" for b in found)
+                and sum(b.device_count() for b in found) == 1
+            )
+        except Exception:  # an older or unusual JAX: assume accelerators may exist
+            return False
+
     def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
         if options is DEFAULT and type(x) is self._view_type and x.sharding in self._host_shardings:
             try:

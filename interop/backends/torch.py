@@ -164,10 +164,34 @@ class TorchBackend(Backend):
     def matches(self, cls: type) -> bool:
         return issubclass(cls, self.torch.Tensor)
 
+    def fast_path(self, cls: type, /) -> Any:
+        # Tensor.numpy raises for every case that needs the planned path (see the
+        # module docstring), except inside torch.func transforms, where it can hand
+        # out uninitialised memory: those are sent to the planned path first.
+        if cls not in self._plain:
+            return None
+        numpy = self.torch.Tensor.numpy
+        transforms_active = self._transforms_active
+
+        def fast(x: Any) -> Any:
+            if transforms_active():
+                raise LookupError("inside a torch.func transform")
+            return numpy(x)
+
+        return fast
+
     def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
         if self._transforms_active():
             return self._to_numpy_in_transform(x, options)
-        if options is DEFAULT and type(x) in self._plain:
+        # The cheap checks come first, so that interop.to_numpy, whose fast path has
+        # just raised for this tensor, does not pay for a second exception (~10 us).
+        if (
+            options is DEFAULT
+            and type(x) in self._plain
+            and x.is_cpu
+            and not x.requires_grad
+            and x.dtype in self._numpy_dtypes
+        ):
             try:
                 return x.numpy()  # type: ignore[no-any-return]
             except (RuntimeError, TypeError):
