@@ -83,7 +83,9 @@ def _validated(
                 "hint: pass a NumPy dtype such as np.float32 or ml_dtypes.bfloat16"
             ) from exc
     options = Options(copy, dtype, bool(allow_transfer), bool(upcast), sparse, ragged)
-    return DEFAULT if options == DEFAULT else options
+    # Compare the dtype by identity first: NumPy reads ``None`` as float64, so
+    # ``np.dtype('float64') == None`` is True and ``==`` alone would drop the cast.
+    return DEFAULT if dtype is None and options == DEFAULT else options
 
 
 DEFAULT = Options()

@@ -56,7 +56,7 @@ class Plan:
         ro = ", read-only" if self.readonly else ""
         dtype = f", dtype {self.dtype}" if self.dtype is not None else ""
         transfer = ", device-to-host transfer" if self.transfer else ""
-        return f"{where}: {kind}{transfer}{dtype}{ro}; steps: {' -> '.join(self.steps)}"
+        return f"{where}: {kind}{transfer}{dtype}{ro}; steps: {' -> '.join(self.steps) or 'none'}"
 
     def check(self, options: Options) -> None:
         """Raise before any work if the plan breaks the copy or transfer options."""
@@ -99,9 +99,13 @@ def finish(
         steps.append("upcast")
         dtype = upcast_to
         copy_reason = copy_reason or f"upcasting {source_dtype} to {upcast_to} copies"
-    if options.dtype is not None and options.dtype != dtype:
+    # ``dtype is None``: the source dtype is only known once the data arrives (a
+    # transfer), so the cast is planned unconditionally. Never compare with None
+    # through ``!=``: NumPy reads ``None`` as float64.
+    if options.dtype is not None and (dtype is None or options.dtype != dtype):
         steps.append("cast")
-        copy_reason = copy_reason or f"casting {dtype} to {options.dtype} copies"
+        source = "" if dtype is None else f"{dtype} "
+        copy_reason = copy_reason or f"casting {source}to {options.dtype} copies"
         dtype = options.dtype
     if options.copy is True and copy_reason is None:
         steps.append("copy")
