@@ -237,8 +237,11 @@ def unsupported(x: object) -> UnsupportedTypeError:
     if skipped:
         message += f"; not imported, so not tried: {', '.join(skipped)}"
     message += ")"
-    hint = next((h for t, h in _HINTS.items() if isinstance(x, t)), None)
-    if hint is None and hasattr(x, "__iter__") and not isinstance(x, (list, tuple)):
+    # Ask the type, not the object: a hostile ``__getattr__`` or ``__class__`` must
+    # not turn this error into another one.
+    cls = type(x)
+    hint = next((h for t, h in _HINTS.items() if issubclass(cls, t)), None)
+    if hint is None and hasattr(cls, "__iter__") and not issubclass(cls, (list, tuple)):
         hint = "materialise iterables first, for example with list(...)"
     if hint is not None:
         message += f". hint: {hint}"
