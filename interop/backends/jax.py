@@ -55,8 +55,8 @@ class JaxBackend(Backend):
             try:
                 if x.sharding in self._host_shardings:
                     return np.asarray(x)
-            except AttributeError:  # a tracer, which the planned path explains
-                pass
+            except (AttributeError, RuntimeError):  # a tracer or a deleted array: the
+                pass  # planned path explains either
         return super().to_numpy(x, options)
 
     def plan(self, x: Any, options: Options, /) -> Plan:
