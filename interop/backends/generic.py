@@ -310,9 +310,9 @@ def _check_declared_bounds(x: Any, a: np.ndarray[Any, Any]) -> None:
     if low < owner_low or high > owner_high:
         raise ConversionError(
             f"expected an __array_interface__ that fits its buffer, got `{type_name(x)}` "
-            f"declaring shape {a.shape} and strides {a.strides} ({high - low} bytes) over a "
-            f"buffer of {owner_high - owner_low} bytes. hint: fix the object's shape, "
-            "strides or offset"
+            f"declaring shape {a.shape}, strides {a.strides} and an offset that reach bytes "
+            f"{low - owner_low} to {high - owner_low} of a buffer of {owner_high - owner_low} "
+            "bytes. hint: fix the object's shape, strides or offset"
         )
 
 
