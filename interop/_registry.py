@@ -74,6 +74,8 @@ class Backend:
         obj = x
         for step in plan.steps:
             obj = self.steps[step](obj, plan)
+        if isinstance(obj, np.generic):  # a 0-d ``.numpy()`` gives a NumPy scalar
+            return np.asarray(obj)
         return obj  # type: ignore[no-any-return]
 
 

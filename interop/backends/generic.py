@@ -364,6 +364,10 @@ class PythonBackend(Backend):
         return np.asarray(x, dtype=plan.dtype)
 
 
+# Items np.asarray reads correctly by itself.
+_NATIVE_ITEMS = ("numpy", "python")
+
+
 def _contains_foreign_arrays(x: list[Any] | tuple[Any, ...]) -> bool:
     for item in x:
         if isinstance(item, (list, tuple)):
@@ -371,7 +375,9 @@ def _contains_foreign_arrays(x: list[Any] | tuple[Any, ...]) -> bool:
                 return True
         elif not isinstance(item, (int, float, complex, bool, np.generic, np.ndarray)):
             backend = _registry.lookup(type(item))
-            if backend is not None and backend.module not in (None, "numpy"):
+            # Every item a backend other than NumPy's converts (tensors, DLPack, Array
+            # API and __array__ objects) is converted first, under that backend's rules.
+            if backend is not None and backend.name not in _NATIVE_ITEMS:
                 return True
     return False
 
@@ -380,7 +386,7 @@ def _map_foreign(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_map_foreign(item) for item in x]
     backend = _registry.lookup(type(x))
-    if backend is not None and backend.module not in (None, "numpy"):
+    if backend is not None and backend.name not in _NATIVE_ITEMS:
         from interop._api import to_numpy
 
         return to_numpy(x)
