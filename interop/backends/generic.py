@@ -330,7 +330,11 @@ class PythonBackend(Backend):
 
     def __init__(self) -> None:
         super().__init__()
-        self.steps.update(asarray=self._asarray, convert_items=self._convert_items)
+        self.steps.update(
+            asarray=self._asarray,
+            convert_items=self._convert_items,
+            upcast_nonstandard=_upcast_nonstandard,
+        )
 
     def matches(self, cls: type) -> bool:
         return issubclass(cls, (list, tuple)) or (
@@ -345,6 +349,9 @@ class PythonBackend(Backend):
             reason = f"a {type(x).__name__} has no array memory to share; a new array is built"
         else:
             reason = f"a Python {type(x).__name__} has no array memory; a 0-d array is built"
+        if options.upcast and options.dtype is None:
+            # Items may be bfloat16 tensors: the dtype is only known once built.
+            steps.append("upcast_nonstandard")
         # The dtype is what np.asarray infers; the explicit dtype is applied while
         # building, so no separate cast step is needed.
         plan = _plan.finish(
@@ -366,6 +373,11 @@ class PythonBackend(Backend):
 
 # Items np.asarray reads correctly by itself.
 _NATIVE_ITEMS = ("numpy", "python")
+
+
+def _upcast_nonstandard(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+    target = _dtypes.upcast_target(a.dtype)
+    return a if target is None else a.astype(target)
 
 
 def _contains_foreign_arrays(x: list[Any] | tuple[Any, ...]) -> bool:

@@ -110,3 +110,12 @@ def test_array_protocol_errors_are_conversion_errors() -> None:
     with pytest.raises(interop.ConversionError) as info:
         interop.to_numpy(Broken())
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_upcast_applies_to_lists_of_nonstandard_tensors() -> None:
+    # A list of bfloat16 tensors came back as bfloat16 under upcast=True.
+    import torch
+
+    out = interop.to_numpy([torch.zeros(1, dtype=torch.bfloat16)], upcast=True)
+    assert out.dtype == np.float32
+    assert "upcast_nonstandard" in interop.explain([torch.zeros(1)], upcast=True).steps
