@@ -95,7 +95,12 @@ def test_defaults_come_back_as_the_default_singleton() -> None:
         ({"upcast": 0.5}, TypeError, r"upcast to be True or False, got 0.5"),
         ({"sparse": "csr"}, ValueError, r"sparse to be one of \('error', 'dense', 'scipy'\)"),
         ({"ragged": "list"}, ValueError, r"ragged to be one of \('error', 'object', 'pad'\)"),
-        ({"dtype": "not a dtype"}, TypeError, r"a NumPy dtype or None.*hint: pass a NumPy dtype"),
+        (
+            {"dtype": "not a dtype"},
+            TypeError,
+            r"a NumPy dtype or None, got 'not a dtype'; hint: pass a NumPy dtype such as "
+            r"np\.float32 or ml_dtypes\.bfloat16$",
+        ),
     ],
 )
 def test_invalid_options_are_refused(kwargs: dict[str, Any], exc: type, match: str) -> None:
@@ -207,6 +212,27 @@ def test_plan_str() -> None:
     moved = Plan("jax", "gpu:0", False, True, ("to_host", "cast"), None, False, "moved", "torch")
     assert str(moved) == (
         "jax on gpu:0 -> torch: copy (moved), device-to-host transfer; steps: to_host -> cast"
+    )
+
+
+def test_plan_str_without_steps() -> None:
+    plan = Plan("numpy", "cpu", True, False, ())
+    assert str(plan) == "numpy on cpu: zero-copy; steps: none"
+
+
+def test_plan_check_messages() -> None:
+    moved = Plan("torch", "cuda:1", False, True, ("to_host",), copy_reason="on the gpu")
+    with pytest.raises(interop.TransferError) as info:
+        moved.check(DEFAULT.replace(allow_transfer=False))
+    assert str(info.value) == (
+        "expected data in host memory, got torch data on cuda:1; allow_transfer=False "
+        "forbids the device-to-host copy. hint: move it to the CPU first, or allow the transfer"
+    )
+    with pytest.raises(interop.CopyRequiredError) as info2:
+        moved.check(DEFAULT.replace(copy=False))
+    assert str(info2.value) == (
+        "copy=False, but converting torch data on cuda:1 needs a copy: on the gpu. "
+        "hint: use copy=None to allow a copy when needed"
     )
 
 
@@ -340,20 +366,105 @@ def test_register_backend_is_consulted_before_the_generic_protocols() -> None:
         _registry.unregister_backend("doubling")
 
 
+class ScalarBackend(interop.Backend):
+    """A backend whose last step hands back a NumPy scalar, as a 0-d ``.numpy()`` does."""
+
+    name = "scalar"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps["item"] = lambda x, plan: np.float32(x)
+
+    def plan(self, x: Any, options: Options, /) -> Plan:
+        return _plan.finish(
+            self.name, "cpu", ["item"], source_dtype=None, options=options, copy_reason="new"
+        )
+
+
+def test_run_always_hands_back_an_array() -> None:
+    out = ScalarBackend().to_numpy(2.5, DEFAULT)
+    assert type(out) is np.ndarray and out.shape == () and out == np.float32(2.5)
+
+
+def test_backend_info_of_a_backend_not_loaded_yet() -> None:
+    backend = DoublingBackend()
+    interop.register_backend(backend)
+    try:
+        info = next(i for i in interop.backends() if i.name == "doubling")
+        assert info.backend is backend and info.loaded is False and info.generic
+        assert repr(info) == "BackendInfo(name='doubling', module=None, not loaded)"
+    finally:
+        _registry.unregister_backend("doubling")
+
+
+class MissingFrameworkBackend(DoublingBackend):
+    name = "missing"
+    module = "a_framework_nobody_installed"
+
+
+def test_unsupported_lists_what_was_tried_and_what_was_not_imported() -> None:
+    interop.register_backend(MissingFrameworkBackend())
+    try:
+        with pytest.raises(interop.UnsupportedTypeError) as info:
+            interop.to_numpy(object())
+    finally:
+        _registry.unregister_backend("missing")
+    message = str(info.value)
+    tried = message.split("(tried: ")[1].split(";")[0].split(")")[0].split(", ")
+    skipped = message.split("not imported, so not tried: ")[1].rstrip(")").split(", ")
+    assert "missing" in skipped and "missing" not in tried
+    assert tried[:2] == ["numpy", "torch"] and tried[-4:] == [
+        "array_api",
+        "dlpack",
+        "array_protocol",
+        "python",
+    ]
+    assert not set(tried) & set(skipped)
+
+
+def test_explain_passes_every_option_to_the_backend() -> None:
+    class Recording(DoublingBackend):
+        name = "recording"
+
+        def plan(self, x: Any, options: Options, /) -> Plan:
+            return _plan.finish(
+                self.name,
+                "cpu",
+                [],
+                source_dtype=None,
+                options=options,
+                copy_reason="new",
+                prepared=options,
+            )
+
+    interop.register_backend(Recording())
+    try:
+        kwargs = {"allow_transfer": False, "upcast": True, "sparse": "dense", "ragged": "pad"}
+        seen = interop.explain(_Doubled([1.0]), copy=True, dtype=np.int8, **kwargs).prepared
+    finally:
+        _registry.unregister_backend("recording")
+    assert seen == Options(True, np.dtype(np.int8), False, True, "dense", "pad")
+
+
 def test_register_backend_validates() -> None:
-    with pytest.raises(TypeError, match=r"interop\.Backend, got `int`.*hint: subclass"):
+    with pytest.raises(TypeError) as info:
         interop.register_backend(3)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "expected an instance of interop.Backend, got `int`; "
+        "hint: subclass interop.Backend and pass an instance"
+    )
 
     class Nameless(DoublingBackend):
         name = ""
 
-    with pytest.raises(ValueError, match="non-empty name"):
+    with pytest.raises(ValueError) as info2:
         interop.register_backend(Nameless())
+    assert str(info2.value) == "expected a backend with a non-empty name, got ''"
 
 
 def test_backend_base_class() -> None:
     backend = interop.Backend()
-    assert not backend.loaded and set(backend.steps) == {"upcast", "cast", "copy", "readonly"}
+    assert backend.loaded is False and set(backend.steps) == {"upcast", "cast", "copy", "readonly"}
     backend.load()
     with pytest.raises(NotImplementedError):
         backend.matches(int)
@@ -361,9 +472,12 @@ def test_backend_base_class() -> None:
         backend.plan(1, DEFAULT)
 
 
-def test_backends_from_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A real installed distribution (a .dist-info on sys.path) declaring two backends,
-    # one of which fails to import: it is skipped with a warning, the other registered.
+@pytest.fixture
+def plugin_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A real installed distribution (a .dist-info on sys.path) declaring three backends.
+
+    One entry point fails to import, one names a Backend class, one a Backend instance.
+    """
     (tmp_path / "interop_plugin.py").write_text(
         textwrap.dedent(
             """
@@ -371,6 +485,11 @@ def test_backends_from_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
             class PluginBackend(DoublingBackend):
                 name = "plugin"
+
+            class OtherBackend(DoublingBackend):
+                name = "plugin_instance"
+
+            instance = OtherBackend()
             """
         )
     )
@@ -379,20 +498,34 @@ def test_backends_from_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: interop-plugin\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
         "[interop.backends]\n"
-        "plugin = interop_plugin:PluginBackend\n"
         "broken = interop_plugin_missing:Backend\n"
+        "plugin = interop_plugin:PluginBackend\n"
+        "plugin_instance = interop_plugin:instance\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(_registry, "_entry_points_loaded", False)
-    try:
-        with pytest.warns(RuntimeWarning, match="could not load backend entry point 'broken'"):
-            names = [b.name for b in interop.backends()]
-        assert "plugin" in names and "broken" not in names
-        assert interop.to_numpy(_Doubled([3.0])).tolist() == [6.0]
-        assert _registry._entry_points_loaded
-    finally:
-        _registry.unregister_backend("plugin")
-        sys.modules.pop("interop_plugin", None)
+    yield
+    for name in ("plugin", "plugin_instance"):
+        if any(b.name == name for b in interop.backends()):
+            _registry.unregister_backend(name)
+    sys.modules.pop("interop_plugin", None)
+
+
+def test_backends_from_entry_points(plugin_distribution: Any) -> None:
+    with pytest.warns(RuntimeWarning, match="could not load backend entry point 'broken'") as w:
+        names = [b.name for b in interop.backends()]
+    # The warning points at the caller, and a broken plugin stops no other plugin.
+    assert w[0].filename == __file__
+    assert "plugin" in names and "plugin_instance" in names and "broken" not in names
+    assert names.index("plugin") < names.index("array_api")
+    assert interop.to_numpy(_Doubled([3.0])).tolist() == [6.0]
+    assert _registry._entry_points_loaded
+
+
+def test_by_name_loads_entry_points_first(plugin_distribution: Any) -> None:
+    with pytest.warns(RuntimeWarning, match="'broken'"):
+        backend = _registry.by_name("plugin")
+    assert backend.name == "plugin" and backend.loaded
 
 
 # -- the public functions -------------------------------------------------------------------
@@ -448,6 +581,18 @@ def test_explain_keywords() -> None:
 )
 def test_fits_numpy(value: Any, fits: bool) -> None:
     assert _api._fits_numpy(value) is fits
+
+
+def test_object_result_of_items_that_only_fit_one_by_one() -> None:
+    # A datetime and an int each fit a NumPy dtype, but no dtype holds both.
+    with pytest.raises(interop.ConversionError) as info:
+        interop.to_numpy([np.datetime64("2020-01-01"), 1])
+    assert str(info.value) == (
+        "expected numbers, got `list` holding `numpy.datetime64` values, which NumPy can "
+        "only keep as Python objects. hint: replace None and other non-numbers first (for example with "
+        "float('nan')), convert big or exact numbers with float(...), or pass dtype=object "
+        "to keep the objects"
+    )
 
 
 def test_object_results_name_the_odd_item() -> None:

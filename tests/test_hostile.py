@@ -88,7 +88,9 @@ def test_array_that_raises_is_a_conversion_error_with_its_cause() -> None:
         interop.explain(ArrayRaises())
 
 
-@pytest.mark.parametrize("value", [None, [1, 2], "text", 3.5, object()], ids=repr)
+@pytest.mark.parametrize(
+    "value", [None, [1, 2], "text", 3.5, object()], ids=["None", "list", "str", "float", "object"]
+)
 def test_array_returning_a_non_array_is_a_conversion_error(value: Any) -> None:
     raises(interop.ConversionError, ArrayReturns(value), "ArrayReturns`", "hint:")
 
