@@ -621,6 +621,64 @@ def test_protocol_errors_name_the_protocol() -> None:
         interop.explain(Raises())
 
 
+class RaisesOnArray:
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        raise OSError("disk")
+
+
+class FailingBackend(DoublingBackend):
+    """A third-party backend without a framework module: generic, so its errors are wrapped."""
+
+    name = "failing"
+
+    def plan(self, x: Any, options: Options, /) -> Plan:
+        raise KeyError("no plan")
+
+
+def test_protocol_error_messages() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    cases: list[tuple[Any, str, str]] = [
+        (
+            RaisesOnArray(),
+            "expected `tests.test_core.RaisesOnArray` to hand over its data through "
+            "`__array__`, `__array_interface__` or the buffer protocol, but it failed with "
+            "OSError: disk. hint: the error comes from `tests.test_core.RaisesOnArray` itself; "
+            "convert it with its own library's API first",
+            "",
+        ),
+        (
+            [[1.0], [1.0, 2.0]],
+            "expected a scalar or a rectangular nested sequence of numbers, got `list`, from "
+            "which NumPy cannot build an array (ValueError: ",
+            "). hint: give nested sequences equal lengths, or convert the items one by one",
+        ),
+        (
+            loop,
+            "expected a finitely nested sequence, got `list` nested too deeply to walk "
+            "(RecursionError: ",
+            "). hint: a list that contains itself has no array form; NumPy arrays have at "
+            "most 64 dimensions",
+        ),
+    ]
+    for value, start, end in cases:
+        with pytest.raises(interop.ConversionError) as info:
+            interop.to_numpy(value)
+        message = str(info.value)
+        assert message.startswith(start) and message.endswith(end), message
+    interop.register_backend(FailingBackend())
+    try:
+        with pytest.raises(interop.ConversionError) as info:
+            interop.explain(_Doubled([1.0]))
+    finally:
+        _registry.unregister_backend("failing")
+    assert str(info.value) == (
+        "expected `tests.test_core._Doubled` to hand over its data through the failing "
+        "protocol, but it failed with KeyError: 'no plan'. hint: the error comes from "
+        "`tests.test_core._Doubled` itself; convert it with its own library's API first"
+    )
+
+
 def test_framework_errors_are_not_rewrapped() -> None:
     import torch
 
