@@ -33,7 +33,7 @@ import interop
 from tests._cases import OPERATIONS, installed
 
 SCALE = float(os.environ.get("INTEROP_FUZZ_SCALE", "1"))
-EXAMPLES = 250
+EXAMPLES = 1500
 
 
 def budget(n: int = EXAMPLES) -> Any:
