@@ -72,6 +72,8 @@ def to_numpy(
         TransferError: ``allow_transfer=False``, but the data is on an accelerator.
         ConversionError: The object holds no data (a tracer, a meta tensor, ...), or
             its own array protocol (``__array__``, ``__dlpack__``, ...) failed.
+        ValueError, TypeError: NumPy cannot cast the data to ``dtype`` (NumPy's own
+            error, as from ``ndarray.astype``: text to numbers, for example).
 
     Example:
         >>> import numpy as np, interop
