@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 
 from interop import _options, _registry
+from interop._errors import ConversionError, InteropError, type_name
 from interop._options import DEFAULT, Options, RaggedPolicy, SparsePolicy
 from interop._plan import Plan
 
@@ -76,7 +77,10 @@ def to_numpy(x: Any, /, **options: Unpack[_Keywords]) -> np.ndarray[Any, Any]:
         UnsupportedTypeError: No backend converts ``type(x)``.
         CopyRequiredError: ``copy=False``, but a copy is unavoidable.
         TransferError: ``allow_transfer=False``, but the data is on an accelerator.
-        ConversionError: The object holds no data (a tracer, a meta tensor, ...).
+        ConversionError: The object holds no data (a tracer, a meta tensor, ...), or
+            its own array protocol (``__array__``, ``__dlpack__``, ...) failed.
+        ValueError, TypeError: NumPy cannot cast the data to ``dtype`` (NumPy's own
+            error, as from ``ndarray.astype``: text to numbers, for example).
 
     Example:
         >>> import numpy as np, interop
@@ -108,7 +112,17 @@ def to_numpy(x: Any, /, **options: Unpack[_Keywords]) -> np.ndarray[Any, Any]:
             except Exception:
                 pass
     backend = _cache.get(cls) or _registry.get(x)
-    return backend.to_numpy(x, opts)
+    if backend.module is not None:
+        return backend.to_numpy(x, opts)
+    try:
+        out = backend.to_numpy(x, opts)
+    except (InteropError, MemoryError):
+        raise
+    except Exception as exc:
+        raise _protocol_error(x, backend, exc) from exc
+    if out.dtype.hasobject and opts.dtype is None:
+        raise _object_error(x, out)
+    return out
 
 
 def _signature(
@@ -196,7 +210,51 @@ def explain(
 
         return plan_convert(x, to, like=like, device=device, copy=copy)
     opts = _resolve_options(copy, dtype, allow_transfer, upcast, sparse, ragged)
-    return _registry.get(x).plan(x, opts)
+    backend = _registry.get(x)
+    if backend.module is not None:
+        return backend.plan(x, opts)
+    try:
+        return backend.plan(x, opts)
+    except (InteropError, MemoryError):
+        raise
+    except Exception as exc:
+        raise _protocol_error(x, backend, exc) from exc
+
+
+# What a generic backend asks of an object it does not know, for error messages.
+_PROTOCOLS = {
+    "array_api": "the Array API (`__array_namespace__`, `device`, `__dlpack__`)",
+    "dlpack": "DLPack (`__dlpack__`)",
+    "array_protocol": "`__array__`, `__array_interface__` or the buffer protocol",
+}
+
+
+def _protocol_error(x: Any, backend: _registry.Backend, exc: Exception) -> ConversionError:
+    """The error for an object whose own array protocol failed (generic backends only).
+
+    The generic backends call methods that third-party objects implement, which may
+    raise anything; the caller gets one documented exception type instead, with the
+    original error chained as its cause.
+    """
+    what = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, RecursionError):
+        return ConversionError(
+            f"expected a finitely nested sequence, got `{type_name(x)}` nested too deeply to "
+            f"walk ({what}). hint: a list that contains itself has no array form; NumPy "
+            "arrays have at most 64 dimensions"
+        )
+    if backend.name == "python":
+        return ConversionError(
+            f"expected a scalar or a rectangular nested sequence of numbers, got "
+            f"`{type_name(x)}`, from which NumPy cannot build an array ({what}). "
+            "hint: give nested sequences equal lengths, or convert the items one by one"
+        )
+    protocol = _PROTOCOLS.get(backend.name, f"the {backend.name} protocol")
+    return ConversionError(
+        f"expected `{type_name(x)}` to hand over its data through {protocol}, but it "
+        f"failed with {what}. hint: the error comes from `{type_name(x)}` itself; convert "
+        "it with its own library's API first"
+    )
 
 
 def framework_of(x: Any, /) -> str | None:
@@ -211,3 +269,24 @@ def framework_of(x: Any, /) -> str | None:
     """
     backend = _cache.get(type(x)) or _registry.lookup(type(x))
     return None if backend is None else backend.name
+
+
+def _object_error(x: Any, out: np.ndarray[Any, Any]) -> ConversionError:
+    """The error for an object a generic protocol could only turn into Python objects."""
+    if isinstance(x, (list, tuple)):
+        odd = next((v for v in out.flat if not _fits_numpy(v)), out.flat[0])
+        what = f"`{type_name(x)}` holding `{type_name(odd)}` values"
+    else:
+        what = f"`{type_name(x)}`"
+    return ConversionError(
+        f"expected numbers, got {what}, which NumPy can only keep as Python objects. "
+        "hint: replace None and other non-numbers first (for example with float('nan')), "
+        "convert big or exact numbers with float(...), or pass dtype=object to keep the objects"
+    )
+
+
+def _fits_numpy(v: Any) -> bool:
+    """Whether NumPy holds ``v`` as a number of its own (not as a Python object)."""
+    if type(v) is int:
+        return -(2**63) <= v < 2**64
+    return isinstance(v, (bool, float, complex, np.generic))

@@ -108,6 +108,9 @@ def _validated(
                 f"expected dtype to be a NumPy dtype or None, got {dtype!r}; "
                 "hint: pass a NumPy dtype such as np.float32 or ml_dtypes.bfloat16"
             ) from exc
+    # bool(): 1, 0 and np.bool_ pass the checks above, and the rest of the library
+    # tests ``copy is True`` / ``copy is False``.
+    copy = None if copy is None else bool(copy)
     options = Options(copy, dtype, bool(allow_transfer), bool(upcast), sparse, ragged)
     # Compare the dtype by identity first: NumPy reads ``None`` as float64, so
     # ``np.dtype('float64') == None`` is True and ``==`` alone would drop the cast.

@@ -84,6 +84,8 @@ class Backend:
         obj = x
         for step in plan.steps:
             obj = self.steps[step](obj, plan)
+        if isinstance(obj, np.generic):  # a 0-d ``.numpy()`` gives a NumPy scalar
+            return np.asarray(obj)
         return obj  # type: ignore[no-any-return]
 
     # -- conversion into this framework ------------------------------------------
@@ -351,8 +353,11 @@ def unsupported(x: object) -> UnsupportedTypeError:
     if skipped:
         message += f"; not imported, so not tried: {', '.join(skipped)}"
     message += ")"
-    hint = next((h for t, h in _HINTS.items() if isinstance(x, t)), None)
-    if hint is None and hasattr(x, "__iter__") and not isinstance(x, (list, tuple)):
+    # Ask the type, not the object: a hostile ``__getattr__`` or ``__class__`` must
+    # not turn this error into another one.
+    cls = type(x)
+    hint = next((h for t, h in _HINTS.items() if issubclass(cls, t)), None)
+    if hint is None and hasattr(cls, "__iter__") and not issubclass(cls, (list, tuple)):
         hint = "materialise iterables first, for example with list(...)"
     if hint is not None:
         message += f". hint: {hint}"

@@ -363,7 +363,8 @@ def test_malicious_pickle_is_refused_and_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     torch.save({"weight": torch.ones(2), "payload": Payload(marker)}, tmp_path / "evil.pt")
     # The file is genuinely malicious: a full unpickle runs the payload.
-    torch.load(tmp_path / "evil.pt", weights_only=False)
+    loaded = torch.load(tmp_path / "evil.pt", weights_only=False)
+    loaded["payload"].close()  # the payload opened a file
     assert marker.exists()
     marker.unlink()
 

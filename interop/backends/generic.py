@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import operator
 from typing import Any
 
 import numpy as np
@@ -43,14 +44,23 @@ _DL_NAMES = {2: "cuda", 4: "opencl", 7: "vulkan", 8: "metal", 9: "vpi", 10: "roc
 
 
 def _dl_device(x: Any) -> tuple[int, int]:
+    dev: Any = None
     try:
         dev = x.__dlpack_device__()
-        kind, index = int(dev[0]), int(dev[1])
+        kind, index = dev  # exactly two entries
+        kind, index = operator.index(kind), operator.index(index)  # ints (or IntEnums)
     except Exception as exc:
         raise ConversionError(
             f"expected __dlpack_device__() to return (device_type, device_id), got an "
-            f"error or nonsense from `{type_name(x)}`: {exc!r}"
+            f"error or nonsense from `{type_name(x)}`: {exc!r}. hint: convert it with "
+            "its own library's API first"
         ) from exc
+    if kind < 1 or index < 0:
+        raise ConversionError(
+            f"expected __dlpack_device__() to return a DLPack device type (1 = CPU, 2 = CUDA, "
+            f"...) and a device id >= 0, got {dev!r} from `{type_name(x)}`. hint: convert "
+            "it with its own library's API first"
+        )
     return kind, index
 
 
@@ -397,6 +407,7 @@ def _array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
                 )
     except Exception as exc:
         raise _array_refused(x, exc) from exc
+    _check_declared_bounds(x, a)
     if a.dtype == object:
         raise ConversionError(
             f"expected numeric data, got `{type_name(x)}` whose __array__ returned an "
@@ -496,6 +507,77 @@ def _host_array(x: Any, options: Options) -> tuple[np.ndarray[Any, Any] | None, 
     return np.array(x, copy=True), f"{reason}; it is copied"
 
 
+# type -> whether its ``__array__`` predates NumPy 2's ``copy`` keyword.
+_legacy_types: dict[type, bool] = {}
+
+
+def _legacy_array(cls: type) -> bool:
+    """Whether NumPy would call ``cls.__array__`` without being able to pass ``copy``.
+
+    NumPy 2 then emits a DeprecationWarning and cannot promise a view; the library
+    avoids the warning by not asking such an object for ``copy`` at all.
+    """
+    try:
+        return _legacy_types[cls]
+    except KeyError:
+        pass
+    legacy = False
+    method = getattr(cls, "__array__", None)
+    # NumPy reads the buffer protocol and __array_interface__ before __array__.
+    if method is not None and not hasattr(cls, "__array_interface__") and not _has_buffer(cls):
+        try:
+            params = inspect.signature(method).parameters.values()
+        except (TypeError, ValueError):  # a C method: NumPy 2-era, takes copy
+            params = None
+        if params is not None:
+            legacy = not any(p.name == "copy" or p.kind is p.VAR_KEYWORD for p in params)
+    _legacy_types[cls] = legacy
+    return legacy
+
+
+def _asarray_view(x: Any) -> np.ndarray[Any, Any]:
+    """``np.asarray(x, copy=False)``: a view, or ValueError where only a copy would do."""
+    if _legacy_array(type(x)):
+        # NumPy's own answer for such an object, without its DeprecationWarning.
+        raise ValueError(f"`{type_name(x)}.__array__` does not accept NumPy 2's copy keyword")
+    return np.asarray(x, copy=False)
+
+
+def _asarray_copy(x: Any) -> np.ndarray[Any, Any]:
+    """A copy of ``x``'s data that shares nothing with ``x``."""
+    if _legacy_array(type(x)):
+        # Such an __array__ may hand back its own memory: copy what it returns.
+        return np.array(np.asarray(x), copy=True)
+    return np.array(x, copy=True)
+
+
+def _check_declared_bounds(x: Any, a: np.ndarray[Any, Any]) -> None:
+    """Refuse an ``__array_interface__`` whose shape, strides or offset overrun its buffer.
+
+    NumPy trusts the declared geometry: a 10**15-element shape over an 8-byte
+    buffer would give an array that reads (or writes) far outside it. A raw
+    pointer (``data=(address, readonly)``) cannot be checked, as in NumPy itself.
+    """
+    base = a.base
+    if a.size == 0 or base is None or base is x or not hasattr(type(x), "__array_interface__"):
+        return
+    try:
+        owner = base if isinstance(base, np.ndarray) else np.frombuffer(base, np.uint8)
+    except (TypeError, ValueError, BufferError):
+        return
+    from numpy.lib.array_utils import byte_bounds
+
+    low, high = byte_bounds(a)
+    owner_low, owner_high = byte_bounds(owner)
+    if low < owner_low or high > owner_high:
+        raise ConversionError(
+            f"expected an __array_interface__ that fits its buffer, got `{type_name(x)}` "
+            f"declaring shape {a.shape}, strides {a.strides} and an offset that reach bytes "
+            f"{low - owner_low} to {high - owner_low} of a buffer of {owner_high - owner_low} "
+            "bytes. hint: fix the object's shape, strides or offset"
+        )
+
+
 def _has_buffer(cls: type) -> bool:
     # Python < 3.12 exposes no __buffer__ on C types; probe the few common ones.
     import array
@@ -510,7 +592,11 @@ class PythonBackend(Backend):
 
     def __init__(self) -> None:
         super().__init__()
-        self.steps.update(asarray=self._asarray, convert_items=self._convert_items)
+        self.steps.update(
+            asarray=self._asarray,
+            convert_items=self._convert_items,
+            upcast_nonstandard=_upcast_nonstandard,
+        )
 
     def matches(self, cls: type) -> bool:
         return issubclass(cls, (list, tuple)) or (
@@ -538,6 +624,9 @@ class PythonBackend(Backend):
             reason = f"a {type(x).__name__} has no array memory to share; a new array is built"
         else:
             reason = f"a Python {type(x).__name__} has no array memory; a 0-d array is built"
+        if options.upcast and options.dtype is None:
+            # Items may be bfloat16 tensors: the dtype is only known once built.
+            steps.append("upcast_nonstandard")
         # The dtype is what np.asarray infers; the explicit dtype is applied while
         # building, so no separate cast step is needed.
         plan = _plan.finish(
@@ -562,6 +651,11 @@ class PythonBackend(Backend):
 # Items np.asarray reads correctly by itself; any other item a backend converts
 # (a framework tensor, a DLPack or Array API object) is converted first.
 _NATIVE_ITEMS = ("numpy", "python")
+
+
+def _upcast_nonstandard(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+    target = _dtypes.upcast_target(a.dtype)
+    return a if target is None else a.astype(target)
 
 
 def _foreign_backend(item: Any) -> Backend | None:

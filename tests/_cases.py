@@ -1,0 +1,308 @@
+"""A catalogue of inputs from every installed framework, each with its exact expected result.
+
+The reliability tests (threads, lifetimes, leaks, fuzzing) share it, so that one
+place says which inputs exist, what converting them must give, and which memory a
+zero-copy result must share. Each case builds a *fresh* input on every call of
+``make``, so a test can convert the same object many times, or a new one each time.
+
+``OPERATIONS`` names the public entry points the reliability tests drive. Each one
+takes an input and the keywords of :func:`interop.to_numpy` and returns the NumPy
+array for that input, so a new entry point joins every reliability test as one
+entry there.
+"""
+
+from __future__ import annotations
+
+import array
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import interop
+
+OPERATIONS: dict[str, Callable[..., np.ndarray]] = {
+    "to_numpy": interop.to_numpy,
+}
+
+# Float payloads every case carries: NaN with a payload, a signalling-NaN bit
+# pattern, both infinities and negative zero, which a conversion must keep bit for bit.
+SPECIAL_BITS = np.array(
+    [0x7F800001, 0x7FC00123, 0xFF800000, 0x7F800000, 0x80000000, 0xFFC00001, 0x3F800000, 0],
+    dtype=np.uint32,
+)
+SPECIAL = SPECIAL_BITS.view(np.float32)
+GRID = np.concatenate([SPECIAL, np.arange(4, dtype=np.float32)]).reshape(3, 4)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One kind of input and the result its conversion must have.
+
+    Attributes:
+        name: A short id for test reports.
+        module: The module that must be importable for the case to exist.
+        make: Builds a fresh input.
+        expected: The result under the default options: values (bit for bit) and dtype.
+        native: The memory the input owns, as NumPy sees it (for ``np.shares_memory``),
+            or ``None`` when the input has no array memory (lists, scalars, variables).
+        zero_copy: Whether ``copy=None`` shares ``native`` (and ``copy=False`` works).
+        upcast: The result dtype under ``upcast=True`` when it differs from ``expected``'s.
+    """
+
+    name: str
+    module: str
+    make: Callable[[], Any]
+    expected: np.ndarray
+    native: Callable[[Any], np.ndarray] | None
+    zero_copy: bool
+    upcast: np.dtype | None = None
+
+
+class DLPackProducer:
+    """A third-party DLPack producer over ``inner``: counts ``__dlpack__`` calls.
+
+    With ``keep=True`` it also keeps every capsule it hands out, so a test can
+    check afterwards that each one was consumed.
+    """
+
+    def __init__(self, inner: Any, *, keep: bool = False) -> None:
+        self.inner = inner
+        self.calls = 0
+        self.capsules: list[Any] | None = [] if keep else None
+
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        capsule = self.inner.__dlpack__(**kwargs)
+        if self.capsules is not None:
+            self.capsules.append(capsule)
+        return capsule
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self.inner.__dlpack_device__()  # type: ignore[no-any-return]
+
+
+def same_bits(result: Any, expected: np.ndarray) -> bool:
+    """Whether ``result`` is a NumPy array equal to ``expected`` in dtype, shape and bits."""
+    return (
+        isinstance(result, np.ndarray)
+        and result.dtype == expected.dtype
+        and result.shape == expected.shape
+        and result.tobytes() == expected.tobytes()
+    )
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _numpy_cases() -> list[Case]:
+    strided = np.arange(24, dtype=np.int64).reshape(4, 6)[::-1, ::2]
+    return [
+        Case("numpy-float32", "numpy", GRID.copy, GRID, lambda a: a, zero_copy=True),
+        Case(
+            "numpy-int64-strided",
+            "numpy",
+            lambda: np.arange(24, dtype=np.int64).reshape(4, 6)[::-1, ::2],
+            strided.copy(),
+            lambda a: a,
+            zero_copy=True,
+        ),
+        Case(
+            "numpy-scalar",
+            "numpy",
+            lambda: np.float64(2.5),
+            np.array(2.5),
+            None,
+            zero_copy=False,
+        ),
+        Case(
+            "array.array",
+            "array",
+            lambda: array.array("f", SPECIAL.tobytes()),
+            SPECIAL.copy(),
+            lambda a: np.frombuffer(a, np.float32),
+            zero_copy=True,
+        ),
+        Case(
+            "bytearray",
+            "array",
+            lambda: bytearray(b"\x00\x01\xfe\xff"),
+            np.array([0, 1, 254, 255], np.uint8),
+            lambda b: np.frombuffer(b, np.uint8),
+            zero_copy=True,
+        ),
+        Case(
+            "dlpack-numpy",
+            "numpy",
+            lambda: DLPackProducer(GRID.copy()),
+            GRID,
+            lambda p: p.inner,
+            zero_copy=True,
+        ),
+        Case(
+            "list",
+            "numpy",
+            lambda: [[1.5, -0.0], [float("inf"), 2.0]],
+            np.array([[1.5, -0.0], [np.inf, 2.0]]),
+            None,
+            zero_copy=False,
+        ),
+        Case("python-float", "numpy", lambda: 0.25, np.array(0.25), None, zero_copy=False),
+    ]
+
+
+def _torch_cases() -> list[Case]:
+    import ml_dtypes
+    import torch
+
+    bf16 = np.array([1.0, -2.5, np.inf, 0.0078125], dtype=ml_dtypes.bfloat16)
+    return [
+        Case(
+            "torch-float32",
+            "torch",
+            lambda: torch.from_numpy(GRID.copy()),
+            GRID,
+            lambda t: t.detach().numpy(),
+            zero_copy=True,
+        ),
+        Case(
+            "torch-int64-transposed",
+            "torch",
+            lambda: torch.arange(12).reshape(3, 4).T,
+            np.arange(12).reshape(3, 4).T.copy(),
+            lambda t: t.numpy(),
+            zero_copy=True,
+        ),
+        Case(
+            "torch-requires-grad",
+            "torch",
+            lambda: torch.tensor([1.0, 2.0, 3.0], requires_grad=True),
+            np.array([1.0, 2.0, 3.0], np.float32),
+            lambda t: t.detach().numpy(),
+            zero_copy=True,
+        ),
+        Case(
+            "torch-bfloat16",
+            "torch",
+            lambda: torch.tensor([1.0, -2.5, float("inf"), 0.0078125], dtype=torch.bfloat16),
+            bf16,
+            lambda t: t.view(torch.int16).numpy(),
+            zero_copy=True,
+            upcast=np.dtype(np.float32),
+        ),
+        Case(
+            "torch-conj",
+            "torch",
+            lambda: torch.tensor([1 + 2j, -3j], dtype=torch.complex64).conj(),
+            np.array([1 + 2j, -3j], np.complex64).conj(),
+            None,
+            zero_copy=False,
+        ),
+        Case(
+            "dlpack-torch",
+            "torch",
+            lambda: DLPackProducer(torch.from_numpy(GRID.copy())),
+            GRID,
+            lambda p: p.inner.numpy(),
+            zero_copy=True,
+        ),
+        Case(
+            "list-of-torch",
+            "torch",
+            lambda: [torch.ones(2), torch.zeros(2)],
+            np.array([[1.0, 1.0], [0.0, 0.0]], np.float32),
+            None,
+            zero_copy=False,
+        ),
+    ]
+
+
+def _tensorflow_cases() -> list[Case]:
+    import tensorflow as tf
+
+    return [
+        Case(
+            "tensorflow-float32",
+            "tensorflow",
+            lambda: tf.constant(GRID),
+            GRID,
+            lambda t: np.asarray(t),
+            zero_copy=True,
+        ),
+        Case(
+            "tensorflow-variable",
+            "tensorflow",
+            lambda: tf.Variable(np.arange(6, dtype=np.int32).reshape(2, 3)),
+            np.arange(6, dtype=np.int32).reshape(2, 3),
+            None,
+            zero_copy=False,
+        ),
+    ]
+
+
+def _jax_cases() -> list[Case]:
+    import jax.numpy as jnp
+
+    return [
+        Case(
+            "jax-float32",
+            "jax",
+            lambda: jnp.asarray(GRID),
+            GRID,
+            lambda x: np.asarray(x),
+            zero_copy=True,
+        ),
+        Case(
+            "jax-int32",
+            "jax",
+            lambda: jnp.arange(10, dtype=jnp.int32)[::3],
+            np.arange(10, dtype=np.int32)[::3].copy(),
+            lambda x: np.asarray(x),
+            zero_copy=True,
+        ),
+    ]
+
+
+def _array_api_strict_cases() -> list[Case]:
+    import array_api_strict as xp
+
+    return [
+        Case(
+            "array-api-strict",
+            "array_api_strict",
+            lambda: xp.asarray(GRID),
+            GRID,
+            lambda x: np.from_dlpack(x),
+            zero_copy=True,
+        ),
+    ]
+
+
+_BUILDERS: dict[str, Callable[[], list[Case]]] = {
+    "numpy": _numpy_cases,
+    "torch": _torch_cases,
+    "tensorflow": _tensorflow_cases,
+    "jax": _jax_cases,
+    "array_api_strict": _array_api_strict_cases,
+}
+
+
+def cases() -> list[Case]:
+    """Every case of every installed framework."""
+    found: list[Case] = []
+    for module, build in _BUILDERS.items():
+        if installed(module):
+            found.extend(build())
+    return found
+
+
+def expected_under(case: Case, *, dtype: Any = None, upcast: bool = False) -> np.ndarray:
+    """The expected result of ``case`` under the ``dtype`` and ``upcast`` options."""
+    if dtype is not None:
+        return case.expected.astype(dtype)
+    if upcast and case.upcast is not None:
+        return case.expected.astype(case.upcast)
+    return case.expected
