@@ -22,6 +22,11 @@ array, a TensorFlow tensor, a read-only NumPy array): such conversions copy, and
 ``copy=False`` refuses them. The reverse is allowed: an immutable result (JAX,
 TensorFlow) may alias a mutable source, whose later writes then show through.
 
+Under the default options (no ``copy=``, no ``device=``, no :func:`interop.options`
+block), :func:`convert` takes the planner's decisions without building the plan:
+the fast path at the end of this module, made once per pair of backends, runs the
+same route, and leaves every other case, and every error, to the planner.
+
 DLPack versions are negotiated by the importing framework: PyTorch, NumPy and
 array-api-strict ask the producer for ``max_version=(1, 0)`` and fall back to the
 legacy protocol on ``TypeError``. TensorFlow imports legacy capsules only, so its
@@ -178,6 +183,13 @@ class _Target:
         self.name = device_name(self.dl)
 
 
+# Target name -> (its backend, its place in the registry's framework list): filled
+# by the first conversion to that name, which loads the backend (importing the
+# framework the name asks for); valid while that place still holds that backend.
+_targets: dict[str, tuple[Backend, int]] = {}
+_frameworks = _registry._frameworks
+
+
 def _target_backend(to: Any, like: Any) -> Backend:
     if (to is None) == (like is None):
         given = "both" if to is not None else "neither"
@@ -192,6 +204,9 @@ def _target_backend(to: Any, like: Any) -> Backend:
             f"expected `to` to be a framework name such as 'torch', got `{type_name(to)}`. "
             "hint: to match an existing array, pass it as like="
         )
+    entry = _targets.get(to)
+    if entry is not None and entry[1] < len(_frameworks) and _frameworks[entry[1]] is entry[0]:
+        return entry[0]
     try:
         backend = _registry.by_name(to)
     except ImportError as exc:
@@ -199,17 +214,9 @@ def _target_backend(to: Any, like: Any) -> Backend:
             f"expected an installed framework, got to={to!r}, which cannot be imported: {exc}. "
             f"hint: install {to}"
         ) from exc
-    frameworks = _registry._frameworks
-    if backend in frameworks:
-        _targets[to] = (backend, frameworks.index(backend))
+    if backend in _frameworks:
+        _targets[to] = (backend, _frameworks.index(backend))
     return backend
-
-
-# Target name -> (its backend, its place in the registry's framework list), for the
-# fast path: filled by the planner, which loads the backend (importing the framework
-# a name asks for); valid while that place still holds that backend.
-_targets: dict[str, tuple[Backend, int]] = {}
-_frameworks = _registry._frameworks
 
 
 def plan_convert(
