@@ -86,14 +86,25 @@ def split_device(device: str) -> tuple[str, int | None]:
     return m.group(1).lower(), None if m.group(2) is None else int(m.group(2))
 
 
-def is_aligned(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> bool:
-    """Whether ``a``'s data starts at a multiple of ``alignment`` bytes (empty arrays: yes)."""
-    return a.size == 0 or a.__array_interface__["data"][0] % alignment == 0
-
-
 _u8 = np.dtype(np.uint8)
 _address = ctypes.addressof
 _char_at = ctypes.c_char.from_buffer
+
+
+def is_aligned(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> bool:
+    """Whether ``a``'s data starts at a multiple of ``alignment`` bytes (empty arrays: yes)."""
+    if a.size == 0:
+        return True
+    flags = a.flags
+    if flags.writeable and flags.c_contiguous:
+        # ctypes reads the address of a writable, contiguous buffer in a third of
+        # the time of __array_interface__, which builds a dict; NumPy refuses the
+        # buffer of some dtypes (ml_dtypes, objects).
+        try:
+            return _address(_char_at(a)) % alignment == 0  # type: ignore[arg-type]
+        except (ValueError, TypeError, BufferError):
+            pass
+    return a.__array_interface__["data"][0] % alignment == 0  # type: ignore[no-any-return]
 
 
 def aligned_copy(a: np.ndarray[Any, Any], dtype: Any = None) -> np.ndarray[Any, Any]:
@@ -107,7 +118,6 @@ def aligned_copy(a: np.ndarray[Any, Any], dtype: Any = None) -> np.ndarray[Any, 
         dtype = dtype.newbyteorder("=")
     nbytes = a.size * dtype.itemsize
     raw = np.empty(nbytes + ALIGNMENT, dtype=_u8)
-    # (ctypes reads the address of a fresh, writable buffer faster than raw.ctypes.)
     start = -_address(_char_at(raw)) % ALIGNMENT  # type: ignore[arg-type]
     out: np.ndarray[Any, Any] = np.ndarray(a.shape, dtype, raw, start)
     out[...] = a
