@@ -642,6 +642,8 @@ def convert(
             else:
                 target = _cache.get(type(like)) if to is None else None
             if source is not None and target is not None:
+                if target.name == "numpy":  # the source backend's own to_numpy
+                    return source.to_numpy(x, DEFAULT)
                 route = _routes.get((source, target))
                 if route is None:
                     route = _make_route(source, target)
@@ -670,7 +672,8 @@ def _planned(x: Any, to: Any, like: Any, device: Any, copy: bool | None) -> Any:
 # runs the same route, without building the plan. Its routes are made once per
 # (source backend, target backend):
 #
-# * to NumPy: the source backend's own to_numpy, which the planner's route runs;
+# * to NumPy: the source backend's own to_numpy, which the planner's route runs
+#   (in convert itself);
 # * within one framework: adopt() on the same device, as in _plan_same;
 # * across frameworks, on the host, from a source whose zero-copy host view its
 #   backend hands out (Backend.host_view): the decision of _host_route, and its route;
@@ -693,13 +696,7 @@ _routes: dict[tuple[Backend, Backend], Route] = {}
 
 def _make_route(source: Backend, target: Backend) -> Route:
     route: Route
-    if target.name == "numpy":
-        to_numpy = source.to_numpy
-
-        def route(x: Any, like: Any) -> Any:
-            return to_numpy(x, DEFAULT)
-
-    elif target.name == "torch" and source is not target:
+    if target.name == "torch" and source is not target:
         route = _to_torch(target, source, _across(source, target))
     else:
         route = _across(source, target)
