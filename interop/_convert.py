@@ -22,6 +22,11 @@ array, a TensorFlow tensor, a read-only NumPy array): such conversions copy, and
 ``copy=False`` refuses them. The reverse is allowed: an immutable result (JAX,
 TensorFlow) may alias a mutable source, whose later writes then show through.
 
+Under the default options (no ``copy=``, no ``device=``, no :func:`interop.options`
+block), :func:`convert` takes the planner's decisions without building the plan:
+the fast path at the end of this module, made once per pair of backends, runs the
+same route, and leaves every other case, and every error, to the planner.
+
 DLPack versions are negotiated by the importing framework: PyTorch, NumPy and
 array-api-strict ask the producer for ``max_version=(1, 0)`` and fall back to the
 legacy protocol on ``TypeError``. TensorFlow imports legacy capsules only, so its
@@ -31,6 +36,7 @@ say "read-only", read-only NumPy memory never goes to TensorFlow that way.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import re
 from collections.abc import Callable
@@ -39,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from interop import _options, _registry
-from interop._errors import ConversionError, InteropError, type_name
+from interop._errors import ConversionError, type_name
 from interop._options import DEFAULT
 from interop._plan import Plan
 from interop._registry import Backend
@@ -80,9 +86,25 @@ def split_device(device: str) -> tuple[str, int | None]:
     return m.group(1).lower(), None if m.group(2) is None else int(m.group(2))
 
 
+_u8 = np.dtype(np.uint8)
+_address = ctypes.addressof
+_char_at = ctypes.c_char.from_buffer
+
+
 def is_aligned(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> bool:
     """Whether ``a``'s data starts at a multiple of ``alignment`` bytes (empty arrays: yes)."""
-    return a.size == 0 or a.ctypes.data % alignment == 0
+    if a.size == 0:
+        return True
+    flags = a.flags
+    if flags.writeable and flags.c_contiguous:
+        # ctypes reads the address of a writable, contiguous buffer in a third of
+        # the time of __array_interface__, which builds a dict; NumPy refuses the
+        # buffer of some dtypes (ml_dtypes, objects).
+        try:
+            return _address(_char_at(a)) % alignment == 0  # type: ignore[arg-type]
+        except (ValueError, TypeError, BufferError):
+            pass
+    return a.__array_interface__["data"][0] % alignment == 0  # type: ignore[no-any-return]
 
 
 def aligned_copy(a: np.ndarray[Any, Any], dtype: Any = None) -> np.ndarray[Any, Any]:
@@ -91,15 +113,33 @@ def aligned_copy(a: np.ndarray[Any, Any], dtype: Any = None) -> np.ndarray[Any, 
     The copy is what every framework can alias without copying again; ``dtype``
     casts in the same pass.
     """
-    dtype = np.dtype(a.dtype if dtype is None else dtype)
+    dtype = a.dtype if dtype is None else np.dtype(dtype)
     if not dtype.isnative:
         dtype = dtype.newbyteorder("=")
     nbytes = a.size * dtype.itemsize
-    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
-    start = (-raw.ctypes.data) % ALIGNMENT
-    out = raw[start : start + nbytes].view(dtype).reshape(a.shape)
+    raw = np.empty(nbytes + ALIGNMENT, dtype=_u8)
+    start = -_address(_char_at(raw)) % ALIGNMENT  # type: ignore[arg-type]
+    out: np.ndarray[Any, Any] = np.ndarray(a.shape, dtype, raw, start)
     out[...] = a
-    return out  # type: ignore[no-any-return]
+    return out
+
+
+#: From this size up, a copy made for a framework that can alias any host memory
+#: (PyTorch) is 64-byte aligned too, so that converting the result on to TensorFlow
+#: or JAX aliases it rather than copying it again. Below it, NumPy's own allocation
+#: costs a fifth as much as the aligned one, and a second copy next to nothing.
+ALIGNED_COPY_BYTES = 1 << 16
+
+
+def owned_copy(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """One copy of ``a`` into fresh native-endian memory with positive strides.
+
+    64-byte aligned (:func:`aligned_copy`) from ``ALIGNED_COPY_BYTES`` up.
+    """
+    if a.nbytes >= ALIGNED_COPY_BYTES:
+        return aligned_copy(a)
+    dtype = a.dtype
+    return np.array(a, dtype=dtype if dtype.isnative else dtype.newbyteorder("="), order="K")
 
 
 def layout_problem(
@@ -110,7 +150,7 @@ def layout_problem(
         return "the data is not in native byte order"
     if contiguous and not a.flags.c_contiguous:
         return "the data is not C-contiguous"
-    if positive and any(s < 0 for s in a.strides):
+    if positive and a.ndim and min(a.strides) < 0:
         return "the data has negative strides"
     if aligned and not is_aligned(a):
         return (
@@ -120,11 +160,17 @@ def layout_problem(
     return None
 
 
+# Dtypes check_numeric has accepted (few: it is asked about the dtypes of real data).
+_numeric: set[np.dtype[Any]] = set()
+
+
 def check_numeric(dtype: np.dtype[Any], target: str) -> None:
     """Raise :class:`ConversionError` unless ``dtype`` holds numbers (or booleans)."""
-    if dtype.type.__module__ == "ml_dtypes":
+    if dtype in _numeric:
         return
-    if dtype.names is None and dtype.kind in "biufc":
+    if dtype.type.__module__ == "ml_dtypes" or (dtype.names is None and dtype.kind in "biufc"):
+        if len(_numeric) < 256:
+            _numeric.add(dtype)
         return
     raise ConversionError(
         f"expected numeric data to convert to {target}, got dtype {dtype}. "
@@ -147,6 +193,13 @@ class _Target:
         self.name = device_name(self.dl)
 
 
+# Target name -> (its backend, its place in the registry's framework list): filled
+# by the first conversion to that name, which loads the backend (importing the
+# framework the name asks for); valid while that place still holds that backend.
+_targets: dict[str, tuple[Backend, int]] = {}
+_frameworks = _registry._frameworks
+
+
 def _target_backend(to: Any, like: Any) -> Backend:
     if (to is None) == (like is None):
         given = "both" if to is not None else "neither"
@@ -161,13 +214,19 @@ def _target_backend(to: Any, like: Any) -> Backend:
             f"expected `to` to be a framework name such as 'torch', got `{type_name(to)}`. "
             "hint: to match an existing array, pass it as like="
         )
+    entry = _targets.get(to)
+    if entry is not None and entry[1] < len(_frameworks) and _frameworks[entry[1]] is entry[0]:
+        return entry[0]
     try:
-        return _registry.by_name(to)
+        backend = _registry.by_name(to)
     except ImportError as exc:
         raise ImportError(
             f"expected an installed framework, got to={to!r}, which cannot be imported: {exc}. "
             f"hint: install {to}"
         ) from exc
+    if backend in _frameworks:
+        _targets[to] = (backend, _frameworks.index(backend))
+    return backend
 
 
 def plan_convert(
@@ -256,7 +315,7 @@ def _plan_same(x: Any, target: _Target, opts: _options.Options) -> Plan:
 def _dtype_of(backend: Backend, x: Any) -> np.dtype[Any] | None:
     try:
         return backend.plan(x, DEFAULT).dtype
-    except (InteropError, TypeError, ValueError):  # only the dtype is wanted here
+    except Exception:  # only the dtype is wanted here; the array is kept as it is
         return None
 
 
@@ -327,50 +386,34 @@ def _plan_host(
             transfer=True,
         )
 
-    reason: str | None = None
-    if result_dtype is not None and result_dtype != dtype:
-        reason = _cast_reason(tb, dtype, result_dtype)
-    elif tb.mutable and (source.readonly_source(x) or not view.flags.writeable):
-        reason = (
-            f"{source.name} treats this memory as immutable, and {tb.name} arrays are "
-            "writable: a zero-copy result could change the source"
+    kind, reason, export = _host_route(x, source, tb, view, dtype, result_dtype, opts.copy)
+    if kind == "dlpack":
+
+        def import_dlpack(obj: Any) -> Any:
+            return tb.from_dlpack(export, device=device, copy=False)
+
+        return _make_plan(
+            **common,
+            steps=["dlpack"],
+            route=[import_dlpack],
+            dtype=result_dtype,
+            reason=None,
+            transfer=False,
         )
-    if reason is None and opts.copy is True:
-        reason = "copy=True"
+    if kind == "alias":
 
-    if reason is None:
-        assert dtype is not None
-        export = None if source.name == "numpy" else source.dlpack_export(x, dtype)
-        problem = tb.dlpack_problem(dtype, view, HOST) if export is not None else "no export"
-        if export is not None and problem is None:
+        def alias(obj: Any) -> Any:
+            return tb.from_numpy(view, device=device, copy=False)
 
-            def import_dlpack(obj: Any) -> Any:
-                return tb.from_dlpack(export, device=device, copy=False)
-
-            return _make_plan(
-                **common,
-                steps=["dlpack"],
-                route=[import_dlpack],
-                dtype=result_dtype,
-                reason=None,
-                transfer=False,
-            )
-        numpy_problem = tb.numpy_problem(view)
-        if numpy_problem is None:
-
-            def alias(obj: Any) -> Any:
-                return tb.from_numpy(view, device=device, copy=False)
-
-            steps = ["from_numpy"] if source.name == "numpy" else ["numpy_view", "from_numpy"]
-            return _make_plan(
-                **common,
-                steps=steps,
-                route=[alias],
-                dtype=result_dtype,
-                reason=None,
-                transfer=False,
-            )
-        reason = f"{tb.name} cannot alias this memory: {numpy_problem}"
+        steps = ["from_numpy"] if source.name == "numpy" else ["numpy_view", "from_numpy"]
+        return _make_plan(
+            **common,
+            steps=steps,
+            route=[alias],
+            dtype=result_dtype,
+            reason=None,
+            transfer=False,
+        )
 
     def copy_view(obj: Any) -> Any:
         return tb.from_numpy(view, device=device, copy=True)
@@ -384,6 +427,43 @@ def _plan_host(
         reason=reason,
         transfer=False,
     )
+
+
+def _host_route(
+    x: Any,
+    source: Backend,
+    tb: Backend,
+    view: np.ndarray[Any, Any],
+    dtype: np.dtype[Any] | None,
+    result_dtype: np.dtype[Any] | None,
+    copy: bool | None,
+) -> tuple[str, str | None, Any]:
+    """How host data reaches a target on the host: ``(kind, copy reason, DLPack export)``.
+
+    ``kind`` is ``"dlpack"`` (import ``export`` without a copy), ``"alias"`` (alias
+    ``view`` through :meth:`Backend.from_numpy`) or ``"copy"`` (one copy of ``view``).
+    Both the planner and the fast path of :func:`convert` decide here.
+    """
+    reason: str | None = None
+    if result_dtype is not None and result_dtype != dtype:
+        reason = _cast_reason(tb, dtype, result_dtype)
+    elif tb.mutable and (source.readonly_source(x) or not view.flags.writeable):
+        reason = (
+            f"{source.name} treats this memory as immutable, and {tb.name} arrays are "
+            "writable: a zero-copy result could change the source"
+        )
+    if reason is None and copy is True:
+        reason = "copy=True"
+    if reason is not None:
+        return "copy", reason, None
+    assert dtype is not None
+    export = None if source.name == "numpy" else source.dlpack_export(x, dtype)
+    if export is not None and tb.dlpack_problem(dtype, view, HOST) is None:
+        return "dlpack", None, export
+    problem = tb.numpy_problem(view)
+    if problem is None:
+        return "alias", None, None
+    return "copy", f"{tb.name} cannot alias this memory: {problem}", None
 
 
 def _cast_reason(tb: Backend, dtype: Any, result_dtype: np.dtype[Any]) -> str:
@@ -550,9 +630,163 @@ def convert(
         >>> interop.convert([1, 2], like=a)
         array([1, 2])
     """
+    if copy is None and device is None and _current() is DEFAULT:
+        # The fast path (see below), inlined here: it is most of the cost of a call.
+        try:
+            source = _cache.get(type(x))
+            if like is None:
+                entry = _targets.get(to) if type(to) is str else None
+                target = None
+                if entry is not None and _frameworks[entry[1]] is entry[0]:
+                    target = entry[0]
+            else:
+                target = _cache.get(type(like)) if to is None else None
+            if source is not None and target is not None:
+                if target.name == "numpy":  # the source backend's own to_numpy
+                    return source.to_numpy(x, DEFAULT)
+                route = _routes.get((source, target))
+                if route is None:
+                    route = _make_route(source, target)
+                out = route(x, like)
+                if out is not _MISS:
+                    return out
+        except Exception:  # the planner raises its own error, or converts
+            pass
+    return _planned(x, to, like, device, copy)
+
+
+def _planned(x: Any, to: Any, like: Any, device: Any, copy: bool | None) -> Any:
+    """:func:`convert` by its plan: exactly what :func:`interop.explain` describes."""
     plan = plan_convert(x, to, like=like, device=device, copy=copy)
     plan.check(_options.resolve(copy, None, None, None, None, None))
     obj = x
     for step in plan.prepared:
         obj = step(obj)
     return obj
+
+
+# -- the fast path ------------------------------------------------------------------
+# Planning builds a Plan with its reasons and steps; a conversion under the default
+# options, to the default device or to like='s, needs none of it. The fast path
+# takes the decisions the planner would take, from the same backend methods, and
+# runs the same route, without building the plan. Its routes are made once per
+# (source backend, target backend):
+#
+# * to NumPy: the source backend's own to_numpy, which the planner's route runs
+#   (in convert itself);
+# * within one framework: adopt() on the same device, as in _plan_same;
+# * across frameworks, on the host, from a source whose zero-copy host view its
+#   backend hands out (Backend.host_view): the decision of _host_route, and its route;
+# * to PyTorch, the commonest target, that decision worked out in advance for the
+#   commonest sources (see _to_torch).
+#
+# Anything else (another device, copy=, options, a source without a certain view,
+# an error) goes to the planner, which also gives the error messages.
+
+_MISS: Any = object()
+_current = _options.current
+_cache = _registry._cache
+_ndarray = np.ndarray
+
+Route = Callable[[Any, Any], Any]
+# (source backend, target backend) -> the route of the fast path; (x, like) -> the
+# result, or _MISS.
+_routes: dict[tuple[Backend, Backend], Route] = {}
+
+
+def _make_route(source: Backend, target: Backend) -> Route:
+    route: Route
+    if target.name == "torch" and source is not target:
+        route = _to_torch(target, source, _across(source, target))
+    else:
+        route = _across(source, target)
+    if len(_routes) > 1024:  # backends registered and removed again and again
+        _routes.clear()
+    _routes[source, target] = route
+    return route
+
+
+def _across(source: Backend, target: Backend) -> Route:
+    """The route of :func:`_plan_same` and :func:`_plan_host`, where they need no plan."""
+    target_device = target.target_device
+    owns = target.owns
+    device_of = target.device_of
+    adopt = target.adopt
+    dlpack_device = target.dlpack_device
+    host_view = source.host_view
+    target_dtype = target.target_dtype
+    from_numpy = target.from_numpy
+    name = target.name
+
+    def route(x: Any, like: Any) -> Any:
+        device = target_device(None, like)
+        if owns(x, device):
+            if device_of(x) == device:
+                return adopt(x, device=device, copy=False)
+            return _MISS
+        if dlpack_device(device) != HOST:
+            return _MISS
+        view = host_view(x)
+        if view is None:
+            return _MISS
+        dtype = view.dtype
+        native = dtype if dtype.isnative else dtype.newbyteorder("=")
+        check_numeric(native, name)
+        result_dtype = target_dtype(native, device)
+        kind, _, export = _host_route(x, source, target, view, native, result_dtype, None)
+        if kind == "dlpack":
+            return target.from_dlpack(export, device=device, copy=False)
+        return from_numpy(view, device=device, copy=kind == "copy")
+
+    return route
+
+
+def _to_torch(torch: Any, source: Backend, otherwise: Route) -> Route:
+    """To PyTorch's CPU, from a source other than PyTorch: the commonest conversions.
+
+    For host data of a dtype ``torch.from_numpy`` takes (native byte order, then),
+    :func:`_host_route` decides as follows, and so does this route, without asking:
+
+    * A view of memory the source treats as immutable (a JAX array, a TensorFlow
+      tensor, a read-only ndarray) has a reason to copy: ``from_numpy(view,
+      copy=True)``, a tensor over :func:`owned_copy` of the view.
+    * A writable ndarray (exactly) is the planner's view itself. It has no reason to
+      copy and no DLPack export (the source is NumPy), and ``numpy_problem``
+      objects only to negative strides, for which ``torch.from_numpy`` raises (and
+      the planner copies): the route is ``from_numpy(view, copy=False)``, the tensor
+      ``torch.from_numpy`` makes.
+
+    Anything else takes ``otherwise``, the general route.
+    """
+    from_numpy = torch.torch.from_numpy
+    default_device = torch.default_device
+    plain = frozenset(torch._numpy_dtypes.values())
+    # The backend hands out one device object for the default CPU: comparing it by
+    # identity first saves reading device.type.
+    cpu = default_device()
+    if cpu.type != "cpu":
+        cpu = None
+    host_view = source.host_view
+    readonly_source = source.readonly_source
+
+    def route(x: Any, like: Any) -> Any:
+        if like is None:
+            device = default_device()
+            on_cpu = device is cpu or device.type == "cpu"
+        else:  # device_of(like).type == "cpu", without making the device
+            on_cpu = like.is_cpu
+        if on_cpu:
+            view = x if type(x) is _ndarray else host_view(x)
+            if view is not None and view.dtype in plain:
+                if view is x:  # an ndarray
+                    if not x.flags.writeable:
+                        return from_numpy(owned_copy(x))
+                    try:
+                        return from_numpy(x)
+                    except ValueError:  # negative strides
+                        return _MISS
+                if readonly_source(x) or not view.flags.writeable:
+                    return from_numpy(owned_copy(view))
+        return otherwise(x, like)
+
+    return route

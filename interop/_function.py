@@ -1,14 +1,14 @@
 """The :func:`numpy_function` decorator: an algorithm written once in NumPy, for every framework.
 
-The arguments are converted to NumPy on the way in and the results back to the
-caller's framework and device on the way out. The traversal of nested arguments
-(lists, tuples, named tuples, dicts) is the small one below; it builds new
-containers and never changes the caller's.
+The arguments are converted to NumPy on the way in by the walk of
+:func:`interop.to_numpy_tree`, and the results go back to the caller's framework and
+device on the way out through ``map_leaves`` of the same module, over the same
+containers (lists, tuples, named tuples, dicts and other mappings, dataclasses, JAX
+pytree nodes). Both build new containers and never change the caller's.
 """
 
 from __future__ import annotations
 
-import copy as _copy
 import functools
 import inspect
 from collections.abc import Callable
@@ -16,8 +16,7 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
-from interop import _registry
-from interop._api import to_numpy
+from interop import _options, _registry, _tree
 from interop._convert import convert
 from interop._errors import InteropError, type_name
 from interop._registry import Backend
@@ -45,52 +44,29 @@ def _can_target(backend: Backend) -> bool:
     return backend.name != "numpy" and type(backend).from_numpy is not Backend.from_numpy
 
 
-def _map(obj: Any, leaf: Callable[[Any], Any]) -> Any:
-    """``obj`` with ``leaf`` applied to every non-container, in new containers where changed."""
-    if isinstance(obj, list):
-        items = [_map(v, leaf) for v in obj]
-        return obj if all(a is b for a, b in zip(items, obj, strict=True)) else items
-    if isinstance(obj, tuple):
-        items = [_map(v, leaf) for v in obj]
-        if all(a is b for a, b in zip(items, obj, strict=True)):
-            return obj
-        if hasattr(obj, "_make"):  # a named tuple
-            return obj._make(items)
-        return tuple(items)
-    if isinstance(obj, dict):
-        values = {k: _map(v, leaf) for k, v in obj.items()}
-        if all(values[k] is v for k, v in obj.items()):
-            return obj
-        if type(obj) is dict:
-            return values
-        new = _copy.copy(obj)  # keeps the subclass (and a defaultdict's factory)
-        new.update(values)
-        return new
-    return leaf(obj)
-
-
-def _walk(obj: Any, visit: Callable[[Any], None]) -> None:
-    if isinstance(obj, (list, tuple)):
-        for v in obj:
-            _walk(v, visit)
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            _walk(v, visit)
-    else:
-        visit(obj)
-
-
-def _reference(obj: Any) -> list[tuple[Backend, Any]]:
-    """The first array of each non-NumPy framework inside ``obj``, in order."""
+def _reference(*trees: Any) -> list[tuple[Backend, Any]]:
+    """The first array of each non-NumPy framework inside ``trees``, in order."""
     found: dict[str, tuple[Backend, Any]] = {}
 
-    def visit(x: Any) -> None:
+    def visit(x: Any) -> Any:
         backend = _array_backend(x)
         if backend is not None and _can_target(backend) and backend.name not in found:
             found[backend.name] = (backend, x)
+        return x
 
-    _walk(obj, visit)
+    for tree in trees:
+        _tree.map_leaves(tree, visit)
     return list(found.values())
+
+
+_kept_backend: list[Backend] = []
+
+
+def _kept() -> Backend:
+    """The backend whose objects the arguments' walk keeps as they are: ``__array__`` only."""
+    if not _kept_backend:
+        _kept_backend.append(_registry.by_name("array_protocol"))
+    return _kept_backend[0]
 
 
 @overload
@@ -121,12 +97,15 @@ def numpy_function(
     """Decorate a function written with NumPy so that it serves every framework.
 
     On each call, every array argument (positional, keyword, and arrays nested in
-    lists, tuples and dicts) is converted with :func:`interop.to_numpy`, the function
-    runs, and every NumPy array or NumPy scalar in its result (nested the same way)
-    is converted with :func:`interop.convert` to the framework and device of the
-    first argument that is not NumPy. NumPy arguments are neutral; if every argument
-    is NumPy, the result is returned unchanged. Python scalars, strings and objects
-    that only offer ``__array__`` (pandas, xarray, ...) are passed through as they are.
+    lists, tuples, dicts, named tuples, dataclasses and the other containers
+    :func:`interop.to_numpy_tree` walks) is converted as
+    :func:`interop.to_numpy_tree` does, the function runs, and every NumPy array or
+    NumPy scalar in its result (nested the same way) is converted with
+    :func:`interop.convert` to the framework and device of the first argument that
+    is not NumPy. NumPy arguments are neutral; if every argument is NumPy, the result
+    is returned unchanged. Python scalars, strings and objects that only offer
+    ``__array__`` (pandas, xarray, ...) are passed through as they are. The caller's
+    containers are never changed: the function gets new ones.
 
     Arrays of two different frameworks are an error, unless ``like`` names the
     argument that decides. Autograd is not carried through NumPy: the results do not
@@ -166,13 +145,13 @@ def numpy_function(
         >>> center.__name__
         'center'
     """
-    options = {"copy": copy, "dtype": dtype, "allow_transfer": allow_transfer, "upcast": upcast}
+    options = (copy, dtype, allow_transfer, upcast)
     if func is None:
         return lambda f: _decorate(f, like, options)
     return _decorate(func, like, options)
 
 
-def _decorate(func: Callable[..., Any], like: str | int | None, options: dict[str, Any]) -> Any:
+def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[Any, ...]) -> Any:
     if not callable(func):
         raise TypeError(
             f"expected a function to decorate, got `{type_name(func)}`. "
@@ -180,16 +159,12 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: dict[st
         )
     signature = _signature(func)
     _check_like(func, like, signature)
-
-    def to_numpy_leaf(x: Any) -> Any:
-        if _array_backend(x) is None:
-            return x
-        return to_numpy(x, **options)
+    copy, dtype, allow_transfer, upcast = options
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if like is None:
-            found = _reference((args, kwargs))
+            found = _reference(*args, *kwargs.values())
             if len(found) > 1:
                 (a, x), (b, y) = found[0], found[1]
                 raise InteropError(
@@ -200,7 +175,10 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: dict[st
                 )
         else:
             found = _reference(_like_argument(like, signature, args, kwargs))
-        result = func(*_map(args, to_numpy_leaf), **_map(kwargs, to_numpy_leaf))
+        # The options in force at call time, under the decorator's own.
+        opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None)
+        args, kwargs = _tree.start((args, kwargs), opts, keep=_kept()).result()
+        result = func(*args, **kwargs)
         if not found:
             return result
         reference = found[0][1]
@@ -210,7 +188,7 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: dict[st
                 return convert(x, like=reference)
             return x
 
-        return _map(result, back)
+        return _tree.map_leaves(result, back)
 
     return wrapper
 

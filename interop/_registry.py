@@ -177,6 +177,16 @@ class Backend:
         """An object whose ``__dlpack__`` exports ``x``'s data, or ``None`` if it cannot."""
         return None
 
+    def host_view(self, x: Any, /) -> np.ndarray[Any, Any] | None:
+        """The zero-copy NumPy view of ``x`` in host memory that the planned conversion uses.
+
+        Exactly what running ``plan(x, DEFAULT)`` gives where that plan is zero-copy
+        and in host memory, found without planning; ``None`` wherever that is not
+        certain, and :func:`interop.convert` then plans. A fast path only: the
+        default (``None``) is always correct.
+        """
+        return None
+
     def _not_a_target(self) -> TypeError:
         names = [
             b.name

@@ -40,7 +40,7 @@ import collections
 import copy as _copy
 import dataclasses
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -392,12 +392,19 @@ class Started:
             batch.cancel()
 
 
-def start(tree: Any, options: Options) -> Started:
-    """Convert the host leaves of ``tree`` and start the copies of its device leaves."""
+def _sync_kinds() -> None:
     global _kinds_know_jax
     if not _kinds_know_jax and "jax" in sys.modules:
         _kinds.clear()
         _kinds_know_jax = True
+
+
+def start(tree: Any, options: Options, *, keep: Backend | None = None) -> Started:
+    """Convert the host leaves of ``tree`` and start the copies of its device leaves.
+
+    ``keep``: a backend whose objects are leaves returned as they are, not converted.
+    """
+    _sync_kinds()
     cache_get = _registry._cache.get
     lookup = _registry.lookup
     kinds_get = _kinds.get
@@ -419,7 +426,7 @@ def start(tree: Any, options: Options) -> Started:
     # errors, deep or cyclic trees) to the iterative one, which walks again from the
     # start, batches the copies and reports errors with paths.
     try:
-        return Started(_walk_fast(tree, options, native, checks), None, [])
+        return Started(_walk_fast(tree, options, native, checks, keep), None, [])
     except Exception:
         pass
     native_get = native.get
@@ -449,6 +456,9 @@ def start(tree: Any, options: Options) -> Started:
                 if b is _MISSING:
                     b = lookup(cls)
                 if b is not None and b is not python:
+                    if b is keep:
+                        out[k] = v
+                        continue
                     if f is None:
                         native[cls] = (as_is and _native(b, cls)) or False
                     if checks and b in checks and checks[b](v):
@@ -520,7 +530,11 @@ class _GiveUp(Exception):
 
 
 def _walk_fast(
-    tree: Any, options: Options, native: dict[type, Any], checks: dict[Backend, Any]
+    tree: Any,
+    options: Options,
+    native: dict[type, Any],
+    checks: dict[Backend, Any],
+    keep: Backend | None,
 ) -> Any:
     """Convert ``tree`` recursively, as long as nothing unusual turns up.
 
@@ -567,6 +581,9 @@ def _walk_fast(
             if b is _MISSING:
                 b = lookup(cls)
             if b is not None and b is not python:
+                if b is keep:
+                    out[k] = v
+                    continue
                 if f is None:
                     native[cls] = (as_is and _native(b, cls)) or False
                 if checks and b in checks and checks[b](v):
@@ -585,6 +602,50 @@ def _walk_fast(
     if kind is not None and kind != _OTHER:
         return walk(tree, kind, 0)
     return walk([tree], _LIST, 0)[0]  # a leaf: convert it as a list's only item
+
+
+def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
+    """``tree`` with every leaf ``x`` replaced by ``leaf(x)``, in new containers.
+
+    The containers and the leaves are those of :func:`to_numpy_tree`: an object any
+    backend takes as an array is a leaf (an xarray Dataset too, though a mapping),
+    and so is every object that is not a container. Recursive: for the shallow
+    structures a function returns, not for trees thousands of levels deep.
+    """
+    cache_get = _registry._cache.get
+    python = _python()
+    b = cache_get(type(tree))
+    if b is not None and b is not python:  # an array (the commonest tree): no walk
+        return leaf(tree)
+    _sync_kinds()
+    lookup = _registry.lookup
+    kinds_get = _kinds.get
+
+    def walk(x: Any) -> Any:
+        cls = type(x)
+        b = cache_get(cls, _MISSING)
+        if b is _MISSING:
+            b = lookup(cls)
+        if b is not None and b is not python:
+            return leaf(x)
+        kind = kinds_get(cls)
+        if kind is None:
+            kind = _classify(cls, x)
+        if kind == _OTHER:
+            return leaf(x)
+        if kind == _DICT:
+            return {k: walk(v) for k, v in x.items()}
+        if kind == _LIST:
+            return [walk(v) for v in x]
+        if kind == _TUPLE:
+            return tuple([walk(v) for v in x])
+        frame = _open(kind, x)
+        out = frame[_OUT]
+        for k, v in frame[_ITEMS]:
+            out[k] = walk(v)
+        return _build(frame)
+
+    return walk(tree)
 
 
 def _check_cycles(stack: list[Frame]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 import warnings
@@ -104,6 +105,40 @@ def test_container_types_survive_the_round_trip() -> None:
         out = echo(obj)
         assert type(out) is type(obj)
     assert echo(dd).default_factory is list
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    inputs: Any
+    label: str
+
+
+def test_dataclass_arguments_and_results(tensor_fw: Framework) -> None:
+    @interop.numpy_function
+    def scale(batch: Batch) -> Batch:
+        assert isinstance(batch.inputs, np.ndarray) and batch.label == "train"
+        return Batch(batch.inputs * 2, batch.label)
+
+    x = tensor_fw.make(DATA)
+    out = scale(Batch(x, "train"))
+    assert isinstance(out, Batch) and out.label == "train"
+    assert interop.framework_of(out.inputs) == tensor_fw.name
+    np.testing.assert_array_equal(interop.to_numpy(out.inputs), DATA * 2)
+
+
+def test_the_function_gets_new_containers() -> None:
+    import torch
+
+    @interop.numpy_function
+    def grow(items: list[Any], table: dict[str, Any]) -> Any:
+        items.append(np.zeros(1))
+        table["new"] = 1
+        return items[0]
+
+    items, table = [torch.ones(2)], {"t": torch.ones(1)}
+    out = grow(items, table)
+    assert isinstance(out, torch.Tensor)
+    assert len(items) == 1 and list(table) == ["t"]  # the caller's containers are unchanged
 
 
 def test_mixed_frameworks_are_an_error_naming_both() -> None:

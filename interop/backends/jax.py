@@ -372,7 +372,11 @@ class JaxBackend(Backend):
     def default_device(self) -> Any:
         configured = self.jax.config.jax_default_device
         if configured is None:
-            return self.jax.devices()[0]
+            # The first device of the default backend, fixed once JAX has started.
+            first = self.__dict__.get("_first_device")
+            if first is None:
+                first = self._first_device = self.jax.devices()[0]
+            return first
         return self.parse_device(configured)
 
     def device_of(self, x: Any, /) -> Any:
@@ -466,6 +470,20 @@ class JaxBackend(Backend):
         if len(x.devices()) != 1 or self.dlpack_problem(dtype, None, (1, 0)) is not None:
             return None
         return x
+
+    def host_view(self, x: Any, /) -> np.ndarray[Any, Any] | None:
+        # As to_numpy's fast path, for an array on one CPU device whose plan is
+        # numpy_view (and the read-only tail): not a packed sub-byte dtype, which
+        # np.asarray unpacks into a copy.
+        if type(x) is not self._view_type or x.sharding not in self._host_shardings:
+            return None
+        if _dtypes.bit_width(x.dtype) < 8:  # (the dtype of a plain array is NumPy's)
+            return None
+        try:
+            a = np.asarray(x)
+        except RuntimeError:  # deleted or donated
+            return None
+        return _plan.readonly(a, None) if a.flags.writeable else a  # type: ignore[arg-type]
 
 
 def _tracer_error(x: Any) -> ConversionError:

@@ -98,3 +98,7 @@ class NumpyBackend(Backend):
 
     def readonly_source(self, x: Any, /) -> bool:
         return isinstance(x, np.ndarray) and not x.flags.writeable
+
+    def host_view(self, x: Any, /) -> np.ndarray[Any, Any] | None:
+        # The plan of an ndarray under the default options has no step: the view is x.
+        return x if type(x) is np.ndarray else None

@@ -463,13 +463,27 @@ class TorchBackend(Backend):
         )
 
     def _torch_dtype(self, dtype: np.dtype[Any]) -> Any:
+        # NumPy dtype -> torch dtype (or None), filled as dtypes are met: building it
+        # up front would import ml_dtypes for every PyTorch user.
+        known: dict[np.dtype[Any], Any] = self.__dict__.setdefault("_torch_dtypes", {})
+        try:
+            return known[dtype]
+        except KeyError:
+            pass
+        found = None
         for tdt, ndt in self._numpy_dtypes.items():
             if ndt == dtype:
-                return tdt
-        for tdt, (mlname, _) in self._bit_formats.items():
-            if _dtypes.ml_dtype(mlname) == dtype:
-                return tdt
-        return None
+                found = tdt
+                break
+        else:
+            if dtype.type.__module__ == "ml_dtypes":
+                for tdt, (mlname, _) in self._bit_formats.items():
+                    if _dtypes.ml_dtype(mlname) == dtype:
+                        found = tdt
+                        break
+        if len(known) < 256:
+            known[dtype] = found
+        return found
 
     # -- steps ----------------------------------------------------------------------
 
@@ -610,14 +624,39 @@ class TorchBackend(Backend):
         return d
 
     def default_device(self) -> Any:
+        # torch.get_default_device() costs microseconds. A default device other than
+        # the CPU is set by a DeviceContext mode on the torch-function mode stack
+        # (torch.set_default_device, `with torch.device(...)`), or, while a mode's
+        # handler runs, in torch's thread-local device context: with neither, it is
+        # the CPU.
+        fast = self.__dict__.get("_cpu_default")
+        if fast is None:
+            fast = self._cpu_default = self._default_device_probe()
+        if fast and not fast[0]() and fast[1].__dict__.get("device_context") is None:
+            return fast[2]
         return self.parse_device(self.torch.get_default_device())
+
+    def _default_device_probe(self) -> Any:
+        torch = self.torch
+        modes = getattr(torch._C, "_len_torch_function_stack", None)
+        context = getattr(torch, "_GLOBAL_DEVICE_CONTEXT", None)
+        if modes is None or context is None:  # another PyTorch: always ask it
+            return ()
+        # (The thread-local's __dict__, the calling thread's, is read without the
+        # exception that getattr raises inside for a missing attribute.)
+        return (modes, context, torch.device("cpu"))
 
     def device_of(self, x: Any, /) -> Any:
         return x.device
 
+    def _is_cpu(self, device: Any) -> bool:
+        # (Reading device.type makes a string: the default CPU object is known.)
+        fast = self.__dict__.get("_cpu_default")
+        return (fast and device is fast[2]) or device.type == "cpu"  # type: ignore[no-any-return]
+
     def dlpack_device(self, device: Any, /) -> tuple[int, int]:
         torch = self.torch
-        if device.type == "cpu":
+        if self._is_cpu(device):
             return (1, 0)
         if device.type == "cuda":
             index = device.index if device.index is not None else torch.cuda.current_device()
@@ -643,7 +682,7 @@ class TorchBackend(Backend):
                 return "PyTorch has no access to that CUDA device"
         elif device != (1, 0):
             return "PyTorch imports DLPack data only from the CPU and CUDA devices"
-        if view is not None and any(s < 0 for s in view.strides):
+        if view is not None and view.ndim and min(view.strides) < 0:
             # torch.from_dlpack aborts the process on negative strides.
             return "PyTorch cannot import negative strides through DLPack"
         return None
@@ -656,13 +695,14 @@ class TorchBackend(Backend):
         return layout_problem(a, contiguous=False, aligned=False)
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
-        from interop._convert import aligned_copy
+        from interop._convert import owned_copy
 
-        if copy and (device.type == "cpu" or self.numpy_problem(a) is not None):
-            a = aligned_copy(a)
+        on_cpu = self._is_cpu(device)
+        if copy and (on_cpu or self.numpy_problem(a) is not None):
+            a = owned_copy(a)
         t = self._tensor_view(a)
         # The move to another device is the one copy; the view above is free.
-        return t if device.type == "cpu" else t.to(device)
+        return t if on_cpu else t.to(device)
 
     def _tensor_view(self, a: np.ndarray[Any, Any]) -> torch.Tensor:
         """``torch.from_numpy`` that also takes ``ml_dtypes`` arrays (through same-width ints)."""
@@ -695,3 +735,14 @@ class TorchBackend(Backend):
         if self._torch_dtype(dtype) is None:
             return None
         return x.detach() if x.requires_grad else x
+
+    def host_view(self, x: Any, /) -> np.ndarray[Any, Any] | None:
+        # As to_numpy's fast path: Tensor.numpy() succeeds exactly for the plain CPU
+        # tensors whose plan is the one step numpy_view (no grad, no conjugate or
+        # negative bit, a dtype NumPy has, ...), and raises for the others.
+        if type(x) not in self._plain or self._transforms_active():
+            return None
+        try:
+            return x.numpy()  # type: ignore[no-any-return]
+        except (RuntimeError, TypeError):
+            return None
