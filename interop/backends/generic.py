@@ -369,44 +369,21 @@ class ArrayProtocolBackend(Backend):
 def _array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
     """The plan of a conversion through ``__array__``, ``__array_interface__`` or a buffer.
 
-    NumPy 2 passes ``copy=`` to ``__array__``: asking for a view (``copy=False``)
-    tells a NumPy 2 object to refuse when it would have to copy. An ``__array__``
-    written for NumPy 1 has no ``copy`` keyword (NumPy would warn when handed one);
-    it is called without it, and whether its answer is a view is found out by asking
-    twice: two answers that share memory are views of memory the object keeps.
+    Errors that the object's own protocol raises propagate: :func:`interop.to_numpy`
+    reports them as a :class:`~interop.ConversionError` that names the protocol
+    (and lets a :class:`MemoryError` through unchanged).
     """
-    takes_copy = _array_takes_copy(type(x))
-    reason: str | None
     try:
-        if takes_copy:
-            try:
-                a = np.asarray(x, copy=False)
-                reason = None
-            except ValueError:
-                if options.copy is False:
-                    # Report without making the copy that copy=False forbids.
-                    return _plan.finish(
-                        name,
-                        "cpu",
-                        ["as_array"],
-                        source_dtype=None,
-                        options=options,
-                        copy_reason=f"`{type_name(x)}` cannot hand out a view of its data",
-                    )
-                a = np.asarray(x)
-                reason = f"`{type_name(x)}` cannot hand out a view of its data; it made a copy"
-        else:
-            a = np.asarray(x)
-            again = np.asarray(x)
-            if np.may_share_memory(a, again):
-                reason = None
-            else:
-                reason = (
-                    f"`{type_name(x)}`.__array__ (written for NumPy 1, without copy=) returns "
-                    "a new array on each call"
-                )
+        a, reason = _host_array(x, options)
     except Exception as exc:
-        raise _array_refused(x, exc) from exc
+        if any(c.__name__ == "KerasTensor" for c in type(x).__mro__):
+            raise _keras_tensor_error(x, exc) from exc
+        raise
+    if a is None:
+        # copy=False, and only a copy would do: report without making it.
+        return _plan.finish(
+            name, "cpu", ["as_array"], source_dtype=None, options=options, copy_reason=reason
+        )
     _check_declared_bounds(x, a)
     if a.dtype == object:
         raise ConversionError(
@@ -432,20 +409,15 @@ def _array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
     )
 
 
-def _array_refused(x: Any, exc: Exception) -> ConversionError:
-    message = (
-        f"expected `{type_name(x)}` to hand over its data through __array__, but it raised "
-        f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+def _keras_tensor_error(x: Any, exc: Exception) -> ConversionError:
+    return ConversionError(
+        f"expected a tensor with values, got `{type_name(x)}`, whose __array__ raised "
+        f"{type(exc).__name__}: {str(exc).rstrip('.')}. A KerasTensor is the symbolic "
+        "placeholder of a Keras functional model: it has a shape and dtype but no values. "
+        "hint: call the model on data (model(x) or model.predict(x)) and convert the "
+        "result, use keras.ops inside layers, or run NumPy code on the values with "
+        "tf.py_function under the TensorFlow backend (or run eagerly)"
     )
-    if any(c.__name__ == "KerasTensor" for c in type(x).__mro__):
-        message += (
-            ". A KerasTensor is the symbolic placeholder of a Keras functional model: it "
-            "has a shape and dtype but no values. hint: call the model on data "
-            "(model(x) or model.predict(x)) and convert the result, use keras.ops inside "
-            "layers, or run NumPy code on the values with tf.py_function under the "
-            "TensorFlow backend (or run eagerly)"
-        )
-    return ConversionError(message)
 
 
 # type -> whether NumPy may pass copy= to its __array__ (see _array_takes_copy).
@@ -491,9 +463,21 @@ def _array_takes_copy(cls: type) -> bool:
 def _host_array(x: Any, options: Options) -> tuple[np.ndarray[Any, Any] | None, str | None]:
     """A view of ``x``'s host memory, or else a copy: ``(array, why it is a copy)``.
 
-    Under ``copy=False`` no copy is made: the array is ``None`` when only a copy
-    would do.
+    NumPy 2 passes ``copy=`` to ``__array__``: asking for a view (``copy=False``)
+    tells a NumPy 2 object to refuse when it would have to copy; under
+    ``copy=False`` no copy is then made, and the array is ``None``. An
+    ``__array__`` written for NumPy 1 has no ``copy`` keyword (NumPy would warn when
+    handed one): it is called without it, twice, and its answer is a view when the
+    two answers share memory (memory the object keeps), a copy when they do not.
     """
+    if not _array_takes_copy(type(x)):
+        a = np.asarray(x)
+        if np.may_share_memory(a, np.asarray(x)):
+            return a, None
+        return a, (
+            f"`{type_name(x)}`.__array__ (written for NumPy 1, without copy=) returns a new "
+            "array on each call"
+        )
     try:
         return np.asarray(x, copy=False), None
     except ValueError:
@@ -501,54 +485,7 @@ def _host_array(x: Any, options: Options) -> tuple[np.ndarray[Any, Any] | None, 
     reason = f"`{type_name(x)}` cannot hand out a view of its data"
     if options.copy is False:
         return None, reason
-    # copy=True, not a plain asarray: an ``__array__`` that predates NumPy 2's
-    # ``copy`` keyword may hand back its own memory, which must not be claimed as
-    # a copy.
-    return np.array(x, copy=True), f"{reason}; it is copied"
-
-
-# type -> whether its ``__array__`` predates NumPy 2's ``copy`` keyword.
-_legacy_types: dict[type, bool] = {}
-
-
-def _legacy_array(cls: type) -> bool:
-    """Whether NumPy would call ``cls.__array__`` without being able to pass ``copy``.
-
-    NumPy 2 then emits a DeprecationWarning and cannot promise a view; the library
-    avoids the warning by not asking such an object for ``copy`` at all.
-    """
-    try:
-        return _legacy_types[cls]
-    except KeyError:
-        pass
-    legacy = False
-    method = getattr(cls, "__array__", None)
-    # NumPy reads the buffer protocol and __array_interface__ before __array__.
-    if method is not None and not hasattr(cls, "__array_interface__") and not _has_buffer(cls):
-        try:
-            params = inspect.signature(method).parameters.values()
-        except (TypeError, ValueError):  # a C method: NumPy 2-era, takes copy
-            params = None
-        if params is not None:
-            legacy = not any(p.name == "copy" or p.kind is p.VAR_KEYWORD for p in params)
-    _legacy_types[cls] = legacy
-    return legacy
-
-
-def _asarray_view(x: Any) -> np.ndarray[Any, Any]:
-    """``np.asarray(x, copy=False)``: a view, or ValueError where only a copy would do."""
-    if _legacy_array(type(x)):
-        # NumPy's own answer for such an object, without its DeprecationWarning.
-        raise ValueError(f"`{type_name(x)}.__array__` does not accept NumPy 2's copy keyword")
-    return np.asarray(x, copy=False)
-
-
-def _asarray_copy(x: Any) -> np.ndarray[Any, Any]:
-    """A copy of ``x``'s data that shares nothing with ``x``."""
-    if _legacy_array(type(x)):
-        # Such an __array__ may hand back its own memory: copy what it returns.
-        return np.array(np.asarray(x), copy=True)
-    return np.array(x, copy=True)
+    return np.asarray(x), f"{reason}; it made a copy"
 
 
 def _check_declared_bounds(x: Any, a: np.ndarray[Any, Any]) -> None:

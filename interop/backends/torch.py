@@ -148,7 +148,7 @@ class TorchBackend(Backend):
         self.steps.update(
             gather=self._gather,
             detach=lambda t, p: t.detach(),
-            resolve_conj=lambda t, p: t.resolve_conj(),
+            resolve_conj=self._resolve_conj,
             resolve_neg=lambda t, p: t.resolve_neg(),
             cast_on_device=self._cast_on_device,
             to_host=self._to_host,
@@ -495,6 +495,17 @@ class TorchBackend(Backend):
         if full.untyped_storage().data_ptr() == local.untyped_storage().data_ptr():
             full = full.clone()
         return full
+
+    def _resolve_conj(self, t: torch.Tensor, plan: Plan) -> torch.Tensor:
+        torch = self.torch
+        if t.dtype is not torch.complex32:
+            return t.resolve_conj()
+        # resolve_conj() would allocate a complex32 tensor, and PyTorch warns on the
+        # first such allocation that ComplexHalf support is experimental: conjugate
+        # the float16 pairs instead, into a new tensor viewed back as complex32.
+        pairs = torch.view_as_real(t.conj()).clone(memory_format=torch.contiguous_format)
+        pairs[..., 1].neg_()
+        return torch.view_as_complex(pairs)
 
     def _cast_on_device(self, t: torch.Tensor, plan: Plan) -> torch.Tensor:
         assert plan.dtype is not None
