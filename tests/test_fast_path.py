@@ -123,3 +123,19 @@ def test_registering_a_backend_resets_the_fast_paths() -> None:
     finally:
         _registry.unregister_backend("custom-test")
     np.testing.assert_array_equal(interop.to_numpy(Custom()), [0, 1, 2])
+
+
+@pytest.mark.parametrize("dtype", ["int4", "uint4", "float4_e2m1fn", "int2"])
+def test_jax_sub_byte_dtypes_leave_the_fast_path_for_a_writable_copy(dtype: str) -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    x = jnp.array([1, 0, 1], dtype=getattr(jnp, dtype))
+    plan = interop.explain(x)
+    assert plan.steps == ("unpack",) and not plan.zero_copy
+    # The first call fills the per-type cache (and JAX's own cached unpacking, which
+    # np.asarray would hand out, read-only and shared); the second uses both.
+    outs = [interop.to_numpy(x), interop.to_numpy(x), interop.convert(x, "numpy")]
+    for out in outs:
+        assert out.flags.writeable and not np.shares_memory(out, np.asarray(x))
+        out[0] = 0
+    assert np.asarray(x)[0] == 1
+    assert not np.shares_memory(outs[0], outs[1])

@@ -119,11 +119,23 @@ class JaxBackend(Backend):
         if issubclass(cls, self._tracer):
             return None
         asarray = np.asarray
+        bit_width = _dtypes.bit_width
+        # Both fast paths below check the dtype of np.asarray's answer, not of x (an
+        # attribute of the NumPy array costs a fraction of JAX's dtype property): a
+        # packed sub-byte dtype (int4, float4, ...) leaves for the planned path, whose
+        # "unpack" step gives a writable copy, not JAX's cached read-only unpacking.
         if cls.__module__.startswith("jaxlib") and self._host_only():
             # JAX's one device is a CPU, so every array is one host buffer, where
             # the planned path is np.asarray itself (a deleted array makes it raise,
             # and the planned path then explains).
-            return asarray
+
+            def host(x: Any) -> Any:
+                a = asarray(x)
+                if a.itemsize == 1 and bit_width(a.dtype) < 8:
+                    raise LookupError(a.dtype)
+                return a
+
+            return host
         host_shardings = self._host_shardings
         # The sharding object last found in host_shardings: JAX reuses one object
         # for a device, and an identity test is much cheaper than its Python __hash__.
@@ -136,7 +148,10 @@ class JaxBackend(Backend):
                     raise LookupError(sharding)
                 seen[0] = sharding
             # The planned path's own numpy_view step, on one device in host memory.
-            return asarray(x)
+            a = asarray(x)
+            if a.itemsize == 1 and bit_width(a.dtype) < 8:
+                raise LookupError(a.dtype)
+            return a
 
         return fast
 
@@ -160,9 +175,13 @@ class JaxBackend(Backend):
     def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
         if options is DEFAULT and type(x) is self._view_type and x.sharding in self._host_shardings:
             try:
-                return np.asarray(x)
+                a = np.asarray(x)
             except RuntimeError:  # deleted or donated, which the planned path explains
                 pass
+            else:
+                # Not a packed sub-byte dtype, which the plan unpacks into a copy.
+                if a.itemsize != 1 or _dtypes.bit_width(a.dtype) >= 8:
+                    return a
         return super().to_numpy(x, options)
 
     # -- planning -----------------------------------------------------------------
