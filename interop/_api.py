@@ -116,10 +116,11 @@ def to_numpy(x: Any, /, **options: Unpack[_Keywords]) -> np.ndarray[Any, Any]:
         return backend.to_numpy(x, opts)
     try:
         out = backend.to_numpy(x, opts)
-    except (InteropError, MemoryError):
-        raise
     except Exception as exc:
-        raise _protocol_error(x, backend, exc) from exc
+        wrapped = protocol_failure(x, backend, exc)
+        if wrapped is None:
+            raise
+        raise wrapped from exc
     if out.dtype.hasobject and opts.dtype is None:
         raise _object_error(x, out)
     return out
@@ -215,10 +216,11 @@ def explain(
         return backend.plan(x, opts)
     try:
         return backend.plan(x, opts)
-    except (InteropError, MemoryError):
-        raise
     except Exception as exc:
-        raise _protocol_error(x, backend, exc) from exc
+        wrapped = protocol_failure(x, backend, exc)
+        if wrapped is None:
+            raise
+        raise wrapped from exc
 
 
 # What a generic backend asks of an object it does not know, for error messages.
@@ -227,6 +229,19 @@ _PROTOCOLS = {
     "dlpack": "DLPack (`__dlpack__`)",
     "array_protocol": "`__array__`, `__array_interface__` or the buffer protocol",
 }
+
+
+def protocol_failure(x: Any, backend: _registry.Backend, exc: Exception) -> ConversionError | None:
+    """The error to raise, from ``exc``, for ``backend`` failing on ``x``; ``None``: ``exc`` itself.
+
+    A framework backend's errors, the library's own and :class:`MemoryError` pass
+    through unchanged; any other error of a generic backend is the object's own
+    protocol failing (see :func:`_protocol_error`). :func:`to_numpy`, :func:`explain`
+    and the tree functions all report failures through this one rule.
+    """
+    if backend.module is not None or isinstance(exc, (InteropError, MemoryError)):
+        return None
+    return _protocol_error(x, backend, exc)
 
 
 def _protocol_error(x: Any, backend: _registry.Backend, exc: Exception) -> ConversionError:

@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 # DLPack device types (dlpack.h): which ones are host memory NumPy can read.
-_DL_CPU = 1
 _DL_HOST_TYPES = {1: "cpu", 3: "cuda_host", 13: "cuda_managed"}
 _DL_NAMES = {2: "cuda", 4: "opencl", 7: "vulkan", 8: "metal", 9: "vpi", 10: "rocm", 14: "oneapi"}
 

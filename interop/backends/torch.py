@@ -79,7 +79,6 @@ _NO_COUNTERPART = (
     "bits8",
     "bits16",
 )
-_SCIPY_LAYOUTS = ("sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc")
 # Value dtypes scipy.sparse accepts (float16 and every ml_dtypes dtype are refused).
 _SCIPY_KINDS = "biuc"
 _SCIPY_FLOATS = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.longdouble))
