@@ -23,8 +23,31 @@ import numpy as np
 
 import interop
 
+
+def _via_tree(x: Any, **kwargs: Any) -> np.ndarray:
+    """``x`` as a leaf of a tree converted by :func:`interop.to_numpy_tree`.
+
+    A Python value (a list, a number) is no array to a tree: it comes back with its
+    structure, array leaves converted. Then :func:`interop.to_numpy` of that result
+    must be what it is of ``x`` itself, which the reliability tests check.
+    """
+    out = interop.to_numpy_tree({"a": [x]}, **kwargs)["a"][0]
+    if isinstance(out, np.ndarray):
+        return out
+    assert type(out) is type(x), f"the tree returned a `{type(out).__name__}`"
+    return interop.to_numpy(out, **kwargs)
+
+
+def _via_convert(x: Any, *, copy: bool | None = None, **kwargs: Any) -> Any:
+    """:func:`interop.convert` to NumPy; its other options come from an options block."""
+    with interop.options(**kwargs):
+        return interop.convert(x, "numpy", copy=copy)
+
+
 OPERATIONS: dict[str, Callable[..., np.ndarray]] = {
     "to_numpy": interop.to_numpy,
+    "to_numpy_tree": _via_tree,
+    "convert": _via_convert,
 }
 
 # Float payloads every case carries: NaN with a payload, a signalling-NaN bit
