@@ -581,7 +581,20 @@ class PythonBackend(Backend):
         return _map_foreign(x, plan.prepared)
 
     def _asarray(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
-        return np.asarray(x, dtype=plan.dtype)
+        # The checks live here, in the step, so that every caller of the backend
+        # (to_numpy, the tree functions, convert) refuses the same inputs.
+        from interop._api import _object_error, protocol_failure
+
+        try:
+            out = np.asarray(x, dtype=plan.dtype)
+        except Exception as exc:
+            wrapped = protocol_failure(x, self, exc)
+            if wrapped is None:
+                raise
+            raise wrapped from exc
+        if out.dtype.hasobject and plan.dtype is None:
+            raise _object_error(x, out)
+        return out
 
 
 # Items np.asarray reads correctly by itself; any other item a backend converts

@@ -121,13 +121,12 @@ def test_upcast_applies_to_lists_of_nonstandard_tensors() -> None:
     assert "upcast_nonstandard" in interop.explain([torch.zeros(1)], upcast=True).steps
 
 
-@pytest.mark.xfail(strict=True, reason="convert skips to_numpy's checks for Python values")
 @pytest.mark.parametrize("x", [(None, None), [1, None], (None, [])], ids=repr)
 @pytest.mark.parametrize("copy", [None, True])
 def test_convert_to_numpy_rejects_python_values_like_to_numpy(x: Any, copy: Any) -> None:
-    # Found by the fuzzer once convert joined OPERATIONS: convert(x, "numpy") returns
-    # an object array, or raises NumPy's bare ValueError, for sequences that
-    # to_numpy refuses with ConversionError. Open: strict, so it fails once fixed.
+    # Found by the fuzzer once convert joined OPERATIONS: convert(x, "numpy") returned
+    # an object array, or raised NumPy's bare ValueError, for sequences that
+    # to_numpy refuses with ConversionError.
     with pytest.raises(interop.ConversionError):
         interop.to_numpy(x)
     with pytest.raises(interop.ConversionError):
