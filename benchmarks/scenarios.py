@@ -268,6 +268,12 @@ for _name in FRAMEWORKS:
 # -- (4) trees and pipelines -----------------------------------------------------------------
 
 
+def _quick_rounds(config: Config) -> int | None:
+    # One call of these takes milliseconds, so in quick mode a round times it only
+    # once or twice; more rounds keep one disturbed round from setting the median.
+    return 15 if config.quick else None
+
+
 def _tree(name: str, config: Config) -> Scenario:
     fw = framework(name)
     to_numpy_tree = _api("to_numpy_tree")
@@ -324,6 +330,7 @@ def _tree(name: str, config: Config) -> Scenario:
         name=f"tree/{name}",
         title=f"1,000-leaf dict of small {name} CPU tensors",
         group=4,
+        rounds=_quick_rounds(config),
         variants=variants,
         goals=goals,
         notes=notes,
@@ -334,9 +341,14 @@ for _name in FRAMEWORKS:
     _register(f"tree/{_name}", lambda c, n=_name: _tree(n, c))
 
 
-def _samples(config: Config) -> dict[str, np.ndarray[Any, Any]]:
-    """The data of the pipelines: features and labels, in batches of 32."""
-    n = 32 * (16 if config.quick else 128)
+def _samples() -> dict[str, np.ndarray[Any, Any]]:
+    """The data of the pipelines: features and labels, 16 batches of 32.
+
+    A pass takes a few milliseconds, so that a round keeps the fastest of several
+    passes, as for every other scenario: a pass of tens of milliseconds on a busy
+    machine is nearly always interrupted, which adds noise and no information.
+    """
+    n = 32 * 16
     rng = np.random.default_rng(0)
     return {
         "x": rng.standard_normal((n, 64), dtype=np.float32),
@@ -371,7 +383,7 @@ def _iter_dataloader(config: Config) -> Scenario:
         def __getitem__(self, i: int) -> dict[str, Any]:
             return {k: t[i] for k, t in self.tensors.items()}
 
-    loader = DataLoader(Samples(_samples(config)), batch_size=32)
+    loader = DataLoader(Samples(_samples()), batch_size=32)
     ns = namespace(loader=loader, iter_numpy=iter_numpy)
     ours = "for b in interop.iter_numpy(loader): pass"
     eager = "... iter_numpy(loader, prefetch=0)"
@@ -380,6 +392,7 @@ def _iter_dataloader(config: Config) -> Scenario:
         name="iter/dataloader",
         title=f"iter_numpy over a torch DataLoader ({len(loader)} dict batches of 32)",
         group=4,
+        rounds=_quick_rounds(config),
         variants=[
             Variant(ours, "for b in iter_numpy(loader):\n    pass", ns),
             Variant(eager, "for b in iter_numpy(loader, prefetch=0):\n    pass", ns),
@@ -401,7 +414,7 @@ def _iter_collated(config: Config) -> Scenario:
     iter_numpy = _api("iter_numpy")
     import torch
 
-    data = _samples(config)
+    data = _samples()
     batches = [
         {k: torch.from_numpy(v[i : i + 32]) for k, v in data.items()}
         for i in range(0, len(data["x"]), 32)
@@ -414,6 +427,7 @@ def _iter_collated(config: Config) -> Scenario:
         name="iter/collated",
         title=f"iter_numpy over {len(batches)} collated torch dict batches in a list (no loader)",
         group=4,
+        rounds=_quick_rounds(config),
         variants=[
             Variant(ours, "for b in iter_numpy(batches):\n    pass", ns),
             Variant(eager, "for b in iter_numpy(batches, prefetch=0):\n    pass", ns),
@@ -444,7 +458,7 @@ def _iter_tf_data(config: Config) -> Scenario:
     # buries what is measured here. Every variant iterates this same dataset.
     options = tf.data.Options()
     options.autotune.enabled = False
-    ds = tf.data.Dataset.from_tensor_slices(_samples(config)).batch(32).with_options(options)
+    ds = tf.data.Dataset.from_tensor_slices(_samples()).batch(32).with_options(options)
     ns = namespace(ds=ds, iter_numpy=iter_numpy)
     ours = "for b in interop.iter_numpy(ds): pass"
     eager = "... iter_numpy(ds, prefetch=0)"
@@ -454,6 +468,7 @@ def _iter_tf_data(config: Config) -> Scenario:
         name="iter/tf.data",
         title=f"iter_numpy over a tf.data.Dataset ({len(ds)} dict batches of 32)",
         group=4,
+        rounds=_quick_rounds(config),
         variants=[
             Variant(ours, "for b in iter_numpy(ds):\n    pass", ns),
             Variant(eager, "for b in iter_numpy(ds, prefetch=0):\n    pass", ns),
