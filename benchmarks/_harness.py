@@ -102,6 +102,9 @@ class Goal:
         ``check``: a fact established while building the scenario (``passed``),
             for example "zero-copy, checked with np.shares_memory".
 
+    ``per`` divides an ``overhead`` or ``time`` figure by the number of items one
+    call handles, for example the batches of one pass over a data loader.
+
     With several reference variants, each round compares against the fastest of
     them in that round. A goal without ``limit`` is a comparison shown for
     information and judged neither way.
@@ -114,6 +117,7 @@ class Goal:
     limit: float | None = None
     unit: str = "x"
     passed: bool | None = None
+    per: int = 1
 
 
 @dataclasses.dataclass
@@ -284,7 +288,7 @@ def _judge(goal: Goal, times: list[list[float]], by_label: dict[str, int]) -> Go
     a = times[by_label[goal.a]]
     if goal.kind == "time":
         scale = {"us": 1e6, "ms": 1e3}[goal.unit]
-        value, iqr = median_iqr([t * scale for t in a])
+        value, iqr = median_iqr([t * scale / goal.per for t in a])
         passed = None if goal.limit is None else value <= goal.limit
         return GoalResult(goal.label, goal.kind, goal.limit, goal.unit, value, iqr, passed)
     refs = [times[by_label[r]] for r in goal.ref]
@@ -300,7 +304,7 @@ def _judge(goal: Goal, times: list[list[float]], by_label: dict[str, int]) -> Go
             per_round.append(tb[best] / ta)
         else:
             scale = {"us": 1e6, "ms": 1e3}[goal.unit]
-            per_round.append((ta - tb[0]) * scale)
+            per_round.append((ta - tb[0]) * scale / goal.per)
     value, iqr = median_iqr(per_round)
     passed = None
     if goal.limit is not None:

@@ -177,7 +177,10 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
             found = _reference(_like_argument(like, signature, args, kwargs))
         # The options in force at call time, under the decorator's own.
         opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None)
-        args, kwargs = _tree.start((args, kwargs), opts, keep=_kept()).result()
+        started = _tree.start((args, kwargs), opts, keep=_kept())
+        if type(started) is _tree.Started:
+            started = started.result()
+        args, kwargs = started
         result = func(*args, **kwargs)
         if not found:
             return result

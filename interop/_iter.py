@@ -59,8 +59,9 @@ class NumpyBatchIterator(Iterator[Any]):
         self._source: Iterator[Any] | None = source
         self._prefetch = prefetch
         self._options = options
-        # Batches taken from the source, oldest first, their copies under way.
-        self._ahead: collections.deque[Started | _Failed] = collections.deque()
+        # Batches taken from the source, oldest first: converted (host data), their
+        # copies under way (a Started), or the error met taking one (a _Failed).
+        self._ahead: collections.deque[Any] = collections.deque()
         self._exhausted = False
 
     def __iter__(self) -> NumpyBatchIterator:
@@ -77,11 +78,14 @@ class NumpyBatchIterator(Iterator[Any]):
         while len(ahead) <= self._prefetch and not self._exhausted:
             self._take()
         item = ahead.popleft()
-        if type(item) is _Failed:
+        cls = type(item)
+        if cls is Started:
+            return item.result()
+        if cls is _Failed:
             error = item.error
-            item.error = None  # type: ignore[assignment]
+            item.error = None
             raise error
-        return item.result()  # type: ignore[union-attr]
+        return item
 
     def _take(self) -> None:
         """Take one batch from the source and start its conversion."""
@@ -106,7 +110,9 @@ class NumpyBatchIterator(Iterator[Any]):
         """Release the source iterator and every prefetched batch (idempotent)."""
         ahead = self._ahead
         while ahead:
-            ahead.popleft().cancel()
+            item = ahead.popleft()
+            if type(item) is Started or type(item) is _Failed:
+                item.cancel()
         source = self._source
         self._source = None
         self._exhausted = True

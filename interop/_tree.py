@@ -74,6 +74,8 @@ _kinds_know_jax = False
 # The native conversion functions found so far (see _native), for the default
 # options, and the number of framework backends they were found with.
 _natives: dict[type, Any] = {}
+# The same for any other options: every array type maps to False there.
+_no_natives: dict[type, Any] = {}
 _natives_backends = -1
 _ndarray = np.ndarray
 _python_backend: list[Backend] = []
@@ -400,36 +402,51 @@ def _sync_kinds() -> None:
         _kinds_know_jax = True
 
 
-def start(tree: Any, options: Options, *, keep: Backend | None = None) -> Started:
+def start(tree: Any, options: Options, *, keep: Backend | None = None) -> Any:
     """Convert the host leaves of ``tree`` and start the copies of its device leaves.
 
     ``keep``: a backend whose objects are leaves returned as they are, not converted.
+
+    Returns the converted tree itself when nothing waits for a copy (every tree on
+    a machine without an accelerator), else a :class:`Started` whose ``result()``
+    waits for the copies; callers tell them apart with ``type(out) is Started``. A
+    tree that is itself a :class:`Started` cannot occur: the class is private.
     """
+    global _natives_backends
     _sync_kinds()
+    # type -> the framework's own conversion function for it, or False (see _native):
+    # shared between calls. Only the default options use such functions; under any
+    # other options every type maps to False, in a dict of its own.
+    if _natives_backends != len(_registry._frameworks):
+        _natives.clear()
+        _no_natives.clear()
+        _natives_backends = len(_registry._frameworks)
+    native = _natives if options is DEFAULT else _no_natives
+    checks = device_checks()
+    # Try the recursive walk first; leave what it does not handle (accelerator data,
+    # errors, deep or cyclic trees) to the iterative one, which walks again from the
+    # start, batches the copies and reports errors with paths.
+    try:
+        return _walk_fast(tree, options, native, checks, keep)
+    except Exception:
+        pass
+    return _start_iterative(tree, options, native, checks, keep)
+
+
+def _start_iterative(
+    tree: Any,
+    options: Options,
+    native: dict[type, Any],
+    checks: dict[Backend, Any],
+    keep: Backend | None,
+) -> Started:
+    """The iterative walk of :func:`start`: batched copies, paths, cycles, any depth."""
     cache_get = _registry._cache.get
     lookup = _registry.lookup
     kinds_get = _kinds.get
     python = _python()
     ndarray = _ndarray
-    checks = device_checks()
     as_is = options is DEFAULT  # a NumPy array stays the same object
-    # type -> the framework's own conversion function for it, or False (see _native);
-    # shared between calls under the default options, the only ones that use them.
-    global _natives_backends
-    if as_is:
-        if _natives_backends != len(_registry._frameworks):
-            _natives.clear()
-            _natives_backends = len(_registry._frameworks)
-        native = _natives
-    else:
-        native = {}
-    # Try the recursive walk first; leave what it does not handle (accelerator data,
-    # errors, deep or cyclic trees) to the iterative one, which walks again from the
-    # start, batches the copies and reports errors with paths.
-    try:
-        return Started(_walk_fast(tree, options, native, checks, keep), None, [])
-    except Exception:
-        pass
     native_get = native.get
     batch: Batch | None = None
     placeholders: list[_Placeholder] = []
@@ -542,7 +559,7 @@ def _walk_fast(
     options: Options,
     native: dict[type, Any],
     checks: dict[Backend, Any],
-    keep: Backend | None,
+    keep: Backend | None = None,
 ) -> Any:
     """Convert ``tree`` recursively, as long as nothing unusual turns up.
 
@@ -552,6 +569,29 @@ def _walk_fast(
     cycle), and :func:`start` then walks the tree again iteratively. The leaf
     handling is the same as there.
     """
+    # Making the walker (a closure over a dozen cells) costs as much as converting
+    # a leaf; a pipeline converts many small batches under the same options, so the
+    # last one made is kept, in one tuple that threads read and replace whole.
+    global _walker
+    made = _walker
+    if made[0] is options and made[1] is native and made[2] is checks and made[4] is keep:
+        walk = made[3]
+    else:
+        walk = _make_walker(options, native, checks, keep)
+        _walker = (options, native, checks, walk, keep)
+    kind = _kinds.get(type(tree))
+    if kind is not None and kind != _OTHER:
+        return walk(tree, kind, 0)
+    return walk([tree], _LIST, 0)[0]  # a leaf: convert it as a list's only item
+
+
+def _make_walker(
+    options: Options,
+    native: dict[type, Any],
+    checks: dict[Backend, Any],
+    keep: Backend | None,
+) -> Any:
+    """The recursive walk of :func:`_walk_fast` for these options, natives and checks."""
     cache_get = _registry._cache.get
     lookup = _registry.lookup
     kinds_get = _kinds.get
@@ -575,9 +615,8 @@ def _walk_fast(
             items, out = frame[_ITEMS], frame[_OUT]
         for k, v in items:
             cls = type(v)
-            if cls is ndarray and as_is:
-                out[k] = v
-                continue
+            # The framework's own function first: the common leaf. No type that
+            # has one is a NumPy array, and a NumPy array's entry is False.
             f = native_get(cls)
             if f:
                 try:
@@ -585,6 +624,13 @@ def _walk_fast(
                     continue
                 except Exception:
                     pass
+            elif cls is ndarray and as_is:
+                out[k] = v
+                continue
+            elif cls is dict:
+                # The common container, never an array in a tree: no lookups.
+                out[k] = walk(v, _DICT, depth + 1)
+                continue
             b = cache_get(cls, _MISSING)
             if b is _MISSING:
                 b = lookup(cls)
@@ -606,10 +652,12 @@ def _walk_fast(
             return tuple(out) if kind == _TUPLE else out
         return _build(frame)
 
-    kind = kinds_get(type(tree))
-    if kind is not None and kind != _OTHER:
-        return walk(tree, kind, 0)
-    return walk([tree], _LIST, 0)[0]  # a leaf: convert it as a list's only item
+    return walk
+
+
+# options, natives, checks, the walker _make_walker made for them and the kept
+# backend (see _walk_fast).
+_walker: tuple[Any, Any, Any, Any, Any] = (None, None, None, None, None)
 
 
 def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
@@ -737,4 +785,5 @@ def to_numpy_tree(
         options = _options.current()
     else:
         options = _options.resolve(copy, dtype, allow_transfer, upcast, sparse, ragged)
-    return start(tree, options).result()
+    out = start(tree, options)
+    return out.result() if type(out) is Started else out

@@ -96,6 +96,11 @@ def test_goals_compare_round_by_round_against_the_fastest_reference() -> None:
     assert over.value == pytest.approx(1e6) and over.passed is False
     direct = _judge(Goal("g", "time", "c", (), 3000, unit="ms"), times, by_label)
     assert direct.value == 4000 and direct.passed is False  # median of 4, 1, 6 seconds
+    # Per item of a call (a batch of a pass): a - b is 1, -2, 3 seconds per call.
+    per_item = _judge(Goal("g", "overhead", "a", ("b",), unit="us", per=4), times, by_label)
+    assert per_item.value == pytest.approx(0.25e6)
+    per_time = _judge(Goal("g", "time", "c", (), 1500, unit="ms", per=2), times, by_label)
+    assert per_time.value == 2000 and per_time.passed is False
     info = _judge(Goal("g", "slowdown", "a", ("b",)), times, by_label)
     assert info.passed is None
     check = _judge(Goal("zero-copy", "check", passed=True), times, by_label)

@@ -149,6 +149,16 @@ def test_prefetch_takes_batches_ahead() -> None:
         it.close()
 
 
+@pytest.mark.parametrize("prefetch", [0, 1, 3])
+def test_batches_without_arrays_pass_through(prefetch: int) -> None:
+    # Batches with nothing to convert, falsy ones included, come out as they are.
+    marker = object()
+    items: list[Any] = [None, 0, "", (), [], {}, marker, {"n": None, "a": np.arange(2)}]
+    got = list(interop.iter_numpy(items, prefetch=prefetch))
+    assert got[:7] == items[:7] and got[6] is marker
+    assert got[7]["n"] is None and got[7]["a"] is items[7]["a"]
+
+
 def test_creating_takes_nothing() -> None:
     source = Source([np.zeros(1)])
     batches = interop.iter_numpy(source, prefetch=4)

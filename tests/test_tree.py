@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import threading
 import types
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
@@ -521,6 +522,50 @@ def test_options_block_applies() -> None:
     assert out["a"].dtype == np.float64 and not np.shares_memory(out["a"], a)
     assert explicit["a"].dtype == np.int16 and not np.shares_memory(explicit["a"], a)
     assert interop.to_numpy_tree({"a": a})["a"] is a
+
+
+def test_options_alternating_between_calls(fw: Framework) -> None:
+    # The recursive walk is kept between calls for the options it was made for: a
+    # call under other options must never reuse what the last one set up.
+    x = fw.make(DATA)
+    tree = {"layer": {"w": x, "b": [x]}}
+    for _ in range(2):
+        for kw in ({}, {"copy": True}, {"dtype": np.float64}, {}):
+            out = interop.to_numpy_tree(tree, **kw)
+            for leaf in (out["layer"]["w"], out["layer"]["b"][0]):
+                same_conversion(leaf, x, **kw)
+        with interop.options(copy=True):
+            leaf = interop.to_numpy_tree(tree)["layer"]["w"]
+        assert not np.shares_memory(leaf, fw.native(x)) and leaf.flags.writeable
+        assert np.shares_memory(interop.to_numpy_tree(tree)["layer"]["w"], fw.native(x))
+
+
+def test_threads_with_other_options_at_once(tensor_fw: Framework) -> None:
+    x = tensor_fw.make(DATA)
+    tree = {f"k{i}": {"w": x, "l": [x, x]} for i in range(50)}
+    barrier = threading.Barrier(3)
+    failures: list[BaseException] = []
+
+    def work(kw: dict[str, Any]) -> None:
+        try:
+            barrier.wait()
+            for _ in range(30):
+                out = interop.to_numpy_tree(tree, **kw)
+                for sub in out.values():
+                    for leaf in (sub["w"], *sub["l"]):
+                        same_conversion(leaf, x, **kw)
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=work, args=(kw,))
+        for kw in ({}, {"copy": True}, {"dtype": np.float64})
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
 
 
 # -- GPU: batched device-to-host copies -----------------------------------------------
