@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from interop import _options, _registry
+from interop._api import protocol_failure
 from interop._errors import ConversionError, type_name
 from interop._options import DEFAULT
 from interop._plan import Plan
@@ -239,6 +240,19 @@ def plan_convert(
     target_backend = _target_backend(to, like)
     opts = _options.resolve(copy, None, None, None, None, None)
     source = _registry.get(x)
+    try:
+        return _plan_convert(x, source, target_backend, device, like, opts)
+    except Exception as exc:
+        # An object's own array protocol failing is reported as to_numpy reports it.
+        wrapped = protocol_failure(x, source, exc)
+        if wrapped is None:
+            raise
+        raise wrapped from exc
+
+
+def _plan_convert(
+    x: Any, source: Backend, target_backend: Backend, device: Any, like: Any, opts: Any
+) -> Plan:
 
     if target_backend.name == "numpy":
         target_backend.target_device(device, like)  # validates the device
@@ -643,16 +657,31 @@ def convert(
                 target = _cache.get(type(like)) if to is None else None
             if source is not None and target is not None:
                 if target.name == "numpy":  # the source backend's own to_numpy
-                    return source.to_numpy(x, DEFAULT)
+                    numpy_source = source
+                    raise _ToNumpy
                 route = _routes.get((source, target))
                 if route is None:
                     route = _make_route(source, target)
                 out = route(x, like)
                 if out is not _MISS:
                     return out
+        except _ToNumpy:
+            # Outside the handler below: a failure here is final, and the planner
+            # would only ask the object's protocols a second time.
+            try:
+                return numpy_source.to_numpy(x, DEFAULT)
+            except Exception as exc:
+                wrapped = protocol_failure(x, numpy_source, exc)
+                if wrapped is None:
+                    raise
+                raise wrapped from exc
         except Exception:  # the planner raises its own error, or converts
             pass
     return _planned(x, to, like, device, copy)
+
+
+class _ToNumpy(Exception):
+    """Raised inside :func:`convert`'s fast path to leave it for a NumPy target."""
 
 
 def _planned(x: Any, to: Any, like: Any, device: Any, copy: bool | None) -> Any:
@@ -660,8 +689,14 @@ def _planned(x: Any, to: Any, like: Any, device: Any, copy: bool | None) -> Any:
     plan = plan_convert(x, to, like=like, device=device, copy=copy)
     plan.check(_options.resolve(copy, None, None, None, None, None))
     obj = x
-    for step in plan.prepared:
-        obj = step(obj)
+    try:
+        for step in plan.prepared:
+            obj = step(obj)
+    except Exception as exc:
+        wrapped = protocol_failure(x, _registry.get(x), exc)
+        if wrapped is None:
+            raise
+        raise wrapped from exc
     return obj
 
 
