@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
 
 import numpy as np
 
@@ -117,10 +117,7 @@ def to_numpy(x: Any, /, **options: Unpack[_Keywords]) -> np.ndarray[Any, Any]:
     try:
         out = backend.to_numpy(x, opts)
     except Exception as exc:
-        wrapped = protocol_failure(x, backend, exc)
-        if wrapped is None:
-            raise
-        raise wrapped from exc
+        raise_protocol_failure(x, backend, exc)
     if out.dtype.hasobject and opts.dtype is None:
         raise _object_error(x, out)
     return out
@@ -217,10 +214,7 @@ def explain(
     try:
         return backend.plan(x, opts)
     except Exception as exc:
-        wrapped = protocol_failure(x, backend, exc)
-        if wrapped is None:
-            raise
-        raise wrapped from exc
+        raise_protocol_failure(x, backend, exc)
 
 
 # What a generic backend asks of an object it does not know, for error messages.
@@ -242,6 +236,14 @@ def protocol_failure(x: Any, backend: _registry.Backend, exc: Exception) -> Conv
     if backend.module is not None or isinstance(exc, (InteropError, MemoryError)):
         return None
     return _protocol_error(x, backend, exc)
+
+
+def raise_protocol_failure(x: Any, backend: _registry.Backend, exc: Exception) -> NoReturn:
+    """Raise what :func:`protocol_failure` says for ``exc``: the wrapped error, or ``exc``."""
+    wrapped = protocol_failure(x, backend, exc)
+    if wrapped is None:
+        raise exc
+    raise wrapped from exc
 
 
 def _protocol_error(x: Any, backend: _registry.Backend, exc: Exception) -> ConversionError:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from interop import _options, _registry
-from interop._api import protocol_failure
+from interop._api import raise_protocol_failure
 from interop._errors import ConversionError, type_name
 from interop._options import DEFAULT
 from interop._plan import Plan
@@ -244,10 +244,7 @@ def plan_convert(
         return _plan_convert(x, source, target_backend, device, like, opts)
     except Exception as exc:
         # An object's own array protocol failing is reported as to_numpy reports it.
-        wrapped = protocol_failure(x, source, exc)
-        if wrapped is None:
-            raise
-        raise wrapped from exc
+        raise_protocol_failure(x, source, exc)
 
 
 def _plan_convert(
@@ -671,10 +668,7 @@ def convert(
             try:
                 return numpy_source.to_numpy(x, DEFAULT)
             except Exception as exc:
-                wrapped = protocol_failure(x, numpy_source, exc)
-                if wrapped is None:
-                    raise
-                raise wrapped from exc
+                raise_protocol_failure(x, numpy_source, exc)
         except Exception:  # the planner raises its own error, or converts
             pass
     return _planned(x, to, like, device, copy)
@@ -693,10 +687,7 @@ def _planned(x: Any, to: Any, like: Any, device: Any, copy: bool | None) -> Any:
         for step in plan.prepared:
             obj = step(obj)
     except Exception as exc:
-        wrapped = protocol_failure(x, _registry.get(x), exc)
-        if wrapped is None:
-            raise
-        raise wrapped from exc
+        raise_protocol_failure(x, _registry.get(x), exc)
     return obj
 
 

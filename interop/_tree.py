@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from interop import _options, _registry
-from interop._api import protocol_failure
+from interop._api import raise_protocol_failure
 from interop._errors import ConversionError, InteropError, type_name
 from interop._options import DEFAULT, Options, RaggedPolicy, SparsePolicy
 from interop._registry import Backend
@@ -491,10 +491,7 @@ def _start_iterative(
                             out[k] = b.to_numpy(v, options)
                         except Exception as exc:
                             # The failure to_numpy(v) would report, located below.
-                            wrapped = protocol_failure(v, b, exc)
-                            if wrapped is None:
-                                raise
-                            raise wrapped from exc
+                            raise_protocol_failure(v, b, exc)
                     continue
                 kind = kinds_get(cls)
                 if kind is None:

@@ -583,15 +583,12 @@ class PythonBackend(Backend):
     def _asarray(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         # The checks live here, in the step, so that every caller of the backend
         # (to_numpy, the tree functions, convert) refuses the same inputs.
-        from interop._api import _object_error, protocol_failure
+        from interop._api import _object_error, raise_protocol_failure
 
         try:
             out = np.asarray(x, dtype=plan.dtype)
         except Exception as exc:
-            wrapped = protocol_failure(x, self, exc)
-            if wrapped is None:
-                raise
-            raise wrapped from exc
+            raise_protocol_failure(x, self, exc)
         if out.dtype.hasobject and plan.dtype is None:
             raise _object_error(x, out)
         return out
