@@ -1,0 +1,146 @@
+"""One catalogue of framework constructors, shared by the tests, the benchmarks and ``interop doctor``.
+
+Each :class:`Framework` builds a CPU array of its framework from a NumPy array (any
+dtype, ``ml_dtypes`` ones included, bit for bit) and reads back the framework's
+own zero-copy NumPy view of it, so that a caller can check aliasing claims with
+``np.shares_memory`` against what the framework itself hands out. A framework is
+imported only when :func:`framework` is asked for it.
+
+Example:
+    >>> import numpy as np
+    >>> from interop import testing
+    >>> fw = testing.framework("numpy")
+    >>> a = np.arange(3.0)
+    >>> x = fw.make(a)
+    >>> bool(np.shares_memory(fw.native(x), x)), x is a
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FRAMEWORKS", "Framework", "available", "framework"]
+
+#: The frameworks of the catalogue, in the order tables list them.
+FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
+
+# The dtypes NumPy has natively, by name.
+_NUMPY_NAMES = frozenset(
+    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 "
+    "complex64 complex128".split()
+)
+
+_MODULES = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Framework:
+    """How to build and read arrays of one framework.
+
+    Attributes:
+        name: The framework's backend name in ``interop``.
+        module: The framework's top-level module.
+        make: A CPU array of the framework holding a copy of a NumPy array's values,
+            in the same dtype (``ml_dtypes`` dtypes included).
+        native: The framework's own zero-copy NumPy view of one of its CPU arrays
+            (for a dtype NumPy lacks, a view of the same bits as integers).
+        immutable: Whether the framework treats its memory as immutable, so that a
+            zero-copy view of it is read-only.
+        native_stmt: The fastest zero-copy native call, as a statement on ``x``.
+    """
+
+    name: str
+    module: str
+    make: Callable[[np.ndarray[Any, Any]], Any]
+    native: Callable[[Any], np.ndarray[Any, Any]]
+    immutable: bool
+    native_stmt: str
+
+
+def available(name: str, /) -> bool:
+    """Whether the framework ``name`` is installed (without importing it)."""
+    return importlib.util.find_spec(_MODULES[name]) is not None
+
+
+def framework(name: str, /) -> Framework:
+    """The :class:`Framework` called ``name``, importing the framework.
+
+    Raises:
+        KeyError: ``name`` is not in :data:`FRAMEWORKS`.
+        ImportError: The framework is not installed.
+    """
+    return _FACTORIES[name]()
+
+
+def _bits(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
+    """``a``'s bits as unsigned integers of the same width, for a dtype NumPy lacks."""
+    if a.dtype.type.__module__ != "ml_dtypes" and a.dtype.names is None:
+        return None
+    return a.view({1: np.uint8, 2: np.uint16, 4: np.uint32}[a.dtype.itemsize])
+
+
+def _numpy() -> Framework:
+    return Framework(
+        "numpy",
+        "numpy",
+        lambda a: np.array(a, copy=True),
+        lambda a: a,
+        immutable=False,
+        native_stmt="x",
+    )
+
+
+def _torch() -> Framework:
+    import torch
+
+    def make(a: np.ndarray[Any, Any]) -> Any:
+        bits = _bits(a)
+        if bits is None:
+            return torch.from_numpy(np.array(a, copy=True))
+        signed = {1: np.int8, 2: np.int16, 4: np.int32}[a.dtype.itemsize]
+        # complex32: ml_dtypes' own, or a structured pair of float16.
+        name = "complex32" if a.dtype.name in ("complex32", "void32") else a.dtype.name
+        return torch.from_numpy(bits.view(signed).copy()).view(getattr(torch, name))
+
+    def native(t: Any) -> np.ndarray[Any, Any]:
+        t = t.detach()
+        if str(t.dtype).removeprefix("torch.") not in _NUMPY_NAMES:  # its bits as integers
+            t = t.view({1: torch.uint8, 2: torch.int16, 4: torch.int32}[t.dtype.itemsize])
+        return t.numpy()  # type: ignore[no-any-return]
+
+    return Framework("torch", "torch", make, native, immutable=False, native_stmt="x.numpy()")
+
+
+def _tensorflow() -> Framework:
+    import tensorflow as tf
+
+    def make(a: np.ndarray[Any, Any]) -> Any:
+        return tf.constant(a)
+
+    return Framework(
+        "tensorflow", "tensorflow", make, np.asarray, immutable=True, native_stmt="np.asarray(x)"
+    )
+
+
+def _jax() -> Framework:
+    jnp = importlib.import_module("jax.numpy")
+
+    def make(a: np.ndarray[Any, Any]) -> Any:
+        return jnp.asarray(a)
+
+    return Framework("jax", "jax", make, np.asarray, immutable=True, native_stmt="np.asarray(x)")
+
+
+_FACTORIES: dict[str, Callable[[], Framework]] = {
+    "numpy": _numpy,
+    "torch": _torch,
+    "tensorflow": _tensorflow,
+    "jax": _jax,
+}
