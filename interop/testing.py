@@ -1,4 +1,4 @@
-"""One catalogue of framework constructors, shared by the tests, the benchmarks and ``interop doctor``.
+"""One catalogue of framework constructors, for the tests, the benchmarks and the doctor.
 
 Each :class:`Framework` builds a CPU array of its framework from a NumPy array (any
 dtype, ``ml_dtypes`` ones included, bit for bit) and reads back the framework's
@@ -33,8 +33,22 @@ FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 
 # The dtypes NumPy has natively, by name.
 _NUMPY_NAMES = frozenset(
-    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 "
-    "complex64 complex128".split()
+    [
+        "bool",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+    ]
 )
 
 _MODULES = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
