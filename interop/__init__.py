@@ -8,11 +8,8 @@ Example:
 
 from __future__ import annotations
 
-# The subpackage interop.backends is imported first, so that the name `backends`
-# below ends up bound to the function, not to the subpackage (importing a
-# subpackage sets an attribute of that name on its parent package).
-import interop.backends as _backend_modules  # noqa: F401
 from interop._api import explain, framework_of, to_numpy
+from interop._backend import Backend
 from interop._convert import convert
 from interop._errors import (
     ConversionError,
@@ -25,7 +22,7 @@ from interop._function import numpy_function
 from interop._iter import iter_numpy
 from interop._options import Options, options
 from interop._plan import Plan
-from interop._registry import Backend, BackendInfo, backends, register_backend
+from interop._registry import BackendInfo, backends, register_backend
 from interop._tree import to_numpy_tree
 
 __version__ = "0.1.0"

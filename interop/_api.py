@@ -1,16 +1,13 @@
-"""The public conversion functions: :func:`to_numpy`, :func:`explain`, :func:`framework_of`."""
-
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interop import _options, _registry
-from interop._errors import ConversionError, InteropError, type_name
-from interop._options import DEFAULT, Options, RaggedPolicy, SparsePolicy
+from interop import _core, _options, _registry
+from interop._convert import plan_convert
+from interop._options import DEFAULT, Keywords, RaggedPolicy, SparsePolicy
 from interop._plan import Plan
 
 if TYPE_CHECKING:
@@ -20,23 +17,15 @@ __all__ = ["explain", "framework_of", "to_numpy"]
 
 _ndarray = np.ndarray
 _cache = _registry._cache
-_fast = _registry._fast
+_views = _registry._views
+_view_of = _registry.view_of
 _current = _options.current
-_resolve_options = _options.resolve
+_from_keywords = _options.from_keywords
+_convert = _core.convert
+_MISSING: Any = object()
 
 
-class _Keywords(TypedDict, total=False):
-    """The keywords of :func:`to_numpy` (for type checkers)."""
-
-    copy: bool | None
-    dtype: Any
-    allow_transfer: bool | None
-    upcast: bool | None
-    sparse: SparsePolicy | None
-    ragged: RaggedPolicy | None
-
-
-def to_numpy(x: Any, /, **options: Unpack[_Keywords]) -> np.ndarray[Any, Any]:
+def to_numpy(x: Any, /, **options: Unpack[Keywords]) -> np.ndarray[Any, Any]:
     """Convert any array or tensor to a :class:`numpy.ndarray`.
 
     The contract, the same for every framework:
@@ -92,79 +81,23 @@ def to_numpy(x: Any, /, **options: Unpack[_Keywords]) -> np.ndarray[Any, Any]:
     """
     # The keywords arrive as one dict rather than six keyword-only parameters: with
     # none given (the common call), that is one test instead of six defaults to
-    # fill and six to check, a tenth of the cost of the fastest native conversion.
-    # The signature shown by help() and inspect is the full one, set below.
+    # fill and check. The signature help() and inspect show is the full one.
+    opts = _from_keywords(options, "to_numpy") if options else _current()
     cls = type(x)
-    # Keywords that are all None (forwarded by a caller) resolve to the same options.
-    opts = _keywords(options) if options else _current()
     if opts is DEFAULT:
         if cls is _ndarray:
             return x  # type: ignore[no-any-return]
-        # The backend's fast path for this type, looked up once per type. It
-        # returns what the planned path would, or raises to hand over to it.
-        try:
-            fast = _fast[cls]
-        except KeyError:
-            fast = _fill_fast(x)
-        if fast is not None:
-            try:
-                return fast(x)  # type: ignore[no-any-return]
-            except Exception:
-                pass
-    backend = _cache.get(cls) or _registry.get(x)
-    if backend.module is not None:
-        return backend.to_numpy(x, opts)
-    try:
-        out = backend.to_numpy(x, opts)
-    except Exception as exc:
-        raise_protocol_failure(x, backend, exc)
-    if out.dtype.hasobject and opts.dtype is None:
-        raise _object_error(x, out)
-    return out
+        view: Callable[[Any], Any] | None = _views.get(cls, _MISSING)
+        if view is _MISSING:
+            view = _view_of(cls)
+        if view is not None:
+            out = view(x)
+            if out is not None:
+                return out  # type: ignore[no-any-return]
+    return _convert(x, _cache.get(cls) or _registry.get(x), opts)
 
 
-def _signature(
-    x: Any,
-    /,
-    *,
-    copy: bool | None = None,
-    dtype: Any = None,
-    allow_transfer: bool | None = None,
-    upcast: bool | None = None,
-    sparse: SparsePolicy | None = None,
-    ragged: RaggedPolicy | None = None,
-) -> np.ndarray[Any, Any]:
-    raise NotImplementedError  # pragma: no cover - only its signature is used
-
-
-to_numpy.__signature__ = inspect.signature(_signature)  # type: ignore[attr-defined]
-
-
-_KEYWORDS = frozenset(_Keywords.__annotations__)
-
-
-def _keywords(options: Mapping[str, Any]) -> Options:
-    for key in options:
-        if key not in _KEYWORDS:
-            raise TypeError(f"to_numpy() got an unexpected keyword argument {key!r}")
-    get = options.get
-    return _resolve_options(
-        get("copy"),
-        get("dtype"),
-        get("allow_transfer"),
-        get("upcast"),
-        get("sparse"),
-        get("ragged"),
-    )
-
-
-def _fill_fast(x: Any) -> Callable[[Any], Any] | None:
-    """Look up and cache the fast path of ``type(x)`` (raises for an unsupported type)."""
-    cls = type(x)
-    with _registry._lock:
-        fast = _registry.get(x).fast_path(cls)
-        _fast[cls] = fast
-    return fast
+to_numpy.__signature__ = _options.signature(to_numpy)  # type: ignore[attr-defined]
 
 
 def explain(
@@ -204,74 +137,9 @@ def explain(
                 "convert keeps the dtype and takes no dtype, upcast, allow_transfer, "
                 "sparse or ragged"
             )
-        from interop._convert import plan_convert
-
         return plan_convert(x, to, like=like, device=device, copy=copy)
-    opts = _resolve_options(copy, dtype, allow_transfer, upcast, sparse, ragged)
-    backend = _registry.get(x)
-    if backend.module is not None:
-        return backend.plan(x, opts)
-    try:
-        return backend.plan(x, opts)
-    except Exception as exc:
-        raise_protocol_failure(x, backend, exc)
-
-
-# What a generic backend asks of an object it does not know, for error messages.
-_PROTOCOLS = {
-    "array_api": "the Array API (`__array_namespace__`, `device`, `__dlpack__`)",
-    "dlpack": "DLPack (`__dlpack__`)",
-    "array_protocol": "`__array__`, `__array_interface__` or the buffer protocol",
-}
-
-
-def protocol_failure(x: Any, backend: _registry.Backend, exc: Exception) -> ConversionError | None:
-    """The error to raise, from ``exc``, for ``backend`` failing on ``x``; ``None``: ``exc`` itself.
-
-    A framework backend's errors, the library's own and :class:`MemoryError` pass
-    through unchanged; any other error of a generic backend is the object's own
-    protocol failing (see :func:`_protocol_error`). :func:`to_numpy`, :func:`explain`
-    and the tree functions all report failures through this one rule.
-    """
-    if backend.module is not None or isinstance(exc, (InteropError, MemoryError)):
-        return None
-    return _protocol_error(x, backend, exc)
-
-
-def raise_protocol_failure(x: Any, backend: _registry.Backend, exc: Exception) -> NoReturn:
-    """Raise what :func:`protocol_failure` says for ``exc``: the wrapped error, or ``exc``."""
-    wrapped = protocol_failure(x, backend, exc)
-    if wrapped is None:
-        raise exc
-    raise wrapped from exc
-
-
-def _protocol_error(x: Any, backend: _registry.Backend, exc: Exception) -> ConversionError:
-    """The error for an object whose own array protocol failed (generic backends only).
-
-    The generic backends call methods that third-party objects implement, which may
-    raise anything; the caller gets one documented exception type instead, with the
-    original error chained as its cause.
-    """
-    what = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, RecursionError):
-        return ConversionError(
-            f"expected a finitely nested sequence, got `{type_name(x)}` nested too deeply to "
-            f"walk ({what}). hint: a list that contains itself has no array form; NumPy "
-            "arrays have at most 64 dimensions"
-        )
-    if backend.name == "python":
-        return ConversionError(
-            f"expected a scalar or a rectangular nested sequence of numbers, got "
-            f"`{type_name(x)}`, from which NumPy cannot build an array ({what}). "
-            "hint: give nested sequences equal lengths, or convert the items one by one"
-        )
-    protocol = _PROTOCOLS.get(backend.name, f"the {backend.name} protocol")
-    return ConversionError(
-        f"expected `{type_name(x)}` to hand over its data through {protocol}, but it "
-        f"failed with {what}. hint: the error comes from `{type_name(x)}` itself; convert "
-        "it with its own library's API first"
-    )
+    opts = _options.resolve(copy, dtype, allow_transfer, upcast, sparse, ragged)
+    return _core.plan(x, _registry.get(x), opts)
 
 
 def framework_of(x: Any, /) -> str | None:
@@ -286,24 +154,3 @@ def framework_of(x: Any, /) -> str | None:
     """
     backend = _cache.get(type(x)) or _registry.lookup(type(x))
     return None if backend is None else backend.name
-
-
-def _object_error(x: Any, out: np.ndarray[Any, Any]) -> ConversionError:
-    """The error for an object a generic protocol could only turn into Python objects."""
-    if isinstance(x, (list, tuple)):
-        odd = next((v for v in out.flat if not _fits_numpy(v)), out.flat[0])
-        what = f"`{type_name(x)}` holding `{type_name(odd)}` values"
-    else:
-        what = f"`{type_name(x)}`"
-    return ConversionError(
-        f"expected numbers, got {what}, which NumPy can only keep as Python objects. "
-        "hint: replace None and other non-numbers first (for example with float('nan')), "
-        "convert big or exact numbers with float(...), or pass dtype=object to keep the objects"
-    )
-
-
-def _fits_numpy(v: Any) -> bool:
-    """Whether NumPy holds ``v`` as a number of its own (not as a Python object)."""
-    if type(v) is int:
-        return -(2**63) <= v < 2**64
-    return isinstance(v, (bool, float, complex, np.generic))

@@ -36,147 +36,23 @@ say "read-only", read-only NumPy memory never goes to TensorFlow that way.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from interop import _options, _registry
-from interop._api import raise_protocol_failure
-from interop._errors import ConversionError, type_name
+from interop import _core, _options, _registry
+from interop._backend import Backend
+from interop._devices import HOST, device_name
+from interop._errors import type_name
+from interop._memory import check_numeric, owned_copy
 from interop._options import DEFAULT
 from interop._plan import Plan
-from interop._registry import Backend
 
-__all__ = ["convert"]
-
-#: The DLPack device of host memory.
-HOST: tuple[int, int] = (1, 0)
-#: The alignment TensorFlow and XLA (JAX) need to use host memory they did not allocate.
-ALIGNMENT = 64
-
-_DL_NAMES = {2: "cuda", 4: "opencl", 7: "vulkan", 8: "metal", 9: "vpi", 10: "rocm", 14: "oneapi"}
-_DEVICE_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(?::\s*(\d+))?\s*$")
+__all__ = ["convert", "plan_convert"]
 
 Step = Callable[[Any], Any]
-
-
-# -- helpers shared with the backends' "conversion into this framework" sections ----
-
-
-def device_name(dl: tuple[int, int]) -> str:
-    """A DLPack device as a short string: ``(1, 0)`` -> ``"cpu"``, ``(2, 1)`` -> ``"cuda:1"``."""
-    kind, index = dl
-    if kind == 1:
-        return "cpu"
-    if kind < 0:
-        return f"device:{index}"
-    return f"{_DL_NAMES.get(kind, f'dlpack_device_{kind}')}:{index}"
-
-
-def split_device(device: str) -> tuple[str, int | None]:
-    """``"cuda:1"`` -> ``("cuda", 1)``, ``"GPU"`` -> ``("gpu", None)``; else ``ValueError``."""
-    m = _DEVICE_RE.match(device)
-    if m is None:
-        raise ValueError(
-            f"expected a device such as 'cpu', 'cuda', 'cuda:1', 'gpu' or 'tpu:0', got {device!r}"
-        )
-    return m.group(1).lower(), None if m.group(2) is None else int(m.group(2))
-
-
-_u8 = np.dtype(np.uint8)
-_address = ctypes.addressof
-_char_at = ctypes.c_char.from_buffer
-
-
-def is_aligned(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> bool:
-    """Whether ``a``'s data starts at a multiple of ``alignment`` bytes (empty arrays: yes)."""
-    if a.size == 0:
-        return True
-    flags = a.flags
-    if flags.writeable and flags.c_contiguous:
-        # ctypes reads the address of a writable, contiguous buffer in a third of
-        # the time of __array_interface__, which builds a dict; NumPy refuses the
-        # buffer of some dtypes (ml_dtypes, objects).
-        try:
-            return _address(_char_at(a)) % alignment == 0  # type: ignore[arg-type]
-        except (ValueError, TypeError, BufferError):
-            pass
-    return a.__array_interface__["data"][0] % alignment == 0  # type: ignore[no-any-return]
-
-
-def aligned_copy(a: np.ndarray[Any, Any], dtype: Any = None) -> np.ndarray[Any, Any]:
-    """One copy of ``a`` into fresh C-contiguous, native-endian, 64-byte aligned memory.
-
-    The copy is what every framework can alias without copying again; ``dtype``
-    casts in the same pass.
-    """
-    dtype = a.dtype if dtype is None else np.dtype(dtype)
-    if not dtype.isnative:
-        dtype = dtype.newbyteorder("=")
-    nbytes = a.size * dtype.itemsize
-    raw = np.empty(nbytes + ALIGNMENT, dtype=_u8)
-    start = -_address(_char_at(raw)) % ALIGNMENT  # type: ignore[arg-type]
-    out: np.ndarray[Any, Any] = np.ndarray(a.shape, dtype, raw, start)
-    out[...] = a
-    return out
-
-
-#: From this size up, a copy made for a framework that can alias any host memory
-#: (PyTorch) is 64-byte aligned too, so that converting the result on to TensorFlow
-#: or JAX aliases it rather than copying it again. Below it, NumPy's own allocation
-#: costs a fifth as much as the aligned one, and a second copy next to nothing.
-ALIGNED_COPY_BYTES = 1 << 16
-
-
-def owned_copy(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """One copy of ``a`` into fresh native-endian memory with positive strides.
-
-    64-byte aligned (:func:`aligned_copy`) from ``ALIGNED_COPY_BYTES`` up.
-    """
-    if a.nbytes >= ALIGNED_COPY_BYTES:
-        return aligned_copy(a)
-    dtype = a.dtype
-    return np.array(a, dtype=dtype if dtype.isnative else dtype.newbyteorder("="), order="K")
-
-
-def layout_problem(
-    a: np.ndarray[Any, Any], *, contiguous: bool, aligned: bool, positive: bool = True
-) -> str | None:
-    """Why a framework with these needs cannot alias ``a``'s memory, or ``None``."""
-    if not a.dtype.isnative:
-        return "the data is not in native byte order"
-    if contiguous and not a.flags.c_contiguous:
-        return "the data is not C-contiguous"
-    if positive and a.ndim and min(a.strides) < 0:
-        return "the data has negative strides"
-    if aligned and not is_aligned(a):
-        return (
-            f"the data is not {ALIGNMENT}-byte aligned (it starts "
-            f"{a.ctypes.data % ALIGNMENT} bytes past a boundary)"
-        )
-    return None
-
-
-# Dtypes check_numeric has accepted (few: it is asked about the dtypes of real data).
-_numeric: set[np.dtype[Any]] = set()
-
-
-def check_numeric(dtype: np.dtype[Any], target: str) -> None:
-    """Raise :class:`ConversionError` unless ``dtype`` holds numbers (or booleans)."""
-    if dtype in _numeric:
-        return
-    if dtype.type.__module__ == "ml_dtypes" or (dtype.names is None and dtype.kind in "biufc"):
-        if len(_numeric) < 256:
-            _numeric.add(dtype)
-        return
-    raise ConversionError(
-        f"expected numeric data to convert to {target}, got dtype {dtype}. "
-        "hint: convert it with interop.to_numpy and handle it in NumPy"
-    )
 
 
 # -- planning -------------------------------------------------------------------------
@@ -244,7 +120,7 @@ def plan_convert(
         return _plan_convert(x, source, target_backend, device, like, opts)
     except Exception as exc:
         # An object's own array protocol failing is reported as to_numpy reports it.
-        raise_protocol_failure(x, source, exc)
+        _core.raise_translated(x, source, exc)
 
 
 def _plan_convert(
@@ -253,8 +129,8 @@ def _plan_convert(
 
     if target_backend.name == "numpy":
         target_backend.target_device(device, like)  # validates the device
-        plan = source.plan(x, opts)
-        return _with_route(plan, "numpy", [lambda obj: source.run(obj, plan)])
+        plan = _core.plan(x, source, opts)
+        return _with_route(plan, "numpy", [lambda obj: _core.run(obj, source, plan, opts)])
 
     target = _Target(target_backend, target_backend.target_device(device, like))
     if target_backend.owns(x, target.device):
@@ -665,10 +541,7 @@ def convert(
         except _ToNumpy:
             # Outside the handler below: a failure here is final, and the planner
             # would only ask the object's protocols a second time.
-            try:
-                return numpy_source.to_numpy(x, DEFAULT)
-            except Exception as exc:
-                raise_protocol_failure(x, numpy_source, exc)
+            return _core.convert(x, numpy_source, DEFAULT)
         except Exception:  # the planner raises its own error, or converts
             pass
     return _planned(x, to, like, device, copy)
@@ -687,7 +560,7 @@ def _planned(x: Any, to: Any, like: Any, device: Any, copy: bool | None) -> Any:
         for step in plan.prepared:
             obj = step(obj)
     except Exception as exc:
-        raise_protocol_failure(x, _registry.get(x), exc)
+        _core.raise_translated(x, _registry.get(x), exc)
     return obj
 
 
@@ -739,7 +612,7 @@ def _across(source: Backend, target: Backend) -> Route:
     device_of = target.device_of
     adopt = target.adopt
     dlpack_device = target.dlpack_device
-    host_view = source.host_view
+    host_view = _registry.host_view
     target_dtype = target.target_dtype
     from_numpy = target.from_numpy
     name = target.name
@@ -792,7 +665,7 @@ def _to_torch(torch: Any, source: Backend, otherwise: Route) -> Route:
     cpu = default_device()
     if cpu.type != "cpu":
         cpu = None
-    host_view = source.host_view
+    host_view = _registry.host_view
     readonly_source = source.readonly_source
 
     def route(x: Any, like: Any) -> Any:

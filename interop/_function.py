@@ -17,25 +17,20 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 from interop import _options, _registry, _tree
+from interop._backend import Backend
 from interop._convert import convert
 from interop._errors import InteropError, type_name
-from interop._registry import Backend
 
 __all__ = ["numpy_function"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Backends whose objects are not arrays to convert: Python scalars and sequences
-# (containers are walked instead) and objects that only offer __array__ (pandas,
-# xarray, ...: the function may want them as they are).
-_NOT_ARRAYS = frozenset({"python", "array_protocol"})
 
 
 def _array_backend(x: Any) -> Backend | None:
     if isinstance(x, (str, bytes, bool, int, float, complex)):
         return None
     backend = _registry.lookup(type(x))
-    if backend is None or backend.name in _NOT_ARRAYS:
+    if backend is None or not backend.arrays:
         return None
     return backend
 

@@ -22,12 +22,15 @@ from __future__ import annotations
 import collections
 import contextlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interop import _options
 from interop._errors import type_name
-from interop._options import Options, RaggedPolicy, SparsePolicy
+from interop._options import Keywords, Options
 from interop._tree import Started, start
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 __all__ = ["NumpyBatches", "NumpyBatchIterator", "iter_numpy"]
 
@@ -164,16 +167,7 @@ class NumpyBatches(Iterable[Any]):
 
 
 def iter_numpy(
-    iterable: Iterable[Any],
-    /,
-    *,
-    prefetch: int = 1,
-    copy: bool | None = None,
-    dtype: Any = None,
-    allow_transfer: bool | None = None,
-    upcast: bool | None = None,
-    sparse: SparsePolicy | None = None,
-    ragged: RaggedPolicy | None = None,
+    iterable: Iterable[Any], /, *, prefetch: int = 1, **options: Unpack[Keywords]
 ) -> NumpyBatches:
     """Wrap an iterable of batches so that each comes out converted to NumPy.
 
@@ -222,5 +216,8 @@ def iter_numpy(
         raise TypeError(f"expected prefetch to be an int >= 0, got `{type_name(prefetch)}`")
     if prefetch < 0:
         raise ValueError(f"expected prefetch to be an int >= 0, got {prefetch}")
-    options = _options.resolve(copy, dtype, allow_transfer, upcast, sparse, ragged)
-    return NumpyBatches(iterable, prefetch, options)
+    opts = _options.from_keywords(options, "iter_numpy") if options else _options.current()
+    return NumpyBatches(iterable, prefetch, opts)
+
+
+iter_numpy.__signature__ = _options.signature(iter_numpy, positional=("iterable",))  # type: ignore[attr-defined]

@@ -10,16 +10,40 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
 
-__all__ = ["Options", "options"]
+if TYPE_CHECKING:
+    from typing import Unpack
+
+__all__ = ["Keywords", "Options", "options"]
 
 SparsePolicy = Literal["error", "dense", "scipy"]
 RaggedPolicy = Literal["error", "object", "pad"]
+
+
+class Keywords(TypedDict, total=False):
+    """The option keywords every conversion function takes; ``None`` means "not given".
+
+    Written once here; each public function takes them as ``**Unpack[Keywords]``,
+    and :func:`signature` spells them out for ``help()`` and ``inspect``.
+    """
+
+    copy: bool | None
+    dtype: Any
+    allow_transfer: bool | None
+    upcast: bool | None
+    sparse: SparsePolicy | None
+    ragged: RaggedPolicy | None
+
+
+#: The option keywords, in the order signatures list them.
+KEYWORDS = tuple(Keywords.__annotations__)
+_KEYWORD_SET = frozenset(KEYWORDS)
 
 _SPARSE = ("error", "dense", "scipy")
 _RAGGED = ("error", "object", "pad")
@@ -151,16 +175,41 @@ def resolve(
     )
 
 
+def from_keywords(keywords: Mapping[str, Any], caller: str, /) -> Options:
+    """The options of a call given ``keywords`` (a :class:`Keywords` dict) by name."""
+    for key in keywords:
+        if key not in _KEYWORD_SET:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {key!r}")
+    get = keywords.get
+    return resolve(
+        get("copy"),
+        get("dtype"),
+        get("allow_transfer"),
+        get("upcast"),
+        get("sparse"),
+        get("ragged"),
+    )
+
+
+def signature(
+    func: Callable[..., Any], /, *, positional: tuple[str, ...] = ("x",)
+) -> inspect.Signature:
+    """``func``'s signature with the :class:`Keywords` spelled out as keyword-only parameters.
+
+    ``positional``: the names of its positional-only parameters. Other keyword-only
+    parameters of ``func`` (``to=``, ``prefetch=``, ...) come first, as declared.
+    """
+    own = inspect.signature(func)
+    params = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_ONLY) for name in positional]
+    params += [p for p in own.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    params += [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in KEYWORDS
+    ]
+    return own.replace(parameters=params)
+
+
 @contextlib.contextmanager
-def options(
-    *,
-    copy: bool | None = None,
-    dtype: Any = None,
-    allow_transfer: bool | None = None,
-    upcast: bool | None = None,
-    sparse: SparsePolicy | None = None,
-    ragged: RaggedPolicy | None = None,
-) -> Iterator[Options]:
+def options(**keywords: Unpack[Keywords]) -> Iterator[Options]:
     """Set the defaults of every conversion inside the ``with`` block.
 
     The block applies to :func:`interop.to_numpy`, :func:`interop.to_numpy_tree`,
@@ -196,9 +245,13 @@ def options(
         ...     interop.to_numpy(a) is a
         False
     """
-    new = resolve(copy, dtype, allow_transfer, upcast, sparse, ragged)
+    new = from_keywords(keywords, "options")
     token = _current.set(new)
     try:
         yield new
     finally:
         _current.reset(token)
+
+
+# help() and inspect show the keywords themselves.
+options.__wrapped__.__signature__ = signature(options.__wrapped__, positional=())  # type: ignore[attr-defined]

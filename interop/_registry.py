@@ -14,189 +14,39 @@ is cached per ``type(x)``, so the steady-state cost of dispatch is one dict look
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
+# The package of the built-in backends (it imports no backend module itself).
+# Importing it sets the attribute `backends` of the `interop` package; doing so
+# here, before `interop` binds its public function of that name from this module,
+# keeps that binding the last word.
+import interop.backends  # noqa: F401
+from interop._backend import Backend
 from interop._errors import UnsupportedTypeError, type_name
-from interop._options import Options
-from interop._plan import TAIL_STEPS, Plan
 
-__all__ = ["Backend", "BackendInfo", "backends", "lookup", "register_backend"]
+__all__ = [
+    "Backend",
+    "BackendInfo",
+    "backends",
+    "by_name",
+    "get",
+    "host_view",
+    "active",
+    "lookup",
+    "register_backend",
+    "unregister_backend",
+    "unsupported",
+    "view_of",
+]
 
-Step = Callable[[Any, Plan], Any]
-
-
-class Backend:
-    """Base class of a backend: one framework, or one generic array protocol.
-
-    A subclass names its framework's top-level module in :attr:`module` (``None``
-    for a generic protocol, which is always consulted) and answers one question in
-    :meth:`matches`. It imports its framework only in :meth:`load`, which runs once,
-    after the module was found in ``sys.modules``.
-
-    A conversion is a :class:`~interop.Plan` made by :meth:`plan`, checked against
-    the copy and transfer options, then carried out by running each named step from
-    :attr:`steps` (plus the shared ``upcast``/``cast``/``copy``/``readonly`` tail).
-    """
-
-    #: The short name reported by :func:`interop.framework_of` and in plans.
-    name: ClassVar[str] = ""
-    #: The top-level module that must already be imported, or ``None``.
-    module: ClassVar[str | None] = None
-
-    def __init__(self) -> None:
-        self.loaded = False
-        self.steps: dict[str, Step] = dict(TAIL_STEPS)
-
-    def load(self) -> None:
-        """Import the framework and prepare what :meth:`matches` needs (runs once)."""
-
-    def matches(self, cls: type) -> bool:
-        """Whether objects of exactly this type are this backend's to convert."""
-        raise NotImplementedError
-
-    def plan(self, x: Any, options: Options, /) -> Plan:
-        """Describe the conversion of ``x`` under ``options`` without doing any work."""
-        raise NotImplementedError
-
-    def fast_path(self, cls: type, /) -> Callable[[Any], Any] | None:
-        """A callable that converts objects of type ``cls`` under the default options.
-
-        :func:`interop.to_numpy` caches it per type and calls it when no option is
-        set. It returns exactly what the planned path returns, or raises any
-        exception to hand over to the planned path (which then does the work or
-        raises the documented error). ``None``: no fast path for this type.
-        """
-        return None
-
-    def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
-        """Convert ``x``; backends may override this with a fast path for common cases."""
-        plan = self.plan(x, options)
-        plan.check(options)
-        return self.run(x, plan)
-
-    def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
-        """Carry out ``plan`` on ``x`` step by step."""
-        obj = x
-        for step in plan.steps:
-            obj = self.steps[step](obj, plan)
-        if isinstance(obj, np.generic):  # a 0-d ``.numpy()`` gives a NumPy scalar
-            return np.asarray(obj)
-        return obj  # type: ignore[no-any-return]
-
-    # -- conversion into this framework ------------------------------------------
-    # The hooks below serve interop.convert (interop/_convert.py), which plans a
-    # conversion between two backends from them. A backend that cannot create
-    # arrays (a generic protocol, say) keeps these defaults and is refused as a
-    # target with a clear error.
-
-    #: Whether arrays of this framework can be written in place. A zero-copy result
-    #: of a mutable framework never aliases memory that its source treats as immutable.
-    mutable: ClassVar[bool] = True
-
-    def target_device(self, device: Any, like: Any, /) -> Any:
-        """This framework's own device for ``device``, else ``like``'s, else the default."""
-        if device is not None:
-            return self.parse_device(device)
-        if like is not None:
-            return self.device_of(like)
-        return self.default_device()
-
-    def parse_device(self, device: Any, /) -> Any:
-        """The framework's device object for a string (``"cpu"``, ``"cuda:1"``, ...) or its own."""
-        raise self._not_a_target()
-
-    def default_device(self) -> Any:
-        """Where the framework places a new array when no device is asked for."""
-        raise self._not_a_target()
-
-    def device_of(self, x: Any, /) -> Any:
-        """The framework's device object that holds the array ``x`` of this framework."""
-        raise self._not_a_target()
-
-    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
-        """The DLPack ``(device_type, device_id)`` of one of this framework's devices."""
-        raise self._not_a_target()
-
-    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
-        """The NumPy dtype a result on ``device`` has for data of ``dtype``.
-
-        Raises :class:`~interop.ConversionError` for a dtype the framework cannot hold.
-        """
-        raise self._not_a_target()
-
-    def dlpack_problem(
-        self, dtype: np.dtype[Any], view: np.ndarray[Any, Any] | None, device: tuple[int, int], /
-    ) -> str | None:
-        """Why :meth:`from_dlpack` cannot alias this data, or ``None`` if it can.
-
-        ``view`` is the source's zero-copy NumPy view for data in host memory (its
-        layout and alignment decide), ``None`` for data on ``device``.
-        """
-        return f"{self.name} does not import DLPack"
-
-    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
-        """Why :meth:`from_numpy` cannot alias the NumPy array ``a``, or ``None`` if it can."""
-        return f"{self.name} cannot alias NumPy memory"
-
-    def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
-        """An array of this framework on ``device`` holding ``a``'s values.
-
-        ``copy=False`` aliases ``a`` (only asked for when :meth:`numpy_problem` found
-        none); ``copy=True`` returns memory the result owns, in one copy.
-        """
-        raise self._not_a_target()
-
-    def from_dlpack(self, x: Any, /, *, device: Any, copy: bool) -> Any:
-        """An array of this framework on ``device`` from the DLPack producer ``x``.
-
-        The import aliases ``x`` where it lives; then a move to another ``device``
-        or ``copy=True`` makes the one copy.
-        """
-        raise self._not_a_target()
-
-    def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
-        """``x``, an array of this very framework, on ``device`` (a copy if asked or moved)."""
-        raise self._not_a_target()
-
-    def owns(self, x: Any, device: Any, /) -> bool:
-        """Whether ``x`` is already an array of this target (so :meth:`adopt` applies)."""
-        return lookup(type(x)) is self
-
-    # Source side: what the conversion needs to know about an array of this backend.
-
-    def readonly_source(self, x: Any, /) -> bool:
-        """Whether this backend treats the memory of ``x`` as immutable (unknown: yes)."""
-        return True
-
-    def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
-        """An object whose ``__dlpack__`` exports ``x``'s data, or ``None`` if it cannot."""
-        return None
-
-    def host_view(self, x: Any, /) -> np.ndarray[Any, Any] | None:
-        """The zero-copy NumPy view of ``x`` in host memory that the planned conversion uses.
-
-        Exactly what running ``plan(x, DEFAULT)`` gives where that plan is zero-copy
-        and in host memory, found without planning; ``None`` wherever that is not
-        certain, and :func:`interop.convert` then plans. A fast path only: the
-        default (``None``) is always correct.
-        """
-        return None
-
-    def _not_a_target(self) -> TypeError:
-        names = [
-            b.name
-            for b in (*_frameworks, *_generics)
-            if type(b).from_numpy is not Backend.from_numpy
-        ]
-        return TypeError(
-            f"expected a framework that creates arrays as the target, got {self.name!r}, "
-            f"which only reads them. hint: convert to one of: {', '.join(names)}"
-        )
+_MISSING: Any = object()
 
 
 class BackendInfo:
@@ -217,72 +67,74 @@ class BackendInfo:
 
 
 _lock = threading.RLock()
-# Framework backends, then generic protocols; see the module docstring for the order.
+# The built-in backends, by "module:Class": a backend module is imported when the
+# registry first dispatches (it imports no framework itself). Framework backends
+# first, then the generic protocols; see the module docstring for the order.
+_BUILTIN_FRAMEWORKS = (
+    "interop.backends.numpy:NumpyBackend",
+    "interop.backends.torch:TorchBackend",
+    "interop.backends.tensorflow:TensorFlowBackend",
+    "interop.backends.jax:JaxBackend",
+    "interop.backends.cupy:CupyBackend",
+    "interop.backends.dask:DaskBackend",
+)
+_BUILTIN_GENERICS = (
+    "interop.backends.generic:ArrayApiBackend",
+    "interop.backends.generic:DLPackBackend",
+    "interop.backends.generic:ArrayProtocolBackend",
+    "interop.backends.generic:PythonBackend",
+)
 _frameworks: list[Backend] = []
 _generics: list[Backend] = []
 # type(x) -> the backend that converts it, or None for a type no backend takes.
 _cache: dict[type, Backend | None] = {}
-# type(x) -> its backend's fast_path(type(x)), filled by interop.to_numpy; cleared
-# together with _cache.
-_fast: dict[type, Callable[[Any], Any] | None] = {}
+# type(x) -> its backend's host view function (Backend.host_view_for), or None.
+_views: dict[type, Callable[[Any], Any] | None] = {}
+# Types made on the fly (a namedtuple class per call, ...) must not pile up: past
+# this many entries the per-type tables start afresh.
+_MAX_TYPES = 2048
 _entry_points_loaded = False
 
 
-def _builtin_backends() -> tuple[list[Backend], list[Backend]]:
-    from interop.backends import generic, jax, numpy, tensorflow, torch
-
-    frameworks: list[Backend] = [
-        numpy.NumpyBackend(),
-        torch.TorchBackend(),
-        tensorflow.TensorFlowBackend(),
-        jax.JaxBackend(),
-    ]
-    frameworks.extend(b() for b in _extra_framework_backends())
-    return frameworks, generic.generic_backends()
-
-
-def _extra_framework_backends() -> list[type[Backend]]:
-    import importlib
-
-    found: list[type[Backend]] = []
-    for modname, clsname in (
-        ("interop.backends.cupy", "CupyBackend"),
-        ("interop.backends.dask", "DaskBackend"),
-    ):
-        try:
-            module = importlib.import_module(modname)
-        except ImportError:  # pragma: no cover - the module ships with the package
-            continue
-        found.append(getattr(module, clsname))
-    return found
+def _make(spec: str) -> Backend:
+    module, _, cls = spec.partition(":")
+    backend: Backend = getattr(importlib.import_module(module), cls)()
+    return backend
 
 
 def _ensure_builtins() -> None:
     if not _frameworks:
-        frameworks, generics = _builtin_backends()
-        _frameworks.extend(frameworks)
+        generics = [_make(s) for s in _BUILTIN_GENERICS]
+        _frameworks.extend(_make(s) for s in _BUILTIN_FRAMEWORKS)
         _generics.extend(generics)
 
 
 def _load_entry_points() -> None:
     global _entry_points_loaded
     _entry_points_loaded = True
+    # Imported here, on the first dispatch: importlib.metadata costs milliseconds
+    # that `import interop` does not need to pay.
     from importlib.metadata import entry_points
 
     for ep in entry_points(group="interop.backends"):
         # A broken or clashing third-party plugin must not break every conversion:
-        # it is reported and skipped.
+        # it is reported and skipped, whatever it raised.
         try:
             backend = ep.load()
             register_backend(backend() if isinstance(backend, type) else backend)
         except Exception as exc:
-            import warnings
-
             warnings.warn(
                 f"interop: could not load backend entry point {ep.name!r}: {exc!r}",
                 RuntimeWarning,
                 stacklevel=3,
             )
+
+
+def _load(backend: Backend) -> None:
+    if not backend.loaded:
+        backend.lookup = lookup
+        backend.load()
+        backend.loaded = True
 
 
 def _resolve(cls: type) -> Backend | None:
@@ -297,12 +149,13 @@ def _resolve(cls: type) -> Backend | None:
         for backend in (*_frameworks, *_generics):
             if backend.module is not None and backend.module not in modules:
                 continue
-            if not backend.loaded:
-                backend.load()
-                backend.loaded = True
+            _load(backend)
             if backend.matches(cls):
                 found = backend
                 break
+        if len(_cache) >= _MAX_TYPES:
+            _cache.clear()
+            _views.clear()
         _cache[cls] = found
         return found
 
@@ -327,6 +180,46 @@ def get(x: object, /) -> Backend:
     return backend
 
 
+def view_of(cls: type, /) -> Callable[[Any], Any] | None:
+    """The host view function of type ``cls`` (see :meth:`Backend.host_view_for`), or ``None``.
+
+    Looked up once per type; ``None`` also for a type no backend converts.
+    """
+    try:
+        return _views[cls]
+    except KeyError:
+        pass
+    backend = lookup(cls)
+    with _lock:
+        view = None if backend is None else backend.host_view_for(cls)
+        _views[cls] = view
+    return view
+
+
+def host_view(x: Any, /) -> np.ndarray[Any, Any] | None:
+    """The host view of ``x`` (a zero-copy NumPy view), or ``None`` where there is none."""
+    view = _views.get(type(x), _MISSING)
+    if view is _MISSING:
+        view = view_of(type(x))
+    return None if view is None else view(x)
+
+
+def active() -> list[Backend]:
+    """The backends whose framework is imported (so its arrays may exist), loaded, in order."""
+    if not _frameworks:
+        with _lock:
+            _ensure_builtins()
+    modules = sys.modules
+    found = []
+    for backend in (*_frameworks, *_generics):
+        if backend.module is None or backend.module in modules:
+            if not backend.loaded:
+                with _lock:
+                    _load(backend)
+            found.append(backend)
+    return found
+
+
 def by_name(name: str, /) -> Backend:
     """The registered backend called ``name`` (used by conversions *to* a framework)."""
     with _lock:
@@ -335,9 +228,7 @@ def by_name(name: str, /) -> Backend:
             _load_entry_points()
         for backend in (*_frameworks, *_generics):
             if backend.name == name:
-                if not backend.loaded:
-                    backend.load()
-                    backend.loaded = True
+                _load(backend)
                 return backend
     names = ", ".join(b.name for b in _frameworks)
     raise ValueError(f"expected a framework name ({names}), got {name!r}")
@@ -402,7 +293,7 @@ def register_backend(backend: Backend, /) -> None:
             )
         _frameworks.append(backend)
         _cache.clear()
-        _fast.clear()
+        _views.clear()
 
 
 def unregister_backend(name: str, /) -> None:
@@ -412,7 +303,7 @@ def unregister_backend(name: str, /) -> None:
             if b.name == name:
                 del _frameworks[i]
                 _cache.clear()
-                _fast.clear()
+                _views.clear()
                 return
     raise ValueError(f"expected a registered backend name, got {name!r}")
 

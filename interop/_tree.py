@@ -41,15 +41,17 @@ import copy as _copy
 import dataclasses
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 import numpy as np
 
-from interop import _options, _registry
-from interop._api import raise_protocol_failure
+from interop import _core, _options, _registry
+from interop._backend import Backend
 from interop._errors import ConversionError, InteropError, type_name
-from interop._options import DEFAULT, Options, RaggedPolicy, SparsePolicy
-from interop._registry import Backend
+from interop._options import DEFAULT, Keywords, Options
 from interop._transfer import Batch, Pending, device_checks
 
 __all__ = ["to_numpy_tree"]
@@ -71,12 +73,6 @@ _JAXNODE = 9
 # since a type may be a JAX pytree node from then on.
 _kinds: dict[type, int] = {}
 _kinds_know_jax = False
-# The native conversion functions found so far (see _native), for the default
-# options, and the number of framework backends they were found with.
-_natives: dict[type, Any] = {}
-# The same for any other options: every array type maps to False there.
-_no_natives: dict[type, Any] = {}
-_natives_backends = -1
 _ndarray = np.ndarray
 _python_backend: list[Backend] = []
 _SCALARS = (str, bytes, int, float, complex, bool, type(None))
@@ -130,68 +126,6 @@ def _classify(cls: type, x: Any) -> int:
         _kinds.clear()
     _kinds[cls] = kind
     return kind
-
-
-def _native(backend: Backend, cls: type) -> Any:
-    """The framework's own function that converts exactly ``cls`` under the default options.
-
-    Only where it returns what the backend's ``to_numpy`` returns, and raises in
-    every case it does not cover, so that the walk can call it directly and fall
-    back to the backend on any error. This takes the backends' per-leaf checks out
-    of the loop: what they establish per leaf is established here once per type.
-    None of these functions copies from an accelerator: ``Tensor.numpy()`` raises
-    for a CUDA tensor (which then goes through the device checks), and the JAX and
-    TensorFlow ones are used only where the framework has no accelerator at all.
-    """
-    name = backend.name
-    if name == "torch":
-        tensor: Any = sys.modules["torch"].Tensor
-        tensor_numpy: Any = tensor.numpy
-        # Tensor.numpy() is the backend's own fast path: a writable zero-copy view,
-        # raising for grad, conjugate/negative bits, devices and dtypes NumPy lacks.
-        if cls is tensor:
-            return tensor_numpy
-    elif name == "jax":
-        jax = sys.modules["jax"]
-        # With one CPU device and no accelerator, every live array is in host memory
-        # on that device, where the backend returns np.asarray(x), a read-only view.
-        # Tracers, deleted arrays and PRNG keys raise in np.asarray.
-        if issubclass(cls, jax.Array) and _jax_one_cpu_device():
-            return np.asarray
-    elif name == "tensorflow":
-        tf = sys.modules["tensorflow"]
-        # On a CPU-only TensorFlow, the backend reads an EagerTensor with np.asarray:
-        # a read-only view of its buffer.
-        if cls is type(tf.constant(0)) and _tf_cpu_only():
-            return np.asarray
-    return None
-
-
-_jax_one_cpu: list[bool] = []
-_tf_cpu: list[bool] = []
-
-
-def _jax_one_cpu_device() -> bool:
-    if not _jax_one_cpu:
-        try:
-            from jax._src import xla_bridge
-
-            # The backends already initialized (an array exists, so JAX's are).
-            clients = dict(xla_bridge._backends)
-        except (ImportError, AttributeError):  # pragma: no cover - a future JAX
-            return False
-        if not clients:
-            return False
-        _jax_one_cpu.append(list(clients) == ["cpu"] and clients["cpu"].device_count() == 1)
-    return _jax_one_cpu[0]
-
-
-def _tf_cpu_only() -> bool:
-    if not _tf_cpu:
-        import tensorflow as tf
-
-        _tf_cpu.append(all(d.device_type == "CPU" for d in tf.config.list_logical_devices()))
-    return _tf_cpu[0]
 
 
 def _is_jax_node(registry: Any, x: Any) -> bool:
@@ -412,31 +346,20 @@ def start(tree: Any, options: Options, *, keep: Backend | None = None) -> Any:
     waits for the copies; callers tell them apart with ``type(out) is Started``. A
     tree that is itself a :class:`Started` cannot occur: the class is private.
     """
-    global _natives_backends
     _sync_kinds()
-    # type -> the framework's own conversion function for it, or False (see _native):
-    # shared between calls. Only the default options use such functions; under any
-    # other options every type maps to False, in a dict of its own.
-    if _natives_backends != len(_registry._frameworks):
-        _natives.clear()
-        _no_natives.clear()
-        _natives_backends = len(_registry._frameworks)
-    native = _natives if options is DEFAULT else _no_natives
     checks = device_checks()
-    # Try the recursive walk first; leave what it does not handle (accelerator data,
-    # errors, deep or cyclic trees) to the iterative one, which walks again from the
-    # start, batches the copies and reports errors with paths.
-    try:
-        return _walk_fast(tree, options, native, checks, keep)
-    except Exception:
-        pass
-    return _start_iterative(tree, options, native, checks, keep)
+    # The recursive walk first; it leaves what it does not handle (accelerator data,
+    # deep or cyclic trees) to the iterative one, which walks again from the start,
+    # batches the copies and finds cycles.
+    out = _walk_fast(tree, options, checks, keep)
+    if out is not _GIVE_UP:
+        return out
+    return _start_iterative(tree, options, checks, keep)
 
 
 def _start_iterative(
     tree: Any,
     options: Options,
-    native: dict[type, Any],
     checks: dict[Backend, Any],
     keep: Backend | None,
 ) -> Started:
@@ -446,8 +369,10 @@ def _start_iterative(
     kinds_get = _kinds.get
     python = _python()
     ndarray = _ndarray
-    as_is = options is DEFAULT  # a NumPy array stays the same object
-    native_get = native.get
+    as_is = options is DEFAULT  # host views apply, and a NumPy array stays the same object
+    views_get = _registry._views.get
+    view_of = _registry.view_of
+    planned = _core.convert_planned
     batch: Batch | None = None
     placeholders: list[_Placeholder] = []
 
@@ -463,13 +388,15 @@ def _start_iterative(
                 if cls is ndarray and as_is:
                     out[k] = v
                     continue
-                f = native_get(cls)
-                if f:
-                    try:
-                        out[k] = f(v)
-                        continue
-                    except Exception:
-                        pass  # a case the backend handles (or explains) itself
+                if as_is:
+                    f = views_get(cls, _MISSING)
+                    if f is _MISSING:
+                        f = view_of(cls)
+                    if f is not None:
+                        r = f(v)
+                        if r is not None:
+                            out[k] = r
+                            continue
                 b = cache_get(cls, _MISSING)
                 if b is _MISSING:
                     b = lookup(cls)
@@ -477,8 +404,6 @@ def _start_iterative(
                     if b is keep:
                         out[k] = v
                         continue
-                    if f is None:
-                        native[cls] = (as_is and _native(b, cls)) or False
                     if checks and b in checks and checks[b](v):
                         if batch is None:
                             batch = Batch()
@@ -487,11 +412,7 @@ def _start_iterative(
                             frame[_DELAYED] = True
                         out[k] = converted
                     else:
-                        try:
-                            out[k] = b.to_numpy(v, options)
-                        except Exception as exc:
-                            # The failure to_numpy(v) would report, located below.
-                            raise_protocol_failure(v, b, exc)
+                        out[k] = planned(v, b, options)
                     continue
                 kind = kinds_get(cls)
                 if kind is None:
@@ -545,116 +466,153 @@ def _start_iterative(
 # How deep the recursive walk goes before it gives up (cycles, very deep trees) and
 # leaves the tree to the iterative walk; well below Python's recursion limit.
 _FAST_DEPTH = 64
+# What the recursive walk returns when it leaves the tree to the iterative walk:
+# a tree too deep for it, or a leaf on an accelerator.
+_GIVE_UP: Any = object()
 
 
-class _GiveUp(Exception):
-    """The recursive walk met a tree too deep for it, or data on an accelerator."""
+class _Failed(Exception):
+    """A leaf failed inside the recursive walk; carries the keys down to it, innermost first."""
+
+    def __init__(self, error: Exception, *frame: Any) -> None:
+        self.error = error
+        # (kind, container, key) of each container down to the failure; none where
+        # the container itself failed to be rebuilt.
+        self.frames: list[tuple[int, Any, Any]] = [frame] if frame else []
 
 
 def _walk_fast(
     tree: Any,
     options: Options,
-    native: dict[type, Any],
     checks: dict[Backend, Any],
     keep: Backend | None = None,
 ) -> Any:
     """Convert ``tree`` recursively, as long as nothing unusual turns up.
 
     Per container, a recursive call costs a third of a step of the iterative walk
-    in :func:`start`, so this is the common path. It raises on anything unusual (a
-    leaf on an accelerator, a failing leaf, a tree deeper than ``_FAST_DEPTH``, a
-    cycle), and :func:`start` then walks the tree again iteratively. The leaf
-    handling is the same as there.
+    in :func:`start`, so this is the common path. It returns ``_GIVE_UP`` for a leaf
+    on an accelerator or a tree deeper than ``_FAST_DEPTH`` (a cycle, say), and
+    :func:`start` then walks the tree iteratively. A failing leaf raises its error,
+    named by its path, as the iterative walk would.
     """
     # Making the walker (a closure over a dozen cells) costs as much as converting
     # a leaf; a pipeline converts many small batches under the same options, so the
     # last one made is kept, in one tuple that threads read and replace whole.
     global _walker
     made = _walker
-    if made[0] is options and made[1] is native and made[2] is checks and made[4] is keep:
-        walk = made[3]
+    if made[0] is options and made[1] is checks and made[3] is keep:
+        walk = made[2]
     else:
-        walk = _make_walker(options, native, checks, keep)
-        _walker = (options, native, checks, walk, keep)
+        walk = _make_walker(options, checks, keep)
+        _walker = (options, checks, walk, keep)
     kind = _kinds.get(type(tree))
-    if kind is not None and kind != _OTHER:
+    if kind is None or kind == _OTHER:
+        kind, tree = _ROOT, [tree]  # a leaf: convert it as the root's only item
+    try:
         return walk(tree, kind, 0)
-    return walk([tree], _LIST, 0)[0]  # a leaf: convert it as a list's only item
+    except _Failed as failed:
+        # The frames of the containers down to the failure, outermost first, each
+        # with the key of its child on the way; the path is read as the iterative
+        # walk reads its stack.
+        stack = [[k, src, None, None, key, False] for k, src, key in reversed(failed.frames)]
+        if not stack or stack[0][_KIND] != _ROOT:
+            stack.insert(0, [_ROOT, None, None, None, 0, False])
+        where = _path(stack, stack[-1][_KEY])
+        if hasattr(failed.error, "__interop_path__"):
+            raise failed.error from failed.error.__cause__
+        raise _located(failed.error, where) from failed.error
 
 
 def _make_walker(
     options: Options,
-    native: dict[type, Any],
     checks: dict[Backend, Any],
     keep: Backend | None,
 ) -> Any:
-    """The recursive walk of :func:`_walk_fast` for these options, natives and checks."""
+    """The recursive walk of :func:`_walk_fast` for these options, checks and kept backend."""
     cache_get = _registry._cache.get
     lookup = _registry.lookup
     kinds_get = _kinds.get
-    native_get = native.get
+    views_get = _registry._views.get
+    view_of = _registry.view_of
+    planned = _core.convert_planned
     python = _python()
     ndarray = _ndarray
     as_is = options is DEFAULT
+    give_up = _GIVE_UP
 
     def walk(x: Any, kind: int, depth: int) -> Any:
         if depth > _FAST_DEPTH:
-            raise _GiveUp
+            return give_up
         frame = None
         out: Any
         items: Any
         if kind == _DICT:
             items, out = x.items(), {}
-        elif kind in (_LIST, _TUPLE):
+        elif kind in (_LIST, _TUPLE, _ROOT):
             items, out = enumerate(x), [None] * len(x)
         else:
             frame = _open(kind, x)
             items, out = frame[_ITEMS], frame[_OUT]
         for k, v in items:
             cls = type(v)
-            # The framework's own function first: the common leaf. No type that
-            # has one is a NumPy array, and a NumPy array's entry is False.
-            f = native_get(cls)
-            if f:
-                try:
-                    out[k] = f(v)
-                    continue
-                except Exception:
-                    pass
-            elif cls is ndarray and as_is:
-                out[k] = v
-                continue
-            elif cls is dict:
-                # The common container, never an array in a tree: no lookups.
-                out[k] = walk(v, _DICT, depth + 1)
-                continue
-            b = cache_get(cls, _MISSING)
-            if b is _MISSING:
-                b = lookup(cls)
-            if b is not None and b is not python:
-                if b is keep:
+            if as_is:
+                # The backend's host view first: the common leaf.
+                f = views_get(cls, _MISSING)
+                if f is _MISSING:
+                    f = view_of(cls)
+                if f is not None:
+                    r = f(v)
+                    if r is not None:
+                        out[k] = r
+                        continue
+                elif cls is ndarray:
                     out[k] = v
                     continue
-                if f is None:
-                    native[cls] = (as_is and _native(b, cls)) or False
-                if checks and b in checks and checks[b](v):
-                    raise _GiveUp  # the iterative walk batches device copies
-                out[k] = b.to_numpy(v, options)
-                continue
-            child = kinds_get(cls)
-            if child is None:
-                child = _classify(cls, v)
-            out[k] = v if child == _OTHER else walk(v, child, depth + 1)
+            if cls is dict:
+                child = _DICT  # the common container, never an array in a tree
+            else:
+                b = cache_get(cls, _MISSING)
+                if b is _MISSING:
+                    b = lookup(cls)
+                if b is not None and b is not python:
+                    if b is keep:
+                        out[k] = v
+                        continue
+                    if checks and b in checks and checks[b](v):
+                        return give_up  # the iterative walk batches device copies
+                    try:
+                        out[k] = planned(v, b, options)
+                    except Exception as exc:
+                        raise _Failed(exc, kind, x, k) from exc
+                    continue
+                found = kinds_get(cls)
+                child = _classify(cls, v) if found is None else found
+                if child == _OTHER:
+                    out[k] = v
+                    continue
+            try:
+                r = walk(v, child, depth + 1)
+            except _Failed as failed:
+                failed.frames.append((kind, x, k))
+                raise
+            if r is give_up:
+                return give_up
+            out[k] = r
         if frame is None:
-            return tuple(out) if kind == _TUPLE else out
-        return _build(frame)
+            if kind == _TUPLE:
+                return tuple(out)
+            return out[0] if kind == _ROOT else out
+        try:
+            return _build(frame)
+        except Exception as exc:
+            raise _Failed(exc) from exc
 
     return walk
 
 
-# options, natives, checks, the walker _make_walker made for them and the kept
-# backend (see _walk_fast).
-_walker: tuple[Any, Any, Any, Any, Any] = (None, None, None, None, None)
+# options, checks, the walker _make_walker made for them and the kept backend
+# (see _walk_fast).
+_walker: tuple[Any, Any, Any, Any] = (None, None, None, None)
 
 
 def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
@@ -718,17 +676,7 @@ def _check_cycles(stack: list[Frame]) -> None:
             raise error
 
 
-def to_numpy_tree(
-    tree: Any,
-    /,
-    *,
-    copy: bool | None = None,
-    dtype: Any = None,
-    allow_transfer: bool | None = None,
-    upcast: bool | None = None,
-    sparse: SparsePolicy | None = None,
-    ragged: RaggedPolicy | None = None,
-) -> Any:
+def to_numpy_tree(tree: Any, /, **options: Unpack[Keywords]) -> Any:
     """Convert every array in a nested structure to NumPy, keeping the structure.
 
     Containers are rebuilt with the same type: ``dict`` and other mappings
@@ -771,16 +719,9 @@ def to_numpy_tree(
         >>> out["loss"], out["ids"]
         (array(0.5, dtype=float32), [array([0, 1]), None])
     """
-    if (
-        copy is None
-        and dtype is None
-        and allow_transfer is None
-        and upcast is None
-        and sparse is None
-        and ragged is None
-    ):
-        options = _options.current()
-    else:
-        options = _options.resolve(copy, dtype, allow_transfer, upcast, sparse, ragged)
-    out = start(tree, options)
+    opts = _options.from_keywords(options, "to_numpy_tree") if options else _options.current()
+    out = start(tree, opts)
     return out.result() if type(out) is Started else out
+
+
+to_numpy_tree.__signature__ = _options.signature(to_numpy_tree, positional=("tree",))  # type: ignore[attr-defined]

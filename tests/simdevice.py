@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import interop
-from interop import _plan, _transfer, _tree
+from interop import _plan
 
 
 class SimArray:
@@ -78,7 +78,10 @@ class SimBackend(interop.Backend):
             raise RuntimeError(f"corrupt data in {plan.prepared.name}")
         return a
 
-    def start(self, x: SimArray, batch: _transfer.Batch) -> tuple[np.ndarray, int]:
+    def accelerator_check(self) -> Any:
+        return _always
+
+    def start_copy(self, x: SimArray, /) -> tuple[np.ndarray, int, SimStream]:
         self.log.append(f"start {x.name}")
         buffer = np.zeros_like(x.data)
         stream = self.stream
@@ -86,8 +89,11 @@ class SimBackend(interop.Backend):
             stream = SimStream(self.log)
             self.streams.append(stream)
         stream.queued.append((buffer, x))
-        batch.streams[stream] = None
-        return buffer, 1
+        return buffer, 1, stream
+
+
+def _always(x: Any) -> bool:
+    return True
 
 
 def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimBackend]:
@@ -98,15 +104,6 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimBackend]:
     log: list[str] = []
     backend = SimBackend(log)
     interop.register_backend(backend)
-    monkeypatch.setitem(_transfer._STARTERS, "simdevice", backend.start)
-    real_checks = _transfer.device_checks
-
-    def checks() -> dict[interop.Backend, Any]:
-        found = dict(real_checks())
-        found[backend] = lambda x: True
-        return found
-
-    monkeypatch.setattr(_tree, "device_checks", checks)
     try:
         yield backend
     finally:

@@ -124,7 +124,7 @@ def test_doctor_exits_nonzero_when_a_conversion_is_wrong() -> None:
     code = (
         "import sys, interop, interop._doctor as doctor\n"
         "from interop.backends.torch import TorchBackend\n"
-        "TorchBackend.fast_path = lambda self, cls: (lambda x: x.numpy() + 1)\n"
+        "TorchBackend.host_view_for = lambda self, cls: (lambda x: x.numpy() + 1)\n"
         "sys.exit(doctor.main(['torch'], as_json=False))\n"
     )
     out = run(code=code)

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import interop
-from interop._convert import ALIGNMENT
+from interop._memory import ALIGNMENT
 from tests.conftest import has_cuda
 
 # The frameworks on both sides of a conversion, as convert names them; array-api-strict

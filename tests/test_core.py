@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 import interop
-from interop import _api, _options, _plan, _registry
+from interop import _options, _plan, _registry
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
+from interop.backends import generic
 
 # -- options ----------------------------------------------------------------------------
 
@@ -551,7 +552,7 @@ def test_to_numpy_runs_the_plan_explain_returns() -> None:
         out = interop.to_numpy(t, **kwargs)
         assert out.dtype == plan.dtype
         assert np.shares_memory(out, t.detach().numpy()) is plan.zero_copy
-    assert interop.explain(t).steps == ("detach", "numpy_view")
+    assert interop.explain(t).steps == ("detach", "numpy_view", "readonly")
     with interop.options(copy=True):
         assert interop.explain(t).steps == ("detach", "numpy_view", "copy")
 
@@ -580,7 +581,7 @@ def test_explain_keywords() -> None:
     ],
 )
 def test_fits_numpy(value: Any, fits: bool) -> None:
-    assert _api._fits_numpy(value) is fits
+    assert generic._fits_numpy(value) is fits
 
 
 def test_object_result_of_items_that_only_fit_one_by_one() -> None:

@@ -110,13 +110,13 @@ class CustomBackend(interop.Backend):
     def matches(self, cls: type) -> bool:
         return issubclass(cls, Custom)
 
-    def fast_path(self, cls: type, /) -> Any:
+    def host_view_for(self, cls: type, /) -> Any:
         return lambda x: np.array([42])
 
 
 def test_registering_a_backend_resets_the_fast_paths() -> None:
     np.testing.assert_array_equal(interop.to_numpy(Custom()), [0, 1, 2])
-    assert Custom in _registry._fast
+    assert Custom in _registry._views
     interop.register_backend(CustomBackend())
     try:
         np.testing.assert_array_equal(interop.to_numpy(Custom()), [42])

@@ -392,7 +392,7 @@ def test_parameter_converts_zero_copy() -> None:
     p = torch.nn.Parameter(torch.arange(4.0))
     out = interop.to_numpy(p)
     assert np.shares_memory(out, p.detach().numpy())
-    assert interop.explain(p).steps == ("detach", "numpy_view")
+    assert interop.explain(p).steps == ("detach", "numpy_view", "readonly")
     assert p.requires_grad and p.grad_fn is None and p.grad is None
 
 

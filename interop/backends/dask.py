@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
+from interop._backend import Backend
+from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
-from interop._registry import Backend
 
 __all__ = ["DaskBackend"]
 
@@ -73,13 +74,12 @@ class DaskBackend(Backend):
             return result
         if isinstance(result, np.generic):
             return np.asarray(result)
-        from interop._api import to_numpy
-
+        # Chunks of another framework (CuPy, sparse, ...): their own backend converts.
         opts: Options = plan.prepared
-        return to_numpy(
-            result,
-            allow_transfer=opts.allow_transfer,
-            sparse=opts.sparse,
-            ragged=opts.ragged,
-            copy=None,
-        )
+        backend = self.lookup(type(result))
+        if backend is None:
+            raise ConversionError(
+                f"expected a Dask array whose chunks are arrays, got chunks that compute "
+                f"to `{type_name(result)}`. hint: map the chunks to NumPy arrays first"
+            )
+        return backend.to_numpy(result, opts)

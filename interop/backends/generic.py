@@ -18,55 +18,27 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from interop import _dtypes, _plan, _registry
+from interop import _dtypes, _plan
+from interop._backend import Backend
+from interop._devices import HOST_KINDS, device_name, dlpack_device_of, split_device
 from interop._errors import ConversionError, TransferError, type_name
+from interop._memory import aligned_copy, layout_problem
 from interop._options import Options
 from interop._plan import Plan
-from interop._registry import Backend
 
 __all__ = [
     "ArrayApiBackend",
     "ArrayProtocolBackend",
     "DLPackBackend",
     "PythonBackend",
-    "generic_backends",
 ]
 
-# DLPack device types (dlpack.h): which ones are host memory NumPy can read.
-_DL_HOST_TYPES = {1: "cpu", 3: "cuda_host", 13: "cuda_managed"}
-_DL_NAMES = {2: "cuda", 4: "opencl", 7: "vulkan", 8: "metal", 9: "vpi", 10: "rocm", 14: "oneapi"}
-
-
-def _dl_device(x: Any) -> tuple[int, int]:
-    dev: Any = None
-    try:
-        dev = x.__dlpack_device__()
-        kind, index = dev  # exactly two entries
-        kind, index = operator.index(kind), operator.index(index)  # ints (or IntEnums)
-    except Exception as exc:
-        raise ConversionError(
-            f"expected __dlpack_device__() to return (device_type, device_id), got an "
-            f"error or nonsense from `{type_name(x)}`: {exc!r}. hint: convert it with "
-            "its own library's API first"
-        ) from exc
-    if kind < 1 or index < 0:
-        raise ConversionError(
-            f"expected __dlpack_device__() to return a DLPack device type (1 = CPU, 2 = CUDA, "
-            f"...) and a device id >= 0, got {dev!r} from `{type_name(x)}`. hint: convert "
-            "it with its own library's API first"
-        )
-    return kind, index
-
-
-def _dl_device_str(kind: int, index: int) -> str:
-    if kind in _DL_HOST_TYPES:
-        return _DL_HOST_TYPES[kind]
-    return f"{_DL_NAMES.get(kind, f'dlpack_device_{kind}')}:{index}"
+Lookup = Callable[[type], Backend | None]
 
 
 def _from_dlpack(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
@@ -94,7 +66,15 @@ def _from_dlpack_copy_to_host(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         ) from exc
 
 
-class DLPackBackend(Backend):
+class _Generic(Backend):
+    """A generic protocol: its result is refused where NumPy could only keep Python objects."""
+
+    def check_result(self, x: Any, out: np.ndarray[Any, Any], options: Options, /) -> None:
+        if out.dtype.hasobject and options.dtype is None:
+            raise _object_error(x, out)
+
+
+class DLPackBackend(_Generic):
     """Objects that implement ``__dlpack__`` and ``__dlpack_device__``."""
 
     name = "dlpack"
@@ -111,9 +91,9 @@ class DLPackBackend(Backend):
         return hasattr(cls, "__dlpack__") and hasattr(cls, "__dlpack_device__")
 
     def plan(self, x: Any, options: Options, /) -> Plan:
-        kind, index = _dl_device(x)
-        device = _dl_device_str(kind, index)
-        transfer = kind not in _DL_HOST_TYPES
+        kind, index = dlpack_device_of(x)
+        device = device_name((kind, index))
+        transfer = kind not in HOST_KINDS
         if not transfer and hasattr(type(x), "__array__") and _array_takes_copy(type(x)):
             # For data already in host memory, an __array__ that honours copy= is the
             # object's own bridge to NumPy: it hands out the same view DLPack would, and
@@ -153,7 +133,7 @@ def _finish_unknown_dtype(backend: Backend, a: np.ndarray[Any, Any], plan: Plan)
     return a
 
 
-class ArrayApiBackend(Backend):
+class ArrayApiBackend(_Generic):
     """Array API objects (``__array_namespace__``), through DLPack after ``to_device``."""
 
     name = "array_api"
@@ -238,8 +218,6 @@ class ArrayApiBackend(Backend):
         return (xp, self._parse_device(xp, device))
 
     def _parse_device(self, xp: Any, device: Any) -> Any:
-        from interop._convert import split_device
-
         devices = list(xp.__array_namespace_info__().devices())
         if isinstance(device, str):
             kind, _ = split_device(device)
@@ -268,9 +246,7 @@ class ArrayApiBackend(Backend):
     def owns(self, x: Any, device: Any, /) -> bool:
         import array_api_compat
 
-        return (
-            _registry.lookup(type(x)) is self and array_api_compat.array_namespace(x) is device[0]
-        )
+        return self.lookup(type(x)) is self and array_api_compat.array_namespace(x) is device[0]
 
     def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
         xp, dev = device
@@ -290,15 +266,11 @@ class ArrayApiBackend(Backend):
         return None
 
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
-        from interop._convert import layout_problem
-
         if not a.flags.writeable:
             return "the NumPy array is read-only, and Array API arrays are writable"
         return layout_problem(a, contiguous=False, aligned=False, positive=False)
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
-        from interop._convert import aligned_copy
-
         xp, dev = device
         b = aligned_copy(a) if copy else a
         if self.dlpack_device(device) == (1, 0):
@@ -341,9 +313,10 @@ def _cpu_device(x: Any) -> Any:
     return next((d for d in devices if "cpu" in str(d).lower()), "cpu")
 
 
-class ArrayProtocolBackend(Backend):
+class ArrayProtocolBackend(_Generic):
     """Objects with ``__array__``, ``__array_interface__`` or the buffer protocol."""
 
+    arrays = False
     name = "array_protocol"
 
     def __init__(self) -> None:
@@ -521,9 +494,10 @@ def _has_buffer(cls: type) -> bool:
     return issubclass(cls, array.array)
 
 
-class PythonBackend(Backend):
+class PythonBackend(_Generic):
     """Python scalars (``bool``, ``int``, ``float``, ``complex``), lists and tuples."""
 
+    arrays = False
     name = "python"
 
     def __init__(self) -> None:
@@ -545,7 +519,7 @@ class PythonBackend(Backend):
         transfer = False
         item_options: Options | None = None
         if isinstance(x, (list, tuple)):
-            if _contains_foreign_arrays(x):
+            if _contains_foreign_arrays(self.lookup, x):
                 steps.insert(0, "convert_items")
                 # Items take every option but the copy and the dtype, which apply to
                 # the array built from them (upcast=True upcasts each item).
@@ -553,7 +527,7 @@ class PythonBackend(Backend):
                 # Items on an accelerator make the whole list a transfer, so that
                 # allow_transfer=False refuses it before any item is converted.
                 if options.copy is not False:
-                    for item_plan in _item_plans(x, item_options):
+                    for item_plan in _item_plans(self.lookup, x, item_options):
                         if item_plan.transfer:
                             device, transfer = item_plan.device, True
                             break
@@ -578,20 +552,10 @@ class PythonBackend(Backend):
         return plan
 
     def _convert_items(self, x: Any, plan: Plan) -> Any:
-        return _map_foreign(x, plan.prepared)
+        return _map_foreign(self.lookup, x, plan.prepared)
 
     def _asarray(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
-        # The checks live here, in the step, so that every caller of the backend
-        # (to_numpy, the tree functions, convert) refuses the same inputs.
-        from interop._api import _object_error, raise_protocol_failure
-
-        try:
-            out = np.asarray(x, dtype=plan.dtype)
-        except Exception as exc:
-            raise_protocol_failure(x, self, exc)
-        if out.dtype.hasobject and plan.dtype is None:
-            raise _object_error(x, out)
-        return out
+        return np.asarray(x, dtype=plan.dtype)
 
 
 # Items np.asarray reads correctly by itself; any other item a backend converts
@@ -604,42 +568,58 @@ def _upcast_nonstandard(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, 
     return a if target is None else a.astype(target)
 
 
-def _foreign_backend(item: Any) -> Backend | None:
+def _foreign_backend(lookup: Lookup, item: Any) -> Backend | None:
     if isinstance(item, (int, float, complex, bool, np.generic, np.ndarray)):
         return None
-    backend = _registry.lookup(type(item))
+    backend = lookup(type(item))
     if backend is None or backend.name in _NATIVE_ITEMS:
         return None
     return backend
 
 
-def _contains_foreign_arrays(x: list[Any] | tuple[Any, ...]) -> bool:
+def _contains_foreign_arrays(lookup: Lookup, x: list[Any] | tuple[Any, ...]) -> bool:
     for item in x:
         if isinstance(item, (list, tuple)):
-            if _contains_foreign_arrays(item):
+            if _contains_foreign_arrays(lookup, item):
                 return True
-        elif _foreign_backend(item) is not None:
+        elif _foreign_backend(lookup, item) is not None:
             return True
     return False
 
 
-def _item_plans(x: list[Any] | tuple[Any, ...], item_options: Options) -> Any:
+def _item_plans(lookup: Lookup, x: list[Any] | tuple[Any, ...], item_options: Options) -> Any:
     for item in x:
         if isinstance(item, (list, tuple)):
-            yield from _item_plans(item, item_options)
+            yield from _item_plans(lookup, item, item_options)
         else:
-            backend = _foreign_backend(item)
+            backend = _foreign_backend(lookup, item)
             if backend is not None:
-                yield backend.plan(item, item_options)
+                yield backend.plan_for(item, item_options)
 
 
-def _map_foreign(x: Any, item_options: Options) -> Any:
+def _map_foreign(lookup: Lookup, x: Any, item_options: Options) -> Any:
     if isinstance(x, (list, tuple)):
-        return [_map_foreign(item, item_options) for item in x]
-    backend = _foreign_backend(x)
+        return [_map_foreign(lookup, item, item_options) for item in x]
+    backend = _foreign_backend(lookup, x)
     return x if backend is None else backend.to_numpy(x, item_options)
 
 
-def generic_backends() -> list[Backend]:
-    """The generic protocol backends, in dispatch order."""
-    return [ArrayApiBackend(), DLPackBackend(), ArrayProtocolBackend(), PythonBackend()]
+def _object_error(x: Any, out: np.ndarray[Any, Any]) -> ConversionError:
+    """The error for an object a generic protocol could only turn into Python objects."""
+    if isinstance(x, (list, tuple)):
+        odd = next((v for v in out.flat if not _fits_numpy(v)), out.flat[0])
+        what = f"`{type_name(x)}` holding `{type_name(odd)}` values"
+    else:
+        what = f"`{type_name(x)}`"
+    return ConversionError(
+        f"expected numbers, got {what}, which NumPy can only keep as Python objects. "
+        "hint: replace None and other non-numbers first (for example with float('nan')), "
+        "convert big or exact numbers with float(...), or pass dtype=object to keep the objects"
+    )
+
+
+def _fits_numpy(v: Any) -> bool:
+    """Whether NumPy holds ``v`` as a number of its own (not as a Python object)."""
+    if type(v) is int:
+        return -(2**63) <= v < 2**64
+    return isinstance(v, (bool, float, complex, np.generic))

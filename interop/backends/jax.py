@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from interop import _dtypes, _plan
+from interop._backend import Backend
+from interop._devices import split_device
 from interop._errors import ConversionError, type_name
-from interop._options import DEFAULT, Options
+from interop._memory import aligned_copy, layout_problem
+from interop._options import Options
 from interop._plan import Plan
-from interop._registry import Backend
 
 if TYPE_CHECKING:
     import jax
@@ -97,6 +99,8 @@ class JaxBackend(Backend):
         self._view_type: Any = None
         # Shardings already seen to place the data in host memory on one device.
         self._host_shardings: set[Any] = set()
+        # Shardings -> whether they place data outside host memory.
+        self._device_shardings: dict[Any, bool] = {}
         self.steps.update(
             numpy_view=self._numpy_view,
             unpack=lambda x, p: np.array(x),
@@ -115,74 +119,66 @@ class JaxBackend(Backend):
         sparse = sys.modules.get("jax.experimental.sparse")
         return sparse is not None and issubclass(cls, sparse.JAXSparse)
 
-    def fast_path(self, cls: type, /) -> Any:
-        if issubclass(cls, self._tracer):
+    def host_view_for(self, cls: type, /) -> Any:
+        # jaxlib's concrete array type (typed PRNG key arrays and tracers have others).
+        if not cls.__module__.startswith("jaxlib"):
             return None
         asarray = np.asarray
         bit_width = _dtypes.bit_width
-        # Both fast paths below check the dtype of np.asarray's answer, not of x (an
-        # attribute of the NumPy array costs a fraction of JAX's dtype property): a
-        # packed sub-byte dtype (int4, float4, ...) leaves for the planned path, whose
-        # "unpack" step gives a writable copy, not JAX's cached read-only unpacking.
-        if cls.__module__.startswith("jaxlib") and self._host_only():
-            # JAX's one device is a CPU, so every array is one host buffer, where
-            # the planned path is np.asarray itself (a deleted array makes it raise,
-            # and the planned path then explains).
-
-            def host(x: Any) -> Any:
-                a = asarray(x)
-                if a.itemsize == 1 and bit_width(a.dtype) < 8:
-                    raise LookupError(a.dtype)
-                return a
-
-            return host
         host_shardings = self._host_shardings
         # The sharding object last found in host_shardings: JAX reuses one object
         # for a device, and an identity test is much cheaper than its Python __hash__.
         seen: list[Any] = [None]
 
-        def fast(x: Any) -> Any:
+        def view(x: Any) -> np.ndarray[Any, Any] | None:
+            # One device in host memory (the plan learns which shardings those are),
+            # a live array: the plan's own numpy_view step, JAX's read-only view.
             sharding = x.sharding
             if sharding is not seen[0]:
                 if sharding not in host_shardings:
-                    raise LookupError(sharding)
+                    return None
                 seen[0] = sharding
-            # The planned path's own numpy_view step, on one device in host memory.
+            if x.is_deleted():
+                return None
             a = asarray(x)
+            # A packed sub-byte dtype (int4, float4, ...): the plan unpacks it into a
+            # writable copy, not JAX's cached read-only unpacking. (The dtype of the
+            # NumPy array costs a fraction of JAX's dtype property.)
             if a.itemsize == 1 and bit_width(a.dtype) < 8:
-                raise LookupError(a.dtype)
+                return None
             return a
 
-        return fast
+        return view
 
-    def _host_only(self) -> bool:
-        """Whether JAX has exactly one device, a CPU (so every array is one host buffer).
+    # -- accelerators ---------------------------------------------------------------
 
-        With several CPU devices, an array can be sharded over them, and np.asarray
-        would hand out JAX's cached assembly where the planned path builds a new one.
-        """
-        try:
-            from jax.extend.backend import backends
+    def accelerator_check(self) -> Any:
+        # Asking JAX for its devices would initialise its backends (seconds, and on a
+        # GPU machine most of the GPU memory) in a program that may never have made
+        # a JAX array. The dict of backends already initialised answers without that;
+        # a JAX array cannot exist before its backend is.
+        bridge = sys.modules.get("jax._src.xla_bridge")
+        initialized = getattr(bridge, "_backends", None)
+        if initialized is None or not any(name != "cpu" for name in tuple(initialized)):
+            return None
+        return self._on_device
 
-            found = list(backends().values())
-            return (
-                all(b.platform == "cpu" for b in found)
-                and sum(b.device_count() for b in found) == 1
-            )
-        except Exception:  # an older or unusual JAX: assume accelerators may exist
+    def _on_device(self, x: Any) -> bool:
+        sharding = getattr(x, "sharding", None)  # a tracer has none: the plan refuses it
+        if sharding is None:
             return False
+        found = self._device_shardings.get(sharding)
+        if found is None:
+            if len(self._device_shardings) > 256:
+                self._device_shardings.clear()
+            found = any(d.platform != "cpu" for d in sharding.device_set)
+            self._device_shardings[sharding] = found
+        return found
 
-    def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
-        if options is DEFAULT and type(x) is self._view_type and x.sharding in self._host_shardings:
-            try:
-                a = np.asarray(x)
-            except RuntimeError:  # deleted or donated, which the planned path explains
-                pass
-            else:
-                # Not a packed sub-byte dtype, which the plan unpacks into a copy.
-                if a.itemsize != 1 or _dtypes.bit_width(a.dtype) >= 8:
-                    return a
-        return super().to_numpy(x, options)
+    def start_copy(self, obj: Any, /) -> tuple[Any, int, Any] | None:
+        obj.copy_to_host_async()
+        # The `to_host` step itself still runs; it waits only for this array's copy.
+        return obj, 0, None
 
     # -- planning -----------------------------------------------------------------
 
@@ -370,8 +366,6 @@ class JaxBackend(Backend):
             raise TypeError(
                 f"expected a device string, jax.Device or Sharding, got `{type_name(device)}`"
             )
-        from interop._convert import split_device
-
         kind, index = split_device(device)
         platform = "gpu" if kind in ("cuda", "rocm") else kind
         try:
@@ -437,18 +431,12 @@ class JaxBackend(Backend):
             return None
         if view is None:
             return None
-        from interop._convert import layout_problem
-
         return layout_problem(view, contiguous=True, aligned=True)
 
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
-        from interop._convert import layout_problem
-
         return layout_problem(a, contiguous=True, aligned=True)
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
-        from interop._convert import aligned_copy
-
         native = a.dtype if a.dtype.isnative else a.dtype.newbyteorder("=")
         target = self.target_dtype(native, device)
         if target != native and native.kind in "iu" and a.size:
@@ -489,20 +477,6 @@ class JaxBackend(Backend):
         if len(x.devices()) != 1 or self.dlpack_problem(dtype, None, (1, 0)) is not None:
             return None
         return x
-
-    def host_view(self, x: Any, /) -> np.ndarray[Any, Any] | None:
-        # As to_numpy's fast path, for an array on one CPU device whose plan is
-        # numpy_view (and the read-only tail): not a packed sub-byte dtype, which
-        # np.asarray unpacks into a copy.
-        if type(x) is not self._view_type or x.sharding not in self._host_shardings:
-            return None
-        if _dtypes.bit_width(x.dtype) < 8:  # (the dtype of a plain array is NumPy's)
-            return None
-        try:
-            a = np.asarray(x)
-        except RuntimeError:  # deleted or donated
-            return None
-        return _plan.readonly(a, None) if a.flags.writeable else a  # type: ignore[arg-type]
 
 
 def _tracer_error(x: Any) -> ConversionError:

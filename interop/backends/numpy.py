@@ -12,12 +12,17 @@ from typing import Any
 import numpy as np
 
 from interop import _plan
+from interop._backend import Backend
+from interop._devices import split_device
 from interop._dtypes import upcast_target
 from interop._options import Options
 from interop._plan import Plan
-from interop._registry import Backend
 
 __all__ = ["NumpyBackend"]
+
+
+def _itself(x: Any) -> Any:
+    return x
 
 
 def _as_array(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
@@ -55,22 +60,18 @@ class NumpyBackend(Backend):
             upcast_to=upcast_target(dtype),
         )
 
-    def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
-        # The common case with options active: nothing to do, unless an upcast applies.
-        if (
-            type(x) is np.ndarray
-            and options.dtype is None
-            and options.copy is not True
-            and (not options.upcast or upcast_target(x.dtype) is None)
-        ):
-            return x
-        return super().to_numpy(x, options)
+    def host_view_for(self, cls: type, /) -> Any:
+        # The plan of an ndarray under the default options has no step: the view is x.
+        return _itself if cls is np.ndarray else None
+
+    def plan_key(self, x: Any, /) -> Any:
+        if type(x) is np.ndarray:
+            return (x.dtype, x.flags.writeable)
+        return None
 
     # -- conversion into this framework --
 
     def parse_device(self, device: Any, /) -> Any:
-        from interop._convert import split_device
-
         if isinstance(device, str) and split_device(device)[0] == "cpu":
             return "cpu"
         raise ValueError(
@@ -98,7 +99,3 @@ class NumpyBackend(Backend):
 
     def readonly_source(self, x: Any, /) -> bool:
         return isinstance(x, np.ndarray) and not x.flags.writeable
-
-    def host_view(self, x: Any, /) -> np.ndarray[Any, Any] | None:
-        # The plan of an ndarray under the default options has no step: the view is x.
-        return x if type(x) is np.ndarray else None

@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interop import _dtypes, _plan
+from interop._backend import Backend
+from interop._devices import split_device
 from interop._errors import ConversionError, type_name
-from interop._options import DEFAULT, Options
+from interop._memory import aligned_copy, layout_problem
+from interop._options import Options
 from interop._plan import Plan
-from interop._registry import Backend
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -74,6 +76,30 @@ def _symbolic(x: Any, *, variable: bool = False) -> ConversionError:
     )
 
 
+# TensorFlow's DataType enum values of tensors that hold handles, not values:
+# DT_RESOURCE and DT_VARIANT.
+_NO_DATA = frozenset({20, 21})
+
+
+def _no_data(x: Any) -> ConversionError:
+    return ConversionError(
+        f"expected a tensor with values, got a {x.dtype.name} tensor (`{type_name(x)}`), "
+        "which holds a handle to a TensorFlow object (a variable, a dataset, ...), not "
+        "data. hint: convert the object's values instead (for a variable, the variable "
+        "itself or variable.read_value(); for a dataset, its elements)"
+    )
+
+
+def _strings_to_bytes(t: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    # .numpy() of a 0-d string tensor gives a bytes object, not an array.
+    out = t.numpy()
+    if type(out) is not np.ndarray:
+        scalar = np.empty((), dtype=object)
+        scalar[()] = out
+        return scalar
+    return out  # type: ignore[no-any-return]
+
+
 class TensorFlowBackend(Backend):
     """``tf.Tensor`` (eager), ``tf.Variable``, ``tf.RaggedTensor``, ``tf.SparseTensor``
     and ``tf.IndexedSlices``, and their subclasses."""
@@ -96,7 +122,7 @@ class TensorFlowBackend(Backend):
             numpy_view=self._numpy_view,
             scalar_to_array=lambda t, p: np.array(t._numpy()),
             snapshot=lambda v, p: np.asarray(v.numpy()),  # a 0-d variable gives a scalar
-            strings_to_bytes=lambda t, p: t.numpy(),
+            strings_to_bytes=_strings_to_bytes,
             to_host=self._to_host,
             cast_on_device=self._cast_on_device,
             ragged_rows=self._ragged_rows,
@@ -108,48 +134,35 @@ class TensorFlowBackend(Backend):
     def matches(self, cls: type) -> bool:
         return issubclass(cls, (self.tf.Tensor, self.tf.Variable, *self._composite))
 
-    def fast_path(self, cls: type, /) -> Any:
+    def host_view_for(self, cls: type, /) -> Any:
         if cls is not self._eager:
             return None
         host_devices = self._host_devices
+        no_data = _NO_DATA
         # EagerTensor._numpy_internal returns a new NumPy array over the tensor's
-        # buffer (the array that np.asarray reaches through the buffer protocol,
-        # wrapped once more in a memoryview); made read-only, it is the planned
-        # path's numpy_view in half the time.
-        view = getattr(cls, "_numpy_internal", None)
-        if view is None:  # pragma: no cover - every TensorFlow 2 has it
-            view = np.asarray
-
+        # buffer (what np.asarray reaches through the buffer protocol, without the
+        # memoryview around it): made read-only, it is the plan's numpy_view.
+        internal = cls._numpy_internal
         ndarray = np.ndarray
 
-        def fast(x: Any) -> Any:
-            if x.device not in host_devices:
-                raise LookupError(x.device)
-            out = view(x)
-            # A 0-d tensor comes back as a NumPy scalar, and a string tensor as an
-            # object array of bytes: both are the planned path's to build.
-            if type(out) is not ndarray or out.dtype is _OBJECT:
-                raise LookupError(out.dtype)
-            out.setflags(write=False)
-            return out
+        def view(x: Any) -> np.ndarray[Any, Any] | None:
+            # Resource and variant tensors hold handles, not values (the plan refuses
+            # them); a tensor elsewhere than in host memory needs a copy.
+            if x.device not in host_devices or x._datatype_enum() in no_data:
+                return None
+            out = internal(x)
+            # A 0-d tensor of an ml_dtypes dtype comes back as a NumPy scalar, and a
+            # string tensor as an object array of bytes: both are the plan's to build.
+            if type(out) is not ndarray or out.dtype.hasobject:
+                return None
+            if out.flags.writeable:
+                # Never a writable alias of a tensor's memory; a view, so that an
+                # array TensorFlow may keep for itself is left as it is.
+                out = out.view()
+                out.flags.writeable = False
+            return out  # type: ignore[no-any-return]
 
-        return fast
-
-    def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
-        if options is DEFAULT and type(x) is self._eager and x.device in self._host_devices:
-            # NumPy reads a CPU EagerTensor through the buffer protocol: a read-only,
-            # zero-copy view. The buffer protocol has no ml_dtypes formats: for those
-            # __array__ hands out a writable view (made read-only here), or a scalar
-            # for a 0-d tensor (np.asarray raises; the planned path copies it). A string
-            # tensor comes back as an object array, which the planned path builds
-            # instead (a writable copy of bytes objects).
-            try:
-                a = np.asarray(x)
-            except ValueError:
-                return super().to_numpy(x, options)
-            if a.dtype is not _OBJECT:
-                return a if not a.flags.writeable else _plan.readonly(a, None)  # type: ignore[arg-type]
-        return super().to_numpy(x, options)
+        return view
 
     # -- planning -----------------------------------------------------------------
 
@@ -169,6 +182,8 @@ class TensorFlowBackend(Backend):
             )
         elif isinstance(x, self._eager):
             device_name = x.device
+            if x._datatype_enum() in _NO_DATA:
+                raise _no_data(x)
         else:
             raise _symbolic(x)
         device = _short_device(device_name)
@@ -342,8 +357,6 @@ class TensorFlowBackend(Backend):
             if "/" in device or device[:3].isupper():
                 spec = tf.DeviceSpec.from_string(device)
             else:
-                from interop._convert import split_device
-
                 kind, index = split_device(device)
                 kind = "GPU" if kind in ("cuda", "gpu", "rocm") else kind.upper()
                 spec = tf.DeviceSpec(device_type=kind, device_index=index or 0)
@@ -416,8 +429,6 @@ class TensorFlowBackend(Backend):
             return None
         if view is None:
             return None
-        from interop._convert import layout_problem
-
         # TensorFlow's kernels assume 64-byte aligned, compact buffers; its DLPack
         # import does not check the alignment, so the check is made here.
         return layout_problem(view, contiguous=True, aligned=True)
@@ -435,8 +446,6 @@ class TensorFlowBackend(Backend):
         if copy and a.size and device == _HOST and self._dlpack_dtype_problem(a.dtype) is None:
             # One copy into fresh aligned memory that TensorFlow then aliases: a third
             # of the time of tf.convert_to_tensor on small arrays. Nothing else holds it.
-            from interop._convert import aligned_copy
-
             return self.from_numpy(aligned_copy(a), device=device, copy=False)
         if copy:
             with tf.device(device):
@@ -472,20 +481,6 @@ class TensorFlowBackend(Backend):
         if type(x) is not self._eager or self._dlpack_dtype_problem(dtype) is not None:
             return None
         return x
-
-    def host_view(self, x: Any, /) -> np.ndarray[Any, Any] | None:
-        # As to_numpy's fast path, for a CPU EagerTensor whose plan is numpy_view (and
-        # the read-only tail): not a string tensor (an object array here), not a 0-d
-        # tensor of an ml_dtypes dtype (a scalar, or an error, here).
-        if type(x) is not self._eager or x.device not in self._host_devices:
-            return None
-        try:
-            a = np.asarray(x)
-        except ValueError:
-            return None
-        if a.dtype.kind == "O" or (a.ndim == 0 and a.dtype.type.__module__ == "ml_dtypes"):
-            return None
-        return _plan.readonly(a, None) if a.flags.writeable else a  # type: ignore[arg-type]
 
 
 def _split_rows(flat: np.ndarray[Any, Any], splits: list[np.ndarray[Any, Any]]) -> Any:

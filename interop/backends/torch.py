@@ -33,10 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interop import _dtypes, _plan
+from interop._backend import Backend
+from interop._devices import split_device
 from interop._errors import ConversionError, type_name
-from interop._options import DEFAULT, Options
+from interop._memory import layout_problem, owned_copy
+from interop._options import Options
 from interop._plan import Plan
-from interop._registry import Backend
 
 if TYPE_CHECKING:
     import torch
@@ -93,6 +95,15 @@ def _no_transforms() -> bool:
     return False
 
 
+def _is_cuda(t: Any) -> bool:
+    return bool(t.is_cuda)
+
+
+# Host-view kinds of dtypes NumPy has (see TorchBackend.load).
+_PLAIN: tuple[Any, Any] = (None, "plain")
+_COMPLEX: tuple[Any, Any] = (None, "complex")
+
+
 class TorchBackend(Backend):
     """``torch.Tensor`` and its subclasses."""
 
@@ -140,6 +151,15 @@ class TorchBackend(Backend):
             if tdt is not None:
                 self._bit_formats[tdt] = (mlname, getattr(torch, _INT_VIEW[tdt.itemsize]))
         self._bit_formats[torch.complex32] = ("complex32", torch.int32)
+        # dtype -> how its host view reads it: (None, None) through Tensor.numpy(),
+        # _COMPLEX likewise but with a conjugate bit to rule out, or (integer dtype,
+        # ml_dtypes dtype) through a same-width integer view. Dtypes the plan reads
+        # otherwise (unpacked float4, quantized, ...) are absent.
+        self._view_kinds: dict[Any, tuple[Any, Any]] = {}
+        # The bit-view dtypes join when a plan first reads one (see _plan_values), so
+        # that ml_dtypes is imported only by a program that meets them.
+        for tdt, ndt in self._numpy_dtypes.items():
+            self._view_kinds[tdt] = _COMPLEX if ndt.kind == "c" else _PLAIN
         self._fp4x2 = getattr(torch, "float4_e2m1fn_x2", None)
         self._no_counterpart = {
             getattr(torch, n) for n in _NO_COUNTERPART if getattr(torch, n, None) is not None
@@ -163,49 +183,81 @@ class TorchBackend(Backend):
     def matches(self, cls: type) -> bool:
         return issubclass(cls, self.torch.Tensor)
 
-    def fast_path(self, cls: type, /) -> Any:
-        # Tensor.numpy raises for every case that needs the planned path (see the
-        # module docstring), except inside torch.func transforms, where it can hand
-        # out uninitialised memory: those are sent to the planned path first.
+    def host_view_for(self, cls: type, /) -> Any:
+        # Exactly the zero-copy answers of the plan, checked in the order of their
+        # cost: outside torch.func transforms (inside one, a tensor's storage need
+        # not hold its values), a dense CPU tensor with no conjugate or negative bit,
+        # of a dtype NumPy has (Tensor.numpy()) or one read through a same-width
+        # integer view (bfloat16, float8, shell dtypes). A tensor that requires grad
+        # is detached and its view made read-only, as the plan does.
         if cls not in self._plain:
             return None
-        numpy = self.torch.Tensor.numpy
         transforms_active = self._transforms_active
+        numpy = self.torch.Tensor.numpy
+        detach = self.torch.Tensor.detach
+        strided = self.torch.strided
+        kinds = self._view_kinds
 
-        def fast(x: Any) -> Any:
-            if transforms_active():
-                raise LookupError("inside a torch.func transform")
-            return numpy(x)
+        def view(t: Any) -> np.ndarray[Any, Any] | None:
+            kind = kinds.get(t.dtype)
+            if (
+                kind is None
+                or not t.is_cpu
+                or t.layout is not strided
+                or t.is_nested
+                or t.is_neg()
+                or transforms_active()
+                or (kind is _COMPLEX and t.is_conj())
+            ):
+                return None
+            if t.requires_grad:
+                t = detach(t)
+                a = numpy(t) if kind[0] is None else numpy(t.view(kind[0])).view(kind[1])
+                a.flags.writeable = False
+                return a  # type: ignore[no-any-return]
+            if kind[0] is None:
+                return numpy(t)  # type: ignore[no-any-return]
+            return numpy(t.view(kind[0])).view(kind[1])  # type: ignore[no-any-return]
 
-        return fast
+        return view
 
-    def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
+    def plan_key(self, x: Any, /) -> Any:
+        t: torch.Tensor = x
+        if t.layout is not self.torch.strided or t.is_nested or self._transforms_active():
+            return None  # sparse and nested plans depend on shapes; transforms on the tensor
+        return (type(t), t.dtype, t.device, t.requires_grad, t.is_conj(), t.is_neg())
+
+    def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
         if self._transforms_active():
-            return self._to_numpy_in_transform(x, options)
-        # The cheap checks come first, so that interop.to_numpy, whose fast path has
-        # just raised for this tensor, does not pay for a second exception (~10 us).
-        if (
-            options is DEFAULT
-            and type(x) in self._plain
-            and x.is_cpu
-            and not x.requires_grad
-            and x.dtype in self._numpy_dtypes
-        ):
-            try:
-                return x.numpy()  # type: ignore[no-any-return]
-            except (RuntimeError, TypeError):
-                pass
-        return super().to_numpy(x, options)
+            # The plan refuses the transform's own wrappers. A real tensor captured
+            # from outside the transform has values, but while the transform is
+            # active even its .numpy() goes through the transform's layer, so the
+            # steps run with functorch switched off.
+            with self._functorch_off():
+                return super().run(x, plan)
+        return super().run(x, plan)
 
-    def _to_numpy_in_transform(self, x: Any, options: Options) -> np.ndarray[Any, Any]:
-        # The plan refuses the transform's own wrappers. A real tensor captured from
-        # outside the transform has values, but while the transform is active even
-        # its .numpy() goes through the transform's layer, so the steps run with
-        # functorch switched off.
-        plan = self.plan(x, options)
-        plan.check(options)
-        with self._functorch_off():
-            return self.run(x, plan)
+    # -- accelerators ---------------------------------------------------------------
+
+    def accelerator_check(self) -> Any:
+        # Until CUDA is initialised no tensor can be on a CUDA device; once it is,
+        # it stays so.
+        if not self.torch.cuda.is_initialized():
+            return None
+        return _is_cuda
+
+    def start_copy(self, obj: Any, /) -> tuple[Any, int, Any] | None:
+        t: torch.Tensor = obj
+        if not t.is_cuda:
+            return None
+        torch = self.torch
+        # The copy runs on the current stream of the tensor's device, after the work
+        # that produced the tensor; pinned memory is what lets it run asynchronously.
+        stream = torch.cuda.current_stream(t.device)
+        host = torch.empty(t.shape, dtype=t.dtype, device="cpu", pin_memory=True)
+        host.copy_(t, non_blocking=True)
+        # The host tensor stands for what the `to_host` step returns: skip that step.
+        return host, 1, stream
 
     # -- planning ---------------------------------------------------------------
 
@@ -272,6 +324,10 @@ class TorchBackend(Backend):
             )
         elif tdt in self._bit_formats:
             steps.append("bit_view")
+            inttype = self._bit_formats[tdt][1]
+            if tdt is not self.torch.complex32 and tdt not in self._view_kinds:
+                # complex32 stays out: its conjugate bit is resolved by the plan.
+                self._view_kinds[tdt] = (inttype, source)
         else:
             steps.append("numpy_view")
         return _plan.finish(
@@ -282,6 +338,9 @@ class TorchBackend(Backend):
             options=options,
             copy_reason=reason,
             transfer=transfer,
+            # Writes through a view of a tensor that requires grad would bypass
+            # autograd's version counter (and give wrong gradients): read-only.
+            readonly="detach" in steps,
             upcast_to=_dtypes.upcast_target(source),
         )
 
@@ -603,8 +662,6 @@ class TorchBackend(Backend):
         if isinstance(device, torch.device):
             d = device
         elif isinstance(device, str):
-            from interop._convert import split_device
-
             kind, index = split_device(device)
             kind = "cuda" if kind == "gpu" else kind
             try:
@@ -698,15 +755,11 @@ class TorchBackend(Backend):
         return None
 
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
-        from interop._convert import layout_problem
-
         if not a.flags.writeable:
             return "the NumPy array is read-only, and a PyTorch tensor is always writable"
         return layout_problem(a, contiguous=False, aligned=False)
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
-        from interop._convert import owned_copy
-
         on_cpu = self._is_cpu(device)
         if copy and (on_cpu or self.numpy_problem(a) is not None):
             a = owned_copy(a)
@@ -745,14 +798,3 @@ class TorchBackend(Backend):
         if self._torch_dtype(dtype) is None:
             return None
         return x.detach() if x.requires_grad else x
-
-    def host_view(self, x: Any, /) -> np.ndarray[Any, Any] | None:
-        # As to_numpy's fast path: Tensor.numpy() succeeds exactly for the plain CPU
-        # tensors whose plan is the one step numpy_view (no grad, no conjugate or
-        # negative bit, a dtype NumPy has, ...), and raises for the others.
-        if type(x) not in self._plain or self._transforms_active():
-            return None
-        try:
-            return x.numpy()  # type: ignore[no-any-return]
-        except (RuntimeError, TypeError):
-            return None

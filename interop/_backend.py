@@ -1,0 +1,307 @@
+"""The :class:`Backend` base class: the hooks every framework backend implements.
+
+A backend holds everything the library knows about one framework (or one generic
+array protocol): how to recognise its arrays, its host view, how to plan and run a
+conversion to NumPy, which of its arrays sit on an accelerator and how to start
+their copies, and, as a target, how to create its arrays. Nothing here holds
+registry state: :mod:`interop._registry` creates, orders and looks up backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from interop._errors import ConversionError, type_name
+from interop._options import Options
+from interop._plan import TAIL_STEPS, Plan
+
+__all__ = ["Backend", "Step", "protocol_error"]
+
+Step = Callable[[Any, Plan], Any]
+# How many plans a backend keeps before it starts afresh.
+_MAX_PLANS = 512
+
+
+class Backend:
+    """Base class of a backend: one framework, or one generic array protocol.
+
+    A subclass names its framework's top-level module in :attr:`module` (``None``
+    for a generic protocol, which is always consulted) and answers one question in
+    :meth:`matches`. It imports its framework only in :meth:`load`, which runs once,
+    after the module was found in ``sys.modules``.
+
+    A conversion is the backend's host view (:meth:`host_view_for`) where there is
+    one, else a :class:`~interop.Plan` made by :meth:`plan` (cached by
+    :meth:`plan_for`), checked against the copy and transfer options, then carried
+    out by running each named step from :attr:`steps` (plus the shared
+    ``upcast``/``cast``/``copy``/``readonly`` tail).
+    """
+
+    #: The short name reported by :func:`interop.framework_of` and in plans.
+    name: ClassVar[str] = ""
+    #: The top-level module that must already be imported, or ``None``.
+    module: ClassVar[str | None] = None
+    #: Whether this backend's objects are arrays in their own right. ``False`` for
+    #: Python values (a list is a container to walk) and for objects that only offer
+    #: ``__array__`` (a DataFrame, say), which ``numpy_function`` hands over as they are.
+    arrays: ClassVar[bool] = True
+
+    #: The lookup of the registry that loaded this backend (``type -> Backend`` or
+    #: ``None``), for backends whose inputs hold other backends' arrays (a list of
+    #: tensors); set by the registry before :meth:`load`.
+    lookup: Callable[[type], Backend | None]
+
+    def __init__(self) -> None:
+        self.loaded = False
+        self.steps: dict[str, Step] = dict(TAIL_STEPS)
+        # (plan_key(x), options) -> Plan; see plan_for.
+        self._plans: dict[Any, Plan] = {}
+
+    def load(self) -> None:
+        """Import the framework and prepare what :meth:`matches` needs (runs once)."""
+
+    def matches(self, cls: type) -> bool:
+        """Whether objects of exactly this type are this backend's to convert."""
+        raise NotImplementedError
+
+    # -- conversion to NumPy -------------------------------------------------------
+
+    def host_view_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
+        """The host view of objects of type ``cls``: this backend's one fast answer.
+
+        The returned function gives, for an object of exactly type ``cls``, what the
+        planned path gives under the default options where that is a zero-copy view
+        of host memory (the same array object kind, dtype, flags and memory), and
+        ``None`` after cheap checks wherever it is not certain (data on a device,
+        grad-mode subtleties, sharding, a dtype that needs unpacking, ...). It never
+        raises for an input the planned path converts, and never signals through an
+        exception. Every entry point (``to_numpy``, trees, pipelines, ``convert``,
+        ``numpy_function``) calls it first, through the registry's per-type table.
+        ``None`` (the default): no host view for this type; always correct.
+        """
+        return None
+
+    def plan(self, x: Any, options: Options, /) -> Plan:
+        """Describe the conversion of ``x`` under ``options`` without doing any work."""
+        raise NotImplementedError
+
+    def plan_key(self, x: Any, /) -> Hashable | None:
+        """What decides the plan of ``x``, for :meth:`plan_for`'s cache; ``None``: no caching.
+
+        Two objects with equal keys must get equal plans under every option (so the
+        key holds the type, dtype, device, layout, grad and such flags). A plan that
+        holds per-object work in ``prepared`` must not be cached.
+        """
+        return None
+
+    def plan_for(self, x: Any, options: Options, /) -> Plan:
+        """:meth:`plan`, cached per :meth:`plan_key` and options."""
+        key = self.plan_key(x)
+        if key is None:
+            return self.plan(x, options)
+        plans = self._plans
+        k = (key, options)
+        plan = plans.get(k)
+        if plan is None:
+            plan = self.plan(x, options)
+            if len(plans) >= _MAX_PLANS:  # keys made on the fly must not pile up
+                plans.clear()
+            plans[k] = plan
+        return plan
+
+    def to_numpy(self, x: Any, options: Options, /) -> np.ndarray[Any, Any]:
+        """Convert ``x`` by its plan (for a backend converting parts of its own arrays)."""
+        plan = self.plan_for(x, options)
+        plan.check(options)
+        out = self.run(x, plan)
+        self.check_result(x, out, options)
+        return out
+
+    def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
+        """Carry out ``plan`` on ``x`` step by step."""
+        obj = x
+        steps = self.steps
+        for step in plan.steps:
+            obj = steps[step](obj, plan)
+        if isinstance(obj, np.generic):  # a 0-d ``.numpy()`` gives a NumPy scalar
+            return np.asarray(obj)
+        return obj  # type: ignore[no-any-return]
+
+    def check_result(self, x: Any, out: np.ndarray[Any, Any], options: Options, /) -> None:
+        """Raise if ``out``, the result of running a plan for ``x``, breaks the contract.
+
+        The generic protocols refuse arrays of Python objects that an object's
+        ``__array__`` (or a list's items) produced, unless ``dtype=object`` was asked.
+        """
+
+    def translate_error(self, x: Any, exc: Exception, /) -> Exception | None:
+        """The library's error for ``exc``, raised by this backend's work on ``x``.
+
+        ``None``: ``exc`` propagates as it is; the default for a framework backend,
+        whose errors are its framework's documented ones. A generic protocol
+        (``module`` is ``None``) calls methods of arbitrary objects, which may raise
+        anything: by default such a failure becomes a
+        :class:`~interop.ConversionError` naming the object and the protocol, with
+        the original as its cause. The library's own errors and
+        :class:`MemoryError` never reach this hook.
+        """
+        if self.module is not None:
+            return None
+        return protocol_error(x, self.name, exc)
+
+    # -- accelerators ------------------------------------------------------------------
+
+    def accelerator_check(self) -> Callable[[Any], bool] | None:
+        """A test of whether one of this backend's arrays is on an accelerator now.
+
+        ``None`` where none of them can be (the framework has no accelerator in use
+        in this process): the tree walk then pays nothing per leaf. Asked once per
+        tree; must not initialise a device.
+        """
+        return None
+
+    def start_copy(self, obj: Any, /) -> tuple[Any, int, Any] | None:
+        """Start an asynchronous device-to-host copy of ``obj`` (the input of ``to_host``).
+
+        Returns ``(result, steps_to_skip, stream)``: ``result`` stands for what
+        ``to_host`` will give once the copy completes (``steps_to_skip`` is 1 where
+        it replaces ``to_host``, 0 where ``to_host`` still runs and waits for its own
+        copy), and ``stream`` is an object whose ``synchronize()`` completes the
+        copy, or ``None``. ``None``: no asynchronous copy; the leaf is copied at once.
+        """
+        return None
+
+    # -- conversion into this framework ------------------------------------------
+    # The hooks below serve interop.convert (interop/_convert.py), which plans a
+    # conversion between two backends from them. A backend that cannot create
+    # arrays (a generic protocol, say) keeps these defaults and is refused as a
+    # target with a clear error.
+
+    #: Whether arrays of this framework can be written in place. A zero-copy result
+    #: of a mutable framework never aliases memory that its source treats as immutable.
+    mutable: ClassVar[bool] = True
+
+    def target_device(self, device: Any, like: Any, /) -> Any:
+        """This framework's own device for ``device``, else ``like``'s, else the default."""
+        if device is not None:
+            return self.parse_device(device)
+        if like is not None:
+            return self.device_of(like)
+        return self.default_device()
+
+    def parse_device(self, device: Any, /) -> Any:
+        """The framework's device object for a string (``"cpu"``, ``"cuda:1"``, ...) or its own."""
+        raise self._not_a_target()
+
+    def default_device(self) -> Any:
+        """Where the framework places a new array when no device is asked for."""
+        raise self._not_a_target()
+
+    def device_of(self, x: Any, /) -> Any:
+        """The framework's device object that holds the array ``x`` of this framework."""
+        raise self._not_a_target()
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        """The DLPack ``(device_type, device_id)`` of one of this framework's devices."""
+        raise self._not_a_target()
+
+    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        """The NumPy dtype a result on ``device`` has for data of ``dtype``.
+
+        Raises :class:`~interop.ConversionError` for a dtype the framework cannot hold.
+        """
+        raise self._not_a_target()
+
+    def dlpack_problem(
+        self, dtype: np.dtype[Any], view: np.ndarray[Any, Any] | None, device: tuple[int, int], /
+    ) -> str | None:
+        """Why :meth:`from_dlpack` cannot alias this data, or ``None`` if it can.
+
+        ``view`` is the source's zero-copy NumPy view for data in host memory (its
+        layout and alignment decide), ``None`` for data on ``device``.
+        """
+        return f"{self.name} does not import DLPack"
+
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        """Why :meth:`from_numpy` cannot alias the NumPy array ``a``, or ``None`` if it can."""
+        return f"{self.name} cannot alias NumPy memory"
+
+    def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
+        """An array of this framework on ``device`` holding ``a``'s values.
+
+        ``copy=False`` aliases ``a`` (only asked for when :meth:`numpy_problem` found
+        none); ``copy=True`` returns memory the result owns, in one copy.
+        """
+        raise self._not_a_target()
+
+    def from_dlpack(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        """An array of this framework on ``device`` from the DLPack producer ``x``.
+
+        The import aliases ``x`` where it lives; then a move to another ``device``
+        or ``copy=True`` makes the one copy.
+        """
+        raise self._not_a_target()
+
+    def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        """``x``, an array of this very framework, on ``device`` (a copy if asked or moved)."""
+        raise self._not_a_target()
+
+    def owns(self, x: Any, device: Any, /) -> bool:
+        """Whether ``x`` is already an array of this target (so :meth:`adopt` applies)."""
+        return self.lookup(type(x)) is self
+
+    # Source side: what the conversion needs to know about an array of this backend.
+
+    def readonly_source(self, x: Any, /) -> bool:
+        """Whether this backend treats the memory of ``x`` as immutable (unknown: yes)."""
+        return True
+
+    def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
+        """An object whose ``__dlpack__`` exports ``x``'s data, or ``None`` if it cannot."""
+        return None
+
+    def _not_a_target(self) -> TypeError:
+        return TypeError(
+            f"expected a framework that creates arrays as the target, got {self.name!r}, "
+            "which only reads them. hint: convert to a framework such as 'numpy', 'torch', "
+            "'tensorflow' or 'jax'"
+        )
+
+
+# What a generic backend asks of an object it does not know, for error messages.
+_PROTOCOLS = {
+    "array_api": "the Array API (`__array_namespace__`, `device`, `__dlpack__`)",
+    "dlpack": "DLPack (`__dlpack__`)",
+    "array_protocol": "`__array__`, `__array_interface__` or the buffer protocol",
+}
+
+
+def protocol_error(x: Any, protocol: str, exc: Exception) -> ConversionError:
+    """The error for an object whose own array protocol failed (generic backends only).
+
+    The generic backends call methods that third-party objects implement, which may
+    raise anything; the caller gets one documented exception type instead, with the
+    original error chained as its cause.
+    """
+    what = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, RecursionError):
+        return ConversionError(
+            f"expected a finitely nested sequence, got `{type_name(x)}` nested too deeply to "
+            f"walk ({what}). hint: a list that contains itself has no array form; NumPy "
+            "arrays have at most 64 dimensions"
+        )
+    if protocol == "python":
+        return ConversionError(
+            f"expected a scalar or a rectangular nested sequence of numbers, got "
+            f"`{type_name(x)}`, from which NumPy cannot build an array ({what}). "
+            "hint: give nested sequences equal lengths, or convert the items one by one"
+        )
+    protocol = _PROTOCOLS.get(protocol, f"the {protocol} protocol")
+    return ConversionError(
+        f"expected `{type_name(x)}` to hand over its data through {protocol}, but it "
+        f"failed with {what}. hint: the error comes from `{type_name(x)}` itself; convert "
+        "it with its own library's API first"
+    )
