@@ -22,26 +22,24 @@ from benchmarks._harness import Config, Goal, Scenario, Variant, _judge, median_
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quick_run_prints_table_and_writes_json_and_plot(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+def _benchmarks(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks`` with ``args``, on this checkout, its output as text."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--quick",
-            "--json",
-            str(tmp_path / "r.json"),
-            "--plot",
-            str(tmp_path / "r.png"),
-        ],
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
+    )
+
+
+def test_quick_run_prints_table_and_writes_json_and_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = _benchmarks(
+        "--quick", "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Summary of goals" in out.stdout
@@ -109,23 +107,11 @@ def test_scenario_families_are_selected_by_name() -> None:
 
 
 def test_only_selects_and_list_names_every_scenario() -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    listed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--list"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    out = _benchmarks("--list")
+    listed = out.stdout.split()
+    assert out.returncode == 0, out.stderr
     assert "overhead/torch" in listed and "gpu/d2h" in listed and "import" in listed
-    bad = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--only", "no-such-scenario"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    bad = _benchmarks("--only", "no-such-scenario")
     assert bad.returncode == 2 and "no scenario" in bad.stderr
 
 
