@@ -131,6 +131,8 @@ def _per_call(
     what = f"to_numpy / {refs[0]}" if refs else "to_numpy / fastest zero-copy native call"
     if refs is None:
         refs = tuple(v.label for v in variants[1:] if v.zero_copy)
+    if not refs or not all(v.zero_copy for v in variants if v.label in refs):
+        raise AssertionError(f"{name}: a reference is not zero-copy, or there is none")
     ours = eval("to_numpy(x)", ns)
     for ref in refs:
         _same(eval(calls[ref], ns), ours, f"{ref} differs from to_numpy")
@@ -195,10 +197,14 @@ def _torch_overhead(dtype: str, grad: str, config: Config) -> Scenario:
         bits = "torch.int16" if np_dtype.itemsize == 2 else "torch.uint8"
         ref = f"{detached}.view({bits}).numpy().view({dtype})"
         calls = {ref: ref}
-    what = {"": "", "grad": " that requires grad", "parameter": " nn.Parameter (requires grad)"}
+    what = {
+        "": "CPU tensor",
+        "grad": "CPU tensor that requires grad",
+        "parameter": "nn.Parameter (CPU, requires grad)",
+    }
     return _per_call(
         _torch_overhead_name(dtype, grad),
-        f"4x4 {dtype} torch CPU tensor{what[grad]}",
+        f"4x4 {dtype} torch {what[grad]}",
         x,
         fw.native(x),
         calls,
