@@ -100,11 +100,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _unavailable(name: str, status: str, reason: str) -> ScenarioResult:
-    group = {"overhead": 1, "large": 2, "bf16": 3, "tree": 4, "iter": 4, "convert": 5}
     return ScenarioResult(
         name=name,
         title="",
-        group=group.get(name.split("/")[0], 6 if name == "import" else 7),
+        group=scenarios.group(name),
         status=status,  # type: ignore[arg-type]
         reason=reason.strip(),
     )

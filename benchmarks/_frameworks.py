@@ -1,120 +1,110 @@
-"""What the scenarios need to know about each framework, imported only when used."""
+"""What the scenarios need beyond :mod:`interop.testing`: native statements to time.
+
+:mod:`interop.testing` builds each framework's arrays and reads its own zero-copy
+NumPy view; this module adds the statements the benchmarks time against
+``interop`` (the native calls a user writes instead) and the namespace they run
+in. A framework is imported only when a scenario that needs it is built.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from benchmarks._harness import Unavailable
+from interop import testing
 
-__all__ = ["FRAMEWORKS", "Framework", "framework", "keras_convert", "namespace", "shares"]
+__all__ = [
+    "FRAMEWORKS",
+    "NATIVE_CALLS",
+    "ROUTES",
+    "TENSORS",
+    "framework",
+    "keras_convert",
+    "namespace",
+    "shares",
+]
 
-#: The frameworks the per-framework scenarios run for, in table order.
-FRAMEWORKS = ("torch", "tensorflow", "jax")
+#: Every framework of the catalogue, NumPy included (the ends of ``convert``).
+FRAMEWORKS = testing.FRAMEWORKS
+
+#: The tensor frameworks that the per-framework scenarios run for, in table order.
+TENSORS = tuple(name for name in FRAMEWORKS if name != "numpy")
+
+#: The native "to NumPy" calls on a CPU tensor ``x``, fastest-looking first; each
+#: is checked with ``np.shares_memory`` when its scenario is built, and only the
+#: zero-copy ones serve as references.
+NATIVE_CALLS: dict[str, tuple[str, ...]] = {
+    "torch": (
+        "x.numpy()",
+        "x.numpy(force=True)",
+        "x.detach().cpu().numpy()",
+        "np.asarray(x)",
+        "np.from_dlpack(x)",
+    ),
+    "tensorflow": ("np.asarray(x)", "x.numpy()", "np.from_dlpack(x)"),
+    "jax": ("np.asarray(x)", "jax.device_get(x)", "np.from_dlpack(x)"),
+}
+
+# The ways a user moves an array ``x`` from one framework to another without
+# ``interop``: the frameworks' own imports, DLPack, and hand-written hops through
+# NumPy. A route that copies where another aliases is listed as well, so that the
+# fastest safe one wins in each round; a route that hands out a writable alias of
+# memory its framework treats as immutable (``torch.from_dlpack`` of a JAX array)
+# is shown but never used as a reference, as is one that fails in this build.
+_TF_DLPACK = "tf.experimental.dlpack.from_dlpack(x.__dlpack__())"
+ROUTES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("numpy", "torch"): ("torch.from_numpy(x)", "torch.as_tensor(x)", "torch.from_dlpack(x)"),
+    ("numpy", "tensorflow"): ("tf.constant(x)", "tf.convert_to_tensor(x)", _TF_DLPACK),
+    ("numpy", "jax"): ("jnp.asarray(x)", "jax.device_put(x)", "jnp.from_dlpack(x)"),
+    ("torch", "numpy"): ("x.numpy()", "np.asarray(x)", "np.from_dlpack(x)"),
+    ("torch", "tensorflow"): (
+        _TF_DLPACK,
+        "tf.convert_to_tensor(x.numpy())",
+        "tf.constant(x.numpy())",
+    ),
+    ("torch", "jax"): ("jnp.from_dlpack(x)", "jnp.asarray(x.numpy())"),
+    ("tensorflow", "numpy"): ("np.asarray(x)", "x.numpy()"),
+    ("tensorflow", "torch"): (
+        "torch.from_numpy(x.numpy())",
+        "torch.tensor(np.asarray(x))",
+        "torch.from_dlpack(x).clone()",
+        "torch.from_dlpack(x)",
+    ),
+    ("tensorflow", "jax"): ("jnp.from_dlpack(x)", "jnp.asarray(x)", "jnp.asarray(np.asarray(x))"),
+    ("jax", "numpy"): ("np.asarray(x)", "np.from_dlpack(x)"),
+    ("jax", "torch"): (
+        "torch.from_dlpack(x).clone()",
+        "torch.tensor(np.asarray(x))",
+        "torch.from_numpy(np.array(x))",
+        "torch.from_dlpack(x)",
+    ),
+    ("jax", "tensorflow"): (
+        _TF_DLPACK,
+        "tf.convert_to_tensor(np.asarray(x))",
+        "tf.constant(np.asarray(x))",
+    ),
+}
 
 
-@dataclasses.dataclass(frozen=True)
-class Framework:
-    """How the scenarios build arrays of one framework and read them natively.
+def framework(name: str) -> testing.Framework:
+    """The catalogue's :class:`~interop.testing.Framework` ``name``.
 
-    Attributes:
-        name: The framework's backend name in ``interop``.
-        mod: The framework's module (``torch``, ``tensorflow``, ``jax.numpy``).
-        make: A CPU tensor holding a copy of a NumPy array.
-        bf16: A CPU bfloat16 tensor of ``n`` elements.
-        native: The framework's own zero-copy NumPy view of a CPU tensor, used with
-            ``np.shares_memory`` to check aliasing claims.
-        native_stmt: The fastest zero-copy native call, as a statement on ``x``.
-        by_hand: A hand-written "to NumPy" statement on ``x`` that a user writes
-            before converting to another framework (it may copy).
-        from_numpy: A statement building this framework's tensor from NumPy ``a``.
+    Raises:
+        Unavailable: The framework is not installed.
     """
-
-    name: str
-    mod: Any
-    make: Callable[[np.ndarray[Any, Any]], Any]
-    bf16: Callable[[int], Any]
-    native: Callable[[Any], np.ndarray[Any, Any]]
-    native_stmt: str
-    by_hand: str
-    from_numpy: str
-
-
-def _require(module: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise Unavailable(f"{module} is not installed")
-
-
-def _torch() -> Framework:
-    _require("torch")
-    import torch
-
-    def native(t: Any) -> np.ndarray[Any, Any]:
-        if t.dtype == torch.bfloat16:
-            return t.detach().view(torch.int16).numpy()  # type: ignore[no-any-return]
-        return t.detach().numpy()  # type: ignore[no-any-return]
-
-    return Framework(
-        name="torch",
-        mod=torch,
-        make=lambda a: torch.from_numpy(a.copy()),
-        bf16=lambda n: torch.full((n,), 1.5, dtype=torch.bfloat16),
-        native=native,
-        native_stmt="x.numpy()",
-        by_hand="x.numpy()",
-        from_numpy="torch.from_numpy(a)",
-    )
-
-
-def _tensorflow() -> Framework:
-    _require("tensorflow")
-    import tensorflow as tf
-
-    return Framework(
-        name="tensorflow",
-        mod=tf,
-        make=lambda a: tf.constant(a),
-        bf16=lambda n: tf.fill([n], tf.constant(1.5, dtype=tf.bfloat16)),
-        native=lambda t: np.asarray(t),
-        native_stmt="np.asarray(x)",
-        by_hand="x.numpy()",
-        from_numpy="tf.convert_to_tensor(a)",
-    )
-
-
-def _jax() -> Framework:
-    _require("jax")
-    import jax.numpy as jnp
-
-    return Framework(
-        name="jax",
-        mod=jnp,
-        make=lambda a: jnp.asarray(a),
-        bf16=lambda n: jnp.full((n,), 1.5, dtype=jnp.bfloat16),
-        native=lambda x: np.asarray(x),
-        native_stmt="np.asarray(x)",
-        by_hand="np.asarray(x)",
-        from_numpy="jnp.asarray(a)",
-    )
-
-
-_MAKERS = {"torch": _torch, "tensorflow": _tensorflow, "jax": _jax}
-
-
-def framework(name: str) -> Framework:
-    """The :class:`Framework` called ``name``; :class:`Unavailable` if not installed."""
-    return _MAKERS[name]()
+    if not testing.available(name):
+        raise Unavailable(f"{name} is not installed")
+    return testing.framework(name)
 
 
 def namespace(**extra: Any) -> dict[str, Any]:
     """The globals of the timed statements: NumPy, ``interop`` and the frameworks imported."""
-    import sys
-
     import interop
 
     ns: dict[str, Any] = {"np": np, "interop": interop, "to_numpy": interop.to_numpy}

@@ -1,8 +1,10 @@
 """The scenarios: each one a job, ``interop``'s way of doing it, and the other ways.
 
 A scenario is built only when it is selected (building imports its framework and
-allocates its data), and each is named so that ``--only`` can pick it before that.
-The goals are the project's performance promises; see the README's "Performance".
+allocates its data), and each is named so that ``--only`` can pick it before that:
+``overhead``, ``grad``, ``bf16``, ``fp8``, ``tree``, ``iter``, ``convert``,
+``function``, ``import`` and ``gpu`` each select a family. The goals are the
+project's performance promises; see the README's "Performance".
 """
 
 from __future__ import annotations
@@ -21,15 +23,41 @@ from typing import Any
 import numpy as np
 
 import interop
-from benchmarks._frameworks import FRAMEWORKS, framework, keras_convert, namespace, shares
+from benchmarks._frameworks import (
+    NATIVE_CALLS,
+    ROUTES,
+    TENSORS,
+    framework,
+    keras_convert,
+    namespace,
+    shares,
+)
 from benchmarks._harness import Config, Goal, Scenario, Unavailable, Variant
 
-__all__ = ["REGISTRY", "select"]
+__all__ = ["REGISTRY", "group", "select"]
 
 Builder = Callable[[Config], Scenario]
 REGISTRY: list[tuple[str, Builder]] = []
 
 OURS = "interop.to_numpy(x)"
+
+# The table's sections, by the first part of a scenario's name.
+_GROUPS = {
+    "overhead": 1,
+    "large": 2,
+    "bf16": 3,
+    "tree": 4,
+    "iter": 4,
+    "convert": 5,
+    "function": 6,
+    "import": 7,
+    "gpu": 8,
+}
+
+
+def group(name: str) -> int:
+    """The section of the table that the scenario ``name`` is printed in."""
+    return _GROUPS[name.split("/")[0]]
 
 
 def _register(name: str, builder: Builder) -> None:
@@ -41,6 +69,12 @@ def select(only: list[str] | None) -> list[tuple[str, Builder]]:
     if not only:
         return list(REGISTRY)
     return [(n, b) for n, b in REGISTRY if any(s in n for s in only)]
+
+
+def _scenario(
+    name: str, title: str, variants: list[Variant], goals: list[Goal], **kw: Any
+) -> Scenario:
+    return Scenario(name, title, group(name), variants, goals, **kw)
 
 
 def _api(name: str) -> Any:
@@ -60,57 +94,130 @@ def _checked(variants: list[Variant], view: np.ndarray[Any, Any]) -> list[Varian
     return variants
 
 
+def _same(a: Any, b: Any, what: str) -> None:
+    """Fail the scenario's build unless ``a`` and ``b`` hold the same dtype, shape and bits."""
+    if not (
+        isinstance(a, np.ndarray)
+        and isinstance(b, np.ndarray)
+        and (a.dtype, a.shape) == (b.dtype, b.shape)
+        and a.tobytes() == b.tobytes()
+    ):
+        raise AssertionError(f"{what}: got {a!r}, expected {b!r}")
+
+
 # -- (1) per-call overhead on a 4x4 tensor ------------------------------------------------
+
+
+def _per_call(
+    name: str,
+    title: str,
+    x: Any,
+    view: np.ndarray[Any, Any],
+    calls: dict[str, str],
+    limit: float,
+    refs: tuple[str, ...] | None = None,
+    **ns_extra: Any,
+) -> Scenario:
+    """``to_numpy(x)`` against native calls on ``x``, each a statement by its label.
+
+    The goal compares with the fastest of ``refs`` in each round (by default every
+    call checked to be zero-copy); each of them has to return exactly what
+    ``to_numpy`` returns, bit for bit, and ``to_numpy`` has to be zero-copy too.
+    """
+    ns = namespace(x=x, **ns_extra)
+    variants = [Variant(OURS, "to_numpy(x)", ns)]
+    variants += [Variant(label, stmt, ns) for label, stmt in calls.items()]
+    _checked(variants, view)
+    what = f"to_numpy / {refs[0]}" if refs else "to_numpy / fastest zero-copy native call"
+    if refs is None:
+        refs = tuple(v.label for v in variants[1:] if v.zero_copy)
+    if not refs or not all(v.zero_copy for v in variants if v.label in refs):
+        raise AssertionError(f"{name}: a reference is not zero-copy, or there is none")
+    ours = eval("to_numpy(x)", ns)
+    for ref in refs:
+        _same(eval(calls[ref], ns), ours, f"{ref} differs from to_numpy")
+    if not variants[0].zero_copy:
+        raise AssertionError(f"to_numpy copies where {refs[0]} does not")
+    return _scenario(
+        name,
+        f"per-call overhead, {title}",
+        variants,
+        [
+            Goal(what, "slowdown", OURS, refs, limit),
+            Goal(f"to_numpy minus {refs[0]}", "overhead", OURS, (refs[0],), unit="us"),
+        ],
+        notes=["reference: the fastest of the zero-copy calls, per round"] if len(refs) > 1 else [],
+        clock="cpu",
+    )
 
 
 def _overhead(name: str, config: Config) -> Scenario:
     fw = framework(name)
     x = fw.make(np.ones((4, 4), dtype=np.float32))
-    ns = namespace(x=x)
-    stmts = {OURS: "to_numpy(x)", f"{fw.native_stmt} (native)": fw.native_stmt}
-    if name == "torch":
-        stmts.update(
-            {
-                "x.numpy(force=True)": "x.numpy(force=True)",
-                "x.detach().cpu().numpy()": "x.detach().cpu().numpy()",
-                "np.asarray(x)": "np.asarray(x)",
-            }
-        )
-    elif name == "tensorflow":
-        stmts["x.numpy()"] = "x.numpy()"
-        keras = keras_convert("tensorflow")
-        if keras is not None:
-            ns["keras_convert"] = keras
-            stmts["keras.ops.convert_to_numpy(x)"] = "keras_convert(x)"
-    else:
-        stmts["jax.device_get(x)"] = "jax.device_get(x)"
-    stmts["np.from_dlpack(x)"] = "np.from_dlpack(x)"
-    variants = _checked([Variant(k, s, ns) for k, s in stmts.items()], fw.native(x))
-    refs = tuple(v.label for v in variants[1:] if v.zero_copy)
-    return Scenario(
-        name=f"overhead/{name}",
-        title=f"per-call overhead, 4x4 float32 {name} CPU tensor",
-        group=1,
-        variants=variants,
-        goals=[
-            Goal(
-                "to_numpy / fastest zero-copy native call",
-                "slowdown",
-                OURS,
-                refs,
-                1.5,
-            ),
-            Goal(
-                f"to_numpy minus {fw.native_stmt} (native)",
-                "overhead",
-                OURS,
-                (f"{fw.native_stmt} (native)",),
-                unit="us",
-            ),
-        ],
-        notes=["reference: the fastest of the variants checked to be zero-copy, per round"],
-        clock="cpu",
+    calls = {stmt: stmt for stmt in NATIVE_CALLS[name]}
+    keras = keras_convert(name) if name == "tensorflow" else None
+    if keras is not None:
+        calls["keras.ops.convert_to_numpy(x)"] = "keras_convert(x)"
+    return _per_call(
+        f"overhead/{name}",
+        f"4x4 float32 {name} CPU tensor",
+        x,
+        fw.native(x),
+        calls,
+        1.3,
+        keras_convert=keras,
     )
+
+
+# torch's float8 dtypes; a build without one reports its scenario as unavailable.
+_FP8 = ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu")
+
+
+def _torch_overhead(dtype: str, grad: str, config: Config) -> Scenario:
+    """A 4x4 torch tensor of ``dtype``; ``grad``: "", "grad" or "parameter" (nn.Parameter)."""
+    fw = framework("torch")
+    import ml_dtypes
+    import torch
+
+    if not hasattr(torch, dtype):
+        raise Unavailable(f"torch {torch.__version__} has no {dtype}")
+    np_dtype = np.dtype(np.float32 if dtype == "float32" else getattr(ml_dtypes, dtype))
+    x = fw.make(np.ones((4, 4), dtype=np_dtype))
+    if grad == "parameter":
+        x = torch.nn.Parameter(x)
+    elif grad:
+        x.requires_grad_()
+    detached = "x.detach()" if grad else "x"
+    if dtype == "float32":
+        ref = f"{detached}.numpy()"
+        calls = {ref: ref, "x.numpy(force=True)": "x.numpy(force=True)"}
+    else:
+        # The hand-written bit view: torch's own NumPy view of the same bytes as
+        # integers, viewed as the ml_dtypes type (NumPy has no such dtype).
+        bits = "torch.int16" if np_dtype.itemsize == 2 else "torch.uint8"
+        ref = f"{detached}.view({bits}).numpy().view({dtype})"
+        calls = {ref: ref}
+    what = {
+        "": "CPU tensor",
+        "grad": "CPU tensor that requires grad",
+        "parameter": "nn.Parameter (CPU, requires grad)",
+    }
+    return _per_call(
+        _torch_overhead_name(dtype, grad),
+        f"4x4 {dtype} torch {what[grad]}",
+        x,
+        fw.native(x),
+        calls,
+        1.3 if dtype == "float32" else 1.5,
+        (ref,),
+        **{dtype: np_dtype.type},
+    )
+
+
+def _torch_overhead_name(dtype: str, grad: str) -> str:
+    short = {"float32": "", "bfloat16": "-bf16"}.get(dtype, "-fp8-" + dtype.removeprefix("float8_"))
+    suffix = {"": "", "grad": "-grad", "parameter": "-grad-parameter"}[grad]
+    return f"overhead/torch{short}{suffix}"
 
 
 def _overhead_numpy(config: Config) -> Scenario:
@@ -119,16 +226,15 @@ def _overhead_numpy(config: Config) -> Scenario:
 
     a = np.ones((4, 4), dtype=np.float32)
     ns = namespace(a=a, identity=identity)
-    return Scenario(
-        name="overhead/numpy",
-        title="per-call overhead on a NumPy input (returned as the same object)",
-        group=1,
-        variants=[
+    return _scenario(
+        "overhead/numpy",
+        "per-call overhead on a NumPy input (returned as the same object)",
+        [
             Variant("interop.to_numpy(a)", "to_numpy(a)", ns, zero_copy=True),
             Variant("identity(a) (bare function)", "identity(a)", ns, zero_copy=True),
             Variant("np.asarray(a)", "np.asarray(a)", ns, zero_copy=True),
         ],
-        goals=[
+        [
             Goal(
                 "to_numpy(a) minus a bare identity call",
                 "overhead",
@@ -142,12 +248,29 @@ def _overhead_numpy(config: Config) -> Scenario:
     )
 
 
-for _name in FRAMEWORKS:
-    _register(f"overhead/{_name}", lambda c, n=_name: _overhead(n, c))
+_register("overhead/torch", lambda c: _overhead("torch", c))
+for _dtype, _grad in [
+    ("float32", "grad"),
+    ("float32", "parameter"),
+    *[(d, g) for d in ("bfloat16", *_FP8) for g in ("", "grad")],
+]:
+    _register(
+        _torch_overhead_name(_dtype, _grad),
+        lambda c, d=_dtype, g=_grad: _torch_overhead(d, g, c),
+    )
+_register("overhead/tensorflow", lambda c: _overhead("tensorflow", c))
+_register("overhead/jax", lambda c: _overhead("jax", c))
 _register("overhead/numpy", _overhead_numpy)
 
 
 # -- (2) a large CPU tensor, copy=None and copy=True ---------------------------------------
+
+# A native call that copies a CPU tensor into a new NumPy array, per framework.
+_NATIVE_COPY = {
+    "torch": "x.detach().cpu().numpy()",
+    "tensorflow": "x.numpy()",
+    "jax": "np.array(x)",
+}
 
 
 def _large(name: str, config: Config) -> Scenario:
@@ -161,21 +284,15 @@ def _large(name: str, config: Config) -> Scenario:
         Variant(OURS, "to_numpy(x)", ns),
         Variant("interop.to_numpy(x, copy=True)", "to_numpy(x, copy=True)", ns),
         Variant(copy_label, "np.copy(view)", ns),
+        Variant(_NATIVE_COPY[name], _NATIVE_COPY[name], ns),
     ]
-    if name == "tensorflow":
-        variants.append(Variant("x.numpy()", "x.numpy()", ns))
-    elif name == "torch":
-        variants.append(Variant("x.detach().cpu().numpy()", "x.detach().cpu().numpy()", ns))
-    else:
-        variants.append(Variant("np.array(x)", "np.array(x)", ns))
     _checked(variants, view)
     mb = view.nbytes / 2**20
-    return Scenario(
-        name=f"large/{name}",
-        title=f"{mb:.0f} MB float32 {name} CPU tensor, copy=None and copy=True",
-        group=2,
-        variants=variants,
-        goals=[
+    return _scenario(
+        f"large/{name}",
+        f"{mb:.0f} MB float32 {name} CPU tensor, copy=None and copy=True",
+        variants,
+        [
             Goal(
                 "copy=None is zero-copy (np.shares_memory)", "check", passed=variants[0].zero_copy
             ),
@@ -192,7 +309,7 @@ def _large(name: str, config: Config) -> Scenario:
     )
 
 
-for _name in FRAMEWORKS:
+for _name in TENSORS:
     _register(f"large/{_name}", lambda c, n=_name: _large(n, c))
 
 
@@ -201,19 +318,18 @@ for _name in FRAMEWORKS:
 
 def _bf16(name: str, config: Config) -> Scenario:
     fw = framework(name)
-    x = fw.bf16(config.large_bytes // 2)
+    import ml_dtypes
+
+    x = fw.make(np.full(config.large_bytes // 2, 1.5, dtype=ml_dtypes.bfloat16))
     view = fw.native(x)
     keras = keras_convert(name)
-    ns = namespace(x=x, keras_convert=keras)
+    ns = namespace(x=x, keras_convert=keras, bfloat16=ml_dtypes.bfloat16)
     keras_label = f"keras.ops.convert_to_numpy(x) [{name} backend]"
     variants = [
         Variant(OURS + " (upcast=False)", "to_numpy(x)", ns),
         Variant("interop.to_numpy(x, upcast=True)", "to_numpy(x, upcast=True)", ns),
     ]
     if name == "torch":
-        import ml_dtypes
-
-        ns["bfloat16"] = ml_dtypes.bfloat16
         native = "x.view(torch.int16).numpy().view(bfloat16)"
         upcast = "x.float().numpy()"
     else:
@@ -251,17 +367,16 @@ def _bf16(name: str, config: Config) -> Scenario:
         )
     )
     mb = config.large_bytes / 2**20
-    return Scenario(
-        name=f"bf16/{name}",
-        title=f"{mb:.0f} MB bfloat16 {name} CPU tensor, upcast=False and upcast=True",
-        group=3,
-        variants=variants,
-        goals=goals,
+    return _scenario(
+        f"bf16/{name}",
+        f"{mb:.0f} MB bfloat16 {name} CPU tensor, upcast=False and upcast=True",
+        variants,
+        goals,
         notes=notes,
     )
 
 
-for _name in FRAMEWORKS:
+for _name in TENSORS:
     _register(f"bf16/{_name}", lambda c, n=_name: _bf16(n, c))
 
 
@@ -274,20 +389,25 @@ def _quick_rounds(config: Config) -> int | None:
     return 15 if config.quick else None
 
 
-def _tree(name: str, config: Config) -> Scenario:
+def _tree(name: str, grad: bool, config: Config) -> Scenario:
     fw = framework(name)
     to_numpy_tree = _api("to_numpy_tree")
     w = np.ones((4, 4), dtype=np.float32)
     b = np.ones(4, dtype=np.float32)
     tree = {f"layer{i}": {"weight": fw.make(w), "bias": fw.make(b)} for i in range(500)}
-    leaf = fw.native_stmt.replace("x", "v")
+    leaf = fw.native_stmt
+    if grad:
+        for layer in tree.values():
+            for t in layer.values():
+                t.requires_grad_()
+        leaf = "x.detach().numpy()"
     ns = namespace(tree=tree, to_numpy_tree=to_numpy_tree)
     hand = f"hand-written loop of {leaf}"
     variants = [
         Variant("interop.to_numpy_tree(tree)", "to_numpy_tree(tree)", ns),
-        Variant(hand, f"{{k: {{n: {leaf} for n, v in d.items()}} for k, d in tree.items()}}", ns),
+        Variant(hand, f"{{k: {{n: {leaf} for n, x in d.items()}} for k, d in tree.items()}}", ns),
     ]
-    goals = [Goal("to_numpy_tree / hand-written loop", "slowdown", variants[0].label, (hand,), 1.3)]
+    goals = [Goal("to_numpy_tree / hand-written loop", "slowdown", variants[0].label, (hand,), 1.2)]
     keras = keras_convert(name)
     if keras is not None:
         import keras as keras_module
@@ -315,30 +435,31 @@ def _tree(name: str, config: Config) -> Scenario:
                 3,
             )
         )
+    view = fw.native(tree["layer0"]["weight"])
     for v in variants:
         assert v.stmt is not None
-        out = eval(v.stmt, ns)
-        leaf_out = out["layer0"]["weight"]
-        v.zero_copy = shares(leaf_out, fw.native(tree["layer0"]["weight"]))
+        leaf_out = eval(v.stmt, ns)["layer0"]["weight"]
+        v.zero_copy = shares(leaf_out, view)
+        _same(np.asarray(leaf_out), view, f"{v.label}: a leaf")
     notes = ["zero-copy: checked on one leaf"]
     if name == "jax":
         notes.append(
             "a JAX array keeps the NumPy view made by its first conversion, so every "
             "variant converts arrays seen before (a fresh array costs each variant more)"
         )
-    return Scenario(
-        name=f"tree/{name}",
-        title=f"1,000-leaf dict of small {name} CPU tensors",
-        group=4,
+    return _scenario(
+        f"tree/{name}{'-grad' if grad else ''}",
+        f"1,000-leaf dict of small {name} CPU tensors{' that require grad' if grad else ''}",
+        variants,
+        goals,
         rounds=_quick_rounds(config),
-        variants=variants,
-        goals=goals,
         notes=notes,
     )
 
 
-for _name in FRAMEWORKS:
-    _register(f"tree/{_name}", lambda c, n=_name: _tree(n, c))
+for _name in TENSORS:
+    _register(f"tree/{_name}", lambda c, n=_name: _tree(n, False, c))
+_register("tree/torch-grad", lambda c: _tree("torch", True, c))
 
 
 def _samples() -> dict[str, np.ndarray[Any, Any]]:
@@ -356,17 +477,43 @@ def _samples() -> dict[str, np.ndarray[Any, Any]]:
     }
 
 
-def _pipeline_goals(ours: str, ours_eager: str, refs: tuple[str, ...], what: str) -> list[Goal]:
+def _iter_variants(source: str, leaf: str, ns: dict[str, Any]) -> list[Variant]:
+    """``iter_numpy`` over ``source`` (prefetch 1 and 0) and the hand-written loop.
+
+    ``leaf`` is the native call that the hand-written loop applies to each tensor
+    ``v`` of a dict batch.
+    """
+    ns["iter_numpy"] = _api("iter_numpy")
+    return [
+        Variant(
+            f"for b in interop.iter_numpy({source}): pass",
+            f"for b in iter_numpy({source}):\n    pass",
+            ns,
+        ),
+        Variant(
+            f"... iter_numpy({source}, prefetch=0)",
+            f"for b in iter_numpy({source}, prefetch=0):\n    pass",
+            ns,
+        ),
+        Variant(
+            f"for b in {source}: {{k: {leaf} for k, v in b.items()}}",
+            f"for b in {source}:\n    b = {{k: {leaf} for k, v in b.items()}}",
+            ns,
+        ),
+    ]
+
+
+def _pipeline_goals(variants: list[Variant], refs: tuple[str, ...], what: str) -> list[Goal]:
     """The same goal for the default prefetch and for ``prefetch=0``."""
+    ours, eager = variants[0].label, variants[1].label
     return [
         Goal(f"iter_numpy / {what}", "slowdown", ours, refs, 1.3),
-        Goal(f"iter_numpy(prefetch=0) / {what}", "slowdown", ours_eager, refs, 1.3),
+        Goal(f"iter_numpy(prefetch=0) / {what}", "slowdown", eager, refs, 1.3),
     ]
 
 
 def _iter_dataloader(config: Config) -> Scenario:
     framework("torch")
-    iter_numpy = _api("iter_numpy")
     import torch
     from torch.utils.data import DataLoader, Dataset
 
@@ -384,22 +531,17 @@ def _iter_dataloader(config: Config) -> Scenario:
             return {k: t[i] for k, t in self.tensors.items()}
 
     loader = DataLoader(Samples(_samples()), batch_size=32)
-    ns = namespace(loader=loader, iter_numpy=iter_numpy)
-    ours = "for b in interop.iter_numpy(loader): pass"
-    eager = "... iter_numpy(loader, prefetch=0)"
-    hand = "for b in loader: {k: v.numpy() for k, v in b.items()}"
-    return Scenario(
-        name="iter/dataloader",
-        title=f"iter_numpy over a torch DataLoader ({len(loader)} dict batches of 32)",
-        group=4,
+    ns = namespace(loader=loader)
+    variants = _iter_variants("loader", "v.numpy()", ns)
+    variants.append(
+        Variant("for b in loader: pass (the loader alone)", "for b in loader:\n    pass", ns)
+    )
+    return _scenario(
+        "iter/dataloader",
+        f"iter_numpy over a torch DataLoader ({len(loader)} dict batches of 32)",
+        variants,
+        _pipeline_goals(variants, (variants[2].label,), "hand-written loop"),
         rounds=_quick_rounds(config),
-        variants=[
-            Variant(ours, "for b in iter_numpy(loader):\n    pass", ns),
-            Variant(eager, "for b in iter_numpy(loader, prefetch=0):\n    pass", ns),
-            Variant(hand, "for b in loader:\n    b = {k: v.numpy() for k, v in b.items()}", ns),
-            Variant("for b in loader: pass (the loader alone)", "for b in loader:\n    pass", ns),
-        ],
-        goals=_pipeline_goals(ours, eager, (hand,), "hand-written loop"),
         notes=[
             "the same loader, the same batches, one process (num_workers=0); "
             "iter/collated times the conversion without the loader"
@@ -411,7 +553,6 @@ def _iter_collated(config: Config) -> Scenario:
     # The batches a DataLoader yields, taken once and kept: what iter_numpy adds
     # per batch, which the loader's own work hides in iter/dataloader.
     framework("torch")
-    iter_numpy = _api("iter_numpy")
     import torch
 
     data = _samples()
@@ -419,21 +560,14 @@ def _iter_collated(config: Config) -> Scenario:
         {k: torch.from_numpy(v[i : i + 32]) for k, v in data.items()}
         for i in range(0, len(data["x"]), 32)
     ]
-    ns = namespace(batches=batches, iter_numpy=iter_numpy)
-    ours = "for b in interop.iter_numpy(batches): pass"
-    eager = "... iter_numpy(batches, prefetch=0)"
-    hand = "for b in batches: {k: v.numpy() for k, v in b.items()}"
-    return Scenario(
-        name="iter/collated",
-        title=f"iter_numpy over {len(batches)} collated torch dict batches in a list (no loader)",
-        group=4,
-        rounds=_quick_rounds(config),
-        variants=[
-            Variant(ours, "for b in iter_numpy(batches):\n    pass", ns),
-            Variant(eager, "for b in iter_numpy(batches, prefetch=0):\n    pass", ns),
-            Variant(hand, "for b in batches:\n    b = {k: v.numpy() for k, v in b.items()}", ns),
-        ],
-        goals=[
+    ns = namespace(batches=batches)
+    variants = _iter_variants("batches", "v.numpy()", ns)
+    ours, hand = variants[0].label, variants[2].label
+    return _scenario(
+        "iter/collated",
+        f"iter_numpy over {len(batches)} collated torch dict batches in a list (no loader)",
+        variants,
+        [
             Goal("iter_numpy / hand-written loop, conversion alone", "slowdown", ours, (hand,)),
             Goal(
                 "iter_numpy minus hand-written loop, per batch",
@@ -444,13 +578,13 @@ def _iter_collated(config: Config) -> Scenario:
                 per=len(batches),
             ),
         ],
+        rounds=_quick_rounds(config),
         notes=["no goal of its own: it shows the cost per batch that iter/dataloader includes"],
     )
 
 
 def _iter_tf_data(config: Config) -> Scenario:
     framework("tensorflow")
-    iter_numpy = _api("iter_numpy")
     import tensorflow as tf
 
     # Autotuning off: this pipeline has nothing to tune, and on a busy machine its
@@ -459,26 +593,23 @@ def _iter_tf_data(config: Config) -> Scenario:
     options = tf.data.Options()
     options.autotune.enabled = False
     ds = tf.data.Dataset.from_tensor_slices(_samples()).batch(32).with_options(options)
-    ns = namespace(ds=ds, iter_numpy=iter_numpy)
-    ours = "for b in interop.iter_numpy(ds): pass"
-    eager = "... iter_numpy(ds, prefetch=0)"
-    hand = "for b in ds: {k: np.asarray(v) for k, v in b.items()}"
+    ns = namespace(ds=ds)
+    variants = _iter_variants("ds", "np.asarray(v)", ns)
     native = "for b in ds.as_numpy_iterator(): pass"
-    return Scenario(
-        name="iter/tf.data",
-        title=f"iter_numpy over a tf.data.Dataset ({len(ds)} dict batches of 32)",
-        group=4,
-        rounds=_quick_rounds(config),
-        variants=[
-            Variant(ours, "for b in iter_numpy(ds):\n    pass", ns),
-            Variant(eager, "for b in iter_numpy(ds, prefetch=0):\n    pass", ns),
-            Variant(hand, "for b in ds:\n    b = {k: np.asarray(v) for k, v in b.items()}", ns),
-            Variant(native, "for b in ds.as_numpy_iterator():\n    pass", ns),
-            Variant("for b in ds: pass (the dataset alone)", "for b in ds:\n    pass", ns),
-        ],
-        goals=_pipeline_goals(
-            ours, eager, (hand, native), "fastest of hand-written loop and as_numpy_iterator"
+    variants += [
+        Variant(native, "for b in ds.as_numpy_iterator():\n    pass", ns),
+        Variant("for b in ds: pass (the dataset alone)", "for b in ds:\n    pass", ns),
+    ]
+    return _scenario(
+        "iter/tf.data",
+        f"iter_numpy over a tf.data.Dataset ({len(ds)} dict batches of 32)",
+        variants,
+        _pipeline_goals(
+            variants,
+            (variants[2].label, native),
+            "fastest of hand-written loop and as_numpy_iterator",
         ),
+        rounds=_quick_rounds(config),
         notes=["tf.data autotuning off (nothing to tune here): the same dataset for every variant"],
     )
 
@@ -490,63 +621,183 @@ _register("iter/tf.data", _iter_tf_data)
 
 # -- (5) convert between frameworks ------------------------------------------------------------
 
-_DLPACK = {
-    "torch": "torch.from_dlpack(x)",
-    "tensorflow": "tf.experimental.dlpack.from_dlpack(x.__dlpack__())",
-    "jax": "jnp.from_dlpack(x)",
-}
+
+# The alignment that TensorFlow's and JAX's allocators give their own arrays.
+_ALIGN = 64
 
 
-def _convert(src: str, dst: str, config: Config) -> Scenario:
+def _aligned_source(name: str, values: np.ndarray[Any, Any]) -> Any:
+    """An array of framework ``name`` holding ``values``, its memory ``_ALIGN``-aligned.
+
+    TensorFlow, JAX and ``interop`` alias host memory only where it is aligned
+    for them, and NumPy's allocator aligns small arrays to 16 bytes only: a source
+    at NumPy's address would be zero-copy in one run and copied in the next.
+    TensorFlow and JAX copy into memory of their own; a NumPy or torch source is a
+    view of an aligned NumPy buffer, made with the zero-copy route from NumPy.
+    """
+    fw = framework(name)
+    if fw.immutable:
+        x = fw.make(values)
+    else:
+        buf = np.empty(values.nbytes + _ALIGN, dtype=np.uint8)
+        start = -buf.ctypes.data % _ALIGN
+        a = buf[start : start + values.nbytes].view(values.dtype).reshape(values.shape)
+        a[...] = values
+        x = a if name == "numpy" else eval(ROUTES["numpy", name][0], namespace(x=a))
+    if fw.native(x).ctypes.data % _ALIGN:
+        raise AssertionError(f"the {name} source is not {_ALIGN}-byte aligned")
+    return x
+
+
+def _convert(src: str, dst: str, side: int, limit: float | None) -> Scenario:
+    """``interop.convert`` of a ``side`` x ``side`` float32 array against the native routes.
+
+    Each route is run once first: its result must be the target's array type and
+    hold the source's values, and a route that hands out a writable alias of memory
+    its source framework treats as immutable (which the contract forbids) is timed
+    for scale but is not a reference. The goal compares with the fastest of the
+    remaining, safe routes in each round.
+    """
     s = framework(src)
     d = framework(dst)
     convert = _api("convert")
-    side = 64 if config.quick else 512
-    x = s.make(np.arange(side * side, dtype=np.float32).reshape(side, side))
+    values = np.arange(side * side, dtype=np.float32).reshape(side, side)
+    x = _aligned_source(src, values)
+    # A JAX result is ready only once its computation has run: every variant that
+    # makes one waits for it, and the source is ready before any timing.
+    sync = ".block_until_ready()" if dst == "jax" else ""
+    if src == "jax":
+        x.block_until_ready()
     ns = namespace(x=x, convert=convert)
-    ours = f"interop.convert(x, to={dst!r})"
-    from_numpy = d.from_numpy
-    if dst == "torch" and not eval(s.by_hand, ns).flags.writeable:
-        # torch.from_numpy warns on read-only memory (a JAX view); a user copies.
-        from_numpy = "torch.tensor(a)"
-    hand = f"a = {s.by_hand}; {from_numpy}"
-    hand_stmt = f"a = {s.by_hand}\n{from_numpy}"
-    variants = [
-        Variant(ours, f"convert(x, to={dst!r})", ns),
-        Variant(f"by hand: {hand}", hand_stmt, ns),
-    ]
-    notes = []
-    try:
-        eval(_DLPACK[dst], ns)
-    except Exception as exc:  # a framework pair without a working DLPack path
-        notes.append(f"{_DLPACK[dst]} fails here: {type(exc).__name__}")
-    else:
-        variants.append(Variant(_DLPACK[dst], _DLPACK[dst], ns))
+    target = type(d.make(values))
     source = s.native(x)
-    for v in variants:  # fail at build time, not in the middle of the rounds
-        assert v.stmt is not None
-        *before, last = v.stmt.splitlines()
-        exec("\n".join(before), ns)
-        v.zero_copy = shares(d.native(eval(last, ns)), source)
-    return Scenario(
-        name=f"convert/{src}->{dst}",
-        title=f"convert a {x.shape[0]}x{x.shape[1]} float32 tensor from {src} to {dst}",
-        group=5,
-        variants=variants,
-        goals=[
-            Goal("convert / by hand through NumPy", "slowdown", ours, (variants[1].label,)),
-        ],
-        notes=[*notes, "zero-copy: the result shares memory with the source tensor"],
+    ours = f"interop.convert(x, to={dst!r})"
+    variants = [Variant(ours, f"convert(x, to={dst!r}){sync}", ns)]
+    safe: list[str] = []
+    notes: list[str] = []
+    for route in [f"convert(x, to={dst!r})", *ROUTES[src, dst]]:
+        try:
+            result = eval(route, ns)
+        except Exception as exc:  # a route that this build of the frameworks lacks
+            notes.append(f"{route} fails here: {type(exc).__name__}: {exc}".splitlines()[0])
+            continue
+        if not isinstance(result, target):
+            raise AssertionError(f"{route} returned {type(result).__name__}, not {target}")
+        out = d.native(result)
+        _same(out, values, f"{route}: the values")
+        zero_copy = bool(np.shares_memory(out, source))
+        unsafe = zero_copy and s.immutable and out.flags.writeable
+        if route.startswith("convert("):
+            if unsafe:
+                raise AssertionError(f"{ours} is a writable alias of {src}'s immutable memory")
+            variants[0].zero_copy = zero_copy
+            continue
+        label = route + (" (unsafe: writable alias of immutable memory)" if unsafe else "")
+        variants.append(Variant(label, route + sync, ns, zero_copy=zero_copy))
+        if not unsafe:
+            safe.append(label)
+    if not safe:
+        raise Unavailable(f"no safe native route from {src} to {dst} works here")
+    shared = ", ".join(
+        f"{v.label.split(' (')[0]} {'yes' if v.zero_copy else 'no'}" for v in variants
+    )
+    notes.append(f"zero-copy (np.shares_memory with the source): {shared}")
+    if sync:
+        notes.append("JAX results are timed until .block_until_ready()")
+    notes.append(f"the source's memory is {_ALIGN}-byte aligned")
+    size = "" if limit is not None else "large/"
+    return _scenario(
+        f"convert/{size}{src}->{dst}",
+        f"convert a {side}x{side} float32 array from {src} to {dst}",
+        variants,
+        [Goal("convert / fastest safe native route", "slowdown", ours, tuple(safe), limit)],
+        notes=notes,
     )
 
 
-for _src in FRAMEWORKS:
-    for _dst in FRAMEWORKS:
+for _src in ("numpy", *TENSORS):
+    for _dst in ("numpy", *TENSORS):
         if _src != _dst:
-            _register(f"convert/{_src}->{_dst}", lambda c, s=_src, d=_dst: _convert(s, d, c))
+            _register(f"convert/{_src}->{_dst}", lambda c, s=_src, d=_dst: _convert(s, d, 4, 1.3))
+for _src in TENSORS:
+    for _dst in TENSORS:
+        if _src != _dst:
+            _register(
+                f"convert/large/{_src}->{_dst}",
+                lambda c, s=_src, d=_dst: _convert(s, d, 64 if c.quick else 512, None),
+            )
 
 
-# -- (6) import time -----------------------------------------------------------------------------
+# -- (6) the numpy_function decorator -----------------------------------------------------------
+
+
+def _mse(a: Any, b: Any) -> Any:
+    return np.mean((a - b) ** 2)
+
+
+def _function(config: Config) -> Scenario:
+    fw = framework("torch")
+    numpy_function = _api("numpy_function")
+    convert = _api("convert")
+    to_numpy = interop.to_numpy
+
+    def mse_to(a: Any, b: Any) -> Any:
+        return convert(_mse(to_numpy(a), to_numpy(b)), to="torch")
+
+    def mse_like(a: Any, b: Any) -> Any:
+        return convert(_mse(to_numpy(a), to_numpy(b)), like=a)
+
+    rng = np.random.default_rng(0)
+    a, b = (fw.make(rng.standard_normal((4, 4), dtype=np.float32)) for _ in range(2))
+    a.requires_grad_()
+    b.requires_grad_()
+    ns = namespace(a=a, b=b, mse=numpy_function(_mse), mse_to=mse_to, mse_like=mse_like)
+    ours = "@numpy_function mse(a, b)"
+    by_hand = {
+        "by hand: convert(mse(to_numpy(a), to_numpy(b)), to='torch')": "mse_to(a, b)",
+        "by hand: convert(mse(to_numpy(a), to_numpy(b)), like=a)": "mse_like(a, b)",
+    }
+    torch_label = "((a - b) ** 2).mean() in torch (with autograd)"
+    variants = [Variant(ours, "mse(a, b)", ns)]
+    variants += [Variant(label, stmt, ns) for label, stmt in by_hand.items()]
+    variants.append(Variant(torch_label, "((a - b) ** 2).mean()", ns))
+    expected = fw.native(eval("mse_to(a, b)", ns))
+    for v in variants[:3]:
+        assert v.stmt is not None
+        result = eval(v.stmt, ns)
+        if result.requires_grad:
+            raise AssertionError(f"{v.label} requires grad")
+        _same(fw.native(result), expected, v.label)
+    return _scenario(
+        "function/torch-grad",
+        "@numpy_function call: mean squared error of two 4x4 float32 torch tensors "
+        "that require grad, returning a torch tensor",
+        variants,
+        [
+            Goal(
+                "numpy_function / the same function by hand",
+                "slowdown",
+                ours,
+                tuple(by_hand),
+                1.3,
+            ),
+            Goal(
+                "numpy_function minus the same function by hand",
+                "overhead",
+                ours,
+                (variants[1].label,),
+                unit="us",
+            ),
+        ],
+        notes=["reference: the faster of the two hand-written functions, per round"],
+        clock="cpu",
+    )
+
+
+_register("function/torch-grad", _function)
+
+
+# -- (7) import time -----------------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -555,7 +806,8 @@ _PYCACHE = tempfile.mkdtemp(prefix="interop-bench-pycache-")
 atexit.register(shutil.rmtree, _PYCACHE, ignore_errors=True)
 
 
-def _import_env() -> dict[str, str]:
+def _python(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run a fresh interpreter with ``args`` on this checkout; its output, as text."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     # Imports are timed with their bytecode cached, as after an install (which
@@ -563,7 +815,9 @@ def _import_env() -> dict[str, str]:
     # temporary folder, never into the checkout.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = _PYCACHE
-    return env
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
 
 
 def _import_seconds(before: str, statement: str) -> float:
@@ -576,27 +830,11 @@ def _import_seconds(before: str, statement: str) -> float:
     code = (
         f"{before}\nimport time\nt = time.thread_time()\n{statement}\nprint(time.thread_time() - t)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=_import_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(_python("-c", code).stdout.strip().splitlines()[-1])
 
 
 def _importtime_note() -> str:
-    out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import numpy, interop"],
-        cwd=ROOT,
-        env=_import_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for line in out.stderr.splitlines():
+    for line in _python("-X", "importtime", "-c", "import numpy, interop").stderr.splitlines():
         parts = line.split("|")
         if len(parts) == 3 and parts[2].strip() == "interop":
             ms = int(parts[1]) / 1000
@@ -610,15 +848,7 @@ def _heavy_modules_note() -> str:
         "print(','.join(m for m in ('torch', 'tensorflow', 'jax', 'ml_dtypes', "
         "'array_api_compat') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=_import_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = out.stdout.strip()
+    found = _python("-c", code).stdout.strip()
     return f"imported by `import interop`: {found or 'no framework, no ml_dtypes'}"
 
 
@@ -626,21 +856,22 @@ def _imports(config: Config) -> Scenario:
     ours = "import interop (after import numpy)"
     numpy = "import numpy"
     _import_seconds("", "import numpy, interop")  # compiles and caches the bytecode
-    return Scenario(
-        name="import",
-        title="import time (CPU time) in a fresh interpreter",
-        group=6,
-        variants=[
+    # One fresh interpreter per variant and round: the goal is the median of them.
+    rounds = 7 if config.quick else 20
+    return _scenario(
+        "import",
+        "import time (CPU time) in a fresh interpreter",
+        [
             Variant(ours, measure=lambda: _import_seconds("import numpy", "import interop")),
             Variant(numpy, measure=lambda: _import_seconds("", "import numpy")),
         ],
-        goals=[Goal("time added to `import numpy`", "time", ours, (), 10, unit="ms")],
+        [Goal("time added to `import numpy`", "time", ours, (), 10, unit="ms")],
         notes=[
-            "each figure from a fresh interpreter; bytecode cached, as after an install",
+            f"the median of {rounds} fresh interpreters; bytecode cached, as after an install",
             _importtime_note(),
             _heavy_modules_note(),
         ],
-        rounds=3 if config.quick else 20,
+        rounds=rounds,
         clock="cpu",
     )
 
@@ -648,7 +879,7 @@ def _imports(config: Config) -> Scenario:
 _register("import", _imports)
 
 
-# -- (7) GPU ------------------------------------------------------------------------------------
+# -- (8) GPU ------------------------------------------------------------------------------------
 
 
 def _cuda() -> Any:
@@ -675,12 +906,11 @@ def _gpu_d2h(config: Config) -> Scenario:
         Variant("x.cpu().numpy()", "x.cpu().numpy()", ns),
         Variant("x.numpy(force=True)", "x.numpy(force=True)", ns),
     ]
-    return Scenario(
-        name="gpu/d2h",
-        title=f"device-to-host copy of {n * 4 >> 20} MB float32 ({torch.cuda.get_device_name()})",
-        group=7,
-        variants=variants,
-        goals=[
+    return _scenario(
+        "gpu/d2h",
+        f"device-to-host copy of {n * 4 >> 20} MB float32 ({torch.cuda.get_device_name()})",
+        variants,
+        [
             Goal(
                 "bandwidth vs PyTorch's pinned buffer",
                 "speedup",
@@ -699,11 +929,10 @@ def _gpu_tree(config: Config) -> Scenario:
     tree = {f"t{i}": torch.ones(16, 16, device="cuda") for i in range(256)}
     ns = namespace(tree=tree, to_numpy_tree=to_numpy_tree)
     loop = "{k: v.cpu().numpy() for k, v in tree.items()}"
-    return Scenario(
-        name="gpu/tree",
-        title="256-leaf dict of small CUDA tensors",
-        group=7,
-        variants=[
+    return _scenario(
+        "gpu/tree",
+        "256-leaf dict of small CUDA tensors",
+        [
             Variant("interop.to_numpy_tree(tree)", "to_numpy_tree(tree)", ns),
             Variant(f"per-leaf loop {loop}", loop, ns),
         ],

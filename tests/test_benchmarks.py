@@ -8,37 +8,38 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from benchmarks import scenarios
 from benchmarks._harness import Config, Goal, Scenario, Variant, _judge, median_iqr, run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quick_run_prints_table_and_writes_json_and_plot(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+def _benchmarks(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks`` with ``args``, on this checkout, its output as text."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--quick",
-            "--json",
-            str(tmp_path / "r.json"),
-            "--plot",
-            str(tmp_path / "r.png"),
-        ],
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
+    )
+
+
+def test_quick_run_prints_table_and_writes_json_and_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = _benchmarks(
+        "--quick", "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Summary of goals" in out.stdout
@@ -54,27 +55,63 @@ def test_quick_run_prints_table_and_writes_json_and_plot(tmp_path: Path) -> None
             assert s["variants"] and all(len(v["times"]) >= 1 for v in s["variants"])
             for g in s["goals"]:
                 assert g["kind"] == "check" or g["value"] is not None
+            _assert_goal_kept(s)
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+# The performance promises, by scenario name: the first judged slowdown goal of
+# each matching scenario has exactly this limit, so that none is loosened quietly.
+_LIMITS = [
+    (r"overhead/torch-(bf16|fp8-)", 1.5),
+    (r"overhead/(torch|tensorflow|jax)", 1.3),
+    (r"tree/", 1.2),
+    (r"convert/\w+->\w+$", 1.3),
+    (r"function/", 1.3),
+]
+
+
+def _assert_goal_kept(s: dict[str, Any]) -> None:
+    name = s["name"]
+    limit = next((lim for pattern, lim in _LIMITS if re.match(pattern, name)), None)
+    if limit is not None:
+        goal = next(g for g in s["goals"] if g["kind"] == "slowdown")
+        assert goal["limit"] == limit, (name, goal)
+    if name.startswith("convert/"):  # references are the safe native routes only
+        goal = next(g for g in s["goals"] if g["kind"] == "slowdown")
+        assert "unsafe" not in goal["reference"], (name, goal)
+    if name == "import":  # the median of at least 7 fresh interpreters
+        assert all(len(v["times"]) >= 7 for v in s["variants"])
+        assert s["goals"][0]["limit"] == 10 and s["goals"][0]["unit"] == "ms"
+
+
+def test_scenario_families_are_selected_by_name() -> None:
+    names = [name for name, _ in scenarios.REGISTRY]
+    assert len(names) == len(set(names))
+    for family, expected in [
+        ("overhead", "overhead/torch"),
+        ("grad", "overhead/torch-grad-parameter"),
+        ("grad", "overhead/torch-bf16-grad"),
+        ("grad", "tree/torch-grad"),
+        ("bf16", "overhead/torch-bf16"),
+        ("fp8", "overhead/torch-fp8-e5m2fnuz-grad"),
+        ("convert", "convert/jax->torch"),
+        ("convert", "convert/numpy->tensorflow"),
+        ("function", "function/torch-grad"),
+    ]:
+        assert expected in [name for name, _ in scenarios.select([family])], family
+    fp8 = [name for name, _ in scenarios.select(["fp8"])]
+    assert len(fp8) == 10 and all(name.startswith("overhead/torch-fp8-") for name in fp8)
+    pairs = [name for name, _ in scenarios.select(["convert/"]) if "large" not in name]
+    assert len(pairs) == 12  # every ordered pair of numpy, torch, tensorflow and jax
+    assert all(scenarios.group(name) for name in names)
+
+
 def test_only_selects_and_list_names_every_scenario() -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    listed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--list"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    out = _benchmarks("--list")
+    listed = out.stdout.split()
+    assert out.returncode == 0, out.stderr
     assert "overhead/torch" in listed and "gpu/d2h" in listed and "import" in listed
-    bad = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--only", "no-such-scenario"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    bad = _benchmarks("--only", "no-such-scenario")
     assert bad.returncode == 2 and "no scenario" in bad.stderr
 
 
