@@ -10,7 +10,7 @@ registry state: :mod:`interop._registry` creates, orders and looks up backends.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -18,11 +18,25 @@ from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import TAIL_STEPS, Plan
 
-__all__ = ["Backend", "Step", "protocol_error"]
+__all__ = ["Backend", "Node", "Step", "protocol_error"]
 
 Step = Callable[[Any, Plan], Any]
 # How many plans a backend keeps before it starts afresh.
 _MAX_PLANS = 512
+
+
+class Node(NamedTuple):
+    """A container of a framework's own registry (a JAX pytree node), taken apart one level.
+
+    Attributes:
+        children: Its children, in order.
+        rebuild: Builds a container of the same kind from new children, in order.
+        key: The path segment of the child at an index (``".params"``, ``"[0]"``).
+    """
+
+    children: list[Any]
+    rebuild: Callable[[list[Any]], Any]
+    key: Callable[[int], str]
 
 
 class Backend:
@@ -151,6 +165,22 @@ class Backend:
         if self.module is not None:
             return None
         return protocol_error(x, self.name, exc)
+
+    # -- containers ----------------------------------------------------------------------
+
+    def is_node(self, x: Any, /) -> bool:
+        """Whether this framework's own registry knows ``x`` as a container (asked once per type).
+
+        Mappings, sequences and dataclasses are the tree walk's own; this hook is for
+        containers a framework registers (JAX pytree nodes, Flax structs). A
+        registered flatten function that fails still makes ``x`` a node, so that the
+        failure is reported with its path when the node is walked.
+        """
+        return False
+
+    def node(self, x: Any, /) -> Node:
+        """``x``, a container for which :meth:`is_node` holds, taken apart one level."""
+        raise NotImplementedError
 
     # -- accelerators ------------------------------------------------------------------
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from interop import _registry
 from interop._backend import Backend
 from interop._options import Options
 from interop._plan import Plan
@@ -40,15 +39,16 @@ DeviceCheck = Callable[[Any], bool]
 _NONE: dict[Backend, DeviceCheck] = {}
 
 
-def device_checks() -> dict[Backend, DeviceCheck]:
+def device_checks(active: list[Backend], /) -> dict[Backend, DeviceCheck]:
     """The backends whose arrays may live on an accelerator right now, each with a test.
 
-    Cheap enough to call once per tree: on a machine with no accelerator in use
-    every loaded backend answers ``None`` (see :meth:`Backend.accelerator_check`),
-    and a shared empty dict comes back, which callers must not modify.
+    ``active``: the active backends (:func:`interop._registry.active`). Cheap
+    enough to call once per tree: on a machine with no accelerator in use every
+    backend answers ``None`` (see :meth:`Backend.accelerator_check`), and a shared
+    empty dict comes back, which callers must not modify.
     """
     checks: dict[Backend, DeviceCheck] | None = None
-    for backend in _registry.active():
+    for backend in active:
         check = backend.accelerator_check()
         if check is not None:
             if checks is None:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import interop
-from interop import _transfer, _tree
+from interop import _registry
+from interop._tree import walk as tree_walk
 from tests.conftest import Framework, load_framework
 from tests.simdevice import SimArray, SimBackend, registered
 
@@ -83,9 +84,9 @@ def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     if request.param == "iterative":
 
         def refuse(*args: Any) -> Any:
-            return _tree._GIVE_UP  # as for a tree too deep for the recursive walk
+            return tree_walk._GIVE_UP  # as for a tree too deep for the recursive walk
 
-        monkeypatch.setattr(_tree, "_walk_fast", refuse)
+        monkeypatch.setattr(tree_walk, "_walk_fast", refuse)
     return str(request.param)
 
 
@@ -723,13 +724,14 @@ def test_jax_gpu_tree_uses_async_copies(monkeypatch: pytest.MonkeyPatch) -> None
     x = jax.random.normal(jax.random.key(0), (1024, 1024))
     tree = {"a": x @ x, "b": [x.sum(0), (x * 2).astype("bfloat16")], "c": x[0]}
     started: list[Any] = []
-    original = _transfer._STARTERS["jax"]
+    backend = _registry.by_name("jax")
+    original = backend.start_copy
 
-    def counting(x: Any, batch: Any) -> Any:
+    def counting(x: Any) -> Any:
         started.append(x)
-        return original(x, batch)
+        return original(x)
 
-    monkeypatch.setitem(_transfer._STARTERS, "jax", counting)
+    monkeypatch.setattr(backend, "start_copy", counting)
     out = interop.to_numpy_tree(tree, dtype=np.float32)
     assert len(started) == 4
     np.testing.assert_array_equal(out["a"], np.asarray(tree["a"]))

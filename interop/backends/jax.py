@@ -22,13 +22,14 @@ memory. The special cases, each visible in :func:`interop.explain`:
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._backend import Backend
+from interop._backend import Backend, Node
 from interop._devices import split_device
 from interop._errors import ConversionError, type_name
 from interop._memory import aligned_copy, layout_problem
@@ -149,6 +150,41 @@ class JaxBackend(Backend):
             return a
 
         return view
+
+    # -- containers -----------------------------------------------------------------
+
+    def is_node(self, x: Any, /) -> bool:
+        registry = self._tree_registry()
+        try:
+            return registry.flatten_one_level(x) is not None
+        except Exception:  # a registered flatten function of the user's: anything
+            # The failure is reported, with its path, when the node is walked.
+            return True
+
+    def node(self, x: Any, /) -> Node:
+        tree_util = self.jax.tree_util
+        flat = self._tree_registry().flatten_one_level(x)
+        if flat is None:
+            raise ConversionError(
+                f"expected a JAX pytree node, got `{type_name(x)}`, which JAX no longer flattens"
+            )
+        children = list(flat[0])
+
+        def rebuild(out: list[Any]) -> Any:
+            treedef = tree_util.tree_structure(x, is_leaf=lambda c: c is not x)
+            return tree_util.tree_unflatten(treedef, out)
+
+        def key(index: int) -> str:
+            keyed, _ = tree_util.flatten_one_level_with_keys(x)
+            return str(tree_util.keystr((list(keyed)[index][0],)))
+
+        return Node(children, rebuild, key)
+
+    def _tree_registry(self) -> Any:
+        registry = getattr(self.jax.tree_util, "default_registry", None)
+        if registry is None:  # pragma: no cover - JAX before default_registry was public
+            registry = importlib.import_module("jax._src.tree_util").default_registry
+        return registry
 
     # -- accelerators ---------------------------------------------------------------
 

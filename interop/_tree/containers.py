@@ -1,0 +1,268 @@
+"""The containers of a tree: what each kind is, how it is taken apart and rebuilt, paths.
+
+A tree's containers are ``dict`` and other mappings, lists, tuples, namedtuples,
+list and tuple subclasses, dataclass instances, and the containers a framework
+registers in its own registry (JAX pytree nodes, through the backend's
+:meth:`~interop.Backend.is_node` and :meth:`~interop.Backend.node` hooks). Every
+other non-array value is a leaf returned as it is. A container is rebuilt new:
+never written into, whatever its class's ``__copy__`` does.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from interop import _registry
+from interop._backend import Backend
+from interop._errors import ConversionError, InteropError, type_name
+
+_OTHER = 0  # a leaf returned as it is
+_ROOT = 1  # the frame that holds the whole tree
+_DICT = 2  # exactly dict
+_LIST = 3  # exactly list
+_TUPLE = 4  # exactly tuple
+_NAMEDTUPLE = 5
+_MAPPING = 6  # other mappings, dict subclasses included
+_SEQUENCE = 7  # list and tuple subclasses that are not namedtuples
+_DATACLASS = 8
+_NODE = 9  # a container registered with a framework (a JAX pytree node)
+
+# type -> kind, for every non-array type seen. Cleared when the backends that
+# register containers change (JAX imported), since a type may be a node from then on.
+kinds: dict[type, int] = {}
+_kinds = kinds
+# type -> the backend whose registry knows it, for kind _NODE.
+_node_of: dict[type, Backend] = {}
+# The backends asked about nodes when _kinds was filled.
+_node_backends: tuple[Backend, ...] = ()
+_SCALARS = (str, bytes, int, float, complex, bool, type(None))
+_MISSING: Any = object()
+
+
+def sync(backends: list[Backend]) -> None:
+    """Forget the kinds of types when the backends that register containers change.
+
+    ``backends``: the active backends (:func:`interop._registry.active`).
+    """
+    global _node_backends
+    found = tuple(b for b in backends if type(b).is_node is not Backend.is_node)
+    if found != _node_backends:
+        _kinds.clear()
+        _node_of.clear()
+        _node_backends = found
+
+
+def _node_backend(x: Any) -> Backend | None:
+    for backend in _node_backends:
+        if backend.is_node(x):
+            return backend
+    return None
+
+
+_python_backend: list[Backend] = []
+
+
+def python_backend() -> Backend:
+    # The generic backend that turns Python scalars and lists into arrays: in a tree
+    # those are leaves kept as they are and containers, never arrays.
+    if not _python_backend:
+        _python_backend.append(_registry.by_name("python"))
+    return _python_backend[0]
+
+
+def classify(cls: type, x: Any) -> int:
+    if cls is dict:
+        kind = _DICT
+    elif cls is list:
+        kind = _LIST
+    elif cls is tuple:
+        kind = _TUPLE
+    elif issubclass(cls, _SCALARS):
+        kind = _OTHER
+    elif issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        kind = _NAMEDTUPLE
+    elif issubclass(cls, dict):
+        kind = _MAPPING
+    elif (backend := _node_backend(x)) is not None:
+        kind = _NODE
+        _node_of[cls] = backend
+    elif issubclass(cls, Mapping):
+        kind = _MAPPING
+    elif dataclasses.is_dataclass(cls):
+        kind = _DATACLASS
+    elif issubclass(cls, (list, tuple)):
+        kind = _SEQUENCE
+    else:
+        kind = _OTHER
+    if len(_kinds) > 4096:  # classes made on the fly (namedtuple per call, ...)
+        _kinds.clear()
+        _node_of.clear()
+    _kinds[cls] = kind
+    return kind
+
+
+# A frame is one container being walked, as a list (cheaper to make than an object):
+_KIND, _SRC, _ITEMS, _OUT, _KEY, _DELAYED, _NODE_OF = range(7)
+# [kind, the container, iterator of (key, child), the converted children (a dict for
+#  mappings and dataclasses, a list otherwise), the key of the child being walked
+#  below it, whether a child still waits for its device-to-host copy, and for a
+#  framework's registered container its Node]
+Frame = list[Any]
+
+
+def open_frame(kind: int, x: Any) -> Frame:
+    """The frame that walks the container ``x`` of kind ``kind``."""
+    if kind in (_DICT, _MAPPING):
+        return [kind, x, iter(x.items()), {}, _MISSING, False]
+    if kind == _DATACLASS:
+        fields = [
+            (f.name, value)
+            for f in dataclasses.fields(x)
+            if (value := getattr(x, f.name, _MISSING)) is not _MISSING
+        ]
+        return [kind, x, iter(fields), {}, _MISSING, False]
+    if kind == _NODE:
+        node = _node_of[type(x)].node(x)
+        children = node.children
+        return [kind, x, enumerate(children), [None] * len(children), _MISSING, False, node]
+    return [kind, x, enumerate(x), [None] * len(x), _MISSING, False]
+
+
+def build(frame: Frame) -> Any:
+    """The new container of ``frame``'s kind holding its converted children."""
+    kind = frame[_KIND]
+    out = frame[_OUT]
+    src = frame[_SRC]
+    if kind in (_DICT, _LIST):
+        return out
+    if kind == _TUPLE:
+        return tuple(out)
+    if kind == _ROOT:
+        return out[0]
+    cls = type(src)
+    if kind == _NAMEDTUPLE:
+        return cls(*out)
+    if kind == _SEQUENCE:
+        return cls(out)
+    if kind == _MAPPING:
+        if isinstance(src, collections.defaultdict):
+            return cls(src.default_factory, out)
+        try:
+            return cls(out)
+        except Exception as exc:
+            raise ConversionError(
+                f"expected a mapping type that can be built from a dict, got `{type_name(src)}`, "
+                f"whose constructor failed: {exc!r}. hint: convert it to a dict first, or "
+                "register it as a JAX pytree node"
+            ) from exc
+    if kind == _DATACLASS:
+        # A shallow copy keeps every attribute (init=False fields, cached values) and
+        # runs no __init__ or __post_init__, which could turn the arrays back into
+        # tensors; object.__setattr__ also sets the fields of a frozen dataclass.
+        new = _shallow_copy(src)
+        for name, value in out.items():
+            if value is not getattr(src, name):
+                object.__setattr__(new, name, value)
+        return new
+    # _NODE
+    return frame[_NODE_OF].rebuild(out)
+
+
+def _shallow_copy(src: Any) -> Any:
+    """A new object of ``src``'s class with the same attributes, never ``src`` itself.
+
+    Not ``copy.copy``: a class whose ``__copy__`` returns ``self`` (a common idiom
+    for immutable values) would have the caller's object written into.
+    """
+    cls = type(src)
+    new = object.__new__(cls)
+    state = getattr(src, "__dict__", None)
+    if state is not None:
+        object.__setattr__(new, "__dict__", dict(state))
+    for name in _slot_names(cls):
+        value = getattr(src, name, _MISSING)
+        if value is not _MISSING:
+            object.__setattr__(new, name, value)
+    return new
+
+
+def _slot_names(cls: type) -> list[str]:
+    names: list[str] = []
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and name not in names:
+                names.append(name)
+    return names
+
+
+def _segment(frame: Frame, key: Any) -> str:
+    kind = frame[_KIND]
+    if kind == _ROOT:
+        return ""
+    if kind in (_DICT, _MAPPING):
+        return f"[{key!r}]"
+    if kind == _DATACLASS:
+        return f".{key}"
+    if kind == _NAMEDTUPLE:
+        return f".{type(frame[_SRC])._fields[key]}"
+    if kind == _NODE:
+        # Only for an error message: a framework's key function that fails must not
+        # replace the error being reported, whatever it raised.
+        try:
+            return str(frame[_NODE_OF].key(key))
+        except Exception:
+            return f"[{key}]"
+    return f"[{key}]"
+
+
+def path_of(stack: list[Frame], key: Any) -> str:
+    """The path of child ``key`` of the innermost frame (``_MISSING``: the frame itself)."""
+    parts = ["tree"]
+    last = len(stack) - 1
+    for i, frame in enumerate(stack):
+        k = frame[_KEY] if i < last else key
+        if k is _MISSING:
+            break
+        parts.append(_segment(frame, k))
+    return "".join(parts)
+
+
+def located(exc: Exception, where: str) -> Exception:
+    """An exception like ``exc`` that names where in the tree it happened.
+
+    It is of the same class when that class takes a message (the library's own
+    errors, built-in ones), so that ``except TransferError`` still catches it;
+    otherwise a :class:`ConversionError`. The original is its ``__cause__``.
+    """
+    cls = type(exc)
+    new: Exception | None = None
+    if issubclass(cls, InteropError) or cls.__module__ == "builtins":
+        try:
+            new = cls(f"{where}: {exc}")
+        except Exception:
+            new = None
+    if new is None:
+        new = ConversionError(f"{where}: `{type_name(exc)}`: {exc}")
+    new.__interop_path__ = where  # type: ignore[attr-defined]
+    return new
+
+
+def check_cycles(stack: list[Frame]) -> None:
+    """Raise if a container on the stack is its own ancestor."""
+    first: dict[int, int] = {}
+    for i, frame in enumerate(stack):
+        j = first.setdefault(id(frame[_SRC]), i)
+        if j != i:
+            here = path_of(stack[:i], stack[i - 1][_KEY])
+            outer = path_of(stack[:j], stack[j - 1][_KEY])
+            error = ConversionError(
+                f"expected a tree without cycles, got a `{type_name(frame[_SRC])}` at {here} "
+                f"that is also its own ancestor {outer}. hint: break the cycle, or convert "
+                "the parts you need"
+            )
+            error.__interop_path__ = here  # type: ignore[attr-defined]
+            raise error

@@ -1,0 +1,451 @@
+"""The walks of :func:`interop.to_numpy_tree`: every array leaf through the one core path.
+
+There are two walks. The recursive one (:func:`_walk_fast`) takes the common
+case: no accelerator data and at most ``_FAST_DEPTH`` levels; it converts a
+container's leaves in one tight loop, with no call per leaf besides the conversion
+itself. Anything else goes to the iterative one (an explicit stack, no recursion),
+which converts a tree 10,000 levels deep like any other, finds cycles, batches
+device-to-host copies and has the path of every leaf at hand. Both name the path
+of a failing leaf, as in ``tree['outputs'][2]``.
+
+Each array leaf is converted by :mod:`interop._core`'s path: its backend's host
+view under the default options, else the backend's cached plan, exactly as
+:func:`interop.to_numpy` converts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from interop import _core, _registry
+from interop._backend import Backend
+from interop._options import DEFAULT, Options
+from interop._transfer import Batch, Pending, device_checks
+from interop._tree.containers import (
+    _DELAYED,
+    _DICT,
+    _ITEMS,
+    _KEY,
+    _KIND,
+    _LIST,
+    _MISSING,
+    _OTHER,
+    _OUT,
+    _ROOT,
+    _TUPLE,
+    Frame,
+    build,
+    check_cycles,
+    classify,
+    kinds,
+    located,
+    open_frame,
+    path_of,
+    python_backend,
+    sync,
+)
+
+__all__ = ["Started", "map_leaves", "start"]
+
+_ndarray = np.ndarray
+
+
+class _Placeholder:
+    """A value of the result that exists only once the batch's copies are complete."""
+
+    __slots__ = ("frame", "path", "value")
+
+    def __init__(self, frame: Frame, path: str) -> None:
+        self.frame = frame
+        self.path = path
+        self.value: Any = None
+
+
+class Started:
+    """A tree whose device-to-host copies are under way; :meth:`result` waits for them."""
+
+    __slots__ = ("_batch", "_placeholders", "_value")
+
+    def __init__(self, value: Any, batch: Batch | None, placeholders: list[_Placeholder]) -> None:
+        self._value = value
+        self._batch = batch
+        self._placeholders = placeholders
+
+    def result(self) -> Any:
+        """The converted tree, once every copy is complete (waits at most once)."""
+        batch = self._batch
+        if batch is None:
+            return self._value
+        self._batch = None
+        try:
+            batch.synchronize()
+            for pending in batch.pending:
+                try:
+                    pending.finish()
+                except Exception as exc:
+                    raise located(exc, pending.path) from exc
+        except BaseException:
+            batch.cancel()
+            raise
+        value = self._value
+        for holder in self._placeholders:
+            out = holder.frame[_OUT]
+            keys = out.keys() if isinstance(out, dict) else range(len(out))
+            for k in keys:
+                item = out[k]
+                if type(item) is Pending or type(item) is _Placeholder:
+                    out[k] = item.value
+            try:
+                holder.value = build(holder.frame)
+            except Exception as exc:
+                raise located(exc, holder.path) from exc
+        if type(value) is _Placeholder:
+            value = value.value
+        self._value = value
+        self._placeholders = []
+        return value
+
+    def cancel(self) -> None:
+        """Wait for the copies already started and drop them, without converting."""
+        batch = self._batch
+        self._batch = None
+        self._value = None
+        self._placeholders = []
+        if batch is not None:
+            batch.cancel()
+
+
+def start(tree: Any, options: Options, *, keep: Backend | None = None) -> Any:
+    """Convert the host leaves of ``tree`` and start the copies of its device leaves.
+
+    ``keep``: a backend whose objects are leaves returned as they are, not converted.
+
+    Returns the converted tree itself when nothing waits for a copy (every tree on
+    a machine without an accelerator), else a :class:`Started` whose ``result()``
+    waits for the copies; callers tell them apart with ``type(out) is Started``. A
+    tree that is itself a :class:`Started` cannot occur: the class is private.
+    """
+    active = _registry.active()
+    sync(active)
+    checks = device_checks(active)
+    # The recursive walk first; it leaves what it does not handle (accelerator data,
+    # deep or cyclic trees) to the iterative one, which walks again from the start,
+    # batches the copies and finds cycles.
+    out = _walk_fast(tree, options, checks, keep)
+    if out is not _GIVE_UP:
+        return out
+    return _start_iterative(tree, options, checks, keep)
+
+
+def _start_iterative(
+    tree: Any,
+    options: Options,
+    checks: dict[Backend, Any],
+    keep: Backend | None,
+) -> Started:
+    """The iterative walk of :func:`start`: batched copies, paths, cycles, any depth."""
+    cache_get = _registry._cache.get
+    lookup = _registry.lookup
+    kinds_get = kinds.get
+    python = python_backend()
+    ndarray = _ndarray
+    as_is = options is DEFAULT  # host views apply, and a NumPy array stays the same object
+    views_get = _registry._views.get
+    view_of = _registry.view_of
+    planned = _core.convert_planned
+    batch: Batch | None = None
+    placeholders: list[_Placeholder] = []
+
+    root: Frame = [_ROOT, None, enumerate((tree,)), [None], _MISSING, False]
+    stack = [root]
+    frame = root
+    k: Any = _MISSING
+    try:
+        while True:
+            out = frame[_OUT]
+            for k, v in frame[_ITEMS]:
+                cls = type(v)
+                if cls is ndarray and as_is:
+                    out[k] = v
+                    continue
+                if as_is:
+                    f = views_get(cls, _MISSING)
+                    if f is _MISSING:
+                        f = view_of(cls)
+                    if f is not None:
+                        r = f(v)
+                        if r is not None:
+                            out[k] = r
+                            continue
+                b = cache_get(cls, _MISSING)
+                if b is _MISSING:
+                    b = lookup(cls)
+                if b is not None and b is not python:
+                    if b is keep:
+                        out[k] = v
+                        continue
+                    if checks and b in checks and checks[b](v):
+                        if batch is None:
+                            batch = Batch()
+                        converted = batch.start(b, v, options, path_of(stack, k))
+                        if type(converted) is Pending:
+                            frame[_DELAYED] = True
+                        out[k] = converted
+                    else:
+                        out[k] = planned(v, b, options)
+                    continue
+                kind = kinds_get(cls)
+                if kind is None:
+                    kind = classify(cls, v)
+                if kind == _OTHER:
+                    out[k] = v
+                    continue
+                # A container: walk it before the rest of this one.
+                frame[_KEY] = k
+                if kind == _DICT:
+                    frame = [kind, v, iter(v.items()), {}, _MISSING, False]
+                elif kind in (_LIST, _TUPLE):
+                    frame = [kind, v, enumerate(v), [None] * len(v), _MISSING, False]
+                else:
+                    frame = open_frame(kind, v)
+                stack.append(frame)
+                if not len(stack) & 1023:
+                    # A structure that contains itself makes the stack grow without
+                    # end; looking for a repeated container now and then finds it at
+                    # no cost per container.
+                    check_cycles(stack)
+                break
+            else:
+                # Every child of this frame is converted: build its container.
+                k = _MISSING
+                kind = frame[_KIND]
+                if frame[_DELAYED]:
+                    result: Any = _Placeholder(frame, path_of(stack, _MISSING))
+                    placeholders.append(result)
+                elif kind in (_DICT, _LIST):
+                    result = frame[_OUT]
+                elif kind == _TUPLE:
+                    result = tuple(frame[_OUT])
+                else:
+                    result = build(frame)
+                stack.pop()
+                if not stack:
+                    return Started(result, batch, placeholders)
+                frame = stack[-1]
+                frame[_OUT][frame[_KEY]] = result
+                if type(result) is _Placeholder:
+                    frame[_DELAYED] = True
+    except Exception as exc:
+        if batch is not None:
+            batch.cancel()
+        if hasattr(exc, "__interop_path__"):
+            raise
+        raise located(exc, path_of(stack, k)) from exc
+
+
+# How deep the recursive walk goes before it gives up (cycles, very deep trees) and
+# leaves the tree to the iterative walk; well below Python's recursion limit.
+_FAST_DEPTH = 64
+# What the recursive walk returns when it leaves the tree to the iterative walk:
+# a tree too deep for it, or a leaf on an accelerator.
+_GIVE_UP: Any = object()
+
+
+def _frame_at(frame: Frame | None, kind: int, x: Any, key: Any) -> Frame:
+    """A frame of the recursive walk's container ``x`` whose child ``key`` is walked."""
+    if frame is None:
+        frame = [kind, x, None, None, key, False]
+    frame[_KEY] = key
+    return frame
+
+
+class _Failed(Exception):
+    """A leaf failed inside the recursive walk; carries the keys down to it, innermost first."""
+
+    def __init__(self, error: Exception, frame: Frame | None = None) -> None:
+        self.error = error
+        # The frame of each container down to the failure, innermost first, each
+        # with the key of its child on the way; none where the container itself
+        # failed to be rebuilt.
+        self.frames: list[Frame] = [] if frame is None else [frame]
+
+
+def _walk_fast(
+    tree: Any,
+    options: Options,
+    checks: dict[Backend, Any],
+    keep: Backend | None = None,
+) -> Any:
+    """Convert ``tree`` recursively, as long as nothing unusual turns up.
+
+    Per container, a recursive call costs a third of a step of the iterative walk
+    in :func:`start`, so this is the common path. It returns ``_GIVE_UP`` for a leaf
+    on an accelerator or a tree deeper than ``_FAST_DEPTH`` (a cycle, say), and
+    :func:`start` then walks the tree iteratively. A failing leaf raises its error,
+    named by its path, as the iterative walk would.
+    """
+    # Making the walker (a closure over a dozen cells) costs as much as converting
+    # a leaf; a pipeline converts many small batches under the same options, so the
+    # last one made is kept, in one tuple that threads read and replace whole.
+    global _walker
+    made = _walker
+    if made[0] is options and made[1] is checks and made[3] is keep:
+        walk = made[2]
+    else:
+        walk = _make_walker(options, checks, keep)
+        _walker = (options, checks, walk, keep)
+    kind = kinds.get(type(tree))
+    if kind is None or kind == _OTHER:
+        kind, tree = _ROOT, [tree]  # a leaf: convert it as the root's only item
+    try:
+        return walk(tree, kind, 0)
+    except _Failed as failed:
+        # The frames of the containers down to the failure, outermost first, each
+        # with the key of its child on the way; the path is read as the iterative
+        # walk reads its stack.
+        stack = failed.frames[::-1]
+        if not stack or stack[0][_KIND] != _ROOT:
+            stack.insert(0, [_ROOT, None, None, None, 0, False])
+        where = path_of(stack, stack[-1][_KEY])
+        if hasattr(failed.error, "__interop_path__"):
+            raise failed.error from failed.error.__cause__
+        raise located(failed.error, where) from failed.error
+
+
+def _make_walker(
+    options: Options,
+    checks: dict[Backend, Any],
+    keep: Backend | None,
+) -> Any:
+    """The recursive walk of :func:`_walk_fast` for these options, checks and kept backend."""
+    cache_get = _registry._cache.get
+    lookup = _registry.lookup
+    kinds_get = kinds.get
+    views_get = _registry._views.get
+    view_of = _registry.view_of
+    planned = _core.convert_planned
+    python = python_backend()
+    ndarray = _ndarray
+    as_is = options is DEFAULT
+    give_up = _GIVE_UP
+
+    def walk(x: Any, kind: int, depth: int) -> Any:
+        if depth > _FAST_DEPTH:
+            return give_up
+        frame = None
+        out: Any
+        items: Any
+        if kind == _DICT:
+            items, out = x.items(), {}
+        elif kind in (_LIST, _TUPLE, _ROOT):
+            items, out = enumerate(x), [None] * len(x)
+        else:
+            frame = open_frame(kind, x)
+            items, out = frame[_ITEMS], frame[_OUT]
+        for k, v in items:
+            cls = type(v)
+            if as_is:
+                # The backend's host view first: the common leaf.
+                f = views_get(cls, _MISSING)
+                if f is _MISSING:
+                    f = view_of(cls)
+                if f is not None:
+                    r = f(v)
+                    if r is not None:
+                        out[k] = r
+                        continue
+                elif cls is ndarray:
+                    out[k] = v
+                    continue
+            if cls is dict:
+                child = _DICT  # the common container, never an array in a tree
+            else:
+                b = cache_get(cls, _MISSING)
+                if b is _MISSING:
+                    b = lookup(cls)
+                if b is not None and b is not python:
+                    if b is keep:
+                        out[k] = v
+                        continue
+                    if checks and b in checks and checks[b](v):
+                        return give_up  # the iterative walk batches device copies
+                    try:
+                        out[k] = planned(v, b, options)
+                    except Exception as exc:
+                        raise _Failed(exc, _frame_at(frame, kind, x, k)) from exc
+                    continue
+                found = kinds_get(cls)
+                child = classify(cls, v) if found is None else found
+                if child == _OTHER:
+                    out[k] = v
+                    continue
+            try:
+                r = walk(v, child, depth + 1)
+            except _Failed as failed:
+                failed.frames.append(_frame_at(frame, kind, x, k))
+                raise
+            if r is give_up:
+                return give_up
+            out[k] = r
+        if frame is None:
+            if kind == _TUPLE:
+                return tuple(out)
+            return out[0] if kind == _ROOT else out
+        try:
+            return build(frame)
+        except Exception as exc:
+            raise _Failed(exc) from exc
+
+    return walk
+
+
+# options, checks, the walker _make_walker made for them and the kept backend
+# (see _walk_fast).
+_walker: tuple[Any, Any, Any, Any] = (None, None, None, None)
+
+
+def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
+    """``tree`` with every leaf ``x`` replaced by ``leaf(x)``, in new containers.
+
+    The containers and the leaves are those of :func:`to_numpy_tree`: an object any
+    backend takes as an array is a leaf (an xarray Dataset too, though a mapping),
+    and so is every object that is not a container. Recursive: for the shallow
+    structures a function returns, not for trees thousands of levels deep.
+    """
+    cache_get = _registry._cache.get
+    python = python_backend()
+    b = cache_get(type(tree))
+    if b is not None and b is not python:  # an array (the commonest tree): no walk
+        return leaf(tree)
+    sync(_registry.active())
+    lookup = _registry.lookup
+    kinds_get = kinds.get
+
+    def walk(x: Any) -> Any:
+        cls = type(x)
+        b = cache_get(cls, _MISSING)
+        if b is _MISSING:
+            b = lookup(cls)
+        if b is not None and b is not python:
+            return leaf(x)
+        kind = kinds_get(cls)
+        if kind is None:
+            kind = classify(cls, x)
+        if kind == _OTHER:
+            return leaf(x)
+        if kind == _DICT:
+            return {k: walk(v) for k, v in x.items()}
+        if kind == _LIST:
+            return [walk(v) for v in x]
+        if kind == _TUPLE:
+            return tuple([walk(v) for v in x])
+        frame = open_frame(kind, x)
+        out = frame[_OUT]
+        for k, v in frame[_ITEMS]:
+            out[k] = walk(v)
+        return build(frame)
+
+    return walk(tree)
