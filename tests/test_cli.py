@@ -122,7 +122,7 @@ def test_doctor_exits_nonzero_when_a_conversion_is_wrong() -> None:
     # process: the doctor must notice from the values alone.
     pytest.importorskip("torch")
     code = (
-        "import sys, interop, interop._doctor as doctor\n"
+        "import sys, interop, interop.cli.doctor as doctor\n"
         "from interop.backends.torch import TorchBackend\n"
         "TorchBackend.fast_path = lambda self, cls: (lambda x: x.numpy() + 1)\n"
         "sys.exit(doctor.main(['torch'], as_json=False))\n"

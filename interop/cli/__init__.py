@@ -13,6 +13,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+from interop.cli import doctor
+from interop.cli.errors import ConvertError
+from interop.cli.files import convert
+
 __all__ = ["main"]
 
 _EPILOG = """\
@@ -32,21 +36,21 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    doctor = sub.add_parser(
+    doctor_cmd = sub.add_parser(
         "doctor",
         help="versions, devices, and the path, copies and speed of each conversion",
         description="Show versions and devices, and measure to_numpy for every installed "
         "framework, placement and dtype (zero-copy checked with np.shares_memory). "
         "Exits 1 if a conversion returns wrong values.",
     )
-    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
-    doctor.add_argument(
+    doctor_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor_cmd.add_argument(
         "--framework",
         action="append",
-        choices=["numpy", "torch", "tensorflow", "jax"],
+        choices=doctor.MATRIX_FRAMEWORKS,
         help="examine only this framework (repeatable; default: every installed one)",
     )
-    convert = sub.add_parser(
+    convert_cmd = sub.add_parser(
         "convert",
         help="convert a tensor file (.pt, .pth, .bin, .safetensors, .npy, .npz) to .npz/.npy",
         description="Convert a tensor file to NumPy. PyTorch files are loaded with "
@@ -54,34 +58,34 @@ def _parser() -> argparse.ArgumentParser:
         "and optimizer states become dotted keys. The output is written to a temporary "
         "file and renamed into place, so a failure leaves nothing behind.",
     )
-    convert.add_argument(
+    convert_cmd.add_argument(
         "src", help="input: .pt, .pth, .bin (torch.save), .safetensors, .npy, .npz"
     )
-    convert.add_argument("dst", help="output: .npz, or .npy for a single array")
-    convert.add_argument(
+    convert_cmd.add_argument("dst", help="output: .npz, or .npy for a single array")
+    convert_cmd.add_argument(
         "--upcast",
         action="store_true",
         help="write bfloat16/float8/... as the nearest standard dtype (float32), exactly",
     )
-    convert.add_argument(
+    convert_cmd.add_argument(
         "--keys",
         action="append",
         default=[],
         metavar="GLOB",
         help="keep arrays whose dotted key matches this glob (repeatable)",
     )
-    convert.add_argument(
+    convert_cmd.add_argument(
         "--keys-regex",
         action="append",
         default=[],
         metavar="REGEX",
         help="keep arrays whose dotted key contains a match of this regex (repeatable)",
     )
-    convert.add_argument(
+    convert_cmd.add_argument(
         "--dtype", help="cast floating-point arrays to this NumPy dtype (e.g. float32)"
     )
-    convert.add_argument("--force", action="store_true", help="replace an existing output file")
-    bar = convert.add_mutually_exclusive_group()
+    convert_cmd.add_argument("--force", action="store_true", help="replace an existing output file")
+    bar = convert_cmd.add_mutually_exclusive_group()
     bar.add_argument(
         "--progress",
         action="store_true",
@@ -95,8 +99,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from interop._files import ConvertError, convert
-
     try:
         summary = convert(
             args.src,
@@ -125,8 +127,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "convert":
         return _convert(args)
-    from interop import _doctor
-
     if args.command is None:
-        return _doctor.main()
-    return _doctor.main(args.framework, as_json=args.json)
+        return doctor.main()
+    return doctor.main(args.framework, as_json=args.json)
