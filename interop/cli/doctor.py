@@ -27,7 +27,7 @@ import numpy as np
 
 import interop
 from interop import _dtypes, testing
-from interop.cli.errors import first_line
+from interop.cli.errors import quote
 
 __all__ = ["DTYPES", "FRAMEWORKS", "MATRIX_FRAMEWORKS", "Cell", "main", "render", "report"]
 
@@ -231,7 +231,7 @@ def _same_values(out: np.ndarray[Any, Any], source: np.ndarray[Any, Any]) -> boo
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {first_line(exc)}"[:160]
+    return f"{type(exc).__name__}: {quote(exc)}"[:160]
 
 
 def _cell(framework: str, placement: _Placement, dtype: str) -> Cell:

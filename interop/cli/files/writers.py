@@ -1,4 +1,4 @@
-"""Writers of NumPy files, with a progress bar, and the conversion of each array on the way."""
+"""What each array becomes (decided before writing), its conversion, and the NumPy file writers."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from typing import IO, Any
 
 import numpy as np
 
-from interop import _dtypes, to_numpy
-from interop.cli.errors import ConvertError, first_line
-from interop.cli.files.readers import Entry
+from interop import InteropError, _dtypes, to_numpy
+from interop.cli.errors import ConvertError, quote
+from interop.cli.files.entry import Entry
 
-__all__ = ["Bar", "convert_array", "write_npz"]
-
-# -- converting ----------------------------------------------------------------------------------
+__all__ = ["Bar", "convert_array", "output_dtype", "write_npy", "write_npz"]
 
 
 def _is_float(dtype: np.dtype[Any]) -> bool:
@@ -33,28 +31,53 @@ def _is_float(dtype: np.dtype[Any]) -> bool:
     return True
 
 
-def convert_array(entry: Entry, upcast: bool, dtype: np.dtype[Any] | None) -> np.ndarray[Any, Any]:
+def output_dtype(entry: Entry, upcast: bool, cast: np.dtype[Any] | None) -> np.dtype[Any]:
+    """The dtype ``entry`` is written as, refused if a .npy file cannot store it.
+
+    Args:
+        entry: The array.
+        upcast: Whether nonstandard dtypes become the nearest standard one.
+        cast: The dtype floating-point arrays are cast to, if any.
+
+    Raises:
+        ConvertError: The result would be an object array, or have a dtype that
+            .npy files keep only as raw bytes (bfloat16, float8, ...).
+    """
+    dtype = entry.dtype
+    if upcast:
+        dtype = _dtypes.upcast_target(dtype) or dtype
+    if cast is not None and _is_float(dtype):
+        dtype = cast
+    if dtype.hasobject or not _dtypes.is_standard(dtype):
+        raise ConvertError(
+            f"expected dtypes that .npy files store, got {dtype} in {entry.key!r}: "
+            "a .npy file would keep only its raw bytes, not its type. hint: --upcast writes "
+            "bfloat16 and float8 as float32 (exactly), or choose one with --dtype"
+        )
+    return dtype
+
+
+def convert_array(entry: Entry, dtype: np.dtype[Any], upcast: bool) -> np.ndarray[Any, Any]:
+    """Load ``entry`` and convert it to a NumPy array of ``dtype`` and the entry's shape.
+
+    Raises:
+        ConvertError: The array cannot be read or converted, or does not come out
+            with the shape and dtype its file declared (what --max-bytes was
+            checked against).
+    """
+    value = entry.load()
     try:
-        value = entry.load()
-        array = to_numpy(value, upcast=upcast)
-        if dtype is not None and _is_float(array.dtype) and array.dtype != dtype:
-            array = to_numpy(array, dtype=dtype)
-    except ConvertError:
-        raise
-    except Exception as exc:
+        array = to_numpy(value, upcast=upcast, sparse="dense", dtype=dtype)
+    except InteropError as exc:
         raise ConvertError(
-            f"cannot convert {entry.key!r}: {type(exc).__name__}: {first_line(exc)}"
+            f"cannot convert {entry.key!r}: {type(exc).__name__}: {quote(exc)}"
         ) from exc
-    if array.dtype.kind == "O" or not _dtypes.is_standard(array.dtype):
+    if array.dtype != dtype or array.shape != entry.shape:
         raise ConvertError(
-            f"expected dtypes that .npy files store, got {array.dtype} in {entry.key!r}: "
-            "a .npy file would keep only its raw bytes, not its type. hint: --upcast "
-            "writes bfloat16 and float8 as float32 (exactly), or choose one with --dtype"
+            f"expected {entry.key!r} to convert to {dtype} of shape {entry.shape}, "
+            f"got {array.dtype} of shape {array.shape}"
         )
     return array
-
-
-# -- writing -------------------------------------------------------------------------------------
 
 
 class Bar:
@@ -97,9 +120,18 @@ class Bar:
 
 
 def write_npz(f: IO[bytes], arrays: Iterator[tuple[str, np.ndarray[Any, Any]]]) -> None:
-    # What np.savez does, one array at a time, so that arrays are converted as they
-    # are written instead of all being held at once.
+    """Write ``(member name, array)`` pairs to ``f`` as a .npz file, one array at a time.
+
+    What ``np.savez`` does, except that arrays are converted as they are written
+    instead of all being held at once.
+    """
     with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for key, array in arrays:
-            with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
+        for name, array in arrays:
+            with zf.open(name, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def write_npy(f: IO[bytes], arrays: Iterator[tuple[str, np.ndarray[Any, Any]]]) -> None:
+    """Write the single array of ``arrays`` to ``f`` as a .npy file."""
+    for _, array in arrays:
+        np.lib.format.write_array(f, array, allow_pickle=False)
