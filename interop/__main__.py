@@ -1,10 +1,10 @@
-"""``python -m interop``: the command line (see :mod:`interop._cli`)."""
+"""``python -m interop``: the command line (see :mod:`interop.cli`)."""
 
 from __future__ import annotations
 
 import sys
 
-from interop._cli import main
+from interop.cli import main
 
 __all__ = ["main"]
 

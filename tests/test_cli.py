@@ -2,31 +2,61 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
+import signal
+import stat
+import struct
 import subprocess
 import sys
+import time
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import interop
+from interop.cli import files
+
 ROOT = Path(__file__).resolve().parent.parent
 STATUSES = {"ok", "wrong", "unsupported", "not converted"}
 
 
-def run(
-    *args: str, cwd: Path | None = None, code: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``python -m interop ARGS`` (or ``python -c CODE``) with this checkout importable."""
+def environment() -> dict[str, str]:
+    """The environment of a child ``python`` with this checkout importable."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return env
+
+
+def run(
+    *args: str, cwd: Path | None = None, code: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m interop ARGS`` (or ``python -c CODE``) with this checkout importable."""
     command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "interop"]
     return subprocess.run(
-        [*command, *args], cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=300
+        [*command, *args],
+        cwd=cwd or ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
+
+
+def failed(out: subprocess.CompletedProcess[str]) -> str:
+    """The error of a failed ``convert``, checked to be one clean line with exit status 2."""
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert out.stderr.startswith("interop convert: error: "), out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.endswith("\n"), out.stderr
+    assert "Traceback" not in out.stderr and "\x1b" not in out.stderr, out.stderr
+    return out.stderr
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -122,7 +152,7 @@ def test_doctor_exits_nonzero_when_a_conversion_is_wrong() -> None:
     # process: the doctor must notice from the values alone.
     pytest.importorskip("torch")
     code = (
-        "import sys, interop, interop._doctor as doctor\n"
+        "import sys, interop, interop.cli.doctor as doctor\n"
         "from interop.backends.torch import TorchBackend\n"
         "TorchBackend.host_view_for = lambda self, cls: (lambda x: x.numpy() + 1)\n"
         "sys.exit(doctor.main(['torch'], as_json=False))\n"
@@ -192,9 +222,8 @@ def test_convert_bfloat16_needs_upcast_and_is_exact_with_it(tmp_path: Path) -> N
     torch = pytest.importorskip("torch")
     values = torch.tensor([[0.5, -3.0, 1024.0], [1 / 3, 7.25, -0.0]])
     torch.save({"w": values.to(torch.bfloat16), "i": torch.arange(4)}, tmp_path / "bf.pt")
-    out = run("convert", "bf.pt", "bf.npz", cwd=tmp_path)
-    assert out.returncode == 1
-    assert "bfloat16" in out.stderr and "--upcast" in out.stderr
+    error = failed(run("convert", "bf.pt", "bf.npz", cwd=tmp_path))
+    assert "bfloat16" in error and "--upcast" in error
     assert not (tmp_path / "bf.npz").exists() and leftovers(tmp_path) == []
     out = run("convert", "bf.pt", "bf.npz", "--upcast", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -265,8 +294,7 @@ def test_convert_progress_bar(tmp_path: Path) -> None:
 def test_convert_force_replaces_existing_output(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.arange(3))
     (tmp_path / "out.npz").write_bytes(b"old")
-    out = run("convert", "a.npy", "out.npz", cwd=tmp_path)
-    assert out.returncode == 2 and "--force" in out.stderr
+    assert "--force" in failed(run("convert", "a.npy", "out.npz", cwd=tmp_path))
     assert (tmp_path / "out.npz").read_bytes() == b"old"
     out = run("convert", "a.npy", "out.npz", "--force", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -278,37 +306,41 @@ def test_convert_force_replaces_existing_output(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "code", "message"),
+    ("args", "message"),
     [
-        (("missing.pt", "o.npz"), 1, "no such file"),
-        (("a.txt", "o.npz"), 2, "expected an input file ending in"),
-        (("a.npy", "o.csv"), 2, "expected an output file ending in .npz or .npy"),
-        (("two.npz", "o.npy"), 2, "expected one array for a .npy output"),
-        (("two.npz", "o.npz", "--keys", "nothing*"), 1, "expected --keys to select arrays"),
-        (("a.npy", "o.npz", "--dtype", "int8"), 2, "floating-point dtype"),
-        (("a.npy", "o.npz", "--dtype", "notadtype"), 2, "NumPy dtype name"),
-        (("a.npy", "o.npz", "--keys-regex", "("), 2, "regular expression"),
-        (("objects.npy", "o.npz"), 1, "refused to load"),
-        (("garbage.npz", "o.npz"), 1, "cannot read"),
-        (("garbage.safetensors", "o.npz"), 1, "safetensors"),
-        (("dir.npy", "o.npz"), 1, "a directory"),
-        (("a.npy", "nodir/o.npz"), 2, "existing output directory"),
+        (("missing.pt", "o.npz"), "no such file"),
+        (("a.txt", "o.npz"), "expected an input file ending in"),
+        (("a.npy", "o.csv"), "expected an output file ending in .npz or .npy"),
+        (("two.npz", "o.npy"), "expected one array for a .npy output"),
+        (("two.npz", "o.npz", "--keys", "nothing*"), "expected --keys to select arrays"),
+        (("a.npy", "o.npz", "--dtype", "int8"), "floating-point dtype"),
+        (("a.npy", "o.npz", "--dtype", "notadtype"), "NumPy dtype name"),
+        (("a.npy", "o.npz", "--keys-regex", "("), "regular expression"),
+        (("objects.npy", "o.npz"), "refused to load"),
+        (("objects.npz", "o.npz"), "refused to load"),
+        (("garbage.npz", "o.npz"), "cannot read"),
+        (("garbage.safetensors", "o.npz"), "safetensors"),
+        (("dir.npy", "o.npz"), "a directory"),
+        (("a.npy", "nodir/o.npz"), "existing output directory"),
+        (("a.npy", "dir.npy"), "which is a directory"),
+        (("a.npy", "dir.npy", "--force"), "which is a directory"),
+        (("a.npy", "o.npz", "--max-bytes", "lots"), "expected a number of bytes"),
+        (("a.npy", "o.npz", "--max-arrays", "0"), "expected a positive whole number"),
     ],
 )
-def test_convert_errors(tmp_path: Path, args: tuple[str, ...], code: int, message: str) -> None:
+def test_convert_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     np.save(tmp_path / "a.npy", np.arange(3))
     (tmp_path / "a.txt").write_text("1 2 3")
     np.savez(tmp_path / "two.npz", x=np.ones(2), y=np.zeros(2))
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "objects.npz", x=np.ones(2), o=np.array([None], dtype=object))
     (tmp_path / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip file")
     (tmp_path / "garbage.safetensors").write_bytes(b"\xff" * 64)
     (tmp_path / "dir.npy").mkdir()
     before = sorted(p.name for p in tmp_path.iterdir())
-    out = run("convert", *args, cwd=tmp_path)
-    assert out.returncode == code, out.stderr
-    assert message in out.stderr
-    assert out.stderr.startswith("interop convert: error: ")
+    assert message in failed(run("convert", *args, cwd=tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    assert not any((tmp_path / "dir.npy").iterdir())
 
 
 def test_truncated_inputs_fail_and_leave_no_output(tmp_path: Path) -> None:
@@ -330,9 +362,7 @@ def test_truncated_inputs_fail_and_leave_no_output(tmp_path: Path) -> None:
     for name in ("cut.pt", "cut.safetensors", "cut.npz", "cut.npy"):
         # An existing output must survive a failed --force run untouched.
         (tmp_path / "out.npz").write_bytes(b"previous")
-        out = run("convert", name, "out.npz", "--force", cwd=tmp_path)
-        assert out.returncode == 1, (name, out.stdout, out.stderr)
-        assert "interop convert: error:" in out.stderr
+        failed(run("convert", name, "out.npz", "--force", cwd=tmp_path))
         assert (tmp_path / "out.npz").read_bytes() == b"previous", name
         assert leftovers(tmp_path) == [], name
 
@@ -342,8 +372,7 @@ def test_failure_after_some_arrays_were_written_leaves_nothing(tmp_path: Path) -
     # "a" converts and is written to the temporary file, then "b" (bfloat16, no
     # --upcast) fails: the temporary file must go, and no output appear.
     torch.save({"a": torch.ones(1000), "b": torch.ones(3, dtype=torch.bfloat16)}, tmp_path / "m.pt")
-    out = run("convert", "m.pt", "m.npz", cwd=tmp_path)
-    assert out.returncode == 1
+    failed(run("convert", "m.pt", "m.npz", cwd=tmp_path))
     assert not (tmp_path / "m.npz").exists()
     assert leftovers(tmp_path) == []
 
@@ -368,9 +397,267 @@ def test_malicious_pickle_is_refused_and_never_executed(tmp_path: Path) -> None:
     assert marker.exists()
     marker.unlink()
 
-    out = run("convert", "evil.pt", "evil.npz", cwd=tmp_path)
-    assert out.returncode == 1
-    assert "refused to load" in out.stderr and "weights_only=True" in out.stderr
+    error = failed(run("convert", "evil.pt", "evil.npz", cwd=tmp_path))
+    assert "refused to load" in error and "weights_only=True" in error
     assert not marker.exists()
     assert not (tmp_path / "evil.npz").exists()
+    assert leftovers(tmp_path) == []
+
+
+# -- convert: hostile inputs, limits, names and signals -----------------------------------------
+# Every hostile file is made here, in tmp_path; none is kept in the repository.
+
+
+def safetensors_file(path: Path, header: bytes | dict[str, Any], data: bytes = b"") -> None:
+    """A safetensors file with this exact header (a dict is written as JSON) and data."""
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+
+
+def npz_bomb(path: Path, nbytes: int, chunk: int = 1 << 20) -> None:
+    """A valid .npz of one all-zero uint8 array of ``nbytes``, about ``nbytes / 1000`` on disk.
+
+    The member is deflated by hand: after a full flush zlib starts afresh, so every
+    chunk of zeros compresses to the same bytes, and the stream is one compressed
+    chunk repeated. Only the CRC reads all the zeros, a chunk at a time.
+    """
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": "|u1", "fortran_order": False, "shape": (nbytes,)}
+    )
+    header = head.getvalue()
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    start = deflate.compress(header) + deflate.flush(zlib.Z_FULL_FLUSH)
+    block = deflate.compress(bytes(chunk)) + deflate.flush(zlib.Z_FULL_FLUSH)
+    data = start + block * (nbytes // chunk) + deflate.flush(zlib.Z_FINISH)
+    crc = zlib.crc32(header)
+    for _ in range(nbytes // chunk):
+        crc = zlib.crc32(bytes(chunk), crc)
+    name = b"x.npy"
+    # version 2.0, no flags, deflate, 1980-01-01, crc, sizes
+    fields = struct.pack("<HHHHHIII", 20, 0, 8, 0, 0x21, crc, len(data), len(header) + nbytes)
+    local = b"PK\x03\x04" + fields + struct.pack("<HH", len(name), 0) + name
+    central = b"PK\x01\x02" + struct.pack("<H", 20) + fields
+    central += struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, 0) + name
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, len(central), len(local + data), 0)
+    path.write_bytes(local + data + central + end)
+
+
+def test_shared_references_are_flattened_once_under_their_first_path(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    d: dict[str, Any] = {"x": torch.zeros(1)}
+    for _ in range(40):
+        d = {"a": d, "b": d}  # 2**40 paths to one tensor, in a file of 2 KB
+    torch.save(d, tmp_path / "dag.pt")
+    out = run("convert", "dag.pt", "dag.npz", cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "skipped 40 references to an array or container already written" in out.stdout
+    with np.load(tmp_path / "dag.npz") as z:
+        assert z.files == [".".join(["a"] * 40 + ["x"])]
+    # A tensor saved under two keys is written once too, the second key reported.
+    t = torch.arange(3.0)
+    torch.save({"w": t, "tied": t, "betas": (0.9, 0.99), "again": (0.9, 0.99)}, tmp_path / "t.pt")
+    out = run("convert", "t.pt", "t.npz", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "tied (= w)" in out.stdout
+    with np.load(tmp_path / "t.npz") as z:
+        assert sorted(z.files) == ["again", "betas", "w"]  # numbers are values, not references
+
+
+def test_nesting_depth_and_array_count_are_limited(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    deep: Any = torch.ones(1)
+    for _ in range(100):
+        deep = {"k": deep}
+    torch.save(deep, tmp_path / "deep.pt")
+    assert "nested at most 64 deep" in failed(run("convert", "deep.pt", "o.npz", cwd=tmp_path))
+    np.savez(tmp_path / "many.npz", **{f"k{i}": np.zeros(1) for i in range(5)})
+    error = failed(run("convert", "many.npz", "o.npz", "--max-arrays", "4", cwd=tmp_path))
+    assert "at most 4 arrays" in error and "--max-arrays" in error
+    assert run("convert", "many.npz", "o.npz", "--max-arrays", "5", cwd=tmp_path).returncode == 0
+
+
+def test_zip_bomb_is_refused_by_the_byte_limit_before_writing(tmp_path: Path) -> None:
+    npz_bomb(tmp_path / "small.npz", 4 << 20)
+    with np.load(tmp_path / "small.npz") as z:  # the generator makes real .npz files
+        assert z["x"].shape == (4 << 20,) and not z["x"].any()
+    npz_bomb(tmp_path / "bomb.npz", 2 << 30)
+    assert (tmp_path / "bomb.npz").stat().st_size < 3 << 20
+    error = failed(run("convert", "bomb.npz", "out.npz", "--max-bytes", "64M", cwd=tmp_path))
+    assert "expected an output of at most 67108864 bytes, got about 2147" in error
+    assert not (tmp_path / "out.npz").exists() and leftovers(tmp_path) == []
+    out = run("convert", "small.npz", "out.npz", "--max-bytes", "64M", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+
+
+def test_default_byte_limit_is_the_free_space_at_the_destination(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    np.save(tmp_path / "a.npy", np.zeros(1000))
+    usage = shutil.disk_usage(tmp_path)._replace(free=4000)
+    monkeypatch.setattr(files.limits.shutil, "disk_usage", lambda path: usage)
+    with pytest.raises(interop.InteropError, match=r"at most 4000 bytes.*free space"):
+        files.convert(tmp_path / "a.npy", tmp_path / "o.npy")
+    assert not (tmp_path / "o.npy").exists()
+    assert files.convert(tmp_path / "a.npy", tmp_path / "o.npy", max_bytes=10_000).arrays == 1
+
+
+def test_sparse_tensors_are_written_densely(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    dense = torch.tensor([[0.0, 2.0, 0.0], [1.5, 0.0, 0.0]])
+    torch.save({"coo": dense.to_sparse(), "plain": dense}, tmp_path / "s.pt")
+    out = run("convert", "s.pt", "s.npz", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    with np.load(tmp_path / "s.npz") as z:
+        np.testing.assert_array_equal(z["coo"], dense.numpy())
+        np.testing.assert_array_equal(z["plain"], dense.numpy())
+    # Its dense size is what counts against --max-bytes.
+    torch.save({"coo": torch.zeros(4096, 4096).to_sparse()}, tmp_path / "big.pt")
+    assert "got about 6710" in failed(
+        run("convert", "big.pt", "b.npz", "--max-bytes", "1M", cwd=tmp_path)
+    )
+
+
+def test_self_containing_list_is_refused(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    loop: list[Any] = [torch.ones(2)]
+    loop.append(loop)
+    torch.save({"loop": loop}, tmp_path / "loop.pt")
+    assert "contains itself at 'loop.1'" in failed(run("convert", "loop.pt", "o.npz", cwd=tmp_path))
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_framework_messages_are_quoted_clean_and_whole(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")  # a whole module, not weights
+    error = failed(run("convert", "module.pt", "o.npz", cwd=tmp_path))
+    assert "refused to load" in error
+    quoted = error.split("rejected it: ")[1].split(" hint: ")[0]
+    assert quoted.endswith(".") and "Linear" in quoted, quoted
+
+
+VALID = {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}
+
+
+MALFORMED_HEADERS = {
+    "dtype-list": ({"w": {**VALID, "dtype": ["U8"]}}, "safetensors dtype"),
+    "offset-string": ({"w": {**VALID, "data_offsets": ["0", 4]}}, "data_offsets [begin, end]"),
+    "shape-string": ({"w": {**VALID, "shape": "ab"}}, "shape of 'w'"),
+    "shape-huge": ({"w": {**VALID, "shape": [10**30]}}, "got data_offsets [0, 4]"),
+    "shape-bool": ({"w": {**VALID, "shape": [True]}}, "shape of 'w'"),
+    "shape-negative": ({"w": {**VALID, "shape": [-1], "data_offsets": [1, 0]}}, "shape of 'w'"),
+    "offsets-reversed": ({"w": {**VALID, "data_offsets": [1, 0]}}, "expected 4 bytes for 'w'"),
+    "offsets-too-long": ({"w": {**VALID, "data_offsets": [0, 8]}}, "expected 4 bytes for 'w'"),
+    "gap": ({"w": {**VALID, "shape": [2], "data_offsets": [2, 4]}}, "a gap before it"),
+    "overlap": ({"w": VALID, "v": {**VALID, "shape": [2], "data_offsets": [2, 4]}}, "overlaps"),
+    "data-left-over": ({"w": {**VALID, "shape": [2], "data_offsets": [0, 2]}}, "2 bytes of data"),
+    "info-number": ({"w": 5}, "dtype, shape and data_offsets"),
+    "info-incomplete": ({"w": {"dtype": "U8"}}, "dtype, shape and data_offsets"),
+    "deep-lists": (b"[" * 100_000 + b"]" * 100_000, "nested at most 64 deep"),
+    "deep-metadata": (
+        b'{"__metadata__": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001,
+        "nested at most 64 deep",
+    ),
+    "duplicate-name": (b'{"w": ' + json.dumps(VALID).encode() + b', "w": {}}', "got 'w' twice"),
+    "duplicate-field": (b'{"w": {"dtype": "U8", "dtype": "F32"}}', "got 'dtype' twice"),
+    "huge-number": (b'{"w": {"shape": [' + b"9" * 5000 + b"]}}", "JSON header"),
+    "not-an-object": (b"[1, 2]", "JSON object"),
+}
+
+
+@pytest.mark.parametrize(
+    ("header", "message"), MALFORMED_HEADERS.values(), ids=MALFORMED_HEADERS.keys()
+)
+def test_malformed_safetensors_headers_are_one_line_errors(
+    tmp_path: Path, header: bytes | dict[str, Any], message: str
+) -> None:
+    safetensors_file(tmp_path / "bad.safetensors", header, b"\x01\x02\x03\x04")
+    assert message in failed(run("convert", "bad.safetensors", "o.npz", cwd=tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.safetensors"]
+
+
+def test_unsafe_keys_are_escaped_kept_unique_and_reported(tmp_path: Path) -> None:
+    u8 = {"dtype": "U8", "shape": [1]}
+    keys = ["../../evil", "/abs", "a\x00b", "a%00b", "dense/kernel:0", "x\\y", "\x1b[2Jred"]
+    header = {k: {**u8, "data_offsets": [i, i + 1]} for i, k in enumerate(keys)}
+    safetensors_file(tmp_path / "names.safetensors", header, bytes(range(len(keys))))
+    out = run("convert", "names.safetensors", "o.npz", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout
+    assert "renamed 5 keys that are unsafe" in out.stdout and "'../../evil' as" in out.stdout
+    with zipfile.ZipFile(tmp_path / "o.npz") as zf:
+        members = zf.namelist()
+    assert len(set(members)) == len(keys)
+    for member in members:
+        parts = member.split("/")
+        assert not member.startswith("/") and ".." not in parts[:-1] and "" not in parts[:-1]
+        assert "\\" not in member and not any(ord(c) < 32 for c in member), member
+    with np.load(tmp_path / "o.npz") as z:
+        values = {k: int(z[k][0]) for k in z.files}
+    assert values["dense/kernel:0"] == 4 and values["a%00b"] == 3  # safe keys keep their name
+    assert values["..%2F..%2Fevil"] == 0 and values["%2Fabs"] == 1
+    assert values["a%00b~1"] == 2 and values["x%5Cy"] == 5  # NUL escaped, then made unique
+
+
+def test_existing_destinations_are_never_replaced_without_force(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.arange(3))
+    (tmp_path / "link.npz").symlink_to(tmp_path / "missing.npz")  # a dangling link
+    assert "--force" in failed(run("convert", "a.npy", "link.npz", cwd=tmp_path))
+    assert (tmp_path / "link.npz").is_symlink() and not (tmp_path / "missing.npz").exists()
+    # --force keeps the permission bits of the file it replaces.
+    (tmp_path / "private.npz").write_bytes(b"old")
+    (tmp_path / "private.npz").chmod(0o600)
+    out = run("convert", "a.npy", "private.npz", "--force", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert stat.S_IMODE((tmp_path / "private.npz").stat().st_mode) == 0o600
+    with np.load(tmp_path / "private.npz") as z:
+        np.testing.assert_array_equal(z["a"], np.arange(3))
+
+
+# A child that converts two arrays and, once the first is in the temporary file,
+# reports the temporary file's permission bits and waits to be stopped.
+WAIT_MID_WRITE = """
+import os, pathlib, stat, sys, time
+import interop.cli.files as files
+from interop.cli import main
+
+convert_array = files.convert_array
+calls = []
+
+def slow(*args):
+    calls.append(1)
+    if len(calls) == 2:
+        (tmp,) = pathlib.Path(".").glob(".out.npz.*.tmp")
+        pathlib.Path("ready").write_text(oct(stat.S_IMODE(tmp.stat().st_mode)))
+        time.sleep(60)
+    return convert_array(*args)
+
+files.convert_array = slow
+sys.exit(main(["convert", "in.npz", "out.npz", "--force"]))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_write_leaves_nothing_behind(tmp_path: Path, signum: int) -> None:
+    np.savez(tmp_path / "in.npz", a=np.ones(100_000), b=np.zeros(10))
+    (tmp_path / "out.npz").write_bytes(b"previous")
+    (tmp_path / "out.npz").chmod(0o640)
+    child = subprocess.Popen(
+        [sys.executable, "-c", WAIT_MID_WRITE],
+        cwd=tmp_path,
+        env=environment(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "ready").exists() and child.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (tmp_path / "ready").read_text() == "0o640"  # the temporary file has dst's mode
+    child.send_signal(signum)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 128 + signum, stderr
+    name = signal.Signals(signum).name
+    assert stderr == f"interop convert: error: interrupted by {name}; no partial output is left\n"
+    assert (tmp_path / "out.npz").read_bytes() == b"previous"
     assert leftovers(tmp_path) == []

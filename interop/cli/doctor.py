@@ -13,10 +13,10 @@ reported as such.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
 import time
@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 
 import interop
+from interop import _dtypes, testing
+from interop.cli.errors import quote
 
-__all__ = ["DTYPES", "FRAMEWORKS", "Cell", "main", "report"]
+__all__ = ["DTYPES", "FRAMEWORKS", "MATRIX_FRAMEWORKS", "Cell", "main", "render", "report"]
 
 #: Frameworks whose versions are reported, in order; the first four get a matrix.
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax", "cupy", "dask")
-MATRIX_FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
+MATRIX_FRAMEWORKS = testing.FRAMEWORKS
 #: The dtypes of the matrix (float8_e4m3fn stands for the float8 family).
 DTYPES = ("float32", "float16", "bfloat16", "float8_e4m3fn", "int64", "bool", "complex64")
 _DISTRIBUTIONS = {
@@ -77,8 +79,9 @@ class Cell:
     detail: str | None = None
 
 
-def _version(name: str) -> str | None:
-    for dist in _DISTRIBUTIONS[name]:
+def _version(*distributions: str) -> str | None:
+    """The version of the first of ``distributions`` that is installed."""
+    for dist in distributions:
         try:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -99,9 +102,7 @@ def _source(dtype: str) -> np.ndarray[Any, Any]:
         return (values + 1j * values[::-1]).astype(np.complex64)
     if dtype == "int64":
         return values.astype(np.int64)
-    from interop._dtypes import ml_dtype
-
-    ml = ml_dtype(dtype) if dtype in ("bfloat16", "float8_e4m3fn") else None
+    ml = _dtypes.ml_dtype(dtype) if dtype in ("bfloat16", "float8_e4m3fn") else None
     return values.astype(ml if ml is not None else np.dtype(dtype))
 
 
@@ -119,34 +120,23 @@ class _Placement:
 
 
 def _numpy_placements() -> tuple[list[str], list[_Placement]]:
-    return ["cpu"], [_Placement("cpu", lambda a: a.copy(), lambda a: a, lambda a: a.dtype.name)]
+    fw = testing.framework("numpy")
+    return ["cpu"], [_Placement("cpu", fw.make, fw.native, lambda a: a.dtype.name)]
 
 
 def _torch_placements() -> tuple[list[str], list[_Placement]]:
     import torch
 
+    fw = testing.framework("torch")
+
     def make(device: str) -> Callable[[np.ndarray[Any, Any]], Any]:
-        def build(a: np.ndarray[Any, Any]) -> Any:
-            if a.dtype.type.__module__ == "ml_dtypes":
-                # torch.from_numpy knows no ml_dtypes: carry the bits in an integer.
-                bits = a.view(np.int16 if a.itemsize == 2 else np.uint8).copy()
-                t = torch.from_numpy(bits).view(getattr(torch, a.dtype.name))
-            else:
-                t = torch.from_numpy(a.copy())
-            return t.to(device)
-
-        return build
-
-    def native(t: Any) -> np.ndarray[Any, Any]:
-        if t.dtype.is_floating_point and t.dtype.itemsize < 4 and t.dtype != torch.float16:
-            return t.view({1: torch.uint8, 2: torch.int16}[t.dtype.itemsize]).numpy()  # type: ignore[no-any-return]
-        return t.numpy()  # type: ignore[no-any-return]
+        return lambda a: fw.make(a).to(device)
 
     def dtype_of(t: Any) -> str:
         return str(t.dtype).removeprefix("torch.")
 
     devices = ["cpu"]
-    placements = [_Placement("cpu", make("cpu"), native, dtype_of)]
+    placements = [_Placement("cpu", fw.make, fw.native, dtype_of)]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             devices.append(f"cuda:{i} ({torch.cuda.get_device_name(i)})")
@@ -161,10 +151,12 @@ def _torch_placements() -> tuple[list[str], list[_Placement]]:
 def _tensorflow_placements() -> tuple[list[str], list[_Placement]]:
     import tensorflow as tf
 
+    fw = testing.framework("tensorflow")
+
     def make(device: str) -> Callable[[np.ndarray[Any, Any]], Any]:
         def build(a: np.ndarray[Any, Any]) -> Any:
             with tf.device(device):
-                return tf.identity(tf.constant(a))
+                return tf.identity(fw.make(a))
 
         return build
 
@@ -173,15 +165,18 @@ def _tensorflow_placements() -> tuple[list[str], list[_Placement]]:
     for d in tf.config.list_logical_devices():
         short = d.name.removeprefix("/device:")
         devices.append(short)
-        native: Callable[[Any], np.ndarray[Any, Any]] | None = (
-            np.asarray if d.device_type == "CPU" else None
-        )
+        native = fw.native if d.device_type == "CPU" else None
         placements.append(_Placement(short.lower(), make(d.name), native, lambda t: t.dtype.name))
     return devices, placements
 
 
 def _jax_placements() -> tuple[list[str], list[_Placement]]:
     import jax
+
+    fw = testing.framework("jax")
+
+    def make(device: Any) -> Callable[[np.ndarray[Any, Any]], Any]:
+        return lambda a: jax.device_put(fw.make(a), device)
 
     found = list(jax.devices())
     if not any(d.platform == "cpu" for d in found):
@@ -191,17 +186,8 @@ def _jax_placements() -> tuple[list[str], list[_Placement]]:
     for d in found:
         name = "cpu" if d.platform == "cpu" else f"{d.platform}:{d.id}"
         devices.append(f"{name} ({d.device_kind})" if d.platform != "cpu" else name)
-        native: Callable[[Any], np.ndarray[Any, Any]] | None = (
-            np.asarray if d.platform == "cpu" else None
-        )
-        placements.append(
-            _Placement(
-                name,
-                functools.partial(jax.device_put, device=d),
-                native,
-                lambda x: np.dtype(x.dtype).name,
-            )
-        )
+        native = fw.native if d.platform == "cpu" else None
+        placements.append(_Placement(name, make(d), native, lambda x: np.dtype(x.dtype).name))
     return devices, placements
 
 
@@ -244,9 +230,8 @@ def _same_values(out: np.ndarray[Any, Any], source: np.ndarray[Any, Any]) -> boo
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:160]
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {quote(exc)}"[:160]
 
 
 def _cell(framework: str, placement: _Placement, dtype: str) -> Cell:
@@ -256,7 +241,7 @@ def _cell(framework: str, placement: _Placement, dtype: str) -> Cell:
         x = placement.make(source)
     except Exception as exc:  # the framework has no such dtype, or not on this device
         cell.status = "unsupported"
-        cell.detail = f"{framework} cannot build it: {_first_line(exc)}"
+        cell.detail = f"{framework} cannot build it: {_describe(exc)}"
         return cell
     expected = placement.dtype_of(x)
     try:
@@ -264,7 +249,7 @@ def _cell(framework: str, placement: _Placement, dtype: str) -> Cell:
         out = interop.to_numpy(x)
     except Exception as exc:  # reported, not fatal: it names what is not converted yet
         cell.status = "not converted"
-        cell.detail = _first_line(exc)
+        cell.detail = _describe(exc)
         return cell
     cell.steps = list(plan.steps)
     cell.plan_zero_copy = plan.zero_copy
@@ -295,7 +280,7 @@ def _cells(frameworks: Sequence[str]) -> Iterator[tuple[str, list[str], list[Cel
             importlib.import_module(name)
             devices, placements = _PLACEMENTS[name]()
         except Exception as exc:  # installed but broken on import
-            yield name, [f"import failed: {_first_line(exc)}"], []
+            yield name, [f"import failed: {_describe(exc)}"], []
             continue
         yield name, devices, [_cell(name, p, d) for p in placements for d in DTYPES]
 
@@ -307,24 +292,23 @@ def report(frameworks: Sequence[str] | None = None) -> dict[str, Any]:
         frameworks: Limit the matrix to these frameworks (default: every installed one).
 
     Example:
-        >>> import interop._doctor as doctor
+        >>> from interop.cli import doctor
         >>> r = doctor.report(["numpy"])
         >>> r["ok"], r["matrix"][0]["framework"], r["matrix"][0]["status"]
         (True, 'numpy', 'ok')
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    wanted = [
-        f for f in (frameworks or MATRIX_FRAMEWORKS) if f in MATRIX_FRAMEWORKS and _installed(f)
-    ]
+    requested = frameworks or MATRIX_FRAMEWORKS
+    wanted = [f for f in requested if f in MATRIX_FRAMEWORKS and testing.available(f)]
     versions: dict[str, dict[str, Any]] = {}
     for name in FRAMEWORKS:
-        version = _version(name) if _installed(name) else None
+        version = _version(*_DISTRIBUTIONS[name]) if _installed(name) else None
         versions[name] = {"installed": version is not None, "version": version, "devices": []}
     matrix: list[Cell] = []
     for name, devices, cells in _cells(wanted):
         versions[name]["devices"] = devices
         matrix.extend(cells)
-    ml_version = _version_of("ml_dtypes")
+    ml_version = _version("ml_dtypes")
     return {
         "interop": interop.__version__,
         "python": platform.python_version(),
@@ -337,13 +321,6 @@ def report(frameworks: Sequence[str] | None = None) -> dict[str, Any]:
         "matrix": [dataclasses.asdict(c) for c in matrix],
         "ok": all(c.status != "wrong" for c in matrix),
     }
-
-
-def _version_of(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def _format_time(seconds: float | None) -> str:
@@ -400,8 +377,6 @@ def render(data: dict[str, Any]) -> str:
 
 def main(frameworks: Sequence[str] | None = None, *, as_json: bool = False) -> int:
     """Print the report (text or JSON); the exit status is 1 if any conversion was wrong."""
-    import json
-
     data = report(frameworks)
     print(json.dumps(data, indent=2) if as_json else render(data))
     return 0 if data["ok"] else 1

@@ -1,0 +1,214 @@
+"""The ``interop`` command line: ``doctor`` (also what a bare ``interop`` runs) and ``convert``.
+
+Exit status: 0 on success; ``doctor`` returns 1 if a conversion gave wrong values;
+every failure of ``convert`` and every usage error return 2 with one line
+``interop ...: error: ...`` on stderr (1 stays what Python returns for an
+uncaught exception, a bug); an interrupted ``convert`` returns 128 plus the
+signal's number (130 for Ctrl-C, 143 for SIGTERM). A failed or interrupted
+``convert`` never leaves an output file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from interop.cli import doctor
+from interop.cli.errors import ConvertError, printable
+from interop.cli.files import convert
+from interop.cli.files.atomic import Terminated, signals_raise
+from interop.cli.files.limits import MAX_ARRAYS
+
+__all__ = ["main"]
+
+_EPILOG = """\
+examples:
+  interop                               # same as: interop doctor
+  interop doctor --json                 # machine-readable report
+  interop convert model.pt model.npz    # state dict -> one array per dotted key
+  interop convert model.safetensors w.npz --upcast --keys 'encoder.*'
+"""
+_SIZE = re.compile(r"(\d+)([KMGT]?)(?:I?B)?", re.IGNORECASE)
+#: Exit status of a failed command, as argparse uses for a usage error.
+FAILED = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors, like those of ``convert``, are one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(FAILED, f"{self.prog}: error: {printable(message)}. hint: {self.prog} --help\n")
+
+
+def _size(text: str) -> int:
+    """A number of bytes, with an optional K, M, G or T (powers of 1024)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of bytes such as 500000, 300M or 2G, got {text!r}"
+        )
+    return int(match[1]) << (10 * "_KMGT".index(match[2].upper() or "_"))
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="interop",
+        description="Convert arrays between frameworks and NumPy; check what this machine does.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    doctor_cmd = sub.add_parser(
+        "doctor",
+        help="versions, devices, and the path, copies and speed of each conversion",
+        description="Show versions and devices, and measure to_numpy for every installed "
+        "framework, placement and dtype (zero-copy checked with np.shares_memory). "
+        "Exits 1 if a conversion returns wrong values.",
+    )
+    doctor_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor_cmd.add_argument(
+        "--framework",
+        action="append",
+        choices=doctor.MATRIX_FRAMEWORKS,
+        help="examine only this framework (repeatable; default: every installed one)",
+    )
+    convert_cmd = sub.add_parser(
+        "convert",
+        help="convert a tensor file (.pt, .pth, .bin, .safetensors, .npy, .npz) to .npz/.npy",
+        description="Convert a tensor file to NumPy. PyTorch files are loaded with "
+        "weights_only=True (no arbitrary object is ever unpickled); nested state dicts "
+        "and optimizer states become dotted keys. The output is written to a temporary "
+        "file and renamed into place, so a failure leaves nothing behind. Limits on the "
+        "input's size and nesting are checked before anything is written.",
+    )
+    convert_cmd.add_argument(
+        "src", help="input: .pt, .pth, .bin (torch.save), .safetensors, .npy, .npz"
+    )
+    convert_cmd.add_argument("dst", help="output: .npz, or .npy for a single array")
+    convert_cmd.add_argument(
+        "--upcast",
+        action="store_true",
+        help="write bfloat16/float8/... as the nearest standard dtype (float32), exactly",
+    )
+    convert_cmd.add_argument(
+        "--keys",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="keep arrays whose dotted key matches this glob (repeatable)",
+    )
+    convert_cmd.add_argument(
+        "--keys-regex",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="keep arrays whose dotted key contains a match of this regex (repeatable)",
+    )
+    convert_cmd.add_argument(
+        "--dtype", help="cast floating-point arrays to this NumPy dtype (e.g. float32)"
+    )
+    convert_cmd.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing output file (keeping its permissions); never a directory",
+    )
+    convert_cmd.add_argument(
+        "--max-bytes",
+        type=_size,
+        metavar="SIZE",
+        help="refuse to write more than SIZE bytes (e.g. 500M, 2G; default: the free "
+        "space at the destination)",
+    )
+    convert_cmd.add_argument(
+        "--max-arrays",
+        type=_count,
+        default=MAX_ARRAYS,
+        metavar="N",
+        help=f"refuse inputs of more than N arrays (default: {MAX_ARRAYS})",
+    )
+    bar = convert_cmd.add_mutually_exclusive_group()
+    bar.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="always show a progress bar (default: on a terminal, for inputs of 64 MB or more)",
+    )
+    bar.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
+    )
+    return parser
+
+
+def _listing(items: Sequence[str], count: int = 5, width: int = 100) -> str:
+    """The first ``count`` of ``items``, each cut to ``width`` characters, on one line."""
+    cut = [item if len(item) <= width else item[: width - 3] + "..." for item in items[:count]]
+    more = f" and {len(items) - count} more" if len(items) > count else ""
+    return printable(", ".join(cut)) + more
+
+
+def _convert(args: argparse.Namespace) -> int:
+    try:
+        with signals_raise():
+            summary = convert(
+                args.src,
+                args.dst,
+                upcast=args.upcast,
+                keys=args.keys,
+                keys_regex=args.keys_regex,
+                dtype=args.dtype,
+                force=args.force,
+                progress=args.progress,
+                max_bytes=args.max_bytes,
+                max_arrays=args.max_arrays,
+            )
+    except ConvertError as exc:
+        print(f"interop convert: error: {printable(str(exc))}", file=sys.stderr)
+        return FAILED
+    except (KeyboardInterrupt, Terminated) as exc:
+        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+        name = signal.Signals(signum).name
+        message = f"interrupted by {name}; no partial output is left"
+        print(f"interop convert: error: {message}", file=sys.stderr)
+        return 128 + signum
+    dst = printable(args.dst)
+    print(f"wrote {summary.arrays} arrays ({summary.nbytes / 2**20:.1f} MB) to {dst}")
+    if summary.skipped:
+        print(
+            f"skipped {len(summary.skipped)} entries that are not arrays: "
+            + _listing(summary.skipped)
+        )
+    if summary.aliases:
+        aliases = [f"{key} (= {first})" for key, first in summary.aliases]
+        print(
+            f"skipped {len(aliases)} references to an array or container already written "
+            "under its first key: " + _listing(aliases)
+        )
+    if summary.renamed:
+        renamed = [f"{key!r} as {name!r}" for key, name in summary.renamed]
+        print(
+            f"renamed {len(renamed)} keys that are unsafe as names in a .npz archive: "
+            + _listing(renamed)
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = _parser().parse_args(argv)
+    if args.command == "convert":
+        return _convert(args)
+    if args.command is None:
+        return doctor.main()
+    return doctor.main(args.framework, as_json=args.json)

@@ -1,0 +1,107 @@
+"""Nested containers (state dicts, optimizer states) flattened to dotted keys, each object once.
+
+A pickle may hold one object under many paths: ``torch.save`` keeps shared
+references, so 40 levels of ``d = {"a": d, "b": d}`` make a file of 2 KB with
+2**40 paths. The walk therefore visits every container and every tensor once, under
+the first path that reaches it (in the file's order); any later path to the same
+object is an alias, reported and not written again. A container that contains
+itself is refused, since it has no finite flattening. Numbers and lists of numbers
+are values, not shared objects: each occurrence is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from interop.cli.errors import ConvertError
+from interop.cli.files.limits import Limits, check_key
+
+__all__ = ["Flat", "flatten"]
+
+_NUMBERS = (bool, int, float, complex, np.generic)
+
+
+def _is_number_list(value: Any) -> bool:
+    """Whether ``value`` is a non-empty list or tuple of numbers (betas, param ids): one array."""
+    return (
+        isinstance(value, (list, tuple))
+        and bool(value)
+        and all(isinstance(v, _NUMBERS) for v in value)
+    )
+
+
+@dataclasses.dataclass
+class Flat:
+    """What :func:`flatten` found.
+
+    Attributes:
+        leaves: Each tensor, NumPy array or number (as a 0-d or 1-d array), by dotted key.
+        skipped: The entries that are neither (strings, ``None``, ...), as ``"key (type)"``.
+        aliases: ``(key, first key)`` for each later path to an object already flattened.
+    """
+
+    leaves: dict[str, Any] = dataclasses.field(default_factory=dict)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    aliases: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+def _join(prefix: str, key: object) -> str:
+    path = f"{prefix}.{key}" if prefix else str(key)
+    check_key(path)
+    return path
+
+
+def flatten(
+    obj: Any, root: str, limits: Limits, is_tensor: Callable[[Any], bool], where: str
+) -> Flat:
+    """Flatten ``obj`` to dotted keys; a lone tensor at the top is called ``root``.
+
+    Raises:
+        ConvertError: ``obj`` nests deeper than ``limits.max_depth``, holds more than
+            ``limits.max_arrays`` arrays, contains itself, or has a key that appears
+            twice after flattening (``{"a.b": x, "a": {"b": y}}``).
+    """
+    flat = Flat()
+    first: dict[int, str] = {}  # id of each container or tensor -> its first path
+    enclosing: set[int] = set()  # ids of the containers being walked
+
+    def leaf(key: str, value: Any) -> None:
+        if key in flat.leaves:
+            raise ConvertError(f"expected unique keys, got {key!r} twice after flattening")
+        flat.leaves[key] = value
+        limits.check_arrays(len(flat.leaves), where)
+
+    def walk(value: Any, path: str, depth: int) -> None:
+        key = path or root
+        if isinstance(value, _NUMBERS) or _is_number_list(value):
+            leaf(key, np.asarray(value))
+            return
+        is_array = is_tensor(value) or isinstance(value, np.ndarray)
+        if not is_array and not isinstance(value, (Mapping, list, tuple)):
+            flat.skipped.append(f"{path or '(top level)'} ({type(value).__name__})")
+            return
+        if id(value) in enclosing:
+            raise ConvertError(
+                f"expected a tree of containers, got a {type(value).__name__} that "
+                f"contains itself at {key!r}"
+            )
+        if id(value) in first:
+            flat.aliases.append((key, first[id(value)]))
+            return
+        first[id(value)] = key
+        if is_array:
+            leaf(key, value)
+            return
+        limits.check_depth(depth + 1, key)
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        enclosing.add(id(value))
+        for k, v in items:
+            walk(v, _join(path, k), depth + 1)
+        enclosing.discard(id(value))
+
+    walk(obj, "", 0)
+    return flat

@@ -1,0 +1,73 @@
+"""Member names of the .npz output: safe to extract, unique, and never silently changed.
+
+A key comes from the input file and may be anything: ``../../evil`` or ``/etc/x``
+would name a path outside the directory that ``unzip`` extracts to, a NUL byte
+would make ``zipfile`` cut the name short, a backslash is a separator on
+Windows, and a control character can rewrite the user's terminal. Such a key is
+written under an escaped name (``%2E``-style, the bytes of the character in UTF-8):
+
+- control characters (NUL included), backslashes and lone surrogates are escaped
+  wherever they appear;
+- a key that, as a path, is absolute or has an empty, ``.`` or ``..`` directory
+  part has every ``/`` escaped, so that it names one file at the archive's root;
+- a name that another key already has gets a ``~N`` suffix.
+
+Every renamed key is reported; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["member_names"]
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f\\\\\ud800-\udfff]")
+_SUFFIX = ".npy"
+
+
+def _escape(char: str) -> str:
+    return "".join(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass"))
+
+
+def _safe(key: str) -> str:
+    name = _UNSAFE.sub(lambda m: _escape(m.group()), key)
+    # The last part is a file name ending in .npy, never "" or ".." itself.
+    directories = name.split("/")[:-1]
+    if any(part in ("", ".", "..") for part in directories):
+        name = name.replace("/", _escape("/"))
+    return name
+
+
+def member_names(keys: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The archive member names for ``keys`` (``.npy`` added), and the keys renamed on the way.
+
+    Returns:
+        One member name per key, in order, all distinct; and ``(key, new key)``
+        for every key that is not written under its own name.
+
+    Example:
+        >>> names, renamed = member_names(["w", "../../evil", "a\\x00b"])
+        >>> names
+        ['w.npy', '..%2F..%2Fevil.npy', 'a%00b.npy']
+        >>> renamed
+        [('../../evil', '..%2F..%2Fevil'), ('a\\x00b', 'a%00b')]
+    """
+    wanted = [_safe(key) for key in keys]
+    # Names kept as they are come first, so that an escaped name never takes the
+    # name of a key that needed no change.
+    taken = {name for key, name in zip(keys, wanted, strict=True) if name == key}
+    names: list[str] = []
+    renamed: list[tuple[str, str]] = []
+    counters: dict[str, int] = {}
+    for key, name in zip(keys, wanted, strict=True):
+        if name != key:
+            base, n = name, counters.get(name, 0)
+            while name in taken:
+                n += 1
+                name = f"{base}~{n}"
+            counters[base] = n
+            taken.add(name)
+            renamed.append((key, name))
+        names.append(name + _SUFFIX)
+    return names, renamed
