@@ -7,10 +7,14 @@ asks the source for a fresh iterator. A one-shot source (a generator) stays
 one-shot.
 
 Prefetching is done on the calling thread and needs no thread of its own: before
-a batch is handed out, the next ``prefetch`` batches are taken from the source and
-their device-to-host copies started (see :mod:`interop._transfer`), so that they
-run while the consumer works on the current batch. Host data has nothing to
-overlap; it is converted (zero-copy where possible) when taken.
+a batch whose data is on an accelerator is handed out, the next ``prefetch``
+batches are taken from the source and their device-to-host copies started (see
+:mod:`interop._transfer`), so that they run while the consumer works on the
+current batch. Host data has nothing to overlap: it is converted (zero-copy where
+possible) when taken, and the source is not asked for the next batch before a
+host batch is handed out, so that a source that refills one buffer (a ring
+buffer) never changes a batch the consumer already holds. Host leaves of a batch
+that also holds device data are views taken when that batch was pulled.
 
 The options are those in force where :func:`iter_numpy` is called, captured then:
 a pipeline built inside ``with interop.options(...)`` keeps them when it is
@@ -77,8 +81,13 @@ class NumpyBatchIterator(Iterator[Any]):
             if not ahead:
                 self.close()
                 raise StopIteration
-        # Start the next batches before waiting for this one.
-        while len(ahead) <= self._prefetch and not self._exhausted:
+        # Start the next batches before waiting for this one, but only behind batches
+        # whose device-to-host copies are under way: pulling a batch from the source
+        # may refill the memory that a batch converted zero-copy still shows (a ring
+        # buffer), so a host batch is handed out before the source is asked again.
+        while (
+            len(ahead) <= self._prefetch and not self._exhausted and type(ahead[-1]) is Started
+        ):
             self._take()
         item = ahead.popleft()
         cls = type(item)

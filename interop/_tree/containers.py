@@ -127,8 +127,11 @@ def open_frame(kind: int, x: Any) -> Frame:
     if kind == _NODE:
         node = _node_of[type(x)].node(x)
         children = node.children
-        return [kind, x, enumerate(children), [None] * len(children), _MISSING, False, node]
-    return [kind, x, enumerate(x), [None] * len(x), _MISSING, False]
+        return [kind, x, enumerate(children), list(children), _MISSING, False, node]
+    # A copy taken at once: another thread changing the sequence meanwhile changes
+    # neither the length nor the items read.
+    out = list(x)
+    return [kind, x, enumerate(out), out, _MISSING, False]
 
 
 def build(frame: Frame) -> Any:
@@ -249,6 +252,21 @@ def located(exc: Exception, where: str) -> Exception:
         new = ConversionError(f"{where}: `{type_name(exc)}`: {exc}")
     new.__interop_path__ = where  # type: ignore[attr-defined]
     return new
+
+
+def changed_meanwhile(container: Any, exc: RuntimeError) -> ConversionError | None:
+    """The error for a container that another thread changed while it was iterated.
+
+    ``None`` where ``exc`` is not Python's report of that (``... changed size during
+    iteration``, ``... mutated during iteration``).
+    """
+    if "during iteration" not in str(exc):
+        return None
+    return ConversionError(
+        f"expected a tree that stays the same while it is converted, got a "
+        f"`{type_name(container)}` that changed meanwhile ({exc}). hint: convert a "
+        "snapshot taken under your own lock, or hold that lock while converting"
+    )
 
 
 def check_cycles(stack: list[Frame]) -> None:

@@ -35,9 +35,11 @@ from interop._tree.containers import (
     _OTHER,
     _OUT,
     _ROOT,
+    _SRC,
     _TUPLE,
     Frame,
     build,
+    changed_meanwhile,
     check_cycles,
     classify,
     kinds,
@@ -208,7 +210,8 @@ def _start_iterative(
                 if kind == _DICT:
                     frame = [kind, v, iter(v.items()), {}, _MISSING, False]
                 elif kind in (_LIST, _TUPLE):
-                    frame = [kind, v, enumerate(v), [None] * len(v), _MISSING, False]
+                    out_ = list(v)  # a copy taken at once, as in the recursive walk
+                    frame = [kind, v, enumerate(out_), out_, _MISSING, False]
                 else:
                     frame = open_frame(kind, v)
                 stack.append(frame)
@@ -243,6 +246,11 @@ def _start_iterative(
             batch.cancel()
         if hasattr(exc, "__interop_path__"):
             raise
+        changed = None
+        if isinstance(exc, RuntimeError):  # a dict or mapping changed while iterated
+            changed = changed_meanwhile(frame[_SRC], exc)
+        if changed is not None:
+            raise located(changed, path_of(stack, _MISSING)) from exc
         raise located(exc, path_of(stack, k)) from exc
 
 
@@ -341,10 +349,33 @@ def _make_walker(
         if kind == _DICT:
             items, out = x.items(), {}
         elif kind in (_LIST, _TUPLE, _ROOT):
-            items, out = enumerate(x), [None] * len(x)
+            # A copy taken at once: another thread changing the list meanwhile
+            # changes neither the length nor the items read.
+            out = list(x)
+            items = enumerate(out)
         else:
             frame = open_frame(kind, x)
             items, out = frame[_ITEMS], frame[_OUT]
+        try:
+            result = _fill(x, kind, depth, frame, items, out)
+        except RuntimeError as exc:  # a dict or mapping changed while iterated
+            changed = changed_meanwhile(x, exc)
+            if changed is None:
+                raise
+            raise _Failed(changed, frame) from exc
+        if result is not None:
+            return result
+        if frame is None:
+            if kind == _TUPLE:
+                return tuple(out)
+            return out[0] if kind == _ROOT else out
+        try:
+            return build(frame)
+        except Exception as exc:
+            raise _Failed(exc) from exc
+
+    def _fill(x: Any, kind: int, depth: int, frame: Any, items: Any, out: Any) -> Any:
+        """Convert the children of ``x`` into ``out``; ``give_up`` or ``None`` (done)."""
         for k, v in items:
             cls = type(v)
             if as_is:
@@ -390,14 +421,7 @@ def _make_walker(
             if r is give_up:
                 return give_up
             out[k] = r
-        if frame is None:
-            if kind == _TUPLE:
-                return tuple(out)
-            return out[0] if kind == _ROOT else out
-        try:
-            return build(frame)
-        except Exception as exc:
-            raise _Failed(exc) from exc
+        return None
 
     return walk
 
