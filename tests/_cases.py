@@ -213,33 +213,27 @@ def _numpy_cases() -> list[Case]:
 
 
 def _torch_cases() -> list[Case]:
-    import ml_dtypes
-    import torch
-
+    fw = testing.framework("torch")
     bf16 = np.array([1.0, -2.5, np.inf, 0.0078125], dtype=ml_dtypes.bfloat16)
+    ints = np.arange(12, dtype=np.int64).reshape(3, 4)
+    floats = np.array([1.0, 2.0, 3.0], np.float32)
+    complexes = np.array([1 + 2j, -3j], np.complex64)
     return [
-        Case(
-            "torch-float32",
-            "torch",
-            lambda: torch.from_numpy(GRID.copy()),
-            GRID,
-            lambda t: t.detach().numpy(),
-            zero_copy=True,
-        ),
+        Case("torch-float32", "torch", lambda: fw.make(GRID), GRID, fw.native, zero_copy=True),
         Case(
             "torch-int64-transposed",
             "torch",
-            lambda: torch.arange(12).reshape(3, 4).T,
-            np.arange(12).reshape(3, 4).T.copy(),
-            lambda t: t.numpy(),
+            lambda: fw.make(ints).T,
+            ints.T.copy(),
+            fw.native,
             zero_copy=True,
         ),
         Case(
             "torch-requires-grad",
             "torch",
-            lambda: torch.tensor([1.0, 2.0, 3.0], requires_grad=True),
-            np.array([1.0, 2.0, 3.0], np.float32),
-            lambda t: t.detach().numpy(),
+            lambda: fw.make(floats).requires_grad_(),
+            floats,
+            fw.native,
             zero_copy=True,
             # Writing into it would bypass autograd's version counter.
             writeable=False,
@@ -247,32 +241,32 @@ def _torch_cases() -> list[Case]:
         Case(
             "torch-bfloat16",
             "torch",
-            lambda: torch.tensor([1.0, -2.5, float("inf"), 0.0078125], dtype=torch.bfloat16),
+            lambda: fw.make(bf16),
             bf16,
-            lambda t: t.view(torch.int16).numpy(),
+            fw.native,
             zero_copy=True,
             upcast=np.dtype(np.float32),
         ),
         Case(
             "torch-conj",
             "torch",
-            lambda: torch.tensor([1 + 2j, -3j], dtype=torch.complex64).conj(),
-            np.array([1 + 2j, -3j], np.complex64).conj(),
+            lambda: fw.make(complexes).conj(),
+            complexes.conj(),
             None,
             zero_copy=False,
         ),
         Case(
             "dlpack-torch",
             "torch",
-            lambda: DLPackProducer(torch.from_numpy(GRID.copy())),
+            lambda: DLPackProducer(fw.make(GRID)),
             GRID,
-            lambda p: p.inner.numpy(),
+            lambda p: fw.native(p.inner),
             zero_copy=True,
         ),
         Case(
             "list-of-torch",
             "torch",
-            lambda: [torch.ones(2), torch.zeros(2)],
+            lambda: [fw.make(np.ones(2, np.float32)), fw.make(np.zeros(2, np.float32))],
             np.array([[1.0, 1.0], [0.0, 0.0]], np.float32),
             None,
             zero_copy=False,
@@ -284,13 +278,14 @@ def _torch_cases() -> list[Case]:
 def _tensorflow_cases() -> list[Case]:
     import tensorflow as tf
 
+    fw = testing.framework("tensorflow")
     return [
         Case(
             "tensorflow-float32",
             "tensorflow",
-            lambda: tf.constant(GRID),
+            lambda: fw.make(GRID),
             GRID,
-            lambda t: np.asarray(t),
+            fw.native,
             zero_copy=True,
             writeable=False,
         ),
@@ -306,24 +301,24 @@ def _tensorflow_cases() -> list[Case]:
 
 
 def _jax_cases() -> list[Case]:
-    import jax.numpy as jnp
-
+    fw = testing.framework("jax")
+    ints = np.arange(10, dtype=np.int32)
     return [
         Case(
             "jax-float32",
             "jax",
-            lambda: jnp.asarray(GRID),
+            lambda: fw.make(GRID),
             GRID,
-            lambda x: np.asarray(x),
+            fw.native,
             zero_copy=True,
             writeable=False,
         ),
         Case(
             "jax-int32",
             "jax",
-            lambda: jnp.arange(10, dtype=jnp.int32)[::3],
-            np.arange(10, dtype=np.int32)[::3].copy(),
-            lambda x: np.asarray(x),
+            lambda: fw.make(ints)[::3],
+            ints[::3].copy(),
+            fw.native,
             zero_copy=True,
             writeable=False,
         ),
@@ -462,7 +457,7 @@ def _torch_catalogue() -> list[Case]:
         Case(
             "torch-parameter",
             "torch",
-            lambda: torch.nn.Parameter(torch.from_numpy(GRID.copy())),
+            lambda: torch.nn.Parameter(fw.make(GRID)),
             GRID,
             fw.native,
             zero_copy=True,
@@ -584,14 +579,12 @@ def _tensorflow_catalogue() -> list[Case]:
 
 
 def _jax_catalogue() -> list[Case]:
-    import jax.numpy as jnp
-
     fw = testing.framework("jax")
     return [
         *_framework_cases("jax"),
         # XLA stores int4 packed: the unpacked values are a copy of the caller's own.
-        Case("jax-int4", "jax", lambda: jnp.asarray(INT4), INT4, None, zero_copy=False),
-        Case("jax-uint4", "jax", lambda: jnp.asarray(UINT4), UINT4, None, zero_copy=False),
+        Case("jax-int4", "jax", lambda: fw.make(INT4), INT4, None, zero_copy=False),
+        Case("jax-uint4", "jax", lambda: fw.make(UINT4), UINT4, None, zero_copy=False),
         *(
             Case(
                 f"dlpack-jax-{fmt}",

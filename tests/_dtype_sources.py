@@ -11,7 +11,6 @@ neither of them computed.
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
+
+from interop import testing
 
 # name -> (signed, exponent bits, mantissa bits, bias, specials), where specials is
 # "ieee" (all-ones exponent: inf and NaN), "fn" (finite; only the all-ones pattern is
@@ -210,10 +211,6 @@ class Source:
     note: str = ""
 
 
-def installed(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
-
-
 # -- PyTorch ------------------------------------------------------------------------
 
 _TORCH_FLOATS = (
@@ -230,22 +227,15 @@ _TORCH_SHELL = ("int4", "uint4", "int2", "uint2", "int1", "uint1")
 def torch_sources() -> list[Source]:
     import torch
 
-    int_of = {1: torch.uint8, 2: torch.int16, 4: torch.int32}
+    fw = testing.framework("torch")
 
     def bit_source(fmt: str, tdt: Any, own: Callable[[Any], np.ndarray] | None) -> Source:
-        itype = int_of[tdt.itemsize]
-        npint = np.dtype(str(itype).removeprefix("torch."))
         unsigned = uint_of(fmt)
 
-        def make(a: np.ndarray) -> Any:
-            return torch.from_numpy(np.asarray(a, order="C").view(npint)).view(tdt)
-
         def raw(t: Any) -> np.ndarray:
-            return t.view(itype).numpy().view(unsigned).copy()
+            return fw.native(t).view(unsigned).copy()
 
-        return Source(
-            "torch", str(tdt), fmt, make, raw, own, native=lambda t: t.view(itype).numpy()
-        )
+        return Source("torch", str(tdt), fmt, fw.make, raw, own, native=fw.native)
 
     sources = []
     for fmt in _TORCH_FLOATS:
@@ -298,10 +288,10 @@ def torch_sources() -> list[Source]:
                 "torch",
                 str(tdt),
                 fmt,
-                lambda a: torch.from_numpy(np.asarray(a, order="C")),
+                fw.make,
                 lambda t, fmt=fmt: to_bits(t.numpy(), fmt),
                 (lambda t, wide=wide: t.to(wide).numpy()) if fmt != "uint64" else None,
-                native=lambda t: t.numpy(),
+                native=fw.native,
             )
         )
     return sources
@@ -324,16 +314,17 @@ _TF_FORMATS = (
 )
 
 
-def _tf_native(t: Any) -> np.ndarray | None:
-    try:
-        return np.asarray(t)
-    except ValueError:  # a 0-d tensor of an ml_dtypes format
-        return None
-
-
 def tf_sources() -> list[Source]:
     import tensorflow as tf
     from tensorflow.python.framework import dtypes
+
+    fw = testing.framework("tensorflow")
+
+    def native(t: Any) -> np.ndarray | None:
+        try:
+            return fw.native(t)
+        except ValueError:  # a 0-d tensor of an ml_dtypes format
+            return None
 
     def own_cast(tdt: Any, fmt: str) -> Callable[[Any], np.ndarray] | None:
         if fmt in STANDARD:  # TensorFlow's own export (its casts to 64 bits flush subnormals)
@@ -357,10 +348,10 @@ def tf_sources() -> list[Source]:
                 "tensorflow",
                 label,
                 fmt,
-                lambda a: tf.constant(np.asarray(a, order="C")),
+                fw.make,
                 lambda t, fmt=fmt: to_bits(np.array(t.numpy()), fmt),
                 own_cast(tdt, fmt),
-                native=_tf_native,
+                native=native,
                 # ml_dtypes formats have no buffer protocol, and TensorFlow hands out a
                 # 0-d tensor of one as a scalar: a new array is the only way out.
                 must_copy=(lambda t: t.shape.rank == 0) if fmt not in STANDARD else None,
@@ -396,6 +387,8 @@ _JAX_FORMATS = (
 def jax_sources() -> list[Source]:
     import jax.numpy as jnp
 
+    fw = testing.framework("jax")
+
     sources = []
     for fmt in (*_JAX_FORMATS, *STANDARD):
         jdt = getattr(jnp, fmt, None)
@@ -416,10 +409,10 @@ def jax_sources() -> list[Source]:
                 "jax",
                 f"jnp.{fmt}",
                 fmt,
-                lambda a: jnp.asarray(np.asarray(a, order="C")),
+                fw.make,
                 lambda x, fmt=fmt: to_bits(np.asarray(x), fmt),
                 lambda x, wide=wide: wide_of(np.asarray(x.astype(wide))),
-                native=None if sub_byte else np.asarray,
+                native=None if sub_byte else fw.native,
                 zero_copy=not sub_byte,
                 note="copy (XLA stores it packed)" if sub_byte else "",
             )
@@ -428,6 +421,7 @@ def jax_sources() -> list[Source]:
 
 
 def numpy_sources() -> list[Source]:
+    fw = testing.framework("numpy")
     out = []
     for fmt in (*FLOAT_FORMATS, *INT_FORMATS, "complex32", *STANDARD):
         if fmt == "complex32" and not hasattr(ml_dtypes, "complex32"):
@@ -437,10 +431,10 @@ def numpy_sources() -> list[Source]:
                 "numpy",
                 f"ml_dtypes.{fmt}" if fmt not in STANDARD else f"np.{fmt}",
                 fmt,
-                lambda a: a.copy(),
+                fw.make,
                 lambda a, fmt=fmt: to_bits(a, fmt),
                 None,
-                native=lambda a: a,
+                native=fw.native,
             )
         )
     return out
@@ -456,10 +450,9 @@ SOURCES: dict[str, Callable[[], list[Source]]] = {
 
 def all_sources(frameworks: tuple[str, ...] = tuple(SOURCES)) -> list[Source]:
     """Every source of the installed frameworks among ``frameworks``."""
-    modules = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
     out: list[Source] = []
     for name in frameworks:
-        if installed(modules[name]):
+        if testing.available(name):
             out.extend(SOURCES[name]())
     return out
 
