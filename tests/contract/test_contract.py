@@ -20,7 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 import interop
 from tests.conftest import FRAMEWORKS, Framework, load_framework
-from tests.producers import DLPackProducer
+from tests.support.producers import DLPackProducer
 
 DATA = np.arange(12, dtype=np.float32).reshape(3, 4)
 

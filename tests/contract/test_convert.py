@@ -140,7 +140,7 @@ def test_matrix_values_dtype_and_plan(src: str, dst: str, dtype: Any) -> None:
 
 
 def _readme_table() -> str:
-    text = (Path(__file__).parent.parent / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     m = re.search(r"<!-- zero-copy-table -->\n(.*?)<!-- /zero-copy-table -->", text, re.S)
     assert m, "README.md lacks the zero-copy table markers"
     return m.group(1).strip()

@@ -20,7 +20,7 @@ import pytest
 
 import interop
 from interop import _convert
-from tests.test_convert import aligned, make, native
+from tests.contract.test_convert import aligned, make, native
 
 TARGETS = ["numpy", "torch", "tensorflow", "jax"]
 

@@ -1,6 +1,6 @@
 """Every public entry point gives ``to_numpy``'s answer, for every input of the catalogue.
 
-One catalogue of inputs (``tests._cases.catalogue``), each with its expected result
+One catalogue of inputs (``tests.support.cases.catalogue``), each with its expected result
 (bits, dtype, shape, writeable flag, memory shared with the source) or the error it
 must raise, runs through every way a user reaches a conversion: ``to_numpy``, a leaf
 of a dict and of a list in ``to_numpy_tree``, ``convert(x, "numpy")``, an argument of
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import interop
-from tests._cases import Case, catalogue, installed
-from tests._dtype_sources import INT_FORMATS
+from tests.support.cases import Case, catalogue, installed
+from tests.support.dtype_sources import INT_FORMATS
 
 
 def _only(batches: Iterable[Any]) -> Any:

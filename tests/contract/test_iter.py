@@ -13,7 +13,7 @@ import pytest
 
 import interop
 from tests.conftest import Framework
-from tests.simdevice import SimArray, SimBackend, registered
+from tests.support.simdevice import SimArray, SimBackend, registered
 
 DATA = np.arange(12, dtype=np.float32).reshape(6, 2)
 

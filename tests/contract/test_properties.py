@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
 
 import interop
-from tests._dtype_sources import (
+from tests.support.dtype_sources import (
     STANDARD,
     UPCAST,
     Source,

@@ -15,7 +15,7 @@ import pytest
 import interop
 from interop import _transfer, _tree
 from tests.conftest import Framework, load_framework
-from tests.simdevice import SimArray, SimBackend, registered
+from tests.support.simdevice import SimArray, SimBackend, registered
 
 DATA = np.arange(6, dtype=np.float32).reshape(2, 3)
 

@@ -23,7 +23,7 @@ import pytest
 
 pytest.importorskip("jax")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 FOUR_DEVICES = textwrap.dedent(
     """

@@ -17,7 +17,7 @@ import pytest
 import interop
 from interop import ConversionError, CopyRequiredError, TransferError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

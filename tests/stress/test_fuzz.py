@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every entry point in ``tests/_cases.OPERATIONS``.
+"""Property-based fuzzing of every entry point in ``tests/support/cases.OPERATIONS``.
 
 Hypothesis generates arbitrary nested Python values, NumPy arrays of random dtypes,
 shapes, byte orders and strides (negative, zero), framework tensors, lists of
@@ -11,8 +11,8 @@ promised memory sharing, or raises one of the documented exceptions (an
 except NumPy's own for a lossy cast that was asked for, and the input unchanged.
 
 CI runs ``EXAMPLES`` examples per target (about a minute in all);
-``INTEROP_FUZZ_SCALE=20 pytest tests/test_fuzz.py`` fuzzes twenty times longer.
-Every failure ever found is kept in ``tests/regressions/`` and as an ``@example``.
+``INTEROP_FUZZ_SCALE=20 pytest tests/stress/test_fuzz.py`` fuzzes twenty times longer.
+Every failure ever found is kept in ``tests/stress/regressions/`` and as an ``@example``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import interop
-from tests._cases import OPERATIONS, installed
+from tests.support.cases import OPERATIONS, installed
 
 SCALE = float(os.environ.get("INTEROP_FUZZ_SCALE", "1"))
 EXAMPLES = 1500
@@ -242,7 +242,7 @@ def _numpy_oracle(x: Any, opts: dict[str, Any]) -> np.ndarray | None:
 def test_fuzz_python_values(x: Any, opts: dict[str, Any], op: str) -> None:
     if op == "convert" and not isinstance(x, (str, bytes, dict, frozenset, type(None))):
         # convert(x, "numpy") skips to_numpy's checks for lists, tuples and scalars: a
-        # known bug kept as a strict xfail in tests/regressions/test_seeds.py.
+        # known bug kept as a strict xfail in tests/stress/regressions/test_seeds.py.
         op = "to_numpy"
     before = repr(x)
     out, error = convert(op, x, opts)

@@ -8,7 +8,7 @@
   framework and back: bit-exact, or one of the documented exceptions.
 
 ``TREE_EXAMPLES`` and ``CONVERT_EXAMPLES`` examples per CI run (about 20 s each);
-``INTEROP_FUZZ_SCALE`` scales them as in ``tests/test_fuzz.py``.
+``INTEROP_FUZZ_SCALE`` scales them as in ``tests/stress/test_fuzz.py``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import interop
-from tests._cases import installed
-from tests.test_fuzz import budget
+from tests.stress.test_fuzz import budget
+from tests.support.cases import installed
 
 TREE_EXAMPLES = 1200
 CONVERT_EXAMPLES = 400

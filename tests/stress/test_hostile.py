@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import as_strided
 import interop
 from tests.conftest import Framework
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def raises(exc: type[Exception], x: Any, *fragments: str, **kwargs: Any) -> Exception:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import interop
-from tests._cases import SPECIAL, SPECIAL_BITS, installed, same_bits
+from tests.support.cases import SPECIAL, SPECIAL_BITS, installed, same_bits
 
 DEPTH = 10_000
 FRAMEWORKS = [name for name in ("torch", "tensorflow", "jax") if installed(name)]

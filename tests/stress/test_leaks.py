@@ -1,7 +1,7 @@
 """100,000 conversions per framework keep the process's memory flat.
 
 For every framework (and every generic protocol), the conversions alternate over
-that framework's cases from ``tests/_cases.py`` and over the zero-copy and the copy
+that framework's cases from ``tests/support/cases.py`` and over the zero-copy and the copy
 path (``copy=None``, ``copy=True``), with a fresh input every ``FRESH_EVERY``
 conversions so that anything holding on to inputs would grow too. After a
 warm-up (first-use caches, allocator pools), the resident set size may grow by at
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import interop
-from tests._cases import OPERATIONS, Case, cases
+from tests.support.cases import OPERATIONS, Case, cases
 
 CONVERSIONS = 100_000
 WARMUP = 3_000

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import interop
-from tests._cases import OPERATIONS, Case, DLPackProducer, cases, same_bits
+from tests.support.cases import OPERATIONS, Case, DLPackProducer, cases, same_bits
 
 ZERO_COPY = [c for c in cases() if c.zero_copy and c.native is not None]
 JUNK = 0xAB

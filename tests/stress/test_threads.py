@@ -1,6 +1,6 @@
 """Eight threads converting a mixed stream of every installed framework's inputs at once.
 
-Each thread converts every case of ``tests/_cases.py`` in its own random order, for
+Each thread converts every case of ``tests/support/cases.py`` in its own random order, for
 a bounded number of passes, inside its own :func:`interop.options` block (one
 thread per setting below), and checks every result exactly: values bit for bit,
 dtype, and the memory it may or must not share. A thread whose options leaked into
@@ -10,7 +10,7 @@ The main test runs in a fresh process that has imported every framework but neve
 called :mod:`interop`, released by a :class:`threading.Barrier`, so that the first
 conversion of every type (building the backend list, loading each backend, filling
 the dispatch cache) also happens concurrently. The same run, repeated in the test
-process, covers the steady state. Run ``python -m tests.test_threads`` to do the
+process, covers the steady state. Run ``python -m tests.stress.test_threads`` to do the
 fresh-process run by hand.
 """
 
@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 
 import interop
-from tests._cases import OPERATIONS, Case, cases, expected_under, installed, same_bits
+from tests.support.cases import OPERATIONS, Case, cases, expected_under, installed, same_bits
 
 THREADS = 8
 # Passes over the whole catalogue per thread; each pass converts every case once.
 PASSES = 100
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # One setting per thread: (outer options block, inner options block, call keywords).
 SETTINGS: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [
@@ -194,7 +194,7 @@ def main() -> int:
 def test_threads_from_a_fresh_process() -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "tests.test_threads", str(PASSES)],
+        [sys.executable, "-W", "error", "-m", "tests.stress.test_threads", str(PASSES)],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -29,7 +29,7 @@ import numpy as np
 
 import interop
 from interop import testing
-from tests._dtype_sources import FLOAT_FORMATS
+from tests.support.dtype_sources import FLOAT_FORMATS
 
 
 def _via_tree(x: Any, **kwargs: Any) -> np.ndarray:

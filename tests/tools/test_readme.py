@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 MARKER = re.compile(r"\A# example: (\w+)(, continued)?[ \t]*\n")
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")

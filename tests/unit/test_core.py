@@ -481,7 +481,7 @@ def plugin_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     (tmp_path / "interop_plugin.py").write_text(
         textwrap.dedent(
             """
-            from tests.test_core import DoublingBackend
+            from tests.unit.test_core import DoublingBackend
 
             class PluginBackend(DoublingBackend):
                 name = "plugin"
@@ -641,10 +641,10 @@ def test_protocol_error_messages() -> None:
     cases: list[tuple[Any, str, str]] = [
         (
             RaisesOnArray(),
-            "expected `tests.test_core.RaisesOnArray` to hand over its data through "
+            "expected `tests.unit.test_core.RaisesOnArray` to hand over its data through "
             "`__array__`, `__array_interface__` or the buffer protocol, but it failed with "
-            "OSError: disk. hint: the error comes from `tests.test_core.RaisesOnArray` itself; "
-            "convert it with its own library's API first",
+            "OSError: disk. hint: the error comes from `tests.unit.test_core.RaisesOnArray` "
+            "itself; convert it with its own library's API first",
             "",
         ),
         (
@@ -673,9 +673,9 @@ def test_protocol_error_messages() -> None:
     finally:
         _registry.unregister_backend("failing")
     assert str(info.value) == (
-        "expected `tests.test_core._Doubled` to hand over its data through the failing "
+        "expected `tests.unit.test_core._Doubled` to hand over its data through the failing "
         "protocol, but it failed with KeyError: 'no plan'. hint: the error comes from "
-        "`tests.test_core._Doubled` itself; convert it with its own library's API first"
+        "`tests.unit.test_core._Doubled` itself; convert it with its own library's API first"
     )
 
 

@@ -18,7 +18,7 @@ import pytest
 import interop
 from interop import _registry
 from tests.conftest import FRAMEWORKS, Framework, load_framework
-from tests.producers import (
+from tests.support.producers import (
     ArrayMethod,
     DLPackAndArrayMethod,
     DLPackAndLegacyArrayMethod,
@@ -338,7 +338,9 @@ def test_unsupported_user_class_names_its_module() -> None:
     class Opaque:
         pass
 
-    with pytest.raises(interop.UnsupportedTypeError, match=r"got `tests\.test_dispatch\..*Opaque`"):
+    with pytest.raises(
+        interop.UnsupportedTypeError, match=r"got `tests\.unit\.test_dispatch\..*Opaque`"
+    ):
         interop.to_numpy(Opaque())
 
 

@@ -1,10 +1,10 @@
 """Nonstandard dtypes from every framework: exact bits, one dtype object, upcast, round trip.
 
-Values are checked against :func:`tests._dtype_sources.reference`, a decoder written
+Values are checked against :func:`tests.support.dtype_sources.reference`, a decoder written
 from each format's definition, and against the framework's own rendering where it
 has one. The README's dtype table is generated from the same conversions
 (:func:`dtype_table`), and a test fails if the README drifts from it; run
-``python -m tests.test_dtypes`` to print the current table.
+``python -m tests.unit.test_dtypes`` to print the current table.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 import interop
 from interop import _dtypes
-from tests._dtype_sources import (
+from tests.support.dtype_sources import (
     FLOAT_FORMATS,
     INT_FORMATS,
     STANDARD,
@@ -249,7 +249,7 @@ def test_torch_nonstandard_dtypes_from_cuda() -> None:
 # -- the README table ---------------------------------------------------------------
 
 _COLUMNS = (("torch", "PyTorch"), ("tensorflow", "TensorFlow"), ("jax", "JAX"))
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 _MARKERS = ("<!-- dtype-table:begin -->", "<!-- dtype-table:end -->")
 
 
@@ -287,7 +287,7 @@ def test_readme_dtype_table_is_current() -> None:
     text = README.read_text(encoding="utf-8")
     match = re.search(re.escape(_MARKERS[0]) + r"\n(.*?)\n" + re.escape(_MARKERS[1]), text, re.S)
     assert match, "README.md lacks the dtype table markers"
-    assert match.group(1) == dtype_table(), "regenerate with: python -m tests.test_dtypes"
+    assert match.group(1) == dtype_table(), "regenerate with: python -m tests.unit.test_dtypes"
 
 
 def test_readme_dtypes_example_runs() -> None:

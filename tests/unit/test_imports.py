@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ["torch", "tensorflow", "jax", "ml_dtypes", "array_api_compat"]
 
 

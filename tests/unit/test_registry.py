@@ -16,7 +16,7 @@ import interop
 from interop import _registry
 from tests.conftest import Framework
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GENERIC_ORDER = ["array_api", "dlpack", "array_protocol", "python"]
 
 

@@ -1,7 +1,7 @@
 """Every failure the fuzzer or the hostile-input probes ever found, kept as a test.
 
 Each test is the smallest input that failed, with what went wrong before the fix.
-The fuzz targets in ``tests/test_fuzz.py`` also carry these inputs as ``@example``.
+The fuzz targets in ``tests/stress/test_fuzz.py`` also carry these inputs as ``@example``.
 """
 
 from __future__ import annotations
