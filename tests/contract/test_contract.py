@@ -245,20 +245,6 @@ def test_non_leaf_keeps_its_graph() -> None:
     np.testing.assert_array_equal(a.grad.numpy(), np.full(4, 3.0))
 
 
-def test_parameter_converts_zero_copy() -> None:
-    torch = _torch()
-    layer = torch.nn.Linear(3, 2)
-    weight = layer.weight
-    out = interop.to_numpy(weight)
-    assert type(weight) is torch.nn.Parameter and weight.requires_grad
-    assert np.shares_memory(out, weight.detach().numpy())
-    assert out.shape == (2, 3)
-    assert interop.framework_of(weight) == "torch"
-    # The graph through the parameter still works.
-    layer(torch.ones(1, 3)).sum().backward()
-    assert weight.grad is not None and weight.grad.shape == (2, 3)
-
-
 def test_cast_of_a_tensor_requiring_grad() -> None:
     torch = _torch()
     t = torch.ones(3, requires_grad=True)

@@ -275,17 +275,6 @@ def test_indexed_slices_without_dense_shape() -> None:
         interop.to_numpy(s)
 
 
-# -- the plain tensor fast path stays zero-copy -----------------------------------------
-
-
-def test_cpu_tensor_is_still_a_read_only_view() -> None:
-    t = tf.constant(np.arange(6.0))
-    for _ in range(2):  # planned, then the fast path
-        out = interop.to_numpy(t)
-        assert np.shares_memory(out, np.asarray(t)) and not out.flags.writeable
-    assert interop.explain(t).steps == ("numpy_view", "readonly")
-
-
 # -- GPU --------------------------------------------------------------------------------
 
 
