@@ -52,7 +52,17 @@ def has_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+# Modules whose every test runs the command line or the benchmark suite in fresh
+# subprocesses (seconds each): the slow tier, marked here so that their own files
+# need not change.
+SLOW_MODULES = ("tests/test_cli.py", "tests/test_benchmarks.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
     if any("gpu" in item.keywords for item in items) and not has_cuda():
         skip = pytest.mark.skip(reason="needs a CUDA device")
         for item in items:

@@ -527,6 +527,7 @@ def test_options_alternating_between_calls(fw: Framework) -> None:
         assert np.shares_memory(interop.to_numpy_tree(tree)["layer"]["w"], fw.native(x))
 
 
+@pytest.mark.slow
 def test_threads_with_other_options_at_once(tensor_fw: Framework) -> None:
     x = tensor_fw.make(DATA)
     tree = {f"k{i}": {"w": x, "l": [x, x]} for i in range(50)}

@@ -11,7 +11,8 @@ promised memory sharing, or raises one of the documented exceptions (an
 except NumPy's own for a lossy cast that was asked for, and the input unchanged.
 
 CI runs ``EXAMPLES`` examples per target (about a minute in all);
-``INTEROP_FUZZ_SCALE=20 pytest tests/stress/test_fuzz.py`` fuzzes twenty times longer.
+``INTEROP_FUZZ_SCALE=20 python -m pytest -m slow tests/stress/test_fuzz.py`` fuzzes twenty times
+longer (the fuzz targets are the slow tier, which the default run leaves out).
 Every failure ever found is kept in ``tests/stress/regressions/`` and as an ``@example``.
 """
 
@@ -26,11 +27,15 @@ from typing import Any
 import hypothesis.extra.numpy as hnp
 import ml_dtypes
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import interop
 from tests.support.cases import OPERATIONS, installed
+
+# The slow tier: run with `python -m pytest -m slow`.
+pytestmark = pytest.mark.slow
 
 SCALE = float(os.environ.get("INTEROP_FUZZ_SCALE", "1"))
 EXAMPLES = 1500

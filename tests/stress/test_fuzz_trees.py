@@ -18,12 +18,16 @@ from typing import Any
 import hypothesis.extra.numpy as hnp
 import ml_dtypes
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import interop
 from tests.stress.test_fuzz import budget
 from tests.support.cases import installed
+
+# The slow tier: run with `python -m pytest -m slow`.
+pytestmark = pytest.mark.slow
 
 TREE_EXAMPLES = 1200
 CONVERT_EXAMPLES = 400

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 import interop
 from tests.support.cases import OPERATIONS, Case, cases, expected_under, installed, same_bits
@@ -191,6 +192,7 @@ def main() -> int:
     return 0 if fresh and not report["failures"] and not report["alive"] else 1
 
 
+@pytest.mark.slow
 def test_threads_from_a_fresh_process() -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
@@ -214,6 +216,7 @@ def test_threads_from_a_fresh_process() -> None:
         assert name in report["loaded"], report["loaded"]
 
 
+@pytest.mark.slow
 def test_threads_steady_state() -> None:
     report = run(passes=PASSES // 4)
     assert report["failures"] == [], "\n".join(report["failures"])

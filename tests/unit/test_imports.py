@@ -129,6 +129,7 @@ def test_array_api_compat_is_imported_only_for_array_api_objects() -> None:
     assert state == [False, True, [1.0, 2.0]]
 
 
+@pytest.mark.slow
 def test_lazy_loading_is_safe_under_threads() -> None:
     # Eight threads make the first conversion of torch and JAX arrays at the same
     # moment. Each backend's load() is slowed down to widen any race window, and
