@@ -1,0 +1,327 @@
+"""``@interop.numpy_function``: one NumPy function serving every framework."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import warnings
+from collections import OrderedDict, defaultdict, namedtuple
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import interop
+from tests.conftest import Framework, has_cuda
+
+DATA = np.arange(12, dtype=np.float32).reshape(3, 4)
+
+
+@interop.numpy_function
+def double(x: Any) -> Any:
+    """Twice x."""
+    assert isinstance(x, np.ndarray)
+    return x * 2
+
+
+def test_each_framework_gets_its_own_kind_back(fw: Framework) -> None:
+    x = fw.make(DATA)
+    out = double(x)
+    assert interop.framework_of(out) == fw.name
+    np.testing.assert_array_equal(interop.to_numpy(out), DATA * 2)
+
+
+def test_numpy_only_returns_the_result_unchanged() -> None:
+    seen = []
+
+    @interop.numpy_function
+    def ident(x: Any) -> Any:
+        seen.append(x)
+        return x
+
+    a = np.arange(3.0)
+    assert ident(a) is a and seen[0] is a
+
+
+def test_result_keeps_the_device_of_the_reference() -> None:
+    import torch
+
+    out = double(torch.ones(2))
+    assert out.device == torch.device("cpu")
+    if has_cuda():
+        assert double(torch.ones(2, device="cuda")).is_cuda
+
+
+@pytest.mark.gpu
+def test_gpu_result_goes_back_to_the_gpu() -> None:
+    import torch
+
+    x = torch.arange(4.0, device="cuda")
+    out = double(x)
+    assert out.is_cuda
+    np.testing.assert_array_equal(out.cpu().numpy(), np.arange(4.0) * 2)
+
+
+def test_nested_arguments_and_results(tensor_fw: Framework) -> None:
+    Pair = namedtuple("Pair", "a b")
+
+    @interop.numpy_function
+    def combine(items: list[Any], *, weights: dict[str, Any], pair: Any) -> Any:
+        assert all(isinstance(i, np.ndarray) for i in items)
+        assert isinstance(weights["w"], np.ndarray) and isinstance(pair, Pair)
+        assert isinstance(pair.a, np.ndarray) and pair.b == "label"
+        total = sum(items) * weights["w"]
+        return {"total": total, "parts": (items[0], float(total.sum())), "scalar": total.sum()}
+
+    x = tensor_fw.make(DATA)
+    args = [x, np.ones_like(DATA)]
+    weights = {"w": tensor_fw.make(np.full(4, 2.0, np.float32))}
+    out = combine(args, weights=weights, pair=Pair(x, "label"))
+
+    assert interop.framework_of(out["total"]) == tensor_fw.name
+    np.testing.assert_array_equal(interop.to_numpy(out["total"]), (DATA + 1) * 2)
+    assert interop.framework_of(out["parts"][0]) == tensor_fw.name
+    assert isinstance(out["parts"][1], float)  # Python scalars stay Python scalars
+    assert interop.framework_of(out["scalar"]) == tensor_fw.name  # NumPy scalars convert
+    # The caller's containers are not changed.
+    assert args[0] is x and isinstance(args[1], np.ndarray) and weights["w"] is not None
+    assert interop.framework_of(weights["w"]) == tensor_fw.name
+
+
+def test_container_types_survive_the_round_trip() -> None:
+    import torch
+
+    @interop.numpy_function
+    def echo(obj: Any) -> Any:
+        return obj
+
+    Point = namedtuple("Point", "x y")
+    od = OrderedDict(a=torch.ones(1))
+    dd: defaultdict[str, Any] = defaultdict(list, b=torch.ones(1))
+    for obj in (Point(torch.ones(1), 2), od, dd, [torch.ones(1), ("s", torch.ones(1))]):
+        out = echo(obj)
+        assert type(out) is type(obj)
+    assert echo(dd).default_factory is list
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    inputs: Any
+    label: str
+
+
+def test_dataclass_arguments_and_results(tensor_fw: Framework) -> None:
+    @interop.numpy_function
+    def scale(batch: Batch) -> Batch:
+        assert isinstance(batch.inputs, np.ndarray) and batch.label == "train"
+        return Batch(batch.inputs * 2, batch.label)
+
+    x = tensor_fw.make(DATA)
+    out = scale(Batch(x, "train"))
+    assert isinstance(out, Batch) and out.label == "train"
+    assert interop.framework_of(out.inputs) == tensor_fw.name
+    np.testing.assert_array_equal(interop.to_numpy(out.inputs), DATA * 2)
+
+
+def test_the_function_gets_new_containers() -> None:
+    import torch
+
+    @interop.numpy_function
+    def grow(items: list[Any], table: dict[str, Any]) -> Any:
+        items.append(np.zeros(1))
+        table["new"] = 1
+        return items[0]
+
+    items, table = [torch.ones(2)], {"t": torch.ones(1)}
+    out = grow(items, table)
+    assert isinstance(out, torch.Tensor)
+    assert len(items) == 1 and list(table) == ["t"]  # the caller's containers are unchanged
+
+
+def test_mixed_frameworks_are_an_error_naming_both() -> None:
+    import jax.numpy as jnp
+    import torch
+
+    @interop.numpy_function
+    def add(x: Any, y: Any) -> Any:
+        return x + y
+
+    with pytest.raises(interop.InteropError, match=r"torch .*jax .*like="):
+        add(torch.ones(2), jnp.ones(2))
+    # NumPy arguments are neutral.
+    assert interop.framework_of(add(np.ones(2), jnp.ones(2))) == "jax"
+
+
+@pytest.mark.parametrize("like", ["y", 1])
+def test_like_decides_between_frameworks(like: str | int) -> None:
+    import jax.numpy as jnp
+    import torch
+
+    @interop.numpy_function(like=like)
+    def add(x: Any, y: Any) -> Any:
+        return x + y
+
+    out = add(torch.ones(2), jnp.ones(2))
+    assert interop.framework_of(out) == "jax"
+    out = add(torch.ones(2), y=jnp.ones(2)) if like == "y" else out
+    assert interop.framework_of(out) == "jax"
+    # A NumPy argument that decides keeps the result NumPy.
+    assert isinstance(add(torch.ones(2), np.ones(2)), np.ndarray)
+
+
+def test_like_must_name_a_parameter() -> None:
+    with pytest.raises(TypeError, match=r"name a parameter.*'z'"):
+
+        @interop.numpy_function(like="z")
+        def f(x: Any) -> Any:
+            return x
+
+    with pytest.raises(TypeError, match="parameter name or a non-negative index"):
+        interop.numpy_function(like=-1)(lambda x: x)
+
+
+class Scaler:
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    @interop.numpy_function
+    def scale(self, x: Any) -> Any:
+        """Scale x."""
+        return x * self.factor
+
+    @interop.numpy_function(like="x")
+    def shift(self, offset: Any, x: Any) -> Any:
+        return x + offset
+
+
+def test_methods(tensor_fw: Framework) -> None:
+    s = Scaler(3.0)
+    x = tensor_fw.make(DATA)
+    out = s.scale(x)
+    assert interop.framework_of(out) == tensor_fw.name
+    np.testing.assert_array_equal(interop.to_numpy(out), DATA * 3)
+    assert Scaler.scale.__doc__ == "Scale x." and Scaler.scale.__name__ == "scale"
+
+
+def test_method_with_like_by_name() -> None:
+    import jax.numpy as jnp
+    import torch
+
+    out = Scaler(1.0).shift(torch.ones(4), jnp.asarray(DATA[0]))
+    assert interop.framework_of(out) == "jax"
+    np.testing.assert_array_equal(np.asarray(out), DATA[0] + 1)
+
+
+def test_wraps_keeps_name_doc_and_signature() -> None:
+    def original(x: Any, y: int = 3, *, k: str = "a") -> Any:
+        """Doc."""
+        return x
+
+    wrapped = interop.numpy_function(original)
+    assert wrapped.__name__ == "original" and wrapped.__doc__ == "Doc."
+    assert inspect.signature(wrapped) == inspect.signature(original)
+    assert wrapped.__wrapped__ is original  # type: ignore[attr-defined]
+    assert double.__name__ == "double"
+
+
+def test_autograd_is_not_carried_and_nothing_is_raised() -> None:
+    import torch
+
+    x = torch.arange(4.0, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = double(x)
+    assert not out.requires_grad and out.grad_fn is None
+    np.testing.assert_array_equal(out.numpy(), np.arange(4.0) * 2)
+
+
+def test_immutable_inputs_arrive_read_only_unless_copy(tensor_fw: Framework) -> None:
+    def fill(x: Any) -> Any:
+        x[...] = 0
+        return x
+
+    x = tensor_fw.make(DATA)
+    if tensor_fw.immutable:
+        with pytest.raises(ValueError, match="read-only"):
+            interop.numpy_function(fill)(x)
+    out = interop.numpy_function(copy=True)(fill)(x)
+    np.testing.assert_array_equal(interop.to_numpy(out), np.zeros_like(DATA))
+    np.testing.assert_array_equal(interop.to_numpy(x), DATA)  # the caller's array is intact
+
+
+def test_copy_true_protects_numpy_arguments_too() -> None:
+    a = DATA.copy()
+
+    @interop.numpy_function(copy=True)
+    def fill(x: Any) -> Any:
+        x[...] = 0
+        return x
+
+    fill(a)
+    np.testing.assert_array_equal(a, DATA)
+
+
+def test_upcast_option_reaches_the_arguments() -> None:
+    import torch
+
+    seen = []
+
+    @interop.numpy_function(upcast=True)
+    def f(x: Any) -> Any:
+        seen.append(x.dtype)
+        return x
+
+    out = f(torch.ones(3, dtype=torch.bfloat16))
+    assert seen == [np.float32] and out.dtype == torch.float32
+
+    @interop.numpy_function
+    def g(x: Any) -> Any:
+        seen.append(x.dtype)
+        return x
+
+    out = g(torch.ones(3, dtype=torch.bfloat16))
+    assert seen[-1] == ml_dtypes.bfloat16 and out.dtype == torch.bfloat16
+
+
+def test_non_arrays_pass_through() -> None:
+    import pandas as pd
+    import torch
+
+    seen = []
+
+    @interop.numpy_function
+    def f(x: Any, s: Any, label: str, n: int, nothing: None) -> Any:
+        seen.append(s)
+        return x, label, n, nothing
+
+    series = pd.Series([1.0, 2.0])
+    out = f(torch.ones(1), series, "text", 3, None)
+    assert seen[0] is series
+    assert isinstance(out[0], torch.Tensor) and out[1:] == ("text", 3, None)
+
+
+def test_array_api_arguments() -> None:
+    import array_api_strict as xps
+
+    x = xps.asarray(DATA)
+    out = double(x)
+    assert interop.framework_of(out) == "array_api"
+    np.testing.assert_array_equal(np.from_dlpack(out), DATA * 2)
+
+
+def test_decorating_a_non_callable_is_an_error() -> None:
+    with pytest.raises(TypeError, match="expected a function"):
+        interop.numpy_function(3)  # type: ignore[call-overload]
+
+
+def test_readme_library_author_example_runs() -> None:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## For library authors", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    assert namespace["standardize"].__doc__.startswith("Zero mean")

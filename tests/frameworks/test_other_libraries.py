@@ -1,0 +1,374 @@
+"""Arrays from other libraries users hand over: CuPy, Dask, array-api-strict, pandas,
+xarray, pyarrow, and objects that only speak the ``__array__`` protocol."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import interop
+from interop import ConversionError, CopyRequiredError, TransferError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_deprecation_warnings() -> Any:
+    # NumPy 2 warns when it passes copy= to an __array__ that lacks it; the library
+    # must never make it do so, whatever flags pytest runs with.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        yield
+
+
+# -- lazy imports -------------------------------------------------------------------------
+
+
+def test_backend_modules_import_no_library() -> None:
+    code = (
+        "import sys, interop, interop.backends.cupy, interop.backends.dask, "
+        "interop.backends.tensorflow, interop.backends.jax, interop.backends.generic\n"
+        "interop.to_numpy([1, 2])\n"
+        "names = [b.name for b in interop.backends()]\n"
+        "assert 'cupy' in names and 'dask' in names, names\n"
+        "assert not [b for b in interop.backends() if b.name in ('cupy', 'dask') and b.loaded]\n"
+        "heavy = ('cupy', 'dask', 'scipy', 'tensorflow', 'jax', 'torch', 'pandas', 'pyarrow')\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+# -- CuPy -----------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+def test_cupy_array_is_copied_to_host() -> None:
+    cupy = pytest.importorskip("cupy")
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    x = cupy.asarray(a)
+    assert interop.framework_of(x) == "cupy"
+    plan = interop.explain(x)
+    assert plan.transfer and plan.steps == ("to_host",) and plan.device == "cuda:0"
+    out = interop.to_numpy(x)
+    np.testing.assert_array_equal(out, a)
+    assert out.flags.writeable
+    np.testing.assert_array_equal(interop.to_numpy(x[:, ::2].T), a[:, ::2].T)
+    with pytest.raises(TransferError):
+        interop.to_numpy(x, allow_transfer=False)
+    with pytest.raises(CopyRequiredError):
+        interop.to_numpy(x, copy=False)
+    assert interop.explain(x, dtype=np.float16).steps == ("cast_on_device", "to_host")
+    assert interop.to_numpy(x, dtype=np.float16).dtype == np.float16
+
+
+@pytest.mark.gpu
+def test_cupy_array_made_on_another_stream() -> None:
+    cupy = pytest.importorskip("cupy")
+    with cupy.cuda.Stream(non_blocking=True):
+        x = cupy.arange(1_000_000, dtype=cupy.float64) * 3
+        out = interop.to_numpy(x)
+    np.testing.assert_array_equal(out, np.arange(1_000_000, dtype=np.float64) * 3)
+
+
+# -- Dask -----------------------------------------------------------------------------
+
+
+def test_dask_array_is_computed() -> None:
+    da = pytest.importorskip("dask.array")
+    a = np.arange(12.0).reshape(3, 4)
+    d = da.from_array(a, chunks=(2, 2)) * 2
+    assert interop.framework_of(d) == "dask"
+    plan = interop.explain(d)
+    assert plan.steps == ("compute",) and not plan.zero_copy
+    assert "lazy" in plan.copy_reason and "comput" in plan.copy_reason
+    out = interop.to_numpy(d)
+    assert type(out) is np.ndarray
+    np.testing.assert_array_equal(out, a * 2)
+    assert interop.to_numpy(d, dtype=np.float32).dtype == np.float32
+
+
+def test_dask_copy_false_raises_before_computing() -> None:
+    dask = pytest.importorskip("dask")
+    import dask.array as da
+
+    calls: list[int] = []
+
+    def produce() -> np.ndarray:
+        calls.append(1)
+        return np.ones(3)
+
+    d = da.from_delayed(dask.delayed(produce)(), shape=(3,), dtype=np.float64)
+    with pytest.raises(CopyRequiredError, match="lazy"):
+        interop.to_numpy(d, copy=False)
+    assert calls == []
+    np.testing.assert_array_equal(interop.to_numpy(d), np.ones(3))
+    assert calls == [1]
+
+
+def test_dask_copy_true_shares_nothing() -> None:
+    da = pytest.importorskip("dask.array")
+    a = np.arange(4.0)
+    d = da.from_array(a, chunks=4)
+    assert interop.explain(d, copy=True).steps == ("compute", "copy")
+    out = interop.to_numpy(d, copy=True)
+    assert not np.shares_memory(out, a) and out.flags.writeable
+    out[0] = 99
+    assert a[0] == 0
+
+
+def test_dask_reduction_is_a_0d_array() -> None:
+    da = pytest.importorskip("dask.array")
+    out = interop.to_numpy(da.ones((4, 4), chunks=2).sum())
+    assert type(out) is np.ndarray and out.shape == () and out == 16
+
+
+# -- array-api-strict on a non-CPU device ----------------------------------------------------
+
+
+def test_array_api_strict_other_device_is_a_transfer() -> None:
+    xp = pytest.importorskip("array_api_strict")
+    x = xp.asarray([1.0, 2.0, 3.0], device=xp.Device("device1"))
+    plan = interop.explain(x)
+    assert plan.transfer and plan.steps[0] == "to_cpu" and "device1" in plan.device
+    with pytest.raises(TransferError, match="allow_transfer=False"):
+        interop.to_numpy(x, allow_transfer=False)
+    with interop.options(allow_transfer=False), pytest.raises(TransferError):
+        interop.to_numpy(x)
+    with pytest.raises(CopyRequiredError):
+        interop.to_numpy(x, copy=False)
+    out = interop.to_numpy(x, allow_transfer=True)
+    np.testing.assert_array_equal(out, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(interop.to_numpy(x), [1.0, 2.0, 3.0])
+
+
+def test_array_api_strict_cpu_is_not_a_transfer() -> None:
+    xp = pytest.importorskip("array_api_strict")
+    x = xp.asarray([1.0, 2.0])
+    plan = interop.explain(x)
+    assert not plan.transfer and plan.zero_copy and plan.device == "cpu"
+    np.testing.assert_array_equal(interop.to_numpy(x, allow_transfer=False), [1.0, 2.0])
+
+
+# -- pandas, xarray, pyarrow through their array protocols -----------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    make: Callable[[], Any]
+    # The library's own NumPy rendering of the object (a view where it has one).
+    native: Callable[[Any], np.ndarray]
+    zero_copy: bool
+
+
+def _sources() -> list[Any]:
+    cases = []
+
+    def add(module: str, name: str, make: Callable[[Any], Any], native: Any, zc: bool) -> None:
+        cases.append(pytest.param((module, name, make, native, zc), id=name))
+
+    add("pandas", "series", lambda pd: pd.Series([1.0, 2.5, -3.0]), lambda s: s.to_numpy(), True)
+    add(
+        "pandas",
+        "frame-one-dtype",
+        lambda pd: pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}),
+        lambda f: f.to_numpy(),
+        True,
+    )
+    add(
+        "pandas",
+        "frame-mixed-dtypes",
+        lambda pd: pd.DataFrame({"a": [1.0, 2.0], "b": [3, 4]}),
+        lambda f: f.to_numpy(),
+        False,
+    )
+    add(
+        "xarray",
+        "dataarray",
+        lambda xr: xr.DataArray(np.arange(6.0).reshape(2, 3), dims=("x", "y")),
+        lambda d: d.values,
+        True,
+    )
+    add("pyarrow", "arrow-array", lambda pa: pa.array([1.0, 2.0, 3.0]), _arrow_native, True)
+    add(
+        "pyarrow",
+        "arrow-array-slice",
+        lambda pa: pa.array([1.0, 2.0, 3.0, 4.0]).slice(1, 2),
+        _arrow_native,
+        True,
+    )
+    add("pyarrow", "arrow-nulls", lambda pa: pa.array([1.0, None, 3.0]), _arrow_native, False)
+    add("pyarrow", "arrow-int-nulls", lambda pa: pa.array([1, None, 3]), _arrow_native, False)
+    add("pyarrow", "arrow-bool", lambda pa: pa.array([True, False]), _arrow_native, False)
+    add(
+        "pyarrow",
+        "arrow-chunked",
+        lambda pa: pa.chunked_array([[1.0, 2.0], [3.0]]),
+        _arrow_native,
+        False,
+    )
+    return cases
+
+
+def _arrow_native(a: Any) -> np.ndarray:
+    return np.asarray(a.to_numpy(zero_copy_only=False))
+
+
+@pytest.fixture(params=_sources())
+def source(request: pytest.FixtureRequest) -> Source:
+    module, name, make, native, zc = request.param
+    lib = pytest.importorskip(module)
+    return Source(name, lambda: make(lib), native, zc)
+
+
+def test_library_object_zero_copy_claim_is_true(source: Source) -> None:
+    obj = source.make()
+    expected = source.native(obj).copy()
+    plan = interop.explain(obj)
+    out = interop.to_numpy(obj)
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == expected.dtype
+    assert plan.zero_copy is source.zero_copy
+    assert plan.zero_copy == np.shares_memory(out, source.native(obj))
+
+
+def test_library_object_copy_false_aliases_or_raises(source: Source) -> None:
+    obj = source.make()
+    if source.zero_copy:
+        out = interop.to_numpy(obj, copy=False)
+        assert np.shares_memory(out, source.native(obj))
+    else:
+        with pytest.raises(CopyRequiredError, match="cannot hand out a view"):
+            interop.to_numpy(obj, copy=False)
+
+
+def test_library_object_copy_true_owns_memory(source: Source) -> None:
+    obj = source.make()
+    before = source.native(obj).copy()
+    out = interop.to_numpy(obj, copy=True)
+    assert not np.shares_memory(out, source.native(obj))
+    assert out.flags.writeable
+    out[...] = 0
+    np.testing.assert_array_equal(source.native(obj), before)
+
+
+def test_arrow_array_with_nulls_becomes_nan() -> None:
+    pa = pytest.importorskip("pyarrow")
+    out = interop.to_numpy(pa.array([1, None, 3]))
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, [1.0, np.nan, 3.0])
+
+
+def test_read_only_views_are_reported_read_only() -> None:
+    pd = pytest.importorskip("pandas")
+    s = pd.Series([1.0, 2.0])
+    out = interop.to_numpy(s)
+    plan = interop.explain(s)
+    assert plan.readonly is (not out.flags.writeable)
+
+
+# -- the generic __array__ protocol -------------------------------------------------------
+
+
+class LegacyView:
+    """An ``__array__`` written for NumPy 1 (no ``copy``), handing out its own array."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+
+    def __array__(self, dtype: Any = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+
+class LegacyFresh:
+    """An ``__array__`` written for NumPy 1 that builds a new array on every call."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values = values
+
+    def __array__(self, dtype: Any = None) -> np.ndarray:
+        return np.array(self.values, dtype=dtype)
+
+
+class Modern:
+    """An ``__array__`` written for NumPy 2, which refuses ``copy=False`` when it must copy."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values = values
+        self.calls: list[Any] = []
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        self.calls.append(copy)
+        if copy is False:
+            raise ValueError("a list cannot be viewed as an array")
+        return np.array(self.values, dtype=dtype)
+
+
+class Broken:
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        raise RuntimeError("the backing file was closed")
+
+
+def test_legacy_array_view_without_deprecation_warning() -> None:
+    data = np.arange(4.0)
+    obj = LegacyView(data)
+    for copy in (None, False, True):
+        plan = interop.explain(obj, copy=copy)
+        out = interop.to_numpy(obj, copy=copy)
+        np.testing.assert_array_equal(out, data)
+        assert np.shares_memory(out, data) is (copy is not True)
+        assert plan.zero_copy is (copy is not True)
+
+
+def test_legacy_array_that_copies_is_reported_as_a_copy() -> None:
+    obj = LegacyFresh([1.0, 2.0])
+    plan = interop.explain(obj)
+    assert not plan.zero_copy and "NumPy 1" in plan.copy_reason
+    np.testing.assert_array_equal(interop.to_numpy(obj), [1.0, 2.0])
+    with pytest.raises(CopyRequiredError):
+        interop.to_numpy(obj, copy=False)
+
+
+def test_modern_array_copy_false_does_not_copy() -> None:
+    obj = Modern([1.0, 2.0])
+    with pytest.raises(CopyRequiredError, match="cannot hand out a view"):
+        interop.to_numpy(obj, copy=False)
+    assert obj.calls == [False]  # refused without then making the copy anyway
+    np.testing.assert_array_equal(interop.to_numpy(obj), [1.0, 2.0])
+
+
+def test_array_that_raises_is_a_conversion_error() -> None:
+    with pytest.raises(ConversionError, match=r"`.*Broken`.*RuntimeError: the backing file"):
+        interop.to_numpy(Broken())
+
+
+class ReadOnlyCopies:
+    """An ``__array__`` that copies, but hands out its copies read-only."""
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("cannot view")
+        a = np.arange(3.0)
+        a.flags.writeable = False
+        return a
+
+
+def test_copy_true_is_writable_even_when_the_object_copies_read_only() -> None:
+    obj = ReadOnlyCopies()
+    assert interop.explain(obj, copy=True).steps == ("as_array", "copy")
+    out = interop.to_numpy(obj, copy=True)
+    assert out.flags.writeable
+    np.testing.assert_array_equal(out, [0.0, 1.0, 2.0])
+    assert interop.explain(obj).steps == ("as_array",)

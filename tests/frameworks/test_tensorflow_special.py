@@ -1,0 +1,299 @@
+"""TensorFlow special cases: variables, symbolic tensors, ragged, sparse, strings, GPU."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+tf = pytest.importorskip("tensorflow")
+
+import interop  # noqa: E402
+from interop import ConversionError, CopyRequiredError, UnsupportedTypeError  # noqa: E402
+
+# -- variables ----------------------------------------------------------------------
+
+
+def _assert_snapshot(v: tf.Variable) -> None:
+    before = v.numpy().copy()
+    out = interop.to_numpy(v)
+    plan = interop.explain(v)
+    assert plan.steps == ("snapshot",) and not plan.zero_copy
+    v.assign(before + 100)
+    np.testing.assert_array_equal(out, before)
+    np.testing.assert_array_equal(interop.to_numpy(v), before + 100)
+    out[...] = -1  # the snapshot is the caller's own
+    np.testing.assert_array_equal(v.numpy(), before + 100)
+
+
+def test_variable_is_a_snapshot() -> None:
+    _assert_snapshot(tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3)))
+
+
+def test_mirrored_variable_is_a_snapshot() -> None:
+    strategy = tf.distribute.MirroredStrategy()  # the default CPU device, one replica
+    with strategy.scope():
+        v = tf.Variable(np.arange(4, dtype=np.float64))
+    assert type(v).__name__ == "MirroredVariable"
+    assert interop.framework_of(v) == "tensorflow"
+    _assert_snapshot(v)
+
+
+def test_variable_copy_false_raises() -> None:
+    v = tf.Variable([1.0, 2.0])
+    with pytest.raises(CopyRequiredError, match=r"tf\.Variable is mutable.*snapshot"):
+        interop.to_numpy(v, copy=False)
+
+
+# -- symbolic tensors -----------------------------------------------------------------
+
+
+def _errors_while_tracing(fn, *args) -> list[BaseException]:  # type: ignore[no-untyped-def]
+    """Call ``fn`` under tf.function and return what ``interop.to_numpy`` raised while tracing."""
+    seen: list[BaseException] = []
+
+    @tf.function
+    def traced(*inner):  # type: ignore[no-untyped-def]
+        try:
+            interop.to_numpy(fn(*inner))
+        except Exception as exc:
+            seen.append(exc)
+        return inner[0]
+
+    traced(*args)
+    return seen
+
+
+def _assert_symbolic_error(exc: BaseException) -> None:
+    assert isinstance(exc, ConversionError)
+    assert not isinstance(exc, UnsupportedTypeError)
+    message = str(exc)
+    assert "tf.py_function" in message and "eager" in message and "hint" in message
+
+
+def test_symbolic_tensor_in_tf_function() -> None:
+    (exc,) = _errors_while_tracing(lambda t: t * 2, tf.constant([1.0, 2.0]))
+    _assert_symbolic_error(exc)
+    assert "symbolic" in str(exc) and "SymbolicTensor" in str(exc)
+
+
+def test_variable_read_in_tf_function() -> None:
+    v = tf.Variable([1.0, 2.0])
+    (exc,) = _errors_while_tracing(lambda t: v, tf.constant(0.0))
+    _assert_symbolic_error(exc)
+    assert "tf.Variable" in str(exc)
+
+
+def test_ragged_and_sparse_in_tf_function() -> None:
+    errors = _errors_while_tracing(
+        lambda t: tf.RaggedTensor.from_row_lengths(t, [1, 2]), tf.constant([1.0, 2.0, 3.0])
+    )
+    errors += _errors_while_tracing(
+        lambda t: tf.sparse.from_dense(t), tf.constant([[0.0, 1.0], [2.0, 0.0]])
+    )
+    assert len(errors) == 2
+    for exc in errors:
+        _assert_symbolic_error(exc)
+
+
+def test_keras_input_is_a_conversion_error() -> None:
+    keras = pytest.importorskip("keras")
+    x = keras.Input((3,))
+    for call in (interop.to_numpy, interop.explain):
+        with pytest.raises(ConversionError) as info:
+            call(x)
+        assert not isinstance(info.value, UnsupportedTypeError)
+        message = str(info.value)
+        assert "KerasTensor" in message and "symbolic" in message
+        assert "tf.py_function" in message and "hint" in message
+
+
+# -- strings --------------------------------------------------------------------------
+
+
+def test_string_tensor_is_an_object_array_of_bytes() -> None:
+    interop.to_numpy(tf.constant([1.0]))  # a CPU tensor first, so the fast path is primed
+    t = tf.constant([[b"a", b"bc"], [b"", b"\xff\x00"]])
+    plan = interop.explain(t)
+    assert plan.steps == ("strings_to_bytes",)
+    assert not plan.zero_copy and plan.dtype == np.dtype(object)
+    out = interop.to_numpy(t)
+    assert out.dtype == object and out.shape == (2, 2)
+    assert all(type(v) is bytes for v in out.flat)
+    assert out.tolist() == [[b"a", b"bc"], [b"", b"\xff\x00"]]
+    assert out.flags.writeable
+    with pytest.raises(CopyRequiredError, match="bytes"):
+        interop.to_numpy(t, copy=False)
+
+
+def test_string_variable() -> None:
+    v = tf.Variable([b"x", b"yz"])
+    out = interop.to_numpy(v)
+    v.assign([b"changed", b"too"])
+    assert out.tolist() == [b"x", b"yz"]
+
+
+# -- ragged ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ragged() -> tf.RaggedTensor:
+    return tf.ragged.constant([[1.0, 2.0, 3.0], [], [4.0]])
+
+
+def test_ragged_error_is_default(ragged: tf.RaggedTensor) -> None:
+    for call in (interop.to_numpy, interop.explain):
+        with pytest.raises(ConversionError, match=r"ragged='object'.*ragged='pad'"):
+            call(ragged)
+
+
+def test_ragged_object(ragged: tf.RaggedTensor) -> None:
+    plan = interop.explain(ragged, ragged="object")
+    assert plan.steps == ("ragged_rows",) and not plan.zero_copy
+    out = interop.to_numpy(ragged, ragged="object")
+    assert out.dtype == object and out.shape == (3,)
+    expected = [[1.0, 2.0, 3.0], [], [4.0]]
+    for row, want in zip(out, expected, strict=True):
+        assert isinstance(row, np.ndarray) and row.dtype == np.float32
+        np.testing.assert_array_equal(row, want)
+    out[0][0] = 99  # the rows are the caller's own
+    np.testing.assert_array_equal(ragged.flat_values.numpy()[:1], [1.0])
+    with pytest.raises(CopyRequiredError):
+        interop.to_numpy(ragged, ragged="object", copy=False)
+
+
+def test_ragged_object_dtype_applies_to_rows(ragged: tf.RaggedTensor) -> None:
+    plan = interop.explain(ragged, ragged="object", dtype=np.float64)
+    assert plan.dtype == np.dtype(object)
+    out = interop.to_numpy(ragged, ragged="object", dtype=np.float64)
+    assert [row.dtype for row in out] == [np.dtype(np.float64)] * 3
+
+
+def test_ragged_object_nested() -> None:
+    r = tf.ragged.constant([[[1, 2], [3]], [[4]]])
+    out = interop.to_numpy(r, ragged="object")
+    assert out.shape == (2,)
+    assert [[row.tolist() for row in inner] for inner in out] == [[[1, 2], [3]], [[4]]]
+
+
+def test_ragged_pad(ragged: tf.RaggedTensor) -> None:
+    plan = interop.explain(ragged, ragged="pad")
+    assert plan.steps == ("ragged_pad",) and not plan.zero_copy
+    out = interop.to_numpy(ragged, ragged="pad")
+    np.testing.assert_array_equal(out, [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [4.0, 0.0, 0.0]])
+    assert out.dtype == np.float32 and out.flags.writeable
+    with pytest.raises(CopyRequiredError):
+        interop.to_numpy(ragged, ragged="pad", copy=False)
+
+
+def test_ragged_policy_from_options(ragged: tf.RaggedTensor) -> None:
+    with interop.options(ragged="pad"):
+        assert interop.to_numpy(ragged).shape == (3, 3)
+
+
+def test_empty_ragged() -> None:
+    r = tf.ragged.constant([], dtype=tf.int32, ragged_rank=1)
+    assert interop.to_numpy(r, ragged="object").shape == (0,)
+    assert interop.to_numpy(r, ragged="pad").shape == (0, 0)
+
+
+# -- sparse ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sparse() -> tf.SparseTensor:
+    # Indices out of canonical order on purpose.
+    return tf.sparse.SparseTensor([[1, 0], [0, 2]], [5.0, 7.0], [2, 3])
+
+
+DENSE = np.array([[0.0, 0.0, 7.0], [5.0, 0.0, 0.0]], dtype=np.float32)
+
+
+def test_sparse_error_is_default(sparse: tf.SparseTensor) -> None:
+    for call in (interop.to_numpy, interop.explain):
+        with pytest.raises(ConversionError, match=r"sparse='dense'.*sparse='scipy'"):
+            call(sparse)
+
+
+def test_sparse_dense(sparse: tf.SparseTensor) -> None:
+    plan = interop.explain(sparse, sparse="dense")
+    assert plan.steps == ("densify",) and not plan.zero_copy
+    out = interop.to_numpy(sparse, sparse="dense")
+    np.testing.assert_array_equal(out, DENSE)
+    assert out.dtype == np.float32
+    with pytest.raises(CopyRequiredError, match="densif"):
+        interop.to_numpy(sparse, sparse="dense", copy=False)
+
+
+def test_sparse_scipy(sparse: tf.SparseTensor) -> None:
+    import scipy.sparse
+
+    plan = interop.explain(sparse, sparse="scipy")
+    assert plan.steps == ("to_scipy",)
+    out = interop.to_numpy(sparse, sparse="scipy")
+    assert isinstance(out, scipy.sparse.coo_array)
+    assert out.shape == (2, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(out.toarray(), DENSE)
+
+
+def test_sparse_repeated_indices_are_a_conversion_error() -> None:
+    bad = tf.sparse.SparseTensor([[0, 0], [0, 0]], [1.0, 2.0], [2, 2])
+    with pytest.raises(ConversionError, match="repeated indices"):
+        interop.to_numpy(bad, sparse="dense")
+
+
+def test_indexed_slices_always_densify() -> None:
+    # The gradient of a gather that picked row 2 twice: the repeated rows are summed.
+    s = tf.IndexedSlices(
+        tf.constant([[1.0, 2.0], [3.0, 4.0]]), tf.constant([2, 2]), tf.constant([3, 2])
+    )
+    expected = [[0.0, 0.0], [0.0, 0.0], [4.0, 6.0]]
+    for policy in ("error", "dense", "scipy"):
+        plan = interop.explain(s, sparse=policy)
+        assert plan.steps == ("densify",) and not plan.zero_copy
+        out = interop.to_numpy(s, sparse=policy)
+        assert type(out) is np.ndarray
+        np.testing.assert_array_equal(out, expected)
+    with pytest.raises(CopyRequiredError, match="IndexedSlices"):
+        interop.to_numpy(s, copy=False)
+
+
+def test_indexed_slices_from_a_real_gradient() -> None:
+    table = tf.Variable(np.zeros((4, 2), dtype=np.float32))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.gather(table, [1, 1, 3]))
+    grad = tape.gradient(loss, table)
+    assert isinstance(grad, tf.IndexedSlices)
+    np.testing.assert_array_equal(interop.to_numpy(grad), [[0, 0], [2, 2], [0, 0], [1, 1]])
+
+
+def test_indexed_slices_without_dense_shape() -> None:
+    s = tf.IndexedSlices(tf.constant([[1.0, 2.0]]), tf.constant([1]))
+    with pytest.raises(ConversionError, match="dense_shape"):
+        interop.to_numpy(s)
+
+
+# -- GPU --------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+def test_gpu_tensor_is_copied_to_host() -> None:
+    if not tf.config.list_physical_devices("GPU"):
+        pytest.skip("TensorFlow sees no GPU")
+    with tf.device("GPU:0"):
+        t = tf.constant(np.arange(6, dtype=np.float32))
+        v = tf.Variable(np.arange(3, dtype=np.float32))
+    plan = interop.explain(t)
+    assert plan.transfer and plan.steps == ("to_host",) and plan.device == "gpu:0"
+    out = interop.to_numpy(t)
+    np.testing.assert_array_equal(out, np.arange(6))
+    assert out.flags.writeable
+    with pytest.raises(interop.TransferError):
+        interop.to_numpy(t, allow_transfer=False)
+    assert interop.explain(v).transfer
+    np.testing.assert_array_equal(interop.to_numpy(v), np.arange(3))
+    half = interop.explain(t, dtype=np.float16)
+    assert half.steps == ("cast_on_device", "to_host")
+    assert interop.to_numpy(t, dtype=np.float16).dtype == np.float16

@@ -1,0 +1,302 @@
+"""Nonstandard dtypes from every framework: exact bits, one dtype object, upcast, round trip.
+
+Values are checked against :func:`tests.support.dtype_sources.reference`, a decoder written
+from each format's definition, and against the framework's own rendering where it
+has one. The README's dtype table is generated from the same conversions
+(:func:`dtype_table`), and a test fails if the README drifts from it; run
+``python -m tests.unit.test_dtypes`` to print the current table.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import interop
+from interop import _dtypes
+from tests.support.dtype_sources import (
+    FLOAT_FORMATS,
+    INT_FORMATS,
+    STANDARD,
+    UPCAST,
+    Source,
+    all_sources,
+    as_format,
+    ml,
+    random_bits,
+    reference,
+    same_values,
+    uint_of,
+    wide,
+    width,
+)
+
+SOURCES = all_sources()
+NONSTANDARD = [s for s in SOURCES if s.fmt not in STANDARD]
+FRAMEWORK_NONSTANDARD = [s for s in NONSTANDARD if s.framework != "numpy"]
+STANDARD_SOURCES = [s for s in SOURCES if s.fmt in STANDARD and s.framework != "numpy"]
+
+
+def _id(s: Source) -> str:
+    return f"{s.framework}-{s.label.rsplit('.', 1)[-1]}"
+
+
+def _all_bits(fmt: str) -> np.ndarray:
+    """Every bit pattern of a format of at most 16 bits; 4096 random ones otherwise."""
+    if width(fmt) <= 16:
+        bits = np.arange(1 << width(fmt), dtype=np.uint32).astype(uint_of(fmt))
+        return bits if bits.size % 2 == 0 else np.append(bits, bits[:1])
+    return random_bits(fmt, (4096,), np.random.default_rng(0))
+
+
+def _is_float(fmt: str) -> bool:
+    return fmt in FLOAT_FORMATS or fmt == "complex32" or ml(fmt).kind in "fc"
+
+
+@pytest.mark.parametrize("source", FRAMEWORK_NONSTANDARD, ids=_id)
+def test_exact_ml_dtype_with_the_same_bits(source: Source) -> None:
+    bits = _all_bits(source.fmt)
+    x = source.make(as_format(bits, source.fmt))
+    out = interop.to_numpy(x)
+    assert out.dtype.type is getattr(ml_dtypes, source.fmt)
+    np.testing.assert_array_equal(out.view(uint_of(source.fmt)), bits)
+    expected = reference(source.fmt, bits)
+    assert same_values(wide(out, expected), expected)
+    if source.own is not None:
+        assert same_values(source.own(x), expected)  # the oracle agrees with the framework
+
+
+@pytest.mark.parametrize("source", FRAMEWORK_NONSTANDARD, ids=_id)
+def test_zero_copy_where_the_bits_are_in_host_memory(source: Source) -> None:
+    x = source.make(
+        as_format(random_bits(source.fmt, (3, 4), np.random.default_rng(1)), source.fmt)
+    )
+    plan = interop.explain(x)
+    assert plan.zero_copy is source.zero_copy
+    if source.zero_copy:
+        assert source.native is not None
+        out = interop.to_numpy(x, copy=False)
+        assert np.shares_memory(out, source.native(x))
+        assert "bit_view" in plan.steps or source.framework != "torch"
+    else:
+        with pytest.raises(interop.CopyRequiredError, match=r"copy=False.*(packs|packed)"):
+            interop.to_numpy(x, copy=False)
+
+
+@pytest.mark.parametrize("source", FRAMEWORK_NONSTANDARD, ids=_id)
+def test_upcast_is_a_copy_into_the_nearest_standard_dtype(source: Source) -> None:
+    bits = _all_bits(source.fmt)
+    x = source.make(as_format(bits, source.fmt))
+    out = interop.to_numpy(x, upcast=True)
+    assert out.dtype == UPCAST[source.fmt]
+    assert same_values(wide(out, reference(source.fmt, bits)), reference(source.fmt, bits))
+    assert out.flags.writeable
+    plan = interop.explain(x, upcast=True)
+    assert "upcast" in plan.steps and not plan.zero_copy and plan.dtype == UPCAST[source.fmt]
+    with pytest.raises(interop.CopyRequiredError, match=r"copy=False.*hint: use copy=None"):
+        interop.to_numpy(x, upcast=True, copy=False)
+
+
+@pytest.mark.parametrize("source", FRAMEWORK_NONSTANDARD, ids=_id)
+def test_round_trip_restores_the_bits(source: Source) -> None:
+    x = source.make(
+        as_format(random_bits(source.fmt, (2, 6), np.random.default_rng(2)), source.fmt)
+    )
+    back = source.make(interop.to_numpy(x))
+    np.testing.assert_array_equal(source.raw(back), source.raw(x))
+
+
+@pytest.mark.parametrize(
+    "fmt", sorted({s.fmt for s in FRAMEWORK_NONSTANDARD}, key=_dtypes.NONSTANDARD.index)
+)
+def test_every_framework_gives_the_same_dtype_object(fmt: str) -> None:
+    bits = random_bits(fmt, (4,), np.random.default_rng(3))
+    dtypes = [interop.to_numpy(s.make(as_format(bits, fmt))).dtype for s in SOURCES if s.fmt == fmt]
+    assert all(d is dtypes[0] for d in dtypes)
+    assert dtypes[0] is np.dtype(getattr(ml_dtypes, fmt))
+
+
+@pytest.mark.parametrize("source", STANDARD_SOURCES, ids=_id)
+def test_standard_dtypes_map_to_numpy_and_never_upcast(source: Source) -> None:
+    bits = random_bits(source.fmt, (8,), np.random.default_rng(4))
+    x = source.make(as_format(bits, source.fmt))
+    out = interop.to_numpy(x)
+    assert out.dtype == np.dtype(source.fmt)
+    assert same_values(out, as_format(bits, source.fmt))
+    plan = interop.explain(x, upcast=True)
+    assert "upcast" not in plan.steps and plan.zero_copy
+
+
+@pytest.mark.parametrize("fmt", [*FLOAT_FORMATS, *INT_FORMATS, "complex32"])
+def test_numpy_ml_dtypes_arrays_upcast_too(fmt: str) -> None:
+    a = as_format(random_bits(fmt, (5,), np.random.default_rng(5)), fmt)
+    assert interop.to_numpy(a) is a
+    out = interop.to_numpy(a, upcast=True)
+    assert out.dtype == UPCAST[fmt]
+    expected = reference(fmt, a.view(uint_of(fmt)))
+    assert same_values(wide(out, expected), expected)
+
+
+@pytest.mark.parametrize("fmt", _dtypes.NONSTANDARD)
+def test_dtype_facts(fmt: str) -> None:
+    dtype = ml(fmt)
+    assert _dtypes.upcast_target(dtype) == UPCAST[fmt]
+    assert _dtypes.bit_width(dtype) == width(fmt)
+    assert not _dtypes.is_standard(dtype)
+
+
+@pytest.mark.parametrize("name", STANDARD)
+def test_standard_dtypes_have_no_upcast(name: str) -> None:
+    assert _dtypes.upcast_target(np.dtype(name)) is None
+    assert _dtypes.is_standard(np.dtype(name))
+
+
+def test_complex32_fallback_is_a_float16_pair() -> None:
+    # Without ml_dtypes.complex32 (ml_dtypes < 0.6) the same bits come back as a pair.
+    pair = np.dtype([("real", np.float16), ("imag", np.float16)])
+    assert _dtypes.upcast_target(pair) == np.complex64
+    assert _dtypes.bit_width(pair) == 32
+    assert _dtypes.complex32() is np.dtype(ml_dtypes.complex32)
+
+
+# -- error cases ------------------------------------------------------------------
+
+
+def test_torch_shell_dtype_without_counterpart_raises() -> None:
+    torch = pytest.importorskip("torch")
+    t = torch.zeros(3, dtype=torch.int8).view(torch.int3)
+    with pytest.raises(interop.ConversionError, match=r"got torch\.int3.*shell dtype.*view\(torch"):
+        interop.to_numpy(t)
+    with pytest.raises(interop.ConversionError, match="shell dtype"):
+        interop.explain(t, upcast=True)
+
+
+def test_torch_float4_pairs_refuse_copy_false_with_the_bytes_hint() -> None:
+    torch = pytest.importorskip("torch")
+    t = torch.tensor([0x21, 0x43], dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
+    with pytest.raises(
+        interop.CopyRequiredError, match=r"two values per byte.*view\(torch.uint8\)"
+    ):
+        interop.to_numpy(t, copy=False)
+    out = interop.to_numpy(t)
+    # Low nibble first: 0x21 holds 0b0001 (0.5) then 0b0010 (1.0).
+    np.testing.assert_array_equal(out.astype(np.float32), [0.5, 1.0, 1.5, 2.0])
+    assert interop.explain(t).steps == ("unpack_fp4",)
+
+
+def test_torch_float4_pairs_zero_d_unpacks_to_two_values() -> None:
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(0x61, dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
+    out = interop.to_numpy(t, upcast=True)
+    assert out.shape == (2,) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, [0.5, 4.0])
+
+
+def test_jax_sub_byte_dtypes_refuse_copy_false() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    x = jnp.array([1, -2, 3], dtype=jnp.int4)
+    with pytest.raises(interop.CopyRequiredError, match="JAX stores int4 packed"):
+        interop.to_numpy(x, copy=False)
+    out = interop.to_numpy(x, copy=True)
+    assert out.flags.writeable and out.dtype == np.dtype(ml_dtypes.int4)
+
+
+# PyTorch announces compressed sparse layouts as beta, once per process, when the first
+# one is built: here by the test's own input (the library builds no sparse tensor).
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state:UserWarning")
+def test_scipy_refuses_nonstandard_values_with_a_hint() -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    s = torch.eye(3, dtype=torch.bfloat16).to_sparse_csr()
+    with pytest.raises(
+        interop.ConversionError, match=r"got bfloat16 values.*hint: pass upcast=True"
+    ):
+        interop.to_numpy(s, sparse="scipy")
+    out = interop.to_numpy(s, sparse="scipy", upcast=True)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out.toarray(), np.eye(3, dtype=np.float32))
+
+
+def test_tensorflow_strings_become_object_arrays_of_bytes() -> None:
+    tf = pytest.importorskip("tensorflow")
+    s = tf.constant([[b"ab", b"c"], [b"", b"\xff"]])
+    out = interop.to_numpy(s)
+    assert out.dtype == object and out.tolist() == [[b"ab", b"c"], [b"", b"\xff"]]
+    assert all(type(v) is bytes for v in out.ravel())
+    assert interop.to_numpy(s, copy=True).flags.writeable
+    with pytest.raises(interop.CopyRequiredError, match="string tensor becomes a new object"):
+        interop.to_numpy(s, copy=False)
+
+
+@pytest.mark.gpu
+def test_torch_nonstandard_dtypes_from_cuda() -> None:
+    import torch
+
+    for tdt in (torch.bfloat16, torch.float8_e4m3fn, torch.int4, torch.float4_e2m1fn_x2):
+        host = torch.arange(8, dtype=torch.uint8 if tdt.itemsize == 1 else torch.int16).view(tdt)
+        cuda = host.to("cuda") if tdt.itemsize == 2 else host.view(torch.uint8).cuda().view(tdt)
+        np.testing.assert_array_equal(
+            interop.to_numpy(cuda).view(np.uint8), interop.to_numpy(host).view(np.uint8)
+        )
+        with pytest.raises(interop.TransferError):
+            interop.to_numpy(cuda, allow_transfer=False)
+
+
+# -- the README table ---------------------------------------------------------------
+
+_COLUMNS = (("torch", "PyTorch"), ("tensorflow", "TensorFlow"), ("jax", "JAX"))
+README = Path(__file__).resolve().parents[2] / "README.md"
+_MARKERS = ("<!-- dtype-table:begin -->", "<!-- dtype-table:end -->")
+
+
+def _cell(source: Source) -> str:
+    rng = np.random.default_rng(6)
+    x = source.make(as_format(random_bits(source.fmt, (2, 4), rng), source.fmt))
+    kind = "zero-copy" if interop.explain(x).zero_copy else (source.note or "copy")
+    return f"`{source.label}`: {kind}"
+
+
+def dtype_table() -> str:
+    """The README's dtype table, computed from real conversions."""
+    lines = [
+        "| Format | `upcast=False` | `upcast=True` | PyTorch | TensorFlow | JAX |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fmt in _dtypes.NONSTANDARD:
+        a = as_format(random_bits(fmt, (2,), np.random.default_rng(7)), fmt)
+        exact = interop.to_numpy(a).dtype
+        up = interop.to_numpy(a, upcast=True).dtype
+        cells = []
+        for framework, _ in _COLUMNS:
+            found = [s for s in NONSTANDARD if s.framework == framework and s.fmt == fmt]
+            cells.append("; ".join(_cell(s) for s in found) or "—")
+        lines.append(
+            f"| {fmt} | `ml_dtypes.{exact.name}` | `{up.name}` | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+def test_readme_dtype_table_is_current() -> None:
+    frameworks = {s.framework for s in SOURCES}
+    if not {"torch", "tensorflow", "jax"} <= frameworks:
+        pytest.skip("the table lists all three frameworks")
+    text = README.read_text(encoding="utf-8")
+    match = re.search(re.escape(_MARKERS[0]) + r"\n(.*?)\n" + re.escape(_MARKERS[1]), text, re.S)
+    assert match, "README.md lacks the dtype table markers"
+    assert match.group(1) == dtype_table(), "regenerate with: python -m tests.unit.test_dtypes"
+
+
+def test_readme_dtypes_example_runs() -> None:
+    pytest.importorskip("torch")
+    section = README.read_text(encoding="utf-8").split("\n## Dtypes\n", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match
+    exec(compile(match.group(1), "README.md", "exec"), {})
+
+
+if __name__ == "__main__":
+    print(dtype_table())
