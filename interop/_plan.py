@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from interop._errors import CopyRequiredError, TransferError
+from interop._errors import ConversionError, CopyRequiredError, TransferError
 from interop._options import Options
 
 __all__ = ["Plan"]
@@ -104,6 +104,17 @@ def finish(
     # ``dtype is None``: the source dtype is only known once the data arrives (a
     # transfer), so the cast is planned unconditionally. Never compare with None
     # through ``!=``: NumPy reads ``None`` as float64.
+    if (
+        options.dtype is not None
+        and dtype is not None
+        and _is_complex(dtype)
+        and not _is_complex(options.dtype)
+    ):
+        raise ConversionError(
+            f"expected a dtype that keeps every value, got dtype={options.dtype} for "
+            f"{dtype} data: the cast would discard the imaginary parts. hint: take the "
+            "real part first (x.real, np.real), or ask for a complex dtype"
+        )
     if options.dtype is not None and (dtype is None or options.dtype != dtype):
         steps.append("cast")
         source = "" if dtype is None else f"{dtype} "
@@ -130,7 +141,19 @@ def finish(
 
 def cast(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
     """The ``upcast`` and ``cast`` steps: one copy into ``plan.dtype``."""
+    if a.dtype.names == ("real", "imag"):
+        # A complex number stored as a pair of fields (a complex32 without ml_dtypes'
+        # own type): NumPy casts no record to a complex dtype, so the parts are set.
+        out = np.empty(a.shape, dtype=plan.dtype)
+        out.real = a["real"]
+        out.imag = a["imag"]
+        return out
     return a.astype(plan.dtype, copy=True)
+
+
+def _is_complex(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` holds complex numbers (NumPy's, ml_dtypes' or a real/imag pair)."""
+    return dtype.kind == "c" or dtype.names == ("real", "imag") or "complex" in dtype.name
 
 
 def copy(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:

@@ -29,7 +29,7 @@ import numpy as np
 # keeps that binding the last word.
 import interop.backends  # noqa: F401
 from interop._backend import Backend
-from interop._errors import UnsupportedTypeError, type_name
+from interop._errors import ConversionError, UnsupportedTypeError, type_name
 
 __all__ = [
     "Backend",
@@ -98,7 +98,15 @@ _entry_points_loaded = False
 
 def _make(spec: str) -> Backend:
     module, _, cls = spec.partition(":")
-    backend: Backend = getattr(importlib.import_module(module), cls)()
+    try:
+        found = importlib.import_module(module)
+    except ImportError as exc:  # a module of this package: only at interpreter shutdown
+        raise ConversionError(
+            f"expected the built-in backend {spec} to load, got {type(exc).__name__}: {exc}. "
+            "hint: a conversion during interpreter shutdown (an atexit handler or __del__) "
+            "cannot load the library's backends; convert earlier"
+        ) from exc
+    backend: Backend = getattr(found, cls)()
     return backend
 
 

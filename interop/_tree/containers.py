@@ -146,10 +146,16 @@ def build(frame: Frame) -> Any:
     if kind == _ROOT:
         return out[0]
     cls = type(src)
-    if kind == _NAMEDTUPLE:
-        return cls(*out)
-    if kind == _SEQUENCE:
-        return cls(out)
+    if kind in (_NAMEDTUPLE, _SEQUENCE):
+        # The class's own constructor, which may ask for more than the items.
+        try:
+            return cls(*out) if kind == _NAMEDTUPLE else cls(out)
+        except Exception as exc:
+            raise ConversionError(
+                f"expected a sequence type that can be built from its items, got "
+                f"`{type_name(src)}`, whose constructor failed: {exc!r}. hint: convert it "
+                "to a tuple or list first, or register it as a container"
+            ) from exc
     if kind == _MAPPING:
         if isinstance(src, collections.defaultdict):
             return cls(src.default_factory, out)

@@ -136,10 +136,13 @@ def start(tree: Any, options: Options, *, keep: Backend | None = None) -> Any:
     # The recursive walk first; it leaves what it does not handle (accelerator data,
     # deep or cyclic trees) to the iterative one, which walks again from the start,
     # batches the copies and finds cycles.
-    out = _walk_fast(tree, options, checks, keep)
+    if checks:  # an accelerator is in use: its copies are batched by the iterative walk
+        return _start_iterative(tree, options, checks, keep, [])
+    done: list[Any] = []
+    out = _walk_fast(tree, options, keep, done)
     if out is not _GIVE_UP:
         return out
-    return _start_iterative(tree, options, checks, keep)
+    return _start_iterative(tree, options, checks, keep, done)
 
 
 def _start_iterative(
@@ -147,8 +150,17 @@ def _start_iterative(
     options: Options,
     checks: dict[Backend, Any],
     keep: Backend | None,
+    done: list[Any],
 ) -> Started:
-    """The iterative walk of :func:`start`: batched copies, paths, cycles, any depth."""
+    """The iterative walk of :func:`start`: batched copies, paths, cycles, any depth.
+
+    ``done``: ``(leaf, result)`` of the leaves the recursive walk converted through
+    their plans before it gave up, in the order both walks meet them; they are not
+    converted again (a Dask leaf is computed once), as long as the leaf met is the
+    very object recorded.
+    """
+    reuse = iter(done)
+    next_done = next(reuse, None)
     cache_get = _registry._cache.get
     lookup = _registry.lookup
     kinds_get = kinds.get
@@ -196,7 +208,11 @@ def _start_iterative(
                         if type(converted) is Pending:
                             frame[_DELAYED] = True
                         out[k] = converted
+                    elif next_done is not None and next_done[0] is v:
+                        out[k] = next_done[1]
+                        next_done = next(reuse, None)
                     else:
+                        next_done = None  # the tree changed meanwhile: convert afresh
                         out[k] = planned(v, b, options)
                     continue
                 kind = kinds_get(cls)
@@ -281,35 +297,31 @@ class _Failed(Exception):
         self.frames: list[Frame] = [] if frame is None else [frame]
 
 
-def _walk_fast(
-    tree: Any,
-    options: Options,
-    checks: dict[Backend, Any],
-    keep: Backend | None = None,
-) -> Any:
+def _walk_fast(tree: Any, options: Options, keep: Backend | None, done: list[Any]) -> Any:
     """Convert ``tree`` recursively, as long as nothing unusual turns up.
 
     Per container, a recursive call costs a third of a step of the iterative walk
-    in :func:`start`, so this is the common path. It returns ``_GIVE_UP`` for a leaf
-    on an accelerator or a tree deeper than ``_FAST_DEPTH`` (a cycle, say), and
-    :func:`start` then walks the tree iteratively. A failing leaf raises its error,
-    named by its path, as the iterative walk would.
+    in :func:`start`, so this is the common path where no accelerator is in use. It
+    returns ``_GIVE_UP`` for a tree deeper than ``_FAST_DEPTH`` (a cycle, say), and
+    :func:`start` then walks the tree iteratively, reusing the leaves recorded in
+    ``done``. A failing leaf raises its error, named by its path, as the iterative
+    walk would.
     """
     # Making the walker (a closure over a dozen cells) costs as much as converting
     # a leaf; a pipeline converts many small batches under the same options, so the
     # last one made is kept, in one tuple that threads read and replace whole.
     global _walker
     made = _walker
-    if made[0] is options and made[1] is checks and made[3] is keep:
-        walk = made[2]
+    if made[0] is options and made[2] is keep:
+        walk = made[1]
     else:
-        walk = _make_walker(options, checks, keep)
-        _walker = (options, checks, walk, keep)
+        walk = _make_walker(options, keep)
+        _walker = (options, walk, keep)
     kind = kinds.get(type(tree))
     if kind is None or kind == _OTHER:
         kind, tree = _ROOT, [tree]  # a leaf: convert it as the root's only item
     try:
-        return walk(tree, kind, 0)
+        return walk(tree, kind, 0, done)
     except _Failed as failed:
         # The frames of the containers down to the failure, outermost first, each
         # with the key of its child on the way; the path is read as the iterative
@@ -323,12 +335,8 @@ def _walk_fast(
         raise located(failed.error, where) from failed.error
 
 
-def _make_walker(
-    options: Options,
-    checks: dict[Backend, Any],
-    keep: Backend | None,
-) -> Any:
-    """The recursive walk of :func:`_walk_fast` for these options, checks and kept backend."""
+def _make_walker(options: Options, keep: Backend | None) -> Any:
+    """The recursive walk of :func:`_walk_fast` for these options and kept backend."""
     cache_get = _registry._cache.get
     lookup = _registry.lookup
     kinds_get = kinds.get
@@ -340,7 +348,7 @@ def _make_walker(
     as_is = options is DEFAULT
     give_up = _GIVE_UP
 
-    def walk(x: Any, kind: int, depth: int) -> Any:
+    def walk(x: Any, kind: int, depth: int, done: list[Any]) -> Any:
         if depth > _FAST_DEPTH:
             return give_up
         frame = None
@@ -357,7 +365,7 @@ def _make_walker(
             frame = open_frame(kind, x)
             items, out = frame[_ITEMS], frame[_OUT]
         try:
-            result = _fill(x, kind, depth, frame, items, out)
+            result = _fill(x, kind, depth, frame, items, out, done)
         except RuntimeError as exc:  # a dict or mapping changed while iterated
             changed = changed_meanwhile(x, exc)
             if changed is None:
@@ -374,7 +382,9 @@ def _make_walker(
         except Exception as exc:
             raise _Failed(exc) from exc
 
-    def _fill(x: Any, kind: int, depth: int, frame: Any, items: Any, out: Any) -> Any:
+    def _fill(
+        x: Any, kind: int, depth: int, frame: Any, items: Any, out: Any, done: list[Any]
+    ) -> Any:
         """Convert the children of ``x`` into ``out``; ``give_up`` or ``None`` (done)."""
         for k, v in items:
             cls = type(v)
@@ -401,12 +411,12 @@ def _make_walker(
                     if b is keep:
                         out[k] = v
                         continue
-                    if checks and b in checks and checks[b](v):
-                        return give_up  # the iterative walk batches device copies
                     try:
-                        out[k] = planned(v, b, options)
+                        r = planned(v, b, options)
                     except Exception as exc:
                         raise _Failed(exc, _frame_at(frame, kind, x, k)) from exc
+                    out[k] = r
+                    done.append((v, r))
                     continue
                 found = kinds_get(cls)
                 child = classify(cls, v) if found is None else found
@@ -414,7 +424,7 @@ def _make_walker(
                     out[k] = v
                     continue
             try:
-                r = walk(v, child, depth + 1)
+                r = walk(v, child, depth + 1, done)
             except _Failed as failed:
                 failed.frames.append(_frame_at(frame, kind, x, k))
                 raise
@@ -426,9 +436,8 @@ def _make_walker(
     return walk
 
 
-# options, checks, the walker _make_walker made for them and the kept backend
-# (see _walk_fast).
-_walker: tuple[Any, Any, Any, Any] = (None, None, None, None)
+# options, the walker _make_walker made for them and the kept backend (see _walk_fast).
+_walker: tuple[Any, Any, Any] = (None, None, None)
 
 
 def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:

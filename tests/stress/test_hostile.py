@@ -560,3 +560,46 @@ def test_unusual_numpy_layouts(name: str) -> None:
     assert native.dtype == np.float64 and native.dtype.isnative
     np.testing.assert_array_equal(native, a.astype(np.float64))
     assert _snapshot(a) == before
+
+
+# -- errors that are always the library's own ---------------------------------------------
+
+
+def test_a_complex_to_real_cast_is_refused_without_a_warning() -> None:
+    # The library never warns: NumPy's ComplexWarning would be the only sign that the
+    # imaginary parts were dropped.
+    with pytest.raises(interop.ConversionError, match=r"imaginary parts.*hint: take the real"):
+        interop.to_numpy(np.array([1 + 2j], dtype=np.complex64), dtype=np.float32)
+    with pytest.raises(interop.ConversionError, match="imaginary"):
+        interop.explain(np.array([1j]), dtype=np.float64)
+    out = interop.to_numpy(np.array([1 + 2j], dtype=np.complex64), dtype=np.complex128)
+    assert out.dtype == np.complex128 and out[0] == 1 + 2j
+
+
+def test_a_real_imag_float16_record_upcasts_as_explain_says() -> None:
+    a = np.zeros(3, dtype=[("real", np.float16), ("imag", np.float16)])
+    a["real"], a["imag"] = [1, 2, 3], [-1, 0, 0.5]
+    plan = interop.explain(a, upcast=True)
+    out = interop.to_numpy(a, upcast=True)
+    assert out.dtype == plan.dtype == np.complex64
+    np.testing.assert_array_equal(out, [1 - 1j, 2, 3 + 0.5j])
+
+
+def test_a_conversion_during_interpreter_shutdown_is_the_librarys_error() -> None:
+    code = (
+        "import numpy as np, interop\n"
+        "class Late:\n"
+        "    def __del__(self):\n"
+        "        try:\n"
+        "            interop.to_numpy(np.float32(1))\n"
+        "        except interop.InteropError as exc:\n"
+        "            print('ours', type(exc).__name__)\n"
+        "        except BaseException as exc:\n"
+        "            print('foreign', type(exc).__name__)\n"
+        "import builtins\n"
+        "builtins.late = Late()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.strip() == "ours ConversionError", out.stdout + out.stderr

@@ -299,3 +299,110 @@ def test_nan_payloads_are_bit_exact_through_convert(
     back = interop.to_numpy(y)
     assert back.view(np.uint32).tobytes() == SPECIAL_BITS.tobytes()
     assert interop.to_numpy(x).view(np.uint32).tobytes() == SPECIAL_BITS.tobytes()
+
+
+# -- callers that race, and classes that copy themselves -----------------------------------
+
+
+def test_a_list_changed_by_another_thread_is_read_as_one_snapshot() -> None:
+    # Another thread appends to and pops from the list the whole time: every result
+    # holds items the list really had (arrays, never a placeholder None), or the
+    # error is the library's own.
+    import threading
+
+    shared = [np.zeros(2) for _ in range(64)]
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            shared.append(np.ones(2))
+            shared.pop()
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for _ in range(2000):
+            try:
+                out = interop.to_numpy_tree(shared)
+            except interop.InteropError:
+                continue
+            assert all(isinstance(item, np.ndarray) for item in out)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_dict_changed_by_another_thread_is_the_librarys_error() -> None:
+    import threading
+
+    shared = {f"k{i}": np.zeros(1) for i in range(512)}
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            shared[f"new{i}"] = np.ones(1)
+            del shared[f"new{i}"]
+            i += 1
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for _ in range(500):
+            try:
+                out = interop.to_numpy_tree({"outer": shared})
+            except interop.ConversionError as exc:
+                assert "changed meanwhile" in str(exc) and "hint:" in str(exc)
+                continue
+            assert all(isinstance(v, np.ndarray) for v in out["outer"].values())
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Immutable:
+    value: Any
+
+    def __copy__(self) -> _Immutable:
+        return self  # the idiom of immutable values
+
+
+def test_a_class_whose_copy_returns_itself_is_not_written_into() -> None:
+    torch = pytest.importorskip("torch")
+    t = torch.ones(2)
+    original = _Immutable(t)
+    out = interop.to_numpy_tree(original)
+    assert original.value is t
+    assert out is not original and isinstance(out.value, np.ndarray)
+
+
+def test_a_namedtuple_that_cannot_be_rebuilt_is_the_librarys_error() -> None:
+    class Strict(collections.namedtuple("Strict", "a b")):
+        def __new__(cls, a: Any, b: Any, *, required: bool) -> Strict:
+            return super().__new__(cls, a, b)
+
+    with pytest.raises(interop.ConversionError, match=r"Strict.*hint: convert it to a tuple"):
+        interop.to_numpy_tree({"s": Strict(np.zeros(1), 1, required=True)})
+
+
+def test_a_deep_tree_computes_each_dask_leaf_once() -> None:
+    # Deeper than the recursive walk goes: the iterative walk takes over and must
+    # reuse what was converted already, not compute the graph a second time.
+    da = pytest.importorskip("dask.array")
+    calls = []
+
+    def counted(block: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return block + 1
+
+    leaf = da.from_array(np.zeros(4), chunks=4).map_blocks(counted, dtype=np.float64)
+    calls.clear()  # (Dask may call the function once while building the graph)
+    tree: Any = [leaf]
+    for _ in range(200):
+        tree = [tree]
+    out = interop.to_numpy_tree(tree)
+    for _ in range(200):
+        out = out[0]
+    np.testing.assert_array_equal(out[0], np.ones(4))
+    assert len(calls) == 1

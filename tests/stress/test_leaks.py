@@ -136,3 +136,27 @@ def test_failed_conversions_do_not_leak() -> None:
     print(f"errors: {CONVERSIONS} in {elapsed:.1f} s, +{grown / 2**20:.2f} MiB, +{blocks} blocks")
     assert grown < RSS_BOUND, f"RSS grew by {grown / 2**20:.1f} MiB"
     assert blocks < BLOCK_BOUND, f"{blocks} more allocated blocks"
+
+
+@pytest.mark.slow
+def test_classes_made_on_the_fly_are_not_kept() -> None:
+    # A namedtuple class per call (as some loaders make): the per-type tables are
+    # bounded, so the classes they saw are freed once they are cleared.
+    import collections
+    import weakref
+
+    torch = pytest.importorskip("torch")
+    t = torch.ones(2)
+    alive: list[weakref.ref[type]] = []
+    before = rss()
+    for i in range(20_000):
+        cls = collections.namedtuple(f"Batch{i}", "x y")  # type: ignore[misc]
+        interop.to_numpy_tree(cls(t, [t]))
+        interop.to_numpy(cls(1.0, 2.0))
+        alive.append(weakref.ref(cls))
+        del cls
+    gc.collect()
+    kept = sum(ref() is not None for ref in alive)
+    # At most what the bounded tables hold (a few thousand), never all 20,000.
+    assert kept <= 6_200, kept
+    assert rss() - before < 64 * 2**20
