@@ -603,3 +603,23 @@ def test_a_conversion_during_interpreter_shutdown_is_the_librarys_error() -> Non
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert out.stdout.strip() == "ours ConversionError", out.stdout + out.stderr
+
+
+def test_a_first_conversion_inside_a_gc_callback_works() -> None:
+    # The first conversion loads the backends; a collection can start that from
+    # within any allocation, so it must not depend on the state of the caller.
+    code = (
+        "import gc, numpy as np, interop\n"
+        "seen = []\n"
+        "def callback(phase, info):\n"
+        "    if phase == 'start' and not seen:\n"
+        "        seen.append(interop.to_numpy([np.float32(1), 2]).tolist())\n"
+        "gc.callbacks.append(callback)\n"
+        "class Node: pass\n"
+        "for _ in range(50_000):\n"
+        "    n = Node(); n.me = n\n"
+        "gc.collect()\n"
+        "print(seen)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[[1.0, 2.0]]", out.stdout + out.stderr
