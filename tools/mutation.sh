@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Mutation testing of the core: interop/_api.py, _registry.py, _options.py, _plan.py,
-# each mutant run against the fast NumPy/PyTorch tests (see [tool.mutmut] in
-# pyproject.toml). Not part of CI: it takes about ten minutes on two cores.
+# Mutation testing of the core (the dispatch, options, plans, the one conversion
+# path, trees and convert: see [tool.mutmut] in pyproject.toml), each mutant run
+# against the fast NumPy/PyTorch tests. Not part of CI: it takes long on two cores.
 #
 #   tools/mutation.sh            # run, then print the score and the survivors
 #   mutmut show <mutant name>    # the diff of one surviving mutant

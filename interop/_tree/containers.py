@@ -252,7 +252,7 @@ def located(exc: Exception, where: str) -> Exception:
     if issubclass(cls, InteropError) or cls.__module__ == "builtins":
         try:
             new = cls(f"{where}: {exc}")
-        except Exception:
+        except Exception:  # a class whose constructor wants more than a message
             new = None
     if new is None:
         new = ConversionError(f"{where}: `{type_name(exc)}`: {exc}")
