@@ -7,7 +7,7 @@ import numpy as np
 
 from interop import _core, _options, _registry
 from interop._convert import plan_convert
-from interop._options import DEFAULT, Keywords, RaggedPolicy, SparsePolicy
+from interop._options import DEFAULT, Keywords
 from interop._plan import Plan
 
 if TYPE_CHECKING:
@@ -58,6 +58,9 @@ def to_numpy(x: Any, /, **options: Unpack[Keywords]) -> np.ndarray[Any, Any]:
             exact ``ml_dtypes`` dtype, zero-copy).
         sparse: ``"error"`` (default), ``"dense"`` or ``"scipy"`` for sparse tensors.
         ragged: ``"error"`` (default), ``"object"`` or ``"pad"`` for ragged tensors.
+        float_dtype: Cast floating-point data (bfloat16 and float8 included) to this
+            floating-point dtype and leave integers, booleans and complex numbers as
+            they are (where ``dtype`` casts everything); not together with ``dtype``.
 
     Returns:
         A NumPy array.
@@ -104,15 +107,10 @@ def explain(
     x: Any,
     /,
     *,
-    copy: bool | None = None,
-    dtype: Any = None,
-    allow_transfer: bool | None = None,
-    upcast: bool | None = None,
-    sparse: SparsePolicy | None = None,
-    ragged: RaggedPolicy | None = None,
     to: str | None = None,
     like: Any = None,
     device: Any = None,
+    **options: Unpack[Keywords],
 ) -> Plan:
     """Describe what :func:`to_numpy` would do with the same arguments, without doing it.
 
@@ -131,15 +129,18 @@ def explain(
         (False, ('copy',))
     """
     if to is not None or like is not None or device is not None:
-        if (dtype, allow_transfer, upcast, sparse, ragged) != (None,) * 5:
+        if any(options.get(k) is not None for k in _options.KEYWORDS if k != "copy"):
             raise TypeError(
                 "expected only `copy` with to=/like=/device=, got to_numpy keywords too: "
-                "convert keeps the dtype and takes no dtype, upcast, allow_transfer, "
-                "sparse or ragged"
+                "convert keeps the dtype and takes no dtype, float_dtype, upcast, "
+                "allow_transfer, sparse or ragged"
             )
-        return plan_convert(x, to, like=like, device=device, copy=copy)
-    opts = _options.resolve(copy, dtype, allow_transfer, upcast, sparse, ragged)
+        return plan_convert(x, to, like=like, device=device, copy=options.get("copy"))
+    opts = _options.from_keywords(options, "explain") if options else _current()
     return _core.plan(x, _registry.get(x), opts)
+
+
+explain.__signature__ = _options.signature(explain)  # type: ignore[attr-defined]
 
 
 def framework_of(x: Any, /) -> str | None:

@@ -39,6 +39,7 @@ class Keywords(TypedDict, total=False):
     upcast: bool | None
     sparse: SparsePolicy | None
     ragged: RaggedPolicy | None
+    float_dtype: Any
 
 
 #: The option keywords, in the order signatures list them.
@@ -63,6 +64,9 @@ class Options:
             nearest standard NumPy dtype instead of the exact ``ml_dtypes`` dtype.
         sparse: What to do with sparse tensors: ``"error"``, ``"dense"`` or ``"scipy"``.
         ragged: What to do with ragged/nested tensors: ``"error"``, ``"object"`` or ``"pad"``.
+        float_dtype: A NumPy floating-point dtype to cast floating-point data to
+            (bfloat16, float8 and the other ml_dtypes floats included), leaving
+            integers, booleans and complex numbers alone; ``None`` to keep them all.
     """
 
     copy: bool | None = None
@@ -71,6 +75,7 @@ class Options:
     upcast: bool = False
     sparse: SparsePolicy = "error"
     ragged: RaggedPolicy = "error"
+    float_dtype: np.dtype[Any] | None = None
 
     def __eq__(self, other: object) -> bool:
         # Not the generated __eq__: NumPy compares np.dtype("float64") == None as
@@ -85,11 +90,20 @@ class Options:
             and self.upcast is other.upcast
             and self.sparse == other.sparse
             and self.ragged == other.ragged
+            and _same_dtype(self.float_dtype, other.float_dtype)
         )
 
     def __hash__(self) -> int:
         return hash(
-            (self.copy, self.dtype, self.allow_transfer, self.upcast, self.sparse, self.ragged)
+            (
+                self.copy,
+                self.dtype,
+                self.allow_transfer,
+                self.upcast,
+                self.sparse,
+                self.ragged,
+                self.float_dtype,
+            )
         )
 
     def replace(self, **changes: Any) -> Options:
@@ -113,6 +127,7 @@ def _validated(
     upcast: Any,
     sparse: Any,
     ragged: Any,
+    float_dtype: Any = None,
 ) -> Options:
     if copy not in (None, True, False):
         raise TypeError(f"expected copy to be None, True or False, got {copy!r}")
@@ -124,21 +139,52 @@ def _validated(
         raise ValueError(f"expected sparse to be one of {_SPARSE}, got {sparse!r}")
     if ragged not in _RAGGED:
         raise ValueError(f"expected ragged to be one of {_RAGGED}, got {ragged!r}")
-    if dtype is not None:
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError as exc:
+    dtype = _as_dtype(dtype, "dtype")
+    float_dtype = _as_dtype(float_dtype, "float_dtype")
+    if float_dtype is not None:
+        if not is_float(float_dtype):
             raise TypeError(
-                f"expected dtype to be a NumPy dtype or None, got {dtype!r}; "
-                "hint: pass a NumPy dtype such as np.float32 or ml_dtypes.bfloat16"
-            ) from exc
+                f"expected float_dtype to be a floating-point dtype, got {float_dtype}. "
+                "hint: use dtype= to cast every array, whatever its kind"
+            )
+        if dtype is not None:
+            raise TypeError(
+                f"expected one of dtype and float_dtype, got both ({dtype} and "
+                f"{float_dtype}): dtype= casts every array, float_dtype= only "
+                "floating-point ones. hint: keep the one you mean"
+            )
     # bool(): 1, 0 and np.bool_ pass the checks above, and the rest of the library
     # tests ``copy is True`` / ``copy is False``.
     copy = None if copy is None else bool(copy)
-    options = Options(copy, dtype, bool(allow_transfer), bool(upcast), sparse, ragged)
-    # Compare the dtype by identity first: NumPy reads ``None`` as float64, so
+    options = Options(
+        copy, dtype, bool(allow_transfer), bool(upcast), sparse, ragged, float_dtype
+    )
+    # Compare the dtypes by identity first: NumPy reads ``None`` as float64, so
     # ``np.dtype('float64') == None`` is True and ``==`` alone would drop the cast.
-    return DEFAULT if dtype is None and options == DEFAULT else options
+    if dtype is None and float_dtype is None and options == DEFAULT:
+        return DEFAULT
+    return options
+
+
+def _as_dtype(dtype: Any, name: str) -> np.dtype[Any] | None:
+    if dtype is None:
+        return None
+    try:
+        found: np.dtype[Any] = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(
+            f"expected {name} to be a NumPy dtype or None, got {dtype!r}; "
+            "hint: pass a NumPy dtype such as np.float32 or ml_dtypes.bfloat16"
+        ) from exc
+    return found
+
+
+def is_float(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` holds real floating-point numbers (NumPy's or ml_dtypes' formats)."""
+    if dtype.kind == "f":
+        return True
+    # ml_dtypes' floats have kind "V"; their names say what they are.
+    return dtype.type.__module__ == "ml_dtypes" and dtype.name.startswith(("float", "bfloat"))
 
 
 DEFAULT = Options()
@@ -153,6 +199,7 @@ def resolve(
     upcast: bool | None,
     sparse: str | None,
     ragged: str | None,
+    float_dtype: Any = None,
 ) -> Options:
     """Merge the keywords of one call (``None`` meaning "not given") over the active options."""
     base = _current.get()
@@ -162,12 +209,21 @@ def resolve(
         and upcast is None
         and sparse is None
         and ragged is None
+        and float_dtype is None
         and (copy is None or copy is base.copy)
     ):
         return base
+    # A dtype given here replaces a float_dtype of the block, and the reverse.
+    if dtype is not None and float_dtype is None:
+        float_dtype = None
+        base_float = None
+    else:
+        base_float = base.float_dtype
+    base_dtype = None if float_dtype is not None else base.dtype
     return _validated(
         copy=base.copy if copy is None else copy,
-        dtype=base.dtype if dtype is None else dtype,
+        dtype=base_dtype if dtype is None else dtype,
+        float_dtype=base_float if float_dtype is None else float_dtype,
         allow_transfer=base.allow_transfer if allow_transfer is None else allow_transfer,
         upcast=base.upcast if upcast is None else upcast,
         sparse=base.sparse if sparse is None else sparse,
@@ -188,6 +244,7 @@ def from_keywords(keywords: Mapping[str, Any], caller: str, /) -> Options:
         get("upcast"),
         get("sparse"),
         get("ragged"),
+        get("float_dtype"),
     )
 
 
@@ -234,6 +291,7 @@ def options(**keywords: Unpack[Keywords]) -> Iterator[Options]:
         upcast: Default ``upcast``.
         sparse: Default sparse policy.
         ragged: Default ragged policy.
+        float_dtype: Default ``float_dtype``: cast floating-point data only.
 
     Yields:
         The options now in force.

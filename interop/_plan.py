@@ -15,6 +15,7 @@ import numpy as np
 
 from interop._errors import ConversionError, CopyRequiredError, TransferError
 from interop._options import Options
+from interop._options import is_float as _is_float
 
 __all__ = ["Plan"]
 
@@ -47,6 +48,9 @@ class Plan:
     # Work a backend did while planning without copying (for example asking an
     # object for a NumPy view) that the steps then reuse instead of repeating.
     prepared: Any = dataclasses.field(default=None, repr=False, compare=False)
+    # The float_dtype the cast_floats step applies to data whose dtype is known only
+    # once it is built or arrives.
+    float_dtype: np.dtype[Any] | None = dataclasses.field(default=None, repr=False)
 
     def __str__(self) -> str:
         kind = "zero-copy" if self.zero_copy else f"copy ({self.copy_reason})"
@@ -97,7 +101,10 @@ def finish(
     already, so no step is needed).
     """
     dtype = source_dtype
-    if options.upcast and upcast_to is not None and options.dtype is None:
+    float_dtype = options.float_dtype
+    if options.upcast and upcast_to is not None and options.dtype is None and not (
+        float_dtype is not None and dtype is not None and _is_float(dtype)
+    ):
         steps.append("upcast")
         dtype = upcast_to
         copy_reason = copy_reason or f"upcasting {source_dtype} to {upcast_to} copies"
@@ -115,11 +122,21 @@ def finish(
             f"{dtype} data: the cast would discard the imaginary parts. hint: take the "
             "real part first (x.real, np.real), or ask for a complex dtype"
         )
-    if options.dtype is not None and (dtype is None or options.dtype != dtype):
+    target = options.dtype
+    if float_dtype is not None:
+        # Only floating-point data takes float_dtype; integers, booleans and complex
+        # numbers keep their dtype. Data whose dtype is known only once it is built or
+        # arrives (a list, a transfer) is cast then, by the cast_floats step.
+        if dtype is None:
+            steps.append("cast_floats")
+            copy_reason = copy_reason or f"casting floating-point data to {float_dtype} copies"
+        elif _is_float(dtype):
+            target = float_dtype
+    if target is not None and (dtype is None or target != dtype):
         steps.append("cast")
         source = "" if dtype is None else f"{dtype} "
-        copy_reason = copy_reason or f"casting {source}to {options.dtype} copies"
-        dtype = options.dtype
+        copy_reason = copy_reason or f"casting {source}to {target} copies"
+        dtype = target
     if options.copy is True and copy_reason is None:
         steps.append("copy")
         copy_reason = "copy=True"
@@ -136,6 +153,7 @@ def finish(
         readonly=zero_copy and (readonly or source_readonly),
         copy_reason=copy_reason,
         prepared=prepared,
+        float_dtype=float_dtype if dtype is None else None,
     )
 
 
@@ -170,4 +188,18 @@ def readonly(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
     return view
 
 
-TAIL_STEPS = {"upcast": cast, "cast": cast, "copy": copy, "readonly": readonly}
+def cast_floats(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+    """The ``cast_floats`` step: floating-point data into ``plan.float_dtype``, the rest kept."""
+    target = plan.float_dtype
+    if target is None or not _is_float(a.dtype) or a.dtype == target:
+        return a
+    return a.astype(target, copy=True)
+
+
+TAIL_STEPS = {
+    "upcast": cast,
+    "cast": cast,
+    "cast_floats": cast_floats,
+    "copy": copy,
+    "readonly": readonly,
+}

@@ -599,9 +599,7 @@ def test_a_conversion_during_interpreter_shutdown_is_the_librarys_error() -> Non
         "import builtins\n"
         "builtins.late = Late()\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "ours ConversionError", out.stdout + out.stderr
 
 

@@ -465,7 +465,13 @@ def test_register_backend_validates() -> None:
 
 def test_backend_base_class() -> None:
     backend = interop.Backend()
-    assert backend.loaded is False and set(backend.steps) == {"upcast", "cast", "copy", "readonly"}
+    assert backend.loaded is False and set(backend.steps) == {
+        "upcast",
+        "cast",
+        "cast_floats",
+        "copy",
+        "readonly",
+    }
     backend.load()
     with pytest.raises(NotImplementedError):
         backend.matches(int)

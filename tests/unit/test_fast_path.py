@@ -88,7 +88,16 @@ def test_keywords_behave_as_keyword_only_parameters() -> None:
     with pytest.raises(TypeError):
         interop.to_numpy(a, True)  # type: ignore[misc]
     params = inspect.signature(interop.to_numpy).parameters
-    assert list(params) == ["x", "copy", "dtype", "allow_transfer", "upcast", "sparse", "ragged"]
+    assert list(params) == [
+        "x",
+        "copy",
+        "dtype",
+        "allow_transfer",
+        "upcast",
+        "sparse",
+        "ragged",
+        "float_dtype",
+    ]
     assert all(
         p.kind is p.KEYWORD_ONLY and p.default is None for n, p in params.items() if n != "x"
     )

@@ -1,0 +1,72 @@
+"""``float_dtype=``: casts floating-point data only, in every entry point and options block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import interop
+from tests.conftest import Framework
+
+
+def _tree(fw: Framework) -> dict[str, Any]:
+    return {
+        "weights": fw.make(np.ones((2, 2), dtype=np.float64)),
+        "half": fw.make(np.ones(2, dtype=ml_dtypes.bfloat16)),
+        "labels": fw.make(np.arange(3, dtype=np.int64)),
+        "mask": fw.make(np.array([True, False])),
+        "phase": fw.make(np.array([1 + 1j], dtype=np.complex64)),
+    }
+
+
+def _expected(tree: dict[str, Any]) -> dict[str, Any]:
+    """float32 for the floating-point leaves; the others keep their own dtype (JAX
+    without x64 holds int32 labels)."""
+    own = {key: interop.to_numpy(x).dtype for key, x in tree.items()}
+    return {**own, "weights": np.dtype(np.float32), "half": np.dtype(np.float32)}
+
+
+def test_only_floating_point_leaves_are_cast(fw: Framework) -> None:
+    tree = _tree(fw)
+    out = interop.to_numpy_tree(tree, float_dtype=np.float32)
+    for key, dtype in _expected(tree).items():
+        assert out[key].dtype == dtype, key
+    assert out["labels"].dtype.kind == "i" and out["phase"].dtype.kind == "c"
+    np.testing.assert_array_equal(out["labels"], [0, 1, 2])
+
+
+def test_entry_points_agree(fw: Framework) -> None:
+    tree = _tree(fw)
+    with interop.options(float_dtype=np.float32):
+        in_block = interop.to_numpy_tree(tree)
+        batch = next(iter(interop.iter_numpy([tree])))
+    for key, dtype in _expected(tree).items():
+        assert interop.to_numpy(tree[key], float_dtype=np.float32).dtype == dtype
+        assert interop.explain(tree[key], float_dtype=np.float32).dtype == dtype
+        assert in_block[key].dtype == dtype and batch[key].dtype == dtype
+
+
+def test_python_values_are_cast_once_built() -> None:
+    assert interop.to_numpy([1.5, 2.0], float_dtype=np.float16).dtype == np.float16
+    assert interop.to_numpy([1, 2], float_dtype=np.float16).dtype == np.int64
+    assert interop.to_numpy(True, float_dtype=np.float16).dtype == np.bool_
+
+
+def test_an_equal_dtype_stays_zero_copy() -> None:
+    a = np.ones(3, dtype=np.float32)
+    assert interop.to_numpy(a, float_dtype=np.float32) is a
+    assert interop.to_numpy(np.arange(3), float_dtype=np.float32, copy=False).dtype == np.int64
+
+
+def test_float_dtype_and_dtype_are_exclusive_and_checked() -> None:
+    with pytest.raises(TypeError, match="expected one of dtype and float_dtype"):
+        interop.to_numpy(np.ones(2), dtype=np.float32, float_dtype=np.float16)
+    with pytest.raises(TypeError, match="expected float_dtype to be a floating-point dtype"):
+        interop.to_numpy(np.ones(2), float_dtype=np.int8)
+    # A call's dtype replaces the block's float_dtype.
+    with interop.options(float_dtype=np.float16):
+        assert interop.to_numpy(np.ones(2), dtype=np.float64).dtype == np.float64
+        assert interop.to_numpy(np.ones(2)).dtype == np.float16
