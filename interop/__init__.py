@@ -23,7 +23,7 @@ from interop._iter import iter_numpy
 from interop._options import Options, options
 from interop._plan import Plan
 from interop._registry import BackendInfo, backends, register_backend
-from interop._tree import to_numpy_tree
+from interop._tree import register_container, to_numpy_tree
 
 __version__ = "0.1.0"
 
@@ -46,6 +46,7 @@ __all__ = [
     "numpy_function",
     "options",
     "register_backend",
+    "register_container",
     "to_numpy",
     "to_numpy_tree",
 ]

@@ -156,9 +156,7 @@ def _validated(
     # bool(): 1, 0 and np.bool_ pass the checks above, and the rest of the library
     # tests ``copy is True`` / ``copy is False``.
     copy = None if copy is None else bool(copy)
-    options = Options(
-        copy, dtype, bool(allow_transfer), bool(upcast), sparse, ragged, float_dtype
-    )
+    options = Options(copy, dtype, bool(allow_transfer), bool(upcast), sparse, ragged, float_dtype)
     # Compare the dtypes by identity first: NumPy reads ``None`` as float64, so
     # ``np.dtype('float64') == None`` is True and ``==`` alone would drop the cast.
     if dtype is None and float_dtype is None and options == DEFAULT:

@@ -102,8 +102,11 @@ def finish(
     """
     dtype = source_dtype
     float_dtype = options.float_dtype
-    if options.upcast and upcast_to is not None and options.dtype is None and not (
-        float_dtype is not None and dtype is not None and _is_float(dtype)
+    if (
+        options.upcast
+        and upcast_to is not None
+        and options.dtype is None
+        and not (float_dtype is not None and dtype is not None and _is_float(dtype))
     ):
         steps.append("upcast")
         dtype = upcast_to

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from interop import _options
 from interop._options import Keywords
+from interop._tree.containers import register_container
 from interop._tree.walk import Started, map_leaves, start
 
 if TYPE_CHECKING:
     from typing import Unpack
 
-__all__ = ["Started", "map_leaves", "start", "to_numpy_tree"]
+__all__ = ["Started", "map_leaves", "register_container", "start", "to_numpy_tree"]
 
 
 def to_numpy_tree(tree: Any, /, **options: Unpack[Keywords]) -> Any:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from interop import _registry
-from interop._backend import Backend
+from interop._backend import Backend, Node
 from interop._errors import ConversionError, InteropError, type_name
 
 _OTHER = 0  # a leaf returned as it is
@@ -34,7 +35,7 @@ _NODE = 9  # a container registered with a framework (a JAX pytree node)
 # register containers change (JAX imported), since a type may be a node from then on.
 kinds: dict[type, int] = {}
 _kinds = kinds
-# type -> the backend whose registry knows it, for kind _NODE.
+# type -> the backend whose registry knows it (or its registration), for kind _NODE.
 _node_of: dict[type, Backend] = {}
 # The backends asked about nodes when _kinds was filled.
 _node_backends: tuple[Backend, ...] = ()
@@ -73,6 +74,74 @@ def python_backend() -> Backend:
     return _python_backend[0]
 
 
+class _Registered:
+    """A container type registered with :func:`register_container`."""
+
+    __slots__ = ("flatten", "unflatten")
+
+    def __init__(
+        self, flatten: Callable[[Any], tuple[Any, Any]], unflatten: Callable[[Any, list[Any]], Any]
+    ) -> None:
+        self.flatten = flatten
+        self.unflatten = unflatten
+
+    def node(self, x: Any) -> Node:
+        children, aux = self.flatten(x)
+        unflatten = self.unflatten
+        return Node(list(children), lambda out: unflatten(aux, out), lambda i: f"[{i}]")
+
+
+# type -> its registration (exact types only).
+_registered: dict[type, _Registered] = {}
+_registered_lock = threading.Lock()
+
+
+def register_container(
+    cls: type,
+    flatten: Callable[[Any], tuple[Any, Any]],
+    unflatten: Callable[[Any, list[Any]], Any],
+    /,
+) -> None:
+    """Make the tree functions take objects of exactly type ``cls`` apart and rebuild them.
+
+    For container types no registry the library reads knows. Registrations come
+    first in the order the tree functions recognise containers (see the README's
+    "Whole structures"); a type registered again takes the new functions.
+
+    Args:
+        cls: The container type (its subclasses are not included).
+        flatten: ``flatten(x) -> (children, aux)``: the children to convert, in order,
+            and anything else ``unflatten`` needs.
+        unflatten: ``unflatten(aux, children) -> container``: a new container holding
+            the converted children.
+
+    Raises:
+        TypeError: ``cls`` is not a type, or ``flatten``/``unflatten`` is not callable.
+
+    Example:
+        >>> import numpy as np, interop
+        >>> class Pair:
+        ...     def __init__(self, a, b):
+        ...         self.a, self.b = a, b
+        >>> interop.register_container(Pair, lambda p: ([p.a, p.b], None),
+        ...                            lambda aux, children: Pair(*children))
+        >>> out = interop.to_numpy_tree(Pair(np.float32(1), [2]))
+        >>> type(out).__name__, out.a, out.b
+        ('Pair', array(1., dtype=float32), [2])
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"expected a type to register, got `{type_name(cls)}`")
+    if not callable(flatten) or not callable(unflatten):
+        raise TypeError(
+            "expected flatten(x) -> (children, aux) and unflatten(aux, children) -> container "
+            f"functions, got `{type_name(flatten)}` and `{type_name(unflatten)}`"
+        )
+    with _registered_lock:
+        _registered[cls] = _Registered(flatten, unflatten)
+        _kinds.pop(cls, None)
+        _node_of.pop(cls, None)
+
+
 def classify(cls: type, x: Any) -> int:
     if cls is dict:
         kind = _DICT
@@ -80,11 +149,14 @@ def classify(cls: type, x: Any) -> int:
         kind = _LIST
     elif cls is tuple:
         kind = _TUPLE
+    elif (registration := _registered.get(cls)) is not None:
+        kind = _NODE
+        _node_of[cls] = registration  # type: ignore[assignment]
     elif issubclass(cls, _SCALARS):
         kind = _OTHER
     elif issubclass(cls, tuple) and hasattr(cls, "_fields"):
         kind = _NAMEDTUPLE
-    elif issubclass(cls, dict):
+    elif issubclass(cls, (dict, collections.UserDict)):
         kind = _MAPPING
     elif (backend := _node_backend(x)) is not None:
         kind = _NODE
@@ -157,16 +229,7 @@ def build(frame: Frame) -> Any:
                 "to a tuple or list first, or register it as a container"
             ) from exc
     if kind == _MAPPING:
-        if isinstance(src, collections.defaultdict):
-            return cls(src.default_factory, out)
-        try:
-            return cls(out)
-        except Exception as exc:
-            raise ConversionError(
-                f"expected a mapping type that can be built from a dict, got `{type_name(src)}`, "
-                f"whose constructor failed: {exc!r}. hint: convert it to a dict first, or "
-                "register it as a JAX pytree node"
-            ) from exc
+        return _build_mapping(src, out)
     if kind == _DATACLASS:
         # A shallow copy keeps every attribute (init=False fields, cached values) and
         # runs no __init__ or __post_init__, which could turn the arrays back into
@@ -178,6 +241,44 @@ def build(frame: Frame) -> Any:
         return new
     # _NODE
     return frame[_NODE_OF].rebuild(out)
+
+
+def _build_mapping(src: Any, out: dict[Any, Any]) -> Any:
+    """A new mapping of ``src``'s type holding ``out``, with ``src``'s other attributes."""
+    cls = type(src)
+    if isinstance(src, collections.UserDict):
+        # A UserDict keeps its items in .data by definition: a copy of the object
+        # with a new .data keeps every other attribute (a tokenizer's encodings, ...).
+        new = _shallow_copy(src)
+        new.data = out
+        return new
+    try:
+        if isinstance(src, collections.defaultdict):
+            new = cls(src.default_factory, out)
+        else:
+            new = cls(out)
+    except Exception as exc:  # the class's own constructor: anything
+        raise ConversionError(
+            f"expected a mapping type that can be built from a dict, got `{type_name(src)}`, "
+            f"whose constructor failed: {exc!r}. hint: convert it to a dict first, or "
+            "register it with interop.register_container"
+        ) from exc
+    extra = getattr(src, "__dict__", None)
+    if extra:
+        if isinstance(src, dict):
+            # A dict subclass keeps its items in the dict itself, never in attributes.
+            for name, value in extra.items():
+                new.__dict__.setdefault(name, value)
+        else:
+            lost = sorted(name for name in extra if name not in getattr(new, "__dict__", {}))
+            if lost:
+                raise ConversionError(
+                    f"expected a mapping that {type_name(src)}(dict) rebuilds whole, got "
+                    f"`{type_name(src)}` with attributes its constructor does not set: "
+                    f"{', '.join(lost)}. hint: register it with interop.register_container "
+                    "to rebuild it faithfully"
+                )
+    return new
 
 
 def _shallow_copy(src: Any) -> Any:

@@ -736,3 +736,70 @@ def test_cupy_tree_is_complete() -> None:
     np.testing.assert_array_equal(out["a"], cupy.asnumpy(tree["a"]))
     np.testing.assert_array_equal(out["b"][0], cupy.asnumpy(x).T)
     np.testing.assert_array_equal(out["b"][1], cupy.asnumpy(x)[::2])
+
+
+# -- containers of other registries ------------------------------------------------------------
+
+
+class _Encoding(collections.UserDict):  # type: ignore[type-arg]
+    """Like a tokenizer's BatchEncoding: a UserDict with attributes of its own."""
+
+    def __init__(self, data: Any = None, encodings: Any = None) -> None:
+        super().__init__(data)
+        self._encodings = encodings
+        self._n_sequences = None if encodings is None else len(encodings)
+
+
+def test_a_userdict_subclass_keeps_its_type_and_attributes() -> None:
+    torch = pytest.importorskip("torch")
+    enc = _Encoding({"input_ids": torch.arange(3)}, encodings=["a", "b"])
+    out = interop.to_numpy_tree(enc)
+    assert type(out) is _Encoding and out is not enc
+    assert out._encodings == ["a", "b"] and out._n_sequences == 2
+    assert isinstance(out["input_ids"], np.ndarray)
+    assert isinstance(enc["input_ids"], torch.Tensor)  # the caller's object is untouched
+
+
+def test_a_dict_subclass_keeps_its_attributes() -> None:
+    class Tagged(dict):  # type: ignore[type-arg]
+        pass
+
+    d = Tagged(x=np.float32(1))
+    d.tag = "train"
+    out = interop.to_numpy_tree(d)
+    assert type(out) is Tagged and out.tag == "train" and out["x"].shape == ()
+
+
+def test_a_mapping_whose_attributes_would_be_lost_is_refused() -> None:
+    class Keyed(ReadOnlyMapping):
+        pass
+
+    m = Keyed({"x": np.float32(1)})
+    m.origin = "file"
+    with pytest.raises(interop.ConversionError, match=r"origin.*register_container"):
+        interop.to_numpy_tree(m)
+
+
+def test_registered_containers_come_first() -> None:
+    @dataclasses.dataclass
+    class Box:
+        inner: Any
+        meta: str = "kept"
+
+    calls: list[str] = []
+
+    def flatten(box: Box) -> tuple[list[Any], str]:
+        calls.append("flatten")
+        return [box.inner], box.meta
+
+    interop.register_container(Box, flatten, lambda meta, children: Box(children[0], meta))
+    try:
+        out = interop.to_numpy_tree([Box(np.float32(2))])
+    finally:
+        from interop._tree import containers
+
+        containers._registered.pop(Box)
+        containers.kinds.pop(Box, None)
+    assert calls == ["flatten"] and out[0].meta == "kept" and out[0].inner.shape == ()
+    with pytest.raises(TypeError, match="expected a type"):
+        interop.register_container("Box", flatten, flatten)  # type: ignore[arg-type]
