@@ -64,8 +64,11 @@ class JaxBackend(JaxTarget):
         return module is not None and issubclass(cls, module.JAXSparse)
 
     def host_view_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
-        # jaxlib's concrete array type (typed PRNG key arrays and tracers have others).
-        return self._arrays.host_view() if cls.__module__.startswith("jaxlib") else None
+        # jaxlib's concrete array type (typed PRNG key arrays and tracers have others),
+        # with the attribute the host view reads.
+        if cls.__module__.startswith("jaxlib") and hasattr(cls, "_sharding"):
+            return self._arrays.host_view()
+        return None
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         if isinstance(x, self._tracer):

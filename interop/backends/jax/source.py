@@ -61,23 +61,28 @@ class ArraySource:
         }
 
     def host_view(self) -> Callable[[Any], np.ndarray[Any, Any] | None]:
-        """The host view of jaxlib's array type: the plan's ``numpy_view``, or ``None``."""
+        """The host view of jaxlib's array type: the plan's ``numpy_view``, or ``None``.
+
+        It reads ``_sharding``, the attribute of jaxlib's array type behind the public
+        ``sharding`` property, which costs more than the other checks together.
+        """
         asarray = np.asarray
         bit_width = _dtypes.bit_width
         host_shardings = self.host_shardings
         # The sharding object last found in host_shardings: JAX reuses one object
         # for a device, and an identity test is much cheaper than its Python __hash__.
-        seen: list[Any] = [None]
+        seen: Any = None
 
         def view(x: Any) -> np.ndarray[Any, Any] | None:
+            nonlocal seen
             # One device in host memory (the plan learns which shardings those are;
-            # an array sharded over several devices never has one of them), and a
-            # live array (a deleted or donated one keeps its sharding, not its buffer).
-            sharding = x.sharding
-            if sharding is not seen[0]:
+            # an array sharded over several devices never has one of them).
+            sharding = x._sharding
+            if sharding is not seen:
                 if sharding not in host_shardings:
                     return None
-                seen[0] = sharding
+                seen = sharding
+            # A deleted or donated array keeps its sharding, not its buffer.
             if x.is_deleted():
                 return None
             a = asarray(x)

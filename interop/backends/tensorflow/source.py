@@ -26,6 +26,8 @@ __all__ = ["NO_DATA", "TensorSource", "no_data_error", "short_device", "symbolic
 # TensorFlow's DataType enum values of tensors that hold handles, not values:
 # DT_RESOURCE and DT_VARIANT.
 NO_DATA = frozenset({20, 21})
+# Those, and DT_STRING: the tensors without a host view.
+_NO_VIEW = NO_DATA | {7}
 
 _SYMBOLIC_HINT = (
     "hint: run the code eagerly (outside tf.function, or with "
@@ -75,7 +77,7 @@ def _seal(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
     A read-only view of it would not do: NumPy lets a view's flag be set back while
     its base is writable (see the module docstring).
     """
-    a.flags.writeable = False
+    a.setflags(write=False)
     return a
 
 
@@ -110,21 +112,24 @@ class TensorSource:
     def host_view(self) -> Callable[[Any], np.ndarray[Any, Any] | None]:
         """The host view of an ``EagerTensor``: the plan's ``numpy_view``, or ``None``."""
         host_devices = self.host_devices
-        no_data = NO_DATA
+        no_view = _NO_VIEW
         internal = self._internal
         ndarray = np.ndarray
+        # The unbound method called positionally (``setflags(write=None, align=None,
+        # uic=None)``, as NumPy documents it; its stubs list keywords only): a third of
+        # the time of setting ``flags.writeable``, which goes through a keyword call.
+        setflags: Callable[..., None] = ndarray.setflags
 
         def view(x: Any) -> np.ndarray[Any, Any] | None:
-            # Resource and variant tensors hold handles, not values (the plan refuses
-            # them); a tensor elsewhere than in host memory needs a copy.
-            if x.device not in host_devices or x._datatype_enum() in no_data:
+            # A tensor elsewhere than in host memory needs a copy; resource, variant and
+            # string tensors are the plan's (to refuse, or to build an object array).
+            if x.device not in host_devices or x._datatype_enum() in no_view:
                 return None
             out = internal(x)
-            # A 0-d tensor of an ml_dtypes dtype comes back as a NumPy scalar, and a
-            # string tensor as an object array of bytes: both are the plan's to build.
-            if type(out) is not ndarray or out.dtype.hasobject:
+            # A 0-d tensor comes back as a NumPy scalar: the plan views its buffer.
+            if type(out) is not ndarray:
                 return None
-            out.flags.writeable = False  # for good: see the module docstring
+            setflags(out, False)  # read-only for good: see the module docstring
             return out  # type: ignore[no-any-return]
 
         return view
