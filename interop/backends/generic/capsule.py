@@ -76,12 +76,14 @@ class _ManagedVersioned(ctypes.Structure):
     ]
 
 
-_is_valid = ctypes.pythonapi.PyCapsule_IsValid
-_is_valid.argtypes = [ctypes.py_object, ctypes.c_char_p]
-_is_valid.restype = ctypes.c_int
-_get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-_get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-_get_pointer.restype = ctypes.c_void_p
+# Prototypes of their own, rather than the shared ``ctypes.pythonapi`` attributes,
+# whose argtypes any other code in the process may set differently.
+_is_valid = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_IsValid", ctypes.pythonapi)
+)
+_get_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi)
+)
 
 _LEGACY = b"dltensor"
 _VERSIONED = b"dltensor_versioned"
