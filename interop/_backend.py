@@ -9,7 +9,7 @@ registry state: :mod:`interop._registry` creates, orders and looks up backends.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -201,6 +201,18 @@ class Backend:
         it replaces ``to_host``, 0 where ``to_host`` still runs and waits for its own
         copy), and ``stream`` is an object whose ``synchronize()`` completes the
         copy, or ``None``. ``None``: no asynchronous copy; the leaf is copied at once.
+        """
+        return None
+
+    # -- data pipelines ------------------------------------------------------------
+
+    def iterate(self, source: Any, /) -> Iterator[Any] | None:
+        """A new iterator over ``source`` where it is a data pipeline of this framework.
+
+        :func:`interop.iter_numpy` asks each active backend before it falls back on
+        ``iter(source)``. ``None`` (the default): ``source`` is not this
+        framework's. A backend raises :class:`~interop.ConversionError` with a hint
+        for a pipeline of its framework that cannot be iterated here.
         """
         return None
 

@@ -28,7 +28,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from interop import _options
+from interop import _options, _registry
 from interop._errors import type_name
 from interop._options import Keywords, Options
 from interop._tree import Started, start
@@ -158,7 +158,7 @@ class NumpyBatches(Iterable[Any]):
         self._options = options
 
     def __iter__(self) -> NumpyBatchIterator:
-        return NumpyBatchIterator(iter(self._source), self._prefetch, self._options)
+        return NumpyBatchIterator(_iterate(self._source), self._prefetch, self._options)
 
     def __len__(self) -> int:
         try:
@@ -171,6 +171,15 @@ class NumpyBatches(Iterable[Any]):
 
     def __repr__(self) -> str:
         return f"NumpyBatches({type_name(self._source)}, prefetch={self._prefetch})"
+
+
+def _iterate(source: Iterable[Any]) -> Iterator[Any]:
+    """A new iterator over ``source``: its framework's, where a backend knows it."""
+    for backend in _registry.active():
+        it = backend.iterate(source)
+        if it is not None:
+            return it
+    return iter(source)
 
 
 def iter_numpy(

@@ -79,10 +79,10 @@ _BUILTIN_FRAMEWORKS = (
     "interop.backends.dask:DaskBackend",
 )
 _BUILTIN_GENERICS = (
-    "interop.backends.generic:ArrayApiBackend",
-    "interop.backends.generic:DLPackBackend",
-    "interop.backends.generic:ArrayProtocolBackend",
-    "interop.backends.generic:PythonBackend",
+    "interop.backends.generic.array_api:ArrayApiBackend",
+    "interop.backends.generic.dlpack:DLPackBackend",
+    "interop.backends.generic.array_protocol:ArrayProtocolBackend",
+    "interop.backends.generic.python:PythonBackend",
 )
 _frameworks: list[Backend] = []
 _generics: list[Backend] = []

@@ -114,6 +114,19 @@ FOUR_DEVICES = textwrap.dedent(
         assert where(put(P())) == "replica"
         assert where(jnp.arange(3.0)) == "single"
 
+    def case_host_view_of_a_multi_device_array_is_none():
+        from interop import _registry
+        from tests.support.entry_points import results
+        np.testing.assert_array_equal(interop.to_numpy(jnp.arange(3.0)), [0, 1, 2])
+        for x in (put(P("x")), put(P()), put(P("x", "y"), mesh2)):
+            assert _registry.view_of(type(x)) is not None  # the host view exists for the type
+            for _, _, out in results(lambda: x):
+                np.testing.assert_array_equal(out, G)
+            assert _registry.host_view(x) is None  # never an answer, never an error
+        x = put(P("x"))
+        x.delete()
+        assert _registry.host_view(x) is None
+
     def case_output_of_a_sharded_computation():
         x = put(P("x"))
         y = jax.jit(lambda a: a * 2)(x)
@@ -134,6 +147,7 @@ FOUR_DEVICES = textwrap.dedent(
 
 CASES = [
     "case_fully_replicated_is_a_local_view",
+    "case_host_view_of_a_multi_device_array_is_none",
     "case_output_of_a_sharded_computation",
     "case_placement_of_real_arrays",
     "case_sharded_columns_and_partly_replicated",

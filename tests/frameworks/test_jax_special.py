@@ -10,10 +10,12 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
+import ml_dtypes  # noqa: E402
 
 import interop  # noqa: E402
-from interop import ConversionError, CopyRequiredError  # noqa: E402
+from interop import ConversionError, CopyRequiredError, _registry  # noqa: E402
 from interop.backends.jax import placement  # noqa: E402
+from tests.support.entry_points import assert_raises_everywhere, assert_sealed, results  # noqa: E402
 
 # -- tracers ----------------------------------------------------------------------------
 
@@ -65,6 +67,9 @@ def _assert_gone(x: Any) -> None:
     for call in (interop.to_numpy, interop.explain):
         with pytest.raises(ConversionError, match=r"deleted or donated.*hint"):
             call(x)
+    # The host view answers None (it never raises), and the plan then refuses.
+    assert _registry.host_view(x) is None
+    assert_raises_everywhere(lambda: x, ConversionError, "deleted or donated", "hint:")
 
 
 def test_deleted_array() -> None:
@@ -82,6 +87,37 @@ def test_donated_array() -> None:
     assert x.is_deleted()
     _assert_gone(x)
     np.testing.assert_array_equal(interop.to_numpy(y), [0.0, 2.0, 4.0, 6.0])
+
+
+# -- packed sub-byte dtypes -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["int4", "uint4", "int2", "uint2", "float4_e2m1fn"])
+def test_packed_sub_byte_arrays_unpack_into_new_writable_arrays_at_every_entry_point(
+    name: str,
+) -> None:
+    interop.to_numpy(jnp.zeros(3))  # a CPU array first, so the host view is primed
+    dtype = np.dtype(getattr(ml_dtypes, name))
+    values = np.array([0, 1, 1, 0, 1, 1, 0]).astype(dtype)
+    plan = interop.explain(jnp.asarray(values))
+    assert plan.steps == ("unpack",) and not plan.zero_copy and "packed" in str(plan.copy_reason)
+    seen: list[np.ndarray] = []
+    for where, x, out in results(lambda: jnp.asarray(values)):
+        assert out.dtype == dtype and out.flags.writeable and out.flags.owndata, where
+        np.testing.assert_array_equal(out.astype(np.float32), values.astype(np.float32))
+        # Never JAX's own unpacking, cached inside the array, nor an earlier result.
+        assert not np.shares_memory(out, np.asarray(x)), where
+        assert not any(np.shares_memory(out, other) for other in seen), where
+        seen.append(out)
+        out[...] = values[0]  # the caller's own: the array and later results keep theirs
+        np.testing.assert_array_equal(np.asarray(x).astype(np.float32), values.astype(np.float32))
+
+
+def test_single_device_views_are_read_only_for_good_at_every_entry_point() -> None:
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for where, x, out in results(lambda: jnp.asarray(values)):
+        assert np.shares_memory(out, np.asarray(x)), where
+        assert_sealed(out)
 
 
 # -- PRNG keys --------------------------------------------------------------------------

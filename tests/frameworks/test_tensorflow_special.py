@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,8 +12,11 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow")
 
+import ml_dtypes  # noqa: E402
+
 import interop  # noqa: E402
-from interop import ConversionError, CopyRequiredError, UnsupportedTypeError  # noqa: E402
+from interop import ConversionError, CopyRequiredError, UnsupportedTypeError, _registry  # noqa: E402
+from tests.support.entry_points import assert_raises_everywhere, assert_sealed, results  # noqa: E402
 
 # -- variables ----------------------------------------------------------------------
 
@@ -126,6 +131,31 @@ def test_string_tensor_is_an_object_array_of_bytes() -> None:
     assert out.flags.writeable
     with pytest.raises(CopyRequiredError, match="bytes"):
         interop.to_numpy(t, copy=False)
+
+
+@pytest.mark.parametrize(
+    "values", [b"one", [b"a", b"bc"], [[b"", b"\xff\x00"]]], ids=["0-d", "1-d", "2-d"]
+)
+def test_string_tensors_are_new_object_arrays_of_bytes_at_every_entry_point(values: Any) -> None:
+    interop.to_numpy(tf.constant([1.0]))  # a CPU tensor first, so the host view is primed
+    expected = np.empty(np.shape(values), dtype=object)
+    expected[...] = values
+    seen: list[np.ndarray] = []
+    for where, t, out in results(lambda: tf.constant(values)):
+        assert type(out) is np.ndarray and out.dtype == object, where
+        assert out.shape == expected.shape and out.tolist() == expected.tolist(), where
+        assert all(type(v) is bytes for v in out.flat), where
+        assert out.flags.writeable, where
+        assert not any(np.shares_memory(out, other) for other in seen), where
+        seen.append(out)
+        out[...] = b"written"  # the caller's own: the tensor and later results keep theirs
+        assert np.array(t.numpy(), dtype=object).tolist() == expected.tolist(), where
+
+
+def test_zero_d_string_tensor_is_explained_as_a_zero_d_object_array() -> None:
+    plan = interop.explain(tf.constant(b"one"))
+    assert plan.steps == ("strings_to_bytes",) and plan.dtype == np.dtype(object)
+    assert "0-d object array" in str(plan.copy_reason), plan.copy_reason
 
 
 def test_string_variable() -> None:
@@ -273,6 +303,90 @@ def test_indexed_slices_without_dense_shape() -> None:
     s = tf.IndexedSlices(tf.constant([[1.0, 2.0]]), tf.constant([1]))
     with pytest.raises(ConversionError, match="dense_shape"):
         interop.to_numpy(s)
+
+
+# -- the plain tensor fast path stays zero-copy -----------------------------------------
+
+
+def test_cpu_tensor_is_still_a_read_only_view() -> None:
+    t = tf.constant(np.arange(6.0))
+    for _ in range(2):  # planned, then the fast path
+        out = interop.to_numpy(t)
+        assert np.shares_memory(out, np.asarray(t)) and not out.flags.writeable
+    assert interop.explain(t).steps == ("numpy_view", "readonly")
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.float32, np.int64, ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, ml_dtypes.int4]
+)
+def test_tensor_views_are_read_only_for_good_at_every_entry_point(dtype: Any) -> None:
+    values = np.arange(6).reshape(2, 3).astype(dtype)
+    for where, t, out in results(lambda: tf.constant(values)):
+        assert out.dtype == values.dtype, where
+        np.testing.assert_array_equal(out.astype(np.float32), values.astype(np.float32))
+        assert np.shares_memory(out, np.asarray(t)), where
+        assert_sealed(out)
+    # The planned path, as copy=False takes it, seals its view as well.
+    assert_sealed(interop.to_numpy(tf.constant(values), copy=False))
+
+
+def _handles() -> dict[str, Callable[[], Any]]:
+    return {
+        "resource": lambda: tf.Variable(1.0).handle,
+        "variant": lambda: tf.data.Dataset.range(3)._variant_tensor,
+    }
+
+
+@pytest.mark.parametrize("kind", list(_handles()))
+def test_resource_and_variant_tensors_are_refused_everywhere_every_time(kind: str) -> None:
+    make = _handles()[kind]
+    interop.to_numpy(tf.constant([1.0]))  # a CPU tensor first, so the host view is primed
+    for _ in range(3):
+        with pytest.raises(ConversionError, match=f"got a {kind} tensor.*hint:"):
+            interop.explain(make())
+    assert_raises_everywhere(make, ConversionError, f"got a {kind} tensor", "hint:")
+    assert _registry.host_view(make()) is None
+
+
+def test_host_view_never_raises() -> None:
+    interop.to_numpy(tf.constant([1.0]))  # a CPU tensor first, so the host view is primed
+    tensors = [
+        tf.Variable(1.0).handle,
+        tf.data.Dataset.range(3)._variant_tensor,
+        tf.constant(b"one"),
+        tf.constant([b"a", b"b"]),
+        tf.constant(1.0, dtype=tf.bfloat16),
+        tf.constant(np.zeros((0, 3), dtype=np.float32)),
+        tf.constant(np.arange(3).astype(ml_dtypes.int4)),
+        tf.constant(1.0),
+        tf.cast(tf.constant([1, 2]), tf.qint8),
+    ]
+    for t in tensors:
+        out = _registry.host_view(t)
+        assert out is None or (type(out) is np.ndarray and not out.flags.writeable), t
+
+
+# -- datasets ---------------------------------------------------------------------------
+
+
+def test_iter_numpy_of_a_dataset_gives_its_elements() -> None:
+    batches = interop.iter_numpy(tf.data.Dataset.range(3).batch(2))
+    for _ in range(2):  # a dataset can be iterated again
+        assert [b.tolist() for b in batches] == [[0, 1], [2]]
+
+
+def test_iter_numpy_refuses_a_graph_mode_dataset_with_a_hint() -> None:
+    with tf.Graph().as_default():
+        graph_built = tf.data.Dataset.range(3)
+        with pytest.raises(ConversionError, match=r"built in graph mode.*hint:"):
+            list(interop.iter_numpy(graph_built))
+    # Outside the graph block, its tensors are out of scope.
+    with pytest.raises(ConversionError, match=r"built in graph mode.*hint:"):
+        list(interop.iter_numpy(graph_built))
+    eager = tf.data.Dataset.range(3)
+    with tf.Graph().as_default(), pytest.raises(ConversionError, match=r"iterated in graph.*hint:"):
+        list(interop.iter_numpy(eager))
+    assert [b.tolist() for b in interop.iter_numpy(eager)] == [0, 1, 2]
 
 
 # -- GPU --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import interop
 from interop import _options, _plan, _registry
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
-from interop.backends import generic
+from interop.backends.generic import base
 
 # -- options ----------------------------------------------------------------------------
 
@@ -587,7 +587,7 @@ def test_explain_keywords() -> None:
     ],
 )
 def test_fits_numpy(value: Any, fits: bool) -> None:
-    assert generic._fits_numpy(value) is fits
+    assert base.fits_numpy(value) is fits
 
 
 def test_object_result_of_items_that_only_fit_one_by_one() -> None:

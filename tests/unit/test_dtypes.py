@@ -9,8 +9,10 @@ has one. The README's dtype table is generated from the same conversions
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -244,6 +246,87 @@ def test_torch_nonstandard_dtypes_from_cuda() -> None:
         )
         with pytest.raises(interop.TransferError):
             interop.to_numpy(cuda, allow_transfer=False)
+
+
+# -- DLPack-only producers -----------------------------------------------------------
+
+_DLPACK_FORMATS = {
+    "torch": [
+        "bfloat16",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+        "float8_e8m0fnu",
+    ],
+    "jax": [
+        "bfloat16",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+        "float8_e4m3b11fnuz",
+        "float8_e4m3",
+        "float8_e3m4",
+        "float8_e8m0fnu",
+    ],
+}
+
+
+def _tensor_and_bits(framework: str, a: np.ndarray) -> tuple[Any, np.ndarray]:
+    """A ``framework`` tensor holding ``a``'s values, and its memory as unsigned integers."""
+    bits = a.view(uint_of(a.dtype.name))
+    if framework == "torch":
+        torch = pytest.importorskip("torch")
+        t = torch.from_numpy(bits.copy()).view(getattr(torch, a.dtype.name))
+        unsigned = torch.uint16 if a.dtype.itemsize == 2 else torch.uint8
+        return t, t.view(unsigned).numpy()
+    jnp = pytest.importorskip("jax.numpy")
+    x = jnp.asarray(a)
+    return x, np.asarray(x).view(bits.dtype)
+
+
+@pytest.mark.parametrize(
+    ("framework", "name"), [(f, n) for f, names in _DLPACK_FORMATS.items() for n in names]
+)
+def test_dlpack_only_producer_of_an_ml_dtype_gives_that_dtype_zero_copy(
+    framework: str, name: str
+) -> None:
+    from tests.support.entry_points import results
+    from tests.support.producers import DLPackProducer
+
+    dtype = np.dtype(getattr(ml_dtypes, name))
+    a = np.array([[0.5, 1.0], [2.0, 4.0]]).astype(dtype)
+    tensor, memory = _tensor_and_bits(framework, a)
+    plan = interop.explain(DLPackProducer(tensor))
+    assert plan.zero_copy and plan.dtype == dtype and plan.steps[0] == "from_dlpack"
+    for where, _, out in results(lambda: DLPackProducer(tensor)):
+        assert out.dtype == dtype, where
+        np.testing.assert_array_equal(out.view(memory.dtype), memory)
+        assert np.shares_memory(out, memory), where
+    up = interop.to_numpy(DLPackProducer(tensor), upcast=True)
+    assert up.dtype == np.float32 and up.tolist() == [[0.5, 1.0], [2.0, 4.0]]
+
+    def dropped() -> np.ndarray:
+        # The result keeps the producer's memory alive once nothing else holds it.
+        return interop.to_numpy(DLPackProducer(_tensor_and_bits(framework, a)[0]))
+
+    out = dropped()
+    gc.collect()
+    assert out.astype(np.float32).tolist() == [[0.5, 1.0], [2.0, 4.0]]
+
+
+def test_dlpack_only_producer_of_data_without_a_numpy_form_is_refused_with_a_hint() -> None:
+    from tests.support.producers import DLPackProducer
+
+    jnp = pytest.importorskip("jax.numpy")
+    packed = DLPackProducer(jnp.zeros(3, dtype=jnp.float4_e2m1fn))
+    with pytest.raises(interop.ConversionError, match=r"float4_e2m1fn packed.*hint:"):
+        interop.to_numpy(packed)
+    torch = pytest.importorskip("torch")
+    pairs = DLPackProducer(torch.zeros(3, dtype=torch.float4_e2m1fn_x2))
+    with pytest.raises(interop.ConversionError, match=r"2 lanes\).*hint:"):
+        interop.to_numpy(pairs)
 
 
 # -- the README table ---------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""Objects that implement ``__dlpack__`` and ``__dlpack_device__``.
+
+NumPy imports the capsule (DLPack 1.0 negotiated with ``max_version=(1, 0)``, and
+the legacy protocol where the producer refuses that keyword with a ``TypeError``).
+Data in a format NumPy lacks but ``ml_dtypes`` holds (bfloat16, float8, ...) comes
+back as that exact ``ml_dtypes`` dtype, zero-copy (see :mod:`.capsule`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from interop import _dtypes, _plan
+from interop._devices import HOST_KINDS, device_name, dlpack_device_of
+from interop._errors import ConversionError, TransferError, type_name
+from interop._options import Options
+from interop._plan import Plan
+from interop.backends.generic.array_protocol import array_protocol_plan, array_takes_copy
+from interop.backends.generic.base import GenericBackend, finish_unknown_dtype
+from interop.backends.generic.capsule import Reinterpreter
+
+__all__ = ["DLPackBackend", "dlpack_view", "from_dlpack"]
+
+
+def from_dlpack(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    """The ``from_dlpack`` step: the view the plan made, or a new one."""
+    if plan.prepared is not None:
+        return plan.prepared  # type: ignore[no-any-return]
+    return dlpack_view(x)
+
+
+def dlpack_view(x: Any) -> np.ndarray[Any, Any]:
+    """NumPy's zero-copy import of the DLPack producer ``x``, in its exact dtype."""
+    producer = Reinterpreter(x)
+    try:
+        a = np.from_dlpack(producer)
+    except (BufferError, TypeError) as exc:
+        raise ConversionError(
+            f"expected a DLPack capsule NumPy can read, got an error from `{type_name(x)}`: "
+            f"{exc}. hint: convert it with its own library's API first"
+        ) from exc
+    return a if producer.dtype is None else a.view(producer.dtype)
+
+
+def _copy_to_host(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    producer = Reinterpreter(x)
+    try:
+        a = np.from_dlpack(producer, device="cpu", copy=True)
+    except ConversionError:
+        raise  # the data's dtype has no NumPy form (see Reinterpreter): no transfer problem
+    except (BufferError, ValueError, TypeError) as exc:
+        raise TransferError(
+            f"expected `{type_name(x)}` to copy its {plan.device} data to host memory through "
+            f"DLPack, but it refused: {exc}. hint: move it to the CPU with its own API first"
+        ) from exc
+    return a if producer.dtype is None else a.view(producer.dtype)
+
+
+class DLPackBackend(GenericBackend):
+    """Objects that implement ``__dlpack__`` and ``__dlpack_device__``."""
+
+    name = "dlpack"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps.update(
+            from_dlpack=from_dlpack,
+            dlpack_to_host=_copy_to_host,
+            as_array=lambda x, p: p.prepared,
+        )
+
+    def matches(self, cls: type) -> bool:
+        return hasattr(cls, "__dlpack__") and hasattr(cls, "__dlpack_device__")
+
+    def plan(self, x: Any, options: Options, /) -> Plan:
+        kind, index = dlpack_device_of(x)
+        device = device_name((kind, index))
+        transfer = kind not in HOST_KINDS
+        if not transfer and hasattr(type(x), "__array__") and array_takes_copy(type(x)):
+            # For data already in host memory, an __array__ that honours copy= is the
+            # object's own bridge to NumPy: it hands out the same view DLPack would, and
+            # also converts what DLPack cannot carry (for example pyarrow arrays with
+            # nulls or bit-packed booleans), copying only when it must.
+            return array_protocol_plan(self.name, x, options)
+        view: np.ndarray[Any, Any] | None = None
+        if transfer:
+            steps = ["dlpack_to_host"]
+            reason: str | None = f"the data is on {device} and must be copied to host memory"
+        else:
+            # A host view copies nothing, and tells the dtype the tail steps need.
+            view = dlpack_view(x)
+            steps, reason = ["from_dlpack"], None
+        return _plan.finish(
+            self.name,
+            device,
+            steps,
+            source_dtype=None if view is None else view.dtype,
+            options=options,
+            copy_reason=reason,
+            transfer=transfer,
+            readonly=view is not None and not view.flags.writeable,
+            upcast_to=None if view is None else _dtypes.upcast_target(view.dtype),
+            prepared=view,
+        )
+
+    def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
+        a: np.ndarray[Any, Any] = self.steps[plan.steps[0]](x, plan)
+        return finish_unknown_dtype(self, a, plan)  # type: ignore[no-any-return]

@@ -1,0 +1,131 @@
+"""Python scalars, lists and tuples: converted like :func:`numpy.asarray`.
+
+Framework tensors inside a list are converted by their own backends first (with
+the item options), so that a list of tensors becomes one array without NumPy
+reaching into each tensor by itself.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from interop import _dtypes, _plan
+from interop._backend import Backend
+from interop._options import Options
+from interop._plan import Plan
+from interop.backends.generic.base import GenericBackend, Lookup
+
+__all__ = ["PythonBackend"]
+
+
+class PythonBackend(GenericBackend):
+    """Python scalars (``bool``, ``int``, ``float``, ``complex``), lists and tuples."""
+
+    arrays = False
+    name = "python"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps.update(
+            asarray=self._asarray,
+            convert_items=self._convert_items,
+            upcast_nonstandard=_upcast_nonstandard,
+        )
+
+    def matches(self, cls: type) -> bool:
+        return issubclass(cls, (list, tuple)) or (
+            issubclass(cls, numbers.Number) and not issubclass(cls, (str, bytes))
+        )
+
+    def plan(self, x: Any, options: Options, /) -> Plan:
+        steps = ["asarray"]
+        device = "cpu"
+        transfer = False
+        item_options: Options | None = None
+        if isinstance(x, (list, tuple)):
+            if _contains_foreign_arrays(self.lookup, x):
+                steps.insert(0, "convert_items")
+                # Items take every option but the copy and the dtype, which apply to
+                # the array built from them (upcast=True upcasts each item).
+                item_options = options.replace(copy=None, dtype=None)
+                # Items on an accelerator make the whole list a transfer, so that
+                # allow_transfer=False refuses it before any item is converted.
+                if options.copy is not False:
+                    for item_plan in _item_plans(self.lookup, x, item_options):
+                        if item_plan.transfer:
+                            device, transfer = item_plan.device, True
+                            break
+            reason = f"a {type(x).__name__} has no array memory to share; a new array is built"
+        else:
+            reason = f"a Python {type(x).__name__} has no array memory; a 0-d array is built"
+        if options.upcast and options.dtype is None:
+            # Items may be bfloat16 tensors: the dtype is only known once built.
+            steps.append("upcast_nonstandard")
+        # The dtype is what np.asarray infers; the explicit dtype is applied while
+        # building, so no separate cast step is needed.
+        plan = _plan.finish(
+            self.name,
+            device,
+            steps,
+            source_dtype=options.dtype,
+            options=options,
+            copy_reason=reason,
+            transfer=transfer,
+            prepared=item_options,
+        )
+        return plan
+
+    def _convert_items(self, x: Any, plan: Plan) -> Any:
+        return _map_foreign(self.lookup, x, plan.prepared)
+
+    def _asarray(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        return np.asarray(x, dtype=plan.dtype)
+
+
+# Items np.asarray reads correctly by itself; any other item a backend converts
+# (a framework tensor, a DLPack or Array API object) is converted first.
+_NATIVE_ITEMS = ("numpy", "python")
+
+
+def _upcast_nonstandard(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+    target = _dtypes.upcast_target(a.dtype)
+    return a if target is None else a.astype(target)
+
+
+def _foreign_backend(lookup: Lookup, item: Any) -> Backend | None:
+    if isinstance(item, (int, float, complex, bool, np.generic, np.ndarray)):
+        return None
+    backend = lookup(type(item))
+    if backend is None or backend.name in _NATIVE_ITEMS:
+        return None
+    return backend
+
+
+def _contains_foreign_arrays(lookup: Lookup, x: list[Any] | tuple[Any, ...]) -> bool:
+    for item in x:
+        if isinstance(item, (list, tuple)):
+            if _contains_foreign_arrays(lookup, item):
+                return True
+        elif _foreign_backend(lookup, item) is not None:
+            return True
+    return False
+
+
+def _item_plans(lookup: Lookup, x: list[Any] | tuple[Any, ...], item_options: Options) -> Any:
+    for item in x:
+        if isinstance(item, (list, tuple)):
+            yield from _item_plans(lookup, item, item_options)
+        else:
+            backend = _foreign_backend(lookup, item)
+            if backend is not None:
+                yield backend.plan_for(item, item_options)
+
+
+def _map_foreign(lookup: Lookup, x: Any, item_options: Options) -> Any:
+    if isinstance(x, (list, tuple)):
+        return [_map_foreign(lookup, item, item_options) for item in x]
+    backend = _foreign_backend(lookup, x)
+    return x if backend is None else backend.to_numpy(x, item_options)

@@ -1,0 +1,159 @@
+"""Dense JAX arrays as a source: their plans, steps and host view.
+
+A JAX array on one CPU device is converted with a read-only zero-copy view of its
+buffer (JAX arrays are immutable; NumPy reads the buffer through the buffer
+protocol, as a read-only memoryview, so the flag cannot be set back). Arrays on an
+accelerator are copied to host memory. XLA keeps sub-byte dtypes (int4, float4,
+...) packed, several values per byte, where NumPy and ``ml_dtypes`` hold one value
+per byte: those arrays are unpacked into a new writable array on every call, never
+handed out as the read-only unpacking JAX caches inside the array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from interop import _dtypes, _plan
+from interop._backend import Step
+from interop._errors import ConversionError, type_name
+from interop._options import Options
+from interop._plan import Plan
+from interop.backends.jax.sharding import assemble_shards, layout
+
+__all__ = ["ArraySource", "tracer_error"]
+
+
+def tracer_error(x: Any) -> ConversionError:
+    """The error for a tracer: inside a transformation, the values do not exist yet."""
+    return ConversionError(
+        f"expected a concrete array, got a tracer (`{type_name(x)}`) with shape "
+        f"{x.shape} and dtype {x.dtype}: inside jit, vmap, grad or scan the values "
+        "do not exist yet. hint: use jax.pure_callback to run NumPy code on the "
+        "values, or jax.debug.print to look at them"
+    )
+
+
+def _unpack(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    # np.array copies JAX's unpacking into memory the result owns.
+    return np.array(x, copy=True)
+
+
+class ArraySource:
+    """Plans, steps and the host view of ``jax.Array``."""
+
+    def __init__(self, jax: Any) -> None:
+        self.jax = jax
+        # Shardings already seen to place the data in host memory on one device.
+        self.host_shardings: set[Any] = set()
+
+    def steps(self) -> dict[str, Step]:
+        """The steps of this module's plans, by name."""
+        return {
+            "numpy_view": lambda x, p: np.asarray(x),
+            "unpack": _unpack,
+            "to_host": self._to_host,
+            "cast_on_device": self._cast_on_device,
+            "local_replica": lambda x, p: x.addressable_data(0),
+            "assemble_shards": assemble_shards,
+        }
+
+    def host_view(self) -> Callable[[Any], np.ndarray[Any, Any] | None]:
+        """The host view of jaxlib's array type: the plan's ``numpy_view``, or ``None``.
+
+        It reads ``_sharding``, the attribute of jaxlib's array type behind the public
+        ``sharding`` property, which costs more than the other checks together.
+        """
+        asarray = np.asarray
+        bit_width = _dtypes.bit_width
+        host_shardings = self.host_shardings
+        # The sharding object last found in host_shardings: JAX reuses one object
+        # for a device, and an identity test is much cheaper than its Python __hash__.
+        seen: Any = None
+
+        def view(x: Any) -> np.ndarray[Any, Any] | None:
+            nonlocal seen
+            # One device in host memory (the plan learns which shardings those are;
+            # an array sharded over several devices never has one of them).
+            sharding = x._sharding
+            if sharding is not seen:
+                if sharding not in host_shardings:
+                    return None
+                seen = sharding
+            # A deleted or donated array keeps its sharding, not its buffer.
+            if x.is_deleted():
+                return None
+            a = asarray(x)
+            # A packed sub-byte dtype (int4, float4, ...): the plan unpacks it into a
+            # writable copy, not JAX's cached read-only unpacking. (The dtype of the
+            # NumPy array costs a fraction of JAX's dtype property.)
+            if a.itemsize == 1 and bit_width(a.dtype) < 8:
+                return None
+            return a
+
+        return view
+
+    def plan(self, x: Any, options: Options) -> Plan:
+        """The plan of a concrete ``jax.Array``."""
+        jax = self.jax
+        if x.is_deleted():
+            raise ConversionError(
+                f"expected a live array, got a `{type_name(x)}` whose buffer was deleted or "
+                "donated (x.delete(), or passed to a jit function with donate_argnums). "
+                "hint: convert before donating the array, or keep a copy"
+            )
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            raise ConversionError(
+                f"expected an array of numbers, got a typed PRNG key array of dtype {x.dtype} "
+                f"and shape {x.shape}, whose key data is opaque. "
+                "hint: call jax.random.key_data(keys) for the raw uint32 key data"
+            )
+        where, device, on_host = layout(x)
+        steps: list[str] = []
+        reason: str | None = None
+        source = np.dtype(x.dtype)
+        target = options.dtype
+        if options.upcast and target is None:
+            target = _dtypes.upcast_target(source)
+        if where == "replica":
+            steps.append("local_replica")
+        if where == "assemble":
+            steps.append("assemble_shards")
+            reason = (
+                f"the array is sharded over {device}; its shards are assembled into one new array"
+            )
+        elif not on_host:
+            if target is not None and target.itemsize < source.itemsize:
+                steps.append("cast_on_device")
+                source = target
+            steps.append("to_host")
+            reason = f"the data is on {device} and must be copied to host memory"
+        elif _dtypes.bit_width(source) < 8:
+            # NumPy and ml_dtypes hold one value per byte: np.array unpacks into a copy.
+            steps.append("unpack")
+            reason = f"JAX stores {source} packed, several values per byte; unpacking copies"
+        else:
+            steps.append("numpy_view")
+            if where == "single":
+                self.host_shardings.add(x.sharding)
+        return _plan.finish(
+            "jax",
+            "cpu" if where == "single" and on_host else device,
+            steps,
+            source_dtype=source,
+            options=options,
+            copy_reason=reason,
+            transfer=not on_host,
+            readonly=True,
+            upcast_to=_dtypes.upcast_target(source),
+        )
+
+    def _to_host(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        # device_get blocks until the copy is complete; the result owns its memory.
+        return np.array(self.jax.device_get(x))
+
+    def _cast_on_device(self, x: Any, plan: Plan) -> Any:
+        assert plan.dtype is not None
+        return x.astype(plan.dtype)

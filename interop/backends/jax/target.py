@@ -1,0 +1,147 @@
+"""JAX as the target of :func:`interop.convert`: devices, dtypes and imports.
+
+With ``jax_enable_x64`` off JAX holds 64-bit data as 32-bit: the target dtype says
+so (the caller reports the cast), and integers that would wrap around are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from interop._backend import Backend
+from interop._devices import split_device
+from interop._errors import ConversionError, type_name
+from interop._memory import aligned_copy, layout_problem
+
+__all__ = ["JaxTarget"]
+
+
+class JaxTarget(Backend):
+    """The hooks that create JAX arrays (the source side is in the subclass)."""
+
+    #: The ``jax`` module, set by ``load()``.
+    jax: Any
+
+    mutable = False
+
+    def parse_device(self, device: Any, /) -> Any:
+        jax = self.jax
+        if isinstance(device, (jax.Device, jax.sharding.Sharding)):
+            return device
+        if not isinstance(device, str):
+            raise TypeError(
+                f"expected a device string, jax.Device or Sharding, got `{type_name(device)}`"
+            )
+        kind, index = split_device(device)
+        platform = "gpu" if kind in ("cuda", "rocm") else kind
+        try:
+            devices = jax.devices(platform)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"expected a device JAX can use, got {device!r}: JAX has no {platform} "
+                f"backend here (devices: {jax.devices()}). hint: use device='cpu'"
+            ) from exc
+        if (index or 0) >= len(devices):
+            raise ValueError(
+                f"expected a device JAX can use, got {device!r}: only {len(devices)} "
+                f"{platform} device(s) exist"
+            )
+        return devices[index or 0]
+
+    def default_device(self) -> Any:
+        configured = self.jax.config.jax_default_device
+        if configured is None:
+            # The first device of the default backend, fixed once JAX has started.
+            first = self.__dict__.get("_first_device")
+            if first is None:
+                first = self._first_device = self.jax.devices()[0]
+            return first
+        return self.parse_device(configured)
+
+    def device_of(self, x: Any, /) -> Any:
+        devices = x.devices()
+        return next(iter(devices)) if len(devices) == 1 else x.sharding
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        if isinstance(device, self.jax.sharding.Sharding):
+            if len(device.device_set) != 1:
+                return (-1, -1)
+            device = next(iter(device.device_set))
+        if device.platform == "cpu":
+            return (1, 0)
+        if device.platform in ("gpu", "cuda", "rocm"):
+            rocm = device.platform == "rocm" or "rocm" in device.client.platform_version
+            return (10 if rocm else 2, device.local_hardware_id)
+        return (-1, device.id)
+
+    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        # With jax_enable_x64 off JAX holds 64-bit data as 32-bit; the caller reports
+        # the cast (a copy) rather than hiding it.
+        canonical: np.dtype[Any] = np.dtype(self.jax.dtypes.canonicalize_dtype(dtype))
+        return canonical
+
+    def dlpack_problem(
+        self, dtype: np.dtype[Any], view: np.ndarray[Any, Any] | None, device: tuple[int, int], /
+    ) -> str | None:
+        if dtype.type.__module__ == "ml_dtypes" and not dtype.name.startswith(
+            ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e8m0")
+        ):
+            return f"DLPack has no {dtype} that JAX exchanges"
+        if device != (1, 0):
+            try:
+                devices = self.jax.devices("gpu")
+            except RuntimeError:
+                return "JAX has no GPU backend here to import the data"
+            if not any(self.dlpack_device(d) == device for d in devices):
+                return "JAX has no access to that device"
+            return None
+        if view is None:
+            return None
+        return layout_problem(view, contiguous=True, aligned=True)
+
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        return layout_problem(a, contiguous=True, aligned=True)
+
+    def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
+        native = a.dtype if a.dtype.isnative else a.dtype.newbyteorder("=")
+        target = self.target_dtype(native, device)
+        if target != native and native.kind in "iu" and a.size:
+            self._check_fits(a, target)
+        if copy and (self.dlpack_device(device) == (1, 0) or self.numpy_problem(a) is not None):
+            # One copy into memory JAX then aliases; device_put would copy again only
+            # to reach another device.
+            a = aligned_copy(a, target)
+        return self.jax.device_put(a, device)
+
+    def _check_fits(self, a: np.ndarray[Any, Any], target: np.dtype[Any]) -> None:
+        # JAX itself wraps 2**40 to 0 here without a word; a wrong value is worse
+        # than an error.
+        info = np.iinfo(target)
+        if a.min() < info.min or a.max() > info.max:
+            raise ConversionError(
+                f"expected {a.dtype} values that fit {target}, got values in "
+                f"[{a.min()}, {a.max()}]: JAX has 64-bit types disabled (jax_enable_x64=False), "
+                "so they would wrap around. hint: jax.config.update('jax_enable_x64', True)"
+            )
+
+    def from_dlpack(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        jax = self.jax
+        out = jax.dlpack.from_dlpack(x)
+        if self.dlpack_device(self.device_of(out)) != self.dlpack_device(device):
+            return jax.device_put(out, device)
+        return jax.numpy.array(out, copy=True) if copy else out
+
+    def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        if self.device_of(x) != device:
+            return self.jax.device_put(x, device)
+        return self.jax.numpy.array(x, copy=True) if copy else x
+
+    def readonly_source(self, x: Any, /) -> bool:
+        return True
+
+    def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
+        if len(x.devices()) != 1 or self.dlpack_problem(dtype, None, (1, 0)) is not None:
+            return None
+        return x

@@ -1,0 +1,211 @@
+"""Dense TensorFlow tensors and variables as a source: their plans, steps and host view.
+
+The zero-copy path for a CPU ``EagerTensor`` is a NumPy array over the tensor's
+buffer (``Tensor.numpy()`` copies it). That memory belongs to an immutable
+tensor, so the array is read-only, and for good: NumPy lets no one set the flag
+back, because the array's base exports no writable buffer (a read-only
+memoryview, or TensorFlow's own wrapper of the tensor's buffer). A read-only
+*view* of a writable array would not do: its flag can be set back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from interop import _dtypes, _plan
+from interop._backend import Step
+from interop._errors import ConversionError, type_name
+from interop._options import Options
+from interop._plan import Plan
+
+__all__ = ["NO_DATA", "TensorSource", "no_data_error", "short_device", "symbolic_error"]
+
+# TensorFlow's DataType enum values of tensors that hold handles, not values:
+# DT_RESOURCE and DT_VARIANT.
+NO_DATA = frozenset({20, 21})
+# Those, and DT_STRING: the tensors without a host view.
+_NO_VIEW = NO_DATA | {7}
+
+_SYMBOLIC_HINT = (
+    "hint: run the code eagerly (outside tf.function, or with "
+    "tf.config.run_functions_eagerly(True)), or run NumPy code on the values inside "
+    "the graph with tf.py_function"
+)
+
+
+def short_device(name: str) -> str:
+    """``/job:localhost/replica:0/task:0/device:GPU:0`` -> ``gpu:0``."""
+    if not name:
+        return "cpu"
+    tail = name.rsplit("device:", 1)[-1]
+    kind, _, index = tail.partition(":")
+    kind = kind.lower()
+    return kind if kind == "cpu" else f"{kind}:{index or 0}"
+
+
+def symbolic_error(x: Any, *, variable: bool = False) -> ConversionError:
+    """The error for a tensor (or a variable read) that has no values: a graph is traced."""
+    if variable:
+        what = f"a tf.Variable read eagerly, got `{type_name(x)}` ({x.name}) read"
+    else:
+        what = (
+            f"an eager tensor with values, got a symbolic `{type_name(x)}` "
+            f"({getattr(x, 'name', type(x).__name__)}), which has a shape and dtype but no values"
+        )
+    return ConversionError(
+        f"expected {what} while a graph is traced (inside tf.function, or while a Keras "
+        f"model builds its graph). {_SYMBOLIC_HINT}"
+    )
+
+
+def no_data_error(x: Any) -> ConversionError:
+    """The error for a resource or variant tensor: a handle to an object, not data."""
+    return ConversionError(
+        f"expected a tensor with values, got a {x.dtype.name} tensor (`{type_name(x)}`), "
+        "which holds a handle to a TensorFlow object (a variable, a dataset, ...), not "
+        "data. hint: convert the object's values instead (for a variable, the variable "
+        "itself or variable.read_value(); for a dataset, its elements)"
+    )
+
+
+def _seal(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+    """The ``readonly`` step after ``numpy_view``, whose array is new: sealed in place.
+
+    A read-only view of it would not do: NumPy lets a view's flag be set back while
+    its base is writable (see the module docstring).
+    """
+    a.setflags(write=False)
+    return a
+
+
+class TensorSource:
+    """Plans, steps and the host view of ``tf.Tensor`` (eager) and ``tf.Variable``."""
+
+    def __init__(self, tf: Any, eager: Any) -> None:
+        self.tf = tf
+        self.eager = eager
+        # EagerTensor._numpy_internal returns a new NumPy array over the tensor's
+        # buffer on every call (np.asarray reaches the same memory through the buffer
+        # protocol, with a memoryview around it); it raises for resource and variant
+        # tensors, which hold no buffer.
+        self._internal: Callable[[Any], Any] = eager._numpy_internal  # type: ignore[attr-defined]
+        # Device strings of tensors already seen to live in host memory.
+        self.host_devices: set[str] = set()
+
+    def steps(self) -> dict[str, Step]:
+        """The steps of this module's plans, by name."""
+        return {
+            # Through the buffer protocol (a read-only memoryview: a 0-d tensor too), or
+            # for an ml_dtypes dtype through __array__, which gives a new array.
+            "numpy_view": lambda t, p: np.asarray(t),
+            "readonly": _seal,
+            "scalar_to_array": lambda t, p: np.array(t._numpy()),
+            "snapshot": lambda v, p: np.asarray(v.numpy()),  # a 0-d variable gives a scalar
+            "strings_to_bytes": self._strings_to_bytes,
+            "to_host": lambda t, p: t.numpy(),  # a copy the result owns
+            "cast_on_device": self._cast_on_device,
+        }
+
+    def host_view(self) -> Callable[[Any], np.ndarray[Any, Any] | None]:
+        """The host view of an ``EagerTensor``: the plan's ``numpy_view``, or ``None``."""
+        host_devices = self.host_devices
+        no_view = _NO_VIEW
+        internal = self._internal
+        ndarray = np.ndarray
+        # The unbound method called positionally (``setflags(write=None, align=None,
+        # uic=None)``, as NumPy documents it; its stubs list keywords only): a third of
+        # the time of setting ``flags.writeable``, which goes through a keyword call.
+        setflags: Callable[..., None] = ndarray.setflags
+
+        def view(x: Any) -> np.ndarray[Any, Any] | None:
+            # A tensor elsewhere than in host memory needs a copy; resource, variant and
+            # string tensors are the plan's (to refuse, or to build an object array).
+            if x.device not in host_devices or x._datatype_enum() in no_view:
+                return None
+            out = internal(x)
+            # A 0-d tensor comes back as a NumPy scalar: the plan views its buffer.
+            if type(out) is not ndarray:
+                return None
+            setflags(out, False)  # read-only for good: see the module docstring
+            return out  # type: ignore[no-any-return]
+
+        return view
+
+    def plan(self, x: Any, options: Options) -> Plan:
+        """The plan of an eager tensor or a variable (a symbolic tensor raises)."""
+        tf = self.tf
+        steps: list[str] = []
+        reason: str | None = None
+        if isinstance(x, tf.Variable):
+            if not tf.executing_eagerly():
+                raise symbolic_error(x, variable=True)
+            device_name = x.device
+            steps.append("snapshot")
+            reason = (
+                "a tf.Variable is mutable; a snapshot is copied so a later assign cannot change it"
+            )
+        elif isinstance(x, self.eager):
+            device_name = x.device
+            if x._datatype_enum() in NO_DATA:
+                raise no_data_error(x)
+        else:
+            raise symbolic_error(x)
+        device = short_device(device_name)
+        source = np.dtype(x.dtype.as_numpy_dtype)
+        transfer = device != "cpu"
+        target = options.dtype
+        if options.upcast and target is None:
+            target = _dtypes.upcast_target(source)
+        if not steps and x.dtype == tf.string:
+            steps.append("strings_to_bytes")
+            if x.shape.rank == 0:
+                reason = (
+                    "a 0-d string tensor becomes a new 0-d object array holding one Python "
+                    "bytes object"
+                )
+            else:
+                reason = "a string tensor becomes a new object array of Python bytes objects"
+        if transfer and not steps:
+            if target is not None and target.itemsize < source.itemsize:
+                steps.append("cast_on_device")
+                source = target
+            steps.append("to_host")
+            reason = f"the data is on {device} and must be copied to host memory"
+        if not steps:
+            steps.append("numpy_view")
+            self.host_devices.add(device_name)
+            if x.shape.rank == 0 and not _dtypes.is_standard(source):
+                # No buffer for a 0-d tensor of an ml_dtypes format: TensorFlow hands
+                # out a NumPy scalar, and the only way out is a new 0-d array.
+                steps[-1] = "scalar_to_array"
+                reason = f"a 0-d {source} tensor comes out of TensorFlow as a scalar"
+        return _plan.finish(
+            "tensorflow",
+            device,
+            steps,
+            source_dtype=source,
+            options=options,
+            copy_reason=reason,
+            transfer=transfer,
+            readonly=True,
+            upcast_to=_dtypes.upcast_target(source),
+        )
+
+    def _strings_to_bytes(self, t: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        # A new object array of bytes on every call (TensorFlow keeps none of it); a
+        # 0-d string tensor gives a bytes object, which goes into a new 0-d array.
+        out = self._internal(t)
+        if type(out) is not np.ndarray:
+            scalar = np.empty((), dtype=object)
+            scalar[()] = out
+            return scalar
+        return out  # type: ignore[no-any-return]
+
+    def _cast_on_device(self, t: Any, plan: Plan) -> Any:
+        tf = self.tf
+        assert plan.dtype is not None
+        with tf.device(t.device):
+            return tf.cast(t, tf.as_dtype(plan.dtype))
