@@ -22,7 +22,6 @@ _view_of = _registry.view_of
 _current = _options.current
 _from_keywords = _options.from_keywords
 _convert = _core.convert
-_MISSING: Any = object()
 
 
 def to_numpy(x: Any, /, **options: Unpack[Keywords]) -> np.ndarray[Any, Any]:
@@ -90,8 +89,8 @@ def to_numpy(x: Any, /, **options: Unpack[Keywords]) -> np.ndarray[Any, Any]:
     if opts is DEFAULT:
         if cls is _ndarray:
             return x  # type: ignore[no-any-return]
-        view: Callable[[Any], Any] | None = _views.get(cls, _MISSING)
-        if view is _MISSING:
+        view: Callable[[Any], Any] | None = _views.get(cls)
+        if view is None and cls not in _views:  # a type met for the first time
             view = _view_of(cls)
         if view is not None:
             out = view(x)
