@@ -85,6 +85,7 @@ class Source(TorchBase):
             resolve_conj=self._resolve_conj,
             resolve_neg=lambda t, p: t.resolve_neg(),
             zeros=self._zeros,
+            readonly=self._readonly,
         )
 
     # -- the host view ----------------------------------------------------------------
@@ -97,7 +98,8 @@ class Source(TorchBase):
         # float8, shell dtypes). A tensor that requires grad gives a read-only view,
         # as the plan's detach and readonly steps do: numpy(force=True) detaches in
         # C++, which is all force does to a CPU tensor without conjugate or negative
-        # bits; an integer view never requires grad.
+        # bits; an integer view never requires grad. The array Tensor.numpy() makes
+        # is frozen itself (see _readonly).
         if cls not in self._plain:
             return None
         if not self._ordinary_keys:
@@ -122,10 +124,11 @@ class Source(TorchBase):
             if t.requires_grad:
                 if inttype is None:
                     a = numpy(t, force=True)
-                else:
-                    a = numpy(as_dtype(t, inttype)).view(kind[1])
-                setflags(a, False)
-                return a  # type: ignore[no-any-return]
+                    setflags(a, False)
+                    return a  # type: ignore[no-any-return]
+                bits = numpy(as_dtype(t, inttype))
+                setflags(bits, False)
+                return bits.view(kind[1])  # type: ignore[no-any-return]
             if inttype is None:
                 return numpy(t)  # type: ignore[no-any-return]
             return numpy(as_dtype(t, inttype)).view(kind[1])  # type: ignore[no-any-return]
@@ -161,10 +164,10 @@ class Source(TorchBase):
             grad = t.requires_grad
             if grad:
                 t = t.detach()
-            a = numpy(t) if inttype is None else numpy(t.view(inttype)).view(kind[1])
+            a = numpy(t) if inttype is None else numpy(t.view(inttype))
             if grad:
                 setflags(a, False)
-            return a  # type: ignore[no-any-return]
+            return a if inttype is None else a.view(kind[1])  # type: ignore[no-any-return]
 
         return view
 
@@ -274,6 +277,16 @@ class Source(TorchBase):
         pairs = torch.view_as_real(t.conj()).clone(memory_format=torch.contiguous_format)
         pairs[..., 1].neg_()
         return torch.view_as_complex(pairs)
+
+    def _readonly(self, a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+        # What reaches this step is new: Tensor.numpy() makes an array per call, and
+        # bit_view a view of it. Both are frozen themselves, not through a read-only
+        # view of a writable array, which NumPy lets anyone make writable again.
+        base = a.base
+        if type(base) is np.ndarray:
+            _setflags(base, False)
+        _setflags(a, False)
+        return a
 
     def _zeros(self, t: torch.Tensor, plan: Plan) -> torch.Tensor:
         # Zero is all-zero bytes in every dtype, so the zeros are made as bytes and
