@@ -317,6 +317,39 @@ def test_fake_tensor_raises() -> None:
             call(fake)
 
 
+@pytest.mark.parametrize("mode", ["fake", "fake_allowing_real_inputs", "flop_counter"])
+def test_real_tensors_convert_inside_dispatch_modes(mode: str) -> None:
+    # Inside a FakeTensorMode, a real tensor's own .numpy() fails, or, where the mode
+    # accepts real inputs, reads the storage of the fake tensor its detach() gives.
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    real = torch.arange(3.0)
+    grad = torch.arange(3.0, requires_grad=True)
+    half = torch.arange(3.0).to(torch.bfloat16)
+    for t in (real, grad, half):  # the host view knows every dtype here
+        interop.to_numpy(t)
+    if mode == "flop_counter":
+        context: Any = FlopCounterMode(display=False)
+    else:
+        context = FakeTensorMode(allow_non_fake_inputs=mode != "fake")
+    with context:
+        outs = [
+            interop.to_numpy(real),
+            interop.to_numpy(grad),
+            interop.to_numpy(half).astype(np.float32),
+            interop.to_numpy(real, copy=True),
+            interop.to_numpy_tree({"t": real})["t"],
+        ]
+        if mode != "flop_counter":
+            fake = torch.ones(2)
+            with pytest.raises(interop.ConversionError, match="FakeTensor"):
+                interop.to_numpy(fake)
+    for out in outs:
+        np.testing.assert_array_equal(out, [0.0, 1.0, 2.0])
+    assert np.shares_memory(outs[0], real.numpy())
+
+
 def _inside(transform: str, fn: Callable[[Any], Any], x: Any) -> None:
     func = torch.func
     if transform == "vmap":

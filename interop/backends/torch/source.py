@@ -17,6 +17,7 @@ wrappers, other ``__torch_dispatch__`` subclasses) with a
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -66,20 +67,20 @@ class Source(TorchBase):
         self._is_wrapped: Callable[[Any], bool] = getattr(
             getattr(C, "_functorch", None), "is_functorch_wrapped_tensor", _never
         )
+        # Python dispatch modes (FakeTensorMode, FlopCounterMode, ...) see the
+        # operators Tensor.numpy() runs internally: under a FakeTensorMode, a real
+        # tensor's .numpy() reads the storage of a fake one. Conversions run with
+        # the modes set aside.
+        self._modes_active: Callable[[], int] = getattr(
+            C, "_len_torch_dispatch_stack", _no_transforms
+        )
+        python_dispatch = sys.modules.get("torch.utils._python_dispatch")
+        self._modes_off: Callable[[], Any] = getattr(
+            python_dispatch, "_disable_current_modes", contextlib.nullcontext
+        )
         self._default_dispatch = torch.Tensor.__torch_dispatch__
-        # The dispatch key sets of an ordinary CPU tensor, made outside and inside
-        # inference mode (inference tensors lack the autograd keys). Older PyTorch
-        # versions compare key sets by identity and cannot give their bits; they ask
-        # for each state separately instead (see host_view_for and plan_key).
-        keys_of = getattr(C, "_dispatch_keys", None)
-        self._keys_of: Any = keys_of
-        self._ordinary_keys: tuple[Any, ...] = ()
-        if keys_of is not None and hasattr(C.DispatchKeySet, "raw_repr"):
-            with torch.inference_mode():
-                inference = torch.empty(0)
-            plain = keys_of(torch.empty(0))
-            if plain == keys_of(torch.empty(0)):
-                self._ordinary_keys = (plain, keys_of(inference))
+        self._keys_of: Any = getattr(C, "_dispatch_keys", None)
+        self._ordinary_keys = self._probe_ordinary_keys()
         self.steps.update(
             detach=lambda t, p: t.detach(),
             resolve_conj=self._resolve_conj,
@@ -88,12 +89,39 @@ class Source(TorchBase):
             readonly=self._readonly,
         )
 
+    def _probe_ordinary_keys(self) -> tuple[Any, ...]:
+        """The dispatch key sets of an ordinary CPU tensor, outside and inside inference mode.
+
+        Inference tensors lack the autograd keys. The probes come from
+        ``torch.from_numpy``, which ignores a default device, with Python dispatch
+        switched off, so that an active mode (a FakeTensorMode, say) cannot make
+        them special. ``()`` where PyTorch cannot compare key sets by value (older
+        versions compare by identity and give no bits): the host view then asks for
+        each state separately, and so does :meth:`plan_key`.
+        """
+        torch = self.torch
+        C = torch._C
+        keys_of = self._keys_of
+        if keys_of is None or not hasattr(C.DispatchKeySet, "raw_repr"):
+            return ()
+        nothing = np.empty(0, dtype=np.float32)
+        with getattr(C, "_DisableTorchDispatch", contextlib.nullcontext)():
+            plain = torch.from_numpy(nothing)
+            with torch.inference_mode():
+                inference = torch.from_numpy(nothing)
+        if type(plain) is not torch.Tensor or type(inference) is not torch.Tensor:
+            return ()
+        keys = (keys_of(plain), keys_of(inference))
+        if keys[0] != keys_of(plain):  # compared by identity: no bits to compare
+            return ()
+        return keys
+
     # -- the host view ----------------------------------------------------------------
 
     def host_view_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
         # Exactly the zero-copy answers of the plan: an ordinary dense CPU tensor
-        # (see the module docstring) outside torch.func transforms (inside one, even a
-        # real tensor's .numpy() goes through the transform), of a dtype NumPy has
+        # (see the module docstring) outside torch.func transforms and dispatch modes
+        # (inside one, even a real tensor's .numpy() goes through it), of a dtype NumPy has
         # (Tensor.numpy()) or one read through a same-width integer view (bfloat16,
         # float8, shell dtypes). A tensor that requires grad gives a read-only view,
         # as the plan's detach and readonly steps do: numpy(force=True) detaches in
@@ -106,6 +134,7 @@ class Source(TorchBase):
             return self._host_view_by_attributes()
         kinds = self._view_kinds
         transforms_active = self._transforms_active
+        modes_active = self._modes_active
         keys_of = self._keys_of
         plain_keys = self._ordinary_keys[0].__eq__
         inference_keys = self._ordinary_keys[1].__eq__
@@ -118,7 +147,11 @@ class Source(TorchBase):
             if kind is None:
                 return None
             keys = keys_of(t)
-            if not (plain_keys(keys) or inference_keys(keys)) or transforms_active():
+            if (
+                not (plain_keys(keys) or inference_keys(keys))
+                or transforms_active()
+                or modes_active()
+            ):
                 return None
             inttype = kind[0]
             if t.requires_grad:
@@ -139,6 +172,7 @@ class Source(TorchBase):
         """The host view for PyTorch versions whose dispatch key sets cannot be compared."""
         kinds = self._view_kinds
         transforms_active = self._transforms_active
+        modes_active = self._modes_active
         is_wrapped = self._is_wrapped
         setflags = _setflags
         numpy = self.torch.Tensor.numpy
@@ -156,6 +190,7 @@ class Source(TorchBase):
                 or t.is_neg()
                 or t._is_zerotensor()
                 or transforms_active()
+                or modes_active()
                 or is_wrapped(t)
                 or (tdt in complex_dtypes and t.is_conj())
             ):
@@ -187,12 +222,12 @@ class Source(TorchBase):
         return (type(t), t.dtype, t.device, t.requires_grad, state)
 
     def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
-        if self._transforms_active():
-            # The plan refuses the transform's own wrappers. A real tensor captured
-            # from outside the transform has values, but while the transform is
-            # active even its .numpy() goes through the transform's layer, so the
-            # steps run with functorch switched off.
-            with self._functorch_off():
+        if self._transforms_active() or self._modes_active():
+            # The plan refuses the transforms' own wrappers and fake tensors. A real
+            # tensor captured from outside has values, but while a transform or a
+            # dispatch mode is active even its .numpy() goes through that layer, so
+            # the steps run with functorch and the modes set aside.
+            with self._functorch_off(), self._modes_off():
                 return super().run(x, plan)
         return super().run(x, plan)
 
