@@ -1,17 +1,20 @@
 """Dense tensors as a source: the host view, the plan and its steps, accelerators.
 
 The host view answers with ``Tensor.numpy()`` (or a same-width integer view of it)
-for an ordinary dense CPU tensor, outside ``torch.func`` transforms, and ``None``
-for anything else. "Ordinary" is one question to PyTorch: the tensor's dispatch key
-set equals that of a new CPU tensor. Every special state of a tensor is a dispatch
-key: another device, a sparse, nested or MKL-DNN layout, the conjugate and negative
-bits, a ZeroTensor, a ``torch.func`` wrapper (even one that escaped its transform),
-a quantized or meta tensor. That one C call costs less than asking for those states
-one attribute at a time, and a state PyTorch adds later takes the planned path too.
+for an ordinary dense CPU tensor, outside ``torch.func`` transforms and Python
+dispatch modes, and ``None`` for anything else. "Ordinary" is one question to
+PyTorch: the tensor's dispatch key set equals that of a new CPU tensor. Every
+special state of a tensor is a dispatch key: another device, a sparse, nested or
+MKL-DNN layout, the conjugate and negative bits, a ZeroTensor, a ``torch.func``
+wrapper (even one that escaped its transform), a quantized or meta tensor. That one
+C call costs less than asking for those states one attribute at a time, and a state
+PyTorch adds later takes the planned path too.
 
 The planned path refuses tensors that hold no data (meta, fake, ``torch.func``
 wrappers, other ``__torch_dispatch__`` subclasses) with a
-:class:`~interop.ConversionError`, never zeros or whatever their storage holds.
+:class:`~interop.ConversionError`, never zeros or whatever their storage holds. Its
+steps run with transforms and dispatch modes set aside, so that a real tensor
+converts with its own values inside them.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ __all__ = ["Source"]
 _setflags: Callable[[np.ndarray[Any, Any], bool], None] = np.ndarray.setflags  # type: ignore[assignment]
 
 
-def _no_transforms() -> bool:
+def _inactive() -> bool:
     return False
 
 
@@ -59,7 +62,7 @@ class Source(TorchBase):
         torch = self.torch
         C = torch._C
         self._transforms_active: Callable[[], bool] = getattr(
-            C, "_are_functorch_transforms_active", _no_transforms
+            C, "_are_functorch_transforms_active", _inactive
         )
         self._functorch_off: Callable[[], Any] = getattr(
             C, "_DisableFuncTorch", contextlib.nullcontext
@@ -71,9 +74,7 @@ class Source(TorchBase):
         # operators Tensor.numpy() runs internally: under a FakeTensorMode, a real
         # tensor's .numpy() reads the storage of a fake one. Conversions run with
         # the modes set aside.
-        self._modes_active: Callable[[], int] = getattr(
-            C, "_len_torch_dispatch_stack", _no_transforms
-        )
+        self._modes_active: Callable[[], int] = getattr(C, "_len_torch_dispatch_stack", _inactive)
         python_dispatch = sys.modules.get("torch.utils._python_dispatch")
         self._modes_off: Callable[[], Any] = getattr(
             python_dispatch, "_disable_current_modes", contextlib.nullcontext
