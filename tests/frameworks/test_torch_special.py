@@ -317,6 +317,39 @@ def test_fake_tensor_raises() -> None:
             call(fake)
 
 
+@pytest.mark.parametrize("mode", ["fake", "fake_allowing_real_inputs", "flop_counter"])
+def test_real_tensors_convert_inside_dispatch_modes(mode: str) -> None:
+    # Inside a FakeTensorMode, a real tensor's own .numpy() fails, or, where the mode
+    # accepts real inputs, reads the storage of the fake tensor its detach() gives.
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    real = torch.arange(3.0)
+    grad = torch.arange(3.0, requires_grad=True)
+    half = torch.arange(3.0).to(torch.bfloat16)
+    for t in (real, grad, half):  # the host view knows every dtype here
+        interop.to_numpy(t)
+    if mode == "flop_counter":
+        context: Any = FlopCounterMode(display=False)
+    else:
+        context = FakeTensorMode(allow_non_fake_inputs=mode != "fake")
+    with context:
+        outs = [
+            interop.to_numpy(real),
+            interop.to_numpy(grad),
+            interop.to_numpy(half).astype(np.float32),
+            interop.to_numpy(real, copy=True),
+            interop.to_numpy_tree({"t": real})["t"],
+        ]
+        if mode != "flop_counter":
+            fake = torch.ones(2)
+            with pytest.raises(interop.ConversionError, match="FakeTensor"):
+                interop.to_numpy(fake)
+    for out in outs:
+        np.testing.assert_array_equal(out, [0.0, 1.0, 2.0])
+    assert np.shares_memory(outs[0], real.numpy())
+
+
 def _inside(transform: str, fn: Callable[[Any], Any], x: Any) -> None:
     func = torch.func
     if transform == "vmap":
@@ -347,7 +380,7 @@ def test_tensors_inside_torch_func_transforms_raise(transform: str) -> None:
     seen: list[Any] = []
 
     def fn(x: Any) -> Any:
-        for call in (interop.to_numpy, interop.explain):
+        for call in (interop.to_numpy, interop.explain, lambda y: interop.to_numpy_tree({"y": y})):
             with pytest.raises(interop.ConversionError, match=r"torch.func transform.*hint"):
                 call(x)
         # A real tensor captured from outside still converts, with its values.
@@ -356,6 +389,33 @@ def test_tensors_inside_torch_func_transforms_raise(transform: str) -> None:
 
     _inside(transform, fn, torch.ones(2, 3) if transform == "vmap" else torch.ones(3))
     assert seen and all(np.array_equal(s, [0.0, 1.0, 2.0]) for s in seen)
+
+
+@pytest.mark.parametrize("transform", ["vmap", "grad", "functionalize"])
+def test_wrappers_that_escaped_their_transform_raise(transform: str) -> None:
+    # A wrapper kept past the end of its transform holds no values: its own
+    # .numpy() reads whatever lies at its storage's address (functionalize) or
+    # raises PyTorch's RuntimeError (vmap).
+    escaped: list[Any] = []
+
+    def fn(x: Any) -> Any:
+        escaped.append(x * 2)
+        return (x * 2).sum()
+
+    _inside(transform, fn, torch.ones(2, 3) if transform == "vmap" else torch.ones(3))
+    (y,) = escaped
+    # A plain tensor's plan is cached first: the wrapper must not reuse it.
+    interop.to_numpy(torch.ones(3), copy=True)
+    calls: list[Callable[[Any], Any]] = [
+        interop.to_numpy,
+        interop.explain,
+        lambda t: interop.to_numpy(t, copy=True),
+        lambda t: interop.to_numpy_tree({"y": t}),
+        lambda t: interop.to_numpy_tree([t], copy=True),
+    ]
+    for call in calls:
+        with pytest.raises(interop.ConversionError, match=r"torch.func transform.*hint"):
+            call(y)
 
 
 class _Wrapper(torch.Tensor):
@@ -407,6 +467,188 @@ def test_plain_subclass_converts_zero_copy() -> None:
     assert np.shares_memory(out, t.as_subclass(torch.Tensor).numpy())
     assert interop.framework_of(t) == "torch"
     assert interop.explain(t).steps == ("numpy_view",)
+
+
+# -- tensors that require grad: read-only views --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.arange(4.0).requires_grad_(),
+        lambda: torch.nn.Parameter(torch.arange(4.0)),
+        lambda: torch.arange(4.0).requires_grad_() * 1,  # not a leaf
+        lambda: torch.arange(4.0).to(torch.bfloat16).requires_grad_(),
+    ],
+    ids=["leaf", "parameter", "non_leaf", "bfloat16"],
+)
+def test_views_of_tensors_that_require_grad_are_read_only(make: Callable[[], Any]) -> None:
+    w = make()
+    before = w.detach().clone()
+    results = {
+        "to_numpy": interop.to_numpy(w),
+        "again": interop.to_numpy(w),  # the host view, once the dtype is known
+        "copy=False": interop.to_numpy(w, copy=False),
+        "tree": interop.to_numpy_tree({"w": w})["w"],
+    }
+    with torch.no_grad():
+        results["no_grad"] = interop.to_numpy(w)
+    memory = w.detach().view(torch.int16).numpy() if w.dtype == torch.bfloat16 else None
+    for where, out in results.items():
+        assert not out.flags.writeable, where
+        assert np.shares_memory(out, w.detach().numpy() if memory is None else memory), where
+        with pytest.raises(ValueError, match="read-only"):
+            out[0] = 7
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            out.flags.writeable = True
+    assert torch.equal(w.detach(), before) and w.requires_grad
+    owned = interop.to_numpy(w, copy=True)
+    owned[0] = 7
+    assert owned.flags.writeable and torch.equal(w.detach(), before)
+
+
+def test_plain_tensors_stay_writable_views() -> None:
+    t = torch.arange(4.0)
+    with torch.inference_mode():
+        inference = torch.arange(4.0)
+    for x in (t, t, inference, torch.arange(4.0).to(torch.bfloat16)):
+        out = interop.to_numpy(x)
+        assert out.flags.writeable
+        out[1] = 9
+        assert float(x[1]) == 9.0  # the write shows through, as with Tensor.numpy()
+
+
+# -- ZeroTensor ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float8_e4m3fn", "complex64"])
+def test_zero_tensor_gives_new_zeros(dtype: str) -> None:
+    # PyTorch's efficient zeros (as autograd's forward mode uses) have no memory, and
+    # their own .numpy() raises.
+    tdt = getattr(torch, dtype)
+    z = torch._efficientzerotensor(2, 3, dtype=tdt)
+    plain = torch.ones(2, 3, dtype=tdt)
+    # Plans of ordinary tensors of the same dtype are cached first: not reused here.
+    interop.to_numpy(plain)
+    interop.to_numpy(plain, copy=True)
+    for out in (
+        interop.to_numpy(z),
+        interop.to_numpy(z),
+        interop.to_numpy(z, copy=True),
+        interop.to_numpy_tree({"z": z})["z"],
+    ):
+        assert out.shape == (2, 3) and out.dtype == interop.to_numpy(plain).dtype
+        np.testing.assert_array_equal(out.astype(np.complex64), 0)
+        assert out.flags.writeable
+        out[0, 0] = plain[0, 0].item()  # new memory: the next result is zeros again
+    plan = interop.explain(z)
+    assert plan.steps[0] == "zeros" and not plan.zero_copy
+    with pytest.raises(interop.CopyRequiredError, match=r"ZeroTensor.*hint"):
+        interop.to_numpy(z, copy=False)
+    # ... and the zero tensor's plan is not reused for an ordinary tensor either.
+    np.testing.assert_array_equal(interop.to_numpy(plain, copy=True).astype(np.complex64), 1)
+
+
+def test_zero_tensor_that_requires_grad() -> None:
+    z = torch._efficientzerotensor(3, requires_grad=True)
+    out = interop.to_numpy(z)
+    np.testing.assert_array_equal(out, [0, 0, 0])
+    assert out.flags.writeable  # a new array, not a view of the tensor
+    assert interop.explain(z).steps == ("zeros", "numpy_view")
+
+
+# -- the host view agrees with the plan -------------------------------------------------
+
+
+def _special_tensors() -> dict[str, Any]:
+    base = torch.arange(6.0).reshape(2, 3)
+    with torch.inference_mode():
+        inference = torch.arange(6.0).reshape(2, 3)
+    out = {
+        "plain": base,
+        "transposed": base.t(),
+        "0-d": torch.tensor(1.5),
+        "empty": torch.empty(0, 3),
+        "int": torch.arange(6),
+        "bool": base > 2,
+        "complex": torch.complex(base, base),
+        "conj": torch.complex(base, base).conj(),
+        "conj_imag": torch.complex(base, base).conj().imag,
+        "neg_int": torch._neg_view(torch.arange(3)),
+        "grad": base.clone().requires_grad_(),
+        "grad_conj": torch.complex(base, base).requires_grad_().conj(),
+        "parameter": torch.nn.Parameter(base.clone()),
+        "frozen_parameter": torch.nn.Parameter(base.clone(), requires_grad=False),
+        "inference": inference,
+        "bfloat16": base.to(torch.bfloat16),
+        "bfloat16_grad": base.to(torch.bfloat16).requires_grad_(),
+        "float8": base.to(torch.float8_e5m2),
+        "zero": torch._efficientzerotensor(2, 3),
+        "zero_bfloat16": torch._efficientzerotensor(2, 3, dtype=torch.bfloat16),
+        "meta": torch.empty(2, 3, device="meta"),
+        "sparse": base.to_sparse(),
+    }
+    with _building(_NESTED_PROTOTYPE):
+        out["nested"] = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    with _building(_QUANTIZED_DEPRECATED):
+        out["quantized"] = torch.quantize_per_tensor(base, 0.1, 0, torch.quint8)
+    return out
+
+
+def _host_views() -> dict[str, Callable[[Any], Any]]:
+    from interop import _registry
+
+    backend = _registry.lookup(torch.Tensor)
+    assert backend is not None
+    by_keys = backend.host_view_for(torch.Tensor)
+    by_attributes = backend._host_view_by_attributes()  # type: ignore[attr-defined]
+    assert by_keys is not None
+    return {"dispatch_keys": by_keys, "attributes": by_attributes}
+
+
+@pytest.mark.parametrize("view", ["dispatch_keys", "attributes"])
+def test_host_view_is_the_plans_zero_copy_answer_or_none(view: str) -> None:
+    from interop import _core, _registry
+    from interop._options import DEFAULT
+
+    tensors = _special_tensors()
+    for x in tensors.values():  # the plans meet every dtype (bit-view dtypes join then)
+        with contextlib.suppress(interop.InteropError):
+            interop.explain(x)
+    host_view = _host_views()[view]
+    answered = set()
+    for name, x in tensors.items():
+        v = x.as_subclass(torch.Tensor) if type(x) is torch.nn.Parameter else x
+        got = host_view(v)  # never raises
+        if got is None:
+            continue
+        answered.add(name)
+        backend = _registry.lookup(type(x))
+        assert backend is not None
+        plan = interop.explain(x)
+        assert plan.zero_copy, name
+        want = _core.convert_planned(x, backend, DEFAULT)
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        assert got.strides == want.strides, name
+        assert got.flags.writeable is want.flags.writeable, name
+        if got.size:  # (NumPy gives each empty array a dummy address of its own)
+            assert got.__array_interface__["data"] == want.__array_interface__["data"], name
+    ordinary = {"plain", "transposed", "0-d", "int", "bool", "complex", "grad", "parameter"}
+    ordinary |= {"frozen_parameter", "inference", "bfloat16", "bfloat16_grad", "float8"}
+    assert answered == ordinary | {"empty"}
+
+
+def test_nested_pad_of_complex_jagged_tensors() -> None:
+    # PyTorch has no jagged padding kernel for complex dtypes, nor an integer of 16 bytes.
+    parts = [
+        torch.tensor([1 + 1j, 2j], dtype=torch.complex128),
+        torch.tensor([3.0 + 0j], dtype=torch.complex128),
+    ]
+    with _building(_NESTED_PROTOTYPE):
+        n = torch.nested.nested_tensor(parts, layout=torch.jagged)
+    out = interop.to_numpy(n, ragged="pad")
+    np.testing.assert_array_equal(out, [[1 + 1j, 2j], [3, 0]])
+    assert out.dtype == np.complex128
 
 
 @pytest.fixture(scope="module")

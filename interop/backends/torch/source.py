@@ -1,0 +1,355 @@
+"""Dense tensors as a source: the host view, the plan and its steps, accelerators.
+
+The host view answers with ``Tensor.numpy()`` (or a same-width integer view of it)
+for an ordinary dense CPU tensor, outside ``torch.func`` transforms and Python
+dispatch modes, and ``None`` for anything else. "Ordinary" is one question to
+PyTorch: the tensor's dispatch key set equals that of a new CPU tensor. Every
+special state of a tensor is a dispatch key: another device, a sparse, nested or
+MKL-DNN layout, the conjugate and negative bits, a ZeroTensor, a ``torch.func``
+wrapper (even one that escaped its transform), a quantized or meta tensor. That one
+C call costs less than asking for those states one attribute at a time, and a state
+PyTorch adds later takes the planned path too.
+
+The planned path refuses tensors that hold no data (meta, fake, ``torch.func``
+wrappers, other ``__torch_dispatch__`` subclasses) with a
+:class:`~interop.ConversionError`, never zeros or whatever their storage holds. Its
+steps run with transforms and dispatch modes set aside, so that a real tensor
+converts with its own values inside them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from interop._errors import ConversionError, type_name
+from interop._options import Options
+from interop._plan import Plan
+from interop.backends.torch.base import TorchBase, is_dtensor, is_fake
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Source"]
+
+
+# ndarray.setflags takes `write` positionally too (as documented), at a fraction of
+# the keyword's cost; NumPy's type stubs declare it keyword-only.
+_setflags: Callable[[np.ndarray[Any, Any], bool], None] = np.ndarray.setflags  # type: ignore[assignment]
+
+
+def _inactive() -> bool:
+    return False
+
+
+def _never(t: Any) -> bool:
+    return False
+
+
+def _is_cuda(t: Any) -> bool:
+    return bool(t.is_cuda)
+
+
+class Source(TorchBase):
+    """Dense tensors to NumPy: host view, plan, steps, accelerator copies."""
+
+    def load(self) -> None:
+        super().load()
+        torch = self.torch
+        C = torch._C
+        self._transforms_active: Callable[[], bool] = getattr(
+            C, "_are_functorch_transforms_active", _inactive
+        )
+        self._functorch_off: Callable[[], Any] = getattr(
+            C, "_DisableFuncTorch", contextlib.nullcontext
+        )
+        self._is_wrapped: Callable[[Any], bool] = getattr(
+            getattr(C, "_functorch", None), "is_functorch_wrapped_tensor", _never
+        )
+        # Python dispatch modes (FakeTensorMode, FlopCounterMode, ...) see the
+        # operators Tensor.numpy() runs internally: under a FakeTensorMode, a real
+        # tensor's .numpy() reads the storage of a fake one. Conversions run with
+        # the modes set aside.
+        self._modes_active: Callable[[], int] = getattr(C, "_len_torch_dispatch_stack", _inactive)
+        python_dispatch = sys.modules.get("torch.utils._python_dispatch")
+        self._modes_off: Callable[[], Any] = getattr(
+            python_dispatch, "_disable_current_modes", contextlib.nullcontext
+        )
+        self._default_dispatch = torch.Tensor.__torch_dispatch__
+        self._keys_of: Any = getattr(C, "_dispatch_keys", None)
+        self._ordinary_keys = self._probe_ordinary_keys()
+        self.steps.update(
+            detach=lambda t, p: t.detach(),
+            resolve_conj=self._resolve_conj,
+            resolve_neg=lambda t, p: t.resolve_neg(),
+            zeros=self._zeros,
+            readonly=self._readonly,
+        )
+
+    def _probe_ordinary_keys(self) -> tuple[Any, ...]:
+        """The dispatch key sets of an ordinary CPU tensor, outside and inside inference mode.
+
+        Inference tensors lack the autograd keys. The probes come from
+        ``torch.from_numpy``, which ignores a default device, with Python dispatch
+        switched off, so that an active mode (a FakeTensorMode, say) cannot make
+        them special. ``()`` where PyTorch cannot compare key sets by value (older
+        versions compare by identity and give no bits): the host view then asks for
+        each state separately, and so does :meth:`plan_key`.
+        """
+        torch = self.torch
+        C = torch._C
+        keys_of = self._keys_of
+        if keys_of is None or not hasattr(C.DispatchKeySet, "raw_repr"):
+            return ()
+        nothing = np.empty(0, dtype=np.float32)
+        with getattr(C, "_DisableTorchDispatch", contextlib.nullcontext)():
+            plain = torch.from_numpy(nothing)
+            with torch.inference_mode():
+                inference = torch.from_numpy(nothing)
+        if type(plain) is not torch.Tensor or type(inference) is not torch.Tensor:
+            return ()
+        keys = (keys_of(plain), keys_of(inference))
+        if keys[0] != keys_of(plain):  # compared by identity: no bits to compare
+            return ()
+        return keys
+
+    # -- the host view ----------------------------------------------------------------
+
+    def host_view_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
+        # Exactly the zero-copy answers of the plan: an ordinary dense CPU tensor
+        # (see the module docstring) outside torch.func transforms and dispatch modes
+        # (inside one, even a real tensor's .numpy() goes through it), of a dtype NumPy has
+        # (Tensor.numpy()) or one read through a same-width integer view (bfloat16,
+        # float8, shell dtypes). A tensor that requires grad gives a read-only view,
+        # as the plan's detach and readonly steps do: numpy(force=True) detaches in
+        # C++, which is all force does to a CPU tensor without conjugate or negative
+        # bits; an integer view never requires grad. The array Tensor.numpy() makes
+        # is frozen itself (see _readonly).
+        if cls not in self._plain:
+            return None
+        if not self._ordinary_keys:
+            return self._host_view_by_attributes()
+        kinds = self._view_kinds
+        transforms_active = self._transforms_active
+        modes_active = self._modes_active
+        keys_of = self._keys_of
+        plain_keys = self._ordinary_keys[0].__eq__
+        inference_keys = self._ordinary_keys[1].__eq__
+        numpy = self.torch.Tensor.numpy
+        as_dtype = self.torch.Tensor.view
+        setflags = _setflags
+
+        def view(t: Any) -> np.ndarray[Any, Any] | None:
+            kind = kinds.get(t.dtype)
+            if kind is None:
+                return None
+            keys = keys_of(t)
+            if (
+                not (plain_keys(keys) or inference_keys(keys))
+                or transforms_active()
+                or modes_active()
+            ):
+                return None
+            inttype = kind[0]
+            if t.requires_grad:
+                if inttype is None:
+                    a = numpy(t, force=True)
+                    setflags(a, False)
+                    return a  # type: ignore[no-any-return]
+                bits = numpy(as_dtype(t, inttype))
+                setflags(bits, False)
+                return bits.view(kind[1])  # type: ignore[no-any-return]
+            if inttype is None:
+                return numpy(t)  # type: ignore[no-any-return]
+            return numpy(as_dtype(t, inttype)).view(kind[1])  # type: ignore[no-any-return]
+
+        return view
+
+    def _host_view_by_attributes(self) -> Callable[[Any], np.ndarray[Any, Any] | None]:
+        """The host view for PyTorch versions whose dispatch key sets cannot be compared."""
+        kinds = self._view_kinds
+        transforms_active = self._transforms_active
+        modes_active = self._modes_active
+        is_wrapped = self._is_wrapped
+        setflags = _setflags
+        numpy = self.torch.Tensor.numpy
+        strided = self.torch.strided
+        complex_dtypes = {d for d, n in self._numpy_dtypes.items() if n.kind == "c"}
+
+        def view(t: Any) -> np.ndarray[Any, Any] | None:
+            tdt = t.dtype
+            kind = kinds.get(tdt)
+            if (
+                kind is None
+                or not t.is_cpu
+                or t.layout is not strided
+                or t.is_nested
+                or t.is_neg()
+                or t._is_zerotensor()
+                or transforms_active()
+                or modes_active()
+                or is_wrapped(t)
+                or (tdt in complex_dtypes and t.is_conj())
+            ):
+                return None
+            inttype = kind[0]
+            grad = t.requires_grad
+            if grad:
+                t = t.detach()
+            a = numpy(t) if inttype is None else numpy(t.view(inttype))
+            if grad:
+                setflags(a, False)
+            return a if inttype is None else a.view(kind[1])  # type: ignore[no-any-return]
+
+        return view
+
+    # -- planning -------------------------------------------------------------------
+
+    def plan_key(self, x: Any, /) -> Hashable | None:
+        t: torch.Tensor = x
+        if t.layout is not self.torch.strided or t.is_nested or self._transforms_active():
+            return None  # sparse and nested plans depend on shapes; transforms on the tensor
+        if self._ordinary_keys:
+            # The key set holds the conjugate and negative bits, ZeroTensor,
+            # torch.func wrappers, quantized and meta tensors: all that the plan
+            # reads besides type, dtype, device and grad.
+            state: Hashable = self._keys_of(t).raw_repr()
+        else:
+            state = (t.is_conj(), t.is_neg(), t._is_zerotensor(), self._is_wrapped(t))
+        return (type(t), t.dtype, t.device, t.requires_grad, state)
+
+    def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
+        if self._transforms_active() or self._modes_active():
+            # The plan refuses the transforms' own wrappers and fake tensors. A real
+            # tensor captured from outside has values, but while a transform or a
+            # dispatch mode is active even its .numpy() goes through that layer, so
+            # the steps run with functorch and the modes set aside.
+            with self._functorch_off(), self._modes_off():
+                return super().run(x, plan)
+        return super().run(x, plan)
+
+    def _plan_dense(
+        self,
+        t: torch.Tensor,
+        options: Options,
+        steps: list[str],
+        reason: str | None,
+        device: str,
+        transfer: bool,
+    ) -> Plan:
+        """The plan of a dense (strided) tensor, after any ``gather``."""
+        if t._is_zerotensor():
+            # Autograd's stand-in for a tensor of zeros: it has no memory, and
+            # Tensor.numpy() refuses it. Nothing needs to leave the device.
+            steps.append("zeros")
+            reason = reason or (
+                "the tensor is a ZeroTensor (PyTorch's efficient zeros), which has no "
+                "memory; its zeros are written into new memory"
+            )
+            return self._plan_values(t, options, steps, reason, device, False, on_device=False)
+        if t.requires_grad:
+            steps.append("detach")
+        if t.is_conj():
+            steps.append("resolve_conj")
+            reason = reason or "the tensor has its conjugate bit set; resolve_conj() copies"
+        if t.is_neg():
+            steps.append("resolve_neg")
+            reason = reason or "the tensor has its negative bit set; resolve_neg() copies"
+        return self._plan_values(t, options, steps, reason, device, transfer, on_device=transfer)
+
+    def _check_has_data(self, t: torch.Tensor) -> None:
+        """Raise :class:`ConversionError` for a tensor whose storage need not hold its values."""
+        cls = type(t)
+        if self._is_wrapped(t):
+            raise ConversionError(
+                f"expected a tensor with values, got a `{type_name(t)}` from a torch.func "
+                "transform (vmap, grad, jvp, jacrev, functionalize, ...), a wrapper whose "
+                "values are not materialised. hint: return the values from the "
+                "transformed function and convert them outside it"
+            )
+        if t.device.type == "meta":
+            raise ConversionError(
+                f"expected a tensor with data, got a `{type_name(t)}` on the meta device, "
+                "which has shape and dtype but no values. hint: materialise it (for example "
+                "with torch.empty_like(t, device='cpu') and loading real values) first"
+            )
+        if cls not in self._plain and cls.__torch_dispatch__ is not self._default_dispatch:
+            if t.is_nested or is_dtensor(t):
+                pass
+            elif is_fake(t):
+                raise ConversionError(
+                    f"expected a tensor with data, got a `{type_name(t)}`, which has shape, "
+                    "dtype and device but no values (it comes from FakeTensorMode or "
+                    "torch.compile tracing). hint: convert real tensors outside the fake "
+                    "mode or the compiled region"
+                )
+            else:
+                raise ConversionError(
+                    f"expected a tensor that holds its own data, got a `{type_name(t)}`, a "
+                    "tensor subclass that computes through __torch_dispatch__, whose storage "
+                    "need not hold its values. hint: convert the plain tensor(s) it wraps, or "
+                    "a plain tensor it produces (for example its dequantize())"
+                )
+        if t.is_quantized:
+            raise ConversionError(
+                f"expected a tensor with a plain dtype, got a quantized {t.dtype} tensor "
+                f"(`{type_name(t)}`). hint: call .dequantize() for the real values, or "
+                ".int_repr() for the stored integers"
+            )
+
+    # -- steps ----------------------------------------------------------------------
+
+    def _resolve_conj(self, t: torch.Tensor, plan: Plan) -> torch.Tensor:
+        torch = self.torch
+        if t.dtype is not torch.complex32:
+            return t.resolve_conj()
+        # resolve_conj() would allocate a complex32 tensor, and PyTorch warns on the
+        # first such allocation that ComplexHalf support is experimental: conjugate
+        # the float16 pairs instead, into a new tensor viewed back as complex32.
+        pairs = torch.view_as_real(t.conj()).clone(memory_format=torch.contiguous_format)
+        pairs[..., 1].neg_()
+        return torch.view_as_complex(pairs)
+
+    def _readonly(self, a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+        # What reaches this step is new: Tensor.numpy() makes an array per call, and
+        # bit_view a view of it. Both are frozen themselves, not through a read-only
+        # view of a writable array, which NumPy lets anyone make writable again.
+        base = a.base
+        if type(base) is np.ndarray:
+            _setflags(base, False)
+        _setflags(a, False)
+        return a
+
+    def _zeros(self, t: torch.Tensor, plan: Plan) -> torch.Tensor:
+        # Zero is all-zero bytes in every dtype, so the zeros are made as bytes and
+        # viewed as the tensor's dtype: shell and float8 dtypes have no fill kernels.
+        torch = self.torch
+        size = t.dtype.itemsize
+        zeros = torch.zeros((*t.shape, size), dtype=torch.uint8, device="cpu")
+        return zeros.view(t.dtype).reshape(t.shape)
+
+    # -- accelerators ---------------------------------------------------------------
+
+    def accelerator_check(self) -> Callable[[Any], bool] | None:
+        # Until CUDA is initialised no tensor can be on a CUDA device; once it is,
+        # it stays so.
+        if not self.torch.cuda.is_initialized():
+            return None
+        return _is_cuda
+
+    def start_copy(self, obj: Any, /) -> tuple[Any, int, Any] | None:
+        t: torch.Tensor = obj
+        if not t.is_cuda:
+            return None
+        torch = self.torch
+        # The copy runs on the current stream of the tensor's device, after the work
+        # that produced the tensor; pinned memory is what lets it run asynchronously.
+        stream = torch.cuda.current_stream(t.device)
+        host = torch.empty(t.shape, dtype=t.dtype, device="cpu", pin_memory=True)
+        host.copy_(t, non_blocking=True)
+        # The host tensor stands for what the `to_host` step returns: skip that step.
+        return host, 1, stream
