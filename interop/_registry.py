@@ -77,6 +77,9 @@ _BUILTIN_FRAMEWORKS = (
     "interop.backends.jax:JaxBackend",
     "interop.backends.cupy:CupyBackend",
     "interop.backends.dask:DaskBackend",
+    # Containers only (no arrays); the tree functions ask it before torch's pytree
+    # registry, where TensorDict registers itself (see _tree.containers.sync).
+    "interop.backends.tensordict:TensorDictBackend",
 )
 _BUILTIN_GENERICS = (
     "interop.backends.generic.array_api:ArrayApiBackend",
@@ -238,7 +241,7 @@ def by_name(name: str, /) -> Backend:
             if backend.name == name:
                 _load(backend)
                 return backend
-    names = ", ".join(b.name for b in _frameworks)
+    names = ", ".join(b.name for b in _frameworks if b.arrays)
     raise ValueError(f"expected a framework name ({names}), got {name!r}")
 
 
@@ -253,8 +256,10 @@ _HINTS: Mapping[type, str] = {
 
 def unsupported(x: object) -> UnsupportedTypeError:
     """The error for an object no backend converts, naming the backends tried."""
-    tried = [b.name for b in (*_frameworks, *_generics) if b.module is None or b.loaded]
-    skipped = [b.name for b in _frameworks if not b.loaded]
+    tried = [
+        b.name for b in (*_frameworks, *_generics) if b.module is None or (b.loaded and b.arrays)
+    ]
+    skipped = [b.name for b in _frameworks if not b.loaded and b.arrays]
     message = (
         f"expected an array or tensor, got `{type_name(x)}`: no backend converts it "
         f"(tried: {', '.join(tried)}"

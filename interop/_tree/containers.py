@@ -50,6 +50,9 @@ def sync(backends: list[Backend]) -> None:
     """
     global _node_backends
     found = tuple(b for b in backends if type(b).is_node is not Backend.is_node)
+    # Backends of containers only (TensorDict) first: their types may also be in a
+    # framework's registry (torch's pytree), which would rebuild them as they were.
+    found = tuple(sorted(found, key=lambda b: b.arrays))
     if found != _node_backends:
         _kinds.clear()
         _node_of.clear()
@@ -143,6 +146,14 @@ def register_container(
 
 
 def classify(cls: type, x: Any) -> int:
+    """The kind of ``cls`` (asked with one of its objects), in the documented precedence.
+
+    Exact ``dict``, ``list`` and ``tuple``; types registered with
+    :func:`register_container`; scalars, strings and ``None`` (leaves); namedtuples;
+    ``dict`` and ``UserDict`` subclasses; other ``list`` and ``tuple`` subclasses;
+    containers a framework's own registry knows (JAX and PyTorch pytree nodes,
+    TensorDict); other mappings; dataclass instances. Anything else is a leaf.
+    """
     if cls is dict:
         kind = _DICT
     elif cls is list:
@@ -158,6 +169,8 @@ def classify(cls: type, x: Any) -> int:
         kind = _NAMEDTUPLE
     elif issubclass(cls, (dict, collections.UserDict)):
         kind = _MAPPING
+    elif issubclass(cls, (list, tuple)):
+        kind = _SEQUENCE
     elif (backend := _node_backend(x)) is not None:
         kind = _NODE
         _node_of[cls] = backend
@@ -165,8 +178,6 @@ def classify(cls: type, x: Any) -> int:
         kind = _MAPPING
     elif dataclasses.is_dataclass(cls):
         kind = _DATACLASS
-    elif issubclass(cls, (list, tuple)):
-        kind = _SEQUENCE
     else:
         kind = _OTHER
     if len(_kinds) > 4096:  # classes made on the fly (namedtuple per call, ...)

@@ -364,15 +364,58 @@ def _make_walker(options: Options, keep: Backend | None) -> Any:
         else:
             frame = open_frame(kind, x)
             items, out = frame[_ITEMS], frame[_OUT]
+        # (A try block costs nothing until something is raised.)
         try:
-            result = _fill(x, kind, depth, frame, items, out, done)
+            for k, v in items:
+                cls = type(v)
+                if as_is:
+                    # The backend's host view first: the common leaf.
+                    f = views_get(cls, _MISSING)
+                    if f is _MISSING:
+                        f = view_of(cls)
+                    if f is not None:
+                        r = f(v)
+                        if r is not None:
+                            out[k] = r
+                            continue
+                    elif cls is ndarray:
+                        out[k] = v
+                        continue
+                if cls is dict:
+                    child = _DICT  # the common container, never an array in a tree
+                else:
+                    b = cache_get(cls, _MISSING)
+                    if b is _MISSING:
+                        b = lookup(cls)
+                    if b is not None and b is not python:
+                        if b is keep:
+                            out[k] = v
+                            continue
+                        try:
+                            r = planned(v, b, options)
+                        except Exception as exc:
+                            raise _Failed(exc, _frame_at(frame, kind, x, k)) from exc
+                        out[k] = r
+                        done.append((v, r))
+                        continue
+                    found = kinds_get(cls)
+                    child = classify(cls, v) if found is None else found
+                    if child == _OTHER:
+                        out[k] = v
+                        continue
+                try:
+                    r = walk(v, child, depth + 1, done)
+                except _Failed as failed:
+                    failed.frames.append(_frame_at(frame, kind, x, k))
+                    raise
+                if r is give_up:
+                    return give_up
+                out[k] = r
         except RuntimeError as exc:  # a dict or mapping changed while iterated
             changed = changed_meanwhile(x, exc)
             if changed is None:
                 raise
             raise _Failed(changed, frame) from exc
-        if result is not None:
-            return result
         if frame is None:
             if kind == _TUPLE:
                 return tuple(out)
@@ -381,57 +424,6 @@ def _make_walker(options: Options, keep: Backend | None) -> Any:
             return build(frame)
         except Exception as exc:
             raise _Failed(exc) from exc
-
-    def _fill(
-        x: Any, kind: int, depth: int, frame: Any, items: Any, out: Any, done: list[Any]
-    ) -> Any:
-        """Convert the children of ``x`` into ``out``; ``give_up`` or ``None`` (done)."""
-        for k, v in items:
-            cls = type(v)
-            if as_is:
-                # The backend's host view first: the common leaf.
-                f = views_get(cls, _MISSING)
-                if f is _MISSING:
-                    f = view_of(cls)
-                if f is not None:
-                    r = f(v)
-                    if r is not None:
-                        out[k] = r
-                        continue
-                elif cls is ndarray:
-                    out[k] = v
-                    continue
-            if cls is dict:
-                child = _DICT  # the common container, never an array in a tree
-            else:
-                b = cache_get(cls, _MISSING)
-                if b is _MISSING:
-                    b = lookup(cls)
-                if b is not None and b is not python:
-                    if b is keep:
-                        out[k] = v
-                        continue
-                    try:
-                        r = planned(v, b, options)
-                    except Exception as exc:
-                        raise _Failed(exc, _frame_at(frame, kind, x, k)) from exc
-                    out[k] = r
-                    done.append((v, r))
-                    continue
-                found = kinds_get(cls)
-                child = classify(cls, v) if found is None else found
-                if child == _OTHER:
-                    out[k] = v
-                    continue
-            try:
-                r = walk(v, child, depth + 1, done)
-            except _Failed as failed:
-                failed.frames.append(_frame_at(frame, kind, x, k))
-                raise
-            if r is give_up:
-                return give_up
-            out[k] = r
-        return None
 
     return walk
 

@@ -12,7 +12,9 @@ The backend is assembled from parts, each in its own module:
   ``torch.func`` wrappers, other ``__torch_dispatch__`` subclasses), accelerators;
 * :mod:`~interop.backends.torch.layouts`: sparse layouts (the ``sparse=`` policy),
   nested and jagged tensors (the ``ragged=`` policy), ``DTensor`` (``gather``);
-* :mod:`~interop.backends.torch.target`: PyTorch as the target of ``convert``.
+* :mod:`~interop.backends.torch.target`: PyTorch as the target of ``convert``;
+* :mod:`~interop.backends.torch.pytree`: containers registered with PyTorch's
+  pytree registry, taken apart and rebuilt by the tree functions.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from interop._options import Options
 from interop._plan import Plan
 from interop.backends.torch.base import device_str, is_dtensor
 from interop.backends.torch.layouts import Layouts
+from interop.backends.torch.pytree import PytreeNodes
 from interop.backends.torch.source import Source
 from interop.backends.torch.target import Target
 
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["TorchBackend"]
 
 
-class TorchBackend(Source, Layouts, Target):
+class TorchBackend(Source, Layouts, Target, PytreeNodes):
     """``torch.Tensor`` and its subclasses."""
 
     name = "torch"
