@@ -7,6 +7,7 @@ hooks) and :func:`interop.convert`.
 from __future__ import annotations
 
 import ctypes
+import itertools
 from typing import Any
 
 import numpy as np
@@ -86,15 +87,34 @@ def owned_copy(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 def layout_problem(
-    a: np.ndarray[Any, Any], *, contiguous: bool, aligned: bool, positive: bool = True
+    a: np.ndarray[Any, Any],
+    *,
+    contiguous: bool,
+    aligned: bool,
+    positive: bool = True,
+    ordered: bool = False,
 ) -> str | None:
-    """Why a framework with these needs cannot alias ``a``'s memory, or ``None``."""
+    """Why a framework with these needs cannot alias ``a``'s memory, or ``None``.
+
+    Strides that are not whole items are a problem for every framework: PyTorch
+    refuses them, and DLPack counts strides in items. ``contiguous``: the data must be
+    C-contiguous as NumPy defines it (dimensions of size 1 may have any stride).
+    ``ordered``: the strides must also not grow from one dimension to the next, those
+    of size-1 dimensions included; an importer that reads the order of the dimensions
+    from the sorted strides (XLA's DLPack import) copies any other layout.
+    """
     if not a.dtype.isnative:
         return "the data is not in native byte order"
+    strides = a.strides
+    itemsize = a.itemsize
+    if itemsize and any(s % itemsize for s in strides):
+        return f"the strides {strides} are not whole multiples of the item size ({itemsize} bytes)"
     if contiguous and not a.flags.c_contiguous:
         return "the data is not C-contiguous"
-    if positive and a.ndim and min(a.strides) < 0:
+    if positive and strides and min(strides) < 0:
         return "the data has negative strides"
+    if ordered and any(s < t for s, t in itertools.pairwise(strides)):
+        return f"the strides {strides} are not in row-major order"
     if aligned and not is_aligned(a):
         return (
             f"the data is not {ALIGNMENT}-byte aligned (it starts "

@@ -414,6 +414,12 @@ class JaxBackend(Backend):
         canonical: np.dtype[Any] = np.dtype(self.jax.dtypes.canonicalize_dtype(dtype))
         return canonical
 
+    def cast_reason(self, dtype: np.dtype[Any], result_dtype: np.dtype[Any], /) -> str:
+        return (
+            f"JAX has 64-bit types disabled (jax_enable_x64=False), so {dtype} becomes "
+            f"{result_dtype}; casting copies"
+        )
+
     def dlpack_problem(
         self, dtype: np.dtype[Any], view: np.ndarray[Any, Any] | None, device: tuple[int, int], /
     ) -> str | None:
@@ -431,7 +437,9 @@ class JaxBackend(Backend):
             return None
         if view is None:
             return None
-        return layout_problem(view, contiguous=True, aligned=True)
+        # XLA reads the order of the dimensions from the sorted strides, those of
+        # size-1 dimensions included, and copies any order but row-major.
+        return layout_problem(view, contiguous=True, aligned=True, ordered=True)
 
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
         return layout_problem(a, contiguous=True, aligned=True)

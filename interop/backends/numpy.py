@@ -34,6 +34,7 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     module = "numpy"
+    is_numpy = True
 
     def __init__(self) -> None:
         super().__init__()
