@@ -252,8 +252,9 @@ class Backend:
         default device is in host memory, :meth:`target_dtype` keeps ``a.dtype``, and,
         for ``copy=False``, :meth:`numpy_problem` finds no problem with ``a``. Anywhere
         else it returns ``None`` after checks cheap enough for every call (the caller
-        then plans). Asked once per pair of source type and target. ``None`` (the
-        default): no such function; conversions to this backend always plan.
+        then takes the general route). ``copy=False`` is asked only for a writable
+        ``a``. Asked once per pair of source type and target. ``None`` (the default):
+        no such function; conversions to this backend take the general route.
         """
         return None
 

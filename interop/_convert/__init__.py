@@ -28,14 +28,15 @@ from __future__ import annotations
 from typing import Any
 
 from interop import _core, _options, _registry
-from interop._convert.fast import find, routes
+from interop._convert.fast import by_like, by_name, find
 from interop._convert.routes import plan_convert
 from interop._options import DEFAULT
 
 __all__ = ["convert", "plan_convert"]
 
 _current = _options.current
-_routes = routes
+_by_name = by_name
+_by_like = by_like
 
 
 def convert(
@@ -100,34 +101,35 @@ def convert(
         array([1, 2])
     """
     if copy is None and device is None:
-        # The fast path (see interop._convert.fast): most of the cost of a call is here.
+        # The fast path (interop._convert.fast): most of the cost of a call is here.
+        table: dict[type, Any] | None
         if like is None:
-            table = _routes.get(to) if type(to) is str else None
+            table = _by_name.get(to) if type(to) is str else None
         else:
-            table = _routes.get(type(like)) if to is None else None
+            table = _by_like.get(type(like)) if to is None else None
         route = None if table is None else table.get(type(x))
-        if route is None or _current() is not DEFAULT:
+        if route is not None and _current() is DEFAULT:
+            try:
+                out = route(x) if like is None else route(x, like)
+            except Exception as exc:
+                _core.raise_translated(x, _registry.get(x), exc)
+            if out is not None:
+                return out
+        elif route is None and _current() is DEFAULT:
             return _unrouted(x, to, like, device, copy)
-        try:
-            out = route(x, like)
-        except Exception as exc:
-            _core.raise_translated(x, _registry.get(x), exc)
-        if out is not None:
-            return out
     return _planned(x, to, like, device, copy)
 
 
 def _unrouted(x: Any, to: Any, like: Any, device: Any, copy: bool | None) -> Any:
     """:func:`convert` where no route is known yet: make one if it can, else plan."""
-    if _current() is DEFAULT:
-        route = find(x, to, like)
-        if route is not None:
-            try:
-                out = route(x, like)
-            except Exception as exc:
-                _core.raise_translated(x, _registry.get(x), exc)
-            if out is not None:
-                return out
+    route = find(x, to, like)
+    if route is not None:
+        try:
+            out = route(x) if like is None else route(x, like)
+        except Exception as exc:
+            _core.raise_translated(x, _registry.get(x), exc)
+        if out is not None:
+            return out
     return _planned(x, to, like, device, copy)
 
 

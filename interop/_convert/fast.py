@@ -4,17 +4,19 @@ Planning builds a :class:`~interop.Plan` with its reasons and steps; a conversio
 under the default options (no ``copy=``, no ``device=``, no :func:`interop.options`
 block) needs none of it. A route takes the decisions the planner takes, from the
 same backend hooks, and gives the same result; what is fixed for a type and a
-target (the backends, their host view and their import functions) is looked up
-once, when the route is made:
+target (the backends, the source's host view, the target's import functions) is
+looked up once, when the route is made:
 
 * to NumPy: the source's host view, else its own planned ``to_numpy``;
 * within one framework: ``adopt`` where the array is already on the target device;
-* across frameworks, for data a source shows through a host view: the decision of
+* across frameworks, for data a source shows through a host view: the decisions of
   :func:`~interop._convert.routes.host_route`, through the target's
   ``numpy_importer`` where it has one, else through the general hooks.
 
 A route answers ``None`` wherever it is not certain (another device, a layout or
 dtype that needs a decision with a reason, ...); :func:`interop.convert` then plans.
+Routes for a target name take ``x``; routes for ``like=`` take ``(x, like)``, since
+``like`` decides the device.
 """
 
 from __future__ import annotations
@@ -32,81 +34,104 @@ from interop._devices import HOST
 from interop._memory import check_numeric
 from interop._options import DEFAULT
 
-__all__ = ["Route", "find", "routes"]
+__all__ = ["LikeRoute", "NameRoute", "by_like", "by_name", "find"]
 
-#: ``route(x, like)``: the result of ``convert`` under the default options, or
-#: ``None`` where the planner must decide.
-Route = Callable[[Any, Any], Any]
+#: ``route(x)``, for ``convert(x, to)``: the result, or ``None`` where the planner decides.
+NameRoute = Callable[[Any], Any]
+#: ``route(x, like)``, for ``convert(x, like=like)``: the same.
+LikeRoute = Callable[[Any, Any], Any]
 
-#: ``to`` (a name) or ``type(like)`` -> ``type(x)`` -> its route, or ``None`` where a
-#: type has none. The registry clears it whenever backends come or go.
-routes: dict[Any, dict[type, Route | None]] = _registry.per_type_table()
+#: ``to`` -> ``type(x)`` -> its route, or ``None`` where a type has none. The
+#: registry clears these tables whenever backends come or go.
+by_name: dict[Any, dict[type, Callable[..., Any] | None]] = _registry.per_type_table()
+#: ``type(like)`` -> ``type(x)`` -> its route, or ``None``.
+by_like: dict[Any, dict[type, Callable[..., Any] | None]] = _registry.per_type_table()
 # Types made on the fly must not pile up.
 _MAX_TYPES = 1024
 
 
-def find(x: Any, to: Any, like: Any, /) -> Route | None:
-    """The route of ``convert(x, to, like=like)``, made on its first use; ``None``: none."""
+def find(x: Any, to: Any, like: Any, /) -> Callable[..., Any] | None:
+    """The route of ``convert(x, to, like=like)``, made on its first use; ``None``: none.
+
+    A name route where ``like`` is ``None``, a like route where ``to`` is.
+    """
+    tables: dict[Any, dict[type, Callable[..., Any] | None]]
+    key: Any
     target: Backend | None
     if like is None:
         if type(to) is not str:
             return None
-        key: Any = to
-        target = known(to)  # a name is learned by the planner, which checks it
+        tables, key, target = by_name, to, known(to)  # the planner learns a name first
     elif to is None:
-        key = type(like)
+        tables, key = by_like, type(like)
         target = _registry.lookup(key)
     else:
         return None
     if target is None:
         return None
     cls = type(x)
-    table = routes.get(key)
+    table = tables.get(key)
     if table is None:
-        table = routes[key] = {}
+        table = tables[key] = {}
     elif cls in table:
         return table[cls]
     source = _registry.lookup(cls)
-    route = None if source is None else _make(source, target, cls)
+    route = None if source is None else _make(source, target, cls, like is None)
     if len(table) >= _MAX_TYPES:
         table.clear()
     table[cls] = route
     return route
 
 
-def _make(source: Backend, target: Backend, cls: type) -> Route | None:
+def _make(source: Backend, target: Backend, cls: type, named: bool) -> Callable[..., Any] | None:
     if target.is_numpy:
-        return _to_numpy(source, cls)
+        return _to_numpy(source, cls, named)
     if source is target:
-        return _same(target)
+        return _same(target, named)
     view = _registry.view_of(cls)
     if view is None:
         return None  # data without a certain host view: on a device, or a protocol to ask
-    return _across(source, target, view)
+    general = _general(source, target)
+    importer = target.numpy_importer() if named else None
+    if importer is None:
+        if named:
+            return lambda x: _viewed(x, None, view, general)
+        return lambda x, like: _viewed(x, like, view, general)
+    return _imported(source, target, view, importer, general)
 
 
-def _to_numpy(source: Backend, cls: type) -> Route:
+def _viewed(
+    x: Any,
+    like: Any,
+    view: Callable[[Any], Any],
+    general: Callable[[Any, Any, np.ndarray[Any, Any]], Any],
+) -> Any:
+    a = view(x)
+    return None if a is None else general(x, like, a)
+
+
+def _to_numpy(source: Backend, cls: type, named: bool) -> Callable[..., Any]:
     """``to_numpy`` itself: the source's host view, else its plan."""
     view = _registry.view_of(cls)
     convert_planned = _core.convert_planned
 
-    def route(x: Any, like: Any) -> Any:
+    def route(x: Any) -> Any:
         out = None if view is None else view(x)
         if out is None:
             return convert_planned(x, source, DEFAULT)
         return out
 
-    return route
+    return route if named else lambda x, like: route(x)
 
 
-def _same(target: Backend) -> Route:
+def _same(target: Backend, named: bool) -> Callable[..., Any]:
     """An array of the target framework, kept where it already is on the target device."""
     target_device = target.target_device
     owns = target.owns
     device_of = target.device_of
     adopt = target.adopt
 
-    def route(x: Any, like: Any) -> Any:
+    def route(x: Any, like: Any = None) -> Any:
         device = target_device(None, like)
         if owns(x, device) and device_of(x) == device:
             return adopt(x, device=device, copy=False)
@@ -115,17 +140,14 @@ def _same(target: Backend) -> Route:
     return route
 
 
-def _across(source: Backend, target: Backend, view: Callable[[Any], Any]) -> Route:
-    """Host data of another framework, shown by ``view``: the planner's route 3."""
+def _general(source: Backend, target: Backend) -> Callable[[Any, Any, np.ndarray[Any, Any]], Any]:
+    """``general(x, like, view)``: the planner's route 3 for host data, without the plan."""
     target_device = target.target_device
     dlpack_device = target.dlpack_device
     target_dtype = target.target_dtype
     from_numpy = target.from_numpy
     from_dlpack = target.from_dlpack
     name = target.name
-    mutable = target.mutable
-    readonly_source = source.readonly_source
-    importer = target.numpy_importer()
 
     def general(x: Any, like: Any, a: np.ndarray[Any, Any]) -> Any:
         device = target_device(None, like)
@@ -140,25 +162,38 @@ def _across(source: Backend, target: Backend, view: Callable[[Any], Any]) -> Rou
             return from_dlpack(export, device=device, copy=False)
         return from_numpy(a, device=device, copy=kind == "copy")
 
-    if importer is None:
+    return general
 
-        def route(x: Any, like: Any) -> Any:
-            a = view(x)
-            return None if a is None else general(x, like, a)
 
-        return route
+def _imported(
+    source: Backend,
+    target: Backend,
+    view: Callable[[Any], Any],
+    importer: Callable[[np.ndarray[Any, Any], bool], Any],
+    general: Callable[[Any, Any, np.ndarray[Any, Any]], Any],
+) -> NameRoute:
+    """To the target's default device, through its ``numpy_importer`` where it is certain.
 
-    def fast(x: Any, like: Any) -> Any:
-        a = view(x)
+    The decisions are :func:`~interop._convert.routes.host_route`'s: a writable result
+    copies memory its source treats as immutable; a writable view is aliased; a
+    read-only view goes through the source's own export first, which ``general``
+    finds. Where the importer is not certain, ``general`` decides.
+    """
+    mutable = target.mutable
+    readonly_source = source.readonly_source
+    # An ndarray is its own view, and its flags say whether its memory is read-only.
+    itself = source.is_numpy
+
+    def route(x: Any) -> Any:
+        a = x if itself else view(x)
         if a is None:
             return None
-        if like is None:
-            # host_route's decision: a writable result copies memory its source treats
-            # as immutable (an ndarray that is its own view says so in its flags).
-            copy = mutable and (not a.flags.writeable or (a is not x and readonly_source(x)))
-            out = importer(a, copy)
-            if out is not None:
-                return out
-        return general(x, like, a)
+        if not a.flags.writeable:
+            out = importer(a, True) if mutable else None
+        elif mutable and not itself and readonly_source(x):
+            out = importer(a, True)
+        else:
+            out = importer(a, False)
+        return general(x, None, a) if out is None else out
 
-    return fast
+    return route

@@ -239,8 +239,11 @@ def host_route(
 
     ``kind`` is ``"alias"`` (alias ``view`` through :meth:`Backend.from_numpy`),
     ``"dlpack"`` (import ``export``, the source's own DLPack export, without a copy)
-    or ``"copy"`` (one copy of ``view``). The view is tried first: it is at hand,
-    and NumPy exports it faster than most frameworks export their own arrays.
+    or ``"copy"`` (one copy of ``view``). A writable view is aliased first: it is at
+    hand, and NumPy exports it faster than most frameworks export their own arrays.
+    A read-only view goes through the source's own export first, since NumPy does
+    not export read-only memory as the legacy DLPack capsules that TensorFlow and
+    JAX import.
     """
     assert dtype is not None  # a host view has a dtype
     reason: str | None = None
@@ -253,11 +256,13 @@ def host_route(
     if reason is not None:
         return "copy", reason, None
     problem = tb.numpy_problem(view)
-    if problem is None:
+    if problem is None and view.flags.writeable:
         return "alias", None, None
     export = None if source.is_numpy else source.dlpack_export(x, dtype)
     if export is not None and tb.dlpack_problem(dtype, view, HOST) is None:
         return "dlpack", None, export
+    if problem is None:
+        return "alias", None, None
     return "copy", f"{tb.name} cannot alias this memory: {problem}", None
 
 
