@@ -11,7 +11,9 @@ looked up once, when the route is made:
 * within one framework: ``adopt`` where the array is already on the target device;
 * across frameworks, for data a source shows through a host view: the decisions of
   :func:`~interop._convert.routes.host_route`, through the target's
-  ``numpy_importer`` where it has one, else through the general hooks.
+  ``numpy_importer`` where it has one, else through the general hooks;
+* across frameworks, for data its source copies into a new NumPy array on the host
+  (its plan says so): the target takes that private array.
 
 A route answers ``None`` wherever it is not certain (another device, a layout or
 dtype that needs a decision with a reason, ...); :func:`interop.convert` then plans.
@@ -90,7 +92,8 @@ def _make(source: Backend, target: Backend, cls: type, named: bool) -> Callable[
         return _same(target, named)
     view = _registry.view_of(cls)
     if view is None:
-        return None  # data without a certain host view: on a device, or a protocol to ask
+        through = _through_numpy(source, target)
+        return through if not named else lambda x: through(x, None)
     general = _general(source, target)
     importer = target.numpy_importer() if named else None
     if importer is None:
@@ -163,6 +166,43 @@ def _general(source: Backend, target: Backend) -> Callable[[Any, Any, np.ndarray
         return from_numpy(a, device=device, copy=kind == "copy")
 
     return general
+
+
+def _through_numpy(source: Backend, target: Backend) -> LikeRoute:
+    """Data its source copies into a new NumPy array (a NumPy scalar, say): route 4b.
+
+    The source's own plan (cached per kind of array where its backend allows) says
+    whether the conversion to NumPy copies on the host; the target then takes the
+    new, private array, aliasing it where it can. Anything else plans.
+    """
+    plan_for = source.plan_for
+    run = source.run
+    check_result = source.check_result
+    target_device = target.target_device
+    dlpack_device = target.dlpack_device
+    target_dtype = target.target_dtype
+    numpy_problem = target.numpy_problem
+    from_numpy = target.from_numpy
+    name = target.name
+
+    def route(x: Any, like: Any) -> Any:
+        plan = plan_for(x, DEFAULT)
+        dtype = plan.dtype
+        if plan.transfer or plan.zero_copy or dtype is None:
+            return None
+        device = target_device(None, like)
+        if dlpack_device(device) != HOST:
+            return None
+        native = dtype if dtype.isnative else dtype.newbyteorder("=")
+        check_numeric(native, name)
+        result_dtype = target_dtype(native, device)
+        a = run(x, plan)
+        check_result(x, a, DEFAULT)
+        # The new array is private: the target aliases it where its layout allows.
+        private = a.dtype == result_dtype and numpy_problem(a) is None
+        return from_numpy(a, device=device, copy=not private)
+
+    return route
 
 
 def _imported(
