@@ -407,7 +407,7 @@ def test_torch_layouts(layout: str, dst: str) -> None:
 
 
 def _odd_strides(dtype: Any) -> np.ndarray:
-    """Three items 3 bytes apart: strides that are not whole items (PyTorch and DLPack refuse them)."""
+    """Three items 3 bytes apart: strides of no whole item (PyTorch and DLPack refuse them)."""
     data = np.arange(3.0).astype(dtype)
     return np.lib.stride_tricks.as_strided(data, shape=(3,), strides=(3,))
 

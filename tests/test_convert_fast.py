@@ -206,6 +206,17 @@ FAST = [
     ("jax-plain", "tensorflow"),
     ("jax-plain", "jax"),
     ("jax-plain", "numpy"),
+    ("numpy-unaligned", "jax"),
+    ("numpy-readonly", "jax"),
+    ("numpy-float64", "jax"),
+    ("numpy-scalar", "torch"),
+    ("numpy-scalar", "like-torch"),
+    ("numpy-scalar", "jax"),
+    ("torch-plain", "like-jax"),
+    ("torch-grad", "tensorflow"),
+    ("torch-unaligned", "jax"),
+    ("tensorflow-plain", "numpy"),
+    ("jax-bfloat16", "torch"),
 ]
 
 
