@@ -111,22 +111,29 @@ def layout_problem(
     of size-1 dimensions included; an importer that reads the order of the dimensions
     from the sorted strides (XLA's DLPack import) copies any other layout.
     """
-    if not a.dtype.isnative:
+    dtype = a.dtype
+    if not dtype.isnative:
         return "the data is not in native byte order"
     shape = a.shape
+    flags = a.flags
     # The strides of a C-contiguous array with no dimension of size 0 or 1 are the
     # compact ones, which pass every test below but the alignment.
-    if not (a.flags.c_contiguous and 1 not in shape and 0 not in shape):
+    if flags.c_contiguous and 1 not in shape and 0 not in shape:
+        if not aligned:
+            return None
+        if flags.writeable and type(dtype) in _BUFFER_DTYPES:  # (misalignment's fast case)
+            offset = _address(_char_at(a)) % ALIGNMENT  # type: ignore[arg-type]
+        else:
+            offset = misalignment(a)
+    else:
         problem = _strides_problem(a, contiguous, positive, ordered)
         if problem is not None:
             return problem
-    if aligned:
-        offset = misalignment(a)
-        if offset:
-            return (
-                f"the data is not {ALIGNMENT}-byte aligned (it starts {offset} bytes past a "
-                "boundary)"
-            )
+        offset = misalignment(a) if aligned else 0
+    if offset:
+        return (
+            f"the data is not {ALIGNMENT}-byte aligned (it starts {offset} bytes past a boundary)"
+        )
     return None
 
 

@@ -102,20 +102,25 @@ def convert(
     """
     if copy is None and device is None:
         # The fast path (interop._convert.fast): most of the cost of a call is here.
-        table: dict[type, Any] | None
         if like is None:
             table = _by_name.get(to) if type(to) is str else None
-        else:
-            table = _by_like.get(type(like)) if to is None else None
-        route = None if table is None else table.get(type(x))
-        if route is not None and _current() is DEFAULT:
-            try:
-                out = route(x) if like is None else route(x, like)
-            except Exception as exc:
-                _core.raise_translated(x, _registry.get(x), exc)
-            if out is not None:
-                return out
-        elif route is None and _current() is DEFAULT:
+            route = None if table is None else table.get(type(x))
+            if route is not None and _current() is DEFAULT:
+                try:
+                    out = route(x)
+                except Exception as exc:
+                    _core.raise_translated(x, _registry.get(x), exc)
+                return _planned(x, to, like, device, copy) if out is None else out
+        elif to is None:
+            table = _by_like.get(type(like))
+            route = None if table is None else table.get(type(x))
+            if route is not None and _current() is DEFAULT:
+                try:
+                    out = route(x, like)
+                except Exception as exc:
+                    _core.raise_translated(x, _registry.get(x), exc)
+                return _planned(x, to, like, device, copy) if out is None else out
+        if _current() is DEFAULT:
             return _unrouted(x, to, like, device, copy)
     return _planned(x, to, like, device, copy)
 

@@ -116,6 +116,8 @@ def _viewed(
 def _to_numpy(source: Backend, cls: type, named: bool) -> Callable[..., Any]:
     """``to_numpy`` itself: the source's host view, else its plan."""
     view = _registry.view_of(cls)
+    if named and view is not None:
+        return view  # (where it answers None, convert plans)
     convert_planned = _core.convert_planned
 
     def route(x: Any) -> Any:
