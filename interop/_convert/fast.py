@@ -89,7 +89,7 @@ def _make(source: Backend, target: Backend, cls: type, named: bool) -> Callable[
     if target.is_numpy:
         return _to_numpy(source, cls, named)
     if source is target:
-        return _same(target, named)
+        return _same(target)
     view = _registry.view_of(cls)
     if view is None:
         through = _through_numpy(source, target)
@@ -129,7 +129,7 @@ def _to_numpy(source: Backend, cls: type, named: bool) -> Callable[..., Any]:
     return route if named else lambda x, like: route(x)
 
 
-def _same(target: Backend, named: bool) -> Callable[..., Any]:
+def _same(target: Backend) -> Callable[..., Any]:
     """An array of the target framework, kept where it already is on the target device."""
     target_device = target.target_device
     owns = target.owns

@@ -6,11 +6,12 @@ The planner picks one of four routes, in this order:
 2. The source already belongs to the target framework: keep it, move it to the
    target device, or copy it (``copy=True``).
 3. The data sits in host memory and the source hands out a zero-copy NumPy view:
-   the target aliases that view where it can do so safely (else imports the
-   source's own DLPack export without a copy); otherwise it makes one copy of the view.
-4. The data sits on an accelerator: a direct DLPack import where it lives (zero-copy
-   on the same device, one copy for a move or where safety asks for it), or, when
-   the target cannot import from that device, one copy to host memory through NumPy.
+   the target aliases that view, or imports the source's own DLPack export, where it
+   can do so safely (see :func:`host_route`); otherwise it makes one copy of the view.
+4. Otherwise: a direct DLPack import of data on an accelerator where it lives
+   (zero-copy on the same device, one copy for a move or where safety asks for it);
+   else the source copies its data into a new NumPy array (to host memory, or out of
+   a NumPy scalar, a variable, ...), which the target takes as it is where it can.
 
 Every route is a list of closures kept in ``Plan.prepared``; :func:`interop.convert`
 runs exactly them, so a plan and its conversion never disagree.
@@ -138,27 +139,17 @@ def _plan_across(x: Any, source: Backend, target: Target, opts: Options) -> Plan
     """Routes 3 and 4: ``x`` belongs to another framework than the target."""
     tb = target.backend
     sp = source.plan_for(x, DEFAULT)
-    view: np.ndarray[Any, Any] | None = None
+    common = {"framework": source.name, "device": sp.device, "target": target}
     if not sp.transfer and sp.zero_copy:
         # A zero-copy host view (read-only for immutable memory): cheap, and both the
         # layout the target needs and the data for a NumPy-side import come from it.
         view = source.run(x, sp)
-        dtype: np.dtype[Any] | None = view.dtype
-    else:
-        dtype = sp.dtype
-    native: np.dtype[Any] | None = None
-    result_dtype: np.dtype[Any] | None = None
-    if dtype is not None:
-        native = dtype if dtype.isnative else dtype.newbyteorder("=")
-        check_numeric(native, tb.name)
-        result_dtype = tb.target_dtype(native, target.device)
-
-    common = {"framework": source.name, "device": sp.device, "target": target}
-
-    if view is not None:
+        native, result_dtype = _result_dtype(view.dtype, target)
         return _plan_host(x, source, target, opts, view, native, result_dtype, common)
-
-    if sp.transfer and native is not None:
+    if sp.dtype is None:
+        return _plan_through_numpy(source, target, sp, None, common)
+    native, result_dtype = _result_dtype(sp.dtype, target)
+    if sp.transfer:
         export = source.dlpack_export(x, native)
         if export is not None and hasattr(type(export), "__dlpack_device__"):
             source_dl = dlpack_device_of(export)
@@ -169,14 +160,21 @@ def _plan_across(x: Any, source: Backend, target: Target, opts: Options) -> Plan
     return _plan_through_numpy(source, target, sp, result_dtype, common)
 
 
+def _result_dtype(dtype: np.dtype[Any], target: Target) -> tuple[np.dtype[Any], np.dtype[Any]]:
+    """The data's dtype in native byte order, and the dtype the target holds it as."""
+    native = dtype if dtype.isnative else dtype.newbyteorder("=")
+    check_numeric(native, target.backend.name)
+    return native, target.backend.target_dtype(native, target.device)
+
+
 def _plan_host(
     x: Any,
     source: Backend,
     target: Target,
     opts: Options,
     view: np.ndarray[Any, Any],
-    dtype: np.dtype[Any] | None,
-    result_dtype: np.dtype[Any] | None,
+    dtype: np.dtype[Any],
+    result_dtype: np.dtype[Any],
     common: dict[str, Any],
 ) -> Plan:
     """Route 3: the data is in host memory and ``view`` shows it without a copy."""
@@ -231,8 +229,8 @@ def host_route(
     source: Backend,
     tb: Backend,
     view: np.ndarray[Any, Any],
-    dtype: np.dtype[Any] | None,
-    result_dtype: np.dtype[Any] | None,
+    dtype: np.dtype[Any],
+    result_dtype: np.dtype[Any],
     copy: bool | None,
 ) -> tuple[str, str | None, Any]:
     """How host data reaches a target on the host: ``(kind, copy reason, DLPack export)``.
@@ -245,9 +243,8 @@ def host_route(
     not export read-only memory as the legacy DLPack capsules that TensorFlow and
     JAX import.
     """
-    assert dtype is not None  # a host view has a dtype
     reason: str | None = None
-    if result_dtype is not None and result_dtype != dtype:
+    if result_dtype != dtype:
         reason = tb.cast_reason(dtype, result_dtype)
     elif tb.mutable and (source.readonly_source(x) or not view.flags.writeable):
         reason = immutable_reason(source, tb)
