@@ -779,6 +779,40 @@ def test_property_values_and_plan_agree(
         assert np.shares_memory(native(out), native(x)) is plan.zero_copy
 
 
+@st.composite
+def any_strides(draw: st.DrawFn) -> np.ndarray:
+    """Arrays over one buffer with any strides in bytes: negative, zero, overlapping, odd."""
+    dtype = np.dtype(draw(st.sampled_from([np.int32, np.int16, np.uint8, np.float32])))
+    ndim = draw(st.integers(0, 3))
+    shape = tuple(draw(st.integers(0, 3)) for _ in range(ndim))
+    strides = tuple(draw(st.integers(-24, 24)) for _ in range(ndim))
+    raw = aligned(512, np.uint8)
+    raw[...] = np.arange(raw.size) % 251
+    start = 256 - draw(st.sampled_from([0, 64, dtype.itemsize, 1]))
+    return np.ndarray(shape, dtype, buffer=raw, offset=start, strides=strides)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_strides(), st.sampled_from([name for name in NAMES if name != "numpy"]))
+def test_property_any_strides_copy_or_alias_as_planned(
+    imported: None, a: np.ndarray, dst: str
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = interop.explain(a, **target(dst))
+        out = interop.convert(a, **target(dst))
+        if plan.zero_copy:
+            interop.convert(a, **target(dst), copy=False)
+        else:
+            with pytest.raises(interop.CopyRequiredError):
+                interop.convert(a, **target(dst), copy=False)
+    back = interop.to_numpy(out)
+    bits = f"u{a.itemsize}"
+    assert back.shape == a.shape and np.array_equal(back.view(bits), a.view(bits))
+    if a.size:
+        assert np.shares_memory(native(out), a) is plan.zero_copy
+
+
 def test_tf_zero_d_bfloat16_source() -> None:
     import tensorflow as tf
 
