@@ -234,6 +234,11 @@ def _imported(
             out = importer(a, True)
         else:
             out = importer(a, False)
+            if out is None and itself:
+                # An ndarray has no export of its own: where the target cannot alias
+                # it (the importer already knows the device and dtype will do), the
+                # planner copies it.
+                out = importer(a, True)
         return general(x, None, a) if out is None else out
 
     return route

@@ -480,11 +480,11 @@ class JaxBackend(Backend):
         def importer(a: np.ndarray[Any, Any], copy: bool) -> Any:
             dtype = a.dtype
             if (
-                copy
-                or (dtype not in narrow and (dtype not in wide or not config.jax_enable_x64))
-                or config.jax_default_device is not None
-            ):
+                dtype not in narrow and (dtype not in wide or not config.jax_enable_x64)
+            ) or config.jax_default_device is not None:
                 return None
+            if copy:
+                return alias(aligned_copy(a), cpu)  # from_numpy's copy, which JAX aliases
             # What device_put aliases (from_numpy's import) XLA's DLPack import
             # aliases as well, in a fraction of the time, if the layout is row-major
             # by the order of the strides (and NumPy exports a, which is writable).
