@@ -217,7 +217,7 @@ class Backend:
         return None
 
     # -- conversion into this framework ------------------------------------------
-    # The hooks below serve interop.convert (interop/_convert.py), which plans a
+    # The hooks below serve interop.convert (interop/_convert/), which plans a
     # conversion between two backends from them. A backend that cannot create
     # arrays (a generic protocol, say) keeps these defaults and is refused as a
     # target with a clear error.
@@ -225,6 +225,9 @@ class Backend:
     #: Whether arrays of this framework can be written in place. A zero-copy result
     #: of a mutable framework never aliases memory that its source treats as immutable.
     mutable: ClassVar[bool] = True
+    #: Whether this backend's arrays are NumPy's own: converting to it is
+    #: :func:`interop.to_numpy`, and one of its arrays is its own NumPy view.
+    is_numpy: ClassVar[bool] = False
 
     def target_device(self, device: Any, like: Any, /) -> Any:
         """This framework's own device for ``device``, else ``like``'s, else the default."""
@@ -257,6 +260,10 @@ class Backend:
         """
         raise self._not_a_target()
 
+    def cast_reason(self, dtype: np.dtype[Any], result_dtype: np.dtype[Any], /) -> str:
+        """Why a result holds data of ``dtype`` as ``result_dtype`` (see :meth:`target_dtype`)."""
+        return f"{self.name} holds {dtype} as {result_dtype}; casting copies"
+
     def dlpack_problem(
         self, dtype: np.dtype[Any], view: np.ndarray[Any, Any] | None, device: tuple[int, int], /
     ) -> str | None:
@@ -278,6 +285,20 @@ class Backend:
         none); ``copy=True`` returns memory the result owns, in one copy.
         """
         raise self._not_a_target()
+
+    def numpy_importer(self) -> Callable[[np.ndarray[Any, Any], bool], Any] | None:
+        """:meth:`from_numpy` onto the default device, cut down to what convert's fast path needs.
+
+        The returned function ``f(a, copy)`` gives exactly what
+        ``from_numpy(a, device=self.default_device(), copy=copy)`` gives, wherever the
+        default device is in host memory, :meth:`target_dtype` keeps ``a.dtype``, and,
+        for ``copy=False``, :meth:`numpy_problem` finds no problem with ``a``. Anywhere
+        else it returns ``None`` after checks cheap enough for every call (the caller
+        then takes the general route). ``copy=False`` is asked only for a writable
+        ``a``. Asked once per pair of source type and target. ``None`` (the default):
+        no such function; conversions to this backend take the general route.
+        """
+        return None
 
     def from_dlpack(self, x: Any, /, *, device: Any, copy: bool) -> Any:
         """An array of this framework on ``device`` from the DLPack producer ``x``.

@@ -36,7 +36,7 @@ def _array_backend(x: Any) -> Backend | None:
 
 
 def _can_target(backend: Backend) -> bool:
-    return backend.name != "numpy" and type(backend).from_numpy is not Backend.from_numpy
+    return not backend.is_numpy and type(backend).from_numpy is not Backend.from_numpy
 
 
 def _reference(*trees: Any) -> list[tuple[Backend, Any]]:
@@ -54,6 +54,49 @@ def _reference(*trees: Any) -> list[tuple[Backend, Any]]:
     return list(found.values())
 
 
+# Arguments passed to the function as they are, by both the walk and the flat path.
+_PLAIN = frozenset({int, float, complex, bool, str, bytes, type(None)})
+_ndarray = np.ndarray
+_views = _registry._views
+_view_of = _registry.view_of
+_cache = _registry._cache
+_current = _options.current
+_DEFAULT = _options.DEFAULT
+
+
+def _flatten(values: tuple[Any, ...]) -> tuple[list[Any], Any] | None:
+    """``values`` converted as the tree walk converts them, where none needs the walk.
+
+    Under the default options an array with a host view, an ndarray or a plain
+    Python value converts exactly as the walk converts it. Returns the converted
+    values and the first array of a framework the results go back to (``None`` if
+    there is none); ``None`` where a value needs the walk (a container, data on a
+    device, ...) or two such frameworks meet (the walk's error then).
+    """
+    converted: list[Any] = []
+    found: Backend | None = None
+    reference: Any = None
+    for v in values:
+        cls = type(v)
+        if cls is _ndarray or cls in _PLAIN:
+            converted.append(v)
+            continue
+        view = _views.get(cls, _MISSING)
+        if view is _MISSING:
+            view = _view_of(cls)
+        a = None if view is None else view(v)
+        if a is None:
+            return None
+        converted.append(a)
+        backend = _cache.get(cls) or _registry.get(v)
+        if backend is not found and backend.arrays and _can_target(backend):
+            if found is not None:
+                return None
+            found, reference = backend, v
+    return converted, reference
+
+
+_MISSING: Any = object()
 _kept_backend: list[Backend] = []
 
 
@@ -156,8 +199,23 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
     _check_like(func, like, signature)
     copy, dtype, allow_transfer, upcast = options
 
+    plain = like is None and options == (None, None, None, None)
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if plain and _current() is _DEFAULT:
+            # Flat arguments (the common call): one pass instead of two tree walks.
+            flat = _flatten((*args, *kwargs.values()) if kwargs else args)
+            if flat is not None:
+                converted, reference = flat
+                if kwargs:
+                    n = len(args)
+                    named = dict(zip(kwargs, converted[n:], strict=True))
+                    return _back(func(*converted[:n], **named), reference)
+                return _back(func(*converted), reference)
+        return _walked(args, kwargs)
+
+    def _walked(args: Any, kwargs: Any) -> Any:
         if like is None:
             found = _reference(*args, *kwargs.values())
             if len(found) > 1:
@@ -176,19 +234,24 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         if type(started) is _tree.Started:
             started = started.result()
         args, kwargs = started
-        result = func(*args, **kwargs)
-        if not found:
-            return result
-        reference = found[0][1]
-
-        def back(x: Any) -> Any:
-            if isinstance(x, (np.ndarray, np.generic)) and _is_numeric(x.dtype):
-                return convert(x, like=reference)
-            return x
-
-        return _tree.map_leaves(result, back)
+        return _back(func(*args, **kwargs), found[0][1] if found else None)
 
     return wrapper
+
+
+def _back(result: Any, reference: Any) -> Any:
+    """``result`` with its NumPy arrays converted like ``reference`` (unless ``None``)."""
+    if reference is None:
+        return result
+    if type(result) is _ndarray or isinstance(result, np.generic):  # no walk for one array
+        return convert(result, like=reference) if _is_numeric(result.dtype) else result
+
+    def back(x: Any) -> Any:
+        if isinstance(x, (np.ndarray, np.generic)) and _is_numeric(x.dtype):
+            return convert(x, like=reference)
+        return x
+
+    return _tree.map_leaves(result, back)
 
 
 def _is_numeric(dtype: np.dtype[Any]) -> bool:

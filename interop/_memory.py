@@ -7,6 +7,9 @@ hooks) and :func:`interop.convert`.
 from __future__ import annotations
 
 import ctypes
+import functools
+import itertools
+import operator
 from typing import Any
 
 import numpy as np
@@ -20,6 +23,7 @@ __all__ = [
     "check_numeric",
     "is_aligned",
     "layout_problem",
+    "misalignment",
     "owned_copy",
 ]
 
@@ -31,23 +35,26 @@ _address = ctypes.addressof
 _char_at = ctypes.c_char.from_buffer
 
 
-def is_aligned(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> bool:
-    """Whether ``a``'s data starts at a multiple of ``alignment`` bytes (empty arrays: yes)."""
+# The dtype classes of NumPy's own numbers and booleans, whose arrays export a buffer.
+_BUFFER_DTYPES = frozenset(type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG")
+
+
+def misalignment(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> int:
+    """How many bytes past a multiple of ``alignment`` ``a``'s data starts (empty arrays: 0)."""
     if a.size == 0:
-        return True
+        return 0
     flags = a.flags
-    dtype = a.dtype
-    if (
-        flags.writeable
-        and flags.c_contiguous
-        and dtype.kind in "biufc"
-        and type(dtype).__module__ == "numpy.dtypes"
-    ):
+    if flags.writeable and flags.c_contiguous and type(a.dtype) in _BUFFER_DTYPES:
         # ctypes reads the address of a writable, contiguous buffer in a third of
         # the time of __array_interface__, which builds a dict; NumPy exports a
-        # buffer for its own numbers, not for ml_dtypes' (whose class lives elsewhere).
-        return _address(_char_at(a)) % alignment == 0  # type: ignore[arg-type]
-    return a.__array_interface__["data"][0] % alignment == 0  # type: ignore[no-any-return]
+        # buffer for its own numbers, not for ml_dtypes'.
+        return _address(_char_at(a)) % alignment  # type: ignore[arg-type, no-any-return]
+    return a.__array_interface__["data"][0] % alignment  # type: ignore[no-any-return]
+
+
+def is_aligned(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> bool:
+    """Whether ``a``'s data starts at a multiple of ``alignment`` bytes (empty arrays: yes)."""
+    return misalignment(a, alignment) == 0
 
 
 def aligned_copy(a: np.ndarray[Any, Any], dtype: Any = None) -> np.ndarray[Any, Any]:
@@ -82,24 +89,72 @@ def owned_copy(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     if a.nbytes >= ALIGNED_COPY_BYTES:
         return aligned_copy(a)
     dtype = a.dtype
+    if type(a) is np.ndarray and dtype.isnative:
+        return a.copy(order="K")  # (the method costs two thirds of np.array)
     return np.array(a, dtype=dtype if dtype.isnative else dtype.newbyteorder("="), order="K")
 
 
 def layout_problem(
-    a: np.ndarray[Any, Any], *, contiguous: bool, aligned: bool, positive: bool = True
+    a: np.ndarray[Any, Any],
+    *,
+    contiguous: bool,
+    aligned: bool,
+    positive: bool = True,
+    ordered: bool = False,
 ) -> str | None:
-    """Why a framework with these needs cannot alias ``a``'s memory, or ``None``."""
-    if not a.dtype.isnative:
+    """Why a framework with these needs cannot alias ``a``'s memory, or ``None``.
+
+    Strides that are not whole items are a problem for every framework: PyTorch
+    refuses them, and DLPack counts strides in items. ``contiguous``: the data must be
+    C-contiguous as NumPy defines it (dimensions of size 1 may have any stride).
+    ``ordered``: the strides must also not grow from one dimension to the next, those
+    of size-1 dimensions included; an importer that reads the order of the dimensions
+    from the sorted strides (XLA's DLPack import) copies any other layout.
+    """
+    dtype = a.dtype
+    if not dtype.isnative:
         return "the data is not in native byte order"
+    shape = a.shape
+    flags = a.flags
+    # The strides of a C-contiguous array with no dimension of size 0 or 1 are the
+    # compact ones, which pass every test below but the alignment.
+    if flags.c_contiguous and 1 not in shape and 0 not in shape:
+        if not aligned:
+            return None
+        if flags.writeable and type(dtype) in _BUFFER_DTYPES:  # (misalignment's fast case)
+            offset = _address(_char_at(a)) % ALIGNMENT  # type: ignore[arg-type]
+        else:
+            offset = misalignment(a)
+    else:
+        problem = _strides_problem(a, contiguous, positive, ordered)
+        if problem is not None:
+            return problem
+        offset = misalignment(a) if aligned else 0
+    if offset:
+        return (
+            f"the data is not {ALIGNMENT}-byte aligned (it starts {offset} bytes past a boundary)"
+        )
+    return None
+
+
+def _strides_problem(
+    a: np.ndarray[Any, Any], contiguous: bool, positive: bool, ordered: bool
+) -> str | None:
+    strides = a.strides
+    itemsize = a.itemsize
+    mask = itemsize - 1
+    if itemsize & mask == 0:  # a power of two: one test of the strides' low bits
+        odd = bool(functools.reduce(operator.or_, strides, 0) & mask)
+    else:
+        odd = any(s % itemsize for s in strides)
+    if odd:
+        return f"the strides {strides} are not whole multiples of the item size ({itemsize} bytes)"
     if contiguous and not a.flags.c_contiguous:
         return "the data is not C-contiguous"
-    if positive and a.ndim and min(a.strides) < 0:
+    if positive and strides and min(strides) < 0:
         return "the data has negative strides"
-    if aligned and not is_aligned(a):
-        return (
-            f"the data is not {ALIGNMENT}-byte aligned (it starts "
-            f"{a.ctypes.data % ALIGNMENT} bytes past a boundary)"
-        )
+    if ordered and any(s < t for s, t in itertools.pairwise(strides)):
+        return f"the strides {strides} are not in row-major order"
     return None
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "host_view",
     "active",
     "lookup",
+    "per_type_table",
     "register_backend",
     "unregister_backend",
     "unsupported",
@@ -96,7 +97,29 @@ _views: dict[type, Callable[[Any], Any] | None] = {}
 # Types made on the fly (a namedtuple class per call, ...) must not pile up: past
 # this many entries the per-type tables start afresh.
 _MAX_TYPES = 2048
+# Tables other modules keep per type (convert's routes; see per_type_table).
+_dependents: list[dict[Any, Any]] = []
 _entry_points_loaded = False
+
+
+def _clear_tables() -> None:
+    _cache.clear()
+    _views.clear()
+    for table in _dependents:
+        table.clear()
+
+
+def per_type_table() -> dict[Any, Any]:
+    """A new dict for decisions made per type, cleared whenever the registry's own are.
+
+    A decision that depends on which backend takes a type (or answers to a name)
+    must not outlive a backend registered or removed; the registry clears this
+    table with its own, and when they grow past their bound.
+    """
+    table: dict[Any, Any] = {}
+    with _lock:
+        _dependents.append(table)
+    return table
 
 
 def _make(spec: str) -> Backend:
@@ -165,8 +188,7 @@ def _resolve(cls: type) -> Backend | None:
                 found = backend
                 break
         if len(_cache) >= _MAX_TYPES:
-            _cache.clear()
-            _views.clear()
+            _clear_tables()
         _cache[cls] = found
         return found
 
@@ -305,8 +327,7 @@ def register_backend(backend: Backend, /) -> None:
                 f"expected a new backend name, got {backend.name!r}, which is already registered"
             )
         _frameworks.append(backend)
-        _cache.clear()
-        _views.clear()
+        _clear_tables()
 
 
 def unregister_backend(name: str, /) -> None:
@@ -315,8 +336,7 @@ def unregister_backend(name: str, /) -> None:
         for i, b in enumerate(_frameworks):
             if b.name == name:
                 del _frameworks[i]
-                _cache.clear()
-                _views.clear()
+                _clear_tables()
                 return
     raise ValueError(f"expected a registered backend name, got {name!r}")
 

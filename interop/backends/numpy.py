@@ -34,6 +34,7 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     module = "numpy"
+    is_numpy = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,6 +68,8 @@ class NumpyBackend(Backend):
     def plan_key(self, x: Any, /) -> Any:
         if type(x) is np.ndarray:
             return (x.dtype, x.flags.writeable)
+        if isinstance(x, np.generic):  # (a scalar's plan depends on its dtype alone)
+            return (type(x), x.dtype)
         return None
 
     # -- conversion into this framework --

@@ -406,6 +406,76 @@ def test_torch_layouts(layout: str, dst: str) -> None:
     assert np.shares_memory(native(out), x.numpy()) is plan.zero_copy
 
 
+def _odd_strides(dtype: Any) -> np.ndarray:
+    """Three items 3 bytes apart: strides of no whole item (PyTorch and DLPack refuse them)."""
+    data = np.arange(3.0).astype(dtype)
+    return np.lib.stride_tricks.as_strided(data, shape=(3,), strides=(3,))
+
+
+@pytest.mark.parametrize("dst", [name for name in NAMES if name != "numpy"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_strides_that_are_not_whole_items_copy(
+    dst: str, dtype: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _odd_strides(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = interop.explain(a, **target(dst))
+        out = interop.convert(a, **target(dst))
+    assert not plan.zero_copy
+    if result_dtype(dst, a.dtype) == a.dtype:  # (not a cast, which copies first)
+        assert "not whole multiples of the item size" in (plan.copy_reason or "")
+    back = interop.to_numpy(out)
+    np.testing.assert_array_equal(back, a.astype(back.dtype))
+    # copy=False refuses before any work: the target is never asked for an array.
+    backend = interop._registry.by_name(framework(dst))
+    for hook in ("from_numpy", "from_dlpack"):
+        monkeypatch.setattr(backend, hook, lambda *args, **kwargs: pytest.fail("work was done"))
+    with pytest.raises(interop.CopyRequiredError, match="copy=False"):
+        interop.convert(a, **target(dst), copy=False)
+
+
+# Layouts of size-1 dimensions, in items: NumPy calls them all C-contiguous; XLA reads
+# the order of the dimensions from the sorted strides, size-1 dimensions included.
+SIZE_ONE_LAYOUTS = {
+    "growing": ((1, 1, 1), (1, 2, 3)),
+    "large-middle": ((2, 1, 3), (3, 25, 1)),
+    "row-major": ((2, 1, 3), (3, 1, 1)),
+    "equal": ((1, 1, 4), (4, 4, 1)),
+    "leading-small": ((1, 4), (1, 1)),
+}
+
+
+@pytest.mark.parametrize("source", ["numpy", "torch"])
+@pytest.mark.parametrize("layout", SIZE_ONE_LAYOUTS)
+def test_jax_plan_predicts_aliasing_of_size_one_dimensions(source: str, layout: str) -> None:
+    import torch
+
+    shape, strides = SIZE_ONE_LAYOUTS[layout]
+    base = aligned(64)
+    if source == "numpy":
+        x: Any = np.lib.stride_tricks.as_strided(base, shape, [s * 4 for s in strides])
+    else:
+        x = torch.from_numpy(base).as_strided(shape, strides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = interop.explain(x, to="jax")
+        out = interop.convert(x, "jax")
+    assert np.shares_memory(native(out), native(x)) is plan.zero_copy
+    np.testing.assert_array_equal(np.asarray(out), native(x))
+
+
+@pytest.mark.parametrize("layout", SIZE_ONE_LAYOUTS)
+def test_jax_dlpack_problem_predicts_xla(layout: str) -> None:
+    import jax
+
+    shape, strides = SIZE_ONE_LAYOUTS[layout]
+    a = np.lib.stride_tricks.as_strided(aligned(64), shape, [s * 4 for s in strides])
+    problem = interop._registry.by_name("jax").dlpack_problem(a.dtype, a, (1, 0))
+    out = jax.dlpack.from_dlpack(a)
+    assert np.shares_memory(np.asarray(out), a) is (problem is None)
+
+
 def test_negative_strides_from_array_api_to_torch_copy() -> None:
     # torch.from_dlpack aborts the process on negative strides; convert must copy.
     _need("array_api_strict")
@@ -707,6 +777,40 @@ def test_property_values_and_plan_agree(
     if a.size and not (ml and a.ndim == 0 and "tensorflow" in (source, dst)):
         # (TensorFlow has no NumPy view of a 0-d ml_dtypes tensor to compare with.)
         assert np.shares_memory(native(out), native(x)) is plan.zero_copy
+
+
+@st.composite
+def any_strides(draw: st.DrawFn) -> np.ndarray:
+    """Arrays over one buffer with any strides in bytes: negative, zero, overlapping, odd."""
+    dtype = np.dtype(draw(st.sampled_from([np.int32, np.int16, np.uint8, np.float32])))
+    ndim = draw(st.integers(0, 3))
+    shape = tuple(draw(st.integers(0, 3)) for _ in range(ndim))
+    strides = tuple(draw(st.integers(-24, 24)) for _ in range(ndim))
+    raw = aligned(512, np.uint8)
+    raw[...] = np.arange(raw.size) % 251
+    start = 256 - draw(st.sampled_from([0, 64, dtype.itemsize, 1]))
+    return np.ndarray(shape, dtype, buffer=raw, offset=start, strides=strides)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_strides(), st.sampled_from([name for name in NAMES if name != "numpy"]))
+def test_property_any_strides_copy_or_alias_as_planned(
+    imported: None, a: np.ndarray, dst: str
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = interop.explain(a, **target(dst))
+        out = interop.convert(a, **target(dst))
+        if plan.zero_copy:
+            interop.convert(a, **target(dst), copy=False)
+        else:
+            with pytest.raises(interop.CopyRequiredError):
+                interop.convert(a, **target(dst), copy=False)
+    back = interop.to_numpy(out)
+    bits = f"u{a.itemsize}"
+    assert back.shape == a.shape and np.array_equal(back.view(bits), a.view(bits))
+    if a.size:
+        assert np.shares_memory(native(out), a) is plan.zero_copy
 
 
 def test_tf_zero_d_bfloat16_source() -> None:

@@ -1,7 +1,7 @@
 """The fast path of ``interop.convert`` against the planned path it stands in for.
 
 Under the default options ``convert`` skips planning where it can (see the fast
-path in ``interop/_convert.py``). Each case here converts once by the fast path and
+path in ``interop/_convert/fast.py``). Each case here converts once by the fast path and
 once by the plan itself, and checks that both give the same kind of result, the same
 dtype and values, the same aliasing (``np.shares_memory``), which is also what
 ``explain`` promises, or the same error.
@@ -206,6 +206,17 @@ FAST = [
     ("jax-plain", "tensorflow"),
     ("jax-plain", "jax"),
     ("jax-plain", "numpy"),
+    ("numpy-unaligned", "jax"),
+    ("numpy-readonly", "jax"),
+    ("numpy-float64", "jax"),
+    ("numpy-scalar", "torch"),
+    ("numpy-scalar", "like-torch"),
+    ("numpy-scalar", "jax"),
+    ("torch-plain", "like-jax"),
+    ("torch-grad", "tensorflow"),
+    ("torch-unaligned", "jax"),
+    ("tensorflow-plain", "numpy"),
+    ("jax-bfloat16", "torch"),
 ]
 
 

@@ -303,6 +303,60 @@ def test_non_arrays_pass_through() -> None:
     assert isinstance(out[0], torch.Tensor) and out[1:] == ("text", 3, None)
 
 
+def test_flat_and_nested_arguments_convert_alike(
+    tensor_fw: Framework, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Flat arguments take one pass, nested ones the tree walk: the function sees
+    # the same NumPy arrays either way, and the results go back the same way.
+    seen: list[Any] = []
+    walks: list[int] = []
+    start = interop._function._tree.start
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        walks.append(1)
+        return start(*args, **kwargs)
+
+    monkeypatch.setattr(interop._function._tree, "start", counted)
+
+    @interop.numpy_function
+    def f(x: Any, *rest: Any, y: Any, scale: float = 1.0) -> Any:
+        seen.append((x, rest, y))
+        return x * scale + y, np.float32(scale)
+
+    x, y = tensor_fw.make(DATA), tensor_fw.make(DATA + 1)
+    f(x, 3, None, y=y)  # (a backend may learn its host devices from a first plan)
+    seen.clear()
+    walks.clear()
+    flat = f(x, 3, None, y=y, scale=2.0)
+    if tensor_fw.name in ("torch", "tensorflow", "jax"):  # (host views: the flat path)
+        assert not walks
+    walked = f(x, [3], None, y=y, scale=2.0)  # a list among the arguments: the walk
+    assert walks
+    for out in (flat, walked):
+        assert interop.framework_of(out[0]) == tensor_fw.name
+        assert interop.framework_of(out[1]) == tensor_fw.name
+        np.testing.assert_array_equal(interop.to_numpy(out[0]), DATA * 2 + DATA + 1)
+    (flat_x, flat_rest, flat_y), (walked_x, walked_rest, walked_y) = seen
+    assert flat_rest == (3, None) and walked_rest == ([3], None)
+    for a, b, source in ((flat_x, walked_x, x), (flat_y, walked_y, y)):
+        assert type(a) is type(b) is np.ndarray and a.flags.writeable == b.flags.writeable
+        assert np.shares_memory(a, tensor_fw.native(source)) == np.shares_memory(
+            b, tensor_fw.native(source)
+        )
+
+
+def test_flat_arguments_of_two_frameworks_are_the_same_error() -> None:
+    import jax.numpy as jnp
+    import torch
+
+    @interop.numpy_function
+    def add(x: Any, *, y: Any) -> Any:
+        return x + y
+
+    with pytest.raises(interop.InteropError, match=r"torch .*jax .*like="):
+        add(torch.ones(2), y=jnp.ones(2))
+
+
 def test_array_api_arguments() -> None:
     import array_api_strict as xps
 

@@ -152,6 +152,32 @@ class TensorFlowTarget(Backend):
             return tf.bitcast(bits, tf.bfloat16)
         return dlpack.from_dlpack(a.__dlpack__())
 
+    def numpy_importer(self) -> Any:
+        self.default_device()  # sets up what the importer reads
+        scope_of = self._eager_context
+        defaults: dict[str, str] = self.__dict__.setdefault("_default_devices", {})
+        held: set[np.dtype[Any]] = self.__dict__.setdefault("_held_dtypes", set())
+        import_dlpack = self.tf.experimental.dlpack.from_dlpack
+        # Dtypes met here that TensorFlow holds and imports through DLPack as they are.
+        plain: set[np.dtype[Any]] = set()
+
+        def importer(a: np.ndarray[Any, Any], copy: bool) -> Any:
+            dtype = a.dtype
+            if dtype not in plain:
+                if dtype not in held or dtype.kind not in "biufc" or not dtype.isnative:
+                    return None  # (unknown yet: target_dtype is asked first)
+                plain.add(dtype)
+            if defaults.get(scope_of().device_name) != _HOST:
+                return None
+            if copy:
+                # from_numpy's copy: fresh aligned memory, then aliased.
+                return import_dlpack(aligned_copy(a).__dlpack__()) if a.size else None
+            if layout_problem(a, contiguous=True, aligned=True) is None:  # (a is writable)
+                return import_dlpack(a.__dlpack__())
+            return None
+
+        return importer
+
     def from_dlpack(self, x: Any, /, *, device: Any, copy: bool) -> Any:
         tf = self.tf
         # TensorFlow takes legacy capsules only, so none with max_version is asked for.

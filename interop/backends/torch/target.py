@@ -134,6 +134,38 @@ class Target(TorchBase):
         # The move to another device is the one copy; the view above is free.
         return t if on_cpu else t.to(device)
 
+    def numpy_importer(self) -> Any:
+        probe = self.__dict__.get("_cpu_default")
+        if probe is None:
+            probe = self._cpu_default = self._default_device_probe()
+        if not probe:
+            return None
+        modes, context, _ = probe
+        from_numpy = self.torch.from_numpy
+        # The dtypes torch.from_numpy takes as they are (in native byte order only).
+        plain = frozenset(self._numpy_dtypes.values())
+
+        def importer(a: np.ndarray[Any, Any], copy: bool) -> Any:
+            # default_device()'s test for the CPU (the thread-local is the caller's).
+            if (
+                a.dtype not in plain
+                or modes()
+                or context.__dict__.get("device_context") is not None
+            ):
+                return None
+            if copy:
+                return from_numpy(owned_copy(a))
+            # (a is writable.) C-contiguous with no dimension of size 0 or 1: whole
+            # positive strides, which from_numpy takes.
+            shape = a.shape
+            if (a.flags.c_contiguous and 1 not in shape and 0 not in shape) or layout_problem(
+                a, contiguous=False, aligned=False
+            ) is None:
+                return from_numpy(a)
+            return None
+
+        return importer
+
     def _tensor_view(self, a: np.ndarray[Any, Any]) -> torch.Tensor:
         """``torch.from_numpy`` that also takes ``ml_dtypes`` arrays (through same-width ints)."""
         torch = self.torch

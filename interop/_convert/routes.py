@@ -1,0 +1,350 @@
+"""Planning a conversion between two backends: the route, its steps, and why it copies.
+
+The planner picks one of four routes, in this order:
+
+1. The target is NumPy: exactly :func:`interop.to_numpy`.
+2. The source already belongs to the target framework: keep it, move it to the
+   target device, or copy it (``copy=True``).
+3. The data sits in host memory and the source hands out a zero-copy NumPy view:
+   the target aliases that view, or imports the source's own DLPack export, where it
+   can do so safely (see :func:`host_route`); otherwise it makes one copy of the view.
+4. Otherwise: a direct DLPack import of data on an accelerator where it lives
+   (zero-copy on the same device, one copy for a move or where safety asks for it);
+   else the source copies its data into a new NumPy array (to host memory, or out of
+   a NumPy scalar, a variable, ...), which the target takes as it is where it can.
+
+Every route is a list of closures kept in ``Plan.prepared``; :func:`interop.convert`
+runs exactly them, so a plan and its conversion never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from interop import _core, _options, _registry
+from interop._backend import Backend
+from interop._convert.targets import Target, resolve
+from interop._devices import HOST, device_name, dlpack_device_of
+from interop._memory import check_numeric
+from interop._options import DEFAULT, Options
+from interop._plan import Plan
+
+__all__ = ["host_route", "immutable_reason", "plan_convert"]
+
+Step = Callable[[Any], Any]
+
+
+def plan_convert(
+    x: Any, /, to: Any = None, *, like: Any = None, device: Any = None, copy: bool | None = None
+) -> Plan:
+    """The plan of ``convert(x, to, like=like, device=device, copy=copy)``, without the work.
+
+    The steps to run are kept in ``Plan.prepared``; :func:`interop.convert` runs exactly them.
+    """
+    target_backend = resolve(to, like)
+    opts = _options.resolve(copy, None, None, None, None, None)
+    source = _registry.get(x)
+    try:
+        return _plan(x, source, target_backend, device, like, opts)
+    except Exception as exc:
+        # An object's own array protocol failing is reported as to_numpy reports it.
+        _core.raise_translated(x, source, exc)
+
+
+def _plan(
+    x: Any, source: Backend, target_backend: Backend, device: Any, like: Any, opts: Options
+) -> Plan:
+    if target_backend.is_numpy:
+        target_backend.target_device(device, like)  # validates the device
+        plan = _core.plan(x, source, opts)
+        return _with_route(
+            plan, target_backend.name, [lambda obj: _core.run(obj, source, plan, opts)]
+        )
+
+    target = Target(target_backend, target_backend.target_device(device, like))
+    if target_backend.owns(x, target.device):
+        return _plan_same(x, target, opts)
+    return _plan_across(x, source, target, opts)
+
+
+def _with_route(plan: Plan, target: str, route: list[Step]) -> Plan:
+    return dataclasses.replace(plan, target=target, prepared=tuple(route))
+
+
+def _make_plan(
+    *,
+    framework: str,
+    device: str,
+    target: Target,
+    steps: list[str],
+    route: list[Step],
+    dtype: np.dtype[Any] | None,
+    reason: str | None,
+    transfer: bool,
+) -> Plan:
+    return Plan(
+        framework=framework,
+        device=device,
+        zero_copy=reason is None,
+        transfer=transfer,
+        steps=tuple(steps),
+        dtype=dtype,
+        readonly=not target.backend.mutable,
+        copy_reason=reason,
+        target=target.backend.name,
+        prepared=tuple(route),
+    )
+
+
+def _plan_same(x: Any, target: Target, opts: Options) -> Plan:
+    """Route 2: ``x`` already belongs to the target framework."""
+    backend = target.backend
+    source_device = backend.device_of(x)
+    source_dl = backend.dlpack_device(source_device)
+    moved = source_device != target.device
+    reason: str | None = None
+    if moved:
+        steps = ["to_device"]
+        reason = f"moving the data from {device_name(source_dl)} to {target.name} copies"
+    elif opts.copy is True:
+        steps = ["copy"]
+        reason = "copy=True"
+    else:
+        steps = ["keep"]
+    copy = reason is not None and not moved
+
+    def adopt(obj: Any) -> Any:
+        return backend.adopt(obj, device=target.device, copy=copy)
+
+    # The array stays in its framework; its NumPy dtype is known where it has a
+    # host view (a tensor without one may have no NumPy dtype at all).
+    view = _registry.host_view(x)
+    return _make_plan(
+        framework=backend.name,
+        device=device_name(source_dl),
+        target=target,
+        steps=steps,
+        route=[adopt],
+        dtype=None if view is None else view.dtype,
+        reason=reason,
+        transfer=moved,
+    )
+
+
+def _plan_across(x: Any, source: Backend, target: Target, opts: Options) -> Plan:
+    """Routes 3 and 4: ``x`` belongs to another framework than the target."""
+    tb = target.backend
+    sp = source.plan_for(x, DEFAULT)
+    common = {"framework": source.name, "device": sp.device, "target": target}
+    if not sp.transfer and sp.zero_copy:
+        # A zero-copy host view (read-only for immutable memory): cheap, and both the
+        # layout the target needs and the data for a NumPy-side import come from it.
+        view = source.run(x, sp)
+        native, result_dtype = _result_dtype(view.dtype, target)
+        return _plan_host(x, source, target, opts, view, native, result_dtype, common)
+    if sp.dtype is None:
+        return _plan_through_numpy(source, target, sp, None, common)
+    native, result_dtype = _result_dtype(sp.dtype, target)
+    if sp.transfer:
+        export = source.dlpack_export(x, native)
+        if export is not None and hasattr(type(export), "__dlpack_device__"):
+            source_dl = dlpack_device_of(export)
+            if tb.dlpack_problem(native, None, source_dl) is None:
+                return _plan_device(
+                    x, source, target, opts, export, source_dl, native, result_dtype, common
+                )
+    return _plan_through_numpy(source, target, sp, result_dtype, common)
+
+
+def _result_dtype(dtype: np.dtype[Any], target: Target) -> tuple[np.dtype[Any], np.dtype[Any]]:
+    """The data's dtype in native byte order, and the dtype the target holds it as."""
+    native = dtype if dtype.isnative else dtype.newbyteorder("=")
+    check_numeric(native, target.backend.name)
+    return native, target.backend.target_dtype(native, target.device)
+
+
+def _plan_host(
+    x: Any,
+    source: Backend,
+    target: Target,
+    opts: Options,
+    view: np.ndarray[Any, Any],
+    dtype: np.dtype[Any],
+    result_dtype: np.dtype[Any],
+    common: dict[str, Any],
+) -> Plan:
+    """Route 3: the data is in host memory and ``view`` shows it without a copy."""
+    tb = target.backend
+    device = target.device
+    first = [] if source.is_numpy else ["numpy_view"]
+    if target.dl != HOST:
+
+        def upload(obj: Any) -> Any:
+            return tb.from_numpy(view, device=device, copy=True)
+
+        return _make_plan(
+            **common,
+            steps=[*first, "to_device"],
+            route=[upload],
+            dtype=result_dtype,
+            reason=f"moving the data from host memory to {target.name} copies",
+            transfer=True,
+        )
+
+    kind, reason, export = host_route(x, source, tb, view, dtype, result_dtype, opts.copy)
+    if kind == "dlpack":
+
+        def import_dlpack(obj: Any) -> Any:
+            return tb.from_dlpack(export, device=device, copy=False)
+
+        return _make_plan(
+            **common,
+            steps=["dlpack"],
+            route=[import_dlpack],
+            dtype=result_dtype,
+            reason=None,
+            transfer=False,
+        )
+    copy = kind == "copy"
+
+    def from_view(obj: Any) -> Any:
+        return tb.from_numpy(view, device=device, copy=copy)
+
+    return _make_plan(
+        **common,
+        steps=[*first, "copy" if copy else "from_numpy"],
+        route=[from_view],
+        dtype=result_dtype,
+        reason=reason,
+        transfer=False,
+    )
+
+
+def host_route(
+    x: Any,
+    source: Backend,
+    tb: Backend,
+    view: np.ndarray[Any, Any],
+    dtype: np.dtype[Any],
+    result_dtype: np.dtype[Any],
+    copy: bool | None,
+) -> tuple[str, str | None, Any]:
+    """How host data reaches a target on the host: ``(kind, copy reason, DLPack export)``.
+
+    ``kind`` is ``"alias"`` (alias ``view`` through :meth:`Backend.from_numpy`),
+    ``"dlpack"`` (import ``export``, the source's own DLPack export, without a copy)
+    or ``"copy"`` (one copy of ``view``). A writable view is aliased first: it is at
+    hand, and NumPy exports it faster than most frameworks export their own arrays.
+    A read-only view goes through the source's own export first, since NumPy does
+    not export read-only memory as the legacy DLPack capsules that TensorFlow and
+    JAX import.
+    """
+    reason: str | None = None
+    if result_dtype != dtype:
+        reason = tb.cast_reason(dtype, result_dtype)
+    elif tb.mutable and (source.readonly_source(x) or not view.flags.writeable):
+        reason = immutable_reason(source, tb)
+    if reason is None and copy is True:
+        reason = "copy=True"
+    if reason is not None:
+        return "copy", reason, None
+    problem = tb.numpy_problem(view)
+    if problem is None and view.flags.writeable:
+        return "alias", None, None
+    export = None if source.is_numpy else source.dlpack_export(x, dtype)
+    if export is not None and tb.dlpack_problem(dtype, view, HOST) is None:
+        return "dlpack", None, export
+    if problem is None:
+        return "alias", None, None
+    return "copy", f"{tb.name} cannot alias this memory: {problem}", None
+
+
+def immutable_reason(source: Backend, tb: Backend) -> str:
+    """Why a writable result of ``tb`` cannot alias memory ``source`` treats as immutable."""
+    return (
+        f"{source.name} treats this memory as immutable, and {tb.name} arrays are "
+        "writable: a zero-copy result could change the source"
+    )
+
+
+def _plan_device(
+    x: Any,
+    source: Backend,
+    target: Target,
+    opts: Options,
+    export: Any,
+    source_dl: tuple[int, int],
+    dtype: np.dtype[Any],
+    result_dtype: np.dtype[Any] | None,
+    common: dict[str, Any],
+) -> Plan:
+    """Route 4a: data on an accelerator, imported by the target where it lives."""
+    tb = target.backend
+    device = target.device
+    moved = source_dl != target.dl
+    steps = ["dlpack"]
+    reason: str | None = None
+    clone = False
+    if result_dtype is not None and result_dtype != dtype:
+        reason = tb.cast_reason(dtype, result_dtype)
+    if moved:
+        steps.append("to_device")
+        reason = reason or f"moving the data from {device_name(source_dl)} to {target.name} copies"
+    elif reason is None:
+        if source.readonly_source(x) and tb.mutable:
+            reason = immutable_reason(source, tb)
+        elif opts.copy is True:
+            reason = "copy=True"
+        if reason is not None:
+            steps.append("clone")
+            clone = True
+
+    def import_dlpack(obj: Any) -> Any:
+        return tb.from_dlpack(export, device=device, copy=clone)
+
+    return _make_plan(
+        **common,
+        steps=steps,
+        route=[import_dlpack],
+        dtype=result_dtype,
+        reason=reason,
+        transfer=moved,
+    )
+
+
+def _plan_through_numpy(
+    source: Backend,
+    target: Target,
+    sp: Plan,
+    result_dtype: np.dtype[Any] | None,
+    common: dict[str, Any],
+) -> Plan:
+    """Route 4b: the source copies its data into a fresh NumPy array, which the target adopts."""
+    tb = target.backend
+    device = target.device
+    to_host = target.dl == HOST
+
+    def to_numpy(obj: Any) -> Any:
+        return source.run(obj, sp)
+
+    def adopt(a: np.ndarray[Any, Any]) -> Any:
+        # The fresh array is private: the target aliases it where its layout allows.
+        fresh_ok = to_host and tb.numpy_problem(a) is None
+        if result_dtype is not None and a.dtype != result_dtype:
+            fresh_ok = False
+        return tb.from_numpy(a, device=device, copy=not fresh_ok)
+
+    steps = ["to_numpy", "from_numpy" if to_host else "to_device"]
+    reason = sp.copy_reason or "the source cannot share its memory"
+    return _make_plan(
+        **common,
+        steps=steps,
+        route=[to_numpy, adopt],
+        dtype=result_dtype,
+        reason=reason,
+        transfer=sp.transfer or not to_host,
+    )
