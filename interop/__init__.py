@@ -23,6 +23,7 @@ from interop._iter import iter_numpy
 from interop._options import Options, options
 from interop._plan import Plan
 from interop._registry import BackendInfo, backends, register_backend
+from interop._structures import convert_tree, iter_convert
 from interop._tree import register_container, to_numpy_tree
 
 __version__ = "0.1.0"
@@ -40,8 +41,10 @@ __all__ = [
     "__version__",
     "backends",
     "convert",
+    "convert_tree",
     "explain",
     "framework_of",
+    "iter_convert",
     "iter_numpy",
     "numpy_function",
     "options",

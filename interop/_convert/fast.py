@@ -86,6 +86,8 @@ def find(x: Any, to: Any, like: Any, /) -> Callable[..., Any] | None:
 
 
 def _make(source: Backend, target: Backend, cls: type, named: bool) -> Callable[..., Any] | None:
+    if issubclass(cls, (list, tuple)):
+        return None  # the planner looks inside: arrays in a list are refused, not stacked
     if target.is_numpy:
         return _to_numpy(source, cls, named)
     if source is target:

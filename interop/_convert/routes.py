@@ -29,6 +29,7 @@ from interop import _core, _options, _registry
 from interop._backend import Backend
 from interop._convert.targets import Target, resolve
 from interop._devices import HOST, device_name, dlpack_device_of
+from interop._errors import ConversionError, type_name
 from interop._memory import check_numeric
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
@@ -47,12 +48,39 @@ def plan_convert(
     """
     target_backend = resolve(to, like)
     opts = _options.resolve(copy, None, None, None, None, None)
+    if isinstance(x, (list, tuple)):
+        _refuse_arrays_inside(x, target_backend.name)
     source = _registry.get(x)
     try:
         return _plan(x, source, target_backend, device, like, opts)
     except Exception as exc:
         # An object's own array protocol failing is reported as to_numpy reports it.
         _core.raise_translated(x, source, exc)
+
+
+def _refuse_arrays_inside(x: list[Any] | tuple[Any, ...], target: str) -> None:
+    """Refuse a list or tuple holding arrays: one array would come out of several.
+
+    ``x, y = convert((tx, ty), "jax")`` would stack two tensors of equal shapes into
+    one new array that still unpacks; what is meant is one result per array.
+    """
+    stack: list[Any] = [x]
+    count = 0
+    while stack:
+        for item in stack.pop():
+            if isinstance(item, (list, tuple)):
+                stack.append(item)
+                continue
+            backend = _registry.lookup(type(item))
+            if backend is not None and backend.arrays and not isinstance(item, np.generic):
+                count += 1
+    if count:
+        raise ConversionError(
+            f"expected one array to convert to {target}, got a `{type_name(x)}` holding "
+            f"{count} array(s), which convert would stack into one new array. hint: "
+            f"interop.convert_tree(x, {target!r}) converts each array and keeps the "
+            f"`{type_name(x)}`; np.stack or the framework's stack joins them on purpose"
+        )
 
 
 def _plan(

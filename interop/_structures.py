@@ -1,0 +1,151 @@
+"""Whole structures into a framework: :func:`convert_tree` and :func:`iter_convert`.
+
+The counterparts of :func:`interop.to_numpy_tree` and :func:`interop.iter_numpy`
+for code that feeds a framework: every array leaf of a structure goes through
+:func:`interop.convert` with the same target, device and copy policy, and the
+containers come back new, of the same types. To NumPy they are exactly
+:func:`interop.to_numpy_tree` and :func:`interop.iter_numpy`, batched
+device-to-host copies and prefetching included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from interop import _registry
+from interop._convert import convert
+from interop._convert.targets import resolve
+from interop._errors import type_name
+from interop._iter import iter_numpy
+from interop._tree import map_leaves, to_numpy_tree
+
+__all__ = ["ConvertedBatches", "convert_tree", "iter_convert"]
+
+
+def convert_tree(
+    tree: Any,
+    /,
+    to: str | None = None,
+    *,
+    like: Any = None,
+    device: Any = None,
+    copy: bool | None = None,
+) -> Any:
+    """Convert every array in a nested structure into one framework, keeping the structure.
+
+    Each array leaf (a tensor of any framework, a NumPy array or scalar, an Array
+    API or DLPack object) gives exactly what :func:`interop.convert` gives for it
+    with the same keywords; every other leaf (``None``, strings, Python numbers, ...)
+    is the very same object. The containers are those of
+    :func:`interop.to_numpy_tree`, rebuilt new: the input is never modified.
+
+    Args:
+        tree: The structure to convert.
+        to: The target framework's name (``"torch"``, ``"jax"``, ``"numpy"``, ...).
+        like: An array whose framework (and device) the leaves take, instead of ``to``.
+        device: The target device (``"cpu"``, ``"cuda:1"``, ...).
+        copy: The copy policy of :func:`interop.convert`, for every leaf.
+
+    Returns:
+        A new structure of the same shape holding arrays of the target framework.
+
+    Raises:
+        TypeError: Neither or both of ``to`` and ``like`` are given.
+        InteropError: A leaf failed to convert (as :func:`interop.convert` raises).
+
+    Example:
+        >>> import numpy as np, interop
+        >>> out = interop.convert_tree({"x": np.arange(2), "tag": "a"}, "numpy")
+        >>> out["x"], out["tag"]
+        (array([0, 1]), 'a')
+    """
+    target = resolve(to, like)
+    if target.is_numpy and device is None:
+        # Batched device-to-host copies, and the same answer per leaf.
+        return to_numpy_tree(tree, copy=copy)
+
+    def leaf(x: Any) -> Any:
+        backend = _registry.lookup(type(x))
+        if backend is None or not backend.arrays:
+            return x
+        return convert(x, to, like=like, device=device, copy=copy)
+
+    return map_leaves(tree, leaf)
+
+
+class ConvertedBatches(Iterable[Any]):
+    """The batches of a source, each converted into one framework as it is consumed.
+
+    Each ``iter()`` starts a new pass over a fresh iterator of the source;
+    ``len()`` is the source's length, where it has one.
+    """
+
+    __slots__ = ("_keywords", "_source")
+
+    def __init__(self, source: Iterable[Any], keywords: dict[str, Any]) -> None:
+        self._source = source
+        self._keywords = keywords
+
+    def __iter__(self) -> Iterator[Any]:
+        keywords = self._keywords
+        for batch in self._source:
+            yield convert_tree(batch, **keywords)
+
+    def __len__(self) -> int:
+        try:
+            length = len(self._source)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise TypeError(
+                f"expected a source with a length, got `{type_name(self._source)}`: {exc}"
+            ) from exc
+        return length
+
+    def __repr__(self) -> str:
+        return f"ConvertedBatches({type_name(self._source)}, to={self._keywords.get('to')!r})"
+
+
+def iter_convert(
+    iterable: Iterable[Any],
+    /,
+    to: str | None = None,
+    *,
+    like: Any = None,
+    device: Any = None,
+    copy: bool | None = None,
+    prefetch: int = 1,
+) -> Iterable[Any]:
+    """Wrap an iterable of batches so that each comes out converted into one framework.
+
+    Each batch (an array, or any structure of them) is converted with
+    :func:`convert_tree` when it is asked for. To NumPy (``to="numpy"``, no
+    ``device``) this is :func:`interop.iter_numpy`, whose ``prefetch`` starts the
+    device-to-host copies of the next batches ahead; to any other framework a batch
+    is converted when it is taken, so a batch handed out never changes because a
+    later one was pulled.
+
+    Args:
+        iterable: The source of batches.
+        to: The target framework's name.
+        like: An array whose framework (and device) the batches take, instead of ``to``.
+        device: The target device.
+        copy: The copy policy of :func:`interop.convert`.
+        prefetch: For NumPy targets, as in :func:`interop.iter_numpy`.
+
+    Returns:
+        An iterable of converted batches (re-iterable when the source is).
+
+    Example:
+        >>> import numpy as np, interop
+        >>> [b["x"].tolist() for b in interop.iter_convert([{"x": np.arange(2)}], "numpy")]
+        [[0, 1]]
+    """
+    target = resolve(to, like)
+    if target.is_numpy and device is None:
+        return iter_numpy(iterable, prefetch=prefetch, copy=copy)
+    if not isinstance(iterable, Iterable):
+        raise TypeError(
+            f"expected an iterable of batches, got `{type_name(iterable)}`. hint: pass a "
+            "DataLoader, a Dataset, a generator or a list"
+        )
+    return ConvertedBatches(iterable, {"to": to, "like": like, "device": device, "copy": copy})

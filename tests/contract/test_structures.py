@@ -1,0 +1,80 @@
+"""convert_tree and iter_convert: whole structures into one framework, leaf by leaf."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import numpy as np
+import pytest
+
+import interop
+from tests.conftest import FRAMEWORKS, Framework, load_framework
+
+
+def _structure(fw: Framework) -> Any:
+    Pair = collections.namedtuple("Pair", "x y")
+    return {
+        "batch": Pair(fw.make(np.arange(4.0).reshape(2, 2)), fw.make(np.arange(2))),
+        "extra": [fw.make(np.ones(3, dtype=np.float32)), None, "tag", 3],
+    }
+
+
+@pytest.mark.parametrize("target", FRAMEWORKS)
+def test_every_leaf_is_what_convert_gives(fw: Framework, target: str) -> None:
+    load_framework(target)  # skips where the target is not installed
+    tree = _structure(fw)
+    out = interop.convert_tree(tree, target)
+    assert type(out["batch"]).__name__ == "Pair" and out["extra"][1:] == [None, "tag", 3]
+    for got, source in [
+        (out["batch"].x, tree["batch"].x),
+        (out["batch"].y, tree["batch"].y),
+        (out["extra"][0], tree["extra"][0]),
+    ]:
+        expected = interop.convert(source, target)
+        assert type(got) is type(expected)
+        np.testing.assert_array_equal(interop.to_numpy(got), interop.to_numpy(expected))
+    assert (isinstance(tree["extra"], list) and tree["extra"][0] is not out["extra"][0]) or (
+        target == fw.name
+    )
+
+
+def test_like_and_copy_reach_every_leaf() -> None:
+    torch = pytest.importorskip("torch")
+    a = np.arange(3.0)
+    out = interop.convert_tree({"a": a, "b": [a]}, like=torch.zeros(1), copy=True)
+    assert isinstance(out["a"], torch.Tensor) and isinstance(out["b"][0], torch.Tensor)
+    out["a"][0] = 7
+    assert a[0] == 0  # copy=True: nothing shared
+
+
+def test_a_tuple_of_tensors_is_refused_by_convert_with_a_hint() -> None:
+    torch = pytest.importorskip("torch")
+    pair = (torch.ones(2), torch.ones(2))
+    with pytest.raises(interop.ConversionError, match=r"holding 2 array.*convert_tree"):
+        interop.convert(pair, "numpy")
+    with pytest.raises(interop.ConversionError, match="convert_tree"):
+        interop.explain(pair, to="numpy")
+    x, y = interop.convert_tree(pair, "numpy")
+    assert x.shape == (2,) and y.shape == (2,)
+    # Lists of Python numbers still convert as one array.
+    assert interop.convert([1, 2], "numpy").tolist() == [1, 2]
+
+
+def test_iter_convert_feeds_a_framework_and_iterates_again() -> None:
+    torch = pytest.importorskip("torch")
+    batches = [{"x": np.full(2, i), "i": i} for i in range(3)]
+    feed = interop.iter_convert(batches, "torch")
+    assert len(feed) == 3
+    for _ in range(2):
+        got = [(b["x"].tolist(), b["i"]) for b in feed]
+        assert got == [([0, 0], 0), ([1, 1], 1), ([2, 2], 2)]
+        assert all(isinstance(b["x"], torch.Tensor) for b in feed)
+    with pytest.raises(TypeError, match="expected an iterable"):
+        interop.iter_convert(42, "torch")  # type: ignore[arg-type]
+
+
+def test_iter_convert_to_numpy_is_iter_numpy() -> None:
+    out = interop.iter_convert([np.arange(2)], "numpy", prefetch=0)
+    assert type(out).__name__ == "NumpyBatches"
+    assert [b.tolist() for b in out] == [[0, 1]]
