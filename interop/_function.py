@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -119,6 +120,7 @@ def numpy_function(
     dtype: Any = None,
     allow_transfer: bool | None = None,
     upcast: bool | None = None,
+    float_dtype: Any = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -131,6 +133,7 @@ def numpy_function(
     dtype: Any = None,
     allow_transfer: bool | None = None,
     upcast: bool | None = None,
+    float_dtype: Any = None,
 ) -> Any:
     """Decorate a function written with NumPy so that it serves every framework.
 
@@ -164,6 +167,8 @@ def numpy_function(
         allow_transfer: ``allow_transfer`` for the conversions of the arguments.
         upcast: ``upcast`` for the conversions of the arguments (bfloat16 and float8
             arrive as float32; the results go back in the dtype the function returns).
+        float_dtype: ``float_dtype`` for the conversions of the arguments: floating-point
+            arrays arrive in this dtype, integer labels and boolean masks as they are.
 
     Returns:
         The wrapped function, with the name, docstring and signature of ``func``.
@@ -183,7 +188,7 @@ def numpy_function(
         >>> center.__name__
         'center'
     """
-    options = (copy, dtype, allow_transfer, upcast)
+    options = (copy, dtype, allow_transfer, upcast, float_dtype)
     if func is None:
         return lambda f: _decorate(f, like, options)
     return _decorate(func, like, options)
@@ -197,9 +202,9 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         )
     signature = _signature(func)
     _check_like(func, like, signature)
-    copy, dtype, allow_transfer, upcast = options
+    copy, dtype, allow_transfer, upcast, float_dtype = options
 
-    plain = like is None and options == (None, None, None, None)
+    plain = like is None and options == (None, None, None, None, None)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -229,14 +234,62 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         else:
             found = _reference(_like_argument(like, signature, args, kwargs))
         # The options in force at call time, under the decorator's own.
-        opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None)
-        started = _tree.start((args, kwargs), opts, keep=_kept())
-        if type(started) is _tree.Started:
-            started = started.result()
+        opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None, float_dtype)
+        try:
+            started = _tree.start((args, kwargs), opts, keep=_kept())
+            if type(started) is _tree.Started:
+                started = started.result()
+        except Exception as exc:
+            named = _by_argument(exc, func, signature, len(args))
+            if named is None:
+                raise
+            raise named from exc
         args, kwargs = started
         return _back(func(*args, **kwargs), found[0][1] if found else None)
 
     return wrapper
+
+
+_ARGUMENT_PATH = re.compile(r"^tree\[(0|1)\]\[(\d+|'[^']*'|\"[^\"]*\")\](.*?): ")
+
+
+def _by_argument(
+    exc: Exception, func: Callable[..., Any], signature: inspect.Signature | None, n_args: int
+) -> Exception | None:
+    """``exc``, located by the tree walk in ``(args, kwargs)``, located by argument instead.
+
+    ``tree[0][1]['k']: ...`` becomes ``center(): argument 'scores'['k']: ...``: the
+    caller knows the function's parameters, not the walk's internal tuple. ``None``
+    where ``exc`` carries no such path.
+    """
+    path = getattr(exc, "__interop_path__", None)
+    match = None if path is None else _ARGUMENT_PATH.match(f"{path}: ")
+    if match is None:
+        return None
+    where, key, rest = match.groups()
+    if where == "1":
+        name = key.strip("'\"")
+    else:
+        index = int(key)
+        params = [] if signature is None else list(signature.parameters.values())
+        ordered = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        positional = [p for p in params if p.kind in ordered]
+        star = next((p for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+        if index < len(positional):
+            name = positional[index].name
+        elif star is not None:
+            name = f"{star.name}[{index - len(positional)}]"
+        else:
+            name = f"#{index}"
+    message = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
+    new_where = f"{func.__name__}(): argument {name!r}{rest}"
+    cls = type(exc)
+    try:
+        new = cls(f"{new_where}: {message}")
+    except Exception:  # a class whose constructor wants more than a message
+        return None
+    new.__interop_path__ = new_where  # type: ignore[attr-defined]
+    return new
 
 
 def _back(result: Any, reference: Any) -> Any:

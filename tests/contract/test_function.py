@@ -379,3 +379,31 @@ def test_readme_library_author_example_runs() -> None:
     namespace: dict[str, Any] = {}
     exec(compile(code.group(1), "README.md", "exec"), namespace)
     assert namespace["standardize"].__doc__.startswith("Zero mean")
+
+
+def test_errors_name_the_argument_not_the_walk() -> None:
+    torch = pytest.importorskip("torch")
+
+    @interop.numpy_function
+    def score(scores: Any, labels: Any, *rest: Any, mask: Any = None) -> Any:
+        return scores
+
+    meta = torch.empty(1, device="meta")
+    cases = [
+        ((torch.ones(2), [meta]), {}, r"^score\(\): argument 'labels'\[0\]: expected a tensor"),
+        ((torch.ones(2), 1, {"k": meta}), {}, r"^score\(\): argument 'rest\[0\]'\['k'\]: "),
+        ((torch.ones(2), 1), {"mask": meta}, r"^score\(\): argument 'mask': "),
+    ]
+    for args, kwargs, pattern in cases:
+        with pytest.raises(interop.ConversionError, match=pattern):
+            score(*args, **kwargs)
+
+
+def test_float_dtype_casts_floating_point_arguments_only() -> None:
+    torch = pytest.importorskip("torch")
+
+    @interop.numpy_function(float_dtype=np.float32)
+    def dtypes(x: Any, labels: Any) -> Any:
+        return str(x.dtype), str(labels.dtype)
+
+    assert dtypes(torch.ones(2, dtype=torch.float64), torch.arange(2)) == ("float32", "int64")
