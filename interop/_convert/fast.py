@@ -86,10 +86,10 @@ def find(x: Any, to: Any, like: Any, /) -> Callable[..., Any] | None:
 
 
 def _make(source: Backend, target: Backend, cls: type, named: bool) -> Callable[..., Any] | None:
-    if issubclass(cls, (list, tuple)):
-        return None  # the planner looks inside: arrays in a list are refused, not stacked
     if target.is_numpy:
         return _to_numpy(source, cls, named)
+    if issubclass(cls, (list, tuple)):
+        return None  # the planner looks inside: arrays in a list are refused, not stacked
     if source is target:
         return _same(target)
     view = _registry.view_of(cls)

@@ -48,7 +48,8 @@ def plan_convert(
     """
     target_backend = resolve(to, like)
     opts = _options.resolve(copy, None, None, None, None, None)
-    if isinstance(x, (list, tuple)):
+    if isinstance(x, (list, tuple)) and not target_backend.is_numpy:
+        # (To NumPy, convert is to_numpy, which builds one array from the items.)
         _refuse_arrays_inside(x, target_backend.name)
     source = _registry.get(x)
     try:

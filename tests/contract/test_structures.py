@@ -50,15 +50,18 @@ def test_like_and_copy_reach_every_leaf() -> None:
 
 def test_a_tuple_of_tensors_is_refused_by_convert_with_a_hint() -> None:
     torch = pytest.importorskip("torch")
+    pytest.importorskip("jax")
     pair = (torch.ones(2), torch.ones(2))
     with pytest.raises(interop.ConversionError, match=r"holding 2 array.*convert_tree"):
-        interop.convert(pair, "numpy")
+        interop.convert(pair, "jax")
     with pytest.raises(interop.ConversionError, match="convert_tree"):
-        interop.explain(pair, to="numpy")
-    x, y = interop.convert_tree(pair, "numpy")
+        interop.explain(pair, to="jax")
+    x, y = interop.convert_tree(pair, "jax")
     assert x.shape == (2,) and y.shape == (2,)
-    # Lists of Python numbers still convert as one array.
-    assert interop.convert([1, 2], "numpy").tolist() == [1, 2]
+    # Lists of Python numbers still convert as one array, and to NumPy convert is
+    # to_numpy, which builds one array from the items as np.asarray does.
+    assert interop.convert([1, 2], "jax").tolist() == [1, 2]
+    assert interop.convert(pair, "numpy").shape == (2, 2)
 
 
 def test_iter_convert_feeds_a_framework_and_iterates_again() -> None:
