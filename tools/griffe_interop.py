@@ -1,6 +1,6 @@
 """A griffe extension for the documentation site: what mkdocstrings shows of interop's API.
 
-Three things the source says in a way a static reader would render badly:
+Four things the source says in a way a static reader would render badly:
 
 * Sphinx roles in docstrings (``:func:`interop.to_numpy```), which mkdocstrings
   would show literally, become optional cross-references: a link where the object is
@@ -9,6 +9,9 @@ Three things the source says in a way a static reader would render badly:
 * ``Example:`` sections, which Google style allows besides ``Examples:`` but griffe
   reads as a plain admonition (so ``>>>`` lines became block quotes), are read as
   ``Examples:``, whose doctest lines are shown as code.
+* ``#:`` comments above class and module attributes (Sphinx's form, which griffe does
+  not read) become the attributes' docstrings, so ``Backend.name``, ``module`` and
+  the other class attributes a backend sets are documented on the site.
 * ``**options: Unpack[Keywords]``: the option keywords every conversion function
   takes, written once in ``interop._options.Keywords`` and spelled out at run time
   by ``interop._options.signature``. The same is done here, so the signatures on the
@@ -59,8 +62,24 @@ def _objects(obj: griffe.Object) -> Any:
             yield from _objects(member)  # type: ignore[arg-type]
 
 
+def _comment_docstring(attribute: griffe.Object) -> None:
+    """Give ``attribute`` the ``#:`` comment lines right above it as its docstring."""
+    if not attribute.lineno or attribute.filepath not in attribute.lines_collection:
+        return
+    lines = attribute.lines_collection[attribute.filepath]
+    comment: list[str] = []
+    index = attribute.lineno - 2  # type: ignore[operator]  # the line above, 0-based
+    while index >= 0 and lines[index].strip().startswith("#:"):
+        comment.insert(0, lines[index].strip()[2:].strip())
+        index -= 1
+    if comment:
+        attribute.docstring = griffe.Docstring(
+            "\n".join(comment), lineno=index + 2, parent=attribute
+        )
+
+
 class InteropDocs(griffe.Extension):
-    """Sphinx roles as links; ``Example:`` as ``Examples:``; ``Unpack[Keywords]`` spelled out."""
+    """Roles as links, ``Example:`` as ``Examples:``, ``#:`` comments, ``Unpack[Keywords]``."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         if pkg.path != "interop":
@@ -77,6 +96,8 @@ class InteropDocs(griffe.Extension):
             if attribute.is_attribute
         ]
         for obj in _objects(pkg):
+            if obj.is_attribute and obj.docstring is None:
+                _comment_docstring(obj)
             docstring = obj.docstring
             if docstring is not None:
                 value = EXAMPLE.sub(r"\1Examples:", docstring.value)
