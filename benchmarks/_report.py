@@ -217,7 +217,7 @@ def write_json(
 
 
 def write_markdown(path: Path, info: dict[str, Any], results: list[ScenarioResult]) -> None:
-    """The summary of goals as a Markdown table (the one the README shows)."""
+    """The summary of goals as a Markdown table (the one docs/performance.md shows)."""
     lines = [
         f"Measured on {info['cpu']} ({info['cores']} cores, load average "
         f"{info['load_average']}), {info['python']}, "

@@ -4,7 +4,7 @@ A scenario is built only when it is selected (building imports its framework and
 allocates its data), and each is named so that ``--only`` can pick it before that:
 ``overhead``, ``grad``, ``bf16``, ``fp8``, ``tree``, ``iter``, ``convert``,
 ``function``, ``import`` and ``gpu`` each select a family. The goals are the
-project's performance promises; see the README's "Performance".
+project's performance promises; see docs/performance.md.
 """
 
 from __future__ import annotations

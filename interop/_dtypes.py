@@ -31,7 +31,7 @@ __all__ = [
     "upcast_target",
 ]
 
-#: Every nonstandard format, by its ``ml_dtypes`` name, in the order the README lists them.
+#: Every nonstandard format, by its ``ml_dtypes`` name, in the order docs/dtypes.md lists them.
 NONSTANDARD = (
     "bfloat16",
     "float8_e4m3fn",

@@ -4,8 +4,8 @@ The walk is the library's own rather than optree's or ``jax.tree_util``'s: on th
 common case, a dict of tensors, it converts the leaves of a container in one tight
 loop with no Python call per leaf besides the conversion itself, and it sees the
 containers users hold (dataclass instances, nodes registered with JAX rather than
-with optree) without a second traversal or a new dependency. The README's
-Development section has the measurements behind this choice.
+with optree) without a second traversal or a new dependency. The tree benchmarks in
+docs/performance.md are the measurements behind this choice.
 
 JAX-registered pytree nodes (``register_pytree_node_class``, ``register_dataclass``,
 Flax structs, ...) are taken apart one level at a time with JAX's own registry, so

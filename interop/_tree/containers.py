@@ -108,8 +108,9 @@ def register_container(
     """Make the tree functions take objects of exactly type ``cls`` apart and rebuild them.
 
     For container types no registry the library reads knows. Registrations come
-    first in the order the tree functions recognise containers (see the README's
-    "Whole structures"); a type registered again takes the new functions.
+    before every other kind of container but exactly ``dict``, ``list`` and
+    ``tuple`` in the order the tree functions recognise containers (see
+    "Containers" in docs/trees.md); a type registered again takes the new functions.
 
     Args:
         cls: The container type (its subclasses are not included).

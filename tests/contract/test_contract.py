@@ -1,6 +1,6 @@
 """The copy contract of ``to_numpy``, one body per rule, for every framework.
 
-The numbered sections follow the contract in the README. Aliasing claims are
+The numbered sections follow the contract (docs/contract.md). Aliasing claims are
 asserted with ``np.shares_memory`` against the framework's own NumPy view
 (``fw.native``); independence claims by writing to the result and reading the
 source back.

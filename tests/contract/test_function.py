@@ -371,13 +371,13 @@ def test_decorating_a_non_callable_is_an_error() -> None:
         interop.numpy_function(3)  # type: ignore[call-overload]
 
 
-def test_readme_library_author_example_runs() -> None:
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_docs_library_author_example_runs() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "convert.md").read_text()
     section = text.split("## For library authors", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
     namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    exec(compile(code.group(1), "docs/convert.md", "exec"), namespace)
     assert namespace["standardize"].__doc__.startswith("Zero mean")
 
 

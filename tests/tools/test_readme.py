@@ -1,60 +1,95 @@
-"""The README's examples are tested: every ``python`` block in it runs here.
+"""The examples of the README and of the documentation site run here, every one.
 
-Convention: a fenced ``python`` block whose first line is ``# example: <framework>``
-is an example that needs ``<framework>`` (``numpy``, ``torch``, ``tensorflow`` or
-``jax``) installed. ``# example: <framework>, continued`` marks a block that goes on
-from the block before it (it runs after it, in the same namespace). Every ``python``
-block must follow the convention, so that no untested code can appear in the
-README; snippets that are not meant to run use another fence language (``bash``,
-``text``).
+Convention, the same in ``README.md`` and in every page of ``docs/``: a fenced
+``python`` block whose first line is ``# example: <framework>`` is an example that
+needs ``<framework>`` (``numpy``, ``torch``, ``tensorflow`` or ``jax``) installed.
+``# example: <framework>, continued`` marks a block that goes on from the block
+before it in the same file (it runs after it, in the same namespace). Every
+``python`` block must follow the convention, so that no untested code can appear in
+the README or on the site; snippets that are not meant to run use another fence
+language (``bash``, ``text``, ``toml``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+from interop import _registry
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+PAGES = sorted((ROOT / "docs").glob("*.md"))
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 MARKER = re.compile(r"\A# example: (\w+)(, continued)?[ \t]*\n")
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 
 
-def python_blocks() -> list[tuple[int, str]]:
-    """(line number, source) of every fenced ``python`` block in the README."""
-    text = README.read_text(encoding="utf-8")
+def python_blocks(path: Path) -> list[tuple[int, str]]:
+    """(line number, source) of every fenced ``python`` block in the file at ``path``."""
+    text = path.read_text(encoding="utf-8")
     return [(text.count("\n", 0, m.start()) + 1, m.group(1)) for m in FENCE.finditer(text)]
 
 
-BLOCKS = python_blocks()
+BLOCKS = {path: python_blocks(path) for path in (README, *PAGES)}
+CASES = [(path, line, source) for path, blocks in BLOCKS.items() for line, source in blocks]
 
 
-def test_readme_has_an_example_for_every_framework() -> None:
-    labels = {MARKER.match(source).group(1) for _, source in BLOCKS if MARKER.match(source)}
-    assert labels >= set(FRAMEWORKS)
+def _name(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
 
 
-@pytest.mark.parametrize(("line", "source"), BLOCKS, ids=[f"line{line}" for line, _ in BLOCKS])
-def test_every_python_block_is_a_runnable_example(line: int, source: str) -> None:
+def test_the_site_has_pages_with_examples() -> None:
+    assert PAGES, "docs/ has no pages"
+    assert sum(len(BLOCKS[page]) for page in PAGES) >= len(BLOCKS[README])
+
+
+def test_readme_and_home_page_have_an_example_for_every_framework() -> None:
+    for path in (README, ROOT / "docs" / "index.md"):
+        labels = {m.group(1) for _, source in BLOCKS[path] if (m := MARKER.match(source))}
+        assert labels >= set(FRAMEWORKS), _name(path)
+
+
+@pytest.fixture
+def isolated_registry() -> Iterator[None]:
+    """Backends an example registers (docs/backends.md) are removed after it."""
+    before = {info.name for info in _registry.backends()}
+    yield
+    for info in _registry.backends():
+        if info.name not in before:
+            _registry.unregister_backend(info.name)
+
+
+@pytest.mark.usefixtures("isolated_registry")
+@pytest.mark.parametrize(
+    ("path", "line", "source"),
+    CASES,
+    ids=[f"{_name(path)}:{line}" for path, line, _ in CASES],
+)
+def test_every_python_block_is_a_runnable_example(path: Path, line: int, source: str) -> None:
+    where = f"{_name(path)}:{line}"
     marker = MARKER.match(source)
-    assert marker, f"README.md:{line}: a python block must start with '# example: <framework>'"
+    assert marker, f"{where}: a python block must start with '# example: <framework>'"
     framework = marker.group(1)
-    assert framework in FRAMEWORKS, f"README.md:{line}: unknown framework {framework!r}"
+    assert framework in FRAMEWORKS, f"{where}: unknown framework {framework!r}"
     if importlib.util.find_spec(framework) is None:
         pytest.skip(f"{framework} is not installed")
-    namespace = {"__name__": f"readme_example_line{line}"}
-    for first_line, code in _chain(line):
-        exec(compile(code, f"README.md:{first_line}", "exec"), namespace)
+    namespace = {"__name__": f"example_{path.stem}_line{line}".replace("-", "_")}
+    for first_line, code in _chain(path, line):
+        exec(compile(code, f"{_name(path)}:{first_line}", "exec"), namespace)
 
 
-def _chain(line: int) -> list[tuple[int, str]]:
+def _chain(path: Path, line: int) -> list[tuple[int, str]]:
     """The block at ``line`` and, if it is continued, the blocks it goes on from."""
-    index = next(i for i, (start, _) in enumerate(BLOCKS) if start == line)
-    chain = [BLOCKS[index]]
-    while (marker := MARKER.match(chain[0][1])) and marker.group(2) and index > 0:
+    blocks = BLOCKS[path]
+    index = next(i for i, (start, _) in enumerate(blocks) if start == line)
+    chain = [blocks[index]]
+    while (marker := MARKER.match(chain[0][1])) and marker.group(2):
+        assert index > 0, f"{_name(path)}:{chain[0][0]}: a continued block with no block before it"
         index -= 1
-        chain.insert(0, BLOCKS[index])
+        chain.insert(0, blocks[index])
     return chain

@@ -2,9 +2,9 @@
 
 Values are checked against :func:`tests.support.dtype_sources.reference`, a decoder written
 from each format's definition, and against the framework's own rendering where it
-has one. The README's dtype table is generated from the same conversions
-(:func:`dtype_table`), and a test fails if the README drifts from it; run
-``python -m tests.unit.test_dtypes`` to print the current table.
+has one. The dtype table of the documentation (``docs/dtypes.md``) is generated from
+the same conversions (:func:`dtype_table`), and a test fails if the page drifts from
+it; run ``python -m tests.unit.test_dtypes`` to print the current table.
 """
 
 from __future__ import annotations
@@ -329,10 +329,10 @@ def test_dlpack_only_producer_of_data_without_a_numpy_form_is_refused_with_a_hin
         interop.to_numpy(pairs)
 
 
-# -- the README table ---------------------------------------------------------------
+# -- the table of docs/dtypes.md -----------------------------------------------------
 
 _COLUMNS = (("torch", "PyTorch"), ("tensorflow", "TensorFlow"), ("jax", "JAX"))
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "dtypes.md"
 _MARKERS = ("<!-- dtype-table:begin -->", "<!-- dtype-table:end -->")
 
 
@@ -344,7 +344,7 @@ def _cell(source: Source) -> str:
 
 
 def dtype_table() -> str:
-    """The README's dtype table, computed from real conversions."""
+    """The dtype table of docs/dtypes.md, computed from real conversions."""
     lines = [
         "| Format | `upcast=False` | `upcast=True` | PyTorch | TensorFlow | JAX |",
         "|---|---|---|---|---|---|",
@@ -363,22 +363,21 @@ def dtype_table() -> str:
     return "\n".join(lines)
 
 
-def test_readme_dtype_table_is_current() -> None:
+def test_docs_dtype_table_is_current() -> None:
     frameworks = {s.framework for s in SOURCES}
     if not {"torch", "tensorflow", "jax"} <= frameworks:
         pytest.skip("the table lists all three frameworks")
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     match = re.search(re.escape(_MARKERS[0]) + r"\n(.*?)\n" + re.escape(_MARKERS[1]), text, re.S)
-    assert match, "README.md lacks the dtype table markers"
+    assert match, "docs/dtypes.md lacks the dtype table markers"
     assert match.group(1) == dtype_table(), "regenerate with: python -m tests.unit.test_dtypes"
 
 
-def test_readme_dtypes_example_runs() -> None:
+def test_docs_dtypes_example_runs() -> None:
     pytest.importorskip("torch")
-    section = README.read_text(encoding="utf-8").split("\n## Dtypes\n", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
+    match = re.search(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), re.S)
     assert match
-    exec(compile(match.group(1), "README.md", "exec"), {})
+    exec(compile(match.group(1), "docs/dtypes.md", "exec"), {})
 
 
 if __name__ == "__main__":
