@@ -621,3 +621,12 @@ def test_a_first_conversion_inside_a_gc_callback_works() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[[1.0, 2.0]]", out.stdout + out.stderr
+
+
+def test_longdouble_to_jax_is_the_librarys_error() -> None:
+    pytest.importorskip("jax")
+    for dtype in (np.longdouble, np.clongdouble):
+        if np.dtype(dtype).itemsize <= 8 * (2 if np.dtype(dtype).kind == "c" else 1):
+            continue  # a platform whose longdouble is a double
+        with pytest.raises(interop.ConversionError, match="expected a dtype JAX can hold"):
+            interop.convert(np.ones(2, dtype=dtype), "jax")

@@ -83,6 +83,12 @@ class JaxTarget(Backend):
         return (-1, device.id)
 
     def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        if dtype.kind in "fc" and dtype.itemsize > (16 if dtype.kind == "c" else 8):
+            # NumPy's longdouble (and its complex): no JAX dtype, no DLPack type.
+            raise ConversionError(
+                f"expected a dtype JAX can hold, got {dtype}. hint: cast it to a standard "
+                "dtype first, for example float64"
+            )
         # With jax_enable_x64 off JAX holds 64-bit data as 32-bit; the caller reports
         # the cast (a copy) rather than hiding it.
         canonical: np.dtype[Any] = np.dtype(self.jax.dtypes.canonicalize_dtype(dtype))
