@@ -30,6 +30,7 @@ import numpy as np
 import interop.backends  # noqa: F401
 from interop._backend import Backend
 from interop._errors import UnsupportedTypeError, type_name
+from interop._import_hooks import when_imported
 
 __all__ = [
     "Backend",
@@ -77,6 +78,7 @@ _BUILTIN_FRAMEWORKS = (
     "interop.backends.jax:JaxBackend",
     "interop.backends.cupy:CupyBackend",
     "interop.backends.dask:DaskBackend",
+    "interop.backends.arrow:ArrowBackend",
 )
 _BUILTIN_GENERICS = (
     "interop.backends.generic:ArrayApiBackend",
@@ -84,12 +86,20 @@ _BUILTIN_GENERICS = (
     "interop.backends.generic:ArrayProtocolBackend",
     "interop.backends.generic:PythonBackend",
 )
+# Functions of built-in backends that run as soon as their framework is imported,
+# before any dispatch: Arrow registers its extension type, so that data read from
+# files or other processes before the first conversion keeps its exact dtypes.
+_ON_IMPORT = (("pyarrow", "interop.backends.arrow:on_import"),)
+for _module, _spec in _ON_IMPORT:
+    when_imported(_module, _spec)
 _frameworks: list[Backend] = []
 _generics: list[Backend] = []
 # type(x) -> the backend that converts it, or None for a type no backend takes.
 _cache: dict[type, Backend | None] = {}
 # type(x) -> its backend's host view function (Backend.host_view_for), or None.
 _views: dict[type, Callable[[Any], Any] | None] = {}
+# type(x) -> why a framework backend declined it (Backend.declines), for the error.
+_declined: dict[type, str] = {}
 # Types made on the fly (a namedtuple class per call, ...) must not pile up: past
 # this many entries the per-type tables start afresh.
 _MAX_TYPES = 2048
@@ -153,9 +163,14 @@ def _resolve(cls: type) -> Backend | None:
             if backend.matches(cls):
                 found = backend
                 break
+            reason = backend.declines(cls)
+            if reason is not None:
+                _declined[cls] = reason
+                break
         if len(_cache) >= _MAX_TYPES:
             _cache.clear()
             _views.clear()
+            _declined.clear()
         _cache[cls] = found
         return found
 
@@ -257,6 +272,9 @@ def unsupported(x: object) -> UnsupportedTypeError:
     # Ask the type, not the object: a hostile ``__getattr__`` or ``__class__`` must
     # not turn this error into another one.
     cls = type(x)
+    declined = _declined.get(cls)
+    if declined is not None:
+        return UnsupportedTypeError(f"expected an array or tensor, got `{type_name(x)}`: {declined}")
     hint = next((h for t, h in _HINTS.items() if issubclass(cls, t)), None)
     if hint is None and hasattr(cls, "__iter__") and not issubclass(cls, (list, tuple)):
         hint = "materialise iterables first, for example with list(...)"
@@ -294,6 +312,7 @@ def register_backend(backend: Backend, /) -> None:
         _frameworks.append(backend)
         _cache.clear()
         _views.clear()
+        _declined.clear()
 
 
 def unregister_backend(name: str, /) -> None:
@@ -304,6 +323,7 @@ def unregister_backend(name: str, /) -> None:
                 del _frameworks[i]
                 _cache.clear()
                 _views.clear()
+                _declined.clear()
                 return
     raise ValueError(f"expected a registered backend name, got {name!r}")
 
