@@ -115,4 +115,3 @@ def when_imported(module: str, spec: str) -> None:
                 sys.meta_path.insert(0, _finder)
             return
     _run(spec)
-

@@ -85,9 +85,7 @@ class NumpyBatchIterator(Iterator[Any]):
         # whose device-to-host copies are under way: pulling a batch from the source
         # may refill the memory that a batch converted zero-copy still shows (a ring
         # buffer), so a host batch is handed out before the source is asked again.
-        while (
-            len(ahead) <= self._prefetch and not self._exhausted and type(ahead[-1]) is Started
-        ):
+        while len(ahead) <= self._prefetch and not self._exhausted and type(ahead[-1]) is Started:
             self._take()
         item = ahead.popleft()
         cls = type(item)

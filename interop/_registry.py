@@ -274,7 +274,9 @@ def unsupported(x: object) -> UnsupportedTypeError:
     cls = type(x)
     declined = _declined.get(cls)
     if declined is not None:
-        return UnsupportedTypeError(f"expected an array or tensor, got `{type_name(x)}`: {declined}")
+        return UnsupportedTypeError(
+            f"expected an array or tensor, got `{type_name(x)}`: {declined}"
+        )
     hint = next((h for t, h in _HINTS.items() if issubclass(cls, t)), None)
     if hint is None and hasattr(cls, "__iter__") and not issubclass(cls, (list, tuple)):
         hint = "materialise iterables first, for example with list(...)"

@@ -197,7 +197,8 @@ class ArrowBackend(Backend):
             layout = layout_of(x.type)
             if layout.kind != "values" or null_count(x):
                 return None
-            return values(x, layout)
+            out: np.ndarray[Any, Any] = values(x, layout)
+            return out
 
         return view
 

@@ -34,6 +34,7 @@ column's field survives every reader.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -114,7 +115,7 @@ def is_encoded(dtype: np.dtype[Any]) -> bool:
 # -- the extension type -----------------------------------------------------------------
 
 
-class DtypeType(pa.ExtensionType):
+class DtypeType(pa.ExtensionType):  # type: ignore[misc]
     """Values of an exact NumPy or ``ml_dtypes`` dtype that Arrow lacks, as same-width uints.
 
     ``shape`` is ``None`` for a column of single values, or the shape of each row's
@@ -198,7 +199,7 @@ def parse_metadata(serialized: bytes) -> tuple[np.dtype[Any], tuple[int, ...] | 
     return dtype, tuple(shape)
 
 
-class DtypeArray(pa.ExtensionArray):
+class DtypeArray(pa.ExtensionArray):  # type: ignore[misc]
     """An array of :class:`DtypeType`: its ``to_numpy`` gives the exact dtype, not the integers."""
 
     def to_numpy(self, zero_copy_only: bool = True, writable: bool = False) -> Any:
@@ -218,7 +219,7 @@ class DtypeArray(pa.ExtensionArray):
         return out
 
 
-class DtypeScalar(pa.ExtensionScalar):
+class DtypeScalar(pa.ExtensionScalar):  # type: ignore[misc]
     """One value of a :class:`DtypeType` array."""
 
     def as_py(self, *args: Any, **kwargs: Any) -> Any:
@@ -234,12 +235,17 @@ def _bits(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return np.dtype(f"u{dtype.itemsize}") if dtype.itemsize <= 8 else np.dtype("V16")
 
 
+_registered: list[bool] = []
+
+
 def register() -> None:
     """Register :class:`DtypeType` with pyarrow, so that readers rebuild it (idempotent)."""
-    try:
+    if _registered:
+        return
+    # Already registered: by this module before it was reloaded.
+    with contextlib.suppress(pa.ArrowKeyError):
         pa.register_extension_type(DtypeType(np.dtype(np.complex64)))
-    except pa.ArrowKeyError:  # already registered: by an earlier call, or reloaded module
-        pass
+    _registered.append(True)
 
 
 # -- reading -------------------------------------------------------------------------------
