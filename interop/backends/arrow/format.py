@@ -63,6 +63,7 @@ __all__ = [
 
 #: The name of the extension type of exact dtypes (``ARROW:extension:name``).
 EXTENSION_NAME = "interop.dtype"
+_NAME = EXTENSION_NAME.encode()
 
 # Arrow's fixed-width numeric types and the NumPy dtypes of their values.
 _NUMERIC: dict[pa.DataType, np.dtype[Any]] = {
@@ -423,30 +424,37 @@ def null_mask(arr: pa.Array, layout: Layout) -> np.ndarray[Any, Any]:
     return mask
 
 
-def columns(table: pa.Table | pa.RecordBatch) -> list[pa.Array | pa.ChunkedArray]:
+def columns(table: pa.Table | pa.RecordBatch) -> list[Any]:
     """The columns of ``table``, each with its exact dtype restored from its field.
 
     A reader that had not registered ``interop.dtype`` (Ray's read tasks, another
     program) gives its storage, with the type's name and metadata on the field:
-    such a column is rewrapped in the extension type, without a copy.
+    such a column is rewrapped in the extension type, without a copy. A struct
+    column becomes a ``dict`` of its fields' columns, restored the same way.
     """
-    out = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        meta = field.metadata or {}
-        if meta.get(b"ARROW:extension:name") == EXTENSION_NAME.encode() and not isinstance(
-            field.type, DtypeType
-        ):
-            ty = DtypeType.__arrow_ext_deserialize__(
-                field.type, meta.get(b"ARROW:extension:metadata", b"")
+    return [_restored(f, c) for f, c in zip(table.schema, table.columns, strict=True)]
+
+
+def _restored(field: pa.Field, column: Any) -> Any:
+    ty = field.type
+    if pa.types.is_struct(ty):
+        names = [ty.field(i).name for i in range(ty.num_fields)]
+        if len(set(names)) != len(names):
+            raise ConversionError(
+                f"expected a struct column with unique field names, got {field.name!r} with "
+                f"fields {names}: a dict of them would lose one"
             )
-            if isinstance(column, pa.ChunkedArray):
-                column = pa.chunked_array(
-                    [pa.ExtensionArray.from_storage(ty, c) for c in column.chunks], ty
-                )
-            else:
-                column = pa.ExtensionArray.from_storage(ty, column)
-        out.append(column)
-    return out
+        # flatten() takes the struct's offset and its null rows into account.
+        children = column.flatten()
+        return {n: _restored(ty.field(i), c) for i, (n, c) in enumerate(zip(names, children))}
+    meta = field.metadata or {}
+    if meta.get(b"ARROW:extension:name") != _NAME or isinstance(ty, DtypeType):
+        return column
+    restored = DtypeType.__arrow_ext_deserialize__(ty, meta.get(b"ARROW:extension:metadata", b""))
+    if isinstance(column, pa.ChunkedArray):
+        chunks = [pa.ExtensionArray.from_storage(restored, c) for c in column.chunks]
+        return pa.chunked_array(chunks, restored)
+    return pa.ExtensionArray.from_storage(restored, column)
 
 
 # -- writing ------------------------------------------------------------------------------
