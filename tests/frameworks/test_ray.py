@@ -165,7 +165,11 @@ def test_errors_inside_fn_reach_the_caller_with_their_message(cluster: None) -> 
 
 
 def test_importing_interop_never_imports_ray() -> None:
-    code = "import sys, interop, pyarrow; interop.to_numpy(pyarrow.array([1])); print('ray' in sys.modules)"
+    code = (
+        "import sys, interop, pyarrow\n"
+        "interop.to_numpy(pyarrow.array([1]))\n"
+        "print('ray' in sys.modules)\n"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )

@@ -446,7 +446,10 @@ def _restored(field: pa.Field, column: Any) -> Any:
             )
         # flatten() takes the struct's offset and its null rows into account.
         children = column.flatten()
-        return {n: _restored(ty.field(i), c) for i, (n, c) in enumerate(zip(names, children))}
+        return {
+            n: _restored(ty.field(i), c)
+            for i, (n, c) in enumerate(zip(names, children, strict=True))
+        }
     meta = field.metadata or {}
     if meta.get(b"ARROW:extension:name") != _NAME or isinstance(ty, DtypeType):
         return column

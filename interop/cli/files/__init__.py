@@ -256,6 +256,8 @@ def write(
     else:
         names, renamed = keys, []
     planned = list(zip(names, (e.shape for e in entries), dtypes, strict=True))
+    if output.check is not None:
+        output.check(planned)
     limits.check_bytes(output.size(planned), dst)
     sizes = [math.prod(e.shape) * d.itemsize for e, d in zip(entries, dtypes, strict=True)]
     progress = Bar(sum(sizes), bar) if bar is not None else None

@@ -72,7 +72,7 @@ def _describe(
 
     Asked of an empty column of the field's type, so that no data is read.
     """
-    empty = pa.schema([field]).empty_table()
+    empty = pa.Table.from_arrays([_empty(pa, field.type)], schema=pa.schema([field]))
     plan = interop.explain(empty.column(0))
     if plan.dtype is None or plan.dtype.hasobject:  # strings, dates, lists, ...
         return (), None
@@ -81,6 +81,13 @@ def _describe(
     column = interop.to_numpy_tree(empty)[field.name]
     row_shape = tuple(column.shape[1:])
     return (row_shape if per_column else (rows, *row_shape)), column.dtype
+
+
+def _empty(pa: Any, arrow_type: Any) -> Any:
+    """An empty array of ``arrow_type`` (``Schema.empty_table`` refuses some extension types)."""
+    if isinstance(arrow_type, pa.BaseExtensionType):
+        return pa.ExtensionArray.from_storage(arrow_type, _empty(pa, arrow_type.storage_type))
+    return pa.array([], type=arrow_type)
 
 
 def _load(

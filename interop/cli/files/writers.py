@@ -114,6 +114,8 @@ class Output:
         member_names: Whether keys become file names in an archive (``.npz``), and
             so may need escaping.
         single: Whether the file holds exactly one array.
+        check: Refuses planned arrays the format cannot hold for other reasons
+            than their dtype, before anything is written.
     """
 
     name: str
@@ -123,6 +125,7 @@ class Output:
     write: Callable[[IO[bytes], Arrays, Path, Planned], None]
     member_names: bool = False
     single: bool = False
+    check: Callable[[Planned], None] | None = None
 
 
 _NUMPY_REFUSAL = (
@@ -158,6 +161,16 @@ def _parquet(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None
     arrow.write_parquet(f, arrays, path)
 
 
+def _parquet_check(planned: Planned) -> None:
+    for name, shape, _ in planned:
+        if len(shape) and 0 in shape:
+            raise ConvertError(
+                f"expected arrays with at least one value for a .parquet file, got {name!r} of "
+                f"shape {tuple(shape)}: Parquet readers cannot read back a tensor of no values "
+                "(a fixed-size list of size 0). hint: write .arrow or .safetensors"
+            )
+
+
 def _arrow_ipc(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None:
     arrow.write_arrow(f, arrays, path)
 
@@ -185,7 +198,9 @@ OUTPUTS: dict[str, Output] = {
     ".safetensors": Output(
         ".safetensors", _safetensors_stores, _SAFETENSORS_REFUSAL, _safetensors_size, _safetensors
     ),
-    ".parquet": Output(".parquet", _arrow_stores, _ARROW_REFUSAL, arrow.arrow_size, _parquet),
+    ".parquet": Output(
+        ".parquet", _arrow_stores, _ARROW_REFUSAL, arrow.arrow_size, _parquet, check=_parquet_check
+    ),
     ".arrow": _ARROW,
     ".feather": dataclasses.replace(_ARROW, name=".feather"),
 }
