@@ -386,7 +386,7 @@ def test_columns_read_without_the_type_registered_are_restored(tmp_path: Path) -
     try:
         plain = pq.read_table(path)
     finally:
-        pa.register_extension_type(fmt.DtypeType(np.dtype(np.complex64)))
+        fmt.register()
     assert plain.schema.field("bfloat16").type == pa.list_(pa.uint16(), 2)
     tree = interop.to_numpy_tree(plain)
     for key, a in arrays.items():
@@ -417,3 +417,23 @@ def test_testing_catalogue_builds_arrow_arrays() -> None:
     y = arrow.make(b)
     assert np.shares_memory(interop.to_numpy(y), arrow.native(y))
     assert arrow.native(y).dtype == uint_of("bfloat16")
+
+
+def test_importing_the_format_first_registers_the_type() -> None:
+    # The format module imports pyarrow, whose import hook imports the format module
+    # while it is being imported: the type is registered all the same, with no warning.
+    code = """
+        import warnings
+        warnings.simplefilter("error")
+        from interop.backends.arrow import format
+        import pyarrow as pa, numpy as np, ml_dtypes
+        ty = format.DtypeType(np.dtype(ml_dtypes.bfloat16))
+        storage = pa.array([1], pa.uint16())
+        batch = pa.record_batch([pa.ExtensionArray.from_storage(ty, storage)], ["a"])
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        read = pa.ipc.open_stream(sink.getvalue()).read_all()
+        print(read.schema.field("a").type.extension_name)
+    """
+    assert _python(code).strip() == "interop.dtype"

@@ -50,11 +50,11 @@ def on_import() -> None:
     """Register the ``interop.dtype`` extension type (run when ``pyarrow`` is imported).
 
     Registered at once, so that a file or stream read before any conversion
-    already rebuilds the exact dtypes of its columns.
+    already rebuilds the exact dtypes of its columns. Importing the module
+    registers it, also where this runs while that module is being imported (it
+    imports pyarrow): then the registration comes at the end of its import.
     """
-    from interop.backends.arrow import format  # imports pyarrow, already imported
-
-    format.register()
+    from interop.backends.arrow import format  # noqa: F401
 
 
 class ArrowBackend(Backend):
@@ -78,9 +78,8 @@ class ArrowBackend(Backend):
     def load(self) -> None:
         import pyarrow
 
-        from interop.backends.arrow import format
+        from interop.backends.arrow import format  # registers interop.dtype
 
-        format.register()
         self.pa = pyarrow
         self.fmt = format
         self._containers = (pyarrow.Table, pyarrow.RecordBatch)

@@ -236,17 +236,16 @@ def _bits(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return np.dtype(f"u{dtype.itemsize}") if dtype.itemsize <= 8 else np.dtype("V16")
 
 
-_registered: list[bool] = []
-
-
 def register() -> None:
-    """Register :class:`DtypeType` with pyarrow, so that readers rebuild it (idempotent)."""
-    if _registered:
-        return
+    """Register :class:`DtypeType` with pyarrow, so that readers rebuild it.
+
+    Runs when this module is imported (once ``pyarrow`` is, see
+    :func:`interop.backends.arrow.on_import`); again only after the type was
+    unregistered.
+    """
     # Already registered: by this module before it was reloaded.
     with contextlib.suppress(pa.ArrowKeyError):
         pa.register_extension_type(DtypeType(np.dtype(np.complex64)))
-    _registered.append(True)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -521,12 +520,31 @@ def check_arrow_dtype(dtype: np.dtype[Any]) -> None:
     )
 
 
+class _Writing:
+    """How arrays of one dtype become Arrow buffers (worked out once per dtype)."""
+
+    __slots__ = ("bits", "item", "scalar")
+
+    def __init__(self, dtype: np.dtype[Any]) -> None:
+        check_arrow_dtype(dtype)
+        encoded = is_encoded(dtype)
+        # ml_dtypes arrays export no buffer: their bits are exported as unsigned
+        # integers of the same width.
+        self.bits = _bits(dtype) if encoded else None
+        self.item: pa.DataType = _STORAGE[dtype.itemsize] if encoded else _ARROW_OF.get(dtype)
+        self.scalar = _scalar_type(dtype)
+
+
+_writing: dict[np.dtype[Any], _Writing] = {}
+
+
 def to_arrow(a: np.ndarray[Any, Any]) -> pa.Array:
     """An Arrow array of ``a``'s rows; zero-copy unless :func:`arrow_problem` says otherwise.
 
     Where there is a problem, the data is copied once (booleans: packed into bits).
     """
-    if a.ndim == 0:
+    ndim = a.ndim
+    if ndim == 0:
         raise ConversionError(
             "expected an array with at least one dimension to convert to Arrow, got a 0-d "
             "array: an Arrow array is a column of rows. hint: x.reshape(1) gives one row"
@@ -534,25 +552,28 @@ def to_arrow(a: np.ndarray[Any, Any]) -> pa.Array:
     dtype = a.dtype
     if not dtype.isnative:
         dtype = dtype.newbyteorder("=")
-    check_arrow_dtype(dtype)
+    how = _writing.get(dtype)
+    if how is None:
+        how = _writing[dtype] = _Writing(dtype)
     if dtype.kind == "b":
         flat = pa.array(np.ascontiguousarray(a).reshape(-1), pa.bool_())
     else:
-        if not a.flags.c_contiguous or a.dtype != dtype:
+        if not a.flags.c_contiguous or a.dtype is not dtype:
             a = aligned_copy(a, dtype)
         # A py_buffer holds on to the array (and through it to the memory it views),
-        # so the Arrow array keeps its source alive. ml_dtypes arrays export no
-        # buffer: their bits are exported as unsigned integers of the same width.
-        bits = a if dtype in _ARROW_OF else a.view(_bits(dtype))
-        buffer = pa.py_buffer(bits.reshape(-1) if bits.ndim != 1 else bits)
-        item = _STORAGE[dtype.itemsize] if is_encoded(dtype) else _ARROW_OF[dtype]
-        flat = pa.Array.from_buffers(item, a.size, [None, buffer])
-    if a.ndim == 1:
-        ty = _scalar_type(dtype)
-        if isinstance(ty, DtypeType):
-            return pa.ExtensionArray.from_storage(ty, flat)
+        # so the Arrow array keeps its source alive.
+        bits = a if how.bits is None else a.view(how.bits)
+        buffer = pa.py_buffer(bits if ndim == 1 else bits.reshape(-1))
+        flat = pa.Array.from_buffers(how.item, a.size, [None, buffer])
+    if ndim == 1:
+        scalar = how.scalar
+        if type(scalar) is DtypeType:
+            return pa.ExtensionArray.from_storage(scalar, flat)
         return flat
-    shape = tuple(int(n) for n in a.shape[1:])
-    ty = _tensor_type(dtype, shape)
+    ty = _tensor_type(dtype, a.shape[1:])
     storage = pa.Array.from_buffers(ty.storage_type, a.shape[0], [None], children=[flat])
     return pa.ExtensionArray.from_storage(ty, storage)
+
+
+# Registered as soon as this module exists: it is imported only once pyarrow is.
+register()
