@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import interop
 from interop import ConversionError, CopyRequiredError, UnsupportedTypeError, testing
 from tests.conftest import load_framework
 from tests.support.dtype_sources import as_format, random_bits, uint_of
+from tests.support.simdevice import SimArray, SimBackend, registered
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -262,6 +264,23 @@ def test_convert_from_every_framework(name: str) -> None:
         assert np.shares_memory(out, framework.native(src))
     back = interop.convert(x, name)
     assert np.array_equal(interop.to_numpy(back), a)
+
+
+@pytest.fixture
+def simdevice(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimBackend]:
+    yield from registered(monkeypatch)
+
+
+def test_device_data_goes_through_the_host_transfer(simdevice: SimBackend) -> None:
+    x = SimArray(np.arange(6.0).reshape(3, 2), "w")
+    plan = interop.explain(x, to="arrow")
+    assert plan.transfer and not plan.zero_copy and plan.target == "arrow"
+    out = interop.convert(x, "arrow")
+    assert isinstance(out, pa.FixedShapeTensorArray)
+    assert np.array_equal(interop.to_numpy(out), x.data)
+    assert simdevice.log == ["blocking w"]
+    with pytest.raises(CopyRequiredError):
+        interop.convert(x, "arrow", copy=False)
 
 
 def test_convert_torch_tensor_with_grad() -> None:

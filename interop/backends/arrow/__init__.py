@@ -122,7 +122,7 @@ class ArrowBackend(Backend):
 
     def plan_key(self, x: Any, /) -> Hashable | None:
         chunked = isinstance(x, self.pa.ChunkedArray)
-        chunks = min(x.num_chunks, 2) if chunked else 1
+        chunks = x.num_chunks if chunked else 1
         return (type(x), x.type, chunks, self._nulls(x) > 0)
 
     def plan(self, x: Any, options: Options, /) -> Plan:
@@ -160,12 +160,16 @@ class ArrowBackend(Backend):
                 reason = f"putting NaN in place of the nulls of {x.type} copies"
                 dtype = target
             elif not (target is not None and target.hasobject and layout.kind == "pyarrow"):
+                if layout.kind in ("values", "bits"):
+                    instead = "a floating-point dtype= (np.float64) to get NaN for each null"
+                else:
+                    instead = "dtype=object to get None for each null"
                 raise ConversionError(
                     f"expected an Arrow array without nulls, got `{type_name(x)}` of "
                     f"{x.type} with {nulls} null{'s' if nulls > 1 else ''} in {len(x)} "
                     "values: NumPy has no null, and a number in its place would be a value "
-                    "that was never there. hint: fill them first (x.fill_null(0)), or pass "
-                    "a floating-point dtype= (np.float64) to get NaN for each null"
+                    f"that was never there. hint: fill them first (x.fill_null(...)), or "
+                    f"pass {instead}"
                 )
         return _plan.finish(
             self.name,

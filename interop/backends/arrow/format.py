@@ -167,9 +167,6 @@ class DtypeType(pa.ExtensionType):  # type: ignore[misc]
     def __arrow_ext_scalar_class__(self) -> type[pa.ExtensionScalar]:
         return DtypeScalar
 
-    def to_pandas_dtype(self) -> Any:
-        return self.dtype if self.shape is None else np.dtype(object)
-
 
 def parse_metadata(serialized: bytes) -> tuple[np.dtype[Any], tuple[int, ...] | None]:
     """The dtype and row shape that ``interop.dtype`` metadata records; ``ValueError`` if bad."""
