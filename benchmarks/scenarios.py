@@ -985,7 +985,7 @@ def _arrow_convert(name: str, config: Config) -> Scenario:
     ]
     mb = view.nbytes / 2**20
     return _scenario(
-        f"arrow/convert/{name}",
+        f"arrow/from-{name}",
         f"convert a {mb:.0f} MB float32 {name} tensor to an Arrow tensor column",
         variants,
         [
@@ -998,7 +998,7 @@ def _arrow_convert(name: str, config: Config) -> Scenario:
 
 
 for _name in ("numpy", "torch"):
-    _register(f"arrow/convert/{_name}", lambda c, n=_name: _arrow_convert(n, c))
+    _register(f"arrow/from-{_name}", lambda c, n=_name: _arrow_convert(n, c))
 
 
 _RAY_FEATURES = 64

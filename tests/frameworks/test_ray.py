@@ -25,6 +25,9 @@ pytestmark = [
     # Ray's own deprecation notices about its settings, raised inside Ray (every
     # other warning, the library's included, stays an error).
     pytest.mark.filterwarnings(r"ignore::DeprecationWarning:ray\..*"),
+    # JAX warns at every fork once it is imported (by other tests of the session);
+    # Ray starts its processes with one.
+    pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning"),
 ]
 
 ray = pytest.importorskip("ray")

@@ -43,7 +43,9 @@ def _params() -> list[object]:
         slow = marker is not None and marker.group(1) in SLOW
         # Ray's own deprecation notices about its settings, raised inside Ray.
         ray_notices = pytest.mark.filterwarnings(r"ignore::DeprecationWarning:ray\..*")
-        marks = [pytest.mark.slow, ray_notices] if slow else []
+        # JAX, once imported, warns at every fork; Ray starts its processes with one.
+        jax_fork = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")
+        marks = [pytest.mark.slow, ray_notices, jax_fork] if slow else []
         params.append(pytest.param(line, source, id=f"line{line}", marks=marks))
     return params
 
