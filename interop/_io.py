@@ -115,7 +115,7 @@ def load(
         >>> w = np.array([1.5, -2.0], dtype=ml_dtypes.bfloat16)
         >>> _ = interop.save({"layer": {"w": w}}, path)
         >>> interop.load(path)["layer"]["w"]
-        array([1.5, -2], dtype=bfloat16)
+        array([1.5, -2], dtype=dtype(bfloat16))
     """
     src = Path(path)
     fmt = _format(src)

@@ -44,7 +44,7 @@ import pyarrow as pa
 from ray.data.extensions import ArrowTensorType, ArrowTensorTypeV2
 
 from interop import _convert, _tree
-from interop._errors import ConversionError, InteropError, type_name
+from interop._errors import ConversionError, InteropError
 from interop.backends.arrow import format as arrow_format
 
 __all__ = ["RayBatches", "iter_batches", "map_batches", "to_arrow_table", "to_framework"]
@@ -132,21 +132,17 @@ def to_arrow_table(batch: Any, /) -> Any:
     Each array becomes a column with :func:`interop.convert` (``to="arrow"``): its
     first axis is the rows; exact dtypes are kept (as ``interop.dtype``), tensors
     that require grad or live on a GPU are converted as :func:`interop.to_numpy`
-    converts them, and a nested dict becomes a struct column. A ``pyarrow.Table``
-    or a pandas ``DataFrame`` is returned as it is.
+    converts them, and a nested dict becomes a struct column. Lists and NumPy
+    arrays of text or objects are left to ``pyarrow.array``. Anything but a dict
+    (a ``pyarrow.Table``, a ``DataFrame``) is returned as it is, for Ray to take.
 
     Raises:
-        ConversionError: ``batch`` is not a dict, its arrays differ in length, or an
-            array cannot be an Arrow column (0-d, not numeric). The message names
-            the array, as in ``output['logits']``.
+        ConversionError: The arrays of the dict differ in length, or one cannot be
+            an Arrow column (0-d, not numeric). The message names the array, as in
+            ``output['logits']``.
     """
-    if isinstance(batch, pa.Table) or type(batch).__name__ == "DataFrame":
-        return batch
     if not isinstance(batch, Mapping):
-        raise ConversionError(
-            f"expected fn to return a dict of arrays, got `{type_name(batch)}`. hint: "
-            "return {'name': array, ...}, with one row per example in each array"
-        )
+        return batch
     columns = {str(k): _column(v, f"output[{k!r}]") for k, v in batch.items()}
     _check_lengths(columns, "output")
     return pa.table(columns)
