@@ -3,8 +3,8 @@
 A scenario is built only when it is selected (building imports its framework and
 allocates its data), and each is named so that ``--only`` can pick it before that:
 ``overhead``, ``grad``, ``bf16``, ``fp8``, ``tree``, ``iter``, ``convert``,
-``function``, ``import`` and ``gpu`` each select a family. The goals are the
-project's performance promises; see docs/performance.md.
+``function``, ``import``, ``gpu``, ``arrow`` and ``ray`` each select a family. The
+goals are the project's performance promises; see docs/performance.md.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ _GROUPS = {
     "bf16": 3,
     "tree": 4,
     "iter": 4,
+    "ray": 4,
     "convert": 5,
+    "arrow": 5,
     "function": 6,
     "import": 7,
     "gpu": 8,
@@ -950,3 +953,150 @@ def _gpu_tree(config: Config) -> Scenario:
 
 _register("gpu/d2h", _gpu_d2h)
 _register("gpu/tree", _gpu_tree)
+
+
+# -- (9) Arrow columns and Ray Data pipelines ---------------------------------------------------
+
+
+def _arrow_convert(name: str, config: Config) -> Scenario:
+    """``interop.convert(x, "arrow")`` of a large tensor: wraps its memory, copies nothing."""
+    if importlib.util.find_spec("pyarrow") is None:
+        raise Unavailable("pyarrow is not installed")
+    import pyarrow as pa
+
+    fw = framework(name)
+    side = int((config.large_bytes // 4) ** 0.5)
+    x = fw.make(np.arange(side * side, dtype=np.float32).reshape(side, side))
+    view = fw.native(x)
+    result = interop.convert(x, "arrow")
+    zero_copy = bool(np.shares_memory(interop.to_numpy(result), view))
+    _same(interop.to_numpy(result), view, "convert(x, 'arrow')")
+    ns = namespace(x=x, view=view, pa=pa)
+    ours = 'interop.convert(x, "arrow")'
+    copy_label = "np.copy(view) (copying the bytes)"
+    variants = [
+        Variant(ours, 'interop.convert(x, "arrow")', ns),
+        Variant(copy_label, "np.copy(view)", ns),
+        Variant(
+            "pa.FixedShapeTensorArray.from_numpy_ndarray(view)",
+            "pa.FixedShapeTensorArray.from_numpy_ndarray(view)",
+            ns,
+        ),
+    ]
+    mb = view.nbytes / 2**20
+    return _scenario(
+        f"arrow/from-{name}",
+        f"convert a {mb:.0f} MB float32 {name} tensor to an Arrow tensor column",
+        variants,
+        [
+            Goal("zero-copy (np.shares_memory with the source)", "check", passed=zero_copy),
+            # "At most 1e-3 of a memcpy": copying the bytes takes 1000 times as long.
+            Goal("convert vs copying the bytes", "speedup", ours, (copy_label,), 1000),
+        ],
+        nbytes=view.nbytes,
+    )
+
+
+for _name in ("numpy", "torch"):
+    _register(f"arrow/from-{_name}", lambda c, n=_name: _arrow_convert(n, c))
+
+
+_RAY_FEATURES = 64
+
+
+def _ray_pipeline(config: Config) -> Scenario:
+    """A Ray Data pipeline whose UDF runs a small torch model: interop.ray vs by hand.
+
+    The hand-written UDF is what Ray needs without this library: take NumPy, return
+    NumPy, so ``.detach().cpu()`` and a float32 upcast of the bfloat16 output (Ray's
+    blocks have no bfloat16). interop's keeps bfloat16, exactly. Each timing runs the
+    whole pipeline once over the same materialized input: map_batches, then every
+    batch iterated.
+    """
+    for module in ("ray", "torch", "pyarrow"):
+        if importlib.util.find_spec(module) is None:
+            raise Unavailable(f"{module} is not installed")
+    import ml_dtypes
+    import pyarrow as pa
+    import ray
+    import torch
+
+    import interop.ray as iray
+
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}
+    )
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    rows = 8_192 if config.quick else 262_144
+    batch = 1_024 if config.quick else 8_192
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((rows, _RAY_FEATURES), dtype=np.float32)
+    table = pa.table(
+        {
+            "id": np.arange(rows, dtype=np.int64),
+            "x": pa.FixedShapeTensorArray.from_numpy_ndarray(features),
+        }
+    )
+    source = ray.data.from_arrow(table).repartition(8).materialize()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(_RAY_FEATURES, 256), torch.nn.ReLU(), torch.nn.Linear(256, 16)
+    )
+
+    def ours_udf(b: dict[str, Any]) -> dict[str, Any]:
+        return {"id": b["id"], "y": model(b["x"]).to(torch.bfloat16)}  # grad-carrying
+
+    def hand_udf(b: dict[str, Any]) -> dict[str, Any]:
+        x = torch.tensor(b["x"])  # Ray's batch is read-only: torch needs its own copy
+        y = model(x).to(torch.bfloat16).detach().cpu().float().numpy()
+        return {"id": b["id"], "y": y}
+
+    def ours() -> float:
+        start = time.perf_counter()
+        ds = iray.map_batches(source, ours_udf, to="torch", batch_size=batch)
+        for _ in iray.iter_batches(ds, batch_size=batch):
+            pass
+        return time.perf_counter() - start
+
+    def hand() -> float:
+        start = time.perf_counter()
+        ds = source.map_batches(hand_udf, batch_format="numpy", batch_size=batch)
+        for _ in ds.iter_batches(batch_format="numpy", batch_size=batch):
+            pass
+        return time.perf_counter() - start
+
+    # The check: interop's output is bfloat16 and holds the bits of the hand-written
+    # one's float32 values rounded to bfloat16 (the same batches, the same model).
+    ds = iray.map_batches(source, ours_udf, to="torch", batch_size=batch)
+    got = ds.take_batch(rows)
+    want = source.map_batches(hand_udf, batch_format="numpy", batch_size=batch).take_batch(rows)
+    got_y = got["y"][np.argsort(got["id"])]
+    want_y = want["y"][np.argsort(want["id"])].astype(ml_dtypes.bfloat16)
+    exact = got_y.dtype == ml_dtypes.bfloat16 and np.array_equal(
+        got_y.view(np.uint16), want_y.view(np.uint16)
+    )
+    ours_label = "iray.map_batches(..., to='torch') + iray.iter_batches (bfloat16 kept)"
+    hand_label = "hand-written UDF: .detach().cpu().float().numpy() (float32 upcast)"
+    return _scenario(
+        "ray/map_batches-torch-bf16",
+        f"Ray Data pipeline, {rows} rows, a torch MLP in the UDF returning bfloat16 with grad",
+        [Variant(ours_label, measure=ours), Variant(hand_label, measure=hand)],
+        [
+            Goal("bfloat16 kept exactly through Ray's blocks", "check", passed=exact),
+            Goal(
+                "throughput: interop.ray / hand-written", "slowdown", ours_label, (hand_label,), 1.1
+            ),
+        ],
+        notes=[
+            "ray.init(num_cpus=2) on this machine; one timing = one full pipeline run",
+            f"batch_size={batch}; the input is materialized once, before any timing",
+        ],
+        rounds=3 if config.quick else 9,
+        teardown=ray.shutdown,
+    )
+
+
+_register("ray/map_batches-torch-bf16", _ray_pipeline)

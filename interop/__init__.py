@@ -8,6 +8,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from interop._api import explain, framework_of, to_numpy
 from interop._backend import Backend
 from interop._convert import convert
@@ -28,6 +30,17 @@ from interop._tree import register_container, to_numpy_tree
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> Any:
+    # load and save bring the file formats with them (zipfile, json, the readers):
+    # imported on first use, so that `import interop` stays cheap.
+    if name in ("load", "save"):
+        from interop import _io
+
+        return getattr(_io, name)
+    raise AttributeError(f"module 'interop' has no attribute {name!r}")
+
+
 __all__ = [
     "Backend",
     "BackendInfo",
@@ -46,10 +59,12 @@ __all__ = [
     "framework_of",
     "iter_convert",
     "iter_numpy",
+    "load",
     "numpy_function",
     "options",
     "register_backend",
     "register_container",
+    "save",
     "to_numpy",
     "to_numpy_tree",
 ]

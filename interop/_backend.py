@@ -81,6 +81,17 @@ class Backend:
         """Whether objects of exactly this type are this backend's to convert."""
         raise NotImplementedError
 
+    def declines(self, cls: type, /) -> str | None:
+        """Why objects of this type, which this backend does not match, are no arrays at all.
+
+        For a framework's containers that also offer an array protocol (an Arrow
+        table has ``__array__``): a reason (with a hint) keeps the generic protocols
+        from converting them, so that :func:`interop.to_numpy` refuses them with it
+        and the tree walk takes them apart with :meth:`node`. ``None`` (the default):
+        the backends after this one are asked.
+        """
+        return None
+
     # -- conversion to NumPy -------------------------------------------------------
 
     def host_view_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:

@@ -30,6 +30,7 @@ import numpy as np
 import interop.backends  # noqa: F401
 from interop._backend import Backend
 from interop._errors import ConversionError, UnsupportedTypeError, type_name
+from interop._import_hooks import when_imported
 
 __all__ = [
     "Backend",
@@ -78,6 +79,7 @@ _BUILTIN_FRAMEWORKS = (
     "interop.backends.jax:JaxBackend",
     "interop.backends.cupy:CupyBackend",
     "interop.backends.dask:DaskBackend",
+    "interop.backends.arrow:ArrowBackend",
     # Containers only (no arrays); the tree functions ask it before torch's pytree
     # registry, where TensorDict registers itself (see _tree.containers.sync).
     "interop.backends.tensordict:TensorDictBackend",
@@ -88,12 +90,20 @@ _BUILTIN_GENERICS = (
     "interop.backends.generic.array_protocol:ArrayProtocolBackend",
     "interop.backends.generic.python:PythonBackend",
 )
+# Functions of built-in backends that run as soon as their framework is imported,
+# before any dispatch: Arrow registers its extension type, so that data read from
+# files or other processes before the first conversion keeps its exact dtypes.
+_ON_IMPORT = (("pyarrow", "interop.backends.arrow:on_import"),)
+for _module, _spec in _ON_IMPORT:
+    when_imported(_module, _spec)
 _frameworks: list[Backend] = []
 _generics: list[Backend] = []
 # type(x) -> the backend that converts it, or None for a type no backend takes.
 _cache: dict[type, Backend | None] = {}
 # type(x) -> its backend's host view function (Backend.host_view_for), or None.
 _views: dict[type, Callable[[Any], Any] | None] = {}
+# type(x) -> why a framework backend declined it (Backend.declines), for the error.
+_declined: dict[type, str] = {}
 # Types made on the fly (a namedtuple class per call, ...) must not pile up: past
 # this many entries the per-type tables start afresh.
 _MAX_TYPES = 2048
@@ -105,6 +115,7 @@ _entry_points_loaded = False
 def _clear_tables() -> None:
     _cache.clear()
     _views.clear()
+    _declined.clear()
     for table in _dependents:
         table.clear()
 
@@ -186,6 +197,10 @@ def _resolve(cls: type) -> Backend | None:
             _load(backend)
             if backend.matches(cls):
                 found = backend
+                break
+            reason = backend.declines(cls)
+            if reason is not None:
+                _declined[cls] = reason
                 break
         if len(_cache) >= _MAX_TYPES:
             _clear_tables()
@@ -292,6 +307,11 @@ def unsupported(x: object) -> UnsupportedTypeError:
     # Ask the type, not the object: a hostile ``__getattr__`` or ``__class__`` must
     # not turn this error into another one.
     cls = type(x)
+    declined = _declined.get(cls)
+    if declined is not None:
+        return UnsupportedTypeError(
+            f"expected an array or tensor, got `{type_name(x)}`: {declined}"
+        )
     hint = next((h for t, h in _HINTS.items() if issubclass(cls, t)), None)
     if hint is None and hasattr(cls, "__iter__") and not issubclass(cls, (list, tuple)):
         hint = "materialise iterables first, for example with list(...)"

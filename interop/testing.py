@@ -28,7 +28,9 @@ import numpy as np
 
 __all__ = ["FRAMEWORKS", "Framework", "available", "framework"]
 
-#: The frameworks of the catalogue, in the order tables list them.
+#: The frameworks of the catalogue, in the order tables list them. ``"arrow"`` (columns
+#: of rows, with no 0-d arrays) is also in the catalogue, but not in this list of
+#: array frameworks that every contract test runs over.
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 
 # The dtypes NumPy has natively, by name.
@@ -51,7 +53,13 @@ _NUMPY_NAMES = frozenset(
     ]
 )
 
-_MODULES = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+_MODULES = {
+    "numpy": "numpy",
+    "torch": "torch",
+    "tensorflow": "tensorflow",
+    "jax": "jax",
+    "arrow": "pyarrow",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,9 +160,39 @@ def _jax() -> Framework:
     return Framework("jax", "jax", make, np.asarray, immutable=True, native_stmt="np.asarray(x)")
 
 
+def _arrow() -> Framework:
+    pa = importlib.import_module("pyarrow")
+    # The exact dtypes Arrow lacks are built with the encoding interop documents
+    # (interop.backends.arrow.format); everything else with pyarrow's own constructors.
+    fmt = importlib.import_module("interop.backends.arrow.format")
+
+    def make(a: np.ndarray[Any, Any]) -> Any:
+        if a.ndim == 0:
+            raise ValueError("an Arrow array has at least one dimension")
+        a = np.ascontiguousarray(a)
+        if fmt.is_encoded(a.dtype):
+            return fmt.to_arrow(a.copy())
+        if a.ndim == 1:
+            return pa.array(a)
+        return pa.FixedShapeTensorArray.from_numpy_ndarray(a)
+
+    def native(x: Any) -> np.ndarray[Any, Any]:
+        if isinstance(x.type, fmt.DtypeType):  # its bits as unsigned integers
+            storage = x.storage
+            if x.type.shape is None:
+                return storage.to_numpy()  # type: ignore[no-any-return]
+            return storage.flatten().to_numpy()  # type: ignore[no-any-return]
+        if isinstance(x, pa.FixedShapeTensorArray):
+            return x.to_numpy_ndarray()  # type: ignore[no-any-return]
+        return x.to_numpy()  # type: ignore[no-any-return]
+
+    return Framework("arrow", "pyarrow", make, native, immutable=True, native_stmt="x.to_numpy()")
+
+
 _FACTORIES: dict[str, Callable[[], Framework]] = {
     "numpy": _numpy,
     "torch": _torch,
     "tensorflow": _tensorflow,
     "jax": _jax,
+    "arrow": _arrow,
 }

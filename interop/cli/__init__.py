@@ -32,6 +32,7 @@ examples:
   interop doctor --json                 # machine-readable report
   interop convert model.pt model.npz    # state dict -> one array per dotted key
   interop convert model.safetensors w.npz --upcast --keys 'encoder.*'
+  interop convert model.pt model.parquet  # every dtype kept exactly (also .arrow)
 """
 _SIZE = re.compile(r"(\d+)([KMGT]?)(?:I?B)?", re.IGNORECASE)
 #: Exit status of a failed command, as argparse uses for a usage error.
@@ -85,17 +86,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert_cmd = sub.add_parser(
         "convert",
-        help="convert a tensor file (.pt, .pth, .bin, .safetensors, .npy, .npz) to .npz/.npy",
-        description="Convert a tensor file to NumPy. PyTorch files are loaded with "
+        help="convert a tensor file (.pt, .pth, .bin, .safetensors, .npy, .npz, .parquet, "
+        ".arrow) to .npz/.npy, .safetensors, .parquet or .arrow",
+        description="Convert a tensor file. PyTorch files are loaded with "
         "weights_only=True (no arbitrary object is ever unpickled); nested state dicts "
         "and optimizer states become dotted keys. The output is written to a temporary "
         "file and renamed into place, so a failure leaves nothing behind. Limits on the "
         "input's size and nesting are checked before anything is written.",
     )
     convert_cmd.add_argument(
-        "src", help="input: .pt, .pth, .bin (torch.save), .safetensors, .npy, .npz"
+        "src",
+        help="input: .pt, .pth, .bin (torch.save), .safetensors, .npy, .npz, .parquet, "
+        ".arrow/.feather (Arrow IPC)",
     )
-    convert_cmd.add_argument("dst", help="output: .npz, or .npy for a single array")
+    convert_cmd.add_argument(
+        "dst",
+        help="output: .npz (or .npy for a single array), .safetensors (bfloat16/float8 "
+        "kept), .parquet or .arrow (every dtype kept)",
+    )
     convert_cmd.add_argument(
         "--upcast",
         action="store_true",

@@ -1,5 +1,6 @@
 """Arrays from other libraries users hand over: CuPy, Dask, array-api-strict, pandas,
-xarray, pyarrow, and objects that only speak the ``__array__`` protocol."""
+xarray, and objects that only speak the ``__array__`` protocol (pyarrow has a backend
+of its own: tests/frameworks/test_arrow.py)."""
 
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def test_array_api_strict_cpu_is_not_a_transfer() -> None:
     np.testing.assert_array_equal(interop.to_numpy(x, allow_transfer=False), [1.0, 2.0])
 
 
-# -- pandas, xarray, pyarrow through their array protocols -----------------------------------
+# -- pandas and xarray through their array protocols -----------------------------------
 
 
 @dataclass(frozen=True)
@@ -201,29 +202,7 @@ def _sources() -> list[Any]:
         lambda d: d.values,
         True,
     )
-    add("pyarrow", "arrow-array", lambda pa: pa.array([1.0, 2.0, 3.0]), _arrow_native, True)
-    add(
-        "pyarrow",
-        "arrow-array-slice",
-        lambda pa: pa.array([1.0, 2.0, 3.0, 4.0]).slice(1, 2),
-        _arrow_native,
-        True,
-    )
-    add("pyarrow", "arrow-nulls", lambda pa: pa.array([1.0, None, 3.0]), _arrow_native, False)
-    add("pyarrow", "arrow-int-nulls", lambda pa: pa.array([1, None, 3]), _arrow_native, False)
-    add("pyarrow", "arrow-bool", lambda pa: pa.array([True, False]), _arrow_native, False)
-    add(
-        "pyarrow",
-        "arrow-chunked",
-        lambda pa: pa.chunked_array([[1.0, 2.0], [3.0]]),
-        _arrow_native,
-        False,
-    )
     return cases
-
-
-def _arrow_native(a: Any) -> np.ndarray:
-    return np.asarray(a.to_numpy(zero_copy_only=False))
 
 
 @pytest.fixture(params=_sources())
@@ -262,13 +241,6 @@ def test_library_object_copy_true_owns_memory(source: Source) -> None:
     assert out.flags.writeable
     out[...] = 0
     np.testing.assert_array_equal(source.native(obj), before)
-
-
-def test_arrow_array_with_nulls_becomes_nan() -> None:
-    pa = pytest.importorskip("pyarrow")
-    out = interop.to_numpy(pa.array([1, None, 3]))
-    assert out.dtype == np.float64
-    np.testing.assert_array_equal(out, [1.0, np.nan, 3.0])
 
 
 def test_read_only_views_are_reported_read_only() -> None:

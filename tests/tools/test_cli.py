@@ -267,6 +267,121 @@ def test_convert_safetensors_with_bfloat16_and_float8(tmp_path: Path) -> None:
         assert z["ids"].dtype == np.int32 and z["mask"].dtype == np.bool_
 
 
+def _bf16_with_nan_payloads() -> Any:
+    torch = pytest.importorskip("torch")
+    bits = np.array([0x7FC1, 0xFFC3, 0x7F81, 0x0001, 0x3F80, 0xC2F7], dtype=np.uint16)
+    return torch.from_numpy(bits.view(np.int16).copy()).view(torch.bfloat16).reshape(2, 3)
+
+
+@pytest.mark.parametrize("out", ["m.safetensors", "m.parquet", "m.arrow"])
+def test_convert_writes_exact_dtypes_to_formats_that_keep_them(tmp_path: Path, out: str) -> None:
+    torch = pytest.importorskip("torch")
+    if not out.endswith(".safetensors"):
+        pytest.importorskip("pyarrow")
+    checkpoint = {
+        "model": {"w": _bf16_with_nan_payloads(), "b": torch.zeros(3)},
+        "fp8": torch.tensor([0.5, -1.0, 448.0]).to(torch.float8_e4m3fn),
+        "step": 7,
+    }
+    torch.save(checkpoint, tmp_path / "m.pt")
+    result = run("convert", "m.pt", out, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote 4 arrays" in result.stdout
+    # Back through the command line to safetensors, read with the safetensors library.
+    back = run("convert", out, "back.safetensors", cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    loaded = safetensors_torch.load_file(tmp_path / "back.safetensors")
+    w = checkpoint["model"]["w"]
+    assert loaded["model.w"].dtype == torch.bfloat16
+    assert torch.equal(loaded["model.w"].view(torch.int16), w.view(torch.int16))
+    assert loaded["fp8"].dtype == torch.float8_e4m3fn
+    assert torch.equal(loaded["fp8"].view(torch.uint8), checkpoint["fp8"].view(torch.uint8))
+    assert loaded["step"].item() == 7 and loaded["step"].shape == ()
+    # The readers of other tools see the file's own types.
+    if out.endswith(".parquet"):
+        pq = pytest.importorskip("pyarrow.parquet")
+        field = pq.read_schema(tmp_path / out).field("model.w")
+        assert field.type.extension_name == "interop.dtype"
+
+
+def test_convert_refuses_dtypes_a_format_cannot_store(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save({"w": _bf16_with_nan_payloads()}, tmp_path / "bf.pt")
+    error = failed(run("convert", "bf.pt", "bf.npz", cwd=tmp_path))
+    assert ".safetensors, .parquet and .arrow" in error
+    np.save(tmp_path / "c.npy", np.array([1 + 2j], np.complex128))
+    error = failed(run("convert", "c.npy", "c.safetensors", cwd=tmp_path))
+    assert "complex128" in error and ".parquet" in error
+    assert leftovers(tmp_path) == [] and not (tmp_path / "c.safetensors").exists()
+
+
+def test_convert_reads_tables_of_rows(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    feather = pytest.importorskip("pyarrow.feather")
+    images = np.arange(4 * 2 * 3, dtype=np.uint8).reshape(4, 2, 3)
+    table = pa.table(
+        {
+            "label": pa.array([1, 0, 1, 1]),
+            "image": pa.FixedShapeTensorArray.from_numpy_ndarray(images),
+            "name": pa.array(["a", "b", "c", "d"]),
+        }
+    )
+    pq.write_table(table, tmp_path / "rows.parquet")
+    feather.write_feather(table, tmp_path / "rows.arrow")
+    for name in ("rows.parquet", "rows.arrow"):
+        out = run("convert", name, "rows.npz", "--force", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "skipped 1 entries" in out.stdout and "name (string)" in out.stdout
+        with np.load(tmp_path / "rows.npz") as z:
+            np.testing.assert_array_equal(z["image"], images)
+            assert z["label"].tolist() == [1, 0, 1, 1]
+    with_nulls = pa.table({"x": pa.array([1.0, None])})
+    pq.write_table(with_nulls, tmp_path / "nulls.parquet")
+    assert "1 null" in failed(run("convert", "nulls.parquet", "n.npz", cwd=tmp_path))
+
+
+def test_convert_damaged_arrow_files_fail_cleanly(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    feather = pytest.importorskip("pyarrow.feather")
+    table = pa.table({"w": np.arange(1000.0)})
+    pq.write_table(table, tmp_path / "full.parquet")
+    feather.write_feather(table, tmp_path / "full.arrow")
+    for name in ("full.parquet", "full.arrow"):
+        data = (tmp_path / name).read_bytes()
+        cut = "cut" + name[4:]
+        (tmp_path / cut).write_bytes(data[: len(data) // 2])
+        assert "cannot read" in failed(run("convert", cut, "o.npz", cwd=tmp_path))
+        (tmp_path / cut).write_bytes(b"\x00" * 64)
+        assert "cannot read" in failed(run("convert", cut, "o.npz", cwd=tmp_path))
+    # A tensor column whose metadata names a dtype that does not exist.
+    bad = pa.field(
+        "w",
+        pa.uint16(),
+        metadata={
+            b"ARROW:extension:name": b"interop.dtype",
+            b"ARROW:extension:metadata": b'{"dtype": "object"}',
+        },
+    )
+    pq.write_table(
+        pa.table([pa.array([1], pa.uint16())], schema=pa.schema([bad])), tmp_path / "b.parquet"
+    )
+    assert "interop.dtype" in failed(run("convert", "b.parquet", "o.npz", cwd=tmp_path))
+    assert leftovers(tmp_path) == [] and not (tmp_path / "o.npz").exists()
+
+
+def test_convert_checks_the_size_of_arrow_outputs(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    np.save(tmp_path / "a.npy", np.zeros(100_000))
+    error = failed(run("convert", "a.npy", "a.parquet", "--max-bytes", "100K", cwd=tmp_path))
+    assert "at most 102400 bytes" in error
+    out = run("convert", "a.npy", "a.parquet", "--max-bytes", "1M", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "a.parquet").stat().st_size <= 1 << 20
+
+
 def test_convert_npy_and_npz_round_trips(tmp_path: Path) -> None:
     a = np.arange(12, dtype=np.float64).reshape(3, 4)[:, ::2]  # not contiguous
     np.save(tmp_path / "a.npy", a)
@@ -314,7 +429,7 @@ def test_convert_force_replaces_existing_output(tmp_path: Path) -> None:
     [
         (("missing.pt", "o.npz"), "no such file"),
         (("a.txt", "o.npz"), "expected an input file ending in"),
-        (("a.npy", "o.csv"), "expected an output file ending in .npz or .npy"),
+        (("a.npy", "o.csv"), "expected an output file ending in one of .npz, .npy"),
         (("two.npz", "o.npy"), "expected one array for a .npy output"),
         (("two.npz", "o.npz", "--keys", "nothing*"), "expected --keys to select arrays"),
         (("a.npy", "o.npz", "--dtype", "int8"), "floating-point dtype"),

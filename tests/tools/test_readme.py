@@ -2,7 +2,9 @@
 
 Convention, the same in ``README.md`` and in every page of ``docs/``: a fenced
 ``python`` block whose first line is ``# example: <framework>`` is an example that
-needs ``<framework>`` (``numpy``, ``torch``, ``tensorflow`` or ``jax``) installed.
+needs ``<framework>`` (``numpy``, ``torch``, ``tensorflow``, ``jax`` or ``ray``)
+installed; a ``ray`` example starts a local Ray cluster, is in the slow tier, and
+its workers import this checkout.
 ``# example: <framework>, continued`` marks a block that goes on from the block
 before it in the same file (it runs after it, in the same namespace). Every
 ``python`` block must follow the convention, so that no untested code can appear in
@@ -13,6 +15,7 @@ language (``bash``, ``text``, ``toml``).
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +30,8 @@ PAGES = sorted((ROOT / "docs").glob("*.md"))
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 MARKER = re.compile(r"\A# example: (\w+)(, continued)?[ \t]*\n")
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
+# Examples that need more than one of the frameworks above, run in the slow tier.
+SLOW = ("ray",)
 
 
 def python_blocks(path: Path) -> list[tuple[int, str]]:
@@ -37,6 +42,21 @@ def python_blocks(path: Path) -> list[tuple[int, str]]:
 
 BLOCKS = {path: python_blocks(path) for path in (README, *PAGES)}
 CASES = [(path, line, source) for path, blocks in BLOCKS.items() for line, source in blocks]
+
+
+def _params() -> list[object]:
+    params = []
+    for path, line, source in CASES:
+        marker = MARKER.match(source)
+        slow = marker is not None and marker.group(1) in SLOW
+        # Ray's own deprecation notices about its settings, raised inside Ray.
+        ray_notices = pytest.mark.filterwarnings(r"ignore::DeprecationWarning:ray\..*")
+        # JAX, once imported, warns at every fork; Ray starts its processes with one.
+        jax_fork = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")
+        marks = [pytest.mark.slow, ray_notices, jax_fork] if slow else []
+        name = path.relative_to(ROOT).as_posix()
+        params.append(pytest.param(path, line, source, id=f"{name}:{line}", marks=marks))
+    return params
 
 
 def _name(path: Path) -> str:
@@ -65,19 +85,21 @@ def isolated_registry() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("isolated_registry")
-@pytest.mark.parametrize(
-    ("path", "line", "source"),
-    CASES,
-    ids=[f"{_name(path)}:{line}" for path, line, _ in CASES],
-)
-def test_every_python_block_is_a_runnable_example(path: Path, line: int, source: str) -> None:
+@pytest.mark.parametrize(("path", "line", "source"), _params())
+def test_every_python_block_is_a_runnable_example(
+    path: Path, line: int, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     where = f"{_name(path)}:{line}"
     marker = MARKER.match(source)
     assert marker, f"{where}: a python block must start with '# example: <framework>'"
     framework = marker.group(1)
-    assert framework in FRAMEWORKS, f"{where}: unknown framework {framework!r}"
+    assert framework in FRAMEWORKS + SLOW, f"{where}: unknown framework {framework!r}"
     if importlib.util.find_spec(framework) is None:
         pytest.skip(f"{framework} is not installed")
+    if framework in SLOW:
+        # Ray's workers inherit the environment: they import this checkout.
+        paths = [str(ROOT), os.environ.get("PYTHONPATH")]
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
     namespace = {"__name__": f"example_{path.stem}_line{line}".replace("-", "_")}
     for first_line, code in _chain(path, line):
         exec(compile(code, f"{_name(path)}:{first_line}", "exec"), namespace)

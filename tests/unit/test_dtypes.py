@@ -343,11 +343,22 @@ def _cell(source: Source) -> str:
     return f"`{source.label}`: {kind}"
 
 
+def _arrow_cell(a: np.ndarray) -> str:
+    """How ``interop.convert(a, "arrow")`` stores ``a`` (1-d), and whether both ways alias."""
+    pa = pytest.importorskip("pyarrow")
+    x = interop.convert(a, "arrow")
+    storage = x.type.storage_type if isinstance(x.type, pa.ExtensionType) else x.type
+    both = interop.explain(a, to="arrow").zero_copy and interop.explain(x).zero_copy
+    back = interop.to_numpy(x)
+    assert back.dtype == a.dtype and back.tobytes() == a.tobytes()
+    return f"`{storage}` as `interop.dtype`: {'zero-copy' if both else 'copy'}"
+
+
 def dtype_table() -> str:
     """The dtype table of docs/dtypes.md, computed from real conversions."""
     lines = [
-        "| Format | `upcast=False` | `upcast=True` | PyTorch | TensorFlow | JAX |",
-        "|---|---|---|---|---|---|",
+        "| Format | `upcast=False` | `upcast=True` | PyTorch | TensorFlow | JAX | Arrow |",
+        "|---|---|---|---|---|---|---|",
     ]
     for fmt in _dtypes.NONSTANDARD:
         a = as_format(random_bits(fmt, (2,), np.random.default_rng(7)), fmt)
@@ -357,6 +368,7 @@ def dtype_table() -> str:
         for framework, _ in _COLUMNS:
             found = [s for s in NONSTANDARD if s.framework == framework and s.fmt == fmt]
             cells.append("; ".join(_cell(s) for s in found) or "—")
+        cells.append(_arrow_cell(a))
         lines.append(
             f"| {fmt} | `ml_dtypes.{exact.name}` | `{up.name}` | " + " | ".join(cells) + " |"
         )

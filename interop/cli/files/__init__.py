@@ -28,15 +28,12 @@ from interop import _dtypes
 from interop.cli.errors import ConvertError, printable, shown
 from interop.cli.files.atomic import existing_mode, write_atomic
 from interop.cli.files.entry import Entry
-from interop.cli.files.limits import MAX_ARRAYS, Limits, free_bytes, output_size
+from interop.cli.files.limits import MAX_ARRAYS, Limits, free_bytes
 from interop.cli.files.names import member_names
 from interop.cli.files.readers import INPUTS, read
-from interop.cli.files.writers import Bar, convert_array, output_dtype, write_npy, write_npz
+from interop.cli.files.writers import OUTPUTS, Bar, Output, convert_array, output_dtype
 
-__all__ = ["INPUTS", "OUTPUTS", "ConvertError", "Summary", "convert"]
-
-#: The output formats, by file suffix.
-OUTPUTS = (".npz", ".npy")
+__all__ = ["INPUTS", "OUTPUTS", "ConvertError", "Summary", "check_destination", "convert", "write"]
 #: Inputs at least this large get a progress bar when stderr is a terminal.
 PROGRESS_BYTES = 64 << 20
 
@@ -62,7 +59,8 @@ class Summary:
     renamed: list[tuple[str, str]]
 
 
-def _check_destination(dst: Path, force: bool) -> None:
+def check_destination(dst: Path, force: bool) -> None:
+    """Refuse ``dst`` unless it is a new file in an existing directory (or ``force``)."""
     if not dst.parent.is_dir():
         raise ConvertError(f"expected an existing output directory, got {shown(dst.parent)}")
     if not os.path.lexists(dst):
@@ -84,6 +82,29 @@ def _check_destination(dst: Path, force: bool) -> None:
         )
 
 
+def output_format(dst: Path) -> Output:
+    """The output format of the file ``dst``, by its suffix."""
+    output = OUTPUTS.get(dst.suffix.lower())
+    if output is None:
+        raise ConvertError(
+            f"expected an output file ending in one of {', '.join(OUTPUTS)}, got {dst.name!r}"
+        )
+    return output
+
+
+def cast_dtype(dtype: Any) -> np.dtype[Any] | None:
+    """The standard floating-point dtype that ``--dtype`` names, checked."""
+    if dtype is None:
+        return None
+    try:
+        target: np.dtype[Any] = np.dtype(dtype)
+    except TypeError as exc:
+        raise ConvertError(f"expected a NumPy dtype name for --dtype, got {dtype!r}") from exc
+    if not _dtypes.is_standard(target) or target.kind != "f":
+        raise ConvertError(f"expected a floating-point dtype that .npy files store, got {target}")
+    return target
+
+
 def _options(
     src: Path, dst: Path, dtype: str | None, keys_regex: Sequence[str]
 ) -> tuple[str, np.dtype[Any] | None, list[re.Pattern[str]]]:
@@ -93,18 +114,8 @@ def _options(
         raise ConvertError(
             f"expected an input file ending in one of {', '.join(INPUTS)}, got {src.name!r}"
         )
-    if dst.suffix.lower() not in OUTPUTS:
-        raise ConvertError(f"expected an output file ending in .npz or .npy, got {dst.name!r}")
-    target = None
-    if dtype is not None:
-        try:
-            target = np.dtype(dtype)
-        except TypeError as exc:
-            raise ConvertError(f"expected a NumPy dtype name for --dtype, got {dtype!r}") from exc
-        if not _dtypes.is_standard(target) or target.kind != "f":
-            raise ConvertError(
-                f"expected a floating-point dtype that .npy files store, got {target}"
-            )
+    output_format(dst)
+    target = cast_dtype(dtype)
     patterns = []
     for expr in keys_regex:
         try:
@@ -127,12 +138,15 @@ def convert(
     max_bytes: int | None = None,
     max_arrays: int = MAX_ARRAYS,
 ) -> Summary:
-    """Convert the tensor file ``src`` to the NumPy file ``dst``.
+    """Convert the tensor file ``src`` to the tensor file ``dst``.
 
     Args:
-        src: A ``.pt``/``.pth``/``.bin`` (``torch.save``), ``.safetensors``, ``.npy``
-            or ``.npz`` file.
-        dst: A ``.npz`` file, or ``.npy`` when exactly one array is selected.
+        src: A ``.pt``/``.pth``/``.bin`` (``torch.save``), ``.safetensors``, ``.npy``,
+            ``.npz``, ``.parquet`` or ``.arrow``/``.feather`` (Arrow IPC) file.
+        dst: A ``.npz`` file (or ``.npy`` when exactly one array is selected), which
+            stores NumPy's own dtypes only; a ``.safetensors`` file, which also
+            stores bfloat16 and float8; or a ``.parquet`` or ``.arrow`` file, which
+            store every numeric dtype exactly (see :mod:`interop.cli.files.arrow`).
         upcast: Write bfloat16, float8 and other nonstandard dtypes as the nearest
             standard dtype holding every value (float32, ...).
         keys: Glob patterns (``fnmatch``) on the flattened, dotted keys; an array is
@@ -172,9 +186,8 @@ def convert(
     if not src.is_file():
         what = "a directory" if src.is_dir() else "no such file"
         raise ConvertError(f"expected an input file, got {shown(src)}: {what}")
-    _check_destination(dst, force)
+    check_destination(dst, force)
     limits = Limits(free_bytes(dst.parent) if max_bytes is None else max_bytes, max_arrays)
-    npz = dst.suffix.lower() == ".npz"
 
     closers: list[Callable[[], None]] = []
     try:
@@ -191,16 +204,12 @@ def convert(
                 raise ConvertError(f"expected --keys to select arrays, got none from {shown(src)}")
         if not entries:
             raise ConvertError(f"expected arrays in {shown(src)}, got none")
-        if not npz and len(entries) != 1:
-            raise ConvertError(
-                f"expected one array for a .npy output, got {len(entries)}. hint: write "
-                ".npz, or select one array with --keys"
-            )
-        dtypes = [output_dtype(e, upcast, target) for e in entries]
-        names, renamed = member_names([e.key for e in entries])
-        planned = zip(names, (e.shape for e in entries), dtypes, strict=True)
-        limits.check_bytes(output_size(list(planned), npz), dst)
-        written = _write(src, dst, entries, names, dtypes, upcast, progress)
+        if progress is None:
+            progress = sys.stderr.isatty() and src.stat().st_size >= PROGRESS_BYTES
+        label = f"{printable(src.name)} -> {printable(dst.name)}" if progress else None
+        written, renamed = write(
+            entries, dst, upcast=upcast, target=target, limits=limits, bar=label
+        )
     finally:
         for close in closers:
             # An mmap still exported to a live array closes when that array goes.
@@ -209,20 +218,49 @@ def convert(
     return Summary(len(entries), written, contents.skipped, contents.aliases, renamed)
 
 
-def _write(
-    src: Path,
-    dst: Path,
+def write(
     entries: list[Entry],
-    names: list[str],
-    dtypes: list[np.dtype[Any]],
+    dst: Path,
+    *,
     upcast: bool,
-    progress: bool | None,
-) -> int:
-    """Convert and write the arrays; the bytes written."""
+    target: np.dtype[Any] | None,
+    limits: Limits,
+    bar: str | None,
+) -> tuple[int, list[tuple[str, str]]]:
+    """Write ``entries`` to ``dst`` in its format, all or nothing; the bytes and the renamed keys.
+
+    Every array's output dtype, the names and the size are checked before anything
+    is written.
+
+    Args:
+        entries: The arrays, described before their data is read.
+        dst: The output file; its suffix names the format.
+        upcast: Whether nonstandard dtypes become the nearest standard one.
+        target: The dtype floating-point arrays are cast to, if any.
+        limits: The bounds the output must keep within.
+        bar: The label of a progress bar to show, or ``None`` for none.
+
+    Raises:
+        ConvertError: The output cannot be written; ``dst`` is as it was.
+    """
+    output = output_format(dst)
+    if output.single and len(entries) != 1:
+        raise ConvertError(
+            f"expected one array for a .npy output, got {len(entries)}. hint: write "
+            ".npz, or select one array with --keys"
+        )
+    dtypes = [output_dtype(e, upcast, target, output) for e in entries]
+    keys = [e.key for e in entries]
+    if output.member_names:
+        names, renamed = member_names(keys)
+    else:
+        names, renamed = keys, []
+    planned = list(zip(names, (e.shape for e in entries), dtypes, strict=True))
+    if output.check is not None:
+        output.check(planned)
+    limits.check_bytes(output.size(planned), dst)
     sizes = [math.prod(e.shape) * d.itemsize for e, d in zip(entries, dtypes, strict=True)]
-    if progress is None:
-        progress = sys.stderr.isatty() and src.stat().st_size >= PROGRESS_BYTES
-    bar = Bar(sum(sizes), f"{printable(src.name)} -> {printable(dst.name)}") if progress else None
+    progress = Bar(sum(sizes), bar) if bar is not None else None
     written = 0
 
     def arrays() -> Iterator[tuple[str, np.ndarray[Any, Any]]]:
@@ -230,14 +268,16 @@ def _write(
         for entry, name, dtype, size in zip(entries, names, dtypes, sizes, strict=True):
             yield name, convert_array(entry, dtype, upcast)
             written += size
-            if bar is not None:
-                bar.update(size)
+            if progress is not None:
+                progress.update(size)
 
-    write = write_npz if dst.suffix.lower() == ".npz" else write_npy
+    def write_file(f: Any, pairs: Iterator[tuple[str, np.ndarray[Any, Any]]]) -> None:
+        output.write(f, pairs, dst, planned)
+
     try:
         # Only a file that --force replaces is there: it keeps its permission bits.
-        write_atomic(dst, write, arrays, existing_mode(dst))
+        write_atomic(dst, write_file, arrays, existing_mode(dst))
     finally:
-        if bar is not None:
-            bar.close()
-    return written
+        if progress is not None:
+            progress.close()
+    return written, renamed

@@ -4,6 +4,7 @@ PyTorch files written by ``torch.save`` (``.pt``, ``.pth``, ``.bin``) are loaded
 with ``weights_only=True`` so that no arbitrary object is ever unpickled, and
 flattened to dotted keys (:mod:`interop.cli.files.flatten`); ``.safetensors``
 files are read from their own layout (:mod:`interop.cli.files.safetensors`);
+Parquet and Arrow IPC files with pyarrow (:mod:`interop.cli.files.arrow`);
 NumPy ``.npy``/``.npz`` files are read with ``allow_pickle=False``, each array's
 shape and dtype taken from its ``.npy`` header before any data is read, so that a
 zip of compressed zeros is measured, not expanded.
@@ -23,6 +24,7 @@ import numpy as np
 
 import interop
 from interop.cli.errors import ConvertError, quote, shown, untrusted
+from interop.cli.files.arrow import read_arrow
 from interop.cli.files.entry import Contents, Entry
 from interop.cli.files.flatten import flatten
 from interop.cli.files.limits import Limits, check_key
@@ -38,6 +40,9 @@ INPUTS = {
     ".safetensors": "safetensors",
     ".npy": "npy",
     ".npz": "npz",
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+    ".feather": "arrow",
 }
 # The largest .npy header read (NumPy's own default).
 _NPY_HEADER_LIMIT = 10_000
@@ -194,4 +199,6 @@ def read(path: Path, fmt: str, limits: Limits, closers: list[Callable[[], None]]
         return Contents(read_safetensors(path, limits, closers))
     if fmt == "npz":
         return Contents(_read_npz(path, limits, closers))
+    if fmt in ("parquet", "arrow"):
+        return read_arrow(path, fmt, limits, closers)
     return Contents(_read_npy(path))

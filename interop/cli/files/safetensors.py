@@ -16,9 +16,9 @@ import functools
 import json
 import math
 import mmap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from interop.cli.errors import ConvertError, shown, untrusted
 from interop.cli.files.entry import Entry
 from interop.cli.files.limits import MAX_DEPTH, Limits, check_key
 
-__all__ = ["read_safetensors"]
+__all__ = ["read_safetensors", "safetensors_code", "safetensors_header", "write_safetensors"]
 
 # safetensors dtype codes -> NumPy dtype names (ml_dtypes names where NumPy has none).
 _DTYPES = {
@@ -48,7 +48,13 @@ _DTYPES = {
     "F8_E4M3": "float8_e4m3fn",
     "F8_E5M2": "float8_e5m2",
     "F8_E8M0": "float8_e8m0fnu",
+    "F8_E4M3FNUZ": "float8_e4m3fnuz",
+    "F8_E5M2FNUZ": "float8_e5m2fnuz",
 }
+# NumPy dtype name -> safetensors dtype code, for writing. (The format's F4 and F6
+# codes pack values below a byte; ml_dtypes keeps one per byte, so those are not
+# written.)
+_CODES = {name: code for code, name in _DTYPES.items()}
 #: The largest header accepted, as in the ``safetensors`` library.
 MAX_HEADER_BYTES = 100_000_000
 # The brackets of a header, scanned in chunks of this many, to find its depth.
@@ -211,3 +217,53 @@ def read_safetensors(path: Path, limits: Limits, closers: list[Callable[[], None
         Entry(key, shape, dtype, functools.partial(load, dtype, shape, begin, end))
         for key, dtype, shape, begin, end in tensors
     ]
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+
+def safetensors_code(dtype: np.dtype[Any]) -> str | None:
+    """The safetensors dtype code of ``dtype`` (``"BF16"``, ...), or ``None`` if it has none."""
+    if dtype.byteorder == ">":
+        return None
+    return _CODES.get(dtype.name)
+
+
+def safetensors_header(arrays: Sequence[tuple[str, Sequence[int], np.dtype[Any]]]) -> bytes:
+    """The header (length prefix included) of a file of these ``(name, shape, dtype)``, in order.
+
+    The tensors tile the data in order, as :func:`read_safetensors` requires; the
+    JSON is padded with spaces to a multiple of 8 bytes, as the ``safetensors``
+    library writes it, so that the data starts aligned.
+    """
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, shape, dtype in arrays:
+        code = safetensors_code(dtype)
+        if code is None:
+            raise ConvertError(f"expected a dtype that safetensors stores, got {dtype} in {name!r}")
+        end = offset + math.prod(shape) * dtype.itemsize
+        header[name] = {"dtype": code, "shape": list(shape), "data_offsets": [offset, end]}
+        offset = end
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text
+
+
+def write_safetensors(
+    f: IO[bytes],
+    arrays: Iterator[tuple[str, np.ndarray[Any, Any]]],
+    header: bytes,
+    planned: Sequence[tuple[str, Sequence[int], np.dtype[Any]]],
+) -> None:
+    """Write ``(name, array)`` pairs to ``f`` after ``header``, one array at a time.
+
+    ``planned`` is what the header was made from: each array must come as planned
+    (the converter checks that), in that order.
+    """
+    f.write(header)
+    for (_, array), (_, _, dtype) in zip(arrays, planned, strict=True):
+        # safetensors data is little-endian whatever the machine (a no-op on most).
+        little = array.astype(dtype.newbyteorder("<"), copy=False)
+        # The array's own C-ordered memory as bytes (or one contiguous copy of it).
+        f.write(memoryview(np.ascontiguousarray(little).reshape(-1).view(np.uint8)))  # type: ignore[arg-type]

@@ -1,20 +1,49 @@
-"""What each array becomes (decided before writing), its conversion, and the NumPy file writers."""
+"""The output formats: what each array becomes (decided before writing), and the writers.
+
+Each format (:data:`OUTPUTS`, by file suffix) says which dtypes it stores, how
+large a file of given arrays can get (checked against ``--max-bytes`` before
+writing), and writes ``(name, array)`` pairs to an open file, converting one
+array at a time where the format allows.
+
+- ``.npz``/``.npy``: NumPy's own dtypes only; bfloat16 or float8 would be kept as
+  raw bytes without their type, so they are refused (``--upcast`` or ``--dtype``).
+- ``.safetensors``: its own codes, bfloat16 and five float8 formats included.
+- ``.parquet``/``.arrow``/``.feather``: every numeric dtype, the exact ones Arrow
+  lacks as ``interop.dtype`` (see :mod:`interop.cli.files.arrow`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from interop import InteropError, _dtypes, to_numpy
 from interop.cli.errors import ConvertError, quote
+from interop.cli.files import arrow, safetensors
 from interop.cli.files.entry import Entry
+from interop.cli.files.limits import output_size
 
-__all__ = ["Bar", "convert_array", "output_dtype", "write_npy", "write_npz"]
+__all__ = [
+    "OUTPUTS",
+    "Bar",
+    "Output",
+    "Planned",
+    "convert_array",
+    "output_dtype",
+    "write_npy",
+    "write_npz",
+]
+
+#: ``(name, shape, dtype)`` of each array a writer is about to write, in order.
+Planned = Sequence[tuple[str, Sequence[int], np.dtype[Any]]]
+Arrays = Iterator[tuple[str, np.ndarray[Any, Any]]]
 
 
 def _is_float(dtype: np.dtype[Any]) -> bool:
@@ -31,30 +60,150 @@ def _is_float(dtype: np.dtype[Any]) -> bool:
     return True
 
 
-def output_dtype(entry: Entry, upcast: bool, cast: np.dtype[Any] | None) -> np.dtype[Any]:
-    """The dtype ``entry`` is written as, refused if a .npy file cannot store it.
+def output_dtype(
+    entry: Entry, upcast: bool, cast: np.dtype[Any] | None, output: Output
+) -> np.dtype[Any]:
+    """The dtype ``entry`` is written as, refused if the ``output`` format cannot store it.
 
     Args:
         entry: The array.
         upcast: Whether nonstandard dtypes become the nearest standard one.
         cast: The dtype floating-point arrays are cast to, if any.
+        output: The output format.
 
     Raises:
-        ConvertError: The result would be an object array, or have a dtype that
-            .npy files keep only as raw bytes (bfloat16, float8, ...).
+        ConvertError: The result would be an object array, or have a dtype that the
+            format cannot store with its type (bfloat16 in a .npy file, ...).
     """
     dtype = entry.dtype
     if upcast:
         dtype = _dtypes.upcast_target(dtype) or dtype
     if cast is not None and _is_float(dtype):
         dtype = cast
-    if dtype.hasobject or not _dtypes.is_standard(dtype):
+    if dtype.hasobject or not output.stores(dtype):
         raise ConvertError(
-            f"expected dtypes that .npy files store, got {dtype} in {entry.key!r}: "
-            "a .npy file would keep only its raw bytes, not its type. hint: --upcast writes "
-            "bfloat16 and float8 as float32 (exactly), or choose one with --dtype"
+            f"expected dtypes that {output.name} files store, got {dtype} in {entry.key!r}"
+            f"{output.refusal}"
         )
     return dtype
+
+
+def _numpy_stores(dtype: np.dtype[Any]) -> bool:
+    return _dtypes.is_standard(dtype)
+
+
+def _safetensors_stores(dtype: np.dtype[Any]) -> bool:
+    return safetensors.safetensors_code(dtype) is not None
+
+
+def _arrow_stores(dtype: np.dtype[Any]) -> bool:
+    return dtype.kind in "biufc" or dtype.type.__module__ == "ml_dtypes" or dtype.names is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    """An output format.
+
+    Attributes:
+        name: How messages name it (``".npz"``).
+        stores: Whether it stores arrays of a dtype with their type.
+        refusal: What a refusal of a dtype adds: the reason and a hint.
+        size: An upper bound on the bytes of a file of the planned arrays.
+        write: Writes ``(name, array)`` pairs to an open file (given the path and
+            the planned arrays, which the pairs follow in order).
+        member_names: Whether keys become file names in an archive (``.npz``), and
+            so may need escaping.
+        single: Whether the file holds exactly one array.
+        check: Refuses planned arrays the format cannot hold for other reasons
+            than their dtype, before anything is written.
+    """
+
+    name: str
+    stores: Callable[[np.dtype[Any]], bool]
+    refusal: str
+    size: Callable[[Planned], int]
+    write: Callable[[IO[bytes], Arrays, Path, Planned], None]
+    member_names: bool = False
+    single: bool = False
+    check: Callable[[Planned], None] | None = None
+
+
+_NUMPY_REFUSAL = (
+    ": a .npy file would keep only its raw bytes, not its type. hint: --upcast (upcast=True) "
+    "writes bfloat16 and float8 as float32 (exactly), or choose one with --dtype; "
+    ".safetensors, .parquet and .arrow files keep such dtypes exactly"
+)
+_SAFETENSORS_REFUSAL = (
+    ". hint: .parquet and .arrow files keep every dtype exactly; --upcast (upcast=True) "
+    "writes it as the nearest standard dtype"
+)
+_ARROW_REFUSAL = ". hint: Parquet and Arrow files of tensors hold numbers only"
+
+
+def _npz(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None:
+    write_npz(f, arrays)
+
+
+def _npy(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None:
+    write_npy(f, arrays)
+
+
+def _safetensors(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None:
+    safetensors.write_safetensors(f, arrays, safetensors.safetensors_header(planned), planned)
+
+
+def _safetensors_size(planned: Planned) -> int:
+    data = sum(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize for _, shape, dtype in planned)
+    return data + len(safetensors.safetensors_header(planned))
+
+
+def _parquet(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None:
+    arrow.write_parquet(f, arrays, path)
+
+
+def _parquet_check(planned: Planned) -> None:
+    for name, shape, _ in planned:
+        if len(shape) and 0 in shape:
+            raise ConvertError(
+                f"expected arrays with at least one value for a .parquet file, got {name!r} of "
+                f"shape {tuple(shape)}: Parquet readers cannot read back a tensor of no values "
+                "(a fixed-size list of size 0). hint: write .arrow or .safetensors"
+            )
+
+
+def _arrow_ipc(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None:
+    arrow.write_arrow(f, arrays, path)
+
+
+_ARROW = Output(".arrow", _arrow_stores, _ARROW_REFUSAL, arrow.arrow_size, _arrow_ipc)
+
+#: The output formats, by file suffix.
+OUTPUTS: dict[str, Output] = {
+    ".npz": Output(
+        ".npy",
+        _numpy_stores,
+        _NUMPY_REFUSAL,
+        lambda planned: output_size(planned, True),
+        _npz,
+        member_names=True,
+    ),
+    ".npy": Output(
+        ".npy",
+        _numpy_stores,
+        _NUMPY_REFUSAL,
+        lambda planned: output_size(planned, False),
+        _npy,
+        single=True,
+    ),
+    ".safetensors": Output(
+        ".safetensors", _safetensors_stores, _SAFETENSORS_REFUSAL, _safetensors_size, _safetensors
+    ),
+    ".parquet": Output(
+        ".parquet", _arrow_stores, _ARROW_REFUSAL, arrow.arrow_size, _parquet, check=_parquet_check
+    ),
+    ".arrow": _ARROW,
+    ".feather": dataclasses.replace(_ARROW, name=".feather"),
+}
 
 
 def convert_array(entry: Entry, dtype: np.dtype[Any], upcast: bool) -> np.ndarray[Any, Any]:

@@ -1,0 +1,240 @@
+"""Tensor files from Python: :func:`load` and :func:`save`, with exact dtypes.
+
+The readers and writers of ``interop convert`` (:mod:`interop.cli.files`), as a
+Python API: the same formats, the same safety (nothing is ever unpickled; inputs
+are bounded and checked before their data is read; output appears whole or not at
+all), and the same exact dtypes. A bfloat16 PyTorch checkpoint saved as
+``.safetensors``, ``.parquet`` or ``.arrow`` reloads into JAX or TensorFlow with
+the same bits, NaN payloads included, since no value is ever cast on the way.
+
+Exported lazily by :mod:`interop` (``interop.load``, ``interop.save``), so that
+``import interop`` does not import the file formats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import functools
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interop import _api, _convert
+from interop._errors import InteropError
+from interop.cli.errors import ConvertError, quote, shown
+from interop.cli.files import INPUTS, cast_dtype, check_destination, write
+from interop.cli.files.entry import Entry
+from interop.cli.files.flatten import flatten
+from interop.cli.files.limits import MAX_ARRAYS, Limits, free_bytes
+from interop.cli.files.readers import read
+
+__all__ = ["load", "save"]
+
+_NO_LIMIT = 1 << 62
+
+
+def _format(path: Path) -> str:
+    fmt = INPUTS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConvertError(
+            f"expected a file ending in one of {', '.join(INPUTS)}, got {path.name!r}"
+        )
+    return fmt
+
+
+def _nest(flat: dict[str, Any], where: str) -> dict[str, Any]:
+    """``{"a.b": x}`` as ``{"a": {"b": x}}``; refused where a key is also a prefix of another."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, last = key.split(".")
+        node = tree
+        for i, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConvertError(
+                    f"expected keys that nest, got {'.'.join(parents[: i + 1])!r} as an array "
+                    f"and as a prefix of {key!r} in {where}. hint: load(..., flat=True) keeps "
+                    "the dotted keys"
+                )
+            node = child
+        if last in node:
+            raise ConvertError(
+                f"expected keys that nest, got {key!r} as an array and as a prefix of other "
+                f"keys in {where}. hint: load(..., flat=True) keeps the dotted keys"
+            )
+        node[last] = value
+    return tree
+
+
+def load(
+    path: str | os.PathLike[str],
+    /,
+    *,
+    to: str | None = None,
+    device: Any = None,
+    keys: Sequence[str] = (),
+    flat: bool = False,
+    max_arrays: int = MAX_ARRAYS,
+    max_bytes: int | None = None,
+) -> dict[str, Any]:
+    """Read every array of a tensor file, with its exact dtype, into a nested dict.
+
+    Formats, by suffix: ``.safetensors``; ``.parquet`` and ``.arrow``/``.feather``
+    (Arrow IPC), as :func:`save` writes them or as tables of rows (one array per
+    column); ``.npz``/``.npy`` (``allow_pickle=False``); and PyTorch's
+    ``.pt``/``.pth``/``.bin`` (``torch.load(weights_only=True)``, never arbitrary
+    unpickling). bfloat16, float8 and the other ``ml_dtypes`` formats come back
+    bit for bit.
+
+    Args:
+        path: The file.
+        to: The framework of the arrays (``"torch"``, ``"jax"``, ``"tensorflow"``,
+            ...); ``None``: NumPy arrays.
+        device: Where to put them (``"cuda:0"``, ...), as in :func:`interop.convert`.
+        keys: Glob patterns on the dotted keys: only matching arrays are read.
+        flat: Return ``{"model.w": ...}`` instead of ``{"model": {"w": ...}}``.
+        max_arrays: The most arrays the file may hold.
+        max_bytes: The most bytes its arrays may take (``None``: no bound).
+
+    Returns:
+        The arrays, under nested keys (the dotted keys split at each ``.``), or
+        under the dotted keys with ``flat=True``. Each array owns its memory.
+
+    Raises:
+        ConvertError: The file cannot be read, is unsafe to load, exceeds the
+            bounds, or holds keys that do not nest (``"a"`` and ``"a.b"``).
+        InteropError: An array cannot be converted to ``to``.
+
+    Example:
+        >>> import tempfile, pathlib, ml_dtypes, numpy as np, interop
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
+        >>> w = np.array([1.5, -2.0], dtype=ml_dtypes.bfloat16)
+        >>> _ = interop.save({"layer": {"w": w}}, path)
+        >>> interop.load(path)["layer"]["w"]
+        array([1.5, -2], dtype=dtype(bfloat16))
+    """
+    src = Path(path)
+    fmt = _format(src)
+    if not src.is_file():
+        what = "a directory" if src.is_dir() else "no such file"
+        raise ConvertError(f"expected a file, got {shown(src)}: {what}")
+    limits = Limits(_NO_LIMIT if max_bytes is None else max_bytes, max_arrays)
+    closers: list[Callable[[], None]] = []
+    out: dict[str, Any] = {}
+    try:
+        entries = read(src, fmt, limits, closers).entries
+        if keys:
+            entries = [e for e in entries if any(fnmatch.fnmatchcase(e.key, k) for k in keys)]
+        total = sum(int(np.prod(e.shape, dtype=np.int64)) * e.dtype.itemsize for e in entries)
+        limits.check_bytes(total, src)
+        for entry in entries:
+            out[entry.key] = _load_entry(entry, to, device)
+    finally:
+        for close in closers:
+            # A memory map still exported to an array closes when that array goes.
+            with contextlib.suppress(BufferError):
+                close()
+    return out if flat else _nest(out, shown(src))
+
+
+def _load_entry(entry: Entry, to: str | None, device: Any) -> Any:
+    try:
+        # A copy: the data may be a view of a memory map of the file, which a later
+        # change to the file would change under the caller.
+        array = _api.to_numpy(entry.load(), copy=True, sparse="dense")
+        if to is None or to == "numpy":
+            if device is not None:
+                return _convert.convert(array, "numpy", device=device)
+            return array
+        return _convert.convert(array, to, device=device)
+    except InteropError as exc:
+        if isinstance(exc, ConvertError):
+            raise
+        raise type(exc)(f"{entry.key!r}: {exc}") from exc
+
+
+def _is_array(value: Any) -> bool:
+    framework = _api.framework_of(value)
+    return framework is not None and framework != "python"
+
+
+def save(
+    tree: Any,
+    path: str | os.PathLike[str],
+    /,
+    *,
+    overwrite: bool = True,
+    upcast: bool = False,
+    dtype: Any = None,
+    max_bytes: int | None = None,
+    progress: bool = False,
+) -> list[str]:
+    """Write the arrays of a nested structure to a tensor file, under dotted keys.
+
+    The format is the file's suffix: ``.safetensors`` (its own dtypes: bfloat16
+    and five float8 formats included), ``.parquet`` or ``.arrow`` (every numeric
+    dtype, exactly: see the README's "Scale out"), ``.npz`` (NumPy's own dtypes
+    only; ``upcast=True`` writes bfloat16 and float8 as float32), or ``.npy`` for
+    one array. Arrays of any framework are converted on the way, on any device;
+    nothing is cast unless asked. The file is written to a temporary file beside
+    it and renamed into place when complete.
+
+    Args:
+        tree: Dicts, lists and tuples of arrays (any framework) and numbers;
+            ``{"model": {"w": w}}`` is written under the key ``"model.w"``.
+        path: The file.
+        overwrite: Replace an existing file (never a directory).
+        upcast: Write nonstandard dtypes as the nearest standard dtype.
+        dtype: Cast floating-point arrays to this standard dtype.
+        max_bytes: The most bytes the file may take; ``None``: the free space.
+        progress: Show a progress bar on stderr.
+
+    Returns:
+        The entries that were not written, which are neither arrays nor numbers
+        (strings, ``None``, ...), as ``"key (type)"``.
+
+    Raises:
+        ConvertError: The file cannot be written (a dtype the format cannot store,
+            a limit, the destination); an existing file is left as it was.
+
+    Example:
+        >>> import tempfile, pathlib, numpy as np, interop
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "ckpt.npz"
+        >>> interop.save({"w": np.ones(2), "name": "demo"}, path)
+        ['name (str)']
+    """
+    dst = Path(path)
+    check_destination(dst, overwrite)
+    limits = Limits(free_bytes(dst.parent) if max_bytes is None else max_bytes)
+    flat = flatten(tree, dst.stem, limits, _is_array, "the tree")
+    entries = []
+    for key, value in flat.leaves.items():
+        try:
+            plan = _api.explain(value, sparse="dense")
+            if plan.dtype is None:  # known only once the data arrives: convert it now
+                value = _api.to_numpy(value, sparse="dense")
+                plan = _api.explain(value)
+        except InteropError as exc:
+            raise ConvertError(f"cannot convert {key!r}: {quote(exc)}") from exc
+        assert plan.dtype is not None
+        shape = tuple(int(n) for n in value.shape)
+        entries.append(Entry(key, shape, plan.dtype, functools.partial(_identity, value)))
+    if not entries:
+        raise ConvertError("expected arrays or numbers to save, got none")
+    write(
+        entries,
+        dst,
+        upcast=upcast,
+        target=cast_dtype(dtype),
+        limits=limits,
+        bar=f"saving {dst.name}" if progress else None,
+    )
+    return flat.skipped
+
+
+def _identity(value: Any) -> Any:
+    return value

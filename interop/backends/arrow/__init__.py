@@ -1,0 +1,294 @@
+"""Apache Arrow (``pyarrow``): arrays, chunked arrays, tensor columns and tables.
+
+As a source: a ``pyarrow.Array`` or ``ChunkedArray`` of fixed-width values (numbers,
+timestamps, durations, ``interop.dtype``) in one chunk and without nulls is a
+read-only view of its buffers (Arrow memory is immutable). A canonical
+``arrow.fixed_shape_tensor`` column gives shape ``(len, *shape)``, in logical
+order where the type has a permutation (a strided view). Joining chunks, unpacking
+booleans and converting other types (strings, dates, ...) through pyarrow copy.
+Nulls are never turned into values silently: a column with nulls raises
+:class:`~interop.ConversionError`, unless a floating-point ``dtype=`` asks for NaN
+in their place (or ``dtype=object``, ``None``, for types pyarrow converts).
+
+A ``pyarrow.Table`` or ``RecordBatch`` is a container of named columns, not an
+array: :func:`interop.to_numpy_tree` turns it into a ``dict`` of arrays, and
+:func:`interop.to_numpy` refuses it with that hint.
+
+As a target (``interop.convert(x, "arrow")``): a 1-d array becomes a primitive
+``pyarrow.Array``, an n-d one a ``FixedShapeTensorArray`` whose rows are the first
+axis, zero-copy from C-contiguous host memory (the Arrow buffers keep the source
+alive); dtypes Arrow lacks (bfloat16, float8, sub-byte formats, complex) are
+stored bit-exactly as the extension type ``interop.dtype`` (see
+:mod:`interop.backends.arrow.format`, which also holds everything that imports
+``pyarrow``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+
+from interop import _dtypes, _plan
+from interop._backend import Backend, Node
+from interop._devices import HOST, split_device
+from interop._errors import ConversionError, type_name
+from interop._memory import aligned_copy
+from interop._options import Options
+from interop._plan import Plan
+
+__all__ = ["ArrowBackend", "on_import"]
+
+_TABLE_HINT = (
+    "an Arrow table holds named columns, not one array. hint: interop.to_numpy_tree(table) "
+    "gives a dict of arrays, or convert one column with interop.to_numpy(table.column(name))"
+)
+
+
+def on_import() -> None:
+    """Register the ``interop.dtype`` extension type (run when ``pyarrow`` is imported).
+
+    Registered at once, so that a file or stream read before any conversion
+    already rebuilds the exact dtypes of its columns. Importing the module
+    registers it, also where this runs while that module is being imported (it
+    imports pyarrow): then the registration comes at the end of its import.
+    """
+    from interop.backends.arrow import format  # noqa: F401
+
+
+class ArrowBackend(Backend):
+    """``pyarrow.Array`` (all kinds) and ``pyarrow.ChunkedArray``; tables as containers."""
+
+    name = "arrow"
+    module = "pyarrow"
+    mutable = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps.update(
+            values=self._values,
+            join=self._join,
+            unpack_bits=self._values,
+            pyarrow_to_numpy=self._pyarrow,
+            extension_to_numpy=self._extension,
+            nan_for_nulls=self._nan_for_nulls,
+        )
+
+    def load(self) -> None:
+        import pyarrow
+
+        from interop.backends.arrow import format  # registers interop.dtype
+
+        self.pa = pyarrow
+        self.fmt = format
+        self._containers = (pyarrow.Table, pyarrow.RecordBatch)
+        self._arrays = (pyarrow.Array, pyarrow.ChunkedArray)
+
+    def matches(self, cls: type) -> bool:
+        return issubclass(cls, self._arrays)
+
+    def declines(self, cls: type, /) -> str | None:
+        return _TABLE_HINT if issubclass(cls, self._containers) else None
+
+    # -- containers ---------------------------------------------------------------
+
+    def is_node(self, x: Any, /) -> bool:
+        return isinstance(x, self._containers)
+
+    def node(self, x: Any, /) -> Node:
+        names = list(x.column_names)
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ConversionError(
+                f"expected an Arrow table with unique column names, got `{type_name(x)}` "
+                f"with {twice} more than once: a dict of columns would lose one. hint: "
+                "rename them with table.rename_columns"
+            )
+        return Node(
+            children=self.fmt.columns(x),
+            rebuild=lambda children: dict(zip(names, children, strict=True)),
+            key=lambda i: f"[{names[i]!r}]",
+        )
+
+    # -- conversion to NumPy --------------------------------------------------------
+
+    def _chunks(self, x: Any) -> list[Any]:
+        return x.chunks if isinstance(x, self.pa.ChunkedArray) else [x]
+
+    def _nulls(self, x: Any) -> int:
+        count = self.fmt.null_count
+        return sum(count(c) for c in self._chunks(x))
+
+    def plan_key(self, x: Any, /) -> Hashable | None:
+        chunked = isinstance(x, self.pa.ChunkedArray)
+        chunks = x.num_chunks if chunked else 1
+        return (type(x), x.type, chunks, self._nulls(x) > 0)
+
+    def plan(self, x: Any, options: Options, /) -> Plan:
+        layout = self.fmt.layout_of(x.type)
+        chunked = isinstance(x, self.pa.ChunkedArray)
+        chunks = x.num_chunks if chunked else 1
+        steps: list[str] = []
+        reason: str | None = None
+        if layout.kind == "values":
+            if chunks == 1:
+                steps.append("values")
+            else:
+                steps.append("join")
+                reason = (
+                    f"joining the {chunks} chunks of a ChunkedArray copies"
+                    if chunks
+                    else "a ChunkedArray without chunks has no memory to share; an empty "
+                    "array is made"
+                )
+        elif layout.kind == "bits":
+            steps.append("unpack_bits")
+            reason = "Arrow packs booleans into bits; unpacking them copies"
+        elif layout.kind == "pyarrow":
+            steps.append("pyarrow_to_numpy")
+            reason = f"Arrow's {x.type} has no fixed-width NumPy layout; pyarrow builds a new array"
+        else:
+            steps.append("extension_to_numpy")
+            reason = f"the extension type {x.type} converts itself into a new array"
+        dtype = layout.dtype
+        nulls = self._nulls(x)
+        if nulls:
+            target = options.dtype
+            if target is not None and target.kind in "fc" and layout.kind in ("values", "bits"):
+                steps = ["nan_for_nulls"]
+                reason = f"putting NaN in place of the nulls of {x.type} copies"
+                dtype = target
+            elif not (target is not None and target.hasobject and layout.kind == "pyarrow"):
+                if layout.kind in ("values", "bits"):
+                    instead = "a floating-point dtype= (np.float64) to get NaN for each null"
+                else:
+                    instead = "dtype=object to get None for each null"
+                raise ConversionError(
+                    f"expected an Arrow array without nulls, got `{type_name(x)}` of "
+                    f"{x.type} with {nulls} null{'s' if nulls > 1 else ''} in {len(x)} "
+                    "values: NumPy has no null, and a number in its place would be a value "
+                    f"that was never there. hint: fill them first (x.fill_null(...)), or "
+                    f"pass {instead}"
+                )
+        return _plan.finish(
+            self.name,
+            "cpu",
+            steps,
+            source_dtype=dtype,
+            options=options,
+            copy_reason=reason,
+            source_readonly=reason is None,
+            upcast_to=None if dtype is None else _dtypes.upcast_target(dtype),
+            prepared=layout,
+        )
+
+    def host_view_for(self, cls: type, /) -> Callable[[Any], Any] | None:
+        if not self.matches(cls):
+            return None
+        fmt = self.fmt
+        layout_of = fmt.layout_of
+        values = fmt.values
+        null_count = fmt.null_count
+        chunked = issubclass(cls, self.pa.ChunkedArray)
+
+        def view(x: Any) -> np.ndarray[Any, Any] | None:
+            if chunked:
+                if x.num_chunks != 1:
+                    return None
+                x = x.chunk(0)
+            layout = layout_of(x.type)
+            if layout.kind != "values" or null_count(x):
+                return None
+            out: np.ndarray[Any, Any] = values(x, layout)
+            return out
+
+        return view
+
+    def _values(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        return self.fmt.values(self._chunks(x)[0], plan.prepared)
+
+    def _join(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        layout = plan.prepared
+        parts = [self.fmt.values(c, layout) for c in x.chunks]
+        if not parts:
+            return np.empty((0, *layout.shape), layout.dtype)
+        return np.concatenate(parts)
+
+    def _pyarrow(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        return np.asarray(x.to_numpy(zero_copy_only=False))
+
+    def _extension(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        parts = []
+        for chunk in self._chunks(x):
+            part = np.asarray(chunk.to_numpy(zero_copy_only=False))
+            # Another library's conversion may hand out a view of the Arrow buffers:
+            # the result is made new memory, as the plan says.
+            if not part.flags.owndata or not part.flags.writeable:
+                part = np.array(part, copy=True)
+            parts.append(part)
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def _nan_for_nulls(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        layout = plan.prepared
+        fmt = self.fmt
+        parts = []
+        for chunk in self._chunks(x):
+            part = np.array(fmt.values(chunk, layout), dtype=plan.dtype, copy=True)
+            part[fmt.null_mask(chunk, layout)] = np.nan
+            parts.append(part)
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.empty((0, *layout.shape), plan.dtype)
+
+    def check_result(self, x: Any, out: np.ndarray[Any, Any], options: Options, /) -> None:
+        if out.dtype.hasobject and not (options.dtype is not None and options.dtype.hasobject):
+            raise ConversionError(
+                f"expected numbers from an Arrow array, got `{type_name(x)}` of {x.type}, "
+                "which becomes an array of Python objects. hint: pass dtype=object for that "
+                "array, or cast the column to a numeric type first (x.cast(...))"
+            )
+
+    # -- conversion into Arrow --------------------------------------------------------
+
+    def parse_device(self, device: Any, /) -> Any:
+        if isinstance(device, str) and split_device(device)[0] == "cpu":
+            return "cpu"
+        raise ValueError(
+            f"expected device None or 'cpu' for Arrow, got {device!r}: Arrow arrays are "
+            "made in host memory. hint: leave device out; device data is copied to host"
+        )
+
+    def default_device(self) -> Any:
+        return "cpu"
+
+    def device_of(self, x: Any, /) -> Any:
+        return "cpu"
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        return HOST
+
+    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        self.fmt.check_arrow_dtype(dtype)
+        return dtype
+
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        return self.fmt.arrow_problem(a)
+
+    def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
+        if copy and a.dtype.kind != "b":  # booleans are packed into new memory anyway
+            a = aligned_copy(a)
+        return self.fmt.to_arrow(a)
+
+    def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        if not copy:
+            return x
+        pa = self.pa
+        if isinstance(x, pa.ChunkedArray):
+            return pa.chunked_array([pa.concat_arrays([c]) for c in x.chunks], x.type)
+        return pa.concat_arrays([x])
+
+    def readonly_source(self, x: Any, /) -> bool:
+        return True

@@ -1,0 +1,576 @@
+"""How arrays sit in Arrow memory, both ways, and the ``interop.dtype`` extension type.
+
+Imported only once ``pyarrow`` is (by :class:`~interop.backends.arrow.ArrowBackend`
+and the hook that registers the extension type when ``pyarrow`` is imported).
+
+Reading: :func:`layout_of` tells, once per Arrow type, where the values of an
+array of that type lie and what NumPy dtype they have; :func:`values` returns them
+as a read-only NumPy view (Arrow memory is immutable), ignoring validity, which
+:func:`null_mask` reads separately.
+
+Writing: :func:`to_arrow` wraps a C-contiguous NumPy array in Arrow buffers without
+copying (the buffers keep the array alive): a 1-d array becomes a primitive array,
+an n-d one a canonical ``arrow.fixed_shape_tensor`` whose rows are the first axis.
+Booleans are packed into bits, which copies.
+
+Arrow has no bfloat16, float8, float6, float4, sub-byte integer or complex value
+type. Such arrays are stored bit for bit as unsigned integers of the same width
+(``uint8`` for float8 and the sub-byte formats, which ``ml_dtypes`` keeps one per
+byte; ``uint16`` for bfloat16; ``uint32`` for complex32; ``uint64`` for complex64;
+``fixed_size_binary(16)`` for complex128), as the extension type
+:class:`DtypeType`: name ``interop.dtype``, metadata the JSON object
+``{"dtype": "<NumPy or ml_dtypes name>"}``, plus ``"shape": [...]`` for a tensor
+column, whose storage is then ``fixed_size_list<uintN>[prod(shape)]``, one row per
+tensor in C order. A reader that does not know the type sees those unsigned
+integers and, on the column's field, the standard extension metadata keys
+``ARROW:extension:name`` and ``ARROW:extension:metadata``.
+
+Why a tensor of such a dtype is not a canonical ``fixed_shape_tensor`` of
+``interop.dtype`` values: a reader that does not know ``interop.dtype`` rebuilds
+the outer canonical type and drops the inner type's metadata, which would leave
+unsigned integers with nothing saying what they are. The metadata of a top-level
+column's field survives every reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from interop import _dtypes
+from interop._errors import ConversionError
+from interop._memory import aligned_copy
+
+__all__ = [
+    "EXTENSION_NAME",
+    "DtypeArray",
+    "DtypeType",
+    "Layout",
+    "columns",
+    "layout_of",
+    "null_count",
+    "null_mask",
+    "register",
+    "to_arrow",
+    "values",
+]
+
+#: The name of the extension type of exact dtypes (``ARROW:extension:name``).
+EXTENSION_NAME = "interop.dtype"
+_NAME = EXTENSION_NAME.encode()
+
+# Arrow's fixed-width numeric types and the NumPy dtypes of their values.
+_NUMERIC: dict[pa.DataType, np.dtype[Any]] = {
+    pa.int8(): np.dtype(np.int8),
+    pa.int16(): np.dtype(np.int16),
+    pa.int32(): np.dtype(np.int32),
+    pa.int64(): np.dtype(np.int64),
+    pa.uint8(): np.dtype(np.uint8),
+    pa.uint16(): np.dtype(np.uint16),
+    pa.uint32(): np.dtype(np.uint32),
+    pa.uint64(): np.dtype(np.uint64),
+    pa.float16(): np.dtype(np.float16),
+    pa.float32(): np.dtype(np.float32),
+    pa.float64(): np.dtype(np.float64),
+}
+_ARROW_OF = {dtype: arrow for arrow, dtype in _NUMERIC.items()}
+# The storage of an encoded dtype, by its width in bytes.
+_STORAGE = {1: pa.uint8(), 2: pa.uint16(), 4: pa.uint32(), 8: pa.uint64(), 16: pa.binary(16)}
+# NumPy's own dtypes that Arrow lacks, encoded like the ml_dtypes ones.
+_NUMPY_ENCODED = ("complex64", "complex128")
+
+
+def _encoded_names() -> tuple[str, ...]:
+    return (*_dtypes.NONSTANDARD, *_NUMPY_ENCODED)
+
+
+def dtype_name(dtype: np.dtype[Any]) -> str:
+    """The name under which ``dtype`` is recorded (``complex32`` for the float16 pair too)."""
+    if dtype.names is not None:  # the structured stand-in of complex32
+        return "complex32"
+    return dtype.name
+
+
+def dtype_named(name: str) -> np.dtype[Any] | None:
+    """The dtype recorded as ``name``, or ``None`` for a name this version does not know."""
+    if name in _NUMPY_ENCODED:
+        return np.dtype(name)
+    if name == "complex32":
+        return _dtypes.complex32()
+    if name in _dtypes.NONSTANDARD:
+        return _dtypes.ml_dtype(name)
+    return None
+
+
+def is_encoded(dtype: np.dtype[Any]) -> bool:
+    """Whether Arrow lacks ``dtype``, so that it is stored as ``interop.dtype``."""
+    return not _dtypes.is_standard(dtype) or dtype.kind == "c"
+
+
+# -- the extension type -----------------------------------------------------------------
+
+
+class DtypeType(pa.ExtensionType):  # type: ignore[misc]
+    """Values of an exact NumPy or ``ml_dtypes`` dtype that Arrow lacks, as same-width uints.
+
+    ``shape`` is ``None`` for a column of single values, or the shape of each row's
+    tensor (stored as a fixed-size list of ``prod(shape)`` values, in C order).
+    """
+
+    def __init__(self, dtype: np.dtype[Any], shape: tuple[int, ...] | None = None) -> None:
+        self.dtype = dtype
+        self.shape = shape
+        storage = _STORAGE[dtype.itemsize]
+        if shape is not None:
+            storage = pa.list_(storage, math.prod(shape))
+        super().__init__(storage, EXTENSION_NAME)
+
+    # Two types of the same storage (bfloat16 and float16 bits, say) differ: equality
+    # is by dtype and shape (pyarrow's own compares the storage only, and Arrow's
+    # C++ asks this method when it compares types).
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DtypeType):
+            return NotImplemented
+        return self.dtype == other.dtype and self.shape == other.shape
+
+    def __hash__(self) -> int:
+        return hash((EXTENSION_NAME, self.dtype.name, self.shape))
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        meta: dict[str, Any] = {"dtype": dtype_name(self.dtype)}
+        if self.shape is not None:
+            meta["shape"] = list(self.shape)
+        return json.dumps(meta, separators=(",", ":")).encode()
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> DtypeType:
+        # The metadata comes from files and other processes: it is parsed as JSON,
+        # never unpickled, and checked against the storage it describes.
+        dtype, shape = parse_metadata(serialized)
+        made = cls(dtype, shape)
+        if made.storage_type != storage_type:
+            raise ValueError(
+                f"expected {made.storage_type} storage for {EXTENSION_NAME} "
+                f"{serialized.decode(errors='replace')}, got {storage_type}"
+            )
+        return made
+
+    def __arrow_ext_class__(self) -> type[pa.ExtensionArray]:
+        return DtypeArray
+
+    def __arrow_ext_scalar_class__(self) -> type[pa.ExtensionScalar]:
+        return DtypeScalar
+
+
+def parse_metadata(serialized: bytes) -> tuple[np.dtype[Any], tuple[int, ...] | None]:
+    """The dtype and row shape that ``interop.dtype`` metadata records; ``ValueError`` if bad."""
+    try:
+        meta = json.loads(serialized)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"expected JSON metadata for {EXTENSION_NAME}, got {exc}") from exc
+    name = meta.get("dtype") if isinstance(meta, dict) else None
+    dtype = dtype_named(name) if isinstance(name, str) else None
+    if dtype is None:
+        raise ValueError(
+            f"expected {EXTENSION_NAME} metadata naming one of {', '.join(_encoded_names())}, "
+            f"got {serialized[:200].decode(errors='replace')}"
+        )
+    shape = meta.get("shape")
+    if shape is None:
+        return dtype, None
+    if not (
+        isinstance(shape, list)
+        and 0 < len(shape) <= 64
+        and all(type(n) is int and 0 <= n < 2**62 for n in shape)
+        and math.prod(shape) < 2**31
+    ):
+        raise ValueError(
+            f"expected a shape of at most 64 non-negative integers in {EXTENSION_NAME} "
+            f"metadata, got {json.dumps(shape)[:200]}"
+        )
+    return dtype, tuple(shape)
+
+
+class DtypeArray(pa.ExtensionArray):  # type: ignore[misc]
+    """An array of :class:`DtypeType`: its ``to_numpy`` gives the exact dtype, not the integers."""
+
+    def to_numpy(self, zero_copy_only: bool = True, writable: bool = False) -> Any:
+        """The values as NumPy, of the recorded dtype (``(len, *shape)`` for tensors).
+
+        Nulls have no value of an exact dtype: an array with nulls raises
+        ``pyarrow.ArrowInvalid``.
+        """
+        if null_count(self):
+            raise pa.ArrowInvalid(
+                f"expected no nulls in an {EXTENSION_NAME} array of {self.type.dtype}, got "
+                f"{null_count(self)}. hint: fill them first, with fill_null on the storage"
+            )
+        out = values(self, layout_of(self.type))
+        if writable:
+            return np.array(out, copy=True)
+        return out
+
+
+class DtypeScalar(pa.ExtensionScalar):  # type: ignore[misc]
+    """One value of a :class:`DtypeType` array."""
+
+    def as_py(self, *args: Any, **kwargs: Any) -> Any:
+        """The value as NumPy: a scalar of the recorded dtype, or an array for a tensor row."""
+        if not self.is_valid:
+            return None
+        ty: DtypeType = self.type
+        one = pa.ExtensionArray.from_storage(ty, pa.array([self.value.as_py()], ty.storage_type))
+        return values(one, layout_of(ty))[0]
+
+
+def _bits(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    return np.dtype(f"u{dtype.itemsize}") if dtype.itemsize <= 8 else np.dtype("V16")
+
+
+def register() -> None:
+    """Register :class:`DtypeType` with pyarrow, so that readers rebuild it.
+
+    Runs when this module is imported (once ``pyarrow`` is, see
+    :func:`interop.backends.arrow.on_import`); again only after the type was
+    unregistered.
+    """
+    # Already registered: by this module before it was reloaded.
+    with contextlib.suppress(pa.ArrowKeyError):
+        pa.register_extension_type(DtypeType(np.dtype(np.complex64)))
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where the values of an Arrow type lie, and what they are in NumPy.
+
+    Attributes:
+        kind: ``"values"``: fixed-width values that NumPy views without a copy;
+            ``"bits"``: booleans packed into bits; ``"pyarrow"``: anything else
+            (strings, dates, decimals, lists, ...), which pyarrow's own
+            ``to_numpy`` converts into a new array; ``"extension"``: an extension
+            type of another library, which converts itself.
+        dtype: The dtype of the result (``None`` where only the conversion tells).
+        storage: The dtype of the stored values (``uint16`` for bfloat16, ...).
+        shape: The shape of each row (``()`` for single values).
+        axes: The transposition from the stored to the logical order of a tensor
+            whose type has a permutation, batch axis included; ``None`` for none.
+        tensor: Whether rows are tensors stored as fixed-size lists.
+    """
+
+    kind: str
+    dtype: np.dtype[Any] | None
+    storage: np.dtype[Any] | None = None
+    shape: tuple[int, ...] = ()
+    axes: tuple[int, ...] | None = None
+    tensor: bool = False
+
+
+_PYARROW = Layout("pyarrow", None)
+_BITS = Layout("bits", np.dtype(np.bool_), np.dtype(np.bool_))
+# Arrow type -> its Layout; a few dozen types in a process.
+_layouts: dict[pa.DataType, Layout] = {}
+
+
+def layout_of(arrow_type: pa.DataType) -> Layout:
+    """The :class:`Layout` of arrays of ``arrow_type`` (cached per type)."""
+    found = _layouts.get(arrow_type)
+    if found is None:
+        found = _layout(arrow_type)
+        if len(_layouts) > 1024:
+            _layouts.clear()
+        _layouts[arrow_type] = found
+    return found
+
+
+def _layout_of_dtype(ty: DtypeType) -> Layout:
+    return Layout(
+        "values",
+        ty.dtype,
+        _bits(ty.dtype),
+        () if ty.shape is None else ty.shape,
+        tensor=ty.shape is not None,
+    )
+
+
+def _scalar_layout(arrow_type: pa.DataType) -> Layout:
+    """The layout of single values of ``arrow_type`` (the items of a tensor, say)."""
+    dtype = _NUMERIC.get(arrow_type)
+    if dtype is not None:
+        return Layout("values", dtype, dtype)
+    if pa.types.is_boolean(arrow_type):
+        return _BITS
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_duration(arrow_type):
+        kind = "M" if pa.types.is_timestamp(arrow_type) else "m"
+        dtype = np.dtype(f"{kind}8[{arrow_type.unit}]")
+        return Layout("values", dtype, dtype)
+    if isinstance(arrow_type, DtypeType) and arrow_type.shape is None:
+        return _layout_of_dtype(arrow_type)
+    return _PYARROW
+
+
+def _layout(arrow_type: pa.DataType) -> Layout:
+    if isinstance(arrow_type, DtypeType):
+        return _layout_of_dtype(arrow_type)
+    if isinstance(arrow_type, pa.FixedShapeTensorType):
+        item = _scalar_layout(arrow_type.value_type)
+        if item.kind == "pyarrow":
+            return Layout("extension", None)
+        shape = tuple(int(n) for n in arrow_type.shape)
+        perm = arrow_type.permutation
+        axes = None
+        if perm is not None and list(perm) != list(range(len(shape))):
+            # Stored in the order `perm` gives: stored axis i is logical axis perm[i].
+            shape = tuple(shape[p] for p in perm)
+            axes = (0, *(1 + int(i) for i in np.argsort(perm)))
+        return Layout(item.kind, item.dtype, item.storage, shape, axes, tensor=True)
+    if isinstance(arrow_type, pa.BaseExtensionType):
+        return Layout("extension", None)
+    return _scalar_layout(arrow_type)
+
+
+def _flat(arr: pa.Array, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    """The fixed-width values of the non-nested ``arr`` as a read-only view (validity ignored)."""
+    n = len(arr)
+    buffer = arr.buffers()[1]
+    if n == 0 or buffer is None:
+        out = np.empty(0, dtype)
+    else:
+        out = np.frombuffer(buffer, dtype, n, arr.offset * dtype.itemsize)
+    out.flags.writeable = False
+    return out
+
+
+def _flat_bits(arr: pa.Array) -> np.ndarray[Any, Any]:
+    """The booleans of the non-nested ``arr``, unpacked into a new array (validity ignored)."""
+    n = len(arr)
+    buffer = arr.buffers()[1]
+    if n == 0 or buffer is None:
+        return np.zeros(0, np.bool_)
+    first = arr.offset
+    raw = np.frombuffer(buffer, np.uint8, (first + n + 7) // 8 - first // 8, first // 8)
+    bits = np.unpackbits(raw, bitorder="little")[first % 8 : first % 8 + n]
+    return bits.view(np.bool_)
+
+
+def _storage(arr: pa.Array) -> pa.Array:
+    return arr.storage if isinstance(arr, pa.ExtensionArray) else arr
+
+
+def values(arr: pa.Array, layout: Layout) -> np.ndarray[Any, Any]:
+    """The values of one (non-chunked) array as NumPy, of shape ``(len, *layout.shape)``.
+
+    A read-only view of the Arrow buffers for ``"values"`` layouts, a new array for
+    ``"bits"``; validity is ignored (see :func:`null_mask`).
+    """
+    assert layout.dtype is not None and layout.storage is not None
+    storage = _storage(arr)
+    if layout.tensor:
+        size = math.prod(layout.shape)
+        child = _storage(storage.values)
+        start = storage.offset * size
+        flat = _flat_bits(child) if layout.kind == "bits" else _flat(child, layout.storage)
+        flat = flat[start : start + len(storage) * size]
+        out = flat.reshape((len(storage), *layout.shape))
+        if layout.axes is not None:
+            out = out.transpose(layout.axes)
+    elif layout.kind == "bits":
+        out = _flat_bits(storage)
+    else:  # fixed_size_binary(16) too: a buffer of 16-byte values, like a primitive array
+        out = _flat(storage, layout.storage)
+    if out.dtype != layout.dtype:
+        out = out.view(layout.dtype)
+    return out
+
+
+def null_count(arr: pa.Array) -> int:
+    """The nulls of ``arr``: null rows, and for tensors null items within its rows."""
+    count: int = arr.null_count
+    storage = _storage(arr)
+    if pa.types.is_fixed_size_list(storage.type):
+        child = storage.values
+        if child.null_count:
+            size = storage.type.list_size
+            part = child.slice(storage.offset * size, len(storage) * size)
+            count += part.null_count
+    return count
+
+
+def null_mask(arr: pa.Array, layout: Layout) -> np.ndarray[Any, Any]:
+    """Where ``arr`` (one chunk) has nulls, broadcast to the shape of :func:`values`."""
+    rows = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=np.bool_)
+    shape = (len(arr), *layout.shape)
+    mask = np.broadcast_to(rows.reshape((-1,) + (1,) * len(layout.shape)), shape).copy()
+    storage = _storage(arr)
+    if layout.tensor and storage.values.null_count:
+        size = math.prod(layout.shape)
+        part = storage.values.slice(storage.offset * size, len(storage) * size)
+        items = np.asarray(part.is_null().to_numpy(zero_copy_only=False), dtype=np.bool_)
+        mask |= items.reshape(shape)
+    if layout.axes is not None:
+        mask = mask.transpose(layout.axes)
+    return mask
+
+
+def columns(table: pa.Table | pa.RecordBatch) -> list[Any]:
+    """The columns of ``table``, each with its exact dtype restored from its field.
+
+    A reader that had not registered ``interop.dtype`` (Ray's read tasks, another
+    program) gives its storage, with the type's name and metadata on the field:
+    such a column is rewrapped in the extension type, without a copy. A struct
+    column becomes a ``dict`` of its fields' columns, restored the same way.
+    """
+    return [_restored(f, c) for f, c in zip(table.schema, table.columns, strict=True)]
+
+
+def _restored(field: pa.Field, column: Any) -> Any:
+    ty = field.type
+    if pa.types.is_struct(ty):
+        names = [ty.field(i).name for i in range(ty.num_fields)]
+        if len(set(names)) != len(names):
+            raise ConversionError(
+                f"expected a struct column with unique field names, got {field.name!r} with "
+                f"fields {names}: a dict of them would lose one"
+            )
+        # flatten() takes the struct's offset and its null rows into account.
+        children = column.flatten()
+        return {
+            n: _restored(ty.field(i), c)
+            for i, (n, c) in enumerate(zip(names, children, strict=True))
+        }
+    meta = field.metadata or {}
+    if meta.get(b"ARROW:extension:name") != _NAME or isinstance(ty, DtypeType):
+        return column
+    restored = DtypeType.__arrow_ext_deserialize__(ty, meta.get(b"ARROW:extension:metadata", b""))
+    if isinstance(column, pa.ChunkedArray):
+        chunks = [pa.ExtensionArray.from_storage(restored, c) for c in column.chunks]
+        return pa.chunked_array(chunks, restored)
+    return pa.ExtensionArray.from_storage(restored, column)
+
+
+# -- writing ------------------------------------------------------------------------------
+
+# (dtype, row shape) -> the Arrow type of a tensor column; few in a process.
+_tensor_types: dict[tuple[np.dtype[Any], tuple[int, ...]], pa.DataType] = {}
+
+
+def _tensor_type(dtype: np.dtype[Any], shape: tuple[int, ...]) -> pa.DataType:
+    key = (dtype, shape)
+    found = _tensor_types.get(key)
+    if found is None:
+        if is_encoded(dtype):
+            found = DtypeType(dtype, shape)
+        else:
+            value = pa.bool_() if dtype.kind == "b" else _ARROW_OF[dtype]
+            found = pa.fixed_shape_tensor(value, shape)
+        if len(_tensor_types) > 1024:
+            _tensor_types.clear()
+        _tensor_types[key] = found
+    return found
+
+
+# dtype -> the Arrow type of a column of single values of that dtype.
+_scalar_types: dict[np.dtype[Any], pa.DataType] = {}
+
+
+def _scalar_type(dtype: np.dtype[Any]) -> pa.DataType:
+    found = _scalar_types.get(dtype)
+    if found is None:
+        if is_encoded(dtype):
+            found = DtypeType(dtype)
+        elif dtype.kind == "b":
+            found = pa.bool_()
+        else:
+            found = _ARROW_OF[dtype]
+        _scalar_types[dtype] = found
+    return found
+
+
+def arrow_problem(a: np.ndarray[Any, Any]) -> str | None:
+    """Why :func:`to_arrow` cannot wrap ``a``'s memory as it is, or ``None`` if it can."""
+    if a.dtype.kind == "b":
+        return "Arrow packs booleans into bits"
+    if not a.dtype.isnative:
+        return "the data is not in native byte order"
+    if not a.flags.c_contiguous:
+        return "Arrow stores values in C order, and the data is not C-contiguous"
+    return None
+
+
+def check_arrow_dtype(dtype: np.dtype[Any]) -> None:
+    """Raise :class:`ConversionError` unless Arrow (with ``interop.dtype``) can hold ``dtype``."""
+    if dtype.kind in "biuf" and (dtype in _ARROW_OF or dtype.kind == "b"):
+        return
+    if is_encoded(dtype) and dtype.itemsize in _STORAGE:
+        return
+    raise ConversionError(
+        f"expected a numeric dtype to convert to Arrow, got {dtype}. hint: convert it with "
+        "interop.to_numpy and build the Arrow array with pyarrow.array"
+    )
+
+
+class _Writing:
+    """How arrays of one dtype become Arrow buffers (worked out once per dtype)."""
+
+    __slots__ = ("bits", "item", "scalar")
+
+    def __init__(self, dtype: np.dtype[Any]) -> None:
+        check_arrow_dtype(dtype)
+        encoded = is_encoded(dtype)
+        # ml_dtypes arrays export no buffer: their bits are exported as unsigned
+        # integers of the same width.
+        self.bits = _bits(dtype) if encoded else None
+        self.item: pa.DataType = _STORAGE[dtype.itemsize] if encoded else _ARROW_OF.get(dtype)
+        self.scalar = _scalar_type(dtype)
+
+
+_writing: dict[np.dtype[Any], _Writing] = {}
+
+
+def to_arrow(a: np.ndarray[Any, Any]) -> pa.Array:
+    """An Arrow array of ``a``'s rows; zero-copy unless :func:`arrow_problem` says otherwise.
+
+    Where there is a problem, the data is copied once (booleans: packed into bits).
+    """
+    ndim = a.ndim
+    if ndim == 0:
+        raise ConversionError(
+            "expected an array with at least one dimension to convert to Arrow, got a 0-d "
+            "array: an Arrow array is a column of rows. hint: x.reshape(1) gives one row"
+        )
+    dtype = a.dtype
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
+    how = _writing.get(dtype)
+    if how is None:
+        how = _writing[dtype] = _Writing(dtype)
+    if dtype.kind == "b":
+        flat = pa.array(np.ascontiguousarray(a).reshape(-1), pa.bool_())
+    else:
+        if not a.flags.c_contiguous or a.dtype is not dtype:
+            a = aligned_copy(a, dtype)
+        # A py_buffer holds on to the array (and through it to the memory it views),
+        # so the Arrow array keeps its source alive.
+        bits = a if how.bits is None else a.view(how.bits)
+        buffer = pa.py_buffer(bits if ndim == 1 else bits.reshape(-1))
+        flat = pa.Array.from_buffers(how.item, a.size, [None, buffer])
+    if ndim == 1:
+        scalar = how.scalar
+        if type(scalar) is DtypeType:
+            return pa.ExtensionArray.from_storage(scalar, flat)
+        return flat
+    ty = _tensor_type(dtype, a.shape[1:])
+    storage = pa.Array.from_buffers(ty.storage_type, a.shape[0], [None], children=[flat])
+    return pa.ExtensionArray.from_storage(ty, storage)
+
+
+# Registered as soon as this module exists: it is imported only once pyarrow is.
+register()

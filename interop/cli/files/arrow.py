@@ -1,0 +1,207 @@
+"""Parquet (``.parquet``) and Arrow IPC (``.arrow``, ``.feather``) files of tensors.
+
+Written as one table of one row: each tensor is a column of that name, holding the
+tensor as its single row (a canonical ``arrow.fixed_shape_tensor`` of the tensor's
+shape, or a plain value for a 0-d array), with exact dtypes that Arrow lacks stored
+as ``interop.dtype`` (see :mod:`interop.backends.arrow.format`). The schema's
+metadata key ``interop.layout`` says ``"one tensor per column"``; reading such a
+file gives back each tensor with its own shape.
+
+Any other Parquet or Arrow file (a table of rows, as Ray Data, Spark or pandas
+write) is read as one array per column, rows first: a numeric column of ``n`` rows
+is an array of shape ``(n,)``, a tensor column one of ``(n, *shape)``. Columns of
+other types (strings, dates, nested lists) are skipped and listed.
+
+Reading is bounded and checked like the other formats: each column's shape and
+dtype come from the schema and the row count before any data is read, every table
+is validated in full when loaded (an IPC file is memory-mapped, and its buffers
+must lie within the file), and nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+import interop
+from interop.cli.errors import ConvertError, quote, shown, untrusted
+from interop.cli.files.entry import Contents, Entry
+from interop.cli.files.limits import Limits, check_key
+
+__all__ = [
+    "LAYOUT_KEY",
+    "ONE_TENSOR_PER_COLUMN",
+    "arrow_size",
+    "read_arrow",
+    "write_arrow",
+    "write_parquet",
+]
+
+#: The schema metadata key, and its value, of a file of one tensor per column.
+LAYOUT_KEY = b"interop.layout"
+ONE_TENSOR_PER_COLUMN = b"one tensor per column"
+# Over-estimates of what the formats add per column and per file (schema, footer,
+# page headers, padding to 64 bytes), and per byte of data (Parquet page headers).
+_PER_COLUMN = 2048
+_PER_FILE = 4096
+_PAGE_SHARE = 1 / 4096
+
+
+def _pyarrow(path: Path) -> Any:
+    try:
+        import pyarrow
+    except ImportError as exc:
+        raise ConvertError(
+            f"expected pyarrow to read or write {shown(path)}, got no pyarrow module. hint: "
+            "pip install pyarrow"
+        ) from exc
+    return pyarrow
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def _describe(
+    pa: Any, field: Any, rows: int, per_column: bool
+) -> tuple[tuple[int, ...], np.dtype[Any] | None]:
+    """The shape and dtype of ``field``'s column; dtype ``None`` for a column that is no array.
+
+    Asked of an empty column of the field's type, so that no data is read.
+    """
+    empty = pa.Table.from_arrays([_empty(pa, field.type)], schema=pa.schema([field]))
+    plan = interop.explain(empty.column(0))
+    if plan.dtype is None or plan.dtype.hasobject:  # strings, dates, lists, ...
+        return (), None
+    # The tree of the table, not the column alone: a column read without the
+    # interop.dtype type registered is restored from the metadata of its field.
+    column = interop.to_numpy_tree(empty)[field.name]
+    row_shape = tuple(column.shape[1:])
+    return (row_shape if per_column else (rows, *row_shape)), column.dtype
+
+
+def _empty(pa: Any, arrow_type: Any) -> Any:
+    """An empty array of ``arrow_type`` (``Schema.empty_table`` refuses some extension types)."""
+    if isinstance(arrow_type, pa.BaseExtensionType):
+        return pa.ExtensionArray.from_storage(arrow_type, _empty(pa, arrow_type.storage_type))
+    return pa.array([], type=arrow_type)
+
+
+def _load(
+    read: Callable[[str], Any], name: str, per_column: bool, what: str
+) -> np.ndarray[Any, Any]:
+    with untrusted(f"cannot read column {name!r} of {what}"):
+        table = read(name)
+        table.validate(full=True)
+    try:
+        array: np.ndarray[Any, Any] = interop.to_numpy_tree(table)[name]
+    except interop.InteropError as exc:
+        raise ConvertError(f"cannot convert {name!r}: {quote(exc)}") from exc
+    if per_column:
+        if len(array) != 1:
+            raise ConvertError(
+                f"expected one row in column {name!r} of {what}, a file of one tensor per "
+                f"column, got {len(array)}"
+            )
+        return array[0]  # type: ignore[no-any-return]
+    return array
+
+
+def read_arrow(path: Path, fmt: str, limits: Limits, closers: list[Callable[[], None]]) -> Contents:
+    """The arrays of the Parquet (``fmt="parquet"``) or Arrow IPC file ``path``."""
+    pa = _pyarrow(path)
+    where = shown(path)
+    read: Callable[[str], Any]
+    if fmt == "parquet":
+        import pyarrow.parquet as pq  # a submodule that `import pyarrow` leaves out
+
+        with untrusted(f"cannot read {where} as a Parquet file"):
+            pf = pq.ParquetFile(path, memory_map=True)
+            schema, rows = pf.schema_arrow, pf.metadata.num_rows
+        closers.append(pf.close)
+        read = functools.partial(_read_parquet, pf)
+    else:
+        with untrusted(f"cannot read {where} as an Arrow IPC file"):
+            source = pa.memory_map(str(path), "r")
+            closers.append(source.close)
+            reader = pa.ipc.open_file(source)
+            schema = reader.schema
+            rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+        read = functools.partial(_read_ipc, reader)
+    names = list(schema.names)
+    limits.check_arrays(len(names), where)
+    if len(set(names)) != len(names):
+        raise ConvertError(f"expected unique column names in {where}, got one twice")
+    per_column = (schema.metadata or {}).get(LAYOUT_KEY) == ONE_TENSOR_PER_COLUMN
+    entries, skipped = [], []
+    for field in schema:
+        check_key(field.name)
+        with untrusted(f"cannot read the type of column {field.name!r} of {where}"):
+            shape, dtype = _describe(pa, field, rows, per_column)
+        if dtype is None:
+            skipped.append(f"{field.name} ({field.type})")
+            continue
+        load = functools.partial(_load, read, field.name, per_column, where)
+        entries.append(Entry(field.name, shape, dtype, load))
+    return Contents(entries, skipped)
+
+
+def _read_parquet(pf: Any, name: str) -> Any:
+    return pf.read(columns=[name], use_threads=False)
+
+
+def _read_ipc(reader: Any, name: str) -> Any:
+    return reader.read_all().select([name])
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+
+def arrow_size(arrays: Sequence[tuple[str, Sequence[int], np.dtype[Any]]]) -> int:
+    """An upper bound on the bytes of a Parquet or Arrow file of these ``(name, shape, dtype)``."""
+    size = _PER_FILE
+    for name, shape, dtype in arrays:
+        data = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        size += data + int(data * _PAGE_SHARE) + _PER_COLUMN + 2 * len(name.encode("utf-8"))
+    return size
+
+
+def _table(arrays: Iterator[tuple[str, np.ndarray[Any, Any]]], path: Path) -> Any:
+    """A table of one row holding each array as a column (the arrays' memory, where it can)."""
+    pa = _pyarrow(path)
+    columns = {}
+    for name, array in arrays:
+        row = array.reshape(1) if array.ndim == 0 else array[np.newaxis]
+        try:
+            columns[name] = interop.convert(row, "arrow")
+        except interop.InteropError as exc:
+            raise ConvertError(f"cannot convert {name!r} to Arrow: {quote(exc)}") from exc
+    table = pa.table(columns)
+    return table.replace_schema_metadata({LAYOUT_KEY: ONE_TENSOR_PER_COLUMN})
+
+
+def write_parquet(
+    f: IO[bytes], arrays: Iterator[tuple[str, np.ndarray[Any, Any]]], path: Path
+) -> None:
+    """Write ``(name, array)`` pairs to ``f`` as a Parquet file of one tensor per column.
+
+    Uncompressed and without dictionaries or statistics: tensor data rarely
+    compresses, and its size is then what ``--max-bytes`` was checked against.
+    """
+    import pyarrow.parquet as pq  # a submodule that `import pyarrow` leaves out
+
+    table = _table(arrays, path)
+    pq.write_table(table, f, compression="none", use_dictionary=False, write_statistics=False)
+
+
+def write_arrow(
+    f: IO[bytes], arrays: Iterator[tuple[str, np.ndarray[Any, Any]]], path: Path
+) -> None:
+    """Write ``(name, array)`` pairs to ``f`` as an Arrow IPC file of one tensor per column."""
+    pa = _pyarrow(path)
+    table = _table(arrays, path)
+    with pa.ipc.new_file(f, table.schema) as writer:
+        writer.write_table(table)

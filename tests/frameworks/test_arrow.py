@@ -1,0 +1,458 @@
+"""Apache Arrow: arrays, chunked arrays, tensor columns and tables as sources, Arrow as a
+target, and the exact dtypes Arrow lacks (``interop.dtype``) through files and processes."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import interop
+from interop import ConversionError, CopyRequiredError, UnsupportedTypeError, testing
+from tests.conftest import load_framework
+from tests.support.dtype_sources import as_format, random_bits, uint_of
+from tests.support.simdevice import SimArray, SimBackend, registered
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+feather = pytest.importorskip("pyarrow.feather")
+
+ROOT = Path(__file__).resolve().parents[2]
+from interop.backends.arrow import format as fmt  # noqa: E402  (needs pyarrow)
+
+NUMERIC = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
+NUMERIC += ["float16", "float32", "float64"]
+#: Every dtype Arrow lacks, stored as ``interop.dtype``.
+ENCODED = [*interop._dtypes.NONSTANDARD, "complex64", "complex128"]
+
+
+def _exact(name: str, shape: tuple[int, ...], seed: int = 0) -> np.ndarray[Any, Any]:
+    """Random bits of every pattern kind (NaN payloads included) in dtype ``name``."""
+    return as_format(random_bits(name, shape, np.random.default_rng(seed)), name)
+
+
+def _same_bits(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _python(code: str, *, cwd: Path = ROOT) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+# -- Arrow as a source --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_numeric_array_is_a_read_only_view(name: str) -> None:
+    a = pa.array(np.arange(10).astype(name)).slice(3, 5)
+    plan = interop.explain(a)
+    out = interop.to_numpy(a)
+    assert plan.zero_copy and plan.readonly and plan.steps == ("values",)
+    assert out.dtype == np.dtype(name) and out.tolist() == list(range(3, 8))
+    assert np.shares_memory(out, a.to_numpy()) and not out.flags.writeable
+    assert np.shares_memory(interop.to_numpy(a, copy=False), a.to_numpy())
+    owned = interop.to_numpy(a, copy=True)
+    assert owned.flags.writeable and not np.shares_memory(owned, a.to_numpy())
+    owned[...] = 0
+    assert a.to_numpy().tolist() == list(range(3, 8))
+
+
+def test_timestamps_and_durations_are_views() -> None:
+    stamps = np.array(["2024-01-01T00:00", "2025-06-01T12:30"], dtype="datetime64[ms]")
+    a = pa.array(stamps)
+    out = interop.to_numpy(a)
+    assert out.dtype == stamps.dtype and np.array_equal(out, stamps)
+    assert np.shares_memory(out, a.to_numpy())
+    d = interop.to_numpy(pa.array(np.array([1, 2], dtype="timedelta64[us]")))
+    assert d.dtype == np.dtype("timedelta64[us]")
+
+
+def test_nulls_are_never_turned_into_values() -> None:
+    a = pa.array([1, None, 3, None])
+    with pytest.raises(ConversionError, match="2 nulls") as info:
+        interop.to_numpy(a)
+    assert "fill_null" in str(info.value) and "dtype=" in str(info.value)
+    with pytest.raises(ConversionError, match="nulls"):
+        interop.explain(a)
+    with pytest.raises(ConversionError, match="nulls"):
+        interop.to_numpy(a, dtype=np.int64)
+    out = interop.to_numpy(a, dtype=np.float32)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, [1, np.nan, 3, np.nan])
+    assert not interop.explain(a, dtype=np.float64).zero_copy
+    with pytest.raises(CopyRequiredError):
+        interop.to_numpy(a, copy=False, dtype=np.float64)
+    # A string column with nulls: None in an object array, where objects are asked for.
+    assert interop.to_numpy(pa.array(["a", None]), dtype=object).tolist() == ["a", None]
+
+
+def test_nulls_of_exact_dtypes_and_tensors_become_nan_only_when_asked() -> None:
+    bits = pa.array([0x3F80, None, 0x4000], pa.uint16())
+    a = pa.ExtensionArray.from_storage(fmt.DtypeType(np.dtype(ml_dtypes.bfloat16)), bits)
+    with pytest.raises(ConversionError, match="1 null"):
+        interop.to_numpy(a)
+    np.testing.assert_array_equal(interop.to_numpy(a, dtype=np.float32), [1.0, np.nan, 2.0])
+    values = pa.array([1.0, None, 3.0, 4.0], pa.float32())
+    ty = pa.fixed_shape_tensor(pa.float32(), (2,))
+    t = pa.ExtensionArray.from_storage(ty, pa.FixedSizeListArray.from_arrays(values, 2))
+    with pytest.raises(ConversionError, match="1 null"):
+        interop.to_numpy(t)
+    np.testing.assert_array_equal(interop.to_numpy(t, dtype=np.float64), [[1, np.nan], [3, 4]])
+
+
+def test_booleans_are_unpacked_into_a_copy() -> None:
+    a = pa.array([True, False, True, True, False, False, True, False, True]).slice(2)
+    plan = interop.explain(a)
+    assert not plan.zero_copy and "bits" in (plan.copy_reason or "")
+    assert interop.to_numpy(a).tolist() == [True, True, False, False, True, False, True]
+    with pytest.raises(CopyRequiredError, match="bits"):
+        interop.to_numpy(a, copy=False)
+
+
+def test_chunked_arrays_join_with_a_copy() -> None:
+    one = pa.chunked_array([np.arange(4.0)])
+    assert interop.explain(one).zero_copy
+    assert np.shares_memory(interop.to_numpy(one), one.chunk(0).to_numpy())
+    many = pa.chunked_array([[1.0, 2.0], [3.0]])
+    plan = interop.explain(many)
+    assert not plan.zero_copy and "2 chunks" in (plan.copy_reason or "")
+    assert interop.to_numpy(many).tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(CopyRequiredError, match="chunks"):
+        interop.to_numpy(many, copy=False)
+    empty = interop.to_numpy(pa.chunked_array([], pa.int32()))
+    assert empty.shape == (0,) and empty.dtype == np.int32
+
+
+def test_fixed_shape_tensor_gives_rows_of_its_shape() -> None:
+    a = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    x = pa.FixedShapeTensorArray.from_numpy_ndarray(a)
+    out = interop.to_numpy(x)
+    assert out.shape == (2, 3, 4) and np.array_equal(out, a)
+    assert np.shares_memory(out, x.to_numpy_ndarray()) and not out.flags.writeable
+    sliced = interop.to_numpy(x.slice(1, 1))
+    assert np.array_equal(sliced, a[1:])
+    chunked = pa.chunked_array([x, x.slice(1)])
+    assert np.array_equal(interop.to_numpy(chunked), np.concatenate([a, a[1:]]))
+
+
+def test_fixed_shape_tensor_permutation_is_honoured() -> None:
+    logical = np.arange(5 * 2 * 3, dtype=np.int16).reshape(5, 2, 3)
+    # Each row stored with its two axes swapped, as the permutation [1, 0] says.
+    stored = np.ascontiguousarray(logical.transpose(0, 2, 1))  # rows of shape (3, 2)
+    ty = pa.fixed_shape_tensor(pa.int16(), (2, 3), permutation=[1, 0])
+    storage = pa.FixedSizeListArray.from_arrays(pa.array(stored.reshape(-1)), 6)
+    x = pa.ExtensionArray.from_storage(ty, storage)
+    out = interop.to_numpy(x)
+    assert out.shape == (5, 2, 3) and np.array_equal(out, logical)
+    assert np.shares_memory(out, x.to_numpy_ndarray())  # a strided view, no copy
+
+
+def test_strings_and_other_types_need_dtype_object() -> None:
+    with pytest.raises(ConversionError, match="dtype=object"):
+        interop.to_numpy(pa.array(["a", "b"]))
+    assert interop.to_numpy(pa.array(["a", "b"]), dtype=object).tolist() == ["a", "b"]
+    dates = interop.to_numpy(pa.array([0, 1], pa.date32()))
+    assert dates.dtype.kind == "M"
+
+
+def test_tables_are_containers_of_columns() -> None:
+    table = pa.table({"x": np.arange(3.0), "y": pa.chunked_array([[1, 2], [3]])})
+    out = interop.to_numpy_tree(table)
+    assert list(out) == ["x", "y"] and out["y"].tolist() == [1, 2, 3]
+    assert np.shares_memory(out["x"], table.column("x").chunk(0).to_numpy())
+    batch = pa.record_batch({"x": np.arange(3.0)})
+    assert interop.to_numpy_tree(batch)["x"].tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(UnsupportedTypeError, match="to_numpy_tree"):
+        interop.to_numpy(table)
+    nested = interop.to_numpy_tree({"batch": table, "step": 3})
+    assert nested["step"] == 3 and nested["batch"]["x"].shape == (3,)
+    with pytest.raises(ConversionError, match=r"tree\['nulls'\].*1 null"):
+        interop.to_numpy_tree({"nulls": pa.table({"a": [1, None]})})
+    twice = pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["a", "a"])
+    with pytest.raises(ConversionError, match="unique column names"):
+        interop.to_numpy_tree(twice)
+
+
+def test_iter_numpy_over_record_batches() -> None:
+    table = pa.table({"x": np.arange(10.0)})
+    batches = list(interop.iter_numpy(table.to_batches(max_chunksize=4)))
+    assert [len(b["x"]) for b in batches] == [4, 4, 2]
+    assert np.array_equal(np.concatenate([b["x"] for b in batches]), np.arange(10.0))
+
+
+# -- Arrow as a target --------------------------------------------------------------------
+
+
+def test_convert_1d_is_a_zero_copy_primitive_array() -> None:
+    a = np.arange(1000, dtype=np.float32)
+    x = interop.convert(a, "arrow")
+    assert type(x) is pa.FloatArray and len(x) == 1000
+    assert np.shares_memory(x.to_numpy(), a)
+    plan = interop.explain(a, to="arrow")
+    assert plan.zero_copy and plan.target == "arrow" and plan.readonly
+    a[0] = -1  # a mutable source's writes show through, as for JAX and TensorFlow
+    assert x[0].as_py() == -1
+    del a
+    gc.collect()
+    assert x.to_numpy()[1:4].tolist() == [1, 2, 3]  # the buffers keep the source alive
+
+
+def test_convert_nd_is_a_fixed_shape_tensor_of_rows() -> None:
+    a = np.arange(24, dtype=np.int64).reshape(4, 3, 2)
+    x = interop.convert(a, "arrow")
+    assert isinstance(x, pa.FixedShapeTensorArray) and len(x) == 4
+    assert list(x.type.shape) == [3, 2] and x.type.value_type == pa.int64()
+    assert np.shares_memory(x.to_numpy_ndarray(), a)
+    assert np.array_equal(x.to_numpy_ndarray(), a)
+    assert np.array_equal(interop.to_numpy(x), a)
+
+
+def test_convert_copies_what_arrow_cannot_alias() -> None:
+    a = np.arange(12.0).reshape(3, 4)
+    for view in (a.T, a[:, ::2], a[::-1], a.astype(">f8")):
+        plan = interop.explain(view, to="arrow")
+        assert not plan.zero_copy, view.strides
+        with pytest.raises(CopyRequiredError):
+            interop.convert(view, "arrow", copy=False)
+        out = interop.convert(view, "arrow")
+        assert np.array_equal(interop.to_numpy(out), view)
+        assert not np.shares_memory(interop.to_numpy(out), a)
+    booleans = interop.convert(np.array([True, False, True]), "arrow")
+    assert booleans.to_pylist() == [True, False, True]
+    with pytest.raises(CopyRequiredError, match="bits"):
+        interop.convert(np.array([True]), "arrow", copy=False)
+    owned = interop.convert(a, "arrow", copy=True)
+    assert not np.shares_memory(owned.to_numpy_ndarray(), a)
+
+
+def test_convert_refuses_what_arrow_cannot_hold() -> None:
+    with pytest.raises(ConversionError, match="reshape"):
+        interop.convert(np.float32(1.0), "arrow")
+    with pytest.raises(ConversionError, match="numeric"):
+        interop.convert(np.array(["a"]), "arrow")
+    with pytest.raises(ValueError, match="Arrow"):
+        interop.convert(np.zeros(2), "arrow", device="cuda")
+    assert len(interop.convert(np.zeros(2), "arrow", device="cpu")) == 2
+
+
+@pytest.mark.parametrize("name", ["torch", "tensorflow", "jax"])
+def test_convert_from_every_framework(name: str) -> None:
+    framework = load_framework(name)
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    src = framework.make(a)
+    x = interop.convert(src, "arrow")
+    out = interop.to_numpy(x)
+    assert np.array_equal(out, a) and out.dtype == np.float32
+    if interop.explain(src, to="arrow").zero_copy:
+        assert np.shares_memory(out, framework.native(src))
+    back = interop.convert(x, name)
+    assert np.array_equal(interop.to_numpy(back), a)
+
+
+@pytest.fixture
+def simdevice(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimBackend]:
+    yield from registered(monkeypatch)
+
+
+def test_device_data_goes_through_the_host_transfer(simdevice: SimBackend) -> None:
+    x = SimArray(np.arange(6.0).reshape(3, 2), "w")
+    plan = interop.explain(x, to="arrow")
+    assert plan.transfer and not plan.zero_copy and plan.target == "arrow"
+    out = interop.convert(x, "arrow")
+    assert isinstance(out, pa.FixedShapeTensorArray)
+    assert np.array_equal(interop.to_numpy(out), x.data)
+    assert simdevice.log == ["blocking w"]
+    with pytest.raises(CopyRequiredError):
+        interop.convert(x, "arrow", copy=False)
+
+
+def test_convert_torch_tensor_with_grad() -> None:
+    torch = pytest.importorskip("torch")
+    t = torch.arange(6.0, requires_grad=True) * 2
+    x = interop.convert(t, "arrow")
+    assert x.to_pylist() == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    assert t.requires_grad and t.grad_fn is not None
+    to_torch = interop.convert(x, "torch")
+    assert not to_torch.requires_grad
+    to_torch[0] = 100  # a writable tensor never aliases Arrow's immutable memory
+    assert x[0].as_py() == 0.0
+
+
+def test_arrow_to_arrow_keeps_or_copies() -> None:
+    x = pa.array([1.0, 2.0])
+    assert interop.convert(x, "arrow") is x
+    copied = interop.convert(x, "arrow", copy=True)
+    assert copied.equals(x) and not np.shares_memory(copied.to_numpy(), x.to_numpy())
+
+
+# -- exact dtypes through Arrow -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ENCODED)
+def test_exact_dtypes_round_trip_bit_exactly(name: str) -> None:
+    for shape in ((16,), (4, 2, 3)):
+        a = _exact(name, shape)
+        x = interop.convert(a, "arrow")
+        assert isinstance(x.type, fmt.DtypeType) and x.type.extension_name == "interop.dtype"
+        storage = x.storage if len(shape) == 1 else x.storage.flatten()
+        assert storage.type == pa.uint8() if a.itemsize == 1 else True
+        out = interop.to_numpy(x)
+        assert _same_bits(out, a), name
+        assert np.shares_memory(out, a) and interop.explain(a, to="arrow").zero_copy
+        assert _same_bits(x.to_numpy(), a)  # pyarrow's own to_numpy gives the dtype too
+        if len(shape) == 1:
+            assert _same_bits(np.asarray(x[3].as_py()).reshape(()), a[3])
+
+
+def test_exact_dtype_storage_is_documented_plain_unsigned_integers() -> None:
+    a = _exact("bfloat16", (3, 2))
+    x = interop.convert(a, "arrow")
+    assert x.type.storage_type == pa.list_(pa.uint16(), 2)
+    meta = json.loads(x.type.__arrow_ext_serialize__())
+    assert meta == {"dtype": "bfloat16", "shape": [2]}
+    flat = interop.convert(_exact("float8_e4m3fn", (5,)), "arrow")
+    assert flat.type.storage_type == pa.uint8()
+    assert json.loads(flat.type.__arrow_ext_serialize__()) == {"dtype": "float8_e4m3fn"}
+    assert interop.convert(_exact("complex32", (2,)), "arrow").type.storage_type == pa.uint32()
+    assert interop.convert(_exact("complex128", (2,)), "arrow").type.storage_type == pa.binary(16)
+
+
+def test_bad_extension_metadata_is_refused() -> None:
+    for bad in (b"not json", b'{"dtype": "object"}', b'{"dtype": "bfloat16", "shape": [-1]}'):
+        with pytest.raises(ValueError, match=r"interop\.dtype"):
+            fmt.DtypeType.__arrow_ext_deserialize__(pa.uint16(), bad)
+    with pytest.raises(ValueError, match="storage"):
+        fmt.DtypeType.__arrow_ext_deserialize__(pa.uint8(), b'{"dtype": "bfloat16"}')
+
+
+def _table_of_exact_dtypes() -> tuple[Any, dict[str, np.ndarray[Any, Any]]]:
+    arrays = {name: _exact(name, (6, 2), seed=i) for i, name in enumerate(ENCODED)}
+    arrays["flat_bf16"] = _exact("bfloat16", (6,), seed=99)
+    arrays["f32"] = np.arange(12, dtype=np.float32).reshape(6, 2)
+    table = pa.table({k: interop.convert(v, "arrow") for k, v in arrays.items()})
+    return table, arrays
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".arrow"])
+def test_exact_dtypes_survive_files_and_other_processes(suffix: str, tmp_path: Path) -> None:
+    table, arrays = _table_of_exact_dtypes()
+    path = tmp_path / f"t{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(table, path)
+        read = pq.read_table(path)
+    else:
+        feather.write_feather(table, path)
+        read = feather.read_table(path)
+    tree = interop.to_numpy_tree(read)
+    for key, a in arrays.items():
+        assert _same_bits(tree[key], a), key
+        assert _same_bits(interop.to_numpy(read.column(key)), a), key
+    np.save(tmp_path / "expected.npy", arrays["bfloat16"].view(np.uint16))
+    reader = "pq.read_table" if suffix == ".parquet" else "feather.read_table"
+    check = f"""
+        import numpy as np
+        t = {reader}({str(path)!r})
+        out = interop.to_numpy(t.column("bfloat16"))
+        assert out.dtype.name == "bfloat16", out.dtype
+        assert (out.view(np.uint16) == np.load({str(tmp_path / "expected.npy")!r})).all()
+        print("ok")
+    """
+    imports = "import pyarrow.parquet as pq, pyarrow.feather as feather\n"
+    # interop imported before pyarrow, and after it: the type is registered either way.
+    assert _python("import interop\n" + imports + textwrap.dedent(check)).strip() == "ok"
+    assert _python(imports + "import interop\n" + textwrap.dedent(check)).strip() == "ok"
+
+
+def test_a_reader_without_interop_sees_unsigned_integers_and_metadata(tmp_path: Path) -> None:
+    table, _ = _table_of_exact_dtypes()
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path)
+    code = f"""
+        import json, sys
+        import pyarrow.parquet as pq
+        t = pq.read_table({str(path)!r})
+        field = t.schema.field("bfloat16")
+        meta = field.metadata
+        print(field.type.value_type, field.type.list_size, meta[b"ARROW:extension:name"].decode(),
+              meta[b"ARROW:extension:metadata"].decode(), "interop" in sys.modules)
+    """
+    out = _python(code, cwd=tmp_path).split()
+    assert out == ["uint16", "2", "interop.dtype", '{"dtype":"bfloat16","shape":[2]}', "False"]
+
+
+def test_columns_read_without_the_type_registered_are_restored(tmp_path: Path) -> None:
+    table, arrays = _table_of_exact_dtypes()
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path)
+    pa.unregister_extension_type("interop.dtype")
+    try:
+        plain = pq.read_table(path)
+    finally:
+        fmt.register()
+    assert plain.schema.field("bfloat16").type == pa.list_(pa.uint16(), 2)
+    tree = interop.to_numpy_tree(plain)
+    for key, a in arrays.items():
+        assert _same_bits(tree[key], a), key
+
+
+def test_the_import_hook_leaves_pyarrow_as_it_was() -> None:
+    code = """
+        import sys, interop
+        from interop import _import_hooks
+        assert "pyarrow" not in sys.modules
+        assert _import_hooks._finder in sys.meta_path
+        import pyarrow
+        assert _import_hooks._finder not in sys.meta_path, sys.meta_path
+        assert type(pyarrow.__loader__).__name__ == "SourceFileLoader", pyarrow.__loader__
+        assert pyarrow.__spec__.loader is pyarrow.__loader__
+        print(pyarrow.types.is_integer(pyarrow.int8()))
+    """
+    assert _python(code).strip() == "True"
+
+
+def test_testing_catalogue_builds_arrow_arrays() -> None:
+    arrow = testing.framework("arrow")
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    x = arrow.make(a)
+    assert np.shares_memory(interop.to_numpy(x), arrow.native(x))
+    b = _exact("bfloat16", (4,))
+    y = arrow.make(b)
+    assert np.shares_memory(interop.to_numpy(y), arrow.native(y))
+    assert arrow.native(y).dtype == uint_of("bfloat16")
+
+
+def test_importing_the_format_first_registers_the_type() -> None:
+    # The format module imports pyarrow, whose import hook imports the format module
+    # while it is being imported: the type is registered all the same, with no warning.
+    code = """
+        import warnings
+        warnings.simplefilter("error")
+        from interop.backends.arrow import format
+        import pyarrow as pa, numpy as np, ml_dtypes
+        ty = format.DtypeType(np.dtype(ml_dtypes.bfloat16))
+        storage = pa.array([1], pa.uint16())
+        batch = pa.record_batch([pa.ExtensionArray.from_storage(ty, storage)], ["a"])
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        read = pa.ipc.open_stream(sink.getvalue()).read_all()
+        print(read.schema.field("a").type.extension_name)
+    """
+    assert _python(code).strip() == "interop.dtype"

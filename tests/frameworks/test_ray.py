@@ -1,0 +1,180 @@
+"""Ray Data through :mod:`interop.ray`: a real local pipeline, exact dtypes end to end.
+
+One local cluster (``num_cpus=2``) serves the whole module. Its workers import this
+checkout (``PYTHONPATH``), as the driver does. Each pipeline takes seconds (Ray
+schedules tasks in worker processes): the tests are in the slow tier.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import interop
+
+pytestmark = [
+    pytest.mark.slow,
+    # Ray's own deprecation notices about its settings, raised inside Ray (every
+    # other warning, the library's included, stays an error).
+    pytest.mark.filterwarnings(r"ignore::DeprecationWarning:ray\..*"),
+    # JAX warns at every fork once it is imported (by other tests of the session);
+    # Ray starts its processes with one.
+    pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning"),
+]
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+pa = pytest.importorskip("pyarrow")
+torch = pytest.importorskip("torch")
+
+import interop.ray as iray  # noqa: E402  (needs ray)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# bfloat16 bit patterns that a cast would change: NaN payloads, both signs, subnormals.
+BF16_BITS = np.array(
+    [0x7FC1, 0xFFC3, 0x7F81, 0x0001, 0x8001, 0x3F80, 0xC2F7, 0x7F80], dtype=np.uint16
+)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": env},
+    )
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _source(n: int = 16) -> Any:
+    x = np.arange(n * 4, dtype=np.float32).reshape(n, 4)
+    bits = np.resize(BF16_BITS, n * 2).reshape(n, 2)
+    return ray.data.from_items([{"x": x[i], "bits": bits[i]} for i in range(n)]), x, bits
+
+
+def _torch_udf(batch: dict[str, Any]) -> dict[str, Any]:
+    x = batch["x"]
+    assert isinstance(x, torch.Tensor) and x.dtype == torch.float32
+    w = torch.ones(4, 3, requires_grad=True)
+    y = x @ w  # a model's output: it requires grad
+    bits = batch["bits"].to(torch.int32).to(torch.int16)  # uint16 bits, reinterpreted below
+    return {
+        "y": y,
+        "bf16": bits.view(torch.bfloat16),
+        "nested": {"f8": (x[:, :2] / 8).to(torch.float8_e4m3fn), "id": x[:, 0].long()},
+    }
+
+
+def _jax_udf(batch: dict[str, Any]) -> dict[str, Any]:
+    import jax
+    import jax.numpy as jnp
+
+    assert isinstance(batch["y"], jax.Array) and batch["bf16"].dtype == jnp.bfloat16
+    return {"y2": batch["y"] * 2, "bf16": batch["bf16"], "nested": batch["nested"]}
+
+
+def test_pipeline_keeps_bfloat16_bit_exact_end_to_end(cluster: None, tmp_path: Path) -> None:
+    pytest.importorskip("jax")
+    ds, x, bits = _source()
+    ds = iray.map_batches(ds, _torch_udf, to="torch", batch_size=8)
+    ds = iray.map_batches(ds, _jax_udf, to="jax", batch_size=8)
+    ds.write_parquet(str(tmp_path / "out"))
+    back = ray.data.read_parquet(str(tmp_path / "out"))
+    batches = list(iray.iter_batches(back, to="jax", batch_size=16))
+    assert len(batches) == 1
+    batch = batches[0]
+    order = np.argsort(interop.to_numpy(batch["nested"]["id"]))
+    bf16 = interop.to_numpy(batch["bf16"])[order]
+    assert bf16.dtype == ml_dtypes.bfloat16
+    assert np.array_equal(bf16.view(np.uint16), bits)  # NaN payloads included
+    np.testing.assert_array_equal(interop.to_numpy(batch["y2"])[order], 2 * (x @ np.ones((4, 3))))
+    f8 = interop.to_numpy(batch["nested"]["f8"])[order]
+    assert f8.dtype == ml_dtypes.float8_e4m3fn
+    assert np.array_equal(f8, (x[:, :2] / 8).astype(ml_dtypes.float8_e4m3fn))
+
+
+def test_plain_ray_reads_the_exact_dtypes_too(cluster: None) -> None:
+    ds, _, bits = _source()
+    out = iray.map_batches(ds, _torch_udf, to="torch").take_batch(16)
+    assert out["bf16"].dtype == ml_dtypes.bfloat16
+    assert sorted(out["bf16"].view(np.uint16).ravel().tolist()) == sorted(bits.ravel().tolist())
+
+
+def test_batches_reach_fn_in_the_framework_asked(cluster: None) -> None:
+    ds, x, _ = _source(8)
+
+    def check(batch: dict[str, Any]) -> dict[str, Any]:
+        assert isinstance(batch["x"], np.ndarray) and not batch["x"].flags.writeable
+        return {"x": batch["x"] + 1}
+
+    out = iray.map_batches(ds, check, to="numpy").take_batch(8)
+    np.testing.assert_array_equal(np.sort(out["x"], axis=0), x + 1)
+    torch_batches = list(iray.iter_batches(ds, to="torch", batch_size=4))
+    assert all(isinstance(b["x"], torch.Tensor) for b in torch_batches)
+    got = torch.cat([b["x"] for b in torch_batches]).numpy()
+    np.testing.assert_array_equal(got[np.argsort(got[:, 0])], x)
+
+
+class Scale:
+    """A callable class, as Ray runs models: built once per actor."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {"x": batch["x"] * self.factor}
+
+
+def test_callable_class_with_concurrency(cluster: None) -> None:
+    ds, x, _ = _source(8)
+    ds = iray.map_batches(ds, Scale, to="torch", concurrency=1, fn_constructor_args=(3.0,))
+    out = ds.take_batch(8)
+    np.testing.assert_array_equal(np.sort(out["x"], axis=0), 3 * x)
+
+
+def test_errors_inside_fn_reach_the_caller_with_their_message(cluster: None) -> None:
+    ds, _, _ = _source(4)
+
+    def broken(batch: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError("the model exploded on purpose")
+
+    with pytest.raises(Exception, match="the model exploded on purpose"):
+        iray.map_batches(ds, broken, to="torch").take_batch(4)
+
+    def scalar(batch: dict[str, Any]) -> dict[str, Any]:
+        return {"loss": batch["x"].sum(), "x": batch["x"]}
+
+    with pytest.raises(Exception, match=r"output\['loss'\].*reshape"):
+        iray.map_batches(ds, scalar, to="torch").take_batch(4)
+    with pytest.raises(TypeError, match="batch_format"):
+        iray.map_batches(ds, scalar, batch_format="numpy")
+
+
+def test_importing_interop_never_imports_ray() -> None:
+    code = (
+        "import sys, interop, pyarrow\n"
+        "interop.to_numpy(pyarrow.array([1]))\n"
+        "print('ray' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
