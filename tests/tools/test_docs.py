@@ -83,8 +83,6 @@ def test_every_page_is_in_the_navigation_and_linked_from_the_readme() -> None:
 def test_the_api_reference_renders_every_public_name() -> None:
     # (load and save are rendered from the module that defines them: the package
     # exports them lazily, which mkdocstrings cannot follow.)
-    rendered = set(
-        re.findall(r"^::: interop\.(?:_io\.)?(\w+)\s*$", _read(DOCS / "api.md"), re.M)
-    )
+    rendered = set(re.findall(r"^::: interop\.(?:_io\.)?(\w+)\s*$", _read(DOCS / "api.md"), re.M))
     public = set(interop.__all__) - {"__version__"}
     assert rendered == public | {"testing"}
