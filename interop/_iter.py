@@ -161,16 +161,21 @@ class NumpyBatches(Iterable[Any]):
         return NumpyBatchIterator(_iterate(self._source), self._prefetch, self._options)
 
     def __len__(self) -> int:
-        try:
-            length = len(self._source)  # type: ignore[arg-type]
-        except TypeError as exc:
-            raise TypeError(
-                f"expected a source with a length, got `{type_name(self._source)}`: {exc}"
-            ) from exc
-        return length
+        return source_length(self._source)
 
     def __repr__(self) -> str:
         return f"NumpyBatches({type_name(self._source)}, prefetch={self._prefetch})"
+
+
+def source_length(source: Iterable[Any]) -> int:
+    """``len(source)``, or the library's ``TypeError`` naming a source without a length."""
+    try:
+        length = len(source)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise TypeError(
+            f"expected a source with a length, got `{type_name(source)}`: {exc}"
+        ) from exc
+    return length
 
 
 def _iterate(source: Iterable[Any]) -> Iterator[Any]:

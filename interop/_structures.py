@@ -17,7 +17,7 @@ from interop import _registry
 from interop._convert import convert
 from interop._convert.targets import resolve
 from interop._errors import type_name
-from interop._iter import iter_numpy
+from interop._iter import iter_numpy, source_length
 from interop._tree import map_leaves, to_numpy_tree
 
 __all__ = ["ConvertedBatches", "convert_tree", "iter_convert"]
@@ -93,13 +93,7 @@ class ConvertedBatches(Iterable[Any]):
             yield convert_tree(batch, **keywords)
 
     def __len__(self) -> int:
-        try:
-            length = len(self._source)  # type: ignore[arg-type]
-        except TypeError as exc:
-            raise TypeError(
-                f"expected a source with a length, got `{type_name(self._source)}`: {exc}"
-            ) from exc
-        return length
+        return source_length(self._source)
 
     def __repr__(self) -> str:
         return f"ConvertedBatches({type_name(self._source)}, to={self._keywords.get('to')!r})"
