@@ -143,15 +143,30 @@ def _make(spec: str) -> Backend:
             "hint: a conversion during interpreter shutdown (an atexit handler or __del__) "
             "cannot load the library's backends; convert earlier"
         ) from exc
-    backend: Backend = getattr(found, cls)()
+    made = getattr(found, cls, None)
+    if made is None:
+        # The module is being imported by this very thread: a conversion started from
+        # a gc callback or a signal handler while the first conversion loads the
+        # backends.
+        raise ConversionError(
+            f"expected the built-in backend {spec} to load, got its module half imported: "
+            "a conversion started while the library's first conversion loads its backends "
+            "(from a gc callback or a signal handler). hint: convert once before "
+            "installing such a callback"
+        )
+    backend: Backend = made()
     return backend
 
 
 def _ensure_builtins() -> None:
     if not _frameworks:
+        frameworks = [_make(s) for s in _BUILTIN_FRAMEWORKS]
         generics = [_make(s) for s in _BUILTIN_GENERICS]
-        _frameworks.extend(_make(s) for s in _BUILTIN_FRAMEWORKS)
-        _generics.extend(generics)
+        # A conversion that re-entered from a gc callback while the modules above
+        # were imported may have filled the lists meanwhile: never twice.
+        if not _frameworks:
+            _frameworks.extend(frameworks)
+            _generics.extend(generics)
 
 
 def _load_entry_points() -> None:
