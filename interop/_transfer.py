@@ -3,21 +3,18 @@
 Converting leaf by leaf with ``.cpu().numpy()`` waits for each copy before the
 next one starts, and on CUDA each wait is a full device synchronization. A
 :class:`Batch` instead starts the copy of every accelerator leaf of a tree as it
-is met, and waits only when the whole tree has been walked:
-
-* PyTorch (CUDA): a pinned host buffer per tensor filled with
-  ``copy_(non_blocking=True)`` on the tensor's current stream; then one
-  ``synchronize()`` per stream used.
-* JAX: ``copy_to_host_async()`` on every array; reading each one afterwards waits
-  only for its own copy, which is already under way.
-* CuPy: ``get(stream=..., out=<pinned buffer>, blocking=False)`` on the current
-  stream of the array's device; then one ``synchronize()`` per stream.
+is met, and waits only when the whole tree has been walked. How a copy starts is
+the backend's own :meth:`~interop.Backend.start_copy` hook (PyTorch and CuPy: a
+pinned host buffer filled on the array's current stream, then one
+``synchronize()`` per stream; JAX: ``copy_to_host_async()``, after which reading
+each array waits only for its own copy).
 
 Each leaf is converted with its backend's own :class:`~interop.Plan`: the steps
 before ``to_host`` (detach, a cast on the device that makes the copy smaller, ...)
-run when the copy is started, the asynchronous copy replaces ``to_host`` itself,
-and the steps after it run once the data is complete. A backend without a starter
-here (TensorFlow, Array-API devices, ...) converts its leaves at once, blocking.
+run when the copy is started, the asynchronous copy stands for ``to_host`` (or
+``to_host`` still runs and waits for its own copy), and the steps after it run
+once the data is complete. A backend without the hook (TensorFlow, Array-API
+devices, ...) converts its leaves at once, blocking.
 
 Nothing here runs for data already in host memory: the tree walk asks
 :func:`device_checks` once per call which backends may hold accelerator data right

@@ -34,10 +34,9 @@ _NODE = 9  # a container registered with a framework (a JAX pytree node)
 # type -> kind, for every non-array type seen. Cleared when the backends that
 # register containers change (JAX imported), since a type may be a node from then on.
 kinds: dict[type, int] = {}
-_kinds = kinds
 # type -> the backend whose registry knows it (or its registration), for kind _NODE.
 _node_of: dict[type, Backend] = {}
-# The backends asked about nodes when _kinds was filled.
+# The backends asked about nodes when kinds was filled.
 _node_backends: tuple[Backend, ...] = ()
 _SCALARS = (str, bytes, int, float, complex, bool, type(None))
 _MISSING: Any = object()
@@ -54,7 +53,7 @@ def sync(backends: list[Backend]) -> None:
     # framework's registry (torch's pytree), which would rebuild them as they were.
     found = tuple(sorted(found, key=lambda b: b.arrays))
     if found != _node_backends:
-        _kinds.clear()
+        kinds.clear()
         _node_of.clear()
         _node_backends = found
 
@@ -142,7 +141,7 @@ def register_container(
         )
     with _registered_lock:
         _registered[cls] = _Registered(flatten, unflatten)
-        _kinds.pop(cls, None)
+        kinds.pop(cls, None)
         _node_of.pop(cls, None)
 
 
@@ -181,10 +180,10 @@ def classify(cls: type, x: Any) -> int:
         kind = _DATACLASS
     else:
         kind = _OTHER
-    if len(_kinds) > 4096:  # classes made on the fly (namedtuple per call, ...)
-        _kinds.clear()
+    if len(kinds) > 4096:  # classes made on the fly (namedtuple per call, ...)
+        kinds.clear()
         _node_of.clear()
-    _kinds[cls] = kind
+    kinds[cls] = kind
     return kind
 
 
