@@ -70,7 +70,7 @@ class JaxBackend(JaxTarget):
         # jaxlib's concrete array type (typed PRNG key arrays and tracers have others),
         # with the attribute the host view reads.
         if cls.__module__.startswith("jaxlib") and hasattr(cls, "_sharding"):
-            return self._arrays.host_view()
+            return self._arrays.host_view(cls)
         return None
 
     def plan(self, x: Any, options: Options, /) -> Plan:

@@ -60,8 +60,8 @@ class ArraySource:
             "assemble_shards": assemble_shards,
         }
 
-    def host_view(self) -> Callable[[Any], np.ndarray[Any, Any] | None]:
-        """The host view of jaxlib's array type: the plan's ``numpy_view``, or ``None``.
+    def host_view(self, cls: type) -> Callable[[Any], np.ndarray[Any, Any] | None]:
+        """The host view of jaxlib's array type ``cls``: the plan's ``numpy_view``, or ``None``.
 
         It reads ``_sharding``, the attribute of jaxlib's array type behind the public
         ``sharding`` property, which costs more than the other checks together.
@@ -69,6 +69,8 @@ class ArraySource:
         asarray = np.asarray
         bit_width = _dtypes.bit_width
         host_shardings = self.host_shardings
+        # The unbound method: no bound method object made per call.
+        is_deleted: Callable[[Any], bool] = cls.is_deleted  # type: ignore[attr-defined]
         # The sharding object last found in host_shardings: JAX reuses one object
         # for a device, and an identity test is much cheaper than its Python __hash__.
         seen: Any = None
@@ -83,7 +85,7 @@ class ArraySource:
                     return None
                 seen = sharding
             # A deleted or donated array keeps its sharding, not its buffer.
-            if x.is_deleted():
+            if is_deleted(x):
                 return None
             a = asarray(x)
             # A packed sub-byte dtype (int4, float4, ...): the plan unpacks it into a

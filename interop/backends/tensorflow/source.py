@@ -114,6 +114,8 @@ class TensorSource:
         host_devices = self.host_devices
         no_view = _NO_VIEW
         internal = self._internal
+        # The unbound method: no bound method object made per call.
+        dtype_enum: Callable[[Any], int] = self.eager._datatype_enum
         ndarray = np.ndarray
         # The unbound method called positionally (``setflags(write=None, align=None,
         # uic=None)``, as NumPy documents it; its stubs list keywords only): a third of
@@ -123,7 +125,7 @@ class TensorSource:
         def view(x: Any) -> np.ndarray[Any, Any] | None:
             # A tensor elsewhere than in host memory needs a copy; resource, variant and
             # string tensors are the plan's (to refuse, or to build an object array).
-            if x.device not in host_devices or x._datatype_enum() in no_view:
+            if x.device not in host_devices or dtype_enum(x) in no_view:
                 return None
             out = internal(x)
             # A 0-d tensor comes back as a NumPy scalar: the plan views its buffer.
