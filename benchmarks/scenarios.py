@@ -1172,6 +1172,8 @@ def _gpu_jax(config: Config) -> Scenario:
     for v in variants[:3]:
         assert v.stmt is not None
         _same(np.asarray(_run(v.stmt, ns)), expected, v.label)
+    for v in variants:
+        v.zero_copy = False
     return _scenario(
         "gpu/jax",
         f"device-to-host copy of a {n * 4 >> 20} MB float32 JAX array on {x.devices().pop()}",
@@ -1209,6 +1211,8 @@ def _gpu_jax_tree(config: Config) -> Scenario:
         assert v.stmt is not None
         out = _run(v.stmt, ns)
         _same(np.asarray(out["t7"]), expected + np.float32(7), f"{v.label}: leaf t7")
+    for v in variants:
+        v.zero_copy = False
     return _scenario(
         "gpu/jax-tree",
         f"{_TREE_LEAVES}-leaf dict of 1 KB JAX arrays on {gpu}",
