@@ -6,6 +6,9 @@ import os
 
 # Before any framework is imported: TensorFlow's C++ logging would flood the table.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The GPU scenarios of several frameworks share one device in one run: JAX takes
+# memory as it needs it instead of most of the device on its first use.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import argparse
 import gc

@@ -34,6 +34,11 @@ _DISTRIBUTIONS = (
     "jax",
     "jaxlib",
     "keras",
+    # The GPU builds, where the GPU scenarios run.
+    "jax-cuda13-plugin",
+    "jax-cuda12-plugin",
+    "cupy-cuda13x",
+    "cupy-cuda12x",
 )
 
 

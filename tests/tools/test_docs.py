@@ -86,3 +86,35 @@ def test_the_api_reference_renders_every_public_name() -> None:
     rendered = set(re.findall(r"^::: interop\.(?:_io\.)?(\w+)\s*$", _read(DOCS / "api.md"), re.M))
     public = set(interop.__all__) - {"__version__"}
     assert rendered == public | {"testing"}
+
+
+def test_device_claims_say_how_they_are_verified() -> None:
+    """The GPU paths are described with their verification status, never as measured facts.
+
+    The results of the device check (``tools/gpu_check.sh``) appear in the README and
+    on the Devices page once it has run on a CUDA device; until then both say they
+    are pending. Phrases that stated unverified device behaviour as fact stay out.
+    """
+    from benchmarks import scenarios
+
+    readme = _read(ROOT / "README.md")
+    devices = _read(DOCS / "devices.md")
+    section = _section(readme, "Devices")
+    assert "](docs/devices.md)" in section and "tools/gpu_check.sh" in section
+    results = _section(devices, "Results")
+    measured = "| scenario | comparison |" in results
+    assert measured or "PENDING" in results
+    assert measured or "pending" in section.lower()
+    for name, _ in scenarios.select(["gpu"]):
+        assert f"| `{name}` |" in devices, f"{name} is not described on docs/devices.md"
+    unverified = [
+        "one device-to-host copy, synchronized",
+        "cast on the device first where that moves fewer bytes",
+        "one synchronization per stream",
+        "so the transfers overlap with your work",
+        "zero-copy through DLPack",
+    ]
+    for path in (ROOT / "README.md", *PAGES):
+        text = _read(path)
+        for phrase in unverified:
+            assert phrase not in text, f"{path.name}: {phrase!r}"
