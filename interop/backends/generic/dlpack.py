@@ -4,6 +4,12 @@ NumPy imports the capsule (DLPack 1.0 negotiated with ``max_version=(1, 0)``, an
 the legacy protocol where the producer refuses that keyword with a ``TypeError``).
 Data in a format NumPy lacks but ``ml_dtypes`` holds (bfloat16, float8, ...) comes
 back as that exact ``ml_dtypes`` dtype, zero-copy (see :mod:`.capsule`).
+
+Pinned host memory (CUDA or ROCm) and CUDA managed memory are readable by the CPU,
+but a device may still be writing them, and DLPack gives a consumer on the host no
+stream to wait on: the producer is asked for its own copy in CPU memory
+(``dl_device=(kDLCPU, 0), copy=True``), which it makes once its data is complete,
+instead of a view that could be read too early.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._devices import HOST_KINDS, device_name, dlpack_device_of
+from interop._devices import HOST, HOST_KINDS, device_name, dlpack_device_of
 from interop._errors import ConversionError, TransferError, type_name
 from interop._options import Options
 from interop._plan import Plan
@@ -78,6 +84,20 @@ class DLPackBackend(GenericBackend):
         kind, index = dlpack_device_of(x)
         device = device_name((kind, index))
         transfer = kind not in HOST_KINDS
+        if not transfer and kind != HOST[0]:
+            # Pinned or managed memory: see the module docstring.
+            reason = (
+                f"the data is in {device} memory, which a device may still be writing: "
+                "the producer copies it into CPU memory once it is complete"
+            )
+            return _plan.finish(
+                self.name,
+                device,
+                ["dlpack_to_host"],
+                source_dtype=None,
+                options=options,
+                copy_reason=reason,
+            )
         if not transfer and hasattr(type(x), "__array__") and array_takes_copy(type(x)):
             # For data already in host memory, an __array__ that honours copy= is the
             # object's own bridge to NumPy: it hands out the same view DLPack would, and
