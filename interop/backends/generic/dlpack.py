@@ -86,17 +86,16 @@ class DLPackBackend(GenericBackend):
         transfer = kind not in HOST_KINDS
         if not transfer and kind != HOST[0]:
             # Pinned or managed memory: see the module docstring.
-            reason = (
-                f"the data is in {device} memory, which a device may still be writing: "
-                "the producer copies it into CPU memory once it is complete"
-            )
             return _plan.finish(
                 self.name,
                 device,
                 ["dlpack_to_host"],
                 source_dtype=None,
                 options=options,
-                copy_reason=reason,
+                copy_reason=(
+                    f"the data is in {device} memory, which a device may still be writing: "
+                    "the producer copies it into CPU memory once it is complete"
+                ),
             )
         if not transfer and hasattr(type(x), "__array__") and array_takes_copy(type(x)):
             # For data already in host memory, an __array__ that honours copy= is the
