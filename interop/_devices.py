@@ -200,8 +200,10 @@ ANY_LAYOUT = LayoutNeeds("any", 1)
 #: TensorFlow: its import refuses other strides, and its kernels assume buffers
 #: aligned to ``EIGEN_MAX_ALIGN_BYTES`` (64), which the import does not check.
 ROW_MAJOR_LAYOUT = LayoutNeeds("row_major", 64)
-#: XLA (JAX): a permutation of compact strides (jaxlib's ``StridesToLayout``), and
-#: buffers aligned as XLA's own allocations are.
+#: What XLA's DLPack import parses without an error (jaxlib's ``StridesToLayout``): a
+#: permutation of compact strides. Any order but row-major is a non-default layout,
+#: which jaxlib then refuses (older versions: "from_dlpack got array with non-default
+#: layout") or copies, so JAX's target asks for :data:`ROW_MAJOR_LAYOUT`.
 PERMUTED_LAYOUT = LayoutNeeds("permuted", 64)
 
 

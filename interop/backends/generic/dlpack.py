@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._devices import HOST, HOST_KINDS, device_name, dlpack_device_of
+from interop._devices import HOST, device_name, dlpack_device_of, is_host
 from interop._errors import ConversionError, TransferError, type_name
 from interop._options import Options
 from interop._plan import Plan
@@ -83,7 +83,7 @@ class DLPackBackend(GenericBackend):
     def plan(self, x: Any, options: Options, /) -> Plan:
         kind, index = dlpack_device_of(x)
         device = device_name((kind, index))
-        transfer = kind not in HOST_KINDS
+        transfer = not is_host((kind, index))
         if not transfer and kind != HOST[0]:
             # Pinned or managed memory: see the module docstring.
             return _plan.finish(

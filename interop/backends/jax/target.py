@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from interop._backend import Backend
-from interop._devices import PERMUTED_LAYOUT, LayoutNeeds, dlpack_device_of, split_device
+from interop._devices import ROW_MAJOR_LAYOUT, LayoutNeeds, dlpack_device_of, split_device
 from interop._errors import ConversionError, type_name
 from interop._memory import aligned_copy, layout_problem
 
@@ -120,7 +120,10 @@ class JaxTarget(Backend):
         return layout_problem(view, **_XLA_LAYOUT)
 
     def dlpack_layout(self) -> LayoutNeeds:
-        return PERMUTED_LAYOUT
+        # Compact row-major and 64-byte aligned: XLA aliases that layout; another
+        # permutation of compact strides is a non-default layout it refuses or
+        # copies (see interop._devices.PERMUTED_LAYOUT), and anything else it refuses.
+        return ROW_MAJOR_LAYOUT
 
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
         return layout_problem(a, contiguous=True, aligned=True)
