@@ -226,6 +226,13 @@ def test_host_kinds(kind: int) -> None:
     assert device_name((kind, 0)) in ("cuda_host", "rocm_host", "cuda_managed")
 
 
+def test_every_device_type_of_dlpack_has_a_name() -> None:
+    """dlpack.h (DLPack 1.1) device types 1-4 and 7-18 read by name in plans and errors."""
+    names = {kind: device_name((kind, 1)) for kind in (1, 2, 3, 4, *range(7, 19))}
+    assert not [n for n in names.values() if n.startswith("dlpack_device_")], names
+    assert names[11] == "rocm_host" and names[10] == "rocm:1" and names[12] == "ext_dev:1"
+
+
 @pytest.mark.parametrize("to", ["jax", "tensorflow", "torch"])
 @pytest.mark.parametrize("kind", [3, 11, 13])
 def test_pinned_memory_reaches_cpu_frameworks_as_host_memory(to: str, kind: int) -> None:
