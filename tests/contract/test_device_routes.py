@@ -33,7 +33,12 @@ from interop._devices import (
     is_host,
     layout_problem,
 )
-from tests.support.producers import HostDeviceExport, HostKindArrayApi, HostKindProducer
+from tests.support.producers import (
+    HostDeviceExport,
+    HostKindArrayApi,
+    HostKindProducer,
+    LegacyDLPackProducer,
+)
 
 # -- streams (defect: torch CUDA -> TensorFlow unsynchronised) ---------------------------
 
@@ -268,3 +273,20 @@ def test_pinned_memory_of_a_dlpack_producer_is_read_through_its_own_copy(kind: i
     assert x.exports[-1]["copy"] is True and x.exports[-1]["dl_device"] == (1, 0)
     with pytest.raises(interop.CopyRequiredError):
         interop.to_numpy(x, copy=False)
+
+
+def test_pinned_memory_of_a_producer_before_dlpack_1_is_viewed() -> None:
+    """A producer without ``dl_device``/``copy`` cannot copy on request: the view, as before."""
+
+    class LegacyPinned(LegacyDLPackProducer):
+        def __dlpack__(self, stream: Any = None) -> Any:
+            return HostKindProducer(self.array).__dlpack__()
+
+        def __dlpack_device__(self) -> tuple[int, int]:
+            return (3, 0)
+
+    a = np.arange(8.0)
+    x = LegacyPinned(a)
+    plan = interop.explain(x)
+    assert plan.zero_copy and plan.device == "cuda_host"
+    assert np.shares_memory(interop.to_numpy(x), a)

@@ -9,11 +9,13 @@ Pinned host memory (CUDA or ROCm) and CUDA managed memory are readable by the CP
 but a device may still be writing them, and DLPack gives a consumer on the host no
 stream to wait on: the producer is asked for its own copy in CPU memory
 (``dl_device=(kDLCPU, 0), copy=True``), which it makes once its data is complete,
-instead of a view that could be read too early.
+instead of a view that could be read too early. (A producer from before DLPack 1.0
+takes no such request: its memory is viewed as it is.)
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -64,6 +66,32 @@ def _copy_to_host(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
     return a if producer.dtype is None else a.view(producer.dtype)
 
 
+_TAKES_DL_DEVICE: dict[type, bool] = {}
+
+
+def takes_dl_device(cls: type) -> bool:
+    """Whether ``cls.__dlpack__`` takes DLPack 1.0's ``dl_device`` and ``copy`` keywords.
+
+    A producer from before DLPack 1.0 cannot be asked for a copy in CPU memory: its
+    pinned or managed memory is viewed as it is. A signature that cannot be read
+    (a C method without one) counts as DLPack 1.0's.
+    """
+    found = _TAKES_DL_DEVICE.get(cls)
+    if found is not None:
+        return found
+    try:
+        params = inspect.signature(getattr(cls, "__dlpack__")).parameters  # noqa: B009
+    except (TypeError, ValueError):
+        found = True
+    else:
+        found = any(p.kind is p.VAR_KEYWORD for p in params.values()) or (
+            "dl_device" in params and "copy" in params
+        )
+    if len(_TAKES_DL_DEVICE) < 1024:
+        _TAKES_DL_DEVICE[cls] = found
+    return found
+
+
 class DLPackBackend(GenericBackend):
     """Objects that implement ``__dlpack__`` and ``__dlpack_device__``."""
 
@@ -84,7 +112,7 @@ class DLPackBackend(GenericBackend):
         kind, index = dlpack_device_of(x)
         device = device_name((kind, index))
         transfer = not is_host((kind, index))
-        if not transfer and kind != HOST[0]:
+        if not transfer and kind != HOST[0] and takes_dl_device(type(x)):
             # Pinned or managed memory: see the module docstring.
             return _plan.finish(
                 self.name,
