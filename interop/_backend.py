@@ -14,6 +14,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from interop._devices import ANY_LAYOUT, LayoutNeeds
 from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import TAIL_STEPS, Plan
@@ -284,6 +285,15 @@ class Backend:
         layout and alignment decide), ``None`` for data on ``device``.
         """
         return f"{self.name} does not import DLPack"
+
+    def dlpack_layout(self) -> LayoutNeeds:
+        """What :meth:`from_dlpack` needs of accelerator memory to use it as it is.
+
+        Data on an accelerator laid out otherwise is first copied into a compact
+        array on its device (see :func:`interop._devices.layout_problem`). Default:
+        any layout.
+        """
+        return ANY_LAYOUT
 
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
         """Why :meth:`from_numpy` cannot alias the NumPy array ``a``, or ``None`` if it can."""

@@ -8,18 +8,48 @@ from __future__ import annotations
 
 import operator
 import re
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from interop._errors import ConversionError, type_name
 
-__all__ = ["HOST", "HOST_KINDS", "device_name", "dlpack_device_of", "split_device"]
+__all__ = [
+    "ANY_LAYOUT",
+    "HOST",
+    "HOST_KINDS",
+    "PERMUTED_LAYOUT",
+    "ROW_MAJOR_LAYOUT",
+    "DeviceExport",
+    "Layout",
+    "LayoutNeeds",
+    "StreamPlan",
+    "device_name",
+    "dlpack_device_of",
+    "export_stream",
+    "is_host",
+    "layout_problem",
+    "split_device",
+]
 
 #: The DLPack device of host memory.
 HOST: tuple[int, int] = (1, 0)
 #: DLPack device types (dlpack.h) whose memory the CPU reads directly: CPU, CUDA
 #: pinned host memory, CUDA managed memory and ROCm pinned host memory.
 HOST_KINDS = {1: "cpu", 3: "cuda_host", 11: "rocm_host", 13: "cuda_managed"}
-_NAMES = {2: "cuda", 4: "opencl", 7: "vulkan", 8: "metal", 9: "vpi", 10: "rocm", 14: "oneapi"}
+#: The other DLPack device types of dlpack.h (DLPack 1.1), by their short names.
+_NAMES = {
+    2: "cuda",
+    4: "opencl",
+    7: "vulkan",
+    8: "metal",
+    9: "vpi",
+    10: "rocm",
+    12: "ext_dev",
+    14: "oneapi",
+    15: "webgpu",
+    16: "hexagon",
+    17: "maia",
+    18: "trn",
+}
 _DEVICE_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(?::\s*(\d+))?\s*$")
 
 
@@ -69,3 +99,191 @@ def dlpack_device_of(x: Any) -> tuple[int, int]:
             "it with its own library's API first"
         )
     return kind, index
+
+
+def is_host(dl: tuple[int, int], /) -> bool:
+    """Whether the CPU reads the memory of a DLPack device directly (see :data:`HOST_KINDS`).
+
+    Pinned (page-locked) host memory of CUDA or ROCm and CUDA managed memory are host
+    memory to a conversion: a PyTorch tensor with ``pin_memory=True`` reports
+    ``kDLCUDAHost`` and is read through its NumPy view, never handed to a
+    framework's accelerator import.
+
+    Example:
+        >>> is_host((3, 0)), is_host((11, 0)), is_host((2, 0))
+        (True, True, False)
+    """
+    return dl[0] in HOST_KINDS
+
+
+# -- streams ------------------------------------------------------------------------
+
+
+class StreamPlan(NamedTuple):
+    """How a producer of accelerator data exports it to a consumer: see :func:`export_stream`.
+
+    Attributes:
+        wait: Wait on the host for the work queued so far on the producer's current
+            stream before exporting (the consumer's reads cannot be ordered on a
+            stream).
+        stream: The ``stream`` to pass to the producer's own ``__dlpack__``.
+    """
+
+    wait: bool
+    stream: int
+
+
+def export_stream(stream: Any, /, *, rocm: bool) -> StreamPlan:
+    """What a producer on a CUDA or ROCm device does for a consumer's ``stream``.
+
+    DLPack (the Python specification of ``__dlpack__``) has the consumer pass the
+    stream it will read on; the producer makes that stream wait for its own work.
+    PyTorch's ``Tensor.__dlpack__`` does so for an ``int`` stream (an event recorded
+    on the current stream of the *current* device, which the consumer's stream
+    waits on), treats ``-1`` as "no synchronisation", and refuses CUDA's per-thread
+    default stream (2), 0 on CUDA and 1 or 2 on ROCm. A consumer that names no
+    stream (``None``: TensorFlow's import, which reads on a non-blocking stream of
+    its own that no stream of another framework orders) gets the data after a wait
+    on the host, as does a stream PyTorch refuses.
+
+    Example:
+        >>> export_stream(None, rocm=False)
+        StreamPlan(wait=True, stream=-1)
+        >>> export_stream(0x7F00, rocm=False)
+        StreamPlan(wait=False, stream=32512)
+    """
+    if stream is None or isinstance(stream, bool) or not isinstance(stream, int):
+        return StreamPlan(True, -1)
+    if stream == -1:
+        return StreamPlan(False, -1)
+    refused = stream in (1, 2) if rocm else stream in (0, 2)
+    if refused or stream < -1:
+        return StreamPlan(True, -1)
+    return StreamPlan(False, stream)
+
+
+# -- layouts ------------------------------------------------------------------------
+
+
+class Layout(NamedTuple):
+    """How an array lies in memory, as a DLPack tensor describes it.
+
+    Attributes:
+        shape: The shape.
+        strides: The strides, in items (not bytes).
+        itemsize: The bytes of one item.
+        address: The address of the first item.
+    """
+
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    itemsize: int
+    address: int
+
+
+class LayoutNeeds(NamedTuple):
+    """What a framework's DLPack import needs of accelerator memory to use it as it is.
+
+    Attributes:
+        order: ``"any"`` (any strides), ``"row_major"`` (compact row-major; strides
+            of dimensions of size 1 do not count) or ``"permuted"`` (compact in some
+            order of the dimensions: a transposition, but no broadcasting or gaps).
+        alignment: The bytes the address of the first item must be a multiple of.
+    """
+
+    order: Literal["any", "row_major", "permuted"]
+    alignment: int
+
+
+#: PyTorch imports any strides at any address.
+ANY_LAYOUT = LayoutNeeds("any", 1)
+#: TensorFlow: its import refuses other strides, and its kernels assume buffers
+#: aligned to ``EIGEN_MAX_ALIGN_BYTES`` (64), which the import does not check.
+ROW_MAJOR_LAYOUT = LayoutNeeds("row_major", 64)
+#: What XLA's DLPack import parses without an error (jaxlib's ``StridesToLayout``): a
+#: permutation of compact strides. Any order but row-major is a non-default layout,
+#: which jaxlib then refuses (older versions: "from_dlpack got array with non-default
+#: layout") or copies, so JAX's target asks for :data:`ROW_MAJOR_LAYOUT`.
+PERMUTED_LAYOUT = LayoutNeeds("permuted", 64)
+
+
+def layout_problem(layout: Layout, needs: LayoutNeeds, /) -> str | None:
+    """Why a DLPack import with ``needs`` cannot use memory laid out as ``layout``, or ``None``.
+
+    A pure function of the shape, strides, item size and address: where it gives a
+    reason, the data is first copied into a new compact row-major array on its own
+    device (whose allocator aligns it), which every importer takes.
+
+    Example:
+        >>> t = Layout((4, 3), (3, 1), 8, 0x1000)
+        >>> layout_problem(t, ROW_MAJOR_LAYOUT) is None
+        True
+        >>> layout_problem(t._replace(address=0x1008), ROW_MAJOR_LAYOUT)
+        'the data is not 64-byte aligned (it starts 8 bytes past a boundary)'
+        >>> layout_problem(Layout((3, 4), (1, 3), 8, 0), PERMUTED_LAYOUT) is None
+        True
+    """
+    if needs.order == "any":
+        return None
+    shape, strides = layout.shape, layout.strides
+    if 0 in shape:
+        return None  # no data: nothing to read or align
+    if needs.order == "row_major":
+        order = list(range(len(shape) - 1, -1, -1))
+    else:
+        # Minor to major by stride, ties in row-major order (jaxlib's StridesToLayout).
+        order = sorted(range(len(shape)), key=lambda d: (strides[d], -d))
+    expected = 1
+    for d in order:
+        if shape[d] != 1 and strides[d] != expected:
+            kind = "compact row-major" if needs.order == "row_major" else "compact"
+            return f"the strides {strides} (in items) of shape {shape} are not {kind}"
+        expected *= shape[d]
+    offset = layout.address % needs.alignment
+    if offset:
+        return (
+            f"the data is not {needs.alignment}-byte aligned "
+            f"(it starts {offset} bytes past a boundary)"
+        )
+    return None
+
+
+class DeviceExport:
+    """A DLPack producer of accelerator data, made by a source backend for a device route.
+
+    A source backend's :meth:`~interop._backend.Backend.dlpack_export` returns one for
+    data on an accelerator where the framework's own ``__dlpack__`` needs more than
+    the call (a device context, the stream handshake of :func:`export_stream`, or
+    a capsule of its own kind). :func:`interop.convert` checks :attr:`layout` against
+    the target's :class:`LayoutNeeds` and, where they differ, imports :meth:`compact`.
+
+    Attributes:
+        array: The framework's array.
+        layout: Its :class:`Layout`, or ``None`` where the framework only ever
+            exports compact row-major memory from its own aligned allocations.
+    """
+
+    __slots__ = ("array", "device", "layout")
+
+    def __init__(self, array: Any, device: tuple[int, int], layout: Layout | None) -> None:
+        self.array = array
+        self.device = device
+        self.layout = layout
+
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: Any = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """The producer's capsule, ordered for a consumer reading on ``stream``."""
+        raise NotImplementedError
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self.device
+
+    def compact(self) -> DeviceExport:
+        """An export of a new compact row-major copy of the data on the same device."""
+        raise NotImplementedError

@@ -25,7 +25,9 @@ __all__ = [
     "NONSTANDARD",
     "bit_width",
     "bits_dtype",
+    "cast_on_device",
     "complex32",
+    "exact_on_device",
     "is_standard",
     "ml_dtype",
     "upcast_target",
@@ -150,3 +152,63 @@ def upcast_target(dtype: np.dtype[Any]) -> np.dtype[Any] | None:
 def is_standard(dtype: np.dtype[Any]) -> bool:
     """Whether ``dtype`` is one of NumPy's own dtypes (not an ``ml_dtypes`` extension)."""
     return dtype.type.__module__ in ("numpy", "builtins") and dtype.names is None
+
+
+def exact_on_device(source: np.dtype[Any], target: np.dtype[Any], /) -> bool:
+    """Whether every framework's cast on an accelerator gives the host cast's exact bits.
+
+    The table of provably exact device casts, the one rule every backend's plan
+    (PyTorch, CuPy, JAX, TensorFlow) consults before casting on the device:
+
+    * the same dtype;
+    * integer or boolean to integer or boolean: two's-complement wrap-around to a
+      narrower integer, sign or zero extension to a wider one, and ``x != 0`` to
+      bool are what NumPy's C casts, CUDA's integer conversions, XLA's
+      ``ConvertElementType`` and TensorFlow's ``Cast`` all define;
+    * bool or an integer of at most 16 bits to float32 or float64, and a 32-bit
+      integer to float64: every value is exact in the target.
+
+    Floating-point narrowing is never on the list. PyTorch casts float64 to float16
+    through float32 (two roundings: ``1 + 2**-11 + 2**-30`` becomes 1.0, where NumPy
+    gives 1.001); PyTorch saturates float8 (1000 and inf become 448 in
+    float8_e4m3fn, where ``ml_dtypes`` gives NaN); CUDA's half conversions
+    canonicalise NaN payloads. Floating-point widening is exact in value but not
+    proven identical in NaN payload bits, and never saves bus bytes, so it is left
+    out as well. ``ml_dtypes`` formats are never cast on a device.
+
+    Example:
+        >>> import numpy as np
+        >>> exact_on_device(np.dtype("int64"), np.dtype("int32"))
+        True
+        >>> exact_on_device(np.dtype("float64"), np.dtype("float16"))
+        False
+    """
+    if source == target:
+        return True
+    if not (is_standard(source) and is_standard(target)):
+        return False
+    if source.kind in "biu" and target.kind in "biu":
+        return True
+    if target.kind == "f" and source.kind in "biu":
+        # float32 holds every integer of up to 24 bits, float64 of up to 53.
+        return source.itemsize <= (2 if target.itemsize == 4 else 4) and target.itemsize >= 4
+    return False
+
+
+def cast_on_device(source: np.dtype[Any], target: np.dtype[Any] | None, /) -> bool:
+    """Whether a plan casts ``source`` data to ``target`` on the accelerator before its copy.
+
+    Only where the cast moves fewer bytes over the bus (``target`` is narrower) and
+    :func:`exact_on_device` proves it gives the host cast's result; anywhere else the
+    data is copied as it is and cast on the host.
+
+    Example:
+        >>> import numpy as np
+        >>> cast_on_device(np.dtype("int64"), np.dtype("int16"))
+        True
+        >>> cast_on_device(np.dtype("float32"), np.dtype("float16"))
+        False
+    """
+    return (
+        target is not None and target.itemsize < source.itemsize and exact_on_device(source, target)
+    )

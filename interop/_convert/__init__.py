@@ -21,6 +21,13 @@ array-api-strict ask the producer for ``max_version=(1, 0)`` and fall back to th
 legacy protocol on ``TypeError``. TensorFlow imports legacy capsules only, so its
 producer is asked for one without ``max_version``; since a legacy capsule cannot
 say "read-only", read-only NumPy memory never goes to TensorFlow that way.
+
+On an accelerator the target reads data only after the work that wrote it: a
+PyTorch or CuPy export runs on the data's own device and makes the stream the
+target names (JAX's, PyTorch's) wait for the producer's current stream, or waits on
+the host where the target names none (TensorFlow); TensorFlow's GPU tensors export
+capsules that are ready when made. Casts on a device are made only where
+:func:`interop._dtypes.exact_on_device` proves them identical to the host's.
 """
 
 from __future__ import annotations

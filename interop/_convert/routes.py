@@ -13,6 +13,14 @@ The planner picks one of four routes, in this order:
    else the source copies its data into a new NumPy array (to host memory, or out of
    a NumPy scalar, a variable, ...), which the target takes as it is where it can.
 
+On an accelerator, the source's export (a :class:`~interop._devices.DeviceExport`)
+orders the target's reads after the work that wrote the data, and its layout is
+checked against what the target's import needs
+(:func:`~interop._devices.layout_problem`): where they differ, a compact copy is
+made on the device first. Pinned (page-locked) and managed memory is host memory:
+it is read through the source's NumPy view, never through an export that reports a
+CUDA or ROCm device type, which a framework's import would take for its GPU.
+
 Every route is a list of closures kept in ``Plan.prepared``; :func:`interop.convert`
 runs exactly them, so a plan and its conversion never disagree.
 """
@@ -28,7 +36,13 @@ import numpy as np
 from interop import _core, _options, _registry
 from interop._backend import Backend
 from interop._convert.targets import Target, resolve
-from interop._devices import HOST, device_name, dlpack_device_of
+from interop._devices import (
+    HOST,
+    DeviceExport,
+    device_name,
+    dlpack_device_of,
+    layout_problem,
+)
 from interop._errors import ConversionError, type_name
 from interop._memory import check_numeric
 from interop._options import DEFAULT, Options
@@ -285,7 +299,11 @@ def host_route(
     if problem is None and view.flags.writeable:
         return "alias", None, None
     export = None if source.is_numpy else source.dlpack_export(x, dtype)
-    if export is not None and tb.dlpack_problem(dtype, view, HOST) is None:
+    if (
+        export is not None
+        and dlpack_device_of(export) == HOST  # (pinned memory: the view, see the module)
+        and tb.dlpack_problem(dtype, view, HOST) is None
+    ):
         return "dlpack", None, export
     if problem is None:
         return "alias", None, None
@@ -318,6 +336,12 @@ def _plan_device(
     steps = ["dlpack"]
     reason: str | None = None
     clone = False
+    layout = export.layout if isinstance(export, DeviceExport) else None
+    problem = None if layout is None else layout_problem(layout, tb.dlpack_layout())
+    if problem is not None:
+        # The compact copy is new memory: it is the one copy (unless the data moves).
+        steps.insert(0, "compact")
+        reason = f"{tb.name} imports this layout only after a compact copy: {problem}"
     if result_dtype is not None and result_dtype != dtype:
         reason = tb.cast_reason(dtype, result_dtype)
     if moved:
@@ -331,8 +355,11 @@ def _plan_device(
         if reason is not None:
             steps.append("clone")
             clone = True
+    compact = problem is not None
 
     def import_dlpack(obj: Any) -> Any:
+        if compact:
+            return tb.from_dlpack(export.compact(), device=device, copy=False)
         return tb.from_dlpack(export, device=device, copy=clone)
 
     return _make_plan(

@@ -6,6 +6,10 @@ CuPy data lives in GPU memory, so every conversion is a device-to-host copy
 CuPy's own kernels producing the array were queued on, and it waits for that stream
 before returning: the result is complete and owned by the caller.
 
+As a source of :func:`interop.convert`, an array goes to PyTorch or JAX on the GPU
+through DLPack (:class:`CupyExport`): CuPy's ``__dlpack__`` follows DLPack's stream
+handshake, run with the array's device current.
+
 This module imports nothing from CuPy at import time; the backend is consulted only
 once ``cupy`` is in ``sys.modules``.
 """
@@ -19,17 +23,62 @@ import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import Backend
+from interop._devices import DeviceExport, Layout, export_stream
 from interop._options import Options
 from interop._plan import Plan
 
 if TYPE_CHECKING:
     import cupy
 
-__all__ = ["CupyBackend"]
+__all__ = ["CupyBackend", "CupyExport"]
 
 
 def _always(x: Any) -> bool:
     return True
+
+
+class CupyExport(DeviceExport):
+    """The DLPack export of a CuPy array to another framework.
+
+    Runs with the array's device current, and orders the consumer after CuPy's
+    current stream as :func:`interop._devices.export_stream` decides: a consumer
+    that names no stream gets the data after a wait on the host.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, x: Any) -> None:
+        strides = tuple(s // x.itemsize for s in x.strides)
+        layout = Layout(tuple(x.shape), strides, x.itemsize, x.data.ptr)
+        super().__init__(x, tuple(x.__dlpack_device__()), layout)  # type: ignore[arg-type]
+
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: Any = None,
+        copy: bool | None = None,
+    ) -> Any:
+        x = self.array
+        plan = export_stream(stream, rocm=self.device[0] == 10)
+        kwargs: dict[str, Any] = {}
+        if max_version is not None:
+            kwargs["max_version"] = max_version
+        if dl_device is not None:
+            kwargs["dl_device"] = dl_device
+        if copy is not None:
+            kwargs["copy"] = copy
+        with x.device:
+            if plan.wait:
+                importlib.import_module("cupy").cuda.get_current_stream().synchronize()
+                return x.__dlpack__(**kwargs)
+            return x.__dlpack__(stream=plan.stream, **kwargs)
+
+    def compact(self) -> CupyExport:
+        x = self.array
+        with x.device:
+            return CupyExport(x.copy(order="C"))  # always new memory, pool-aligned
 
 
 class CupyBackend(Backend):
@@ -54,10 +103,12 @@ class CupyBackend(Backend):
         if options.upcast and target is None:
             target = _dtypes.upcast_target(source)
         steps: list[str] = []
-        # Casting on the device first moves fewer bytes over the bus.
-        if target is not None and target.itemsize < source.itemsize:
+        # Casting on the device first moves fewer bytes over the bus, where the
+        # device cast is provably the host cast (interop._dtypes.cast_on_device): CuPy
+        # casts to no ml_dtypes format, and its float casts may round otherwise.
+        if _dtypes.cast_on_device(source, target):
             steps.append("cast_on_device")
-            source = target
+            source = target  # type: ignore[assignment]
         steps.append("to_host")
         return _plan.finish(
             self.name,
@@ -86,6 +137,12 @@ class CupyBackend(Backend):
         # The pinned array stands for what `to_host` returns once the stream is
         # synchronised: skip that step.
         return host, 1, stream
+
+    def readonly_source(self, x: Any, /) -> bool:
+        return False  # CuPy arrays are written in place
+
+    def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
+        return CupyExport(x) if type(x) is self.cupy.ndarray else None
 
     def _cast_on_device(self, x: cupy.ndarray, plan: Plan) -> cupy.ndarray:
         with x.device:

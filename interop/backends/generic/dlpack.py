@@ -4,16 +4,24 @@ NumPy imports the capsule (DLPack 1.0 negotiated with ``max_version=(1, 0)``, an
 the legacy protocol where the producer refuses that keyword with a ``TypeError``).
 Data in a format NumPy lacks but ``ml_dtypes`` holds (bfloat16, float8, ...) comes
 back as that exact ``ml_dtypes`` dtype, zero-copy (see :mod:`.capsule`).
+
+Pinned host memory (CUDA or ROCm) and CUDA managed memory are readable by the CPU,
+but a device may still be writing them, and DLPack gives a consumer on the host no
+stream to wait on: the producer is asked for its own copy in CPU memory
+(``dl_device=(kDLCPU, 0), copy=True``), which it makes once its data is complete,
+instead of a view that could be read too early. (A producer from before DLPack 1.0
+takes no such request: its memory is viewed as it is.)
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._devices import HOST_KINDS, device_name, dlpack_device_of
+from interop._devices import HOST, device_name, dlpack_device_of, is_host
 from interop._errors import ConversionError, TransferError, type_name
 from interop._options import Options
 from interop._plan import Plan
@@ -58,6 +66,32 @@ def _copy_to_host(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
     return a if producer.dtype is None else a.view(producer.dtype)
 
 
+_TAKES_DL_DEVICE: dict[type, bool] = {}
+
+
+def takes_dl_device(cls: type) -> bool:
+    """Whether ``cls.__dlpack__`` takes DLPack 1.0's ``dl_device`` and ``copy`` keywords.
+
+    A producer from before DLPack 1.0 cannot be asked for a copy in CPU memory: its
+    pinned or managed memory is viewed as it is. A signature that cannot be read
+    (a C method without one) counts as DLPack 1.0's.
+    """
+    found = _TAKES_DL_DEVICE.get(cls)
+    if found is not None:
+        return found
+    try:
+        params = inspect.signature(getattr(cls, "__dlpack__")).parameters  # noqa: B009
+    except (TypeError, ValueError):
+        found = True
+    else:
+        found = any(p.kind is p.VAR_KEYWORD for p in params.values()) or (
+            "dl_device" in params and "copy" in params
+        )
+    if len(_TAKES_DL_DEVICE) < 1024:
+        _TAKES_DL_DEVICE[cls] = found
+    return found
+
+
 class DLPackBackend(GenericBackend):
     """Objects that implement ``__dlpack__`` and ``__dlpack_device__``."""
 
@@ -77,7 +111,20 @@ class DLPackBackend(GenericBackend):
     def plan(self, x: Any, options: Options, /) -> Plan:
         kind, index = dlpack_device_of(x)
         device = device_name((kind, index))
-        transfer = kind not in HOST_KINDS
+        transfer = not is_host((kind, index))
+        if not transfer and kind != HOST[0] and takes_dl_device(type(x)):
+            # Pinned or managed memory: see the module docstring.
+            return _plan.finish(
+                self.name,
+                device,
+                ["dlpack_to_host"],
+                source_dtype=None,
+                options=options,
+                copy_reason=(
+                    f"the data is in {device} memory, which a device may still be writing: "
+                    "the producer copies it into CPU memory once it is complete"
+                ),
+            )
         if not transfer and hasattr(type(x), "__array__") and array_takes_copy(type(x)):
             # For data already in host memory, an __array__ that honours copy= is the
             # object's own bridge to NumPy: it hands out the same view DLPack would, and

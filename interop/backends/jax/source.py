@@ -127,9 +127,9 @@ class ArraySource:
                 f"the array is sharded over {device}; its shards are assembled into one new array"
             )
         elif not on_host:
-            if target is not None and target.itemsize < source.itemsize:
+            if _dtypes.cast_on_device(source, target):  # only where exact: see there
                 steps.append("cast_on_device")
-                source = target
+                source = target  # type: ignore[assignment]
             steps.append("to_host")
             reason = f"the data is on {device} and must be copied to host memory"
         elif _dtypes.bit_width(source) < 8:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from interop._backend import Backend
-from interop._devices import dlpack_device_of, split_device
+from interop._devices import ROW_MAJOR_LAYOUT, LayoutNeeds, dlpack_device_of, split_device
 from interop._errors import ConversionError, type_name
 from interop._memory import aligned_copy, layout_problem
 
@@ -119,6 +119,12 @@ class JaxTarget(Backend):
             return None
         return layout_problem(view, **_XLA_LAYOUT)
 
+    def dlpack_layout(self) -> LayoutNeeds:
+        # Compact row-major and 64-byte aligned: XLA aliases that layout; another
+        # permutation of compact strides is a non-default layout it refuses or
+        # copies (see interop._devices.PERMUTED_LAYOUT), and anything else it refuses.
+        return ROW_MAJOR_LAYOUT
+
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
         return layout_problem(a, contiguous=True, aligned=True)
 
@@ -127,7 +133,11 @@ class JaxTarget(Backend):
         target = self.target_dtype(native, device)
         if target != native and native.kind in "iu" and a.size:
             self._check_fits(a, target)
-        if copy and (self.dlpack_device(device) == (1, 0) or self.numpy_problem(a) is not None):
+        on_host = self.dlpack_device(device) == (1, 0)
+        if not on_host and a.dtype == target:
+            # The upload is the one copy, from memory of any alignment or writability.
+            return self.jax.device_put(a, device)
+        if copy and (on_host or self.numpy_problem(a) is not None):
             # One copy into memory JAX then aliases; device_put would copy again only
             # to reach another device.
             a = aligned_copy(a, target)

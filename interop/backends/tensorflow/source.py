@@ -171,9 +171,9 @@ class TensorSource:
             else:
                 reason = "a string tensor becomes a new object array of Python bytes objects"
         if transfer and not steps:
-            if target is not None and target.itemsize < source.itemsize:
+            if _dtypes.cast_on_device(source, target):  # only where exact: see there
                 steps.append("cast_on_device")
-                source = target
+                source = target  # type: ignore[assignment]
             steps.append("to_host")
             reason = f"the data is on {device} and must be copied to host memory"
         if not steps:

@@ -2,7 +2,15 @@
 
 TensorFlow imports DLPack only as legacy capsules, which cannot say read-only, and
 its kernels assume 64-byte aligned, compact buffers, which its import does not
-check: both are checked here before aliasing any memory.
+check: both are checked here before aliasing any memory (for data on a GPU, by
+:func:`interop._devices.layout_problem` with :data:`~interop._devices.ROW_MAJOR_LAYOUT`).
+
+As a source on a GPU, a tensor is exported through :class:`GpuExport`: TensorFlow's
+``EagerTensor.__dlpack__`` raises ``RuntimeError`` for any ``stream`` but ``None``,
+and PyTorch's ``from_dlpack`` passes its current stream for CUDA data (and retries
+only on ``TypeError``); ``tf.experimental.dlpack.to_dlpack`` takes no stream and,
+as its documentation says, "ensures the underlying data memory is ready when
+returns", so every consumer may read it on any stream.
 """
 
 from __future__ import annotations
@@ -12,14 +20,49 @@ from typing import Any
 import numpy as np
 
 from interop._backend import Backend
-from interop._devices import split_device
+from interop._devices import ROW_MAJOR_LAYOUT, DeviceExport, LayoutNeeds, split_device
 from interop._errors import ConversionError, type_name
 from interop._memory import aligned_copy, layout_problem
 
-__all__ = ["TensorFlowTarget"]
+__all__ = ["GpuExport", "TensorFlowTarget"]
 
 # TensorFlow's name of the device that DLPack imports from host memory land on.
 _HOST = "/device:CPU:0"
+
+
+class GpuExport(DeviceExport):
+    """The DLPack export of a TensorFlow tensor on a GPU: a legacy capsule, for any stream.
+
+    ``stream`` is accepted and not passed on (see the module docstring), and so is
+    ``max_version``: DLPack lets a producer that has no versioned capsule return a
+    legacy one, which PyTorch, JAX and NumPy import. TensorFlow allocates compact
+    row-major tensors from its aligned allocator: no layout to check.
+    """
+
+    __slots__ = ("to_dlpack",)
+
+    def __init__(self, to_dlpack: Any, t: Any, device: tuple[int, int]) -> None:
+        super().__init__(t, device, None)
+        self.to_dlpack = to_dlpack
+
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: Any = None,
+        copy: bool | None = None,
+    ) -> Any:
+        if copy or dl_device not in (None, self.device):
+            # (DLPack's answer for a request the producer cannot meet.)
+            raise BufferError(
+                f"expected a DLPack request TensorFlow can meet, got copy={copy!r} and "
+                f"dl_device={dl_device!r}. hint: import without them and copy afterwards"
+            )
+        return self.to_dlpack(self.array)
+
+    def compact(self) -> GpuExport:
+        return self  # (never asked: layout is None)
 
 
 class TensorFlowTarget(Backend):
@@ -127,6 +170,9 @@ class TensorFlowTarget(Backend):
         # import does not check the alignment, so the check is made here.
         return layout_problem(view, contiguous=True, aligned=True)
 
+    def dlpack_layout(self) -> LayoutNeeds:
+        return ROW_MAJOR_LAYOUT
+
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
         if not a.flags.writeable:
             return (
@@ -200,4 +246,7 @@ class TensorFlowTarget(Backend):
     def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
         if type(x) is not self.eager or self._dlpack_dtype_problem(dtype) is not None:
             return None
+        if ":GPU:" in x.device:
+            to_dlpack = self.tf.experimental.dlpack.to_dlpack
+            return GpuExport(to_dlpack, x, self.dlpack_device(self.device_of(x)))
         return x

@@ -228,9 +228,14 @@ class TorchBase(Backend):
         if options.upcast and target is None:
             target = _dtypes.upcast_target(source)
         if on_device:
-            # Casting on the device first moves fewer bytes over the bus.
-            cast_dtype = self._torch_dtype(target) if target is not None else None
-            if cast_dtype is not None and cast_dtype.itemsize < tdt.itemsize:
+            # Casting on the device first moves fewer bytes over the bus, where the
+            # device cast is provably the host cast (interop._dtypes.cast_on_device).
+            cast_dtype = (
+                self._torch_dtype(target)
+                if target is not None and _dtypes.cast_on_device(source, target)
+                else None
+            )
+            if cast_dtype is not None:
                 steps.append("cast_on_device")
                 source = target  # type: ignore[assignment]
                 tdt = cast_dtype

@@ -1,14 +1,22 @@
 """PyTorch as the target of :func:`interop.convert`: devices, ``from_numpy``,
 ``from_dlpack``, adopting tensors, and what a tensor offers as a source there.
+
+A CUDA tensor is exported to another framework through :class:`CudaExport`, which
+follows PyTorch's ``Tensor.__dlpack__`` (torch/_tensor.py, 2.10 and later): the
+export must run with the tensor's device current (it raises ``BufferError``
+otherwise, and synchronises against ``torch.cuda.current_stream()`` of the current
+device), and its default ``stream=-1`` synchronises nothing. The consumer's stream
+is passed on as :func:`interop._devices.export_stream` decides.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interop._devices import split_device
+from interop._devices import DeviceExport, Layout, export_stream, split_device
 from interop._errors import ConversionError, type_name
 from interop._memory import layout_problem, owned_copy
 from interop.backends.torch.base import TorchBase
@@ -16,7 +24,52 @@ from interop.backends.torch.base import TorchBase
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Target"]
+__all__ = ["CudaExport", "Target"]
+
+
+class CudaExport(DeviceExport):
+    """The DLPack export of a CUDA (or ROCm) tensor to another framework.
+
+    ``__dlpack__`` runs inside ``torch.cuda.device(t.device)``, so that a tensor on
+    ``cuda:1`` exports whatever device is current, and orders the consumer after the
+    work queued on the tensor's current stream: through the consumer's stream where
+    it names one, else by a wait on the host (see
+    :func:`interop._devices.export_stream`).
+    """
+
+    __slots__ = ("torch",)
+
+    def __init__(self, torch: Any, t: Any, device: tuple[int, int]) -> None:
+        layout = Layout(tuple(t.shape), tuple(t.stride()), t.element_size(), t.data_ptr())
+        super().__init__(t, device, layout)
+        self.torch = torch
+
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: Any = None,
+        copy: bool | None = None,
+    ) -> Any:
+        torch = self.torch
+        t = self.array
+        plan = export_stream(stream, rocm=torch.version.hip is not None)
+        with torch.cuda.device(t.device):
+            if plan.wait:
+                done = torch.cuda.Event()
+                done.record(torch.cuda.current_stream(t.device))
+                done.synchronize()
+            return t.__dlpack__(
+                stream=plan.stream, max_version=max_version, dl_device=dl_device, copy=copy
+            )
+
+    def compact(self) -> CudaExport:
+        t = self.array
+        # clone() allocates anew (from the caching allocator, 512-byte aligned) even
+        # for a tensor that is contiguous already but misaligned, as t[1:] is.
+        fresh = t.clone(memory_format=self.torch.contiguous_format)
+        return CudaExport(self.torch, fresh, self.device)
 
 
 class Target(TorchBase):
@@ -127,12 +180,19 @@ class Target(TorchBase):
         return layout_problem(a, contiguous=False, aligned=False)
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
-        on_cpu = self._is_cpu(device)
-        if copy and (on_cpu or self.numpy_problem(a) is not None):
+        if not self._is_cpu(device):
+            # The move to the device is the one copy; the tensor over `a` only feeds
+            # it, so read-only memory needs no host copy of its own (torch.from_numpy
+            # warns that it cannot mark the tensor read-only; nothing writes to it).
+            if layout_problem(a, contiguous=False, aligned=False) is not None:
+                a = owned_copy(a)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                t = self._tensor_view(a)
+            return t.to(device)
+        if copy:
             a = owned_copy(a)
-        t = self._tensor_view(a)
-        # The move to another device is the one copy; the view above is free.
-        return t if on_cpu else t.to(device)
+        return self._tensor_view(a)
 
     def numpy_importer(self) -> Any:
         probe = self.__dict__.get("_cpu_default")
@@ -202,4 +262,7 @@ class Target(TorchBase):
             return None
         if self._torch_dtype(dtype) is None:
             return None
-        return x.detach() if x.requires_grad else x
+        t = x.detach() if x.requires_grad else x
+        if t.is_cuda:
+            return CudaExport(self.torch, t, self.dlpack_device(t.device))
+        return t
