@@ -165,7 +165,12 @@ def _reference(name: str, bits: np.ndarray) -> np.ndarray:
         pairs = np.asarray(bits.astype(np.uint32), order="C")
         real = (pairs & 0xFFFF).astype(np.uint16).view(np.float16)
         imag = (pairs >> 16).astype(np.uint16).view(np.float16)
-        return real.astype(np.float64) + 1j * imag.astype(np.float64)
+        # Set part by part: `real + 1j * imag` makes an infinite imaginary part's
+        # 0 * inf a NaN real part.
+        out = np.empty(real.shape, dtype=np.complex128)
+        out.real = real
+        out.imag = imag
+        return out
     values = as_format(bits, name)
     dtype = values.dtype
     if dtype.kind == "c":

@@ -394,3 +394,15 @@ def test_docs_dtypes_example_runs() -> None:
 
 if __name__ == "__main__":
     print(dtype_table())
+
+
+def test_complex32_reference_keeps_an_infinite_imaginary_part_apart() -> None:
+    # The reference decoder itself: building `real + 1j * imag` would turn the real
+    # part of 41248+inf j into NaN (0 * inf), and the property tests would then fail
+    # on a correct conversion.
+    halves = np.array([41248.0, np.inf, np.nan, -606.0], dtype=np.float16).view(np.uint16)
+    pairs = halves.astype(np.uint32).reshape(2, 2)
+    bits = pairs[:, 0] | (pairs[:, 1] << 16)
+    got = reference("complex32", bits)
+    assert got[0].real == 41248.0 and got[0].imag == np.inf
+    assert np.isnan(got[1].real) and got[1].imag == -606.0
