@@ -653,7 +653,10 @@ def test_every_copy_starts_before_any_wait(simdevice: SimBackend) -> None:
         "deep": {"a": [[{"b": (leaves[6],)}]]},
     }
     out = interop.to_numpy_tree(tree)
-    assert simdevice.log == [f"start {i}" for i in range(7)] + ["sync"]
+    # Every copy started before the first wait; one wait per copy, each on its event.
+    trace = simdevice.device.trace()
+    assert trace == [f"start {i}" for i in range(7)] + [f"wait {i}" for i in range(7)]
+    assert not simdevice.device.in_flight() and not simdevice.device.errors
     got = [
         out["d"],
         out["nested"][0][0],
@@ -677,7 +680,7 @@ def test_device_root_leaf_and_cast_per_leaf(simdevice: SimBackend) -> None:
     out = interop.to_numpy_tree(SimArray(DATA, name="r"), dtype=np.float16)
     assert out.dtype == np.float16
     np.testing.assert_array_equal(out, DATA.astype(np.float16))
-    assert simdevice.log == ["start r", "sync"]
+    assert simdevice.device.trace() == ["start r:cast", "wait r:cast"]
 
 
 def test_device_transfer_refused_before_any_copy(simdevice: SimBackend) -> None:
@@ -692,8 +695,8 @@ def test_device_error_after_copy_names_the_leaf(simdevice: SimBackend) -> None:
     with pytest.raises(RuntimeError, match=r"^tree\['bad'\]\[1\]: corrupt data in b") as info:
         interop.to_numpy_tree(tree)
     assert type(info.value.__cause__) is RuntimeError
-    # Both copies were started, then waited for once, before the error surfaced.
-    assert simdevice.log == ["start a", "start b", "sync"]
+    # Both copies were started, then each waited for, before the error surfaced.
+    assert simdevice.device.trace() == ["start a", "start b", "wait a", "wait b"]
 
 
 def test_error_during_walk_waits_for_started_copies(simdevice: SimBackend) -> None:
@@ -701,7 +704,8 @@ def test_error_during_walk_waits_for_started_copies(simdevice: SimBackend) -> No
     tree = [SimArray(DATA, name="a"), torch.empty(1, device="meta")]
     with pytest.raises(interop.ConversionError, match=r"^tree\[1\]: "):
         interop.to_numpy_tree(tree)
-    assert simdevice.log == ["start a", "sync"]
+    assert simdevice.device.trace() == ["start a", "wait a"]
+    assert not simdevice.device.in_flight()
 
 
 @pytest.mark.gpu
