@@ -186,7 +186,7 @@ class Batch:
         for item in pending:
             try:
                 item.cancel()
-            except BaseException as exc:  # noqa: BLE001 - the other copies are waited for first
+            except BaseException as exc:  # the other copies are waited for first
                 error = error or exc
         if error is not None:
             raise error
