@@ -315,26 +315,18 @@ def test_prefetch_zero_is_lazy(simdevice: SimBackend) -> None:
 
 def test_close_waits_for_copies_in_flight(simdevice: SimBackend) -> None:
     sim = simdevice.device
-    streams = [sim.stream(f"s{i}") for i in range(1, 7)]
-
-    closed: list[bool] = []
-
-    def batches() -> Iterator[dict[str, Any]]:
-        # Each batch's copy started under a stream of its own.
-        try:
-            for i, batch in enumerate(sim_batches(6)):
-                sim.current = streams[i]
-                yield batch
-        finally:
-            closed.append(True)
-
-    it = iter(interop.iter_numpy(batches(), prefetch=3))
+    batches = []
+    for i in range(6):  # each batch on a stream of its own
+        with sim.use(sim.stream(f"s{i + 1}")):
+            batches.append({"x": SimArray(DATA + i, name=str(i)), "i": i})
+    source = Source(batches)
+    it = iter(interop.iter_numpy(source, prefetch=3))
     next(it)
     # Batches 1 to 3 are prefetched, their copies queued on their own streams.
     assert sim.in_flight() == ["1", "2", "3"]
     it.close()
     assert not sim.in_flight() and not sim.errors
-    assert sim.trace()[-3:] == ["wait 1", "wait 2", "wait 3"] and closed == [True]
+    assert sim.trace()[-3:] == ["wait 1", "wait 2", "wait 3"] and source.closed == 1
 
 
 def test_iterables_used_as_sources(simdevice: SimBackend) -> None:

@@ -6,8 +6,9 @@ It is strict where a real device is, so that the mistakes a real device punishes
 only now and then fail a test every time:
 
 * **One queue per stream.** Kernels (the write that produces an array, a cast) and
-  copies are queued on the stream current when they are issued
-  (:meth:`SimDevice.use` switches it) and run only when something waits for them:
+  copies of an array are queued on its stream, the one current when it was made
+  (:meth:`SimDevice.use` switches it; several streams in one tree stand for the
+  current streams of several devices), and run only when something waits for them:
   ``stream.synchronize()`` runs its whole queue, ``event.synchronize()`` the queue up
   to where the event was recorded. Nothing completes by itself, and waiting for one
   stream completes nothing on another.
@@ -128,7 +129,9 @@ class SimDevice:
         self.pinned = 0
         self.peak = 0
         # The pinned buffers made, by id, while they are alive.
-        self.pinned_buffers: dict[int, np.ndarray] = {}
+        self.pinned_buffers: weakref.WeakValueDictionary[int, np.ndarray] = (
+            weakref.WeakValueDictionary()
+        )
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -248,6 +251,10 @@ class SimArray:
         self.name = name
         self.fail_after_copy = fail_after_copy
         self.interrupt = interrupt
+        # The stream current when the array was made: the current stream of its
+        # device, which its kernels and copies run on (several streams in one tree
+        # stand for several devices).
+        self.stream = device().current
         self.block = device().allocate(self, np.asarray(data), late)
 
     @property
@@ -304,7 +311,8 @@ class SimBackend(interop.Backend):
 
     def _cast_on_device(self, x: SimArray, plan: interop.Plan) -> SimArray:
         sim = self.device
-        out = SimArray(np.zeros(x.shape, dtype=plan.dtype), f"{x.name}:cast", late=True)
+        with sim.use(x.stream):
+            out = SimArray(np.zeros(x.shape, dtype=plan.dtype), f"{x.name}:cast", late=True)
         source = x.block
         block = out.block
 
@@ -315,7 +323,7 @@ class SimBackend(interop.Backend):
             if not block.freed:
                 block.data[...] = source.data.astype(block.data.dtype)
 
-        sim.current.enqueue("", cast)
+        x.stream.enqueue("", cast)
         return out
 
     def _to_host(self, x: SimArray, plan: interop.Plan) -> np.ndarray:
@@ -323,8 +331,8 @@ class SimBackend(interop.Backend):
         sim = self.device
         self.log.append(f"blocking {x.name}")
         out = _garbage(x.shape, x.dtype)
-        sim.copy(x.block, out, "", sim.current)
-        sim.current.run_until(float("inf"))
+        sim.copy(x.block, out, "", x.stream)
+        x.stream.run_until(float("inf"))
         return out
 
     def _check(self, a: np.ndarray, plan: interop.Plan) -> np.ndarray:
@@ -341,7 +349,7 @@ class SimBackend(interop.Backend):
             raise KeyboardInterrupt
         sim = self.device
         self.log.append(f"start {x.name}")
-        stream = sim.current
+        stream = x.stream
         if x.nbytes > pinned_left:
             return self._staged(x, stream)
         buffer = sim.pinned_empty(x.shape, x.dtype)
