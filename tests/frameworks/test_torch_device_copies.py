@@ -11,6 +11,7 @@ the tests show on CPU; the device runs of the same trees are in
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -123,9 +124,7 @@ def test_bit_dtypes_are_copied_as_integers_of_their_width(source: Any, name: str
     np.testing.assert_array_equal(got.view(np.uint8), np.ascontiguousarray(expected).view(np.uint8))
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in _BIT_DTYPES if n[:3] in ("int", "uin") and n[-1] < "8"]
-)
+@pytest.mark.parametrize("name", [n for n in _BIT_DTYPES if re.fullmatch(r"u?int[1-7]", n)])
 def test_shell_dtypes_have_no_copy_kernel(name: str) -> None:
     t = _random_bits(getattr(torch, name), (4,))
     with pytest.raises(NotImplementedError):
