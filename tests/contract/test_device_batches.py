@@ -11,7 +11,7 @@ as garbage in a result, copies completed too early in the log, or an entry in
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -335,3 +335,29 @@ def test_start_copy_contract_of_the_base_class() -> None:
     assert interop.Backend().start_copy(object(), 1 << 20) is None
     copy = _backend.Copy("result", 1, SimEvent("e"), "source")
     assert copy.pinned == 0 and copy.deferred is False
+
+
+class Interrupting(Mapping[str, Any]):
+    """A mapping whose iteration is interrupted (Ctrl-C) after its first key."""
+
+    def __init__(self, first: Any) -> None:
+        self.first = first
+
+    def __getitem__(self, key: str) -> Any:
+        return self.first
+
+    def __len__(self) -> int:
+        return 2
+
+    def __iter__(self) -> Iterator[str]:
+        yield "first"
+        raise KeyboardInterrupt
+
+
+def test_walk_interrupted_inside_a_container_waits(simdevice: SimBackend) -> None:
+    sim = simdevice.device
+    tree = [SimArray(DATA, "a", late=True), Interrupting(SimArray(DATA, "b", late=True))]
+    with pytest.raises(KeyboardInterrupt):
+        interop.to_numpy_tree(tree)
+    assert sim.trace() == ["start a", "start b", "wait a", "wait b"]
+    assert sim.in_flight() == [] and sim.errors == []

@@ -585,7 +585,9 @@ def test_cuda_tree_is_complete_and_batched(monkeypatch: pytest.MonkeyPatch) -> N
 
         patch.setattr(torch.Tensor, "cpu", blocking)
         out = interop.to_numpy_tree(tree)
-    assert len(syncs) == 1
+    # Each copy is waited for on its own event; no stream is synchronized as a whole
+    # (that would also wait for whatever else the stream carries).
+    assert syncs == []
     for key, value in tree.items():
         if key != "nested":
             np.testing.assert_array_equal(out[key], value.cpu().numpy())
