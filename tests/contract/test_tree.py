@@ -721,9 +721,9 @@ def test_jax_gpu_tree_uses_async_copies(monkeypatch: pytest.MonkeyPatch) -> None
     backend = _registry.by_name("jax")
     original = backend.start_copy
 
-    def counting(x: Any) -> Any:
+    def counting(x: Any, pinned_left: int) -> Any:
         started.append(x)
-        return original(x)
+        return original(x, pinned_left)
 
     monkeypatch.setattr(backend, "start_copy", counting)
     out = interop.to_numpy_tree(tree, dtype=np.float32)
