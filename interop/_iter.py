@@ -10,11 +10,16 @@ Prefetching is done on the calling thread and needs no thread of its own: before
 a batch whose data is on an accelerator is handed out, the next ``prefetch``
 batches are taken from the source and their device-to-host copies started (see
 :mod:`interop._transfer`), so that they run while the consumer works on the
-current batch. Host data has nothing to overlap: it is converted (zero-copy where
-possible) when taken, and the source is not asked for the next batch before a
-host batch is handed out, so that a source that refills one buffer (a ring
-buffer) never changes a batch the consumer already holds. Host leaves of a batch
-that also holds device data are views taken when that batch was pulled.
+current batch. Handing a batch out waits for that batch's own copies only (each
+on the event recorded right after it), never for a whole stream, which also
+carries the copies of the batches prefetched behind it. Only copies into pinned
+memory run ahead: the leaves of a batch beyond its pinned bound are staged into
+pageable memory when that batch is handed out (see :mod:`interop._transfer`).
+Host data has nothing to overlap: it is converted (zero-copy where possible) when
+taken, and the source is not asked for the next batch before a host batch is
+handed out, so that a source that refills one buffer (a ring buffer) never
+changes a batch the consumer already holds. Host leaves of a batch that also
+holds device data are views taken when that batch was pulled.
 
 The options are those in force where :func:`iter_numpy` is called, captured then:
 a pipeline built inside ``with interop.options(...)`` keeps them when it is

@@ -1,13 +1,25 @@
-"""Batched device-to-host transfers: start every copy, then wait once.
+"""Batched device-to-host transfers: start every copy, then wait once for each.
 
 Converting leaf by leaf with ``.cpu().numpy()`` waits for each copy before the
 next one starts, and on CUDA each wait is a full device synchronization. A
 :class:`Batch` instead starts the copy of every accelerator leaf of a tree as it
 is met, and waits only when the whole tree has been walked. How a copy starts is
-the backend's own :meth:`~interop.Backend.start_copy` hook (PyTorch and CuPy: a
-pinned host buffer filled on the array's current stream, then one
-``synchronize()`` per stream; JAX: ``copy_to_host_async()``, after which reading
-each array waits only for its own copy).
+the backend's own :meth:`~interop.Backend.start_copy` hook, which returns a
+:class:`~interop._backend.Copy`: PyTorch and CuPy fill a pinned host buffer on the
+array's current stream and record an event right after the copy; JAX starts
+``copy_to_host_async()``, after which reading each array waits only for its own copy.
+
+A batch waits for each copy's own event, never for a whole stream: a stream also
+carries the copies started later (the batches :func:`interop.iter_numpy` prefetches)
+and the caller's own kernels, which the batch must not wait for. Each pending copy
+holds what the copy reads until it is complete, so that the device never reads
+memory that was freed and reused meanwhile; a batch dropped early (an error in a
+later leaf, an interrupt, a pipeline closed) waits for the copies in flight first.
+
+Pinned memory is bounded: the results of one batch hold at most
+:data:`~interop._backend.PINNED_BATCH_BYTES` of it; the leaves beyond that are
+copied when the batch is waited for, through a reused staging buffer into pageable
+memory (:class:`~interop._backend.Staged`).
 
 Each leaf is converted with its backend's own :class:`~interop.Plan`: the steps
 before ``to_host`` (detach, a cast on the device that makes the copy smaller, ...)
@@ -26,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from interop._backend import Backend
+from interop._backend import PINNED_BATCH_BYTES, Backend
 from interop._options import Options
 from interop._plan import Plan
 
@@ -57,9 +69,19 @@ def device_checks(active: list[Backend], /) -> dict[Backend, DeviceCheck]:
 class Pending:
     """One leaf whose device-to-host copy was started; :attr:`value` once finished."""
 
-    __slots__ = ("backend", "obj", "path", "plan", "resume", "value")
+    __slots__ = ("backend", "deferred", "done", "obj", "path", "plan", "resume", "source", "value")
 
-    def __init__(self, backend: Backend, plan: Plan, obj: Any, resume: int, path: str) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        plan: Plan,
+        obj: Any,
+        resume: int,
+        path: str,
+        done: Any,
+        source: Any,
+        deferred: bool,
+    ) -> None:
         self.backend = backend
         self.plan = plan
         # What the remaining steps start from: a host object still being filled,
@@ -68,9 +90,24 @@ class Pending:
         # Index of the first step of plan.steps still to run.
         self.resume = resume
         self.path = path
+        # Waits for this copy alone (None: the remaining steps wait by themselves).
+        self.done = done
+        # What the copy reads, held until the copy is complete.
+        self.source = source
+        self.deferred = deferred
         self.value: Any = None
 
+    def wait(self) -> None:
+        """Wait until this copy is complete (at most once), then let go of its source."""
+        done = self.done
+        if done is not None:
+            done.synchronize()
+            self.done = None
+        self.source = None
+
     def finish(self) -> None:
+        """Run the steps after the copy (:meth:`wait` first)."""
+        self.wait()
         obj = self.obj
         steps = self.backend.steps
         plan = self.plan
@@ -79,16 +116,25 @@ class Pending:
         self.value = obj
         self.obj = None
 
+    def cancel(self) -> None:
+        """Wait for the copy if it is in flight, and drop it."""
+        done = self.done
+        self.done = None
+        self.obj = None
+        if done is not None and not self.deferred:
+            done.synchronize()
+        self.source = None
+
 
 class Batch:
     """The device-to-host copies of one tree: all started before any is waited for."""
 
-    __slots__ = ("pending", "streams")
+    __slots__ = ("pending", "pinned_left")
 
     def __init__(self) -> None:
         self.pending: list[Pending] = []
-        # Streams (PyTorch or CuPy) that carry at least one copy, each synchronized once.
-        self.streams: dict[Any, None] = {}
+        # Pinned host memory the results of this batch may still take.
+        self.pinned_left = PINNED_BATCH_BYTES
 
     def start(self, backend: Backend, x: Any, options: Options, path: str) -> Any:
         """Start converting the accelerator leaf ``x``.
@@ -106,34 +152,41 @@ class Batch:
         obj = x
         for name in steps[:index]:
             obj = backend.steps[name](obj, plan)
-        started = backend.start_copy(obj)
-        if started is None:  # no asynchronous copy for this array: copy now
+        copy = backend.start_copy(obj, self.pinned_left)
+        if copy is None:  # no asynchronous copy for this array: copy now
             return backend.run(x, plan)
-        obj, resume, stream = started
-        if stream is not None:
-            self.streams[stream] = None
-        pending = Pending(backend, plan, obj, index + resume, path)
+        self.pinned_left -= copy.pinned
+        pending = Pending(
+            backend,
+            plan,
+            copy.result,
+            index + copy.skip,
+            path,
+            copy.done,
+            copy.source,
+            copy.deferred,
+        )
         self.pending.append(pending)
         return pending
 
     def synchronize(self) -> None:
-        """Wait until every copy of the batch is complete.
+        """Wait until every copy of the batch is complete, each on its own event.
 
         After this, each :meth:`Pending.finish` runs the steps that follow its copy;
         for JAX, that step waits only for the copy of its own array.
         """
-        streams = self.streams
-        self.streams = {}
-        for stream in streams:
-            stream.synchronize()
+        for pending in self.pending:
+            pending.wait()
 
     def cancel(self) -> None:
-        """Wait for the copies already started, and drop their results."""
-        streams = self.streams
-        self.streams = {}
-        for stream in streams:
-            stream.synchronize()
-        # A JAX copy lands in memory the JAX array owns, so dropping it is safe.
-        for pending in self.pending:
-            pending.obj = None
+        """Wait for the copies already in flight, and drop every result."""
+        pending = self.pending
         self.pending = []
+        error: BaseException | None = None
+        for item in pending:
+            try:
+                item.cancel()
+            except BaseException as exc:  # the other copies are waited for first
+                error = error or exc
+        if error is not None:
+            raise error

@@ -268,6 +268,12 @@ def _start_iterative(
         if changed is not None:
             raise located(changed, path_of(stack, _MISSING)) from exc
         raise located(exc, path_of(stack, k)) from exc
+    except BaseException:
+        # An interrupt (KeyboardInterrupt, ...): the copies in flight still land
+        # before their buffers and sources are dropped.
+        if batch is not None:
+            batch.cancel()
+        raise
 
 
 # How deep the recursive walk goes before it gives up (cycles, very deep trees) and

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._backend import Backend
+from interop._backend import STAGING_BYTES, Backend, Copy, Staged
 from interop._devices import DeviceExport, Layout, export_stream
 from interop._options import Options
 from interop._plan import Plan
@@ -124,19 +124,53 @@ class CupyBackend(Backend):
     def accelerator_check(self) -> Any:
         return _always  # every CuPy array lives on a GPU
 
-    def start_copy(self, obj: Any, /) -> tuple[Any, int, Any] | None:
+    def start_copy(self, obj: Any, pinned_left: int, /) -> Copy | None:
         cupy = self.cupy
         if not isinstance(obj, cupy.ndarray):
             return None
         cupyx = importlib.import_module("cupyx")
         with obj.device:
+            # The current stream of the array's device, after the kernels that produced
+            # it; the event recorded right after the copy waits for it alone.
             stream = cupy.cuda.get_current_stream()
             src = cupy.ascontiguousarray(obj)
+            nbytes = int(src.nbytes)
+            if nbytes > pinned_left:
+                return self._staged_copy(src, stream, nbytes)
             host = cupyx.empty_pinned(src.shape, dtype=src.dtype)
             src.get(stream=stream, out=host, blocking=False)
-        # The pinned array stands for what `to_host` returns once the stream is
-        # synchronised: skip that step.
-        return host, 1, stream
+            event = stream.record()
+        # The pinned array stands for what `to_host` returns once the event is
+        # reached: skip that step. It holds its block of CuPy's pinned memory pool
+        # until it is dropped, and the pending copy holds `src` until the copy lands.
+        return Copy(host, 1, event, src, pinned=nbytes)
+
+    def _staged_copy(self, src: cupy.ndarray, stream: Any, nbytes: int) -> Copy:
+        """The copy of a leaf beyond the pinned bound: staged into pageable memory at the wait."""
+        cupy = self.cupy
+        cupyx = importlib.import_module("cupyx")
+        flat = src.reshape(-1).view(cupy.uint8)
+        out = np.empty(nbytes, dtype=np.uint8)
+        chunk = STAGING_BYTES // 2
+        # The pinned staging buffer, allocated at the wait from CuPy's pinned memory
+        # pool, which hands the same block to the next staged copy.
+        buffers: list[np.ndarray[Any, Any]] = []
+
+        def copy_chunk(half: int, start: int, stop: int) -> Any:
+            if not buffers:
+                buffers.append(cupyx.empty_pinned(2 * min(chunk, nbytes), dtype=np.uint8))
+            base = half * chunk
+            with src.device:
+                dst = buffers[0][base : base + stop - start]
+                flat[start:stop].get(stream=stream, out=dst, blocking=False)
+                return stream.record()
+
+        def read_chunk(half: int, n: int) -> np.ndarray[Any, Any]:
+            base = half * chunk
+            return buffers[0][base : base + n]
+
+        result = out.view(np.dtype(src.dtype)).reshape(src.shape)
+        return Copy(result, 1, Staged(out, chunk, copy_chunk, read_chunk), flat, deferred=True)
 
     def readonly_source(self, x: Any, /) -> bool:
         return False  # CuPy arrays are written in place
@@ -152,6 +186,7 @@ class CupyBackend(Backend):
         with x.device:
             stream = self.cupy.cuda.get_current_stream()
             out: np.ndarray[Any, Any] = self.cupy.asnumpy(x, stream=stream)
-            # With an explicit stream the copy may be asynchronous; wait for it.
-            stream.synchronize()
+            # With an explicit stream the copy may be asynchronous: wait for it alone,
+            # not for the work queued on the stream after it.
+            stream.record().synchronize()
         return out

@@ -294,8 +294,10 @@ def sim_batches(n: int) -> list[dict[str, Any]]:
 def test_prefetch_starts_copies_before_handing_out(simdevice: SimBackend) -> None:
     it = iter(interop.iter_numpy(sim_batches(5), prefetch=2))
     first = next(it)
-    # The copies of batches 1 and 2 were started before batch 0 was waited for.
-    assert simdevice.log == ["start 0", "start 1", "start 2", "sync"]
+    # The copies of batches 1 and 2 were started before batch 0 was waited for, and
+    # are still in flight: handing out batch 0 waited for its own copy only.
+    assert simdevice.device.trace() == ["start 0", "start 1", "start 2", "wait 0"]
+    assert simdevice.device.in_flight() == ["1", "2"]
     np.testing.assert_array_equal(first["x"], DATA)
     rest = list(it)
     assert [b["i"] for b in rest] == [1, 2, 3, 4]
@@ -306,22 +308,25 @@ def test_prefetch_starts_copies_before_handing_out(simdevice: SimBackend) -> Non
 def test_prefetch_zero_is_lazy(simdevice: SimBackend) -> None:
     it = iter(interop.iter_numpy(sim_batches(3), prefetch=0))
     next(it)
-    assert simdevice.log == ["start 0", "sync"]
+    assert simdevice.device.trace() == ["start 0", "wait 0"]
     next(it)
-    assert simdevice.log == ["start 0", "sync", "start 1", "sync"]
+    assert simdevice.device.trace() == ["start 0", "wait 0", "start 1", "wait 1"]
 
 
 def test_close_waits_for_copies_in_flight(simdevice: SimBackend) -> None:
-    simdevice.stream_per_copy = True
-    source = Source(sim_batches(6))
+    sim = simdevice.device
+    batches = []
+    for i in range(6):  # each batch on a stream of its own
+        with sim.use(sim.stream(f"s{i + 1}")):
+            batches.append({"x": SimArray(DATA + i, name=str(i)), "i": i})
+    source = Source(batches)
     it = iter(interop.iter_numpy(source, prefetch=3))
     next(it)
     # Batches 1 to 3 are prefetched, their copies queued on their own streams.
-    in_flight = [s for s in simdevice.streams if s.queued]
-    assert len(in_flight) == 3
+    assert sim.in_flight() == ["1", "2", "3"]
     it.close()
-    assert not any(s.queued for s in simdevice.streams)
-    assert simdevice.log[-3:] == ["sync"] * 3 and source.closed == 1
+    assert not sim.in_flight() and not sim.errors
+    assert sim.trace()[-3:] == ["wait 1", "wait 2", "wait 3"] and source.closed == 1
 
 
 def test_iterables_used_as_sources(simdevice: SimBackend) -> None:

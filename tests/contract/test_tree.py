@@ -585,7 +585,9 @@ def test_cuda_tree_is_complete_and_batched(monkeypatch: pytest.MonkeyPatch) -> N
 
         patch.setattr(torch.Tensor, "cpu", blocking)
         out = interop.to_numpy_tree(tree)
-    assert len(syncs) == 1
+    # Each copy is waited for on its own event; no stream is synchronized as a whole
+    # (that would also wait for whatever else the stream carries).
+    assert syncs == []
     for key, value in tree.items():
         if key != "nested":
             np.testing.assert_array_equal(out[key], value.cpu().numpy())
@@ -653,7 +655,10 @@ def test_every_copy_starts_before_any_wait(simdevice: SimBackend) -> None:
         "deep": {"a": [[{"b": (leaves[6],)}]]},
     }
     out = interop.to_numpy_tree(tree)
-    assert simdevice.log == [f"start {i}" for i in range(7)] + ["sync"]
+    # Every copy started before the first wait; one wait per copy, each on its event.
+    trace = simdevice.device.trace()
+    assert trace == [f"start {i}" for i in range(7)] + [f"wait {i}" for i in range(7)]
+    assert not simdevice.device.in_flight() and not simdevice.device.errors
     got = [
         out["d"],
         out["nested"][0][0],
@@ -677,7 +682,7 @@ def test_device_root_leaf_and_cast_per_leaf(simdevice: SimBackend) -> None:
     out = interop.to_numpy_tree(SimArray(DATA, name="r"), dtype=np.float16)
     assert out.dtype == np.float16
     np.testing.assert_array_equal(out, DATA.astype(np.float16))
-    assert simdevice.log == ["start r", "sync"]
+    assert simdevice.device.trace() == ["start r:cast", "wait r:cast"]
 
 
 def test_device_transfer_refused_before_any_copy(simdevice: SimBackend) -> None:
@@ -692,8 +697,8 @@ def test_device_error_after_copy_names_the_leaf(simdevice: SimBackend) -> None:
     with pytest.raises(RuntimeError, match=r"^tree\['bad'\]\[1\]: corrupt data in b") as info:
         interop.to_numpy_tree(tree)
     assert type(info.value.__cause__) is RuntimeError
-    # Both copies were started, then waited for once, before the error surfaced.
-    assert simdevice.log == ["start a", "start b", "sync"]
+    # Both copies were started, then each waited for, before the error surfaced.
+    assert simdevice.device.trace() == ["start a", "start b", "wait a", "wait b"]
 
 
 def test_error_during_walk_waits_for_started_copies(simdevice: SimBackend) -> None:
@@ -701,7 +706,8 @@ def test_error_during_walk_waits_for_started_copies(simdevice: SimBackend) -> No
     tree = [SimArray(DATA, name="a"), torch.empty(1, device="meta")]
     with pytest.raises(interop.ConversionError, match=r"^tree\[1\]: "):
         interop.to_numpy_tree(tree)
-    assert simdevice.log == ["start a", "sync"]
+    assert simdevice.device.trace() == ["start a", "wait a"]
+    assert not simdevice.device.in_flight()
 
 
 @pytest.mark.gpu
@@ -715,9 +721,9 @@ def test_jax_gpu_tree_uses_async_copies(monkeypatch: pytest.MonkeyPatch) -> None
     backend = _registry.by_name("jax")
     original = backend.start_copy
 
-    def counting(x: Any) -> Any:
+    def counting(x: Any, pinned_left: int) -> Any:
         started.append(x)
-        return original(x)
+        return original(x, pinned_left)
 
     monkeypatch.setattr(backend, "start_copy", counting)
     out = interop.to_numpy_tree(tree, dtype=np.float32)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from interop._backend import Node
+from interop._backend import Copy, Node
 from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
@@ -140,7 +140,9 @@ class JaxBackend(JaxTarget):
             self._device_shardings[sharding] = found
         return found
 
-    def start_copy(self, obj: Any, /) -> tuple[Any, int, Any] | None:
+    def start_copy(self, obj: Any, pinned_left: int, /) -> Copy | None:
+        # The copy lands in host memory the JAX array owns (no pinned memory of
+        # ours), and the `to_host` step itself still runs: it waits only for this
+        # array's copy.
         obj.copy_to_host_async()
-        # The `to_host` step itself still runs; it waits only for this array's copy.
-        return obj, 0, None
+        return Copy(obj, 0, None, obj)

@@ -105,11 +105,15 @@ def assemble_shards(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
     # np.asarray(x) would assemble too, but it caches the result inside x and hands
     # the same read-only array to every caller; this result is the caller's own.
     out = np.empty(x.shape, dtype=np.dtype(x.dtype))
-    done: set[Any] = set()
+    pieces: dict[Any, Any] = {}
     for shard in x.addressable_shards:
         key = tuple((s.start, s.stop, s.step) for s in shard.index)
-        if key in done:  # a replica of a piece already copied
-            continue
-        done.add(key)
-        out[shard.index] = np.asarray(shard.data)
+        if key not in pieces:  # else a replica of a piece already taken
+            pieces[key] = (shard.index, shard.data)
+    # Every shard's device-to-host copy is started before any is waited for, so
+    # that the copies from several devices run at once.
+    for _, data in pieces.values():
+        data.copy_to_host_async()
+    for index, data in pieces.values():
+        out[index] = np.asarray(data)
     return out

@@ -20,12 +20,14 @@ converts with its own values inside them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from interop._backend import STAGING_BYTES, Copy, Staged
 from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
@@ -341,15 +343,115 @@ class Source(TorchBase):
             return None
         return _is_cuda
 
-    def start_copy(self, obj: Any, /) -> tuple[Any, int, Any] | None:
+    def copy_dtype(self, t: torch.Tensor, /) -> Any:
+        """The dtype a batched copy carries ``t``'s bytes as, or ``None``: no batched copy.
+
+        A function of the tensor alone, the same for a CPU and a CUDA tensor (which
+        is how it is tested without a device). ``None`` for the layouts that a copy
+        into a new dense tensor refuses (sparse, nested): those leaves convert at
+        once through their plans. ``t.dtype`` where PyTorch's copy kernels take it on
+        every device. Else the integer dtype of the same width, whose bytes are the
+        same: shell dtypes (``int4``, ``uint1``...) have no copy kernel at all, and the
+        bit formats (float8, float4, complex32) and the wide unsigned integers have
+        none on some devices or versions.
+        """
+        torch = self.torch
+        if t.layout is not torch.strided or t.is_nested:
+            return None
+        tdt = t.dtype
+        native, ints = self._copy_tables
+        if tdt in native:
+            return tdt
+        if tdt in self._numpy_dtypes or tdt in self._bit_formats or tdt in self._no_counterpart:
+            return ints.get(tdt.itemsize)
+        if tdt is self._fp4x2:
+            return torch.uint8
+        return None  # a dtype the plan refuses before any copy (quantized, ...)
+
+    @functools.cached_property
+    def _copy_tables(self) -> tuple[set[Any], dict[int, Any]]:
+        """The dtypes copied as they are, and the integer dtype of each width."""
+        torch = self.torch
+        native = {getattr(torch, name) for name in _COPY_NATIVE}
+        return native, {size: getattr(torch, name) for size, name in _COPY_INTS.items()}
+
+    def host_copy(self, src: torch.Tensor, /, *, pinned: bool) -> torch.Tensor:
+        """A new dense CPU tensor filled from ``src`` (of a :meth:`copy_dtype`).
+
+        ``pinned``: into pinned memory, asynchronously on the current stream of
+        ``src``'s device (the caller waits); else a blocking copy.
+        """
+        host = self.torch.empty(src.shape, dtype=src.dtype, device="cpu", pin_memory=pinned)
+        host.copy_(src, non_blocking=pinned)
+        return host
+
+    def start_copy(self, obj: Any, pinned_left: int, /) -> Copy | None:
         t: torch.Tensor = obj
         if not t.is_cuda:
             return None
+        dtype = self.copy_dtype(t)
+        if dtype is None:
+            return None
         torch = self.torch
+        src = t if dtype is t.dtype else t.view(dtype)
         # The copy runs on the current stream of the tensor's device, after the work
-        # that produced the tensor; pinned memory is what lets it run asynchronously.
+        # that produced the tensor; the event recorded right after it waits for this
+        # copy and nothing queued later.
         stream = torch.cuda.current_stream(t.device)
-        host = torch.empty(t.shape, dtype=t.dtype, device="cpu", pin_memory=True)
-        host.copy_(t, non_blocking=True)
+        nbytes = t.numel() * t.element_size()
+        if nbytes > pinned_left:
+            return self._staged_copy(t, src, stream, nbytes)
+        host = self.host_copy(src, pinned=True)
+        event = torch.cuda.Event()
+        event.record(stream)
         # The host tensor stands for what the `to_host` step returns: skip that step.
-        return host, 1, stream
+        result = host if dtype is t.dtype else host.view(t.dtype)
+        return Copy(result, 1, event, t, pinned=nbytes)
+
+    def _staged_copy(self, t: torch.Tensor, src: torch.Tensor, stream: Any, nbytes: int) -> Copy:
+        """The copy of a leaf beyond the pinned bound: staged into pageable memory at the wait."""
+        torch = self.torch
+        # The bytes in order; a tensor that is not contiguous is made so on the device
+        # now, in stream order after the work that produced it.
+        flat = src.contiguous().reshape(-1).view(torch.uint8)
+        out = np.empty(nbytes, dtype=np.uint8)
+        chunk = STAGING_BYTES // 2
+        # The pinned staging buffer, allocated at the wait: PyTorch's caching host
+        # allocator hands the same block to the next staged copy.
+        buffers: list[Any] = []
+
+        def copy_chunk(half: int, start: int, stop: int) -> Any:
+            if not buffers:
+                size = 2 * min(chunk, nbytes)
+                buffers.append(torch.empty(size, dtype=torch.uint8, pin_memory=True))
+            base = half * chunk
+            with torch.cuda.stream(stream):
+                buffers[0][base : base + stop - start].copy_(flat[start:stop], non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(stream)
+            return event
+
+        def read_chunk(half: int, n: int) -> np.ndarray[Any, Any]:
+            base = half * chunk
+            return buffers[0][base : base + n].numpy()  # type: ignore[no-any-return]
+
+        host = torch.from_numpy(out).view(t.dtype).view(t.shape)
+        staged = Staged(out, chunk, copy_chunk, read_chunk)
+        return Copy(host, 1, staged, flat, deferred=True)
+
+
+# Dtypes every device's copy kernels take; the others travel as integers of their width.
+_COPY_NATIVE = (
+    "bool",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+)
+_COPY_INTS = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
