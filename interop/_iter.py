@@ -201,9 +201,10 @@ def iter_numpy(
     ``torch.utils.data.DataLoader``, a dict from a ``tf.data.Dataset``, a pytree of
     JAX arrays) is converted with :func:`interop.to_numpy_tree` and the keywords
     given here. ``prefetch=N`` takes up to ``N`` batches ahead of the one handed
-    out and starts their device-to-host copies, so that they overlap with the work
-    done on the current batch; ``prefetch=0`` converts one batch at a time, when
-    asked for.
+    out and starts their device-to-host copies, so that they can run during the work
+    done on the current batch (verified on the simulated device of the tests; on a
+    real GPU see the Devices page of the documentation); ``prefetch=0`` converts one
+    batch at a time, when asked for.
 
     The result can be iterated again when the source can (a ``DataLoader``, a
     ``Dataset``, a list), and has ``len()`` when the source has. Leaving a loop early

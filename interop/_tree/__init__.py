@@ -49,8 +49,8 @@ def to_numpy_tree(tree: Any, /, **options: Unpack[Keywords]) -> Any:
     Args:
         tree: The structure to convert.
         copy: The copy policy of :func:`interop.to_numpy`, applied to every leaf.
-        dtype: Cast every array leaf to this dtype (on the device first, where that
-            makes the copy smaller).
+        dtype: Cast every array leaf to this dtype (on the device first only where
+            that makes the copy smaller and gives exactly the host cast's values).
         allow_transfer: Whether device-to-host copies are allowed.
         upcast: Turn nonstandard dtypes into the nearest standard one.
         sparse: The sparse policy, as in :func:`interop.to_numpy`.
