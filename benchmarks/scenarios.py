@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import interop
+from benchmarks._floors import FLOOR, floor, tree_floor
 from benchmarks._frameworks import (
     NATIVE_CALLS,
     ROUTES,
@@ -119,6 +120,7 @@ def _per_call(
     calls: dict[str, str],
     limit: float,
     refs: tuple[str, ...] | None = None,
+    inline: tuple[str, dict[str, Any]] | None = None,
     **ns_extra: Any,
 ) -> Scenario:
     """``to_numpy(x)`` against native calls on ``x``, each a statement by its label.
@@ -126,14 +128,18 @@ def _per_call(
     The goal compares with the fastest of ``refs`` in each round (by default every
     call checked to be zero-copy); each of them has to return exactly what
     ``to_numpy`` returns, bit for bit, and ``to_numpy`` has to be zero-copy too.
+    ``inline``: the statement of :mod:`benchmarks._floors` and its globals, shown
+    for information (the contract's checks written by hand around the native call).
     """
     ns = namespace(x=x, **ns_extra)
     variants = [Variant(OURS, "to_numpy(x)", ns)]
     variants += [Variant(label, stmt, ns) for label, stmt in calls.items()]
+    if inline is not None:
+        variants.append(Variant(FLOOR, inline[0], namespace(x=x, **ns_extra, **inline[1])))
     _checked(variants, view)
     what = f"to_numpy / {refs[0]}" if refs else "to_numpy / fastest zero-copy native call"
     if refs is None:
-        refs = tuple(v.label for v in variants[1:] if v.zero_copy)
+        refs = tuple(v.label for v in variants[1:] if v.zero_copy and v.label != FLOOR)
     if not refs or not all(v.zero_copy for v in variants if v.label in refs):
         raise AssertionError(f"{name}: a reference is not zero-copy, or there is none")
     ours = eval("to_numpy(x)", ns)
@@ -141,17 +147,29 @@ def _per_call(
         _same(eval(calls[ref], ns), ours, f"{ref} differs from to_numpy")
     if not variants[0].zero_copy:
         raise AssertionError(f"to_numpy copies where {refs[0]} does not")
+    goals = [
+        Goal(what, "slowdown", OURS, refs, limit),
+        Goal(f"to_numpy minus {refs[0]}", "overhead", OURS, (refs[0],), unit="us"),
+    ]
+    if inline is not None:
+        _same(eval(inline[0], variants[-1].ns), ours, "the inline checks differ from to_numpy")
+        goals += _floor_goals(what.removeprefix("to_numpy / "), refs)
     return _scenario(
         name,
         f"per-call overhead, {title}",
         variants,
-        [
-            Goal(what, "slowdown", OURS, refs, limit),
-            Goal(f"to_numpy minus {refs[0]}", "overhead", OURS, (refs[0],), unit="us"),
-        ],
+        goals,
         notes=["reference: the fastest of the zero-copy calls, per round"] if len(refs) > 1 else [],
         clock="cpu",
     )
+
+
+def _floor_goals(reference: str, refs: tuple[str, ...], ours: str = OURS) -> list[Goal]:
+    """The two comparisons of the inline checks, for information: see :mod:`benchmarks._floors`."""
+    return [
+        Goal(f"inline checks / {reference}", "slowdown", FLOOR, refs),
+        Goal("ours / inline checks", "slowdown", ours, (FLOOR,)),
+    ]
 
 
 def _overhead(name: str, config: Config) -> Scenario:
@@ -168,6 +186,7 @@ def _overhead(name: str, config: Config) -> Scenario:
         fw.native(x),
         calls,
         1.3,
+        inline=floor(name, x),
         keras_convert=keras,
     )
 
@@ -213,6 +232,7 @@ def _torch_overhead(dtype: str, grad: str, config: Config) -> Scenario:
         calls,
         1.3 if dtype == "float32" else 1.5,
         (ref,),
+        inline=floor("torch", x, dtype, bool(grad)),
         **{dtype: np_dtype.type},
     )
 
@@ -411,6 +431,9 @@ def _tree(name: str, grad: bool, config: Config) -> Scenario:
         Variant(hand, f"{{k: {{n: {leaf} for n, x in d.items()}} for k, d in tree.items()}}", ns),
     ]
     goals = [Goal("to_numpy_tree / hand-written loop", "slowdown", variants[0].label, (hand,), 1.2)]
+    inline, checks = tree_floor(name, tree, grad)
+    variants.append(Variant(FLOOR, inline, {**ns, **checks}))
+    goals += _floor_goals("hand-written loop", (hand,), variants[0].label)
     keras = keras_convert(name)
     if keras is not None:
         import keras as keras_module
@@ -441,7 +464,7 @@ def _tree(name: str, grad: bool, config: Config) -> Scenario:
     view = fw.native(tree["layer0"]["weight"])
     for v in variants:
         assert v.stmt is not None
-        leaf_out = eval(v.stmt, ns)["layer0"]["weight"]
+        leaf_out = eval(v.stmt, v.ns)["layer0"]["weight"]
         v.zero_copy = shares(leaf_out, view)
         _same(np.asarray(leaf_out), view, f"{v.label}: a leaf")
     notes = ["zero-copy: checked on one leaf"]

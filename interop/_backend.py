@@ -61,7 +61,7 @@ PINNED_BATCH_BYTES = 64 << 20
 STAGING_BYTES = 16 << 20
 
 
-class Copy(NamedTuple):
+class Copy:
     """A device-to-host copy started by :meth:`Backend.start_copy`.
 
     Attributes:
@@ -81,12 +81,23 @@ class Copy(NamedTuple):
             :class:`Staged` copy): dropping the copy needs no wait.
     """
 
-    result: Any
-    skip: int
-    done: Any
-    source: Any
-    pinned: int = 0
-    deferred: bool = False
+    __slots__ = ("deferred", "done", "pinned", "result", "skip", "source")
+
+    def __init__(
+        self,
+        result: Any,
+        skip: int,
+        done: Any,
+        source: Any,
+        pinned: int = 0,
+        deferred: bool = False,
+    ) -> None:
+        self.result = result
+        self.skip = skip
+        self.done = done
+        self.source = source
+        self.pinned = pinned
+        self.deferred = deferred
 
 
 class Staged:

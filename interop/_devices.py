@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 import re
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from interop._errors import ConversionError, type_name
 
@@ -119,7 +119,11 @@ def is_host(dl: tuple[int, int], /) -> bool:
 # -- streams ------------------------------------------------------------------------
 
 
-class StreamPlan(NamedTuple):
+# (The small records of this module are plain classes with slots, not NamedTuples:
+# a NamedTuple class costs a tenth of a millisecond to make at import.)
+
+
+class StreamPlan:
     """How a producer of accelerator data exports it to a consumer: see :func:`export_stream`.
 
     Attributes:
@@ -129,8 +133,22 @@ class StreamPlan(NamedTuple):
         stream: The ``stream`` to pass to the producer's own ``__dlpack__``.
     """
 
-    wait: bool
-    stream: int
+    __slots__ = ("stream", "wait")
+
+    def __init__(self, wait: bool, stream: int) -> None:
+        self.wait = wait
+        self.stream = stream
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StreamPlan):
+            return NotImplemented
+        return (self.wait, self.stream) == (other.wait, other.stream)
+
+    def __hash__(self) -> int:
+        return hash((self.wait, self.stream))
+
+    def __repr__(self) -> str:
+        return f"StreamPlan(wait={self.wait!r}, stream={self.stream!r})"
 
 
 def export_stream(stream: Any, /, *, rocm: bool) -> StreamPlan:
@@ -165,7 +183,7 @@ def export_stream(stream: Any, /, *, rocm: bool) -> StreamPlan:
 # -- layouts ------------------------------------------------------------------------
 
 
-class Layout(NamedTuple):
+class Layout:
     """How an array lies in memory, as a DLPack tensor describes it.
 
     Attributes:
@@ -175,13 +193,24 @@ class Layout(NamedTuple):
         address: The address of the first item.
     """
 
-    shape: tuple[int, ...]
-    strides: tuple[int, ...]
-    itemsize: int
-    address: int
+    __slots__ = ("address", "itemsize", "shape", "strides")
+
+    def __init__(
+        self, shape: tuple[int, ...], strides: tuple[int, ...], itemsize: int, address: int
+    ) -> None:
+        self.shape = shape
+        self.strides = strides
+        self.itemsize = itemsize
+        self.address = address
+
+    def __repr__(self) -> str:
+        return (
+            f"Layout(shape={self.shape!r}, strides={self.strides!r}, "
+            f"itemsize={self.itemsize!r}, address={self.address!r})"
+        )
 
 
-class LayoutNeeds(NamedTuple):
+class LayoutNeeds:
     """What a framework's DLPack import needs of accelerator memory to use it as it is.
 
     Attributes:
@@ -191,8 +220,14 @@ class LayoutNeeds(NamedTuple):
         alignment: The bytes the address of the first item must be a multiple of.
     """
 
-    order: Literal["any", "row_major", "permuted"]
-    alignment: int
+    __slots__ = ("alignment", "order")
+
+    def __init__(self, order: Literal["any", "row_major", "permuted"], alignment: int) -> None:
+        self.order = order
+        self.alignment = alignment
+
+    def __repr__(self) -> str:
+        return f"LayoutNeeds(order={self.order!r}, alignment={self.alignment!r})"
 
 
 #: PyTorch imports any strides at any address.
@@ -218,7 +253,7 @@ def layout_problem(layout: Layout, needs: LayoutNeeds, /) -> str | None:
         >>> t = Layout((4, 3), (3, 1), 8, 0x1000)
         >>> layout_problem(t, ROW_MAJOR_LAYOUT) is None
         True
-        >>> layout_problem(t._replace(address=0x1008), ROW_MAJOR_LAYOUT)
+        >>> layout_problem(Layout((4, 3), (3, 1), 8, 0x1008), ROW_MAJOR_LAYOUT)
         'the data is not 64-byte aligned (it starts 8 bytes past a boundary)'
         >>> layout_problem(Layout((3, 4), (1, 3), 8, 0), PERMUTED_LAYOUT) is None
         True

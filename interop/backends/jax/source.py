@@ -36,6 +36,10 @@ def tracer_error(x: Any) -> ConversionError:
     )
 
 
+# How many sharding objects a host view keeps by id before it starts afresh.
+_KNOWN_SHARDINGS = 64
+
+
 def _unpack(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
     # np.array copies JAX's unpacking into memory the result owns.
     return np.array(x, copy=True)
@@ -71,9 +75,15 @@ class ArraySource:
         host_shardings = self.host_shardings
         # The unbound method: no bound method object made per call.
         is_deleted: Callable[[Any], bool] = cls.is_deleted  # type: ignore[attr-defined]
-        # The sharding object last found in host_shardings: JAX reuses one object
-        # for a device, and an identity test is much cheaper than its Python __hash__.
+        # The sharding object last found in host_shardings, and every one found so
+        # far by id (each held here, so that its id cannot be taken by another object):
+        # JAX reuses a few sharding objects (one per device and kind of array), and an
+        # identity test is much cheaper than the Python __hash__ that a lookup in
+        # host_shardings runs. A tree whose leaves alternate between two of them (a
+        # weight and a bias) finds each by id. Bounded, for programs that make
+        # sharding objects anew.
         seen: Any = None
+        known: dict[int, Any] = {}
 
         def view(x: Any) -> np.ndarray[Any, Any] | None:
             nonlocal seen
@@ -81,8 +91,12 @@ class ArraySource:
             # an array sharded over several devices never has one of them).
             sharding = x._sharding
             if sharding is not seen:
-                if sharding not in host_shardings:
-                    return None
+                if known.get(id(sharding)) is not sharding:
+                    if sharding not in host_shardings:
+                        return None
+                    if len(known) >= _KNOWN_SHARDINGS:
+                        known.clear()
+                    known[id(sharding)] = sharding
                 seen = sharding
             # A deleted or donated array keeps its sharding, not its buffer.
             if is_deleted(x):
