@@ -466,7 +466,13 @@ class Backend:
         return True
 
     def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
-        """An object whose ``__dlpack__`` exports ``x``'s data, or ``None`` if it cannot."""
+        """An object whose ``__dlpack__`` exports ``x``'s data, or ``None`` if it cannot.
+
+        Data in host memory is exported only where the export reports it as plain CPU
+        memory (``kDLCPU``): pinned (``kDLCUDAHost``) or managed memory is taken by a
+        framework's DLPack import for its GPU's, so such data goes through its NumPy
+        view instead (``None`` here).
+        """
         return None
 
     def _not_a_target(self) -> TypeError:

@@ -299,11 +299,9 @@ def host_route(
     if problem is None and view.flags.writeable:
         return "alias", None, None
     export = None if source.is_numpy else source.dlpack_export(x, dtype)
-    if (
-        export is not None
-        and dlpack_device_of(export) == HOST  # (pinned memory: the view, see the module)
-        and tb.dlpack_problem(dtype, view, HOST) is None
-    ):
+    # (The backends export host data only as plain CPU memory: pinned memory goes
+    # through the view, see the module.)
+    if export is not None and tb.dlpack_problem(dtype, view, HOST) is None:
         return "dlpack", None, export
     if problem is None:
         return "alias", None, None

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._devices import split_device
+from interop._devices import HOST, dlpack_device_of, split_device
 from interop._errors import ConversionError
 from interop._memory import aligned_copy, layout_problem
 from interop._options import Options
@@ -186,7 +186,10 @@ class ArrayApiBackend(GenericBackend):
         return False
 
     def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
-        return x if hasattr(x, "__dlpack__") and dtype.type.__module__ != "ml_dtypes" else None
+        if not hasattr(x, "__dlpack__") or dtype.type.__module__ == "ml_dtypes":
+            return None
+        # Pinned or managed host memory: through the NumPy view (see Backend.dlpack_export).
+        return x if dlpack_device_of(x) == HOST else None
 
 
 def _cpu_device(x: Any) -> Any:

@@ -265,4 +265,6 @@ class Target(TorchBase):
         t = x.detach() if x.requires_grad else x
         if t.is_cuda:
             return CudaExport(self.torch, t, self.dlpack_device(t.device))
-        return t
+        # Pinned memory (a DataLoader's with pin_memory=True) exports as kDLCUDAHost,
+        # which JAX takes for its GPU's: through the NumPy view (Backend.dlpack_export).
+        return None if t.is_pinned() else t
