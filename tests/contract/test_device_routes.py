@@ -290,3 +290,33 @@ def test_pinned_memory_of_a_producer_before_dlpack_1_is_viewed() -> None:
     plan = interop.explain(x)
     assert plan.zero_copy and plan.device == "cuda_host"
     assert np.shares_memory(interop.to_numpy(x), a)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "complex64"])
+def test_upload_of_read_only_memory_leaves_the_warning_filters_alone(
+    dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-copy upload to a PyTorch device takes read-only memory as it is.
+
+    Run on the meta device, which every PyTorch build has: it takes the path of an
+    upload to a GPU (no data lands there, so the values are the gpu test's).
+    ``torch.from_numpy`` warns that it cannot mark a tensor over read-only memory
+    read-only, and this suite turns warnings into errors; silencing the warning
+    with ``warnings.catch_warnings`` would change filters that every thread shares.
+    """
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    import ml_dtypes
+
+    def shared_state_changed(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the upload changed the process's warning filters")
+
+    a = np.arange(6).astype(getattr(ml_dtypes, dtype, None) or np.dtype(dtype))
+    a.setflags(write=False)
+    backend = _registry.get(torch.ones(1))
+    monkeypatch.setattr(warnings, "catch_warnings", shared_state_changed)
+    monkeypatch.setattr(warnings, "filterwarnings", shared_state_changed)
+    t = backend.from_numpy(a, device=torch.device("meta"), copy=False)
+    assert t.device.type == "meta" and t.shape == (6,)
+    assert t.dtype == getattr(torch, dtype)

@@ -11,7 +11,6 @@ is passed on as :func:`interop._devices.export_stream` decides.
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -181,15 +180,13 @@ class Target(TorchBase):
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
         if not self._is_cpu(device):
-            # The move to the device is the one copy; the tensor over `a` only feeds
-            # it, so read-only memory needs no host copy of its own (torch.from_numpy
-            # warns that it cannot mark the tensor read-only; nothing writes to it).
+            # The move to the device is the one copy, straight from `a`'s memory, so
+            # read-only memory needs no host copy of its own: torch.tensor reads it
+            # without the warning torch.from_numpy gives for read-only arrays (and
+            # without changing the process's warning filters, which other threads share).
             if layout_problem(a, contiguous=False, aligned=False) is not None:
                 a = owned_copy(a)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-                t = self._tensor_view(a)
-            return t.to(device)
+            return self._tensor_on(a, device)
         if copy:
             a = owned_copy(a)
         return self._tensor_view(a)
@@ -225,6 +222,16 @@ class Target(TorchBase):
             return None
 
         return importer
+
+    def _tensor_on(self, a: np.ndarray[Any, Any], device: Any) -> torch.Tensor:
+        """A new tensor on ``device`` holding ``a``'s values, in one copy (``ml_dtypes`` too)."""
+        torch = self.torch
+        tdt = self._torch_dtype(a.dtype)
+        bits = self._bit_formats.get(tdt)
+        if bits is None:
+            return torch.tensor(a, device=device)
+        ints = a.view(np.dtype(str(bits[1]).removeprefix("torch.")))
+        return torch.tensor(ints, device=device).view(tdt)
 
     def _tensor_view(self, a: np.ndarray[Any, Any]) -> torch.Tensor:
         """``torch.from_numpy`` that also takes ``ml_dtypes`` arrays (through same-width ints)."""
