@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from interop._api import explain, framework_of, to_numpy
-from interop._backend import Backend
+from interop._backend import Backend, Copy, Node, Staged
 from interop._convert import convert
 from interop._errors import (
     ConversionError,
@@ -45,10 +45,13 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "ConversionError",
+    "Copy",
     "CopyRequiredError",
     "InteropError",
+    "Node",
     "Options",
     "Plan",
+    "Staged",
     "TransferError",
     "UnsupportedTypeError",
     "__version__",
