@@ -23,6 +23,7 @@ import numpy as np
 
 __all__ = [
     "NONSTANDARD",
+    "NUMPY_NAMES",
     "bit_width",
     "bits_dtype",
     "cast_on_device",
@@ -32,6 +33,24 @@ __all__ = [
     "ml_dtype",
     "upcast_target",
 ]
+
+#: NumPy's own numbers and booleans, by name: the dtypes every framework shares with it.
+NUMPY_NAMES = (
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+)
 
 #: Every nonstandard format, by its ``ml_dtypes`` name, in the order docs/dtypes.md lists them.
 NONSTANDARD = (

@@ -26,32 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from interop import _dtypes
+
 __all__ = ["FRAMEWORKS", "Framework", "available", "framework"]
 
 #: The frameworks of the catalogue, in the order tables list them. ``"arrow"`` (columns
 #: of rows, with no 0-d arrays) is also in the catalogue, but not in this list of
 #: array frameworks that every contract test runs over.
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
-
-# The dtypes NumPy has natively, by name.
-_NUMPY_NAMES = frozenset(
-    [
-        "bool",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "float16",
-        "float32",
-        "float64",
-        "complex64",
-        "complex128",
-    ]
-)
 
 _MODULES = {
     "numpy": "numpy",
@@ -133,7 +115,7 @@ def _torch() -> Framework:
 
     def native(t: Any) -> np.ndarray[Any, Any]:
         t = t.detach()
-        if str(t.dtype).removeprefix("torch.") not in _NUMPY_NAMES:  # its bits as integers
+        if str(t.dtype).removeprefix("torch.") not in _dtypes.NUMPY_NAMES:  # its bits as integers
             t = t.view({1: torch.uint8, 2: torch.int16, 4: torch.int32}[t.dtype.itemsize])
         return t.numpy()  # type: ignore[no-any-return]
 

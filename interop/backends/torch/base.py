@@ -62,22 +62,6 @@ _NO_COUNTERPART = (
     "bits8",
     "bits16",
 )
-_NUMPY_NAMES = (
-    "float16",
-    "float32",
-    "float64",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "bool",
-    "complex64",
-    "complex128",
-)
 
 #: How the host view reads a dtype NumPy has: ``Tensor.numpy()`` itself. A dtype read
 #: through a same-width integer view maps to ``(integer torch dtype, ml_dtypes dtype)``.
@@ -119,7 +103,7 @@ class TorchBase(Backend):
         self.torch = torch
         self._plain = (torch.Tensor, torch.nn.Parameter)
         self._numpy_dtypes: dict[Any, np.dtype[Any]] = {}
-        for tname in _NUMPY_NAMES:
+        for tname in _dtypes.NUMPY_NAMES:
             tdt = getattr(torch, tname, None)
             if tdt is not None:
                 self._numpy_dtypes[tdt] = np.dtype(tname)
