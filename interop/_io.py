@@ -26,7 +26,7 @@ import numpy as np
 from interop import _api, _convert
 from interop._errors import InteropError
 from interop.cli.errors import ConvertError, quote, shown
-from interop.cli.files import INPUTS, cast_dtype, check_destination, write
+from interop.cli.files import cast_dtype, check_destination, input_format, write
 from interop.cli.files.entry import Entry
 from interop.cli.files.flatten import flatten
 from interop.cli.files.limits import MAX_ARRAYS, Limits, free_bytes
@@ -35,15 +35,6 @@ from interop.cli.files.readers import read
 __all__ = ["load", "save"]
 
 _NO_LIMIT = 1 << 62
-
-
-def _format(path: Path) -> str:
-    fmt = INPUTS.get(path.suffix.lower())
-    if fmt is None:
-        raise ConvertError(
-            f"expected a file ending in one of {', '.join(INPUTS)}, got {path.name!r}"
-        )
-    return fmt
 
 
 def _nest(flat: dict[str, Any], where: str) -> dict[str, Any]:
@@ -118,7 +109,7 @@ def load(
         array([1.5, -2], dtype=dtype(bfloat16))
     """
     src = Path(path)
-    fmt = _format(src)
+    fmt = input_format(src)
     if not src.is_file():
         what = "a directory" if src.is_dir() else "no such file"
         raise ConvertError(f"expected a file, got {shown(src)}: {what}")

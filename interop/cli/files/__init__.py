@@ -33,7 +33,16 @@ from interop.cli.files.names import member_names
 from interop.cli.files.readers import INPUTS, read
 from interop.cli.files.writers import OUTPUTS, Bar, Output, convert_array, output_dtype
 
-__all__ = ["INPUTS", "OUTPUTS", "ConvertError", "Summary", "check_destination", "convert", "write"]
+__all__ = [
+    "INPUTS",
+    "OUTPUTS",
+    "ConvertError",
+    "Summary",
+    "check_destination",
+    "convert",
+    "input_format",
+    "write",
+]
 #: Inputs at least this large get a progress bar when stderr is a terminal.
 PROGRESS_BYTES = 64 << 20
 
@@ -82,6 +91,16 @@ def check_destination(dst: Path, force: bool) -> None:
         )
 
 
+def input_format(src: Path) -> str:
+    """The input format of the file ``src``, by its suffix (a value of :data:`INPUTS`)."""
+    fmt = INPUTS.get(src.suffix.lower())
+    if fmt is None:
+        raise ConvertError(
+            f"expected an input file ending in one of {', '.join(INPUTS)}, got {src.name!r}"
+        )
+    return fmt
+
+
 def output_format(dst: Path) -> Output:
     """The output format of the file ``dst``, by its suffix."""
     output = OUTPUTS.get(dst.suffix.lower())
@@ -109,11 +128,7 @@ def _options(
     src: Path, dst: Path, dtype: str | None, keys_regex: Sequence[str]
 ) -> tuple[str, np.dtype[Any] | None, list[re.Pattern[str]]]:
     """The input format, the --dtype and the compiled --keys-regex, checked."""
-    fmt = INPUTS.get(src.suffix.lower())
-    if fmt is None:
-        raise ConvertError(
-            f"expected an input file ending in one of {', '.join(INPUTS)}, got {src.name!r}"
-        )
+    fmt = input_format(src)
     output_format(dst)
     target = cast_dtype(dtype)
     patterns = []
