@@ -186,7 +186,7 @@ class Target(TorchBase):
             # without changing the process's warning filters, which other threads share).
             if layout_problem(a, contiguous=False, aligned=False) is not None:
                 a = owned_copy(a)
-            return self._tensor_on(a, device)
+            return self._tensor_view(a, device)
         if copy:
             a = owned_copy(a)
         return self._tensor_view(a)
@@ -223,25 +223,17 @@ class Target(TorchBase):
 
         return importer
 
-    def _tensor_on(self, a: np.ndarray[Any, Any], device: Any) -> torch.Tensor:
-        """A new tensor on ``device`` holding ``a``'s values, in one copy (``ml_dtypes`` too)."""
-        torch = self.torch
-        tdt = self._torch_dtype(a.dtype)
-        bits = self._bit_formats.get(tdt)
-        if bits is None:
-            return torch.tensor(a, device=device)
-        ints = a.view(np.dtype(str(bits[1]).removeprefix("torch.")))
-        return torch.tensor(ints, device=device).view(tdt)
+    def _tensor_view(self, a: np.ndarray[Any, Any], device: Any = None) -> torch.Tensor:
+        """``torch.from_numpy(a)``, or with ``device`` a new tensor there in one copy.
 
-    def _tensor_view(self, a: np.ndarray[Any, Any]) -> torch.Tensor:
-        """``torch.from_numpy`` that also takes ``ml_dtypes`` arrays (through same-width ints)."""
+        ``ml_dtypes`` arrays (bfloat16, float8, ...) go through same-width integers.
+        """
         torch = self.torch
         tdt = self._torch_dtype(a.dtype)
         bits = self._bit_formats.get(tdt)
-        if bits is None:
-            return torch.from_numpy(a)
-        inttype = bits[1]
-        return torch.from_numpy(a.view(np.dtype(str(inttype).removeprefix("torch.")))).view(tdt)
+        src = a if bits is None else a.view(np.dtype(str(bits[1]).removeprefix("torch.")))
+        t = torch.from_numpy(src) if device is None else torch.tensor(src, device=device)
+        return t if bits is None else t.view(tdt)
 
     def from_dlpack(self, x: Any, /, *, device: Any, copy: bool) -> Any:
         t = self.torch.from_dlpack(x)
