@@ -385,6 +385,10 @@ def _bf16_vector() -> tuple[Any, Native]:
     return MAKERS["torch-bfloat16"](np.zeros(1, np.float32), False)
 
 
+def _bf16_128() -> tuple[Any, Native]:
+    return MAKERS["torch-bfloat16"](np.array([128.0, 0.0], np.float32), False)
+
+
 def _xp_scalar() -> tuple[Any, Native]:
     return MAKERS["array_api_strict"](np.array(128.0, np.float32), False)
 
@@ -397,6 +401,9 @@ def _xp_scalar() -> tuple[Any, Native]:
 )
 @example(items=[_xp_scalar()], opts={"dtype": np.int8}, op="to_numpy")
 @example(items=[_bf16_vector()], opts={"upcast": True}, op="to_numpy")
+# A dtype wins over upcast for each item too: 128 in bfloat16 cast to int8 directly,
+# not through float32 (an out-of-range cast, whose result depends on the path).
+@example(items=[_bf16_128()], opts={"upcast": True, "dtype": np.int8}, op="to_numpy")
 def test_fuzz_lists_of_tensors(
     items: list[tuple[Any, Native]], opts: dict[str, Any], op: str
 ) -> None:

@@ -49,8 +49,12 @@ class PythonBackend(GenericBackend):
             if _contains_foreign_arrays(self.lookup, x):
                 steps.insert(0, "convert_items")
                 # Items take every option but the copy and the dtype, which apply to
-                # the array built from them (upcast=True upcasts each item).
-                item_options = options.replace(copy=None, dtype=None)
+                # the array built from them. upcast=True upcasts each item, unless a
+                # dtype is given: then, as for one array, the dtype wins and each item
+                # keeps its exact values for that one cast.
+                item_options = options.replace(
+                    copy=None, dtype=None, upcast=options.upcast and options.dtype is None
+                )
                 # Items on an accelerator make the whole list a transfer, so that
                 # allow_transfer=False refuses it before any item is converted.
                 if options.copy is not False:
