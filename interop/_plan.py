@@ -31,7 +31,9 @@ class Plan:
         transfer: Whether data moves from an accelerator to host memory.
         steps: The short names of the steps, in the order they run.
         dtype: The dtype of the result, where it is known in advance.
-        readonly: Whether the result is read-only (a view of immutable memory).
+        readonly: Whether the result is read-only: a view of immutable memory, or a
+            copy in host memory that the source keeps and shares (the host copy
+            JAX and TensorFlow cache inside an array on a GPU).
         copy_reason: Why a copy is needed, or ``None`` for a zero-copy plan.
         target: The target framework of :func:`interop.convert`, or ``None``.
     """
@@ -88,6 +90,7 @@ def finish(
     transfer: bool = False,
     readonly: bool = False,
     source_readonly: bool = False,
+    kept: bool = False,
     upcast_to: np.dtype[Any] | None = None,
     prepared: Any = None,
 ) -> Plan:
@@ -98,9 +101,13 @@ def finish(
     The tail adds the upcast of a nonstandard dtype, the cast to ``options.dtype``,
     the copy demanded by ``copy=True``, and the read-only flag of a view of
     immutable memory (``readonly``; ``source_readonly`` says the view is read-only
-    already, so no step is needed).
+    already, so no step is needed). ``kept``: the steps copy, but into host memory the
+    source keeps and shares (JAX's and TensorFlow's cached host copy of device data),
+    which they hand out read-only; ``copy=True`` then copies again.
     """
     dtype = source_dtype
+    # Whether the steps so far give an array that only the result holds.
+    private = copy_reason is not None and not kept
     float_dtype = options.float_dtype
     if (
         options.upcast
@@ -109,6 +116,7 @@ def finish(
         and not (float_dtype is not None and dtype is not None and _is_float(dtype))
     ):
         steps.append("upcast")
+        private = True
         dtype = upcast_to
         copy_reason = copy_reason or f"upcasting {source_dtype} to {upcast_to} copies"
     # ``dtype is None``: the source dtype is only known once the data arrives (a
@@ -137,12 +145,14 @@ def finish(
             target = float_dtype
     if target is not None and (dtype is None or target != dtype):
         steps.append("cast")
+        private = True
         source = "" if dtype is None else f"{dtype} "
         copy_reason = copy_reason or f"casting {source}to {target} copies"
         dtype = target
-    if options.copy is True and copy_reason is None:
+    if options.copy is True and not private:
         steps.append("copy")
-        copy_reason = "copy=True"
+        private = True
+        copy_reason = copy_reason or "copy=True"
     zero_copy = copy_reason is None
     if zero_copy and readonly and not source_readonly:
         steps.append("readonly")
@@ -153,7 +163,7 @@ def finish(
         transfer=transfer,
         steps=tuple(steps),
         dtype=dtype,
-        readonly=zero_copy and (readonly or source_readonly),
+        readonly=(zero_copy and (readonly or source_readonly)) or (kept and not private),
         copy_reason=copy_reason,
         prepared=prepared,
         float_dtype=float_dtype if dtype is None else None,

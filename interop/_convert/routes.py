@@ -377,17 +377,22 @@ def _plan_through_numpy(
     result_dtype: np.dtype[Any] | None,
     common: dict[str, Any],
 ) -> Plan:
-    """Route 4b: the source copies its data into a fresh NumPy array, which the target adopts."""
+    """Route 4b: the source copies its data into a NumPy array, which the target adopts.
+
+    The copy is private, and the target aliases it where its layout allows, unless
+    the source keeps and shares it (``sp.readonly``: the host copy JAX and TensorFlow
+    keep of device data), which only an immutable target may alias.
+    """
     tb = target.backend
     device = target.device
     to_host = target.dl == HOST
+    private = not sp.readonly or not tb.mutable
 
     def to_numpy(obj: Any) -> Any:
         return source.run(obj, sp)
 
     def adopt(a: np.ndarray[Any, Any]) -> Any:
-        # The fresh array is private: the target aliases it where its layout allows.
-        fresh_ok = to_host and tb.numpy_problem(a) is None
+        fresh_ok = to_host and private and tb.numpy_problem(a) is None
         if result_dtype is not None and a.dtype != result_dtype:
             fresh_ok = False
         return tb.from_numpy(a, device=device, copy=not fresh_ok)

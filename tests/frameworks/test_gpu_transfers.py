@@ -358,3 +358,33 @@ def test_jax_array_sharded_over_gpus() -> None:
     x = jax.device_put(values, NamedSharding(mesh, PartitionSpec("x")))
     assert_same(interop.to_numpy(x), values)
     assert_same(interop.to_numpy_tree({"x": [x]})["x"][0], values)
+
+
+def test_jax_gpu_arrays_are_copied_to_the_host_once() -> None:
+    """One device-to-host copy per array: the host copy JAX keeps, read through a view.
+
+    ``np.array(jax.device_get(x))`` copied twice (JAX's host copy, then the result's)
+    and held the data twice in host memory.
+    """
+    jax = pytest.importorskip("jax")
+    gpus = [d for d in jax.devices() if d.platform != "cpu"]
+    if not gpus:
+        pytest.skip("needs a JAX GPU device")
+    values = np.arange(4096, dtype=np.float32).reshape(64, 64) - 0.5
+    x = jax.device_put(values, gpus[0])
+    out = interop.to_numpy(x)
+    assert_same(out, values)
+    assert interop.explain(x).readonly and not out.flags.writeable
+    assert np.shares_memory(out, np.asarray(x))
+    copied = interop.to_numpy(x, copy=True)
+    assert copied.flags.writeable and not np.shares_memory(copied, out)
+    # A tree starts every copy (copy_to_host_async) before reading any, each once.
+    leaves = [jax.device_put(values + i, gpus[0]) for i in range(8)]
+    tree = interop.to_numpy_tree({"leaves": leaves})
+    for leaf, got in zip(leaves, tree["leaves"], strict=True):
+        assert np.shares_memory(got, np.asarray(leaf)) and not got.flags.writeable
+    for i, got in enumerate(tree["leaves"]):
+        assert_same(got, values + i)
+    half = interop.to_numpy(x, dtype=np.float16)  # cast on the device: a private copy
+    assert half.flags.writeable
+    assert_same(half, values.astype(np.float16))

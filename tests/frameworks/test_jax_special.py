@@ -120,6 +120,28 @@ def test_single_device_views_are_read_only_for_good_at_every_entry_point() -> No
         assert_sealed(out)
 
 
+def test_device_read_steps_read_the_host_copy_jax_keeps() -> None:
+    # The to_host step of a plan for data on a GPU, run on a CPU array: what it does
+    # does not depend on the device. Without a cast it reads the host copy JAX keeps
+    # with the array (np.asarray's: no second copy), read-only for good; after a cast
+    # on the device it reads a temporary's copy, which only the result holds.
+    step = _registry.by_name("jax").steps["to_host"]
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    x = jnp.asarray(values)
+    moved = "the data is on gpu:0 and must be copied to host memory"
+    kept = interop.Plan("jax", "gpu:0", False, True, ("to_host",), None, True, moved)
+    out = step(x, kept)
+    np.testing.assert_array_equal(out, values)
+    assert np.shares_memory(out, np.asarray(x)) and out is not np.asarray(x)
+    assert_sealed(out)
+    cast = interop.Plan("jax", "gpu:0", False, True, ("cast_on_device", "to_host"), None)
+    temporary = x.astype(jnp.float16)
+    private = step(temporary, cast)
+    np.testing.assert_array_equal(private, values.astype(np.float16))
+    private[...] = 0  # the caller's own
+    np.testing.assert_array_equal(np.asarray(temporary), values.astype(np.float16))
+
+
 # -- PRNG keys --------------------------------------------------------------------------
 
 

@@ -389,6 +389,29 @@ def test_iter_numpy_refuses_a_graph_mode_dataset_with_a_hint() -> None:
     assert [b.tolist() for b in interop.iter_numpy(eager)] == [0, 1, 2]
 
 
+def test_device_read_steps_read_the_host_copy_tensorflow_keeps() -> None:
+    # The to_host step of a plan for data on a GPU, run on a CPU tensor: what it does
+    # does not depend on the device. Without a cast it reads the host memory the tensor
+    # keeps (for a GPU tensor, the host copy TensorFlow makes once; Tensor.numpy()
+    # would copy it again), sealed read-only; after a cast on the device it reads a
+    # temporary's copy, which only the result holds.
+    step = _registry.by_name("tensorflow").steps["to_host"]
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = tf.constant(values)
+    moved = "the data is on gpu:0 and must be copied to host memory"
+    kept = interop.Plan("tensorflow", "gpu:0", False, True, ("to_host",), None, True, moved)
+    out = step(t, kept)
+    np.testing.assert_array_equal(out, values)
+    assert np.shares_memory(out, interop.to_numpy(t))
+    assert_sealed(out)
+    scalar = step(tf.constant(2.5), kept)
+    assert scalar.shape == () and scalar == 2.5 and not scalar.flags.writeable
+    cast = interop.Plan("tensorflow", "gpu:0", False, True, ("cast_on_device", "to_host"))
+    private = step(tf.cast(t, tf.float16), cast)
+    private[...] = 0  # the caller's own
+    np.testing.assert_array_equal(interop.to_numpy(t), values)
+
+
 # -- GPU --------------------------------------------------------------------------------
 
 
@@ -403,11 +426,16 @@ def test_gpu_tensor_is_copied_to_host() -> None:
     assert plan.transfer and plan.steps == ("to_host",) and plan.device == "gpu:0"
     out = interop.to_numpy(t)
     np.testing.assert_array_equal(out, np.arange(6))
-    assert out.flags.writeable
+    # One copy: the host copy TensorFlow keeps with the tensor, read-only.
+    assert plan.readonly and np.shares_memory(out, t._numpy_internal())
+    assert_sealed(out)
+    copied = interop.to_numpy(t, copy=True)
+    assert copied.flags.writeable and not np.shares_memory(copied, out)
     with pytest.raises(interop.TransferError):
         interop.to_numpy(t, allow_transfer=False)
     assert interop.explain(v).transfer
     np.testing.assert_array_equal(interop.to_numpy(v), np.arange(3))
     half = interop.explain(t, dtype=np.float16)
-    assert half.steps == ("cast_on_device", "to_host")
-    assert interop.to_numpy(t, dtype=np.float16).dtype == np.float16
+    assert half.steps == ("cast_on_device", "to_host") and not half.readonly
+    cast = interop.to_numpy(t, dtype=np.float16)
+    assert cast.dtype == np.float16 and cast.flags.writeable

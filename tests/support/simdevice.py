@@ -26,6 +26,11 @@ only now and then fail a test every time:
   to an array goes, its memory is freed and poisoned at once; a copy that reads it
   afterwards records the error in :attr:`SimDevice.errors` and delivers garbage. So
   a source that the pending copy did not keep alive is detected.
+* **Kept host copies.** An array made with ``keeps_host_copy=True`` is read as JAX and
+  TensorFlow read device data: its copy lands in a host copy the array keeps and
+  hands to every later reader, read-only (the plan says ``readonly`` without being
+  zero-copy). A conversion that gives a caller a writable alias of it, or writes
+  into it, shows in :attr:`SimArray.host_copy`.
 * **Pinned memory** is counted (:attr:`SimDevice.pinned`, :attr:`SimDevice.peak`), so
   that the bound on it can be checked, and copies beyond what the batch may still
   pin go through :class:`interop._backend.Staged`.
@@ -237,6 +242,7 @@ class SimArray:
         fail_after_copy: The step after its copy raises (a corrupt copy).
         late: Its values are written by a kernel still queued on the current stream.
         interrupt: Starting its copy raises ``KeyboardInterrupt`` (Ctrl-C mid-walk).
+        keeps_host_copy: Its copy lands in a host copy it keeps and shares, read-only.
     """
 
     def __init__(
@@ -247,8 +253,14 @@ class SimArray:
         *,
         late: bool = False,
         interrupt: bool = False,
+        keeps_host_copy: bool = False,
     ) -> None:
         self.name = name
+        self.keeps_host_copy = keeps_host_copy
+        # The host copy it keeps, once a copy was started (read-only, filled when
+        # that copy lands).
+        self.host_copy: np.ndarray | None = None
+        self.host_event: SimEvent | None = None
         self.fail_after_copy = fail_after_copy
         self.interrupt = interrupt
         # The stream current when the array was made: the current stream of its
@@ -293,7 +305,9 @@ class SimBackend(interop.Backend):
         source = x.dtype
         steps = ["to_host", "check"]
         target = options.dtype
+        kept = x.keeps_host_copy
         if target is not None and target.itemsize < source.itemsize:
+            kept = False  # the host copy of a temporary: no one else reads it
             # As the frameworks do: cast on the device first, into a temporary array
             # that only the copy reads.
             steps.insert(0, "cast_on_device")
@@ -306,6 +320,8 @@ class SimBackend(interop.Backend):
             options=options,
             copy_reason="the data is on sim:0 and must be copied to host memory",
             transfer=True,
+            readonly=kept,
+            kept=kept,
             prepared=(x.name, x.fail_after_copy),
         )
 
@@ -327,6 +343,12 @@ class SimBackend(interop.Backend):
         return out
 
     def _to_host(self, x: SimArray, plan: interop.Plan) -> np.ndarray:
+        if plan.readonly:
+            # The host copy the array keeps (made now, or by a copy already started):
+            # waits for that copy, and hands out a read-only view of it.
+            event = x.host_event or self._start_kept(x)
+            x.stream.run_until(event.seq)  # (waits for nothing queued after it)
+            return x.host_copy.view()  # type: ignore[union-attr]
         # A blocking copy: the current stream runs up to it.
         sim = self.device
         self.log.append(f"blocking {x.name}")
@@ -344,9 +366,27 @@ class SimBackend(interop.Backend):
     def accelerator_check(self) -> Any:
         return _always
 
+    def _start_kept(self, x: SimArray) -> SimEvent:
+        """Start the copy into the host copy ``x`` keeps; the event recorded after it."""
+        self.log.append(f"start {x.name}")
+        cache = _garbage(x.shape, x.dtype)
+        x.host_copy = cache
+        self.device.copy(x.block, cache, x.name, x.stream)
+        # Read-only once it has landed, as JAX's: an array that owns its memory, so
+        # that no view of it can be made writable.
+        x.stream.enqueue("", lambda: cache.setflags(write=False))
+        event = SimEvent(x.name)
+        event.record(x.stream)
+        x.host_event = event
+        return event
+
     def start_copy(self, x: SimArray, pinned_left: int, /) -> Copy:
         if x.interrupt:
             raise KeyboardInterrupt
+        if x.keeps_host_copy:
+            # As JAX's copy_to_host_async (which starts no second copy): the to_host
+            # step still runs, and reads the host copy.
+            return Copy(x, 0, x.host_event or self._start_kept(x), x)
         sim = self.device
         self.log.append(f"start {x.name}")
         stream = x.stream

@@ -18,6 +18,7 @@ import pytest
 
 import interop
 from interop import _options, _plan, _registry
+from interop._errors import CopyRequiredError
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
 from interop.backends.generic import base
@@ -189,6 +190,26 @@ def test_finish_upcast() -> None:
     # An upcast that already copies needs no further cast or copy.
     opts = opts.replace(copy=True)
     assert _finish(source_dtype=bf16, upcast_to=up, options=opts).steps == ("view", "upcast")
+
+
+def test_finish_a_copy_the_source_keeps() -> None:
+    # JAX's and TensorFlow's host copy of device data: a copy (nothing shared with
+    # the device data, copy=False refuses it) that is read-only, shared by every
+    # reader of the array.
+    reason = "the data is on gpu:0 and must be copied to host memory"
+    plan = _finish(readonly=True, kept=True, transfer=True, copy_reason=reason)
+    assert plan.steps == ("view",) and plan.readonly and not plan.zero_copy
+    assert "read-only" in str(plan) and plan.copy_reason == reason
+    with pytest.raises(CopyRequiredError):
+        plan.check(DEFAULT.replace(copy=False))
+    # copy=True copies it again into the caller's own memory; a cast does anyway.
+    copied = _finish(kept=True, copy_reason=reason, options=DEFAULT.replace(copy=True))
+    assert copied.steps == ("view", "copy") and not copied.readonly
+    assert copied.copy_reason == reason
+    cast = _finish(kept=True, copy_reason=reason, options=DEFAULT.replace(dtype=np.float64))
+    assert cast.steps == ("view", "cast") and not cast.readonly
+    both = DEFAULT.replace(dtype=np.float64, copy=True)
+    assert _finish(kept=True, copy_reason=reason, options=both).steps == ("view", "cast")
 
 
 def test_finish_keeps_transfer_and_prepared() -> None:

@@ -1,8 +1,10 @@
 """JAX arrays, and the JAX objects that look like arrays but hold no values.
 
 A JAX array on one CPU device is converted with a read-only zero-copy view of its
-buffer (JAX arrays are immutable). Arrays on an accelerator are copied to host
-memory. The special cases, each visible in :func:`interop.explain`:
+buffer (JAX arrays are immutable). An array on an accelerator is copied to host
+memory once, into the host copy JAX keeps with the array, and read through a
+read-only view of it (``copy=True`` for a writable copy). The special cases, each
+visible in :func:`interop.explain`:
 
 * Tracers (inside ``jit``, ``vmap``, ``grad``, ``lax.scan``, ...) have no values yet:
   :class:`~interop.ConversionError`, suggesting ``jax.pure_callback`` or
@@ -141,8 +143,8 @@ class JaxBackend(JaxTarget):
         return found
 
     def start_copy(self, obj: Any, pinned_left: int, /) -> Copy | None:
-        # The copy lands in host memory the JAX array owns (no pinned memory of
-        # ours), and the `to_host` step itself still runs: it waits only for this
-        # array's copy.
+        # The copy lands in the host copy the JAX array keeps (no pinned memory of
+        # ours), and the `to_host` step still runs: reading it waits only
+        # for this array's copy.
         obj.copy_to_host_async()
         return Copy(obj, 0, None, obj)

@@ -2,8 +2,13 @@
 
 A JAX array on one CPU device is converted with a read-only zero-copy view of its
 buffer (JAX arrays are immutable; NumPy reads the buffer through the buffer
-protocol, as a read-only memoryview, so the flag cannot be set back). Arrays on an
-accelerator are copied to host memory. XLA keeps sub-byte dtypes (int4, float4,
+protocol, as a read-only memoryview, so the flag cannot be set back). An array on an
+accelerator is read through the host copy JAX makes and keeps inside the array
+(``np.asarray`` reaches it; one device-to-host copy, made once): JAX hands it out
+read-only, shared by every reader of that array, so the result is a read-only view
+of it, and ``copy=True`` copies it again. After a cast on the device the host copy
+belongs to a temporary array that nothing else reads, and the result is writable.
+XLA keeps sub-byte dtypes (int4, float4,
 ...) packed, several values per byte, where NumPy and ``ml_dtypes`` hold one value
 per byte: those arrays are unpacked into a new writable array on every call, never
 handed out as the read-only unpacking JAX caches inside the array.
@@ -45,6 +50,24 @@ def _unpack(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
     return np.array(x, copy=True)
 
 
+def _to_host(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    # np.asarray waits for the copy (started by copy_to_host_async, or now) and
+    # returns the read-only host copy JAX keeps for every later reader.
+    a = np.asarray(x)
+    if "cast_on_device" not in plan.steps:
+        # A new view of it: its flag cannot be set back while JAX's stays read-only
+        # (JAX's array owns its memory), and a reshape in place by the caller does
+        # not reach JAX's array.
+        return a.view()
+    # x is the temporary of a cast on the device: its host copy has no other reader,
+    # and the result is writable. JAX's host copy owns its memory, so its flag can be
+    # set back; an alias of a buffer cannot, and is copied.
+    if a.flags.owndata:
+        a.setflags(write=True)
+        return a
+    return np.array(a)
+
+
 class ArraySource:
     """Plans, steps and the host view of ``jax.Array``."""
 
@@ -58,7 +81,7 @@ class ArraySource:
         return {
             "numpy_view": lambda x, p: np.asarray(x),
             "unpack": _unpack,
-            "to_host": self._to_host,
+            "to_host": _to_host,
             "cast_on_device": self._cast_on_device,
             "local_replica": lambda x, p: x.addressable_data(0),
             "assemble_shards": assemble_shards,
@@ -129,6 +152,7 @@ class ArraySource:
         where, device, on_host = layout(x)
         steps: list[str] = []
         reason: str | None = None
+        kept = False
         source = np.dtype(x.dtype)
         target = options.dtype
         if options.upcast and target is None:
@@ -141,11 +165,14 @@ class ArraySource:
                 f"the array is sharded over {device}; its shards are assembled into one new array"
             )
         elif not on_host:
+            reason = f"the data is on {device} and must be copied to host memory"
             if _dtypes.cast_on_device(source, target):  # only where exact: see there
                 steps.append("cast_on_device")
                 source = target  # type: ignore[assignment]
+            else:
+                kept = True
+                reason += " (into the host copy JAX keeps with the array, read-only)"
             steps.append("to_host")
-            reason = f"the data is on {device} and must be copied to host memory"
         elif _dtypes.bit_width(source) < 8:
             # NumPy and ml_dtypes hold one value per byte: np.array unpacks into a copy.
             steps.append("unpack")
@@ -163,12 +190,9 @@ class ArraySource:
             copy_reason=reason,
             transfer=not on_host,
             readonly=True,
+            kept=kept,
             upcast_to=_dtypes.upcast_target(source),
         )
-
-    def _to_host(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
-        # device_get blocks until the copy is complete; the result owns its memory.
-        return np.array(self.jax.device_get(x))
 
     def _cast_on_device(self, x: Any, plan: Plan) -> Any:
         assert plan.dtype is not None

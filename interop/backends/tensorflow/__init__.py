@@ -16,7 +16,9 @@ buffer (:mod:`.source`). The special cases, each a named step that
   ``sparse=`` policies (:mod:`.composite`).
 * Symbolic tensors (inside ``tf.function``, or a graph being built) have no values
   and raise :class:`~interop.ConversionError`.
-* A tensor on a GPU is copied to host memory (``to_host``), under the transfer rules.
+* A tensor on a GPU is copied to host memory once, into the host copy TensorFlow
+  keeps with the tensor, and handed out read-only (``to_host``; ``copy=True`` for a
+  writable copy), under the transfer rules.
 * A ``tf.data.Dataset`` built in graph mode cannot be iterated from Python:
   :func:`interop.iter_numpy` raises :class:`~interop.ConversionError` for it.
 

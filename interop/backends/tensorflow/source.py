@@ -6,6 +6,12 @@ tensor, so the array is read-only, and for good: NumPy lets no one set the flag
 back, because the array's base exports no writable buffer (a read-only
 memoryview, or TensorFlow's own wrapper of the tensor's buffer). A read-only
 *view* of a writable array would not do: its flag can be set back.
+
+A tensor on a GPU is read the same way: TensorFlow copies it to host memory once and
+keeps that host copy with the tensor for every later reader (``Tensor.numpy()``
+copies it again), so the result is that copy, sealed read-only, and ``copy=True``
+copies it again. After a cast on the device the host copy belongs to a temporary
+tensor that nothing else reads, and the result is writable.
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ class TensorSource:
             "scalar_to_array": lambda t, p: np.array(t._numpy()),
             "snapshot": lambda v, p: np.asarray(v.numpy()),  # a 0-d variable gives a scalar
             "strings_to_bytes": self._strings_to_bytes,
-            "to_host": lambda t, p: t.numpy(),  # a copy the result owns
+            "to_host": self._to_host,
             "cast_on_device": self._cast_on_device,
         }
 
@@ -170,12 +176,16 @@ class TensorSource:
                 )
             else:
                 reason = "a string tensor becomes a new object array of Python bytes objects"
+        kept = False
         if transfer and not steps:
+            reason = f"the data is on {device} and must be copied to host memory"
             if _dtypes.cast_on_device(source, target):  # only where exact: see there
                 steps.append("cast_on_device")
                 source = target  # type: ignore[assignment]
+            else:
+                kept = True
+                reason += " (into the host copy TensorFlow keeps with the tensor, read-only)"
             steps.append("to_host")
-            reason = f"the data is on {device} and must be copied to host memory"
         if not steps:
             steps.append("numpy_view")
             self.host_devices.add(device_name)
@@ -193,8 +203,20 @@ class TensorSource:
             copy_reason=reason,
             transfer=transfer,
             readonly=True,
+            kept=kept,
             upcast_to=_dtypes.upcast_target(source),
         )
+
+    def _to_host(self, t: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        # The host copy TensorFlow keeps with the tensor (made now, or found).
+        out = self._internal(t)
+        if type(out) is not np.ndarray:  # a 0-d tensor: a NumPy scalar, into a new array
+            out = np.array(out)
+        if "cast_on_device" not in plan.steps:
+            out.setflags(write=False)  # read-only for good: see the module docstring
+        # (Else t is the temporary of a cast on the device, and nothing else reads its
+        # host copy.)
+        return out  # type: ignore[no-any-return]
 
     def _strings_to_bytes(self, t: Any, plan: Plan) -> np.ndarray[Any, Any]:
         # A new object array of bytes on every call (TensorFlow keeps none of it); a
