@@ -819,3 +819,146 @@ def test_tf_zero_d_bfloat16_source() -> None:
     t = tf.constant(np.array(1.5, ml_dtypes.bfloat16))
     out = interop.convert(t, "torch")
     assert float(out) == 1.5
+
+
+# -- route 4b: data its source copies into a NumPy array, which the target adopts --------
+
+
+class Built:
+    """Data a third-party source hands to NumPy as an array it makes on every read.
+
+    ``kept``: it makes that array once and keeps it, read-only, for every later reader
+    (as JAX and TensorFlow keep their host copy of device data).
+    """
+
+    def __init__(self, values: np.ndarray, kept: bool = False) -> None:
+        self.values = values
+        self.kept = kept
+        self.made: list[np.ndarray] = []
+
+
+class BuiltBackend(interop.Backend):
+    name = "built"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps["build"] = self._build
+
+    def matches(self, cls: type) -> bool:
+        return cls is Built
+
+    def plan(self, x: Any, options: interop.Options, /) -> interop.Plan:
+        from interop import _plan
+
+        return _plan.finish(
+            "built",
+            "cpu",
+            ["build"],
+            source_dtype=x.values.dtype,
+            options=options,
+            copy_reason="the source builds a new array",
+            readonly=x.kept,
+            kept=x.kept,
+        )
+
+    def _build(self, x: Built, plan: interop.Plan) -> np.ndarray:
+        if x.kept and x.made:
+            return x.made[0]
+        out = x.values.copy()
+        if x.kept:
+            out.setflags(write=False)
+        x.made.append(out)
+        return out
+
+
+@pytest.fixture
+def built() -> Any:
+    interop.register_backend(BuiltBackend())
+    try:
+        yield Built
+    finally:
+        interop._registry.unregister_backend("built")
+
+
+def test_a_new_array_of_the_source_is_adopted_without_a_second_copy(built: Any) -> None:
+    torch = pytest.importorskip("torch")
+    x = built(np.arange(6.0).reshape(2, 3))
+    plan = interop.explain(x, to="torch")
+    assert plan.steps == ("to_numpy", "from_numpy") and not plan.zero_copy
+    assert plan.copy_reason == "the source builds a new array" and not plan.transfer
+    assert plan.framework == "built" and plan.target == "torch"
+    t = interop.convert(x, "torch")
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.float64
+    # The array the source made is private: the tensor aliases it, one copy in all.
+    assert np.shares_memory(t.numpy(), x.made[-1])
+    np.testing.assert_array_equal(t.numpy(), x.values)
+
+
+def test_a_new_array_in_another_byte_order_is_copied_once_more(built: Any) -> None:
+    torch = pytest.importorskip("torch")
+    x = built(np.arange(4, dtype=">i4"))
+    assert interop.explain(x, to="torch").dtype == np.dtype("<i4")
+    t = interop.convert(x, "torch")
+    assert t.dtype == torch.int32 and t.tolist() == [0, 1, 2, 3]
+    assert not np.shares_memory(t.numpy(), x.made[-1])
+
+
+def test_an_array_the_source_keeps_is_copied_for_a_writable_target(built: Any) -> None:
+    pytest.importorskip("torch")
+    x = built(np.arange(4.0), kept=True)
+    plan = interop.explain(x)
+    assert plan.readonly and not plan.zero_copy and plan.steps == ("build",)
+    t = interop.convert(x, "torch")
+    assert not np.shares_memory(t.numpy(), x.made[0])
+    t += 1  # the tensor is the caller's: the kept array stays as it was
+    np.testing.assert_array_equal(x.made[0], np.arange(4.0))
+    out = interop.to_numpy(x)
+    assert out is x.made[0] and not out.flags.writeable
+    copied = interop.to_numpy(x, copy=True)
+    assert copied.flags.writeable and not np.shares_memory(copied, x.made[0])
+
+
+class Taker(interop.Backend):
+    """A target that takes any NumPy array as it is, or a copy where told to copy."""
+
+    name = "taker"
+
+    def matches(self, cls: type) -> bool:
+        return False
+
+    def default_device(self) -> Any:
+        return "cpu"
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        return (1, 0)
+
+    def target_dtype(self, dtype: np.dtype, device: Any, /) -> np.dtype:
+        return dtype
+
+    def numpy_problem(self, a: np.ndarray, /) -> str | None:
+        return None
+
+    def from_numpy(self, a: np.ndarray, /, *, device: Any, copy: bool) -> Any:
+        return ("taken", a.copy() if copy else a)
+
+
+class ImmutableTaker(Taker):
+    name = "immutable_taker"
+    mutable = False
+
+
+@pytest.mark.parametrize(("target", "aliases"), [(Taker, False), (ImmutableTaker, True)])
+def test_only_an_immutable_target_aliases_an_array_the_source_keeps(
+    built: Any, target: type, aliases: bool
+) -> None:
+    interop.register_backend(target())
+    try:
+        kept = built(np.arange(4.0), kept=True)
+        _, a = interop.convert(kept, target.name)
+        assert (a is kept.made[0]) == aliases
+        np.testing.assert_array_equal(a, np.arange(4.0))
+        fresh = built(np.arange(4.0))
+        _, b = interop.convert(fresh, target.name)
+        assert b is fresh.made[-1]  # a private array: aliased by either
+    finally:
+        interop._registry.unregister_backend(target.name)
