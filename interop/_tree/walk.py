@@ -350,7 +350,6 @@ def _make_walker(options: Options, keep: Backend | None) -> Any:
     view_of = _registry.view_of
     planned = _core.convert_planned
     python = python_backend()
-    ndarray = _ndarray
     as_is = options is DEFAULT
     give_up = _GIVE_UP
 
@@ -379,14 +378,12 @@ def _make_walker(options: Options, keep: Backend | None) -> Any:
                     f = views_get(cls, _MISSING)
                     if f is _MISSING:
                         f = view_of(cls)
+                    # (A NumPy array's host view is the array itself.)
                     if f is not None:
                         r = f(v)
                         if r is not None:
                             out[k] = r
                             continue
-                    elif cls is ndarray:
-                        out[k] = v
-                        continue
                 if cls is dict:
                     child = _DICT  # the common container, never an array in a tree
                 else:
