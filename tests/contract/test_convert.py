@@ -919,9 +919,13 @@ def test_an_array_the_source_keeps_is_copied_for_a_writable_target(built: Any) -
 
 
 class Taker(interop.Backend):
-    """A target that takes any NumPy array as it is, or a copy where told to copy."""
+    """A target that takes any NumPy array as it is, or a copy where told to copy.
+
+    Its arrays are ``(tag, array)`` pairs.
+    """
 
     name = "taker"
+    tag = "taken"
 
     def matches(self, cls: type) -> bool:
         return False
@@ -939,7 +943,7 @@ class Taker(interop.Backend):
         return None
 
     def from_numpy(self, a: np.ndarray, /, *, device: Any, copy: bool) -> Any:
-        return ("taken", a.copy() if copy else a)
+        return (self.tag, a.copy() if copy else a)
 
 
 class ImmutableTaker(Taker):

@@ -20,7 +20,7 @@ import pytest
 
 import interop
 from interop import _convert
-from tests.contract.test_convert import aligned, make, native
+from tests.contract.test_convert import Taker, aligned, make, native
 
 TARGETS = ["numpy", "torch", "tensorflow", "jax"]
 
@@ -258,26 +258,9 @@ def test_default_device_of_torch_is_followed() -> None:
 
 
 def test_an_unregistered_target_name_is_not_used() -> None:
-    class Toy(interop.Backend):
+    class Toy(Taker):
         name = "toy_target"
-
-        def matches(self, cls: type) -> bool:
-            return False
-
-        def default_device(self) -> Any:
-            return "cpu"
-
-        def dlpack_device(self, device: Any, /) -> tuple[int, int]:
-            return (1, 0)
-
-        def target_dtype(self, dtype: np.dtype, device: Any, /) -> np.dtype:
-            return dtype
-
-        def numpy_problem(self, a: np.ndarray, /) -> str | None:
-            return None
-
-        def from_numpy(self, a: np.ndarray, /, *, device: Any, copy: bool) -> Any:
-            return ("toy", a)
+        tag = "toy"
 
     interop.register_backend(Toy())
     try:
