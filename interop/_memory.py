@@ -39,6 +39,43 @@ _char_at = ctypes.c_char.from_buffer
 _BUFFER_DTYPES = frozenset(type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG")
 
 
+class _ArrayInterface(ctypes.Structure):
+    """NumPy's ``PyArrayInterface``: the struct an array's ``__array_struct__`` capsule holds."""
+
+    _fields_ = (
+        ("two", ctypes.c_int),
+        ("nd", ctypes.c_int),
+        ("typekind", ctypes.c_char),
+        ("itemsize", ctypes.c_int),
+        ("flags", ctypes.c_int),
+        ("shape", ctypes.c_void_p),
+        ("strides", ctypes.c_void_p),
+        ("data", ctypes.c_void_p),
+        ("descr", ctypes.c_void_p),
+    )
+
+
+# A prototype of its own rather than ctypes.pythonapi's shared function object, whose
+# argument types other code in the process may set differently.
+_capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi)
+)
+_interface_at = _ArrayInterface.from_address
+
+
+def _data_address(a: np.ndarray[Any, Any]) -> int:
+    """The address of ``a``'s data, for any array (read-only ones included).
+
+    ``__array_struct__`` costs half of ``__array_interface__``, which builds a dict of
+    the shape, strides and type. The capsule owns the struct it points to, so it is
+    held until the address has been read.
+    """
+    capsule = a.__array_struct__
+    address: int | None = _interface_at(_capsule_pointer(capsule, None)).data
+    del capsule
+    return address or 0
+
+
 def misalignment(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> int:
     """How many bytes past a multiple of ``alignment`` ``a``'s data starts (empty arrays: 0)."""
     if a.size == 0:
@@ -49,7 +86,7 @@ def misalignment(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> int:
         # the time of __array_interface__, which builds a dict; NumPy exports a
         # buffer for its own numbers, not for ml_dtypes'.
         return _address(_char_at(a)) % alignment  # type: ignore[arg-type, no-any-return]
-    return a.__array_interface__["data"][0] % alignment  # type: ignore[no-any-return]
+    return _data_address(a) % alignment
 
 
 def is_aligned(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> bool:

@@ -57,6 +57,7 @@ class TensorFlowBackend(TensorFlowTarget):
 
         self.tf = tf
         self.eager = ops.EagerTensor
+        self.load_target()
         self._tensors = TensorSource(tf, self.eager)
         self._composites = CompositeSource(tf, self.eager)
         self._types = (tf.Tensor, tf.Variable, *self._composites.types)

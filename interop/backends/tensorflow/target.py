@@ -15,6 +15,7 @@ returns", so every consumer may read it on any stream.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -71,12 +72,28 @@ class TensorFlowTarget(Backend):
     #: The ``tensorflow`` module and its ``EagerTensor`` type, set by ``load()``.
     tf: Any
     eager: Any
+    #: TensorFlow's ``context.context``, and what is learnt once per process, set by
+    #: :meth:`load_target`: parsed device strings (TensorFlow's logical devices are
+    #: fixed once it runs), the device of a new constant per device scope, and the
+    #: NumPy dtypes TensorFlow holds.
+    _eager_context: Callable[[], Any]
+    _parsed_devices: dict[str, str]
+    _default_devices: dict[str, str]
+    _held_dtypes: set[np.dtype[Any]]
 
     mutable = False
 
+    def load_target(self) -> None:
+        """Set up the target side (``load()`` calls it, once ``tf`` is set)."""
+        from tensorflow.python.eager import context
+
+        self._eager_context = context.context
+        self._parsed_devices = {}
+        self._default_devices = {}
+        self._held_dtypes = set()
+
     def parse_device(self, device: Any, /) -> Any:
-        # Parsed device strings: TensorFlow's logical devices are fixed once it runs.
-        parsed: dict[str, str] = self.__dict__.setdefault("_parsed_devices", {})
+        parsed = self._parsed_devices
         if type(device) is str:
             found = parsed.get(device)
             if found is None:
@@ -110,13 +127,8 @@ class TensorFlowTarget(Backend):
         return f"/device:{kind}:{index}"
 
     def default_device(self) -> Any:
-        context = self.__dict__.get("_eager_context")
-        if context is None:
-            from tensorflow.python.eager import context as module
-
-            context = self._eager_context = module.context
-        scope = context().device_name
-        cache: dict[str, str] = self.__dict__.setdefault("_default_devices", {})
+        scope = self._eager_context().device_name
+        cache = self._default_devices
         found = cache.get(scope)
         if found is None:
             # Where TensorFlow puts a new constant in this device scope: the GPU when
@@ -134,7 +146,7 @@ class TensorFlowTarget(Backend):
         return (2, int(index)) if kind == "GPU" else (-1, int(index))
 
     def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
-        held: set[np.dtype[Any]] = self.__dict__.setdefault("_held_dtypes", set())
+        held = self._held_dtypes
         if dtype in held:
             return dtype
         try:
@@ -201,8 +213,8 @@ class TensorFlowTarget(Backend):
     def numpy_importer(self) -> Any:
         self.default_device()  # sets up what the importer reads
         scope_of = self._eager_context
-        defaults: dict[str, str] = self.__dict__.setdefault("_default_devices", {})
-        held: set[np.dtype[Any]] = self.__dict__.setdefault("_held_dtypes", set())
+        defaults = self._default_devices
+        held = self._held_dtypes
         import_dlpack = self.tf.experimental.dlpack.from_dlpack
         # Dtypes met here that TensorFlow holds and imports through DLPack as they are.
         plain: set[np.dtype[Any]] = set()
