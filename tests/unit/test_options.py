@@ -85,20 +85,70 @@ def test_allow_transfer_false_block_refuses_device_data() -> None:
         assert interop.explain(on_device).transfer
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "error"),
-    [
-        ({"copy": "yes"}, TypeError),
-        ({"allow_transfer": 1.5}, TypeError),
-        ({"upcast": "no"}, TypeError),
-        ({"sparse": "drop"}, ValueError),
-        ({"ragged": "flat"}, ValueError),
-        ({"dtype": "not a dtype"}, TypeError),
-    ],
-)
-def test_invalid_values_are_refused(kwargs: dict[str, Any], error: type[Exception]) -> None:
-    with pytest.raises(error, match="expected"), interop.options(**kwargs):
+INVALID = [
+    ({"copy": "yes"}, TypeError, "expected copy to be None, True or False, got 'yes'"),
+    ({"copy": 2}, TypeError, "expected copy to be None, True or False, got 2"),
+    ({"allow_transfer": 1.5}, TypeError, "expected allow_transfer to be True or False, got 1.5"),
+    (
+        {"allow_transfer": "yes"},
+        TypeError,
+        "expected allow_transfer to be True or False, got 'yes'",
+    ),
+    ({"upcast": "no"}, TypeError, "expected upcast to be True or False, got 'no'"),
+    (
+        {"sparse": "drop"},
+        ValueError,
+        "expected sparse to be one of ('error', 'dense', 'scipy'), got 'drop'",
+    ),
+    (
+        {"ragged": "flat"},
+        ValueError,
+        "expected ragged to be one of ('error', 'object', 'pad'), got 'flat'",
+    ),
+    ({"dtype": "not a dtype"}, TypeError, "expected dtype to be a NumPy dtype or None, got 'not a"),
+    (
+        {"dtype": object()},
+        TypeError,
+        "expected dtype to be a NumPy dtype or None, got <object object",
+    ),
+    (
+        {"float_dtype": np.int32},
+        TypeError,
+        "expected float_dtype to be a floating-point dtype, got int32",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), INVALID)
+def test_invalid_values_are_refused(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    # The same check and message for a block and for the keywords of one call.
+    with pytest.raises(error) as info, interop.options(**kwargs):
         pass  # pragma: no cover - never entered
+    assert message in str(info.value)
+    with pytest.raises(error) as call:
+        interop.to_numpy(np.zeros(1), **kwargs)
+    assert message in str(call.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"copy": np.True_}, {"copy": 0}, {"allow_transfer": np.bool_(False)}, {"upcast": 1}],
+)
+def test_numpy_booleans_and_integers_count_as_booleans(kwargs: dict[str, Any]) -> None:
+    a = np.zeros(2, dtype=np.float32)
+    ((name, value),) = kwargs.items()
+    with interop.options(**kwargs):
+        in_block = interop.to_numpy(a)
+    out = interop.to_numpy(a, **kwargs)
+    for result in (in_block, out):
+        if name == "copy":
+            assert (result is not a) == bool(value)
+        else:
+            assert result is a
+    if name == "copy":
+        assert interop.explain(a, **kwargs).zero_copy is not bool(value)
 
 
 def test_threads_each_in_their_own_block() -> None:
