@@ -141,8 +141,9 @@ def register_container(
         )
     with _registered_lock:
         _registered[cls] = _Registered(flatten, unflatten)
+        # Classified anew on its next use, which also records the new functions as
+        # its node (a walk that has already classified it keeps the old ones).
         kinds.pop(cls, None)
-        _node_of.pop(cls, None)
 
 
 def classify(cls: type, x: Any) -> int:

@@ -807,5 +807,33 @@ def test_registered_containers_come_first() -> None:
         containers._registered.pop(Box)
         containers.kinds.pop(Box, None)
     assert calls == ["flatten"] and out[0].meta == "kept" and out[0].inner.shape == ()
-    with pytest.raises(TypeError, match="expected a type"):
+    with pytest.raises(TypeError, match="expected a type to register, got `str`"):
         interop.register_container("Box", flatten, flatten)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="functions, got `function` and `int`"):
+        interop.register_container(Box, flatten, 1)  # type: ignore[arg-type]
+
+
+def test_a_type_registered_after_use_and_again_takes_the_new_functions() -> None:
+    from interop._tree import containers
+
+    class Holder:
+        def __init__(self, *items: Any) -> None:
+            self.items = items
+
+    holder = Holder(np.float32(1), np.float32(2))
+    # Unregistered, a Holder is a leaf, returned as it is.
+    assert interop.to_numpy_tree([holder])[0] is holder
+    try:
+        interop.register_container(Holder, lambda h: (list(h.items), None), lambda _, c: Holder(*c))
+        out = interop.to_numpy_tree([holder])[0]
+        assert type(out) is Holder and all(type(a) is np.ndarray for a in out.items)
+        # Registered again: the new functions, which keep only the first item.
+        interop.register_container(
+            Holder, lambda h: ([h.items[0]], None), lambda _, c: Holder(*c, "second dropped")
+        )
+        again = interop.to_numpy_tree([holder])[0]
+        assert again.items[1] == "second dropped" and type(again.items[0]) is np.ndarray
+    finally:
+        containers._registered.pop(Holder)
+        containers.kinds.pop(Holder, None)
+        containers._node_of.pop(Holder, None)

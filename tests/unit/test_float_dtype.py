@@ -70,3 +70,26 @@ def test_float_dtype_and_dtype_are_exclusive_and_checked() -> None:
     with interop.options(float_dtype=np.float16):
         assert interop.to_numpy(np.ones(2), dtype=np.float64).dtype == np.float64
         assert interop.to_numpy(np.ones(2)).dtype == np.float16
+
+
+ML_FLOATS = ["bfloat16", "float4_e2m1fn", "float6_e2m3fn", "float8_e4m3fn", "float8_e8m0fnu"]
+ML_INTEGERS = ["int2", "int4", "uint4"]
+
+
+@pytest.mark.parametrize("name", ML_FLOATS + ML_INTEGERS + ["bcomplex32"])
+def test_ml_dtypes_floats_are_floats_and_their_integers_are_not(name: str) -> None:
+    # ml_dtypes' types all have kind "V": their names tell floats from integers.
+    dtype = np.dtype(getattr(ml_dtypes, name))
+    a = np.ones(2).astype(dtype)  # (1 is in every range, 0 is not: float8_e8m0fnu)
+    out = interop.to_numpy(a, float_dtype=np.float32)
+    if name in ML_FLOATS:
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, [1.0, 1.0])
+    else:
+        assert out is a
+    # Only a float is a float_dtype to cast to.
+    if name in ML_FLOATS:
+        assert interop.to_numpy(np.ones(2), float_dtype=dtype).dtype == dtype
+    else:
+        with pytest.raises(TypeError, match=f"floating-point dtype, got {name}"):
+            interop.to_numpy(np.ones(2), float_dtype=dtype)
