@@ -110,9 +110,15 @@ _MAX_TYPES = 2048
 # Tables other modules keep per type (convert's routes; see per_type_table).
 _dependents: list[dict[Any, Any]] = []
 _entry_points_loaded = False
+# What active() found: the active backends, the modules of those that have one, and
+# the modules of the others, not imported then (None: not looked at yet, or a backend
+# was registered or removed since).
+_active: tuple[list[Backend], tuple[str, ...], tuple[str, ...] | None] = ([], (), None)
 
 
 def _clear_tables() -> None:
+    global _active
+    _active = ([], (), None)
     _cache.clear()
     _views.clear()
     _declined.clear()
@@ -268,18 +274,45 @@ def host_view(x: Any, /) -> np.ndarray[Any, Any] | None:
 
 
 def active() -> list[Backend]:
-    """The backends whose framework is imported (so its arrays may exist), loaded, in order."""
-    if not _frameworks:
-        with _lock:
-            _ensure_builtins()
-    modules = sys.modules
-    found = []
-    for backend in (*_frameworks, *_generics):
-        if backend.module is None or backend.module in modules:
-            if not backend.loaded:
-                with _lock:
-                    _load(backend)
-            found.append(backend)
+    """The backends whose framework is imported (so its arrays may exist), loaded, in order.
+
+    The same list object for as long as the answer stays the same (callers may key
+    a cache on it, and must not change it): a tree walk asks once per tree, and
+    this then costs a look at ``sys.modules`` per framework.
+    """
+    found, imported, missing = _active
+    if missing is not None:
+        modules = sys.modules
+        for name in imported:
+            if name not in modules:
+                break
+        else:
+            for name in missing:
+                if name in modules:
+                    break
+            else:
+                return found
+    return _find_active()
+
+
+def _find_active() -> list[Backend]:
+    global _active
+    with _lock:
+        _ensure_builtins()
+        modules = sys.modules
+        found: list[Backend] = []
+        imported: list[str] = []
+        missing: list[str] = []
+        for backend in (*_frameworks, *_generics):
+            module = backend.module
+            if module is None or module in modules:
+                _load(backend)
+                found.append(backend)
+                if module is not None:
+                    imported.append(module)
+            else:
+                missing.append(module)
+        _active = (found, tuple(imported), tuple(missing))
     return found
 
 

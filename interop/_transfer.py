@@ -46,6 +46,9 @@ __all__ = ["Batch", "Pending", "device_checks"]
 
 DeviceCheck = Callable[[Any], bool]
 _NONE: dict[Backend, DeviceCheck] = {}
+# The last list of active backends met (the registry's, see active()) and those of
+# them that override Backend.accelerator_check.
+_asked: tuple[list[Backend] | None, tuple[Backend, ...]] = (None, ())
 
 
 def device_checks(active: list[Backend], /) -> dict[Backend, DeviceCheck]:
@@ -56,8 +59,15 @@ def device_checks(active: list[Backend], /) -> dict[Backend, DeviceCheck]:
     backend answers ``None`` (see :meth:`Backend.accelerator_check`), and a shared
     empty dict comes back, which callers must not modify.
     """
+    global _asked
+    seen, asked = _asked
+    if seen is not active:
+        # Only backends with a check of their own can answer anything but None.
+        base = Backend.accelerator_check
+        asked = tuple(b for b in active if type(b).accelerator_check is not base)
+        _asked = (active, asked)
     checks: dict[Backend, DeviceCheck] | None = None
-    for backend in active:
+    for backend in asked:
         check = backend.accelerator_check()
         if check is not None:
             if checks is None:

@@ -36,8 +36,10 @@ _NODE = 9  # a container registered with a framework (a JAX pytree node)
 kinds: dict[type, int] = {}
 # type -> the backend whose registry knows it (or its registration), for kind _NODE.
 _node_of: dict[type, Backend] = {}
-# The backends asked about nodes when kinds was filled.
+# The backends asked about nodes when kinds was filled, and the list of active
+# backends they were found in.
 _node_backends: tuple[Backend, ...] = ()
+_synced: list[Backend] | None = None
 _SCALARS = (str, bytes, int, float, complex, bool, type(None))
 _MISSING: Any = object()
 
@@ -47,7 +49,9 @@ def sync(backends: list[Backend]) -> None:
 
     ``backends``: the active backends (:func:`interop._registry.active`).
     """
-    global _node_backends
+    global _node_backends, _synced
+    if backends is _synced:  # the registry's same answer as last time (see active())
+        return
     found = tuple(b for b in backends if type(b).is_node is not Backend.is_node)
     # Backends of containers only (TensorDict) first: their types may also be in a
     # framework's registry (torch's pytree), which would rebuild them as they were.
@@ -56,6 +60,7 @@ def sync(backends: list[Backend]) -> None:
         kinds.clear()
         _node_of.clear()
         _node_backends = found
+    _synced = backends
 
 
 def _node_backend(x: Any) -> Backend | None:

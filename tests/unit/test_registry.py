@@ -194,6 +194,36 @@ def test_registered_backend_items_inside_lists(tiny: TinyBackend) -> None:
     assert remote[1].downloads == 0
 
 
+class LateBackend(TinyBackend):
+    """A backend whose framework module is not imported until the test imports it."""
+
+    name = "late"
+    module = "interop_late_framework"
+
+
+def test_active_backends_follow_imports_and_registrations(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _registry.active()
+    assert _registry.active() is first  # unchanged: the same answer, the same object
+    late = LateBackend()
+    interop.register_backend(late)
+    try:
+        registered = _registry.active()
+        assert late not in registered and registered is not first
+        assert _registry.active() is registered
+        # Its module imported: active (and loaded) from the next question on.
+        monkeypatch.setitem(sys.modules, late.module, type(sys)(late.module))
+        imported = _registry.active()
+        assert late in imported and late.loaded and late.log == ["load"]
+        assert _registry.active() is imported
+        # A framework that leaves sys.modules is no longer active.
+        monkeypatch.delitem(sys.modules, late.module)
+        assert late not in _registry.active()
+        assert [b.name for b in _registry.active()] == [b.name for b in registered]
+    finally:
+        _registry.unregister_backend("late")
+    assert late not in _registry.active()
+
+
 def test_duplicate_name_is_refused(tiny: TinyBackend) -> None:
     with pytest.raises(ValueError, match=r"expected a new backend name, got 'tiny'"):
         interop.register_backend(TinyBackend())
