@@ -121,7 +121,7 @@ CASES: dict[str, tuple[Callable[[], Any], str, type[Exception], str]] = {
         lambda: [0, {"d": _grown_dict()}],
         "[1]['d']",
         interop.ConversionError,
-        "changed meanwhile",
+        "got a `dict` that changed meanwhile",
     ),
 }
 
