@@ -9,7 +9,6 @@ keywords of the call itself, which always win.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -46,11 +45,12 @@ class Keywords(TypedDict, total=False):
 KEYWORDS = tuple(Keywords.__annotations__)
 _KEYWORD_SET = frozenset(KEYWORDS)
 
+_set_field = object.__setattr__
+
 _SPARSE = ("error", "dense", "scipy")
 _RAGGED = ("error", "object", "pad")
 
 
-@dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class Options:
     """The resolved options of one conversion.
 
@@ -69,51 +69,85 @@ class Options:
             integers, booleans and complex numbers alone; ``None`` to keep them all.
     """
 
-    copy: bool | None = None
-    dtype: np.dtype[Any] | None = None
-    allow_transfer: bool = True
-    upcast: bool = False
-    sparse: SparsePolicy = "error"
-    ragged: RaggedPolicy = "error"
-    float_dtype: np.dtype[Any] | None = None
+    # A class written out rather than a dataclass: generating a dataclass's methods
+    # costs milliseconds at import, which `import interop` does not pay.
+    __slots__ = _FIELDS = (
+        "copy",
+        "dtype",
+        "allow_transfer",
+        "upcast",
+        "sparse",
+        "ragged",
+        "float_dtype",
+    )
+
+    copy: bool | None
+    dtype: np.dtype[Any] | None
+    allow_transfer: bool
+    upcast: bool
+    sparse: SparsePolicy
+    ragged: RaggedPolicy
+    float_dtype: np.dtype[Any] | None
+
+    def __init__(
+        self,
+        copy: bool | None = None,
+        dtype: np.dtype[Any] | None = None,
+        allow_transfer: bool = True,
+        upcast: bool = False,
+        sparse: SparsePolicy = "error",
+        ragged: RaggedPolicy = "error",
+        float_dtype: np.dtype[Any] | None = None,
+    ) -> None:
+        init = _set_field
+        init(self, "copy", copy)
+        init(self, "dtype", dtype)
+        init(self, "allow_transfer", allow_transfer)
+        init(self, "upcast", upcast)
+        init(self, "sparse", sparse)
+        init(self, "ragged", ragged)
+        init(self, "float_dtype", float_dtype)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: Options are immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: Options are immutable")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"Options({shown})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Options, tuple(getattr(self, name) for name in self._FIELDS))
 
     def __eq__(self, other: object) -> bool:
-        # Not the generated __eq__: NumPy compares np.dtype("float64") == None as
-        # True (None means the default dtype to NumPy), which would make a cast to
-        # float64 equal to no cast at all.
+        # NumPy compares np.dtype("float64") == None as True (None means the default
+        # dtype to NumPy), which would make a cast to float64 equal to no cast at all.
         if not isinstance(other, Options):
             return NotImplemented
         return (
             self.copy is other.copy
-            and _same_dtype(self.dtype, other.dtype)
+            and same_dtype(self.dtype, other.dtype)
             and self.allow_transfer is other.allow_transfer
             and self.upcast is other.upcast
             and self.sparse == other.sparse
             and self.ragged == other.ragged
-            and _same_dtype(self.float_dtype, other.float_dtype)
+            and same_dtype(self.float_dtype, other.float_dtype)
         )
 
     def __hash__(self) -> int:
-        return hash(
-            (
-                self.copy,
-                self.dtype,
-                self.allow_transfer,
-                self.upcast,
-                self.sparse,
-                self.ragged,
-                self.float_dtype,
-            )
-        )
+        return hash(tuple(getattr(self, name) for name in self._FIELDS))
 
     def replace(self, **changes: Any) -> Options:
         """A copy of these options with ``changes`` applied and validated."""
-        merged = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        merged = {name: getattr(self, name) for name in self._FIELDS}
         merged.update(changes)
         return _validated(**merged)
 
 
-def _same_dtype(a: np.dtype[Any] | None, b: np.dtype[Any] | None) -> bool:
+def same_dtype(a: np.dtype[Any] | None, b: np.dtype[Any] | None) -> bool:
+    """Whether two dtypes, either of them possibly ``None`` (no dtype), are the same."""
     if a is None or b is None:
         return a is b
     return a == b

@@ -8,21 +8,23 @@ contract are checked here, once, against the plan.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
 
 from interop._errors import ConversionError, CopyRequiredError, TransferError
-from interop._options import Options
+from interop._options import Options, same_dtype
 from interop._options import is_float as _is_float
 
 __all__ = ["Plan"]
 
+_set_field = object.__setattr__
 
-@dataclasses.dataclass(frozen=True)
+
 class Plan:
     """What a conversion does, decided before any work.
+
+    Immutable; equal plans compare and hash equal (``prepared`` aside).
 
     Attributes:
         framework: The backend that handles the input (``"torch"``, ``"numpy"``, ...).
@@ -38,21 +40,108 @@ class Plan:
         target: The target framework of :func:`interop.convert`, or ``None``.
     """
 
+    # A class written out rather than a dataclass: generating a dataclass's methods
+    # costs milliseconds at import, which `import interop` does not pay.
+    __slots__ = _FIELDS = (
+        "framework",
+        "device",
+        "zero_copy",
+        "transfer",
+        "steps",
+        "dtype",
+        "readonly",
+        "copy_reason",
+        "target",
+        "prepared",
+        "float_dtype",
+    )
+
     framework: str
     device: str
     zero_copy: bool
     transfer: bool
     steps: tuple[str, ...]
-    dtype: np.dtype[Any] | None = None
-    readonly: bool = False
-    copy_reason: str | None = None
-    target: str | None = None
+    dtype: np.dtype[Any] | None
+    readonly: bool
+    copy_reason: str | None
+    target: str | None
     # Work a backend did while planning without copying (for example asking an
-    # object for a NumPy view) that the steps then reuse instead of repeating.
-    prepared: Any = dataclasses.field(default=None, repr=False, compare=False)
+    # object for a NumPy view) that the steps then reuse instead of repeating. Not
+    # compared, hashed or shown.
+    prepared: Any
     # The float_dtype the cast_floats step applies to data whose dtype is known only
-    # once it is built or arrives.
-    float_dtype: np.dtype[Any] | None = dataclasses.field(default=None, repr=False)
+    # once it is built or arrives. Not shown.
+    float_dtype: np.dtype[Any] | None
+
+    def __init__(
+        self,
+        framework: str,
+        device: str,
+        zero_copy: bool,
+        transfer: bool,
+        steps: tuple[str, ...],
+        dtype: np.dtype[Any] | None = None,
+        readonly: bool = False,
+        copy_reason: str | None = None,
+        target: str | None = None,
+        prepared: Any = None,
+        float_dtype: np.dtype[Any] | None = None,
+    ) -> None:
+        init = _set_field
+        init(self, "framework", framework)
+        init(self, "device", device)
+        init(self, "zero_copy", zero_copy)
+        init(self, "transfer", transfer)
+        init(self, "steps", steps)
+        init(self, "dtype", dtype)
+        init(self, "readonly", readonly)
+        init(self, "copy_reason", copy_reason)
+        init(self, "target", target)
+        init(self, "prepared", prepared)
+        init(self, "float_dtype", float_dtype)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: a Plan is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: a Plan is immutable")
+
+    def _compared(self) -> tuple[Any, ...]:
+        return (
+            self.framework,
+            self.device,
+            self.zero_copy,
+            self.transfer,
+            self.steps,
+            self.readonly,
+            self.copy_reason,
+            self.target,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Plan) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self._compared() == other._compared()
+            and same_dtype(self.dtype, other.dtype)
+            and same_dtype(self.float_dtype, other.float_dtype)
+        )
+
+    def __hash__(self) -> int:
+        return hash((*self._compared(), self.dtype, self.float_dtype))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS[:9])
+        return f"Plan({shown})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Plan, tuple(getattr(self, name) for name in self._FIELDS))
+
+    def replace(self, **changes: Any) -> Plan:
+        """A copy of this plan with the fields in ``changes`` replaced."""
+        fields = {name: getattr(self, name) for name in self._FIELDS}
+        fields.update(changes)
+        return Plan(**fields)
 
     def __str__(self) -> str:
         kind = "zero-copy" if self.zero_copy else f"copy ({self.copy_reason})"

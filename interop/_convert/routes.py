@@ -27,7 +27,6 @@ runs exactly them, so a plan and its conversion never disagree.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -115,7 +114,7 @@ def _plan(
 
 
 def _with_route(plan: Plan, target: str, route: list[Step]) -> Plan:
-    return dataclasses.replace(plan, target=target, prepared=tuple(route))
+    return plan.replace(target=target, prepared=tuple(route))
 
 
 def _make_plan(

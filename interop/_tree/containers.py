@@ -11,7 +11,7 @@ never written into, whatever its class's ``__copy__`` does.
 from __future__ import annotations
 
 import collections
-import dataclasses
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -182,7 +182,7 @@ def classify(cls: type, x: Any) -> int:
         _node_of[cls] = backend
     elif issubclass(cls, Mapping):
         kind = _MAPPING
-    elif dataclasses.is_dataclass(cls):
+    elif _is_dataclass(cls):
         kind = _DATACLASS
     else:
         kind = _OTHER
@@ -202,6 +202,13 @@ _KIND, _SRC, _ITEMS, _OUT, _KEY, _DELAYED, _NODE_OF = range(7)
 Frame = list[Any]
 
 
+def _is_dataclass(cls: type) -> bool:
+    # No class is a dataclass before the dataclasses module is imported, and it is
+    # not imported here, which keeps `import interop` short.
+    module = sys.modules.get("dataclasses")
+    return module is not None and bool(module.is_dataclass(cls))
+
+
 def open_frame(kind: int, x: Any) -> Frame:
     """The frame that walks the container ``x`` of kind ``kind``."""
     if kind in (_DICT, _MAPPING):
@@ -209,7 +216,7 @@ def open_frame(kind: int, x: Any) -> Frame:
     if kind == _DATACLASS:
         fields = [
             (f.name, value)
-            for f in dataclasses.fields(x)
+            for f in sys.modules["dataclasses"].fields(x)
             if (value := getattr(x, f.name, _MISSING)) is not _MISSING
         ]
         return [kind, x, iter(fields), {}, _MISSING, False]

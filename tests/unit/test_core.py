@@ -6,6 +6,7 @@ mutation testing (``tools/mutation.sh``) runs against every mutant of the core.
 
 from __future__ import annotations
 
+import pickle
 import sys
 import textwrap
 import warnings
@@ -735,3 +736,27 @@ def test_no_warnings_from_a_plain_conversion() -> None:
         warnings.simplefilter("error")
         interop.to_numpy(torch.ones(2))
         interop.to_numpy([torch.ones(2)], upcast=True)
+
+
+def test_plans_are_immutable_values() -> None:
+    plan = Plan(
+        "fw", "cpu", False, True, ("to_host", "cast"), np.dtype(np.float64), copy_reason="x"
+    )
+    with pytest.raises(AttributeError, match="immutable"):
+        plan.steps = ()  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="immutable"):
+        del plan.device
+    # Equal plans compare and hash equal; what the steps reuse (prepared) is not compared.
+    same = plan.replace(prepared=object())
+    assert same == plan and hash(same) == hash(plan) and same.prepared is not None
+    # A cast to float64 is not "no dtype" (NumPy compares float64 == None as True).
+    assert plan.replace(dtype=None) != plan and plan.replace(float_dtype=plan.dtype) != plan
+    for field, value in [("framework", "other"), ("zero_copy", True), ("readonly", True)]:
+        assert plan.replace(**{field: value}) != plan
+    assert pickle.loads(pickle.dumps(plan)) == plan
+    assert repr(plan) == (
+        "Plan(framework='fw', device='cpu', zero_copy=False, transfer=True, "
+        "steps=('to_host', 'cast'), dtype=dtype('float64'), readonly=False, copy_reason='x', "
+        "target=None)"
+    )
+    assert plan != ("fw", "cpu") and plan.replace() == plan and plan.replace() is not plan

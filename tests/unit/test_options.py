@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import pickle
 import threading
 from typing import Any
 
@@ -269,3 +270,17 @@ def test_options_equality_and_hash() -> None:
     ):
         assert changed != base and changed == changed.replace()
     assert len({base, base.replace(dtype=np.float64), base.replace(dtype="float64")}) == 2
+
+
+def test_options_are_immutable_values() -> None:
+    opts = interop.Options(copy=True, dtype=np.dtype(np.float32))
+    with pytest.raises(AttributeError, match="immutable"):
+        opts.copy = False  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="immutable"):
+        del opts.dtype
+    assert pickle.loads(pickle.dumps(opts)) == opts
+    assert repr(opts) == (
+        "Options(copy=True, dtype=dtype('float32'), allow_transfer=True, upcast=False, "
+        "sparse='error', ragged='error', float_dtype=None)"
+    )
+    assert opts != (True, np.float32) and opts.replace(float_dtype=None) == opts
