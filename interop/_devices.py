@@ -50,7 +50,8 @@ _NAMES = {
     17: "maia",
     18: "trn",
 }
-_DEVICE_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(?::\s*(\d+))?\s*$")
+# Compiled on first use (by re's own cache), not at import.
+_DEVICE = r"^\s*([A-Za-z_]+)\s*(?::\s*(\d+))?\s*$"
 
 
 def device_name(dl: tuple[int, int]) -> str:
@@ -71,7 +72,7 @@ def device_name(dl: tuple[int, int]) -> str:
 
 def split_device(device: str) -> tuple[str, int | None]:
     """``"cuda:1"`` -> ``("cuda", 1)``, ``"GPU"`` -> ``("gpu", None)``; else ``ValueError``."""
-    m = _DEVICE_RE.match(device)
+    m = re.match(_DEVICE, device)
     if m is None:
         raise ValueError(
             f"expected a device such as 'cpu', 'cuda', 'cuda:1', 'gpu' or 'tpu:0', got {device!r}"

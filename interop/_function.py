@@ -250,7 +250,8 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
     return wrapper
 
 
-_ARGUMENT_PATH = re.compile(r"^tree\[(0|1)\]\[(\d+|'[^']*'|\"[^\"]*\")\](.*?): ")
+# Compiled on first use (by re's own cache), not at import.
+_ARGUMENT_PATH = r"^tree\[(0|1)\]\[(\d+|'[^']*'|\"[^\"]*\")\](.*?): "
 
 
 def _by_argument(
@@ -263,7 +264,7 @@ def _by_argument(
     where ``exc`` carries no such path.
     """
     path = getattr(exc, "__interop_path__", None)
-    match = None if path is None else _ARGUMENT_PATH.match(f"{path}: ")
+    match = None if path is None else re.match(_ARGUMENT_PATH, f"{path}: ")
     if match is None:
         return None
     where, key, rest = match.groups()

@@ -18,7 +18,6 @@ A leaf module: it imports nothing from :mod:`interop`.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
@@ -26,6 +25,12 @@ import threading
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader, MetaPathFinder
+else:  # the import system asks only for the methods; importlib.abc costs an import
+    Loader = MetaPathFinder = object
 
 __all__ = ["when_imported"]
 
@@ -50,10 +55,10 @@ def _run(spec: str) -> None:
         )
 
 
-class _Loader(importlib.abc.Loader):
+class _Loader(Loader):
     """The module's own loader, followed by the functions waiting for it."""
 
-    def __init__(self, loader: importlib.abc.Loader, name: str) -> None:
+    def __init__(self, loader: Loader, name: str) -> None:
         self.loader = loader
         self.name = name
 
@@ -74,7 +79,7 @@ class _Loader(importlib.abc.Loader):
             _run(spec)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder(MetaPathFinder):
     def find_spec(
         self,
         fullname: str,
