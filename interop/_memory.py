@@ -61,6 +61,7 @@ _capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c
     ("PyCapsule_GetPointer", ctypes.pythonapi)
 )
 _interface_at = _ArrayInterface.from_address
+_array_struct = np.ndarray.__array_struct__.__get__
 
 
 def _data_address(a: np.ndarray[Any, Any]) -> int:
@@ -70,7 +71,8 @@ def _data_address(a: np.ndarray[Any, Any]) -> int:
     the shape, strides and type. The capsule owns the struct it points to, so it is
     held until the address has been read.
     """
-    capsule = a.__array_struct__
+    # (NumPy's own attribute: a subclass may override it.)
+    capsule = a.__array_struct__ if type(a) is np.ndarray else _array_struct(a)
     address: int | None = _interface_at(_capsule_pointer(capsule, None)).data
     del capsule
     return address or 0

@@ -63,3 +63,15 @@ def test_layout_problem_of_read_only_memory_names_the_offset() -> None:
     whole = a[:32].view()
     whole.flags.writeable = False
     assert layout_problem(whole, contiguous=True, aligned=True) is None
+
+
+def test_a_subclass_cannot_lie_about_its_address() -> None:
+    class Liar(np.ndarray):
+        @property
+        def __array_struct__(self) -> int:  # type: ignore[override]
+            return 12345
+
+    base = np.arange(9, dtype=np.float64)
+    lying = base[1:].view(Liar)
+    lying.flags.writeable = False
+    assert misalignment(lying) == (_address(base) + 8) % ALIGNMENT
