@@ -251,3 +251,42 @@ def test_options_blocks_do_not_leak_into_other_threads() -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class _Node:
+    """A container known to the tree functions through ``register_container`` only."""
+
+    def __init__(self, *children: Any) -> None:
+        self.children = list(children)
+
+
+def _register_node() -> None:
+    interop.register_container(_Node, lambda n: (n.children, None), lambda _, c: _Node(*c))
+
+
+def test_registering_a_type_again_while_trees_of_it_are_walked() -> None:
+    # Registering a type again used to drop the node functions recorded for it, which
+    # a walk in another thread that had already classified the type then looked up
+    # and did not find: a KeyError out of to_numpy_tree.
+    from interop._tree import containers
+
+    _register_node()
+    tree = [_Node(np.float32(i), _Node(np.arange(2))) for i in range(200)]
+    stop = threading.Event()
+
+    def register_again() -> None:
+        while not stop.is_set():
+            _register_node()
+
+    thread = threading.Thread(target=register_again)
+    thread.start()
+    try:
+        for _ in range(300):
+            out = interop.to_numpy_tree(tree)
+            assert type(out[7]) is _Node and out[7].children[0] == np.float32(7)
+            assert type(out[7].children[1].children[0]) is np.ndarray
+    finally:
+        stop.set()
+        thread.join()
+        containers._registered.pop(_Node)
+        containers.kinds.pop(_Node, None)
