@@ -281,7 +281,7 @@ def test_registering_a_type_again_while_trees_of_it_are_walked() -> None:
     thread = threading.Thread(target=register_again)
     thread.start()
     try:
-        for _ in range(300):
+        for _ in range(100):
             out = interop.to_numpy_tree(tree)
             assert type(out[7]) is _Node and out[7].children[0] == np.float32(7)
             assert type(out[7].children[1].children[0]) is np.ndarray
