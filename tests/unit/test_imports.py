@@ -75,6 +75,36 @@ def test_import_and_numpy_conversions_import_no_framework() -> None:
     assert "not imported, so not tried: torch, tensorflow, jax" in loaded["message"]
 
 
+def test_import_pays_for_no_generated_classes() -> None:
+    # dataclasses (generating a class's methods costs milliseconds) and importlib.abc
+    # are not imported by `import interop`; trees of dataclasses still walk once the
+    # user's code has imported the module.
+    state = run_fresh(
+        """
+        import json, sys
+        import numpy as np
+        before = set(sys.modules)
+        import interop
+        added = sorted(set(sys.modules) - before)
+        tree = interop.to_numpy_tree({"a": [np.float32(1)]})
+        after_tree = "dataclasses" in sys.modules
+        import dataclasses
+
+        @dataclasses.dataclass
+        class Box:
+            value: object
+
+        out = interop.to_numpy_tree(Box(np.float32(2)))
+        print(json.dumps({
+            "costly": [m for m in ("dataclasses", "importlib.abc") if m in added],
+            "after_tree": after_tree,
+            "walked": type(out).__name__ == "Box" and type(out.value).__name__ == "ndarray",
+        }))
+        """
+    )
+    assert state == {"costly": [], "after_tree": False, "walked": True}
+
+
 def test_using_one_framework_imports_no_other() -> None:
     # Also: ml_dtypes is imported only once a nonstandard dtype (bfloat16) is met.
     needs("torch", "ml_dtypes")
