@@ -12,14 +12,14 @@ import contextlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict
 
 import numpy as np
 
 if TYPE_CHECKING:
     from typing import Unpack
 
-__all__ = ["Keywords", "Options", "options"]
+__all__ = ["Keywords", "Options", "Record", "options"]
 
 SparsePolicy = Literal["error", "dense", "scipy"]
 RaggedPolicy = Literal["error", "object", "pad"]
@@ -51,7 +51,45 @@ _SPARSE = ("error", "dense", "scipy")
 _RAGGED = ("error", "object", "pad")
 
 
-class Options:
+class Record:
+    """An immutable value with named fields (``_FIELDS``): what Options and Plan share.
+
+    A class written out rather than a dataclass: generating a dataclass's methods
+    costs milliseconds at import, which `import interop` does not pay. Subclasses
+    declare ``__slots__ = _FIELDS``, set the fields in their ``__init__`` with
+    ``object.__setattr__``, and define their own equality and hash.
+    """
+
+    __slots__ = ()
+    _FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: How many of the first fields ``repr`` shows (``None``: all).
+    _SHOWN: ClassVar[int | None] = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"cannot assign to field {name!r}: {type(self).__name__} objects are immutable"
+        )
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(
+            f"cannot delete field {name!r}: {type(self).__name__} objects are immutable"
+        )
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def _fields(self) -> dict[str, Any]:
+        return dict(zip(self._FIELDS, self._values(), strict=True))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS[: self._SHOWN])
+        return f"{type(self).__name__}({shown})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self._values())
+
+
+class Options(Record):
     """The resolved options of one conversion.
 
     Attributes:
@@ -69,17 +107,8 @@ class Options:
             integers, booleans and complex numbers alone; ``None`` to keep them all.
     """
 
-    # A class written out rather than a dataclass: generating a dataclass's methods
-    # costs milliseconds at import, which `import interop` does not pay.
-    __slots__ = _FIELDS = (
-        "copy",
-        "dtype",
-        "allow_transfer",
-        "upcast",
-        "sparse",
-        "ragged",
-        "float_dtype",
-    )
+    # The fields are the option keywords, in their order.
+    __slots__ = _FIELDS = KEYWORDS
 
     copy: bool | None
     dtype: np.dtype[Any] | None
@@ -108,19 +137,6 @@ class Options:
         init(self, "ragged", ragged)
         init(self, "float_dtype", float_dtype)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: Options are immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: Options are immutable")
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
-        return f"Options({shown})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Options, tuple(getattr(self, name) for name in self._FIELDS))
-
     def __eq__(self, other: object) -> bool:
         # NumPy compares np.dtype("float64") == None as True (None means the default
         # dtype to NumPy), which would make a cast to float64 equal to no cast at all.
@@ -137,13 +153,11 @@ class Options:
         )
 
     def __hash__(self) -> int:
-        return hash(tuple(getattr(self, name) for name in self._FIELDS))
+        return hash(self._values())
 
     def replace(self, **changes: Any) -> Options:
         """A copy of these options with ``changes`` applied and validated."""
-        merged = {name: getattr(self, name) for name in self._FIELDS}
-        merged.update(changes)
-        return _validated(**merged)
+        return _validated(**{**self._fields(), **changes})
 
 
 def same_dtype(a: np.dtype[Any] | None, b: np.dtype[Any] | None) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from interop._errors import ConversionError, CopyRequiredError, TransferError
-from interop._options import Options, same_dtype
+from interop._options import Options, Record, same_dtype
 from interop._options import is_float as _is_float
 
 __all__ = ["Plan"]
@@ -21,7 +21,7 @@ __all__ = ["Plan"]
 _set_field = object.__setattr__
 
 
-class Plan:
+class Plan(Record):
     """What a conversion does, decided before any work.
 
     Immutable; equal plans compare and hash equal (``prepared`` aside).
@@ -40,8 +40,6 @@ class Plan:
         target: The target framework of :func:`interop.convert`, or ``None``.
     """
 
-    # A class written out rather than a dataclass: generating a dataclass's methods
-    # costs milliseconds at import, which `import interop` does not pay.
     __slots__ = _FIELDS = (
         "framework",
         "device",
@@ -55,6 +53,7 @@ class Plan:
         "prepared",
         "float_dtype",
     )
+    _SHOWN = 9  # not prepared, not float_dtype
 
     framework: str
     device: str
@@ -100,12 +99,6 @@ class Plan:
         init(self, "prepared", prepared)
         init(self, "float_dtype", float_dtype)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: a Plan is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: a Plan is immutable")
-
     def _compared(self) -> tuple[Any, ...]:
         return (
             self.framework,
@@ -130,18 +123,9 @@ class Plan:
     def __hash__(self) -> int:
         return hash((*self._compared(), self.dtype, self.float_dtype))
 
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS[:9])
-        return f"Plan({shown})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Plan, tuple(getattr(self, name) for name in self._FIELDS))
-
     def replace(self, **changes: Any) -> Plan:
         """A copy of this plan with the fields in ``changes`` replaced."""
-        fields = {name: getattr(self, name) for name in self._FIELDS}
-        fields.update(changes)
-        return Plan(**fields)
+        return Plan(**{**self._fields(), **changes})
 
     def __str__(self) -> str:
         kind = "zero-copy" if self.zero_copy else f"copy ({self.copy_reason})"
