@@ -11,27 +11,17 @@ message behind the same path.
 from __future__ import annotations
 
 import collections
-import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytest
 
 import interop
 from interop._tree import containers
+from tests.support.trees import Box, BrokenArray, Pair
 
 DEPTH = 100  # deeper than the recursive walk goes
-
-
-class Pair(NamedTuple):
-    left: Any
-    right: Any
-
-
-@dataclasses.dataclass(frozen=True)
-class Box:
-    value: Any
 
 
 class Node:
@@ -39,13 +29,6 @@ class Node:
 
     def __init__(self, *children: Any) -> None:
         self.children = list(children)
-
-
-class Broken:
-    """Claims to be an array, then fails."""
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        raise RuntimeError("broken __array__")
 
 
 class Grower:
@@ -76,31 +59,31 @@ def _grown_dict() -> dict[str, Any]:
 # (the tree, the path of the failure in it, the error's class, a phrase of its message)
 CASES: dict[str, tuple[Callable[[], Any], str, type[Exception], str]] = {
     "leaf in dict and list": (
-        lambda: {"x": [1, {"y": Broken()}]},
+        lambda: {"x": [1, {"y": BrokenArray()}]},
         "['x'][1]['y']",
         interop.ConversionError,
         "broken __array__",
     ),
     "leaf in namedtuple": (
-        lambda: Pair(None, Broken()),
+        lambda: Pair(None, BrokenArray()),
         ".right",
         interop.ConversionError,
         "broken",
     ),
     "leaf in nested dataclasses": (
-        lambda: Box(Box(Broken())),
+        lambda: Box(Box(BrokenArray())),
         ".value.value",
         interop.ConversionError,
         "broken",
     ),
     "leaf in mapping in namedtuple": (
-        lambda: Pair(collections.OrderedDict(z=(0, Broken())), None),
+        lambda: Pair(collections.OrderedDict(z=(0, BrokenArray())), None),
         ".left['z'][1]",
         interop.ConversionError,
         "broken",
     ),
     "leaf in registered containers": (
-        lambda: Node(np.ones(1), Node(Broken())),
+        lambda: Node(np.ones(1), Node(BrokenArray())),
         "[1][0]",
         interop.ConversionError,
         "broken",

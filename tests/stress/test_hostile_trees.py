@@ -11,34 +11,17 @@ from __future__ import annotations
 import collections
 import dataclasses
 import sys
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytest
 
 import interop
 from tests.support.cases import SPECIAL, SPECIAL_BITS, installed, same_bits
+from tests.support.trees import Box, BrokenArray, Pair
 
 DEPTH = 10_000
 FRAMEWORKS = [name for name in ("torch", "tensorflow", "jax") if installed(name)]
-
-
-class Pair(NamedTuple):
-    left: Any
-    right: Any
-
-
-@dataclasses.dataclass(frozen=True)
-class Box:
-    value: Any
-    label: str = "box"
-
-
-class BrokenArray:
-    """Claims to be an array, then fails."""
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        raise RuntimeError("broken __array__")
 
 
 def make(framework: str, a: np.ndarray) -> Any:
