@@ -97,9 +97,24 @@ def to_framework(table: Any, /, *, to: str = "numpy", device: Any = None) -> dic
 # -- batches out --------------------------------------------------------------------------
 
 
+def _columns(batch: Mapping[Any, Any], where: str) -> dict[str, Any]:
+    """The columns of a dict by name: each key as ``str``, two keys of one name refused."""
+    names = [str(k) for k in batch]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        keys = [k for k in batch if str(k) in twice]
+        raise ConversionError(
+            f"expected keys with distinct names in {where}, got {keys}: Arrow names columns "
+            f"with strings, and {twice} would be one column. hint: rename the keys so that "
+            "no two read the same"
+        )
+    pairs = zip(names, batch.items(), strict=True)
+    return {n: _column(v, f"{where}[{k!r}]") for n, (k, v) in pairs}
+
+
 def _column(value: Any, where: str) -> Any:
     if isinstance(value, Mapping):
-        children = {str(k): _column(v, f"{where}[{k!r}]") for k, v in value.items()}
+        children = _columns(value, where)
         arrays = [
             c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in children.values()
         ]
@@ -143,7 +158,7 @@ def to_arrow_table(batch: Any, /) -> Any:
     """
     if not isinstance(batch, Mapping):
         return batch
-    columns = {str(k): _column(v, f"output[{k!r}]") for k, v in batch.items()}
+    columns = _columns(batch, "output")
     _check_lengths(columns, "output")
     return pa.table(columns)
 

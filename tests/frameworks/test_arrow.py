@@ -140,6 +140,26 @@ def test_chunked_arrays_join_with_a_copy() -> None:
     assert empty.shape == (0,) and empty.dtype == np.int32
 
 
+def test_chunked_booleans_join_every_chunk() -> None:
+    # A table's column after concat_tables: one chunk per table, booleans in bits.
+    part = pa.table({"flag": [True, False, True], "x": [1.0, 2.0, 3.0]})
+    table = pa.concat_tables([part, pa.table({"flag": [False, True], "x": [4.0, 5.0]})])
+    flags = table.column("flag")
+    assert interop.to_numpy(flags).tolist() == [True, False, True, False, True]
+    assert "2 chunks" in (interop.explain(flags).copy_reason or "")
+    out = interop.to_numpy_tree(table)
+    assert out["flag"].shape == out["x"].shape == (5,)
+    offsets = pa.chunked_array([pa.array([True] * 9 + [False]).slice(7), [True]])
+    assert interop.to_numpy(offsets).tolist() == [True, True, False, True]
+    empty = interop.to_numpy(pa.chunked_array([], pa.bool_()))
+    assert empty.shape == (0,) and empty.dtype == np.bool_
+    rows = np.array([[True, False], [False, True], [True, True]])
+    tensors = pa.chunked_array(
+        [interop.convert(rows[:1], "arrow"), interop.convert(rows[1:], "arrow")]
+    )
+    np.testing.assert_array_equal(interop.to_numpy(tensors), rows)
+
+
 def test_fixed_shape_tensor_gives_rows_of_its_shape() -> None:
     a = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     x = pa.FixedShapeTensorArray.from_numpy_ndarray(a)
@@ -152,16 +172,55 @@ def test_fixed_shape_tensor_gives_rows_of_its_shape() -> None:
     assert np.array_equal(interop.to_numpy(chunked), np.concatenate([a, a[1:]]))
 
 
-def test_fixed_shape_tensor_permutation_is_honoured() -> None:
-    logical = np.arange(5 * 2 * 3, dtype=np.int16).reshape(5, 2, 3)
-    # Each row stored with its two axes swapped, as the permutation [1, 0] says.
-    stored = np.ascontiguousarray(logical.transpose(0, 2, 1))  # rows of shape (3, 2)
-    ty = pa.fixed_shape_tensor(pa.int16(), (2, 3), permutation=[1, 0])
-    storage = pa.FixedSizeListArray.from_arrays(pa.array(stored.reshape(-1)), 6)
+@pytest.mark.parametrize("perm", [[1, 0], [2, 0, 1], [1, 2, 0]])
+def test_fixed_shape_tensor_permutation_is_honoured(perm: list[int]) -> None:
+    # The type's shape is the stored (row-major) one; logical axis i is stored axis
+    # perm[i] (the canonical extension's definition).
+    shape = (2, 3, 4)[: len(perm)]
+    stored = np.arange(5 * int(np.prod(shape)), dtype=np.int16).reshape(5, *shape)
+    ty = pa.fixed_shape_tensor(pa.int16(), shape, permutation=perm)
+    storage = pa.FixedSizeListArray.from_arrays(pa.array(stored.reshape(-1)), stored[0].size)
     x = pa.ExtensionArray.from_storage(ty, storage)
+    logical = stored.transpose(0, *(1 + p for p in perm))
+    assert logical.shape[1:] == tuple(shape[p] for p in perm)
     out = interop.to_numpy(x)
-    assert out.shape == (5, 2, 3) and np.array_equal(out, logical)
-    assert np.shares_memory(out, x.to_numpy_ndarray())  # a strided view, no copy
+    np.testing.assert_array_equal(out, logical)
+    buffer = np.frombuffer(x.storage.values.buffers()[1], np.int16)
+    assert interop.explain(x).zero_copy and np.shares_memory(out, buffer)  # a strided view
+    if perm == [1, 0]:
+        # pyarrow's own reading agrees; for a permutation that is not its own
+        # inverse, pyarrow (26) gives the spec's shape with other strides.
+        np.testing.assert_array_equal(out, x.to_numpy_ndarray())
+    # The same order for what is made new: joined chunks, NaN in place of nulls, none.
+    np.testing.assert_array_equal(
+        interop.to_numpy(pa.chunked_array([x.slice(0, 2), x.slice(2)])), logical
+    )
+    nulls = pa.ExtensionArray.from_storage(
+        ty,
+        pa.FixedSizeListArray.from_arrays(
+            pa.array(stored.reshape(-1)), stored[0].size, mask=pa.array([False, True] + [False] * 3)
+        ),
+    )
+    expected = logical.astype(np.float64)
+    expected[1] = np.nan
+    np.testing.assert_array_equal(interop.to_numpy(nulls, dtype=np.float64), expected)
+    empty = interop.to_numpy(pa.chunked_array([], ty))
+    assert empty.shape == (0, *logical.shape[1:])
+
+
+def test_arrays_pyarrow_decodes_come_back_as_new_writable_memory() -> None:
+    # pyarrow hands out its decoding of these read-only; the plan promises a copy.
+    for x in (
+        pa.DictionaryArray.from_arrays(pa.array([0, 1, 0, 2]), pa.array([10, 20, 30])),
+        pa.RunEndEncodedArray.from_arrays([2, 4], [1.0, 2.0]),
+    ):
+        for copy in (None, True):
+            plan = interop.explain(x, copy=copy)
+            out = interop.to_numpy(x, copy=copy)
+            assert not plan.zero_copy and not plan.readonly
+            assert out.flags.writeable and out.flags.owndata
+        out[0] = 0  # (its own memory: x is unchanged)
+        assert interop.to_numpy(x)[0] != 0
 
 
 def test_strings_and_other_types_need_dtype_object() -> None:
@@ -340,6 +399,17 @@ def test_bad_extension_metadata_is_refused() -> None:
             fmt.DtypeType.__arrow_ext_deserialize__(pa.uint16(), bad)
     with pytest.raises(ValueError, match="storage"):
         fmt.DtypeType.__arrow_ext_deserialize__(pa.uint8(), b'{"dtype": "bfloat16"}')
+    # The same metadata on a table's field (from a file, another process): interop's error.
+    for bad in (b'{"dtype": "bfloat16"}', b'{"dtype": "float32"}', b"not json"):
+        field = pa.field(
+            "w",
+            pa.uint8(),
+            metadata={b"ARROW:extension:name": b"interop.dtype", b"ARROW:extension:metadata": bad},
+        )
+        table = pa.Table.from_arrays([pa.array([1, 2], pa.uint8())], schema=pa.schema([field]))
+        with pytest.raises(ConversionError, match=r"column 'w'.*hint") as info:
+            interop.to_numpy_tree(table)
+        assert isinstance(info.value.__cause__, ValueError)
 
 
 def _table_of_exact_dtypes() -> tuple[Any, dict[str, np.ndarray[Any, Any]]]:

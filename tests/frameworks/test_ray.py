@@ -178,3 +178,22 @@ def test_importing_interop_never_imports_ray() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_batches_out_refuse_keys_that_name_one_column() -> None:
+    for batch, where in (
+        ({1: np.zeros(2), "1": np.ones(2)}, "output"),
+        ({"a": {1: np.zeros(2), "1": np.ones(2)}}, r"output\['a'\]"),
+    ):
+        with pytest.raises(interop.ConversionError, match=rf"{where}, got \[1, '1'\].*hint"):
+            iray.to_arrow_table(batch)
+    table = iray.to_arrow_table({1: np.zeros(2), "b": {2: np.ones(2)}})
+    assert table.column_names == ["1", "b"]
+
+
+def test_a_batch_over_several_blocks_keeps_every_row() -> None:
+    # A batch that spans blocks arrives as a table of several chunks per column.
+    part = pa.table({"flag": [True, False, True], "x": [1.0, 2.0, 3.0]})
+    out = iray.to_framework(pa.concat_tables([part, part]), to="torch")
+    assert out["flag"].tolist() == [True, False, True] * 2
+    assert out["x"].tolist() == [1.0, 2.0, 3.0] * 2

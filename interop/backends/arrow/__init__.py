@@ -3,9 +3,11 @@
 As a source: a ``pyarrow.Array`` or ``ChunkedArray`` of fixed-width values (numbers,
 timestamps, durations, ``interop.dtype``) in one chunk and without nulls is a
 read-only view of its buffers (Arrow memory is immutable). A canonical
-``arrow.fixed_shape_tensor`` column gives shape ``(len, *shape)``, in logical
-order where the type has a permutation (a strided view). Joining chunks, unpacking
-booleans and converting other types (strings, dates, ...) through pyarrow copy.
+``arrow.fixed_shape_tensor`` column gives shape ``(len, *shape)``, or where the
+type has a permutation the logical order it gives (logical axis ``i`` is stored
+axis ``permutation[i]``, as the canonical extension defines it): a strided view.
+Joining chunks, unpacking booleans and converting other types (strings, dates,
+...) through pyarrow copy.
 Nulls are never turned into values silently: a column with nulls raises
 :class:`~interop.ConversionError`, unless a floating-point ``dtype=`` asks for NaN
 in their place (or ``dtype=object``, ``None``, for types pyarrow converts).
@@ -131,17 +133,16 @@ class ArrowBackend(Backend):
         chunks = x.num_chunks if chunked else 1
         steps: list[str] = []
         reason: str | None = None
-        if layout.kind == "values":
-            if chunks == 1:
-                steps.append("values")
-            else:
-                steps.append("join")
-                reason = (
-                    f"joining the {chunks} chunks of a ChunkedArray copies"
-                    if chunks
-                    else "a ChunkedArray without chunks has no memory to share; an empty "
-                    "array is made"
-                )
+        if layout.kind in ("values", "bits") and chunks != 1:
+            # Each chunk's values (booleans unpacked), joined into one new array.
+            steps.append("join")
+            reason = (
+                f"joining the {chunks} chunks of a ChunkedArray copies"
+                if chunks
+                else "a ChunkedArray without chunks has no memory to share; an empty array is made"
+            )
+        elif layout.kind == "values":
+            steps.append("values")
         elif layout.kind == "bits":
             steps.append("unpack_bits")
             reason = "Arrow packs booleans into bits; unpacking them copies"
@@ -212,11 +213,14 @@ class ArrowBackend(Backend):
         layout = plan.prepared
         parts = [self.fmt.values(c, layout) for c in x.chunks]
         if not parts:
-            return np.empty((0, *layout.shape), layout.dtype)
+            return self.fmt.empty(layout)
         return np.concatenate(parts)
 
     def _pyarrow(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
-        return np.asarray(x.to_numpy(zero_copy_only=False))
+        out = np.asarray(x.to_numpy(zero_copy_only=False))
+        # pyarrow hands out a read-only array where it may share memory (a decoded
+        # dictionary or run-end array, say): the plan promises new memory.
+        return out if out.flags.writeable else np.array(out, copy=True)
 
     def _extension(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         parts = []
@@ -241,7 +245,7 @@ class ArrowBackend(Backend):
             parts.append(part)
         if len(parts) == 1:
             return parts[0]
-        return np.concatenate(parts) if parts else np.empty((0, *layout.shape), plan.dtype)
+        return np.concatenate(parts) if parts else fmt.empty(layout, plan.dtype)
 
     def check_result(self, x: Any, out: np.ndarray[Any, Any], options: Options, /) -> None:
         if out.dtype.hasobject and not (options.dtype is not None and options.dtype.hasobject):

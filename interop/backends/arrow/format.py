@@ -53,6 +53,7 @@ __all__ = [
     "DtypeType",
     "Layout",
     "columns",
+    "empty",
     "layout_of",
     "null_count",
     "null_mask",
@@ -260,7 +261,8 @@ class Layout:
             type of another library, which converts itself.
         dtype: The dtype of the result (``None`` where only the conversion tells).
         storage: The dtype of the stored values (``uint16`` for bfloat16, ...).
-        shape: The shape of each row (``()`` for single values).
+        shape: The shape of each row as stored, in row-major order (``()`` for
+            single values).
         axes: The transposition from the stored to the logical order of a tensor
             whose type has a permutation, batch axis included; ``None`` for none.
         tensor: Whether rows are tensors stored as fixed-size lists.
@@ -324,13 +326,14 @@ def _layout(arrow_type: pa.DataType) -> Layout:
         item = _scalar_layout(arrow_type.value_type)
         if item.kind == "pyarrow":
             return Layout("extension", None)
+        # `shape` is the stored (physical) shape; logical axis i is stored axis
+        # perm[i] (the canonical extension's definition, as pyarrow's own
+        # to_numpy_ndarray reads it).
         shape = tuple(int(n) for n in arrow_type.shape)
         perm = arrow_type.permutation
         axes = None
         if perm is not None and list(perm) != list(range(len(shape))):
-            # Stored in the order `perm` gives: stored axis i is logical axis perm[i].
-            shape = tuple(shape[p] for p in perm)
-            axes = (0, *(1 + int(i) for i in np.argsort(perm)))
+            axes = (0, *(1 + int(p) for p in perm))
         return Layout(item.kind, item.dtype, item.storage, shape, axes, tensor=True)
     if isinstance(arrow_type, pa.BaseExtensionType):
         return Layout("extension", None)
@@ -391,6 +394,12 @@ def values(arr: pa.Array, layout: Layout) -> np.ndarray[Any, Any]:
     return out
 
 
+def empty(layout: Layout, dtype: np.dtype[Any] | None = None) -> np.ndarray[Any, Any]:
+    """No rows of ``layout``: what :func:`values` gives for a column without chunks."""
+    out = np.empty((0, *layout.shape), layout.dtype if dtype is None else dtype)
+    return out if layout.axes is None else out.transpose(layout.axes)
+
+
 def null_count(arr: pa.Array) -> int:
     """The nulls of ``arr``: null rows, and for tensors null items within its rows."""
     count: int = arr.null_count
@@ -449,7 +458,16 @@ def _restored(field: pa.Field, column: Any) -> Any:
     meta = field.metadata or {}
     if meta.get(b"ARROW:extension:name") != _NAME or isinstance(ty, DtypeType):
         return column
-    restored = DtypeType.__arrow_ext_deserialize__(ty, meta.get(b"ARROW:extension:metadata", b""))
+    try:
+        restored = DtypeType.__arrow_ext_deserialize__(
+            ty, meta.get(b"ARROW:extension:metadata", b"")
+        )
+    except ValueError as exc:
+        raise ConversionError(
+            f"expected {EXTENSION_NAME} metadata that fits column {field.name!r}, got: {exc}. "
+            f"hint: the file was not written by interop, or was changed since; drop the "
+            f"field's ARROW:extension:* metadata to read the stored integers"
+        ) from exc
     if isinstance(column, pa.ChunkedArray):
         chunks = [pa.ExtensionArray.from_storage(restored, c) for c in column.chunks]
         return pa.chunked_array(chunks, restored)
