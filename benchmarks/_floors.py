@@ -4,9 +4,10 @@ A host view may hand out a framework's zero-copy NumPy array only after proving 
 the answer is the one the plan would give (see docs/contract.md): for a PyTorch
 tensor, that its dispatch key set is that of an ordinary dense CPU tensor (no other
 device or layout, no conjugate or negative bit, no ZeroTensor, no ``torch.func``
-wrapper), that no ``torch.func`` transform or dispatch mode is active, its dtype and
-its grad flag; for a JAX array, its sharding, that it is not deleted, and that its
-dtype is not packed; for a TensorFlow tensor, its device and that it holds values.
+wrapper), that no ``torch.func`` transform or dispatch mode is active, its dtype, its
+grad flag and that its storage was not freed; for a JAX array, its sharding, that it
+is not deleted, and that its dtype is not packed; for a TensorFlow tensor, its device
+and that it holds values.
 
 Each statement here is the native call behind exactly those checks, written by hand
 as one expression: no function call of the library's, no dispatch by type, no plan.
@@ -41,13 +42,14 @@ def _torch_ns() -> dict[str, Any]:
         "K": keys(torch.from_numpy(np.empty(0, dtype=np.float32))),
         "transforms": C._are_functorch_transforms_active,
         "modes": C._len_torch_dispatch_stack,
+        "storage": torch.Tensor.untyped_storage,
         "seal": np.ndarray.setflags,
     }
 
 
 def _torch_leaf(dtype: str, grad: bool, bits: str | None) -> str:
     """The per-tensor part of the PyTorch checks and the native call, as an expression."""
-    checks = f"keys(x) == K and x.dtype is torch.{dtype}"
+    checks = f"keys(x) == K and x.dtype is torch.{dtype} and (storage(x).nbytes() or not x.numel())"
     if bits is None:
         call = "x.numpy(force=True)" if grad else "x.numpy()"
     else:

@@ -283,6 +283,16 @@ class Backend:
         ``__array__`` (or a list's items) produced, unless ``dtype=object`` was asked.
         """
 
+    def missing_data(self, x: Any, /) -> Exception | None:
+        """The error for an array of this backend that holds no values, or ``None``.
+
+        A tracer, a meta or fake tensor, a deleted array, a symbolic tensor: what
+        :meth:`plan` refuses with :class:`~interop.ConversionError` because there are
+        no values to read. Asked where no plan of this backend runs: an array kept in
+        its own framework by :func:`interop.convert`, and ``like=``. Default: ``None``.
+        """
+        return None
+
     def translate_error(self, x: Any, exc: Exception, /) -> Exception | None:
         """The library's error for ``exc``, raised by this backend's work on ``x``.
 
@@ -368,6 +378,10 @@ class Backend:
         if device is not None:
             return self.parse_device(device)
         if like is not None:
+            # (A meta tensor's device would make a result without values.)
+            missing = self.missing_data(like)
+            if missing is not None:
+                raise missing
             return self.device_of(like)
         return self.default_device()
 

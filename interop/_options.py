@@ -238,6 +238,20 @@ _current: ContextVar[Options] = ContextVar("interop_options", default=DEFAULT)
 current = _current.get
 
 
+def for_convert(copy: bool | None) -> Options:
+    """The options :func:`interop.convert` follows: ``copy``, and the block's ``allow_transfer``.
+
+    ``copy`` given here wins over the block's. Nothing else of a block applies:
+    convert keeps the dtype, to every target alike.
+    """
+    base = _current.get()
+    if base is DEFAULT and copy is None:
+        return DEFAULT
+    return DEFAULT.replace(
+        copy=base.copy if copy is None else copy, allow_transfer=base.allow_transfer
+    )
+
+
 def resolve(
     copy: bool | None,
     dtype: Any,
@@ -316,7 +330,9 @@ def options(**keywords: Unpack[Keywords]) -> Iterator[Options]:
     """Set the defaults of every conversion inside the ``with`` block.
 
     The block applies to :func:`interop.to_numpy`, :func:`interop.to_numpy_tree`,
-    :func:`interop.explain` and :func:`interop.iter_numpy`. Keywords left out
+    :func:`interop.explain` and :func:`interop.iter_numpy`; of it,
+    :func:`interop.convert` follows ``copy`` and ``allow_transfer`` only (it keeps
+    the dtype, whatever the target). Keywords left out
     (``None``) keep the value of the enclosing block. Explicit keywords of a call
     inside the block still win.
 

@@ -195,17 +195,8 @@ def finish(
     # ``dtype is None``: the source dtype is only known once the data arrives (a
     # transfer), so the cast is planned unconditionally. Never compare with None
     # through ``!=``: NumPy reads ``None`` as float64.
-    if (
-        options.dtype is not None
-        and dtype is not None
-        and _is_complex(dtype)
-        and not _is_complex(options.dtype)
-    ):
-        raise ConversionError(
-            f"expected a dtype that keeps every value, got dtype={options.dtype} for "
-            f"{dtype} data: the cast would discard the imaginary parts. hint: take the "
-            "real part first (x.real, np.real), or ask for a complex dtype"
-        )
+    if options.dtype is not None and dtype is not None:
+        check_keeps_imaginary(options.dtype, dtype)
     target = options.dtype
     if float_dtype is not None:
         # Only floating-point data takes float_dtype; integers, booleans and complex
@@ -255,7 +246,20 @@ def cast(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
     return a.astype(plan.dtype, copy=True)
 
 
-def _is_complex(dtype: np.dtype[Any]) -> bool:
+def check_keeps_imaginary(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
+    """Raise :class:`ConversionError` where a cast of ``dtype`` to ``target`` drops imaginary parts.
+
+    Object targets keep complex values as Python numbers.
+    """
+    if is_complex(dtype) and not is_complex(target) and not target.hasobject:
+        raise ConversionError(
+            f"expected a dtype that keeps every value, got dtype={target} for "
+            f"{dtype} data: the cast would discard the imaginary parts. hint: take the "
+            "real part first (x.real, np.real), or ask for a complex dtype"
+        )
+
+
+def is_complex(dtype: np.dtype[Any]) -> bool:
     """Whether ``dtype`` holds complex numbers (NumPy's, ml_dtypes' or a real/imag pair)."""
     return dtype.kind == "c" or dtype.names == ("real", "imag") or "complex" in dtype.name
 

@@ -148,7 +148,7 @@ def _unrouted(x: Any, to: Any, like: Any, device: Any, copy: bool | None) -> Any
 def _planned(x: Any, to: Any, like: Any, device: Any, copy: bool | None) -> Any:
     """:func:`convert` by its plan: exactly what :func:`interop.explain` describes."""
     plan = plan_convert(x, to, like=like, device=device, copy=copy)
-    plan.check(_options.resolve(copy, None, None, None, None, None))
+    plan.check(_options.for_convert(copy))
     obj = x
     try:
         for step in plan.prepared:

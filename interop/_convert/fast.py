@@ -137,12 +137,13 @@ def _same(target: Backend) -> Callable[..., Any]:
     owns = target.owns
     device_of = target.device_of
     adopt = target.adopt
+    missing_data = target.missing_data
 
     def route(x: Any, like: Any = None) -> Any:
         device = target_device(None, like)
-        if owns(x, device) and device_of(x) == device:
+        if owns(x, device) and missing_data(x) is None and device_of(x) == device:
             return adopt(x, device=device, copy=False)
-        return None
+        return None  # (the planner refuses an array without values)
 
     return route
 

@@ -60,13 +60,16 @@ def plan_convert(
     The steps to run are kept in ``Plan.prepared``; :func:`interop.convert` runs exactly them.
     """
     target_backend = resolve(to, like)
-    opts = _options.resolve(copy, None, None, None, None, None)
+    opts = _options.for_convert(copy)
     if isinstance(x, (list, tuple)) and not target_backend.is_numpy:
         # (To NumPy, convert is to_numpy, which builds one array from the items.)
         _refuse_arrays_inside(x, target_backend.name)
     source = _registry.get(x)
+    # The target device first, outside the translation below: an unknown device
+    # (ValueError) or a `like` without values is the caller's error, not x's.
+    target_device = target_backend.target_device(device, like)
     try:
-        return _plan(x, source, target_backend, device, like, opts)
+        return _plan(x, source, target_backend, target_device, opts)
     except Exception as exc:
         # An object's own array protocol failing is reported as to_numpy reports it.
         _core.raise_translated(x, source, exc)
@@ -98,16 +101,15 @@ def _refuse_arrays_inside(x: list[Any] | tuple[Any, ...], target: str) -> None:
 
 
 def _plan(
-    x: Any, source: Backend, target_backend: Backend, device: Any, like: Any, opts: Options
+    x: Any, source: Backend, target_backend: Backend, target_device: Any, opts: Options
 ) -> Plan:
     if target_backend.is_numpy:
-        target_backend.target_device(device, like)  # validates the device
         plan = _core.plan(x, source, opts)
         return _with_route(
             plan, target_backend.name, [lambda obj: _core.run(obj, source, plan, opts)]
         )
 
-    target = Target(target_backend, target_backend.target_device(device, like))
+    target = Target(target_backend, target_device)
     if target_backend.owns(x, target.device):
         return _plan_same(x, target, opts)
     return _plan_across(x, source, target, opts)
@@ -145,6 +147,11 @@ def _make_plan(
 def _plan_same(x: Any, target: Target, opts: Options) -> Plan:
     """Route 2: ``x`` already belongs to the target framework."""
     backend = target.backend
+    # No plan of the source reads x here: its refusals of arrays without values
+    # (tracers, meta tensors, deleted arrays) are asked for directly.
+    missing = backend.missing_data(x)
+    if missing is not None:
+        raise missing
     source_device = backend.device_of(x)
     source_dl = backend.dlpack_device(source_device)
     moved = source_device != target.device
@@ -173,7 +180,7 @@ def _plan_same(x: Any, target: Target, opts: Options) -> Plan:
         route=[adopt],
         dtype=None if view is None else view.dtype,
         reason=reason,
-        transfer=moved,
+        transfer=moved and source_dl != HOST and target.dl == HOST,
     )
 
 
@@ -234,7 +241,7 @@ def _plan_host(
             route=[upload],
             dtype=result_dtype,
             reason=f"moving the data from host memory to {target.name} copies",
-            transfer=True,
+            transfer=False,  # (host to device: no device-to-host copy)
         )
 
     kind, reason, export = host_route(x, source, tb, view, dtype, result_dtype, opts.copy)
@@ -365,7 +372,7 @@ def _plan_device(
         route=[import_dlpack],
         dtype=result_dtype,
         reason=reason,
-        transfer=moved,
+        transfer=moved and target.dl == HOST,
     )
 
 
@@ -404,5 +411,5 @@ def _plan_through_numpy(
         route=[to_numpy, adopt],
         dtype=result_dtype,
         reason=reason,
-        transfer=sp.transfer or not to_host,
+        transfer=sp.transfer,  # (the device-to-host part; an upload is none)
     )

@@ -86,12 +86,34 @@ class PythonBackend(GenericBackend):
         return _map_foreign(self.lookup, x, plan.prepared)
 
     def _asarray(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
-        return np.asarray(x, dtype=plan.dtype)
+        dtype = plan.dtype
+        if dtype is not None:
+            # NumPy casts complex items (NumPy scalars, arrays: converted tensors) to
+            # a real dtype with only a warning; the contract refuses that cast.
+            found = _complex_item(x)
+            if found is not None:
+                _plan.check_keeps_imaginary(dtype, found)
+        return np.asarray(x, dtype=dtype)
 
 
 # Items np.asarray reads correctly by itself; any other item a backend converts
 # (a framework tensor, a DLPack or Array API object) is converted first.
 _NATIVE_ITEMS = ("numpy", "python")
+
+
+def _complex_item(x: Any) -> np.dtype[Any] | None:
+    """The dtype of the first complex item of a (nested) list or tuple, or of a scalar."""
+    if isinstance(x, (list, tuple)):
+        for item in x:
+            found = _complex_item(item)
+            if found is not None:
+                return found
+        return None
+    if isinstance(x, complex):
+        return np.dtype(np.complex128)
+    if isinstance(x, (np.ndarray, np.generic)) and _plan.is_complex(x.dtype):
+        return x.dtype
+    return None
 
 
 def _upcast_nonstandard(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:

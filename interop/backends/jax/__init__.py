@@ -36,7 +36,7 @@ from interop._options import Options
 from interop._plan import Plan
 from interop.backends.jax import sparse
 from interop.backends.jax.sharding import placement
-from interop.backends.jax.source import ArraySource, tracer_error
+from interop.backends.jax.source import ArraySource, deleted_error, tracer_error
 from interop.backends.jax.target import JaxTarget
 
 __all__ = ["JaxBackend", "placement"]
@@ -56,6 +56,7 @@ class JaxBackend(JaxTarget):
         self.jax = jax
         self._tracer = core.Tracer
         self._arrays = ArraySource(jax)
+        self.held_dtypes = {}
         # Shardings -> whether they place data outside host memory.
         self._device_shardings: dict[Any, bool] = {}
         self.steps.update(self._arrays.steps())
@@ -81,6 +82,13 @@ class JaxBackend(JaxTarget):
         if not isinstance(x, self.jax.Array):
             return sparse.plan_sparse(x, options, self._tracer)
         return self._arrays.plan(x, options)
+
+    def missing_data(self, x: Any, /) -> Exception | None:
+        if isinstance(x, self._tracer):
+            return tracer_error(x)
+        if isinstance(x, self.jax.Array) and x.is_deleted():
+            return deleted_error(x)
+        return None
 
     # -- containers -----------------------------------------------------------------
 

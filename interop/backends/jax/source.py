@@ -28,7 +28,7 @@ from interop._options import Options
 from interop._plan import Plan
 from interop.backends.jax.sharding import assemble_shards, layout
 
-__all__ = ["ArraySource", "tracer_error"]
+__all__ = ["ArraySource", "deleted_error", "tracer_error"]
 
 
 def tracer_error(x: Any) -> ConversionError:
@@ -38,6 +38,15 @@ def tracer_error(x: Any) -> ConversionError:
         f"{x.shape} and dtype {x.dtype}: inside jit, vmap, grad or scan the values "
         "do not exist yet. hint: use jax.pure_callback to run NumPy code on the "
         "values, or jax.debug.print to look at them"
+    )
+
+
+def deleted_error(x: Any) -> ConversionError:
+    """The error for a deleted or donated array, whose buffer is gone."""
+    return ConversionError(
+        f"expected a live array, got a `{type_name(x)}` whose buffer was deleted or "
+        "donated (x.delete(), or passed to a jit function with donate_argnums). "
+        "hint: convert before donating the array, or keep a copy"
     )
 
 
@@ -138,11 +147,7 @@ class ArraySource:
         """The plan of a concrete ``jax.Array``."""
         jax = self.jax
         if x.is_deleted():
-            raise ConversionError(
-                f"expected a live array, got a `{type_name(x)}` whose buffer was deleted or "
-                "donated (x.delete(), or passed to a jit function with donate_argnums). "
-                "hint: convert before donating the array, or keep a copy"
-            )
+            raise deleted_error(x)
         if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
             raise ConversionError(
                 f"expected an array of numbers, got a typed PRNG key array of dtype {x.dtype} "

@@ -29,6 +29,8 @@ class JaxTarget(Backend):
 
     #: The ``jax`` module, set by ``load()``.
     jax: Any
+    #: ``(dtype, device)`` -> why JAX cannot hold that dtype there (``None``: it can).
+    held_dtypes: dict[tuple[np.dtype[Any], Any], str | None]
 
     mutable = False
 
@@ -89,10 +91,35 @@ class JaxTarget(Backend):
                 f"expected a dtype JAX can hold, got {dtype}. hint: cast it to a standard "
                 "dtype first, for example float64"
             )
+        if dtype.type.__module__ != "numpy":
+            self._check_held(dtype, device)
         # With jax_enable_x64 off JAX holds 64-bit data as 32-bit; the caller reports
         # the cast (a copy) rather than hiding it.
         canonical: np.dtype[Any] = np.dtype(self.jax.dtypes.canonicalize_dtype(dtype))
         return canonical
+
+    def _check_held(self, dtype: np.dtype[Any], device: Any) -> None:
+        """Raise :class:`ConversionError` unless arrays of ``dtype`` can exist on ``device``.
+
+        Which ``ml_dtypes`` formats an XLA device holds depends on the device and
+        the version (the CPU holds no float6, no device complex32): asked once per
+        dtype and device, with an empty array.
+        """
+        known = self.held_dtypes
+        key = (dtype, device)
+        if key not in known:
+            try:
+                self.jax.device_put(np.zeros(0, dtype), device)
+            except (TypeError, self.jax.errors.JaxRuntimeError) as exc:
+                known[key] = str(exc).splitlines()[0]
+            else:
+                known[key] = None
+        problem = known[key]
+        if problem is not None:
+            raise ConversionError(
+                f"expected a dtype JAX can hold on {device}, got {dtype} (JAX: {problem}). "
+                "hint: cast it to a dtype it holds first, for example float32"
+            )
 
     def cast_reason(self, dtype: np.dtype[Any], result_dtype: np.dtype[Any], /) -> str:
         return (

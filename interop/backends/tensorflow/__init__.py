@@ -38,7 +38,7 @@ from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
 from interop.backends.tensorflow.composite import CompositeSource
-from interop.backends.tensorflow.source import TensorSource
+from interop.backends.tensorflow.source import TensorSource, symbolic_error
 from interop.backends.tensorflow.target import TensorFlowTarget
 
 __all__ = ["TensorFlowBackend"]
@@ -76,6 +76,16 @@ class TensorFlowBackend(TensorFlowTarget):
         if isinstance(x, self._composites.types):
             return self._composites.plan(x, options)
         return self._tensors.plan(x, options)
+
+    def missing_data(self, x: Any, /) -> Exception | None:
+        # What the plans refuse as symbolic: a graph is being traced.
+        tf = self.tf
+        if isinstance(x, self._composites.types):
+            values = x.flat_values if isinstance(x, tf.RaggedTensor) else x.values
+            return None if isinstance(values, self.eager) else symbolic_error(x)
+        if isinstance(x, tf.Variable):
+            return None if tf.executing_eagerly() else symbolic_error(x, variable=True)
+        return None if isinstance(x, self.eager) else symbolic_error(x)
 
     def iterate(self, source: Any, /) -> Iterator[Any] | None:
         if not isinstance(source, self._dataset):

@@ -133,7 +133,11 @@ class TensorFlowTarget(Backend):
         if found is None:
             # Where TensorFlow puts a new constant in this device scope: the GPU when
             # one is visible, else the CPU.
-            found = cache[scope] = self.parse_device(self.tf.constant(0.0).device)
+            # (Eagerly: a graph being traced, inside tf.function, places nothing yet,
+            # and the tensors convert makes there are eager ones too.)
+            with self.tf.init_scope():
+                placed = self.tf.constant(0.0).device
+            found = cache[scope] = self.parse_device(placed)
         return found
 
     def device_of(self, x: Any, /) -> Any:
@@ -216,14 +220,21 @@ class TensorFlowTarget(Backend):
         defaults = self._default_devices
         held = self._held_dtypes
         import_dlpack = self.tf.experimental.dlpack.from_dlpack
-        # Dtypes met here that TensorFlow holds and imports through DLPack as they are.
+        # Dtypes met here that TensorFlow holds and imports through DLPack as they
+        # are: NumPy's own numeric dtypes, which NumPy exports (not ml_dtypes', some
+        # of which have kind "f" too).
         plain: set[np.dtype[Any]] = set()
 
         def importer(a: np.ndarray[Any, Any], copy: bool) -> Any:
             dtype = a.dtype
             if dtype not in plain:
-                if dtype not in held or dtype.kind not in "biufc" or not dtype.isnative:
-                    return None  # (unknown yet: target_dtype is asked first)
+                if (
+                    dtype not in held  # (unknown yet: target_dtype is asked first)
+                    or dtype.kind not in "biufc"
+                    or dtype.type.__module__ != "numpy"
+                    or not dtype.isnative
+                ):
+                    return None
                 plain.add(dtype)
             if defaults.get(scope_of().device_name) != _HOST:
                 return None

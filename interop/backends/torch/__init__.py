@@ -43,7 +43,9 @@ class TorchBackend(Source, Layouts, Target, PytreeNodes):
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         t: torch.Tensor = x
-        self._check_has_data(t)
+        missing = self.missing_data(t)
+        if missing is not None:
+            raise missing
         steps: list[str] = []
         reason: str | None = None
         device = device_str(t)

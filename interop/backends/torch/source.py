@@ -56,6 +56,25 @@ def _is_cuda(t: Any) -> bool:
     return bool(t.is_cuda)
 
 
+def _has_storage(t: Any) -> bool:
+    return bool(sys.modules["torch"]._C._has_storage(t))
+
+
+def _freed(t: Any) -> bool:
+    """Whether a strided tensor with elements has a storage of no bytes (freed in place).
+
+    (A storage shrunk to fewer bytes than the tensor spans, but not to none, is not
+    detected.)
+    """
+    # (Wrappers of torch.func and sparse tensors have no storage to ask.)
+    return (
+        _has_storage(t)
+        and not t.untyped_storage().nbytes()
+        and not t._is_zerotensor()
+        and t.numel() > 0
+    )
+
+
 class Source(TorchBase):
     """Dense tensors to NumPy: host view, plan, steps, accelerator copies."""
 
@@ -143,6 +162,7 @@ class Source(TorchBase):
         inference_keys = self._ordinary_keys[1].__eq__
         numpy = self.torch.Tensor.numpy
         as_dtype = self.torch.Tensor.view
+        storage_of = self.torch.Tensor.untyped_storage
         setflags = _setflags
 
         def view(t: Any) -> np.ndarray[Any, Any] | None:
@@ -154,6 +174,8 @@ class Source(TorchBase):
                 not (plain_keys(keys) or inference_keys(keys))
                 or transforms_active()
                 or modes_active()
+                # A storage freed in place: the plan refuses it.
+                or (not storage_of(t).nbytes() and t.numel())
             ):
                 return None
             inttype = kind[0]
@@ -196,6 +218,7 @@ class Source(TorchBase):
                 or modes_active()
                 or is_wrapped(t)
                 or (tdt in complex_dtypes and t.is_conj())
+                or (not t.untyped_storage().nbytes() and t.numel())
             ):
                 return None
             inttype = kind[0]
@@ -215,6 +238,8 @@ class Source(TorchBase):
         t: torch.Tensor = x
         if t.layout is not self.torch.strided or t.is_nested or self._transforms_active():
             return None  # sparse and nested plans depend on shapes; transforms on the tensor
+        if _freed(t):
+            return None  # refused by the plan, which a cached plan would skip
         if self._ordinary_keys:
             # The key set holds the conjugate and negative bits, ZeroTensor,
             # torch.func wrappers, quantized and meta tensors: all that the plan
@@ -263,45 +288,56 @@ class Source(TorchBase):
             reason = reason or "the tensor has its negative bit set; resolve_neg() copies"
         return self._plan_values(t, options, steps, reason, device, transfer, on_device=transfer)
 
-    def _check_has_data(self, t: torch.Tensor) -> None:
-        """Raise :class:`ConversionError` for a tensor whose storage need not hold its values."""
+    def missing_data(self, x: Any, /) -> Exception | None:
+        """The error for a tensor whose storage need not hold its values, or ``None``."""
+        t: torch.Tensor = x
         cls = type(t)
         if self._is_wrapped(t):
-            raise ConversionError(
+            return ConversionError(
                 f"expected a tensor with values, got a `{type_name(t)}` from a torch.func "
                 "transform (vmap, grad, jvp, jacrev, functionalize, ...), a wrapper whose "
                 "values are not materialised. hint: return the values from the "
                 "transformed function and convert them outside it"
             )
         if t.device.type == "meta":
-            raise ConversionError(
+            return ConversionError(
                 f"expected a tensor with data, got a `{type_name(t)}` on the meta device, "
                 "which has shape and dtype but no values. hint: materialise it (for example "
                 "with torch.empty_like(t, device='cpu') and loading real values) first"
             )
         if cls not in self._plain and cls.__torch_dispatch__ is not self._default_dispatch:
             if t.is_nested or is_dtensor(t):
-                pass
-            elif is_fake(t):
-                raise ConversionError(
+                return None
+            if is_fake(t):
+                return ConversionError(
                     f"expected a tensor with data, got a `{type_name(t)}`, which has shape, "
                     "dtype and device but no values (it comes from FakeTensorMode or "
                     "torch.compile tracing). hint: convert real tensors outside the fake "
                     "mode or the compiled region"
                 )
-            else:
-                raise ConversionError(
-                    f"expected a tensor that holds its own data, got a `{type_name(t)}`, a "
-                    "tensor subclass that computes through __torch_dispatch__, whose storage "
-                    "need not hold its values. hint: convert the plain tensor(s) it wraps, or "
-                    "a plain tensor it produces (for example its dequantize())"
-                )
+            return ConversionError(
+                f"expected a tensor that holds its own data, got a `{type_name(t)}`, a "
+                "tensor subclass that computes through __torch_dispatch__, whose storage "
+                "need not hold its values. hint: convert the plain tensor(s) it wraps, or "
+                "a plain tensor it produces (for example its dequantize())"
+            )
         if t.is_quantized:
-            raise ConversionError(
+            return ConversionError(
                 f"expected a tensor with a plain dtype, got a quantized {t.dtype} tensor "
                 f"(`{type_name(t)}`). hint: call .dequantize() for the real values, or "
                 ".int_repr() for the stored integers"
             )
+        # A storage freed in place (resize_(0): what FSDP does to sharded parameters
+        # between uses) leaves the tensor pointing at no memory.
+        if t.layout is self.torch.strided and not t.is_nested and _freed(t):
+            return ConversionError(
+                f"expected a tensor whose storage holds its values, got a `{type_name(t)}` "
+                f"of shape {tuple(t.shape)} whose storage was freed (resized to 0 bytes in "
+                "place, as FSDP does to sharded parameters between uses). hint: convert it "
+                "while its storage is allocated (in the forward pass, or under FSDP's "
+                "summon_full_params)"
+            )
+        return None
 
     # -- steps ----------------------------------------------------------------------
 
