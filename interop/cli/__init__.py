@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -166,29 +167,42 @@ def _listing(items: Sequence[str], count: int = 5, width: int = 100) -> str:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    try:
-        with signals_raise():
-            summary = convert(
-                args.src,
-                args.dst,
-                upcast=args.upcast,
-                keys=args.keys,
-                keys_regex=args.keys_regex,
-                dtype=args.dtype,
-                force=args.force,
-                progress=args.progress,
-                max_bytes=args.max_bytes,
-                max_arrays=args.max_arrays,
-            )
-    except ConvertError as exc:
-        print(f"interop convert: error: {printable(str(exc))}", file=sys.stderr)
-        return FAILED
-    except (KeyboardInterrupt, Terminated) as exc:
-        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
-        name = signal.Signals(signum).name
-        message = f"interrupted by {name}; no partial output is left"
-        print(f"interop convert: error: {message}", file=sys.stderr)
-        return 128 + signum
+    # The error of a failed run is its one line on stderr: the warnings that the
+    # libraries reading the file issue on the way are held, and shown only after
+    # a conversion that succeeds.
+    with warnings.catch_warnings(record=True) as held:
+        try:
+            with signals_raise():
+                summary = convert(
+                    args.src,
+                    args.dst,
+                    upcast=args.upcast,
+                    keys=args.keys,
+                    keys_regex=args.keys_regex,
+                    dtype=args.dtype,
+                    force=args.force,
+                    progress=args.progress,
+                    max_bytes=args.max_bytes,
+                    max_arrays=args.max_arrays,
+                )
+        except ConvertError as exc:
+            print(f"interop convert: error: {printable(str(exc))}", file=sys.stderr)
+            return FAILED
+        except (KeyboardInterrupt, Terminated) as exc:
+            signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+            name = signal.Signals(signum).name
+            message = f"interrupted by {name}; no partial output is left"
+            print(f"interop convert: error: {message}", file=sys.stderr)
+            return 128 + signum
+    for held_warning in held:
+        warnings.showwarning(
+            held_warning.message,
+            held_warning.category,
+            held_warning.filename,
+            held_warning.lineno,
+            held_warning.file,
+            held_warning.line,
+        )
     dst = printable(args.dst)
     print(f"wrote {summary.arrays} arrays ({summary.nbytes / 2**20:.1f} MB) to {dst}")
     if summary.skipped:
@@ -205,8 +219,7 @@ def _convert(args: argparse.Namespace) -> int:
     if summary.renamed:
         renamed = [f"{key!r} as {name!r}" for key, name in summary.renamed]
         print(
-            f"renamed {len(renamed)} keys that are unsafe as names in a .npz archive: "
-            + _listing(renamed)
+            f"renamed {len(renamed)} keys that are unsafe as names in {dst}: " + _listing(renamed)
         )
     return 0
 

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -646,6 +647,17 @@ def test_self_containing_list_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "o.npz").exists()
 
 
+def test_warnings_of_torch_load_add_no_line_to_an_error(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    # Loading it makes torch warn (quantized constructors and TypedStorage are
+    # deprecated), in a fresh process, where each warning is new.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # making it warns here too
+        q = torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.quint8)
+    torch.save({"q": q}, tmp_path / "quant.pt")
+    assert "quantized" in failed(run("convert", "quant.pt", "o.npz", cwd=tmp_path))
+
+
 def test_framework_messages_are_quoted_clean_and_whole(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")  # a whole module, not weights
@@ -662,7 +674,7 @@ MALFORMED_HEADERS = {
     "dtype-list": ({"w": {**VALID, "dtype": ["U8"]}}, "safetensors dtype"),
     "offset-string": ({"w": {**VALID, "data_offsets": ["0", 4]}}, "data_offsets [begin, end]"),
     "shape-string": ({"w": {**VALID, "shape": "ab"}}, "shape of 'w'"),
-    "shape-huge": ({"w": {**VALID, "shape": [10**30]}}, "got data_offsets [0, 4]"),
+    "shape-huge": ({"w": {**VALID, "shape": [10**30]}}, "no NumPy array is that large"),
     "shape-bool": ({"w": {**VALID, "shape": [True]}}, "shape of 'w'"),
     "shape-negative": ({"w": {**VALID, "shape": [-1], "data_offsets": [1, 0]}}, "shape of 'w'"),
     "offsets-reversed": ({"w": {**VALID, "data_offsets": [1, 0]}}, "expected 4 bytes for 'w'"),
@@ -746,7 +758,7 @@ calls = []
 def slow(*args):
     calls.append(1)
     if len(calls) == 2:
-        (tmp,) = pathlib.Path(".").glob(".out.npz.*.tmp")
+        (tmp,) = pathlib.Path(".").glob(".interop-*.tmp")
         pathlib.Path("ready").write_text(oct(stat.S_IMODE(tmp.stat().st_mode)))
         time.sleep(60)
     return convert_array(*args)

@@ -29,7 +29,6 @@ from interop.cli.errors import ConvertError, printable, shown
 from interop.cli.files.atomic import existing_mode, write_atomic
 from interop.cli.files.entry import Entry
 from interop.cli.files.limits import MAX_ARRAYS, Limits, free_bytes
-from interop.cli.files.names import member_names
 from interop.cli.files.readers import INPUTS, read
 from interop.cli.files.writers import OUTPUTS, Bar, Output, convert_array, output_dtype
 
@@ -57,8 +56,8 @@ class Summary:
         skipped: The entries that are not arrays or numbers, as ``"key (type)"``.
         aliases: ``(key, first key)`` for each later reference to an object written
             under its first key.
-        renamed: ``(key, member name)`` for each key that is unsafe as a name in
-            an archive, written under an escaped name.
+        renamed: ``(key, name)`` for each key that is unsafe as a name in the
+            output file, written under an escaped name.
     """
 
     arrays: int
@@ -265,11 +264,7 @@ def write(
             ".npz, or select one array with --keys"
         )
     dtypes = [output_dtype(e, upcast, target, output) for e in entries]
-    keys = [e.key for e in entries]
-    if output.member_names:
-        names, renamed = member_names(keys)
-    else:
-        names, renamed = keys, []
+    names, renamed = output.names([e.key for e in entries])
     planned = list(zip(names, (e.shape for e in entries), dtypes, strict=True))
     if output.check is not None:
         output.check(planned)

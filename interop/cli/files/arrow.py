@@ -21,6 +21,7 @@ must lie within the file), and nothing is ever unpickled.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -130,7 +131,7 @@ def read_arrow(path: Path, fmt: str, limits: Limits, closers: list[Callable[[], 
             reader = pa.ipc.open_file(source)
             schema = reader.schema
             rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-        read = functools.partial(_read_ipc, reader)
+        read = functools.partial(_read_ipc, functools.cache(reader.read_all))
     names = list(schema.names)
     limits.check_arrays(len(names), where)
     if len(set(names)) != len(names):
@@ -153,8 +154,12 @@ def _read_parquet(pf: Any, name: str) -> Any:
     return pf.read(columns=[name], use_threads=False)
 
 
-def _read_ipc(reader: Any, name: str) -> Any:
-    return reader.read_all().select([name])
+def _read_ipc(read_all: Callable[[], Any], name: str) -> Any:
+    # The table is read once, when the first column is loaded (after the limits
+    # were checked), and each column taken from it: reading it per column would
+    # make the work grow with the square of the number of columns. From a memory
+    # map, an uncompressed table is read without copying its data.
+    return read_all().select([name])
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -164,7 +169,7 @@ def arrow_size(arrays: Sequence[tuple[str, Sequence[int], np.dtype[Any]]]) -> in
     """An upper bound on the bytes of a Parquet or Arrow file of these ``(name, shape, dtype)``."""
     size = _PER_FILE
     for name, shape, dtype in arrays:
-        data = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        data = math.prod(shape) * dtype.itemsize
         size += data + int(data * _PAGE_SHARE) + _PER_COLUMN + 2 * len(name.encode("utf-8"))
     return size
 

@@ -1,7 +1,9 @@
 """Output that appears whole or not at all: a temporary file renamed into place.
 
-The temporary file lies beside the destination (``.<name>.<random>.tmp``, so
-that the rename stays on one filesystem), is created with the permissions the
+The temporary file lies beside the destination, so that the rename stays on one
+filesystem, under a short name of its own (``.interop-<16 hex digits>.tmp``):
+the destination's name plus a suffix would be too long for the filesystem when
+that name is near its limit (255 bytes). It is created with the permissions the
 destination will have, and is removed on any exception, ``KeyboardInterrupt``
 (SIGINT) included. :func:`signals_raise` turns SIGTERM and SIGHUP into an
 exception too, so that they also clean up instead of killing the process
@@ -121,7 +123,7 @@ def write_atomic(
         ConvertError: From ``arrays``, or when the file cannot be written; the
             temporary file is gone and ``dst`` is as it was.
     """
-    tmp = dst.parent / f".{dst.name}.{secrets.token_hex(6)}.tmp"
+    tmp = dst.parent / f".interop-{secrets.token_hex(8)}.tmp"
     created = False
     try:
         # A signal held here arrives when the block ends, with `created` telling

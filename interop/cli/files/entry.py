@@ -19,7 +19,9 @@ class Entry:
         key: The array's dotted key.
         shape: Its shape (the dense shape of a sparse tensor).
         dtype: The NumPy dtype of its values (an ``ml_dtypes`` one for bfloat16, ...).
-        load: Reads the array: a NumPy array, or the framework's tensor.
+        load: Reads the array: a NumPy array, or the framework's tensor; raises
+            only :class:`~interop.cli.errors.ConvertError` when the file's data
+            cannot be read.
     """
 
     key: str

@@ -6,12 +6,15 @@ references, so 40 levels of ``d = {"a": d, "b": d}`` make a file of 2 KB with
 the first path that reaches it (in the file's order); any later path to the same
 object is an alias, reported and not written again. A container that contains
 itself is refused, since it has no finite flattening. Numbers and lists of numbers
-are values, not shared objects: each occurrence is written.
+are values, not shared objects: each occurrence is written, as an array of a dtype
+that holds each number exactly, or else as an object array of the numbers
+themselves (``[-1, 2**64 - 1]``, ``2**70``), which every output refuses.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,6 +35,40 @@ def _is_number_list(value: Any) -> bool:
         and bool(value)
         and all(isinstance(v, _NUMBERS) for v in value)
     )
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, (int, np.integer, np.bool_))
+
+
+def _integers_kept(values: list[Any], array: np.ndarray[Any, Any]) -> bool:
+    """Whether each integer of ``values`` has the same value in ``array``, element by element."""
+    for value, kept in zip(values, array.reshape(-1).tolist(), strict=True):
+        if _is_integer(value):
+            real = kept.real
+            if not (math.isfinite(real) and kept.imag == 0 and int(real) == int(value)):
+                return False
+    return True
+
+
+def _numbers(value: Any) -> np.ndarray[Any, Any]:
+    """A number, or a list of numbers, as an array that holds every one exactly.
+
+    NumPy picks a dtype that holds each number: bools, floats and complex numbers
+    exactly, and integers too, unless that dtype is a floating-point one
+    (integers beside floats, or int64 beside uint64: beyond 2**53 they round);
+    integers beyond 64 bits give an object array. Non-negative integers are then
+    given uint64; numbers that no dtype holds exactly are kept as an object
+    array of themselves, which no output stores.
+    """
+    array = np.asarray(value)
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if array.dtype.kind not in "fc" or _integers_kept(values, array):
+        return array
+    if all(_is_integer(v) and 0 <= v < 2**64 for v in values):
+        # NumPy gives 1 the type int64, and int64 beside uint64 float64.
+        return np.array(values, dtype=np.uint64)
+    return np.array(values, dtype=object)
 
 
 @dataclasses.dataclass
@@ -78,7 +115,7 @@ def flatten(
     def walk(value: Any, path: str, depth: int) -> None:
         key = path or root
         if isinstance(value, _NUMBERS) or _is_number_list(value):
-            leaf(key, np.asarray(value))
+            leaf(key, _numbers(value))
             return
         is_array = is_tensor(value) or isinstance(value, np.ndarray)
         if not is_array and not isinstance(value, (Mapping, list, tuple)):

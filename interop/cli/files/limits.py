@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,11 @@ from interop.cli.errors import ConvertError, shown
 __all__ = [
     "MAX_ARRAYS",
     "MAX_DEPTH",
+    "MAX_DIMS",
     "MAX_KEY_LENGTH",
     "Limits",
     "check_key",
+    "check_shape",
     "free_bytes",
     "output_size",
 ]
@@ -37,6 +40,8 @@ MAX_DEPTH = 64
 MAX_ARRAYS = 100_000
 #: The most characters of one key, dotted path included.
 MAX_KEY_LENGTH = 4096
+#: The most dimensions of an array: NumPy's own limit (``NPY_MAXDIMS``).
+MAX_DIMS = 64
 # Over-estimates of what the .npz container adds to each array: the .npy header
 # (a 64-byte aligned dict holding the dtype and the shape) and the zip records
 # (local header, data descriptor, central directory entry, each with ZIP64 fields
@@ -98,6 +103,32 @@ def check_key(key: str) -> None:
         raise ConvertError(
             f"expected keys of at most {MAX_KEY_LENGTH} characters, got one of {len(key)} "
             f"starting {_short(key)!r}"
+        )
+
+
+def check_shape(key: str, shape: Sequence[int], dtype: np.dtype[Any], where: str) -> None:
+    """Refuse a declared shape that no NumPy array can have, before any data is read.
+
+    A NumPy array has at most :data:`MAX_DIMS` dimensions, and its size in
+    bytes, counted over every dimension but those of length 0, fits in a signed
+    machine word: NumPy refuses ``(2**40, 2**40, 0)`` although it holds no
+    value. The dimensions are counted first, so that the product (of Python
+    integers, which never overflow) has at most 64 factors.
+
+    Raises:
+        ConvertError: ``shape`` has too many dimensions or is too large.
+    """
+    if len(shape) > MAX_DIMS:
+        raise ConvertError(
+            f"expected an array of at most {MAX_DIMS} dimensions for {_short(key)!r} in "
+            f"{where}, got {len(shape)}: NumPy arrays have no more"
+        )
+    nbytes = math.prod(n for n in shape if n) * dtype.itemsize
+    if nbytes > sys.maxsize:
+        raise ConvertError(
+            f"expected an array of at most {sys.maxsize} bytes (zero-length dimensions "
+            f"aside) for {_short(key)!r} in {where}, got {dtype} of shape "
+            f"{_short(str(tuple(shape)))}: no NumPy array is that large"
         )
 
 

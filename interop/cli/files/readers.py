@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import pickle
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ from interop.cli.errors import ConvertError, quote, shown, untrusted
 from interop.cli.files.arrow import read_arrow
 from interop.cli.files.entry import Contents, Entry
 from interop.cli.files.flatten import flatten
-from interop.cli.files.limits import Limits, check_key
+from interop.cli.files.limits import Limits, check_key, check_shape
 from interop.cli.files.safetensors import read_safetensors
 
 __all__ = ["INPUTS", "read"]
@@ -46,8 +47,8 @@ INPUTS = {
 }
 # The largest .npy header read (NumPy's own default).
 _NPY_HEADER_LIMIT = 10_000
-# What torch.load's message says after "Weights only load failed." that names the
-# refused object.
+# What torch.load's refusal says before the unpickler's own message, which names
+# the refused object, in the versions whose refusal carries that message in its text.
 _WEIGHTS_ONLY_DETAIL = "WeightsUnpickler error:"
 
 
@@ -55,7 +56,18 @@ _WEIGHTS_ONLY_DETAIL = "WeightsUnpickler error:"
 
 
 def _refusal(exc: pickle.UnpicklingError) -> str:
-    """The sentence of torch.load's refusal that names the object it refused."""
+    """The sentence of torch.load's refusal that names the object it refused.
+
+    torch.load raises its own ``UnpicklingError`` while handling the one of its
+    ``weights_only`` unpickler ("Trying to load unsupported GLOBAL posix.system
+    whose module posix is blocked."), which is therefore the refusal's
+    ``__context__``; its text wraps that message in paragraphs of advice, in a
+    layout that changes between versions (torch 2.13 puts it after a blank
+    line, earlier versions after :data:`_WEIGHTS_ONLY_DETAIL`, or not at all).
+    """
+    inner = exc.__context__
+    if isinstance(inner, pickle.UnpicklingError) and str(inner).strip():
+        return quote(inner)
     text = str(exc)
     start = text.find(_WEIGHTS_ONLY_DETAIL)
     if start < 0:
@@ -77,7 +89,14 @@ def _read_pytorch(path: Path, limits: Limits) -> Contents:
         # Files in the legacy (pre-zip) format cannot be memory-mapped.
         mappable = zipfile.is_zipfile(path)
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mappable)
+            # torch.load warns about its own internals as it rebuilds some
+            # tensors (TypedStorage is deprecated, quantized constructors are
+            # deprecated, complex32 is experimental): nothing the user can act
+            # on, and an error's one line must stay the only one on stderr. What
+            # is wrong with the file itself raises.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mappable)
         except pickle.UnpicklingError as exc:
             raise ConvertError(
                 f"refused to load {where}: torch.load with weights_only=True, which runs no "
@@ -194,11 +213,18 @@ def read(path: Path, fmt: str, limits: Limits, closers: list[Callable[[], None]]
         ConvertError: The file cannot be read, is unsafe to load, or exceeds ``limits``.
     """
     if fmt == "pytorch":
-        return _read_pytorch(path, limits)
-    if fmt == "safetensors":
-        return Contents(read_safetensors(path, limits, closers))
-    if fmt == "npz":
-        return Contents(_read_npz(path, limits, closers))
-    if fmt in ("parquet", "arrow"):
-        return read_arrow(path, fmt, limits, closers)
-    return Contents(_read_npy(path))
+        contents = _read_pytorch(path, limits)
+    elif fmt == "safetensors":
+        contents = Contents(read_safetensors(path, limits, closers))
+    elif fmt == "npz":
+        contents = Contents(_read_npz(path, limits, closers))
+    elif fmt in ("parquet", "arrow"):
+        contents = read_arrow(path, fmt, limits, closers)
+    else:
+        contents = Contents(_read_npy(path))
+    # Whatever the format, every array must be one that NumPy can make: a torch
+    # tensor may have more dimensions, a header may declare any shape.
+    where = shown(path)
+    for entry in contents.entries:
+        check_shape(entry.key, entry.shape, entry.dtype, where)
+    return contents

@@ -25,9 +25,15 @@ import numpy as np
 from interop import _dtypes
 from interop.cli.errors import ConvertError, shown, untrusted
 from interop.cli.files.entry import Entry
-from interop.cli.files.limits import MAX_DEPTH, Limits, check_key
+from interop.cli.files.limits import MAX_DEPTH, Limits, check_key, check_shape
 
-__all__ = ["read_safetensors", "safetensors_code", "safetensors_header", "write_safetensors"]
+__all__ = [
+    "METADATA",
+    "read_safetensors",
+    "safetensors_code",
+    "safetensors_header",
+    "write_safetensors",
+]
 
 # safetensors dtype codes -> NumPy dtype names (ml_dtypes names where NumPy has none).
 _DTYPES = {
@@ -55,6 +61,8 @@ _DTYPES = {
 # codes pack values below a byte; ml_dtypes keeps one per byte, so those are not
 # written.)
 _CODES = {name: code for code, name in _DTYPES.items()}
+#: The header's one name that is not a tensor: its optional object of strings.
+METADATA = "__metadata__"
 #: The largest header accepted, as in the ``safetensors`` library.
 MAX_HEADER_BYTES = 100_000_000
 # The brackets of a header, scanned in chunks of this many, to find its depth.
@@ -161,6 +169,8 @@ def _tensor(key: str, info: object, where: str) -> tuple[np.dtype[Any], tuple[in
             f"expected data_offsets [begin, end] of non-negative integers for {key!r} in "
             f"{where}, got {json.dumps(offsets)[:80]}"
         )
+    # Before the product below, which a shape of many long dimensions makes slow.
+    check_shape(key, shape, dtype, where)
     begin, end = offsets
     nbytes = math.prod(shape) * dtype.itemsize
     if end - begin != nbytes:
@@ -177,7 +187,7 @@ def read_safetensors(path: Path, limits: Limits, closers: list[Callable[[], None
     with untrusted(f"cannot read {where}"):
         size = path.stat().st_size
     header, start = _header(path, size)
-    header.pop("__metadata__", None)
+    header.pop(METADATA, None)
     limits.check_arrays(len(header), where)
     tensors = []
     for key, info in header.items():
@@ -204,17 +214,18 @@ def read_safetensors(path: Path, limits: Limits, closers: list[Callable[[], None
         closers.append(buffer.close)
 
     def load(
-        dtype: np.dtype[Any], shape: tuple[int, ...], begin: int, end: int
+        key: str, dtype: np.dtype[Any], shape: tuple[int, ...], begin: int, end: int
     ) -> np.ndarray[Any, Any]:
-        if buffer is None or begin == end:
-            return np.empty(shape, dtype=dtype)
-        raw = np.frombuffer(buffer, dtype=np.uint8, count=end - begin, offset=start + begin)  # type: ignore[call-overload]
-        # safetensors data is little-endian whatever the machine.
-        little = dtype.newbyteorder("<") if dtype.byteorder == "=" else dtype
-        return raw.view(little).reshape(shape)
+        with untrusted(f"cannot read {key!r} in {where}"):
+            if buffer is None or begin == end:
+                return np.empty(shape, dtype=dtype)
+            raw = np.frombuffer(buffer, dtype=np.uint8, count=end - begin, offset=start + begin)  # type: ignore[call-overload]
+            # safetensors data is little-endian whatever the machine.
+            little = dtype.newbyteorder("<") if dtype.byteorder == "=" else dtype
+            return raw.view(little).reshape(shape)
 
     return [
-        Entry(key, shape, dtype, functools.partial(load, dtype, shape, begin, end))
+        Entry(key, shape, dtype, functools.partial(load, key, dtype, shape, begin, end))
         for key, dtype, shape, begin, end in tensors
     ]
 

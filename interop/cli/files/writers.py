@@ -15,6 +15,7 @@ array at a time where the format allows.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 import zipfile
@@ -29,6 +30,7 @@ from interop.cli.errors import ConvertError, quote
 from interop.cli.files import arrow, safetensors
 from interop.cli.files.entry import Entry
 from interop.cli.files.limits import output_size
+from interop.cli.files.names import member_names, text_names
 
 __all__ = [
     "OUTPUTS",
@@ -72,15 +74,23 @@ def output_dtype(
         output: The output format.
 
     Raises:
-        ConvertError: The result would be an object array, or have a dtype that the
-            format cannot store with its type (bfloat16 in a .npy file, ...).
+        ConvertError: The entry holds Python objects (numbers that no dtype holds
+            exactly), or the result would have a dtype that the format cannot
+            store with its type (bfloat16 in a .npy file, ...).
     """
     dtype = entry.dtype
+    if dtype.hasobject:
+        raise ConvertError(
+            f"expected numbers that a dtype holds exactly, got Python objects in "
+            f"{entry.key!r}: numbers such as integers beyond 64 bits, or integers that the "
+            "floating-point dtype of the numbers beside them would round. hint: leave it out "
+            "(--keys or --keys-regex select the other arrays), or store such numbers as strings"
+        )
     if upcast:
         dtype = _dtypes.upcast_target(dtype) or dtype
     if cast is not None and _is_float(dtype):
         dtype = cast
-    if dtype.hasobject or not output.stores(dtype):
+    if not output.stores(dtype):
         raise ConvertError(
             f"expected dtypes that {output.name} files store, got {dtype} in {entry.key!r}"
             f"{output.refusal}"
@@ -111,8 +121,8 @@ class Output:
         size: An upper bound on the bytes of a file of the planned arrays.
         write: Writes ``(name, array)`` pairs to an open file (given the path and
             the planned arrays, which the pairs follow in order).
-        member_names: Whether keys become file names in an archive (``.npz``), and
-            so may need escaping.
+        names: The names the keys are written under, and the keys renamed on the
+            way (:mod:`interop.cli.files.names`).
         single: Whether the file holds exactly one array.
         check: Refuses planned arrays the format cannot hold for other reasons
             than their dtype, before anything is written.
@@ -123,7 +133,7 @@ class Output:
     refusal: str
     size: Callable[[Planned], int]
     write: Callable[[IO[bytes], Arrays, Path, Planned], None]
-    member_names: bool = False
+    names: Callable[[Sequence[str]], tuple[list[str], list[tuple[str, str]]]] = text_names
     single: bool = False
     check: Callable[[Planned], None] | None = None
 
@@ -148,13 +158,22 @@ def _npy(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None:
     write_npy(f, arrays)
 
 
+def _unnamed(keys: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The keys as they are: a .npy file stores no name."""
+    return list(keys), []
+
+
 def _safetensors(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None:
     safetensors.write_safetensors(f, arrays, safetensors.safetensors_header(planned), planned)
 
 
 def _safetensors_size(planned: Planned) -> int:
-    data = sum(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize for _, shape, dtype in planned)
+    data = sum(math.prod(shape) * dtype.itemsize for _, shape, dtype in planned)
     return data + len(safetensors.safetensors_header(planned))
+
+
+def _safetensors_names(keys: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    return text_names(keys, reserved=(safetensors.METADATA,))
 
 
 def _parquet(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None:
@@ -185,7 +204,7 @@ OUTPUTS: dict[str, Output] = {
         _NUMPY_REFUSAL,
         lambda planned: output_size(planned, True),
         _npz,
-        member_names=True,
+        names=member_names,
     ),
     ".npy": Output(
         ".npy",
@@ -193,10 +212,16 @@ OUTPUTS: dict[str, Output] = {
         _NUMPY_REFUSAL,
         lambda planned: output_size(planned, False),
         _npy,
+        names=_unnamed,
         single=True,
     ),
     ".safetensors": Output(
-        ".safetensors", _safetensors_stores, _SAFETENSORS_REFUSAL, _safetensors_size, _safetensors
+        ".safetensors",
+        _safetensors_stores,
+        _SAFETENSORS_REFUSAL,
+        _safetensors_size,
+        _safetensors,
+        names=_safetensors_names,
     ),
     ".parquet": Output(
         ".parquet", _arrow_stores, _ARROW_REFUSAL, arrow.arrow_size, _parquet, check=_parquet_check
