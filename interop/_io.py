@@ -17,6 +17,7 @@ import contextlib
 import fnmatch
 import functools
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,10 @@ def save(
         The entries that were not written, which are neither arrays nor numbers
         (strings, ``None``, ...), as ``"key (type)"``.
 
+    A key that is unsafe as a name in the format (a lone surrogate, a path
+    separator in ``.npz``, ...) is written escaped, with a :class:`UserWarning`
+    naming it: :func:`interop.load` gives back the escaped name.
+
     Raises:
         ConvertError: The file cannot be written (a dtype the format cannot store,
             a limit, the destination); an existing file is left as it was.
@@ -216,7 +221,7 @@ def save(
         entries.append(Entry(key, shape, plan.dtype, functools.partial(_identity, value)))
     if not entries:
         raise ConvertError("expected arrays or numbers to save, got none")
-    write(
+    _, renamed = write(
         entries,
         dst,
         upcast=upcast,
@@ -224,6 +229,17 @@ def save(
         limits=limits,
         bar=f"saving {dst.name}" if progress else None,
     )
+    if renamed:
+        # interop.load gives these names back, not the keys: say so.
+        shown_names = ", ".join(f"{key!r} as {name!r}" for key, name in renamed[:10])
+        more = f" and {len(renamed) - 10} more" if len(renamed) > 10 else ""
+        warnings.warn(
+            f"saved {len(renamed)} keys that are unsafe as names in {dst.name} escaped: "
+            f"{shown_names}{more}. hint: rename them before saving, or load them by these "
+            "names",
+            UserWarning,
+            stacklevel=2,
+        )
     return flat.skipped
 
 

@@ -123,6 +123,16 @@ def test_save_reports_what_it_leaves_out_and_refuses_what_it_cannot_store(
         interop.load(tmp_path / "w.csv")
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors", ".parquet"])
+def test_save_warns_of_keys_it_writes_escaped(suffix: str, tmp_path: Path) -> None:
+    # A key that is no valid text (a file name read with os.fsdecode) is escaped;
+    # load gives the escaped name back, so save says so.
+    path = tmp_path / f"keys{suffix}"
+    with pytest.warns(UserWarning, match=r"1 keys .* 'w\\udcff' as 'w%ED%B3%BF'"):
+        interop.save({"w\udcff": np.ones(2), "ok": np.zeros(2)}, path)
+    assert sorted(interop.load(path)) == ["ok", "w%ED%B3%BF"]
+
+
 def test_save_converts_arrays_of_any_framework(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     leaves: dict[str, Any] = {"grad": torch.ones(3, requires_grad=True) * 2}
