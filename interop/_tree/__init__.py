@@ -60,11 +60,15 @@ def to_numpy_tree(tree: Any, /, **options: Unpack[Keywords]) -> Any:
         A new structure of the same shape, with NumPy arrays for array leaves.
 
     Raises:
-        ConversionError: The structure contains itself; or a leaf failed with an
-            error that is not the library's own.
+        ConversionError: The structure contains itself; a container cannot be
+            rebuilt with its items; or a leaf or a container's own code failed with
+            an error that is neither the library's own nor a built-in one.
         InteropError: A leaf failed to convert (same class as :func:`interop.to_numpy`
-            raises). Every error names the path of the leaf, for example
-            ``tree['outputs'][2]``, and keeps the original error as ``__cause__``.
+            raises; a container's own code that fails, such as a registered
+            ``flatten``, keeps its class too). Every error names the path of the leaf
+            or container, for example ``tree['outputs'][2]``, and keeps the original
+            error as ``__cause__``; a built-in class whose constructor wants more
+            than a message (``UnicodeDecodeError``) has the path as a note.
 
     Example:
         >>> import numpy as np, interop

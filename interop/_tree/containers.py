@@ -33,9 +33,16 @@ _NODE = 9  # a container registered with a framework (a JAX pytree node)
 
 # type -> kind, for every non-array type seen. Cleared when the backends that
 # register containers change (JAX imported), since a type may be a node from then on.
+# A type registered later with a framework's own registry keeps the kind it had (as
+# docs/trees.md says): the backends' hooks do not tell when their registry grows.
 kinds: dict[type, int] = {}
 # type -> the backend whose registry knows it (or its registration), for kind _NODE.
-_node_of: dict[type, Backend] = {}
+# Written with kinds, under _lock; a reader that finds a kind _NODE but no entry here
+# (both tables cleared meanwhile by another thread) asks again (see _node_source).
+_node_of: dict[type, Any] = {}
+# Past this many kinds the tables start afresh: classes made on the fly (a namedtuple
+# or a registered class per call, ...) must not pile up.
+_MAX_KINDS = 4096
 # The backends asked about nodes when kinds was filled, and the list of active
 # backends they were found in.
 _node_backends: tuple[Backend, ...] = ()
@@ -57,9 +64,10 @@ def sync(backends: list[Backend]) -> None:
     # framework's registry (torch's pytree), which would rebuild them as they were.
     found = tuple(sorted(found, key=lambda b: b.arrays))
     if found != _node_backends:
-        kinds.clear()
-        _node_of.clear()
-        _node_backends = found
+        with _lock:
+            kinds.clear()
+            _node_of.clear()
+            _node_backends = found
     _synced = backends
 
 
@@ -100,7 +108,10 @@ class _Registered:
 
 # type -> its registration (exact types only).
 _registered: dict[type, _Registered] = {}
-_registered_lock = threading.Lock()
+# Held to write _registered, kinds and _node_of, so that a type registered while
+# another thread classifies it never keeps the kind it had before (a reader takes
+# no lock: it reads one entry of a dict).
+_lock = threading.Lock()
 
 
 def register_container(
@@ -114,7 +125,9 @@ def register_container(
     For container types no registry the library reads knows. Registrations come
     before every other kind of container but exactly ``dict``, ``list`` and
     ``tuple`` in the order the tree functions recognise containers (see
-    "Containers" in docs/trees.md); a type registered again takes the new functions.
+    "Containers" in docs/trees.md), and before the array protocols too: a type that
+    also offers ``__array__`` (or DLPack, or the Array API) is taken apart, not
+    converted whole. A type registered again takes the new functions.
 
     Args:
         cls: The container type (its subclasses are not included).
@@ -144,11 +157,54 @@ def register_container(
             "expected flatten(x) -> (children, aux) and unflatten(aux, children) -> container "
             f"functions, got `{type_name(flatten)}` and `{type_name(unflatten)}`"
         )
-    with _registered_lock:
+    with _lock:
         _registered[cls] = _Registered(flatten, unflatten)
         # Classified anew on its next use, which also records the new functions as
         # its node (a walk that has already classified it keeps the old ones).
         kinds.pop(cls, None)
+        leaf_backends.pop(cls, None)
+        leaf_views.pop(cls, None)
+
+
+def _unregister(cls: type) -> None:
+    """Forget the registration of ``cls`` (for tests that register a type for a while)."""
+    with _lock:
+        _registered.pop(cls, None)
+        kinds.pop(cls, None)
+        _node_of.pop(cls, None)
+        leaf_backends.pop(cls, None)
+        leaf_views.pop(cls, None)
+
+
+# type -> the backend that converts its objects as arrays inside a tree: the
+# registry's answer, except None for a registered container, whose registration
+# comes before the array protocols. The walks read these tables in place of the
+# registry's own (the same one lookup per leaf), so that a registration costs the
+# leaves of other types nothing; the registry clears them with its own tables.
+leaf_backends: dict[type, Backend | None] = _registry.per_type_table()
+# type -> its host view function (Backend.host_view_for), None for a registered
+# container, as the registry's table of views.
+leaf_views: dict[type, Callable[[Any], Any] | None] = _registry.per_type_table()
+
+
+def leaf_backend(cls: type) -> Backend | None:
+    """The backend that converts objects of ``cls`` in a tree (``None``: not an array)."""
+    found = _registry.lookup(cls)
+    with _lock:
+        if cls in _registered:
+            found = None
+        leaf_backends[cls] = found
+    return found
+
+
+def leaf_view(cls: type) -> Callable[[Any], Any] | None:
+    """The host view function of ``cls`` in a tree (``None``: none, or not an array)."""
+    view = _registry.view_of(cls)
+    with _lock:
+        if cls in _registered:
+            view = None
+        leaf_views[cls] = view
+    return view
 
 
 def classify(cls: type, x: Any) -> int:
@@ -160,15 +216,16 @@ def classify(cls: type, x: Any) -> int:
     containers a framework's own registry knows (JAX and PyTorch pytree nodes,
     TensorDict); other mappings; dataclass instances. Anything else is a leaf.
     """
+    node: Any = None
+    backends = _node_backends
     if cls is dict:
         kind = _DICT
     elif cls is list:
         kind = _LIST
     elif cls is tuple:
         kind = _TUPLE
-    elif (registration := _registered.get(cls)) is not None:
+    elif (node := _registered.get(cls)) is not None:
         kind = _NODE
-        _node_of[cls] = registration  # type: ignore[assignment]
     elif issubclass(cls, _SCALARS):
         kind = _OTHER
     elif issubclass(cls, tuple) and hasattr(cls, "_fields"):
@@ -177,20 +234,49 @@ def classify(cls: type, x: Any) -> int:
         kind = _MAPPING
     elif issubclass(cls, (list, tuple)):
         kind = _SEQUENCE
-    elif (backend := _node_backend(x)) is not None:
+    elif (node := _node_backend(x)) is not None:
         kind = _NODE
-        _node_of[cls] = backend
     elif issubclass(cls, Mapping):
         kind = _MAPPING
     elif _is_dataclass(cls):
         kind = _DATACLASS
     else:
         kind = _OTHER
-    if len(kinds) > 4096:  # classes made on the fly (namedtuple per call, ...)
-        kinds.clear()
-        _node_of.clear()
-    kinds[cls] = kind
+    with _lock:
+        if cls is not dict and cls is not list and cls is not tuple:
+            # Registered (again) since this thread looked: the registration wins.
+            registration = _registered.get(cls)
+            if registration is not None:
+                kind, node = _NODE, registration
+        # Cleared before the new entries are written, never between them: a kind
+        # _NODE always comes with its node.
+        if len(kinds) >= _MAX_KINDS:
+            kinds.clear()
+            _node_of.clear()
+        # Not kept where the backends asked changed meanwhile (sync() in another
+        # thread): the kind is asked again on the next walk.
+        if _node_backends is backends:
+            if kind == _NODE:
+                _node_of[cls] = node
+            kinds[cls] = kind
     return kind
+
+
+def _node_source(x: Any) -> Any:
+    """What takes ``x``, a container of kind ``_NODE``, apart: its registration or backend."""
+    cls = type(x)
+    found = _node_of.get(cls)
+    if found is None:
+        # Both tables were cleared by another thread after this walk read the kind
+        # (the backends changed, or the tables overflowed): asked again, in order.
+        found = _registered.get(cls) or _node_backend(x)
+    if found is None:
+        raise ConversionError(
+            f"expected a container its framework's registry still knows, got `{type_name(x)}`, "
+            "which was removed from that registry while the tree was converted. hint: "
+            "register it with interop.register_container"
+        )
+    return found
 
 
 # A frame is one container being walked, as a list (cheaper to make than an object):
@@ -210,7 +296,14 @@ def _is_dataclass(cls: type) -> bool:
 
 
 def open_frame(kind: int, x: Any) -> Frame:
-    """The frame that walks the container ``x`` of kind ``kind``."""
+    """The frame that walks the container ``x`` of kind ``kind``.
+
+    What the container's own code does to give its children (a registered
+    ``flatten``, a dataclass property, a TensorDict stacking its tensors) runs here,
+    and a mapping's ``items()`` and ``__getitem__`` run as the walk iterates: the
+    walks name a failure of either by the container's path (see
+    :func:`failed_between`).
+    """
     if kind in (_DICT, _MAPPING):
         return [kind, x, iter(x.items()), {}, _MISSING, False]
     if kind == _DATACLASS:
@@ -221,7 +314,7 @@ def open_frame(kind: int, x: Any) -> Frame:
         ]
         return [kind, x, iter(fields), {}, _MISSING, False]
     if kind == _NODE:
-        node = _node_of[type(x)].node(x)
+        node = _node_source(x).node(x)
         children = node.children
         return [kind, x, enumerate(children), list(children), _MISSING, False, node]
     # A copy taken at once: another thread changing the sequence meanwhile changes
@@ -281,27 +374,42 @@ def _build_mapping(src: Any, out: dict[Any, Any]) -> Any:
             new = cls(src.default_factory, out)
         else:
             new = cls(out)
-    except Exception as exc:  # the class's own constructor: anything
+        # A constructor that takes other arguments first (a name, ...) binds the
+        # items to one of them and gives back a mapping without them.
+        lost = len(new) != len(out) or (isinstance(new, dict) and dict.keys(new) != out.keys())
+    except Exception as exc:  # the class's own constructor and __len__: anything
         raise ConversionError(
             f"expected a mapping type that can be built from a dict, got `{type_name(src)}`, "
             f"whose constructor failed: {exc!r}. hint: convert it to a dict first, or "
             "register it with interop.register_container"
         ) from exc
+    if lost:
+        raise ConversionError(
+            f"expected a mapping type that can be built from a dict of its items, got "
+            f"`{type_name(src)}`, whose constructor, given such a dict, built a mapping "
+            "without those items (it takes other arguments first?). hint: convert it to a "
+            "dict first, or register it with interop.register_container"
+        )
     extra = getattr(src, "__dict__", None)
-    if extra:
-        if isinstance(src, dict):
-            # A dict subclass keeps its items in the dict itself, never in attributes.
+    if isinstance(src, dict):
+        # A dict subclass keeps its items in the dict itself, never in attributes: the
+        # attributes the constructor did not set are copied over, slots included.
+        if extra:
             for name, value in extra.items():
                 new.__dict__.setdefault(name, value)
-        else:
-            lost = sorted(name for name in extra if name not in getattr(new, "__dict__", {}))
-            if lost:
-                raise ConversionError(
-                    f"expected a mapping that {type_name(src)}(dict) rebuilds whole, got "
-                    f"`{type_name(src)}` with attributes its constructor does not set: "
-                    f"{', '.join(lost)}. hint: register it with interop.register_container "
-                    "to rebuild it faithfully"
-                )
+        for name in _slot_names(cls):
+            value = getattr(src, name, _MISSING)
+            if value is not _MISSING and getattr(new, name, _MISSING) is _MISSING:
+                object.__setattr__(new, name, value)
+    elif extra:
+        lost_names = sorted(name for name in extra if name not in getattr(new, "__dict__", {}))
+        if lost_names:
+            raise ConversionError(
+                f"expected a mapping that {type_name(src)}(dict) rebuilds whole, got "
+                f"`{type_name(src)}` with attributes its constructor does not set: "
+                f"{', '.join(lost_names)}. hint: register it with interop.register_container "
+                "to rebuild it faithfully"
+            )
     return new
 
 
@@ -368,21 +476,82 @@ def path_of(stack: list[Frame], key: Any) -> str:
 def located(exc: Exception, where: str) -> Exception:
     """An exception like ``exc`` that names where in the tree it happened.
 
-    It is of the same class when that class takes a message (the library's own
-    errors, built-in ones), so that ``except TransferError`` still catches it;
-    otherwise a :class:`ConversionError`. The original is its ``__cause__``.
+    It is of the same class when that class is the library's own or a built-in one,
+    so that ``except TransferError`` still catches it, and reads ``where: message``;
+    a built-in class whose constructor wants more than a message
+    (``UnicodeDecodeError``) is made again from ``exc``'s own arguments, with
+    ``where`` as a note. Any other class becomes a :class:`ConversionError`. The
+    original is its ``__cause__`` (set by the caller's ``raise ... from``), and
+    ``where`` its ``__interop_path__``.
     """
     cls = type(exc)
     new: Exception | None = None
     if issubclass(cls, InteropError) or cls.__module__ == "builtins":
-        try:
-            new = cls(f"{where}: {exc}")
-        except Exception:  # a class whose constructor wants more than a message
-            new = None
+        new = _remade(cls, (f"{where}: {exc}",))
+        if new is None:
+            new = _remade(cls, exc.args)
+            if new is not None:
+                new.add_note(f"at {where}")
     if new is None:
         new = ConversionError(f"{where}: `{type_name(exc)}`: {exc}")
     new.__interop_path__ = where  # type: ignore[attr-defined]
     return new
+
+
+def relocated(exc: Exception, old: str, new: str) -> Exception | None:
+    """``exc``, made by :func:`located` or a cycle check, with the path prefix ``old`` as ``new``.
+
+    For the callers that know better names for the tree's top levels
+    (:func:`interop.numpy_function`'s arguments). ``None`` where ``exc`` does not
+    carry a path that starts with ``old``.
+    """
+    path = getattr(exc, "__interop_path__", None)
+    if not isinstance(path, str) or not path.startswith(old):
+        return None
+    args = exc.args
+    if len(args) == 1 and isinstance(args[0], str) and old in args[0]:
+        made = _remade(type(exc), (args[0].replace(old, new),))
+    else:  # the path is in a note (see located)
+        made = _remade(type(exc), args)
+        if made is not None:
+            for note in getattr(exc, "__notes__", ()):
+                made.add_note(note.replace(old, new))
+    if made is not None:
+        made.__interop_path__ = new + path[len(old) :]  # type: ignore[attr-defined]
+    return made
+
+
+def _remade(cls: type[Exception], args: tuple[Any, ...]) -> Exception | None:
+    """``cls(*args)``, or ``None`` where the class's constructor refuses those arguments."""
+    try:
+        return cls(*args)
+    except Exception:  # a class whose constructor wants other arguments: anything
+        return None
+
+
+def failed_between(out: Any, key: Any) -> bool:
+    """Whether an error met walking a container is the container's, not a child's.
+
+    ``out``: the converted children so far; ``key``: that of the child last taken
+    (``_MISSING`` before the first). A child's failure leaves its key out of ``out``
+    (a child is written there only once converted), so an error with ``key`` already
+    in ``out`` came from the container's own iteration between two children (a
+    mapping's ``items()`` calling its ``__getitem__``); only a mapping's or a
+    dataclass's ``out`` is a dict, and only a mapping runs code of its own as it is
+    iterated. Read on the error path only: the walks pay nothing per child for it.
+    """
+    if key is _MISSING:
+        return True
+    return type(out) is dict and any(k is key for k in out)
+
+
+def container_error(container: Any, exc: Exception) -> Exception:
+    """The error to report for ``exc``, raised while ``container`` was opened or rebuilt."""
+    if isinstance(exc, RuntimeError):
+        changed = changed_meanwhile(container, exc)
+        if changed is not None:
+            return changed
+    return exc
 
 
 def changed_meanwhile(container: Any, exc: RuntimeError) -> ConversionError | None:

@@ -42,7 +42,13 @@ from interop._tree.containers import (
     changed_meanwhile,
     check_cycles,
     classify,
+    container_error,
+    failed_between,
     kinds,
+    leaf_backend,
+    leaf_backends,
+    leaf_view,
+    leaf_views,
     located,
     open_frame,
     path_of,
@@ -161,14 +167,14 @@ def _start_iterative(
     """
     reuse = iter(done)
     next_done = next(reuse, None)
-    cache_get = _registry._cache.get
-    lookup = _registry.lookup
+    cache_get = leaf_backends.get
+    lookup = leaf_backend
     kinds_get = kinds.get
     python = python_backend()
     ndarray = _ndarray
     as_is = options is DEFAULT  # host views apply, and a NumPy array stays the same object
-    views_get = _registry._views.get
-    view_of = _registry.view_of
+    views_get = leaf_views.get
+    view_of = leaf_view
     planned = _core.convert_planned
     batch: Batch | None = None
     placeholders: list[_Placeholder] = []
@@ -229,8 +235,13 @@ def _start_iterative(
                     out_ = list(v)  # a copy taken at once, as in the recursive walk
                     frame = [kind, v, enumerate(out_), out_, _MISSING, False]
                 else:
-                    frame = open_frame(kind, v)
+                    try:
+                        frame = open_frame(kind, v)
+                    except Exception as exc:  # the container's own code: anything
+                        raise located(container_error(v, exc), path_of(stack, k)) from exc
                 stack.append(frame)
+                # Until the new frame yields its first child, a failure is its own.
+                k = _MISSING
                 if not len(stack) & 1023:
                     # A structure that contains itself makes the stack grow without
                     # end; looking for a repeated container now and then finds it at
@@ -267,7 +278,9 @@ def _start_iterative(
             changed = changed_meanwhile(frame[_SRC], exc)
         if changed is not None:
             raise located(changed, path_of(stack, _MISSING)) from exc
-        raise located(exc, path_of(stack, k)) from exc
+        # The container's own iteration (a mapping's items()), or the child k.
+        where = path_of(stack, _MISSING if failed_between(frame[_OUT], k) else k)
+        raise located(exc, where) from exc
     except BaseException:
         # An interrupt (KeyboardInterrupt, ...): the copies in flight still land
         # before their buffers and sources are dropped.
@@ -343,11 +356,11 @@ def _walk_fast(tree: Any, options: Options, keep: Backend | None, done: list[Any
 
 def _make_walker(options: Options, keep: Backend | None) -> Any:
     """The recursive walk of :func:`_walk_fast` for these options and kept backend."""
-    cache_get = _registry._cache.get
-    lookup = _registry.lookup
+    cache_get = leaf_backends.get
+    lookup = leaf_backend
     kinds_get = kinds.get
-    views_get = _registry._views.get
-    view_of = _registry.view_of
+    views_get = leaf_views.get
+    view_of = leaf_view
     planned = _core.convert_planned
     python = python_backend()
     as_is = options is DEFAULT
@@ -367,8 +380,12 @@ def _make_walker(options: Options, keep: Backend | None) -> Any:
             out = list(x)
             items = enumerate(out)
         else:
-            frame = open_frame(kind, x)
+            try:
+                frame = open_frame(kind, x)
+            except Exception as exc:  # the container's own code: anything
+                raise _Failed(container_error(x, exc)) from exc
             items, out = frame[_ITEMS], frame[_OUT]
+        k: Any = _MISSING
         # (A try block costs nothing until something is raised.)
         try:
             for k, v in items:
@@ -394,10 +411,7 @@ def _make_walker(options: Options, keep: Backend | None) -> Any:
                         if b is keep:
                             out[k] = v
                             continue
-                        try:
-                            r = planned(v, b, options)
-                        except Exception as exc:
-                            raise _Failed(exc, _frame_at(frame, kind, x, k)) from exc
+                        r = planned(v, b, options)
                         out[k] = r
                         done.append((v, r))
                         continue
@@ -414,19 +428,25 @@ def _make_walker(options: Options, keep: Backend | None) -> Any:
                 if r is give_up:
                     return give_up
                 out[k] = r
-        except RuntimeError as exc:  # a dict or mapping changed while iterated
-            changed = changed_meanwhile(x, exc)
-            if changed is None:
-                raise
-            raise _Failed(changed, frame) from exc
+        except _Failed:
+            raise
+        except Exception as exc:
+            # A dict changed while iterated, or a mapping whose items() fails, is the
+            # container's failure; anything else, that of the child being converted.
+            changed = changed_meanwhile(x, exc) if isinstance(exc, RuntimeError) else None
+            if changed is not None:
+                raise _Failed(changed) from exc
+            if failed_between(out, k):
+                raise _Failed(exc) from exc
+            raise _Failed(exc, _frame_at(frame, kind, x, k)) from exc
         if frame is None:
             if kind == _TUPLE:
                 return tuple(out)
             return out[0] if kind == _ROOT else out
         try:
             return build(frame)
-        except Exception as exc:
-            raise _Failed(exc) from exc
+        except Exception as exc:  # the container's own constructor: anything
+            raise _Failed(container_error(x, exc)) from exc
 
     return walk
 

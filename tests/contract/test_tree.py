@@ -837,3 +837,119 @@ def test_a_type_registered_after_use_and_again_takes_the_new_functions() -> None
         containers._registered.pop(Holder)
         containers.kinds.pop(Holder, None)
         containers._node_of.pop(Holder, None)
+
+
+# -- rebuilding dict subclasses, registrations, the tables of kinds -----------------------------
+# (Each test runs through both walks: see the ``walk`` fixture.)
+
+
+def test_a_dict_subclass_whose_constructor_loses_the_items_is_refused() -> None:
+    class Batch(dict):  # type: ignore[type-arg]
+        def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.name = name
+
+    tree = {"b": Batch("train", x=np.float32(1))}
+    with pytest.raises(interop.ConversionError, match=r"Batch`.*register_container") as info:
+        interop.to_numpy_tree(tree)
+    assert str(info.value).startswith("tree['b']: expected a mapping type")
+    assert info.value.__interop_path__ == "tree['b']"  # type: ignore[attr-defined]
+    # A constructor that binds the items to another argument: the items are lost.
+    assert tree["b"] == {"x": np.float32(1)} and tree["b"].name == "train"
+
+
+def test_a_dict_subclass_keeps_its_slots() -> None:
+    class Tagged(dict):  # type: ignore[type-arg]
+        __slots__ = ("tag", "unset")
+
+    d = Tagged(x=np.float32(1))
+    d.tag = "train"
+    out = interop.to_numpy_tree(d)
+    assert type(out) is Tagged and out is not d and out.tag == "train"
+    assert not hasattr(out, "unset") and out["x"].shape == ()
+
+
+class _Frame:
+    """A container that also offers ``__array__`` (as a data frame does)."""
+
+    def __init__(self, columns: dict[str, Any]) -> None:
+        self.columns = columns
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        return np.stack([np.asarray(c) for c in self.columns.values()])
+
+
+@pytest.fixture
+def frame_registered() -> Iterator[None]:
+    from interop._tree import containers
+
+    interop.register_container(
+        _Frame,
+        lambda f: (list(f.columns.values()), list(f.columns)),
+        lambda keys, children: _Frame(dict(zip(keys, children, strict=True))),
+    )
+    yield
+    containers._unregister(_Frame)
+
+
+@pytest.mark.parametrize("options", [{}, {"copy": True}], ids=["default", "copy"])
+def test_a_registration_comes_before_the_array_protocols(
+    frame_registered: None, options: dict[str, Any]
+) -> None:
+    frame = _Frame({"a": np.ones(2, np.float32), "b": np.zeros(2, np.float32)})
+    out = interop.to_numpy_tree({"f": frame}, **options)
+    assert type(out["f"]) is _Frame and out["f"] is not frame
+    assert list(out["f"].columns) == ["a", "b"]
+    # The root itself, and the other tree functions.
+    assert type(interop.to_numpy_tree(frame, **options)) is _Frame
+    assert type(interop.convert_tree([frame], "numpy")[0]) is _Frame
+    # Outside the tree functions a registration changes nothing.
+    assert interop.to_numpy(frame).shape == (2, 2)
+
+
+def test_an_unregistered_array_like_is_still_one_array() -> None:
+    frame = _Frame({"a": np.ones(2), "b": np.zeros(2)})
+    out = interop.to_numpy_tree({"f": frame})
+    assert type(out["f"]) is np.ndarray and out["f"].shape == (2, 2)
+
+
+def test_classifying_past_the_tables_bound_never_loses_a_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from interop._tree import containers
+
+    # Containers registered on the fly: the tables of kinds overflow and start afresh
+    # while one of them is being classified.
+    monkeypatch.setattr(containers, "_MAX_KINDS", 8)
+    made = []
+    try:
+        for i in range(40):
+            cls = type(f"Made{i}", (), {"__init__": lambda self, v: setattr(self, "v", v)})
+            made.append(cls)
+            interop.register_container(cls, lambda b: ([b.v], None), lambda _, c, k=cls: k(*c))
+            out = interop.to_numpy_tree({"box": cls(np.float32(i))})
+            assert type(out["box"]) is cls and out["box"].v == i
+    finally:
+        for cls in made:
+            containers._unregister(cls)
+
+
+def test_a_node_whose_tables_were_cleared_meanwhile_is_asked_again() -> None:
+    from interop._tree import containers
+
+    class Held:
+        def __init__(self, v: Any) -> None:
+            self.v = v
+
+    interop.register_container(Held, lambda h: ([h.v], None), lambda _, c: Held(*c))
+    try:
+        tree = {"h": Held(np.float32(1))}
+        interop.to_numpy_tree(tree)
+        # Another thread cleared the nodes (the backends changed, or the tables
+        # overflowed) after this one read the kind.
+        containers._node_of.clear()
+        assert containers.kinds[Held] == containers._NODE
+        out = interop.to_numpy_tree(tree)
+        assert type(out["h"]) is Held and out["h"].v.shape == ()
+    finally:
+        containers._unregister(Held)

@@ -11,7 +11,7 @@ message behind the same path.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,40 @@ class Strict(collections.namedtuple("Strict", "a b")):
 
     def __new__(cls, a: Any, b: Any, *, required: bool) -> Strict:
         return super().__new__(cls, a, b)
+
+
+class Exploding:
+    """A registered container whose ``flatten`` fails."""
+
+
+def _explode(x: Exploding) -> tuple[list[Any], None]:
+    raise ValueError("flatten boom")
+
+
+class Refusing(Mapping[str, Any]):
+    """A mapping that lists keys its ``__getitem__`` then refuses, after ``good`` ones."""
+
+    def __init__(self, good: int) -> None:
+        self.good = good
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "bad":
+            raise ValueError("no item bad")
+        return np.ones(1)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*(f"k{i}" for i in range(self.good)), "bad"])
+
+    def __len__(self) -> int:
+        return self.good + 1
+
+
+class Named(dict):  # type: ignore[type-arg]
+    """A dict subclass whose constructor takes a name first: ``Named(items)`` loses them."""
+
+    def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.name = name
 
 
 def _grown_dict() -> dict[str, Any]:
@@ -106,6 +140,32 @@ CASES: dict[str, tuple[Callable[[], Any], str, type[Exception], str]] = {
         interop.ConversionError,
         "got a `dict` that changed meanwhile",
     ),
+    # The container's own code failing, not a leaf: named by the container's path,
+    # with the class of its error.
+    "registered flatten that fails": (
+        lambda: {"a": [np.ones(1), Exploding()]},
+        "['a'][1]",
+        ValueError,
+        "flatten boom",
+    ),
+    "mapping failing on its first item": (
+        lambda: {"m": Refusing(0)},
+        "['m']",
+        ValueError,
+        "no item bad",
+    ),
+    "mapping failing after a leaf": (
+        lambda: [{"m": Refusing(2)}],
+        "[0]['m']",
+        ValueError,
+        "no item bad",
+    ),
+    "dict subclass rebuilt without its items": (
+        lambda: {"b": (Named("train", x=np.ones(1)),)},
+        "['b'][0]",
+        interop.ConversionError,
+        "register it with interop.register_container",
+    ),
 }
 
 
@@ -128,9 +188,10 @@ def _wrap(tree: Any, how: str) -> tuple[Any, str]:
 @pytest.fixture(autouse=True)
 def _node_registered() -> Iterator[None]:
     interop.register_container(Node, lambda n: (n.children, None), lambda _, c: Node(*c))
+    interop.register_container(Exploding, _explode, lambda _, c: Exploding())
     yield
-    containers._registered.pop(Node)
-    containers.kinds.pop(Node, None)
+    containers._unregister(Node)
+    containers._unregister(Exploding)
 
 
 @pytest.mark.parametrize("how", ["as it is", "lists", "dicts", "dataclasses", "registered"])
@@ -160,3 +221,34 @@ def test_both_walks_give_the_same_message(how: str) -> None:
         with pytest.raises(error) as info:
             interop.to_numpy_tree(deep, copy=copy)
         assert str(info.value) == str(shallow.value).replace("tree", f"tree{above}", 1)
+
+
+@pytest.mark.parametrize("how", ["as it is", "lists", "dicts", "dataclasses", "registered"])
+def test_an_error_class_that_wants_more_than_a_message_is_kept(how: str) -> None:
+    # UnicodeDecodeError(encoding, object, start, end, reason): the same class as
+    # to_numpy raises, its own message, and the path as a note.
+    leaf = np.array([b"\xff"])
+    with pytest.raises(UnicodeDecodeError) as alone:
+        interop.to_numpy(leaf, dtype="U")
+    tree, above = _wrap({"s": [leaf]}, how)
+    with pytest.raises(UnicodeDecodeError) as info:
+        interop.to_numpy_tree(tree, dtype="U")
+    path = f"tree{above}['s'][0]"
+    assert str(info.value) == str(alone.value)
+    assert info.value.__notes__ == [f"at {path}"]
+    assert info.value.__interop_path__ == path  # type: ignore[attr-defined]
+    assert type(info.value.__cause__) is UnicodeDecodeError
+
+
+@pytest.mark.parametrize("how", ["as it is", "lists"])
+def test_a_tensordict_that_cannot_stack_is_named_by_its_path(how: str) -> None:
+    torch = pytest.importorskip("torch")
+    tensordict = pytest.importorskip("tensordict")
+    ragged = tensordict.LazyStackedTensorDict.lazy_stack(
+        [tensordict.TensorDict({"x": torch.ones(2)}), tensordict.TensorDict({"x": torch.ones(3)})]
+    )
+    tree, above = _wrap({"batch": [ragged]}, how)
+    with pytest.raises(RuntimeError) as info:
+        interop.to_numpy_tree(tree)
+    assert str(info.value).startswith(f"tree{above}['batch'][0]: ")
+    assert "stack" in str(info.value) and type(info.value.__cause__) is RuntimeError
