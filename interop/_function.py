@@ -21,6 +21,7 @@ from interop import _options, _registry, _tree
 from interop._backend import Backend
 from interop._convert import convert
 from interop._errors import InteropError, type_name
+from interop._tree.containers import leaf_view, leaf_views, relocated
 
 __all__ = ["numpy_function"]
 
@@ -58,8 +59,9 @@ def _reference(*trees: Any) -> list[tuple[Backend, Any]]:
 # Arguments passed to the function as they are, by both the walk and the flat path.
 _PLAIN = frozenset({int, float, complex, bool, str, bytes, type(None)})
 _ndarray = np.ndarray
-_views = _registry._views
-_view_of = _registry.view_of
+# The tree walk's tables of host views: a registered container has none.
+_views = leaf_views
+_view_of = leaf_view
 _cache = _registry._cache
 _current = _options.current
 _DEFAULT = _options.DEFAULT
@@ -146,7 +148,10 @@ def numpy_function(
     is not NumPy. NumPy arguments are neutral; if every argument is NumPy, the result
     is returned unchanged. Python scalars, strings and objects that only offer
     ``__array__`` (pandas, xarray, ...) are passed through as they are. The caller's
-    containers are never changed: the function gets new ones.
+    containers are never changed: the function gets new ones. Arguments thousands
+    of levels deep are converted too, and one that contains itself is the
+    :class:`~interop.ConversionError` of :func:`interop.to_numpy_tree`; an error
+    names the argument and the path inside it (``center(): argument 'x'['k']``).
 
     Arrays of two different frameworks are an error, unless ``like`` names the
     argument that decides. Autograd is not carried through NumPy: the results do not
@@ -221,6 +226,20 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         return _walked(args, kwargs)
 
     def _walked(args: Any, kwargs: Any) -> Any:
+        # The options in force at call time, under the decorator's own.
+        opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None, float_dtype)
+        # The arguments' walk first: it is the one that names a failure (a cycle, a
+        # container's own code, a leaf) by its argument, at any depth; the search for
+        # the results' framework below then walks containers known to open.
+        try:
+            started = _tree.start((args, kwargs), opts, keep=_kept())
+            if type(started) is _tree.Started:
+                started = started.result()
+        except Exception as exc:
+            named = _by_argument(exc, func, signature, args, kwargs)
+            if named is None:
+                raise
+            raise named from exc
         if like is None:
             found = _reference(*args, *kwargs.values())
             if len(found) > 1:
@@ -233,29 +252,18 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
                 )
         else:
             found = _reference(_like_argument(like, signature, args, kwargs))
-        # The options in force at call time, under the decorator's own.
-        opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None, float_dtype)
-        try:
-            started = _tree.start((args, kwargs), opts, keep=_kept())
-            if type(started) is _tree.Started:
-                started = started.result()
-        except Exception as exc:
-            named = _by_argument(exc, func, signature, len(args))
-            if named is None:
-                raise
-            raise named from exc
-        args, kwargs = started
-        return _back(func(*args, **kwargs), found[0][1] if found else None)
+        converted_args, converted_kwargs = started
+        return _back(func(*converted_args, **converted_kwargs), found[0][1] if found else None)
 
     return wrapper
 
 
-# Compiled on first use (by re's own cache), not at import.
-_ARGUMENT_PATH = r"^tree\[(0|1)\]\[(\d+|'[^']*'|\"[^\"]*\")\](.*?): "
-
-
 def _by_argument(
-    exc: Exception, func: Callable[..., Any], signature: inspect.Signature | None, n_args: int
+    exc: Exception,
+    func: Callable[..., Any],
+    signature: inspect.Signature | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> Exception | None:
     """``exc``, located by the tree walk in ``(args, kwargs)``, located by argument instead.
 
@@ -264,33 +272,34 @@ def _by_argument(
     where ``exc`` carries no such path.
     """
     path = getattr(exc, "__interop_path__", None)
-    match = None if path is None else re.match(_ARGUMENT_PATH, f"{path}: ")
-    if match is None:
+    if not isinstance(path, str):
         return None
-    where, key, rest = match.groups()
-    if where == "1":
-        name = key.strip("'\"")
+    positional = re.match(r"tree\[0\]\[(\d+)\]", path)
+    if positional is not None:
+        old = positional.group(0)
+        name = _positional_name(int(positional.group(1)), signature)
     else:
-        index = int(key)
-        params = [] if signature is None else list(signature.parameters.values())
-        ordered = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        positional = [p for p in params if p.kind in ordered]
-        star = next((p for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
-        if index < len(positional):
-            name = positional[index].name
-        elif star is not None:
-            name = f"{star.name}[{index - len(positional)}]"
-        else:
-            name = f"#{index}"
-    message = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
-    new_where = f"{func.__name__}(): argument {name!r}{rest}"
-    cls = type(exc)
-    try:
-        new = cls(f"{new_where}: {message}")
-    except Exception:  # a class whose constructor wants more than a message
-        return None
-    new.__interop_path__ = new_where  # type: ignore[attr-defined]
-    return new
+        # A keyword's path segment is the repr of its name, whatever characters that
+        # holds (quotes, brackets, ": "): matched against the names passed.
+        prefixes = [(f"tree[1][{key!r}]", key) for key in kwargs]
+        matching = [(old, key) for old, key in prefixes if path.startswith(old)]
+        if not matching:
+            return None
+        old, name = max(matching, key=lambda found: len(found[0]))
+    return relocated(exc, old, f"{func.__name__}(): argument {name!r}")
+
+
+def _positional_name(index: int, signature: inspect.Signature | None) -> str:
+    """The name of the positional argument at ``index``, as the caller knows it."""
+    params = [] if signature is None else list(signature.parameters.values())
+    ordered = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in params if p.kind in ordered]
+    star = next((p for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+    if index < len(positional):
+        return positional[index].name
+    if star is not None:
+        return f"{star.name}[{index - len(positional)}]"
+    return f"#{index}"
 
 
 def _back(result: Any, reference: Any) -> Any:

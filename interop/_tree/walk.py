@@ -460,40 +460,85 @@ def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
 
     The containers and the leaves are those of :func:`to_numpy_tree`: an object any
     backend takes as an array is a leaf (an xarray Dataset too, though a mapping),
-    and so is every object that is not a container. Recursive: for the shallow
-    structures a function returns, not for trees thousands of levels deep.
+    unless its type is a registered container, and so is every object that is not a
+    container. Iterative, like the walk of :func:`to_numpy_tree`: a tree thousands
+    of levels deep is mapped like any other, and one that contains itself is a
+    :class:`~interop.ConversionError` naming the path. A failure of a container's
+    own code (its ``flatten``, its constructor) names the container's path; what
+    ``leaf`` raises propagates as it is.
     """
-    cache_get = _registry._cache.get
+    cache_get = leaf_backends.get
     python = python_backend()
     b = cache_get(type(tree))
     if b is not None and b is not python:  # an array (the commonest tree): no walk
         return leaf(tree)
     sync(_registry.active())
-    lookup = _registry.lookup
+    lookup = leaf_backend
     kinds_get = kinds.get
-
-    def walk(x: Any) -> Any:
-        cls = type(x)
-        b = cache_get(cls, _MISSING)
-        if b is _MISSING:
-            b = lookup(cls)
-        if b is not None and b is not python:
-            return leaf(x)
-        kind = kinds_get(cls)
-        if kind is None:
-            kind = classify(cls, x)
-        if kind == _OTHER:
-            return leaf(x)
-        if kind == _DICT:
-            return {k: walk(v) for k, v in x.items()}
-        if kind == _LIST:
-            return [walk(v) for v in x]
-        if kind == _TUPLE:
-            return tuple([walk(v) for v in x])
-        frame = open_frame(kind, x)
-        out = frame[_OUT]
-        for k, v in frame[_ITEMS]:
-            out[k] = walk(v)
-        return build(frame)
-
-    return walk(tree)
+    root: Frame = [_ROOT, None, enumerate((tree,)), [None], _MISSING, False]
+    stack = [root]
+    frame = root
+    k: Any = _MISSING
+    try:
+        while True:
+            out = frame[_OUT]
+            for k, v in frame[_ITEMS]:
+                cls = type(v)
+                b = cache_get(cls, _MISSING)
+                if b is _MISSING:
+                    b = lookup(cls)
+                if b is not None and b is not python:
+                    out[k] = leaf(v)
+                    continue
+                kind = kinds_get(cls)
+                if kind is None:
+                    kind = classify(cls, v)
+                if kind == _OTHER:
+                    out[k] = leaf(v)
+                    continue
+                frame[_KEY] = k
+                if kind == _DICT:
+                    frame = [kind, v, iter(v.items()), {}, _MISSING, False]
+                elif kind in (_LIST, _TUPLE):
+                    out_ = list(v)
+                    frame = [kind, v, enumerate(out_), out_, _MISSING, False]
+                else:
+                    try:
+                        frame = open_frame(kind, v)
+                    except Exception as exc:  # the container's own code: anything
+                        raise located(container_error(v, exc), path_of(stack, k)) from exc
+                stack.append(frame)
+                k = _MISSING
+                if not len(stack) & 1023:
+                    check_cycles(stack)  # as in the iterative walk of start()
+                break
+            else:
+                k = _MISSING
+                kind = frame[_KIND]
+                if kind in (_DICT, _LIST):
+                    result = out
+                elif kind == _TUPLE:
+                    result = tuple(out)
+                elif kind == _ROOT:
+                    return out[0]
+                else:
+                    try:
+                        result = build(frame)
+                    except Exception as exc:  # the container's own constructor: anything
+                        where = path_of(stack, _MISSING)
+                        raise located(container_error(frame[_SRC], exc), where) from exc
+                stack.pop()
+                frame = stack[-1]
+                frame[_OUT][frame[_KEY]] = result
+    except Exception as exc:
+        # A dict changed while it was iterated (by ``leaf``, or another thread), or
+        # a mapping whose items() fails, is named by its path; an error of ``leaf``
+        # propagates as it is.
+        if hasattr(exc, "__interop_path__"):
+            raise
+        changed = changed_meanwhile(frame[_SRC], exc) if isinstance(exc, RuntimeError) else None
+        if changed is not None:
+            raise located(changed, path_of(stack, _MISSING)) from exc
+        if failed_between(frame[_OUT], k):
+            raise located(exc, path_of(stack, _MISSING)) from exc
+        raise

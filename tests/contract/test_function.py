@@ -407,3 +407,89 @@ def test_float_dtype_casts_floating_point_arguments_only() -> None:
         return str(x.dtype), str(labels.dtype)
 
     assert dtypes(torch.ones(2, dtype=torch.float64), torch.arange(2)) == ("float32", "int64")
+
+
+def test_deep_and_cyclic_arguments_are_taken_as_by_to_numpy_tree() -> None:
+    torch = pytest.importorskip("torch")
+
+    @interop.numpy_function
+    def ident(x: Any, y: Any = None) -> Any:
+        return x
+
+    deep: Any = torch.ones(2)
+    for _ in range(3000):
+        deep = [deep]
+    out = ident(deep)  # in, and the deep result back out
+    for _ in range(3000):
+        out = out[0]
+    assert isinstance(out, torch.Tensor) and out.tolist() == [1.0, 1.0]
+
+    cyclic: list[Any] = [torch.ones(1)]
+    cyclic.append({"c": cyclic})
+    with pytest.raises(interop.ConversionError) as tree_error:
+        interop.to_numpy_tree(cyclic)
+    with pytest.raises(interop.ConversionError) as info:
+        ident(torch.ones(1), cyclic)
+    where = "ident(): argument 'y'"
+    expected = str(tree_error.value).replace("at tree", f"at {where}")
+    expected = expected.replace("ancestor tree", f"ancestor {where}")
+    assert str(info.value) == expected
+    assert info.value.__interop_path__ == "ident(): argument 'y'[1]['c']"  # type: ignore[attr-defined]
+
+
+def test_any_keyword_name_or_key_is_renamed_to_the_argument() -> None:
+    @interop.numpy_function(copy=False)
+    def f(**kw: Any) -> Any:
+        return 0
+
+    for key, inner, path in [
+        ('it\'s "q"', np.float32(1), "f(): argument 'it\\'s \"q\"'"),
+        ("a']['b", np.float32(1), "f(): argument \"a']['b\""),
+        ("batch", {"p: q": np.float32(1)}, "f(): argument 'batch'['p: q']"),
+    ]:
+        with pytest.raises(interop.CopyRequiredError) as info:
+            f(**{key: inner}, other=np.zeros(1))
+        assert info.value.__interop_path__ == path  # type: ignore[attr-defined]
+        assert str(info.value).startswith(f"{path}: copy=False")
+
+
+def test_an_error_class_that_wants_more_than_a_message_names_the_argument() -> None:
+    @interop.numpy_function(dtype="U")
+    def f(x: Any) -> Any:
+        return x
+
+    with pytest.raises(UnicodeDecodeError) as info:
+        f({"s": np.array([b"\xff"])})
+    assert info.value.__notes__ == ["at f(): argument 'x'['s']"]
+    assert info.value.__interop_path__ == "f(): argument 'x'['s']"  # type: ignore[attr-defined]
+
+
+def test_a_registered_container_argument_is_taken_apart() -> None:
+    from interop._tree import containers
+
+    class Table:
+        def __init__(self, column: Any) -> None:
+            self.column = column
+
+        def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+            return np.asarray(self.column)
+
+    class Broken(Table):
+        pass
+
+    def broken(t: Broken) -> tuple[list[Any], None]:
+        raise ValueError("flatten boom")
+
+    @interop.numpy_function
+    def kinds(x: Any) -> Any:
+        return type(x).__name__, type(x.column).__name__
+
+    interop.register_container(Table, lambda t: ([t.column], None), lambda _, c: Table(*c))
+    interop.register_container(Broken, broken, lambda _, c: Broken(*c))
+    try:
+        assert kinds(Table(np.ones(2))) == ("Table", "ndarray")
+        with pytest.raises(ValueError, match=r"^kinds\(\): argument 'x'\['t'\]: flatten boom"):
+            kinds({"t": Broken(np.ones(2))})
+    finally:
+        containers._unregister(Table)
+        containers._unregister(Broken)

@@ -953,3 +953,46 @@ def test_a_node_whose_tables_were_cleared_meanwhile_is_asked_again() -> None:
         assert type(out["h"]) is Held and out["h"].v.shape == ()
     finally:
         containers._unregister(Held)
+
+
+def test_map_leaves_takes_deep_and_cyclic_trees() -> None:
+    from interop._tree import map_leaves
+
+    deep: Any = np.float32(1)
+    for _ in range(3000):
+        deep = {"k": [deep]}
+    out = map_leaves(deep, lambda x: ("leaf", x))
+    for _ in range(3000):
+        out = out["k"][0]
+    assert out == ("leaf", np.float32(1))
+    cyclic: list[Any] = [np.float32(1)]
+    cyclic.append({"c": cyclic})
+    with pytest.raises(interop.ConversionError, match=r"without cycles.*at tree\[1\]\['c'\]"):
+        map_leaves(cyclic, lambda x: x)
+    with pytest.raises(interop.ConversionError, match=r"without cycles"):
+        interop.to_numpy_tree(cyclic)
+
+
+def test_map_leaves_names_a_containers_failure_and_passes_a_leafs_on() -> None:
+    from interop._tree import map_leaves
+
+    class Refusing(Mapping[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            raise ValueError(f"no item {key}")
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(["x"])
+
+        def __len__(self) -> int:
+            return 1
+
+    with pytest.raises(ValueError, match=r"^tree\['a'\]\[1\]: no item x$") as info:
+        map_leaves({"a": [1, Refusing()]}, lambda x: x)
+    assert type(info.value.__cause__) is ValueError
+
+    def leaf(x: Any) -> Any:
+        raise KeyError("the leaf's own")
+
+    with pytest.raises(KeyError) as raw:
+        map_leaves({"a": [1]}, leaf)
+    assert raw.value.args == ("the leaf's own",)
