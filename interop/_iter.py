@@ -17,9 +17,13 @@ memory run ahead: the leaves of a batch beyond its pinned bound are staged into
 pageable memory when that batch is handed out (see :mod:`interop._transfer`).
 Host data has nothing to overlap: it is converted (zero-copy where possible) when
 taken, and the source is not asked for the next batch before a host batch is
-handed out, so that a source that refills one buffer (a ring buffer) never
-changes a batch the consumer already holds. Host leaves of a batch that also
-holds device data are views taken when that batch was pulled.
+handed out, so that a source that refills one buffer (a ring buffer) cannot change
+a batch before the consumer gets it. A batch the consumer keeps is still a view of
+the source's memory, as :func:`interop.to_numpy`'s contract says, and such a
+source changes it when it makes the next batch: ``copy=True`` keeps batches. The
+library does not copy on its own, since it cannot tell a source that refills its
+buffer from one that makes new tensors. Host leaves of a batch that also holds
+device data are views taken when that batch was pulled.
 
 The options are those in force where :func:`iter_numpy` is called, captured then:
 a pipeline built inside ``with interop.options(...)`` keeps them when it is
@@ -210,6 +214,9 @@ def iter_numpy(
     ``Dataset``, a list), and has ``len()`` when the source has. Leaving a loop early
     releases the source iterator and the prefetched batches. The options in force
     here apply, even if the batches are consumed outside this ``options`` block.
+
+    Host batches are zero-copy views of what the source yields: to keep batches from
+    a source that refills one buffer for every batch, pass ``copy=True``.
 
     Args:
         iterable: The source of batches.

@@ -354,3 +354,23 @@ def test_cuda_batches_with_prefetch() -> None:
         assert type(features) is np.ndarray and extra["mask"].dtype == np.bool_
         np.testing.assert_array_equal(features, want)
         np.testing.assert_array_equal(extra["mask"], mask)
+
+
+@pytest.mark.parametrize("prefetch", [0, 1, 2])
+def test_batches_kept_from_a_refilled_buffer_need_copy_true(prefetch: int) -> None:
+    def ring() -> Iterator[dict[str, Any]]:
+        buffer = np.zeros(3)
+        for i in range(3):
+            buffer[:] = i  # the same memory for every batch
+            yield {"x": buffer}
+
+    seen, kept = [], []
+    for batch in interop.iter_numpy(ring(), prefetch=prefetch):
+        seen.append(batch["x"].tolist())  # handed out before the source refills it
+        kept.append(batch["x"])
+    assert seen == [[0.0] * 3, [1.0] * 3, [2.0] * 3]
+    # Zero-copy: a kept batch shows what the source wrote later ...
+    assert [k.tolist() for k in kept] == [[2.0] * 3] * 3
+    # ... unless it is a copy.
+    copies = [batch["x"] for batch in interop.iter_numpy(ring(), prefetch=prefetch, copy=True)]
+    assert [c.tolist() for c in copies] == [[0.0] * 3, [1.0] * 3, [2.0] * 3]
