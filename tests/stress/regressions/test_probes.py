@@ -107,6 +107,7 @@ def test_tracers_and_symbolic_tensors_are_refused_in_their_framework() -> None:
     ]
 
 
+@pytest.mark.slow  # a fresh interpreter importing TensorFlow
 def test_tensorflow_places_a_first_conversion_inside_tf_function_eagerly() -> None:
     # The default device, asked for the first time inside tf.function, was read from
     # a graph constant, which has no device yet: ValueError about device ''.
