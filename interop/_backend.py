@@ -324,6 +324,15 @@ class Backend:
         """``x``, a container for which :meth:`is_node` holds, taken apart one level."""
         raise NotImplementedError
 
+    def nodes_version(self) -> Hashable | None:
+        """A value that changes whenever the framework's registry of containers does.
+
+        Asked once per tree walk: when it changes (a type registered with the
+        framework after a walk met it), the kinds of types decided so far are
+        decided again. ``None``: nothing to watch (the default).
+        """
+        return None
+
     # -- accelerators ------------------------------------------------------------------
 
     def accelerator_check(self) -> Callable[[Any], bool] | None:

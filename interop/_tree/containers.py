@@ -32,9 +32,9 @@ _DATACLASS = 8
 _NODE = 9  # a container registered with a framework (a JAX pytree node)
 
 # type -> kind, for every non-array type seen. Cleared when the backends that
-# register containers change (JAX imported), since a type may be a node from then on.
-# A type registered later with a framework's own registry keeps the kind it had (as
-# docs/trees.md says): the backends' hooks do not tell when their registry grows.
+# register containers change (JAX imported), or their registries do (a type
+# registered with PyTorch's or JAX's pytree after a walk met it), since a type may be
+# a node from then on.
 kinds: dict[type, int] = {}
 # type -> the backend whose registry knows it (or its registration), for kind _NODE.
 # Written with kinds, under _lock; a reader that finds a kind _NODE but no entry here
@@ -47,6 +47,9 @@ _MAX_KINDS = 4096
 # backends they were found in.
 _node_backends: tuple[Backend, ...] = ()
 _synced: list[Backend] | None = None
+# The nodes_version hooks of those backends that have one, and their last answers.
+_versions: tuple[Callable[[], Any], ...] = ()
+_seen_versions: tuple[Any, ...] = ()
 _SCALARS = (str, bytes, int, float, complex, bool, type(None))
 _MISSING: Any = object()
 
@@ -56,18 +59,31 @@ def sync(backends: list[Backend]) -> None:
 
     ``backends``: the active backends (:func:`interop._registry.active`).
     """
-    global _node_backends, _synced
+    global _node_backends, _synced, _versions, _seen_versions
     if backends is _synced:  # the registry's same answer as last time (see active())
+        if _versions:
+            seen = tuple(version() for version in _versions)
+            if seen != _seen_versions:
+                with _lock:
+                    kinds.clear()
+                    _node_of.clear()
+                    _seen_versions = seen
         return
     found = tuple(b for b in backends if type(b).is_node is not Backend.is_node)
     # Backends of containers only (TensorDict) first: their types may also be in a
     # framework's registry (torch's pytree), which would rebuild them as they were.
     found = tuple(sorted(found, key=lambda b: b.arrays))
-    if found != _node_backends:
-        with _lock:
+    versions = tuple(
+        b.nodes_version for b in found if type(b).nodes_version is not Backend.nodes_version
+    )
+    seen = tuple(version() for version in versions)
+    with _lock:
+        if found != _node_backends or seen != _seen_versions:
             kinds.clear()
             _node_of.clear()
             _node_backends = found
+        _versions = versions
+        _seen_versions = seen
     _synced = backends
 
 

@@ -423,6 +423,34 @@ def test_jax_node_error_names_the_field() -> None:
         interop.to_numpy_tree({"s": State(step=1, params=[0, meta])})
 
 
+def test_a_type_registered_with_a_pytree_after_a_walk_met_it_becomes_a_node() -> None:
+    # The kind decided at the first meeting (a leaf; a dataclass walked by fields)
+    # was kept after the type's registration with PyTorch's or JAX's own registry.
+    torch = pytest.importorskip("torch")
+    jax = pytest.importorskip("jax")
+    pytree = pytest.importorskip("torch.utils._pytree")
+
+    class Output:
+        def __init__(self, logits: Any) -> None:
+            self.logits = logits
+
+    assert type(interop.to_numpy_tree(Output(torch.ones(2))).logits) is torch.Tensor
+    pytree.register_pytree_node(Output, lambda o: ([o.logits], None), lambda c, _: Output(*c))
+    assert type(interop.to_numpy_tree(Output(torch.ones(2))).logits) is np.ndarray
+
+    @dataclasses.dataclass
+    class Step:
+        x: Any
+        meta: Any
+
+    assert (
+        type(interop.to_numpy_tree(Step(jax.numpy.ones(1), jax.numpy.ones(1))).meta) is np.ndarray
+    )
+    jax.tree_util.register_dataclass(Step, data_fields=["x"], meta_fields=["meta"])
+    out = interop.to_numpy_tree(Step(jax.numpy.ones(1), jax.numpy.ones(1)))
+    assert type(out.x) is np.ndarray and type(out.meta) is not np.ndarray  # meta: kept
+
+
 # -- errors --------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -118,6 +118,12 @@ class JaxBackend(JaxTarget):
             return str(tree_util.keystr((list(keyed)[index][0],)))
 
         return Node(children, rebuild, key)
+
+    def nodes_version(self) -> Hashable | None:
+        # JAX keeps its registrations (register_pytree_node, register_dataclass, ...)
+        # in a dict beside the C++ registry, which has no size to ask.
+        registrations = getattr(sys.modules.get("jax._src.tree_util"), "_registry", None)
+        return len(registrations) if isinstance(registrations, dict) else None
 
     def _tree_registry(self) -> Any:
         registry = getattr(self.jax.tree_util, "default_registry", None)

@@ -10,6 +10,7 @@ their subclasses, lists, tuples, namedtuples) are matched before this hook is as
 from __future__ import annotations
 
 import sys
+from collections.abc import Hashable
 from typing import Any
 
 from interop._backend import Backend, Node
@@ -27,6 +28,10 @@ class PytreeNodes(Backend):
     def is_node(self, x: Any, /) -> bool:
         pytree = self._pytree()
         return pytree is not None and type(x) in pytree.SUPPORTED_NODES
+
+    def nodes_version(self) -> Hashable | None:
+        pytree = self._pytree()
+        return None if pytree is None else len(pytree.SUPPORTED_NODES)
 
     def node(self, x: Any, /) -> Node:
         pytree = self._pytree()
