@@ -19,6 +19,8 @@ import numpy as np
 if TYPE_CHECKING:
     from typing import Unpack
 
+    from numpy.typing import DTypeLike
+
 __all__ = ["Keywords", "Options", "Record", "options"]
 
 SparsePolicy = Literal["error", "dense", "scipy"]
@@ -105,6 +107,10 @@ class Options(Record):
         float_dtype: A NumPy floating-point dtype to cast floating-point data to
             (bfloat16, float8 and the other ml_dtypes floats included), leaving
             integers, booleans and complex numbers alone; ``None`` to keep them all.
+
+    The constructor checks its arguments as the keywords of a conversion are checked
+    (``TypeError`` or ``ValueError``, with the same messages) and makes the dtypes
+    NumPy dtypes, so that options that compare equal hash equal.
     """
 
     # The fields are the option keywords, in their order.
@@ -121,18 +127,47 @@ class Options(Record):
     def __init__(
         self,
         copy: bool | None = None,
-        dtype: np.dtype[Any] | None = None,
+        dtype: DTypeLike | None = None,
         allow_transfer: bool = True,
         upcast: bool = False,
         sparse: SparsePolicy = "error",
         ragged: RaggedPolicy = "error",
-        float_dtype: np.dtype[Any] | None = None,
+        float_dtype: DTypeLike | None = None,
     ) -> None:
+        # Checked as the keywords of a call are (they arrive here too), and the dtypes
+        # made NumPy dtypes: ``np.float32`` and ``np.dtype("float32")`` compare equal,
+        # so they must hash equal.
+        if copy not in (None, True, False):
+            raise TypeError(f"expected copy to be None, True or False, got {copy!r}")
+        if allow_transfer not in (True, False):
+            raise TypeError(f"expected allow_transfer to be True or False, got {allow_transfer!r}")
+        if upcast not in (True, False):
+            raise TypeError(f"expected upcast to be True or False, got {upcast!r}")
+        if sparse not in _SPARSE:
+            raise ValueError(f"expected sparse to be one of {_SPARSE}, got {sparse!r}")
+        if ragged not in _RAGGED:
+            raise ValueError(f"expected ragged to be one of {_RAGGED}, got {ragged!r}")
+        dtype = _as_dtype(dtype, "dtype")
+        float_dtype = _as_dtype(float_dtype, "float_dtype")
+        if float_dtype is not None:
+            if not is_float(float_dtype):
+                raise TypeError(
+                    f"expected float_dtype to be a floating-point dtype, got {float_dtype}. "
+                    "hint: use dtype= to cast every array, whatever its kind"
+                )
+            if dtype is not None:
+                raise TypeError(
+                    f"expected one of dtype and float_dtype, got both ({dtype} and "
+                    f"{float_dtype}): dtype= casts every array, float_dtype= only "
+                    "floating-point ones. hint: keep the one you mean"
+                )
         init = _set_field
-        init(self, "copy", copy)
+        # bool(): 1, 0 and np.bool_ pass the checks above, and the rest of the library
+        # tests ``copy is True`` / ``copy is False``.
+        init(self, "copy", None if copy is None else bool(copy))
         init(self, "dtype", dtype)
-        init(self, "allow_transfer", allow_transfer)
-        init(self, "upcast", upcast)
+        init(self, "allow_transfer", bool(allow_transfer))
+        init(self, "upcast", bool(upcast))
         init(self, "sparse", sparse)
         init(self, "ragged", ragged)
         init(self, "float_dtype", float_dtype)
@@ -177,37 +212,11 @@ def _validated(
     ragged: Any,
     float_dtype: Any = None,
 ) -> Options:
-    if copy not in (None, True, False):
-        raise TypeError(f"expected copy to be None, True or False, got {copy!r}")
-    if allow_transfer not in (True, False):
-        raise TypeError(f"expected allow_transfer to be True or False, got {allow_transfer!r}")
-    if upcast not in (True, False):
-        raise TypeError(f"expected upcast to be True or False, got {upcast!r}")
-    if sparse not in _SPARSE:
-        raise ValueError(f"expected sparse to be one of {_SPARSE}, got {sparse!r}")
-    if ragged not in _RAGGED:
-        raise ValueError(f"expected ragged to be one of {_RAGGED}, got {ragged!r}")
-    dtype = _as_dtype(dtype, "dtype")
-    float_dtype = _as_dtype(float_dtype, "float_dtype")
-    if float_dtype is not None:
-        if not is_float(float_dtype):
-            raise TypeError(
-                f"expected float_dtype to be a floating-point dtype, got {float_dtype}. "
-                "hint: use dtype= to cast every array, whatever its kind"
-            )
-        if dtype is not None:
-            raise TypeError(
-                f"expected one of dtype and float_dtype, got both ({dtype} and "
-                f"{float_dtype}): dtype= casts every array, float_dtype= only "
-                "floating-point ones. hint: keep the one you mean"
-            )
-    # bool(): 1, 0 and np.bool_ pass the checks above, and the rest of the library
-    # tests ``copy is True`` / ``copy is False``.
-    copy = None if copy is None else bool(copy)
-    options = Options(copy, dtype, bool(allow_transfer), bool(upcast), sparse, ragged, float_dtype)
+    """Checked options (the :class:`Options` constructor checks), :data:`DEFAULT` where equal."""
+    options = Options(copy, dtype, allow_transfer, upcast, sparse, ragged, float_dtype)
     # Compare the dtypes by identity first: NumPy reads ``None`` as float64, so
     # ``np.dtype('float64') == None`` is True and ``==`` alone would drop the cast.
-    if dtype is None and float_dtype is None and options == DEFAULT:
+    if options.dtype is None and options.float_dtype is None and options == DEFAULT:
         return DEFAULT
     return options
 
@@ -341,6 +350,17 @@ def options(**keywords: Unpack[Keywords]) -> Iterator[Options]:
     inherit it (run it with ``contextvars.copy_context().run`` for that). An
     :func:`interop.iter_numpy` pipeline takes the options in force when it is
     created, and keeps them wherever its batches are consumed.
+
+    The block is a :class:`contextvars.ContextVar` setting: its end restores the
+    options in force when it began, and it must end in the context it began in.
+    A block around a ``yield`` (in a generator or an async generator) stays in
+    force in the code that consumes the generator, for as long as the generator is
+    suspended inside it. Blocks that end out of order (enter A, enter B, end A,
+    end B, as two such generators may) leave A's options in force after both have
+    ended. A block ended in another context (its generator closed inside
+    ``contextvars.Context.run``, say) raises the ``ValueError`` of
+    :meth:`contextvars.ContextVar.reset` and stays in force where it began. Keep
+    ``yield`` out of the block, or pass the keywords to the calls instead.
 
     Note that ``copy=None`` cannot be set here, since ``None`` means "keep": an
     inner block cannot turn an outer ``copy=True`` back to the default.

@@ -8,7 +8,7 @@ contract are checked here, once, against the plan.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,15 +16,23 @@ from interop._errors import ConversionError, CopyRequiredError, TransferError
 from interop._options import Options, Record, same_dtype
 from interop._options import is_float as _is_float
 
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
 __all__ = ["Plan"]
 
 _set_field = object.__setattr__
+_dtype = np.dtype
 
 
 class Plan(Record):
     """What a conversion does, decided before any work.
 
-    Immutable; equal plans compare and hash equal (``prepared`` aside).
+    Immutable; equal plans compare and hash equal (``prepared`` aside). The dtypes
+    are made NumPy dtypes (``np.float32`` becomes ``np.dtype("float32")``). A pickled
+    plan leaves ``prepared`` out: it is the working state of one conversion in this
+    process (a view of the data, the closures of a route), not part of the plan's
+    value.
 
     Attributes:
         framework: The backend that handles the input (``"torch"``, ``"numpy"``, ...).
@@ -79,12 +87,12 @@ class Plan(Record):
         zero_copy: bool,
         transfer: bool,
         steps: tuple[str, ...],
-        dtype: np.dtype[Any] | None = None,
+        dtype: DTypeLike | None = None,
         readonly: bool = False,
         copy_reason: str | None = None,
         target: str | None = None,
         prepared: Any = None,
-        float_dtype: np.dtype[Any] | None = None,
+        float_dtype: DTypeLike | None = None,
     ) -> None:
         init = _set_field
         init(self, "framework", framework)
@@ -92,6 +100,11 @@ class Plan(Record):
         init(self, "zero_copy", zero_copy)
         init(self, "transfer", transfer)
         init(self, "steps", steps)
+        # Equal dtypes must hash equal: a backend may well spell one np.float32.
+        if dtype is not None and not isinstance(dtype, _dtype):
+            dtype = np.dtype(dtype)
+        if float_dtype is not None and not isinstance(float_dtype, _dtype):
+            float_dtype = np.dtype(float_dtype)
         init(self, "dtype", dtype)
         init(self, "readonly", readonly)
         init(self, "copy_reason", copy_reason)
@@ -122,6 +135,12 @@ class Plan(Record):
 
     def __hash__(self) -> int:
         return hash((*self._compared(), self.dtype, self.float_dtype))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Without ``prepared``: see the class docstring.
+        values = list(self._values())
+        values[self._FIELDS.index("prepared")] = None
+        return (type(self), tuple(values))
 
     def replace(self, **changes: Any) -> Plan:
         """A copy of this plan with the fields in ``changes`` replaced."""

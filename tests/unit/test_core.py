@@ -760,3 +760,29 @@ def test_plans_are_immutable_values() -> None:
         "target=None)"
     )
     assert plan != ("fw", "cpu") and plan.replace() == plan and plan.replace() is not plan
+
+
+def test_plans_that_compare_equal_hash_equal_whatever_the_dtype_spelling() -> None:
+    # np.float32 == np.dtype("float32"), so the plans must hash alike too (they key caches).
+    spelt = Plan("fw", "cpu", False, False, ("cast",), np.float32, float_dtype=np.float64)
+    made = Plan(
+        "fw", "cpu", False, False, ("cast",), np.dtype("float32"), float_dtype=np.dtype("f8")
+    )
+    assert spelt == made and hash(spelt) == hash(made) and len({spelt, made}) == 1
+    assert type(spelt.dtype) is type(np.dtype(np.float32)) and spelt.float_dtype == np.float64
+    assert spelt.replace(dtype="float32") == made
+    assert Plan("fw", "cpu", True, False, ()).dtype is None
+
+
+def test_a_pickled_plan_leaves_out_the_work_of_its_conversion() -> None:
+    # prepared is one conversion's working state (here a 1 MB view of the data): not
+    # part of the plan's value, so neither pickled nor compared.
+    data = memoryview(bytearray(1 << 20))
+    plan = interop.explain(data)
+    assert plan.prepared is not None
+    again = pickle.loads(pickle.dumps(plan))
+    assert again == plan and hash(again) == hash(plan) and again.prepared is None
+    assert len(pickle.dumps(plan)) < 1000
+    # A plan of convert holds its route's closures there, which no pickle can hold.
+    route = interop.explain(data, to="numpy")
+    assert route.prepared is not None and pickle.loads(pickle.dumps(route)) == route

@@ -131,6 +131,9 @@ def test_invalid_values_are_refused(
     with pytest.raises(error) as call:
         interop.to_numpy(np.zeros(1), **kwargs)
     assert message in str(call.value)
+    with pytest.raises(error) as made:
+        interop.Options(**kwargs)
+    assert message in str(made.value)
 
 
 @pytest.mark.parametrize(
@@ -150,6 +153,7 @@ def test_numpy_booleans_and_integers_count_as_booleans(kwargs: dict[str, Any]) -
             assert result is a
     if name == "copy":
         assert interop.explain(a, **kwargs).zero_copy is not bool(value)
+    assert getattr(interop.Options(**kwargs), name) is bool(value)
 
 
 def test_threads_each_in_their_own_block() -> None:
@@ -270,6 +274,15 @@ def test_options_equality_and_hash() -> None:
     ):
         assert changed != base and changed == changed.replace()
     assert len({base, base.replace(dtype=np.float64), base.replace(dtype="float64")}) == 2
+
+
+def test_options_that_compare_equal_hash_equal_whatever_the_dtype_spelling() -> None:
+    spelt = interop.Options(dtype=np.float32)
+    made = interop.Options(dtype=np.dtype("float32"))
+    assert spelt == made and hash(spelt) == hash(made) and len({spelt, made}) == 1
+    assert spelt == interop.Options(dtype="float32") and spelt.dtype == np.dtype(np.float32)
+    floats = interop.Options(float_dtype=np.float16)
+    assert hash(floats) == hash(interop.Options(float_dtype=np.dtype("float16")))
 
 
 def test_options_are_immutable_values() -> None:
