@@ -27,12 +27,17 @@ __all__ = [
     "Node",
     "Staged",
     "Step",
+    "describe",
+    "is_builtin",
     "protocol_error",
 ]
 
 Step = Callable[[Any, Plan], Any]
 # How many plans a backend keeps before it starts afresh.
 _MAX_PLANS = 512
+_ndarray = np.ndarray
+# The package of the library's own backends (see Backend.__init_subclass__).
+_BUILTIN_PACKAGE = "interop.backends."
 
 
 class Node(NamedTuple):
@@ -189,6 +194,14 @@ class Backend:
     #: tensors); set by the registry before :meth:`load`.
     lookup: Callable[[type], Backend | None]
 
+    # Whether the class is one of the library's own backends (see is_builtin).
+    _builtin: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Set after the class body, so that a third-party class cannot claim it.
+        cls._builtin = cls.__module__.startswith(_BUILTIN_PACKAGE)
+
     def __init__(self) -> None:
         self.loaded = False
         self.steps: dict[str, Step] = dict(TAIL_STEPS)
@@ -247,12 +260,17 @@ class Backend:
         """:meth:`plan`, cached per :meth:`plan_key` and options."""
         key = self.plan_key(x)
         if key is None:
-            return self.plan(x, options)
+            made = self.plan(x, options)
+            if not self._builtin:
+                _check_plan(self, made)
+            return made
         plans = self._plans
         k = (key, options)
         plan = plans.get(k)
         if plan is None:
             plan = self.plan(x, options)
+            if not self._builtin:
+                _check_plan(self, plan)
             if len(plans) >= _MAX_PLANS:  # keys made on the fly must not pile up
                 plans.clear()
             plans[k] = plan
@@ -272,9 +290,23 @@ class Backend:
         steps = self.steps
         for step in plan.steps:
             obj = steps[step](obj, plan)
+        if type(obj) is _ndarray:
+            return obj
+        return self._other_result(obj, plan)
+
+    def _other_result(self, obj: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        """:meth:`run`'s answer where the last step gave anything but a plain ndarray."""
         if isinstance(obj, np.generic):  # a 0-d ``.numpy()`` gives a NumPy scalar
             return np.asarray(obj)
-        return obj  # type: ignore[no-any-return]
+        # A built-in backend's steps may end in a scipy.sparse array (sparse="scipy").
+        if isinstance(obj, np.ndarray) or self._builtin:
+            return obj  # type: ignore[no-any-return]
+        raise ConversionError(
+            f"expected backend {describe(self)} to give a NumPy array, got "
+            f"`{type_name(obj)}` from its steps ({' -> '.join(plan.steps) or 'none'}). "
+            "hint: the error is in that backend, not in the data: its last step must "
+            "return a NumPy array (np.asarray(...))"
+        )
 
     def check_result(self, x: Any, out: np.ndarray[Any, Any], options: Options, /) -> None:
         """Raise if ``out``, the result of running a plan for ``x``, breaks the contract.
@@ -503,6 +535,47 @@ class Backend:
             f"expected a framework that creates arrays as the target, got {self.name!r}, "
             "which only reads them. hint: convert to a framework such as 'numpy', 'torch', "
             "'tensorflow' or 'jax'"
+        )
+
+
+def is_builtin(backend: Backend, /) -> bool:
+    """Whether ``backend`` is one of the library's own (defined under ``interop.backends``).
+
+    A built-in backend's failure is the library's bug and propagates as it is. A
+    third-party backend is checked where its results enter the core (its plans in
+    :meth:`Backend.plan_for`, its results in :meth:`Backend.run`), and the registry
+    skips one whose ``load()``, ``matches()`` or ``declines()`` fails.
+    """
+    return type(backend)._builtin
+
+
+def describe(backend: Backend, /) -> str:
+    """``backend`` in an error message: its name and class, as ``'grid' (gridlib.GridBackend)``."""
+    return f"{backend.name!r} ({type_name(backend)})"
+
+
+def _check_plan(backend: Backend, plan: Any) -> None:
+    """Raise :class:`ConversionError` where a third-party ``plan()`` gave no runnable plan.
+
+    Asked once per plan made, never for a plan taken from the cache.
+    """
+    if not isinstance(plan, Plan):
+        raise ConversionError(
+            f"expected backend {describe(backend)} to return an interop.Plan from plan(), "
+            f"got `{type_name(plan)}`. hint: the error is in that backend, not in the data: "
+            "build its plan with interop.Plan(...)"
+        )
+    # A backend that runs its plans itself may name steps its own way.
+    if type(backend).run is not Backend.run:
+        return
+    steps = backend.steps
+    unknown = [step for step in plan.steps if step not in steps]
+    if unknown:
+        raise ConversionError(
+            f"expected backend {describe(backend)} to plan steps it has, got "
+            f"{', '.join(map(repr, unknown))}, not in its steps ({', '.join(steps)}). "
+            "hint: the error is in that backend, not in the data: add the step to "
+            "self.steps (in __init__ or load()), or fix its name in the plan"
         )
 
 

@@ -15,11 +15,12 @@ is cached per ``type(x)``, so the steady-state cost of dispatch is one dict look
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import threading
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,9 +29,12 @@ import numpy as np
 # here, before `interop` binds its public function of that name from this module,
 # keeps that binding the last word.
 import interop.backends  # noqa: F401
-from interop._backend import Backend
+from interop._backend import Backend, describe, is_builtin
 from interop._errors import ConversionError, UnsupportedTypeError, type_name
 from interop._import_hooks import when_imported
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 __all__ = [
     "Backend",
@@ -110,6 +114,9 @@ _MAX_TYPES = 2048
 # Tables other modules keep per type (convert's routes; see per_type_table).
 _dependents: list[dict[Any, Any]] = []
 _entry_points_loaded = False
+# Third-party backends the registry dropped because their load(), matches() or
+# declines() raised: name -> what failed, for by_name's error.
+_skipped: dict[str, str] = {}
 # What active() found: the active backends, the modules of those that have one, and
 # the modules of the others, not imported then (None: not looked at yet, or a backend
 # was registered or removed since).
@@ -184,23 +191,81 @@ def _load_entry_points() -> None:
 
     for ep in entry_points(group="interop.backends"):
         # A broken or clashing third-party plugin must not break every conversion:
-        # it is reported and skipped, whatever it raised.
+        # it is reported and skipped, whatever it raised. So is one that fails later,
+        # when first consulted (see _skip).
         try:
             backend = ep.load()
             register_backend(backend() if isinstance(backend, type) else backend)
         except Exception as exc:
-            warnings.warn(
-                f"interop: could not load backend entry point {ep.name!r}: {exc!r}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            _report(f"could not load backend entry point {ep.name!r}", exc)
 
 
-def _load(backend: Backend) -> None:
-    if not backend.loaded:
-        backend.lookup = lookup
-        backend.load()
-        backend.loaded = True
+def _report(what: str, exc: Exception) -> None:
+    """Warn that a third-party plugin is broken, and is therefore skipped."""
+    # Attributed to the first caller outside this package (the conversion that met
+    # the plugin), however deep in the library the plugin was first consulted.
+    level = 1
+    frame: FrameType | None = sys._getframe()
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("interop."):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(f"interop: {what}: {exc!r}", RuntimeWarning, stacklevel=level)
+
+
+def _skip(backend: Backend, method: str, exc: Exception) -> None:
+    """Report the third-party ``backend``, whose ``method`` raised ``exc``, and drop it.
+
+    Dropped as a broken entry point is never registered: no later dispatch consults
+    it (so its failing ``load()`` never runs again), and the per-type tables, which
+    it may have answered for, start afresh. Called with the lock held.
+    """
+    _report(f"skipping backend {describe(backend)} from now on, since its {method} raised", exc)
+    _skipped[backend.name] = f"its {method} raised {exc!r}"
+    for i, registered in enumerate(_frameworks):
+        if registered is backend:
+            del _frameworks[i]
+            break
+    _clear_tables()
+
+
+def _load(backend: Backend) -> bool:
+    """Load ``backend`` if it is not yet; ``False`` for a third-party one that failed (skipped)."""
+    if backend.loaded:
+        return True
+    backend.lookup = lookup
+    if is_builtin(backend):
+        backend.load()  # the library's own: a failure is its bug, and propagates
+    else:
+        try:
+            backend.load()
+        except MemoryError:
+            raise
+        except Exception as exc:  # whatever a plugin raises (see _load_entry_points)
+            _skip(backend, "load()", exc)
+            return False
+    backend.loaded = True
+    return True
+
+
+def _ask(backend: Backend, cls: type) -> tuple[bool, str | None] | None:
+    """``backend``'s ``matches(cls)`` and ``declines(cls)`` (the latter only if it does not match).
+
+    ``None`` where ``backend`` is a third-party one that raised (and is now skipped).
+    """
+    if is_builtin(backend):
+        matched = backend.matches(cls)
+        return matched, None if matched else backend.declines(cls)
+    method = "matches()"
+    try:
+        if backend.matches(cls):
+            return True, None
+        method = "declines()"
+        return False, backend.declines(cls)
+    except MemoryError:
+        raise
+    except Exception as exc:  # whatever a plugin raises (see _load_entry_points)
+        _skip(backend, method, exc)
+        return None
 
 
 def _resolve(cls: type) -> Backend | None:
@@ -215,11 +280,15 @@ def _resolve(cls: type) -> Backend | None:
         for backend in (*_frameworks, *_generics):
             if backend.module is not None and backend.module not in modules:
                 continue
-            _load(backend)
-            if backend.matches(cls):
+            if not _load(backend):
+                continue
+            answer = _ask(backend, cls)
+            if answer is None:
+                continue
+            matched, reason = answer
+            if matched:
                 found = backend
                 break
-            reason = backend.declines(cls)
             if reason is not None:
                 _declined[cls] = reason
                 break
@@ -306,7 +375,8 @@ def _find_active() -> list[Backend]:
         for backend in (*_frameworks, *_generics):
             module = backend.module
             if module is None or module in modules:
-                _load(backend)
+                if not _load(backend):
+                    continue
                 found.append(backend)
                 if module is not None:
                     imported.append(module)
@@ -324,9 +394,16 @@ def by_name(name: str, /) -> Backend:
             _load_entry_points()
         for backend in (*_frameworks, *_generics):
             if backend.name == name:
-                _load(backend)
-                return backend
-    names = ", ".join(b.name for b in _frameworks if b.arrays)
+                if _load(backend):
+                    return backend
+                break
+        names = ", ".join(b.name for b in _frameworks if b.arrays)
+        skipped = _skipped.get(name)
+    if skipped is not None:
+        raise ValueError(
+            f"expected a framework name ({names}), got {name!r}, a third-party backend "
+            f"that is skipped: {skipped}. hint: fix or reinstall the plugin that provides it"
+        )
     raise ValueError(f"expected a framework name ({names}), got {name!r}")
 
 
@@ -368,33 +445,56 @@ def unsupported(x: object) -> UnsupportedTypeError:
     return UnsupportedTypeError(message)
 
 
+# What a backend name may be: it is what framework_of returns and convert's `to=` takes.
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+
 def register_backend(backend: Backend, /) -> None:
     """Register a third-party backend, consulted before the generic protocols.
 
     Third-party frameworks may also declare their backend in the entry-point group
     ``"interop.backends"``; those are registered on the first dispatch.
 
+    A third-party backend whose ``load()``, ``matches()`` or ``declines()`` raises
+    is reported (a :class:`RuntimeWarning` naming it and the error) and skipped
+    from then on, so that it cannot break the conversion of other types.
+
     Args:
         backend: An instance of a :class:`Backend` subclass with a unique ``name``.
 
     Raises:
-        TypeError: If ``backend`` is not a :class:`Backend` instance.
-        ValueError: If a backend of the same name is already registered.
+        TypeError: If ``backend`` is not a :class:`Backend` instance, or its
+            ``name`` is not a string.
+        ValueError: If its ``name`` is empty or not a word (letters, digits, ``_``,
+            ``-`` and ``.``, starting with a letter), or a backend of the same name
+            is already registered.
     """
     if not isinstance(backend, Backend):
         raise TypeError(
             f"expected an instance of interop.Backend, got `{type_name(backend)}`; "
             "hint: subclass interop.Backend and pass an instance"
         )
-    if not backend.name:
-        raise ValueError("expected a backend with a non-empty name, got ''")
+    name = backend.name
+    if not isinstance(name, str):
+        raise TypeError(
+            f"expected a backend whose name is a string, got {name!r} (`{type_name(name)}`) "
+            f"for `{type_name(backend)}`. hint: set the class attribute name, as in "
+            'name = "gridlib"'
+        )
+    if _NAME.fullmatch(name) is None:
+        raise ValueError(
+            "expected a backend with a non-empty name of letters, digits, '_', '-' and '.' "
+            f"that starts with a letter, got {name!r} for `{type_name(backend)}`. hint: use "
+            'the framework\'s short name, as in name = "gridlib"'
+        )
     with _lock:
         _ensure_builtins()
-        if any(b.name == backend.name for b in (*_frameworks, *_generics)):
+        if any(b.name == name for b in (*_frameworks, *_generics)):
             raise ValueError(
-                f"expected a new backend name, got {backend.name!r}, which is already registered"
+                f"expected a new backend name, got {name!r}, which is already registered"
             )
         _frameworks.append(backend)
+        _skipped.pop(name, None)
         _clear_tables()
 
 

@@ -482,7 +482,23 @@ def test_register_backend_validates() -> None:
 
     with pytest.raises(ValueError) as info2:
         interop.register_backend(Nameless())
-    assert str(info2.value) == "expected a backend with a non-empty name, got ''"
+    assert str(info2.value) == (
+        "expected a backend with a non-empty name of letters, digits, '_', '-' and '.' that "
+        "starts with a letter, got '' for "
+        "`tests.unit.test_core.test_register_backend_validates.<locals>.Nameless`. hint: use "
+        'the framework\'s short name, as in name = "gridlib"'
+    )
+
+    class Unnamed(DoublingBackend):
+        name = None  # type: ignore[assignment]
+
+    with pytest.raises(TypeError) as info3:
+        interop.register_backend(Unnamed())
+    assert str(info3.value) == (
+        "expected a backend whose name is a string, got None (`NoneType`) for "
+        "`tests.unit.test_core.test_register_backend_validates.<locals>.Unnamed`. hint: set "
+        'the class attribute name, as in name = "gridlib"'
+    )
 
 
 def test_backend_base_class() -> None:

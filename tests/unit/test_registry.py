@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -246,6 +248,261 @@ def test_register_backend_validates_its_argument() -> None:
         interop.register_backend(Nameless())
     with pytest.raises(ValueError, match="expected a registered backend name"):
         _registry.unregister_backend("no-such-backend")
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "got"),
+    [
+        (None, TypeError, "got None (`NoneType`)"),
+        (5, TypeError, "got 5 (`int`)"),
+        ("", ValueError, "got ''"),
+        ("two words", ValueError, "got 'two words'"),
+        ("1up", ValueError, "got '1up'"),
+    ],
+)
+def test_a_backend_name_must_be_a_word(name: Any, error: type[Exception], got: str) -> None:
+    # framework_of returns the name and convert's to= takes it: a string, one word.
+    class Misnamed(TinyBackend):
+        pass
+
+    Misnamed.name = name
+    with pytest.raises(error) as info:
+        interop.register_backend(Misnamed())
+    message = str(info.value)
+    assert message.startswith("expected a backend ") and got in message
+    assert message.endswith("hint: " + message.split("hint: ")[1]) and 'name = "gridlib"' in message
+    assert all(b.name != name for b in interop.backends())
+
+
+@pytest.mark.parametrize("name", ["gridlib", "custom-test", "my_lib.arrays", "F2"])
+def test_backend_names_that_are_words_are_taken(name: str) -> None:
+    class Named(TinyBackend):
+        pass
+
+    Named.name = name
+    interop.register_backend(Named())
+    _registry.unregister_backend(name)
+
+
+# -- A broken third-party backend is reported once and skipped --------------------------
+
+
+class Fragile(interop.Backend):
+    """A third-party backend without a framework module (so always consulted) that fails.
+
+    ``fail`` names the method that raises; every call is counted.
+    """
+
+    name = "fragile"
+
+    def __init__(self, fail: str) -> None:
+        super().__init__()
+        self.fail = fail
+        self.calls = {"load": 0, "matches": 0, "declines": 0}
+
+    def _call(self, method: str) -> None:
+        self.calls[method] += 1
+        if method == self.fail:
+            raise ImportError(f"{method} failed: libfragile.so not found")
+
+    def load(self) -> None:
+        self._call("load")
+
+    def matches(self, cls: type) -> bool:
+        self._call("matches")
+        return False
+
+    def declines(self, cls: type, /) -> str | None:
+        self._call("declines")
+        return None
+
+
+@pytest.fixture
+def registered() -> Iterator[list[interop.Backend]]:
+    """Backends the test registers, removed afterwards whether or not they were skipped."""
+    backends: list[interop.Backend] = []
+    yield backends
+    for backend in backends:
+        if any(b.backend is backend for b in interop.backends()):
+            _registry.unregister_backend(backend.name)
+        _registry._skipped.pop(backend.name, None)
+
+
+class _Fresh:
+    """A type the registry has not met (its own __array__: a generic protocol's)."""
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.arange(2.0)
+
+
+def _convert_everything() -> None:
+    """Lists, scalars, buffers and a new type all convert, as if no plugin were there."""
+    assert interop.to_numpy([1.0, 2.0]).tolist() == [1.0, 2.0]
+    assert interop.to_numpy(3.0).tolist() == 3.0
+    assert interop.to_numpy(memoryview(b"ab")).tolist() == [97, 98]
+    assert interop.framework_of(_Fresh()) == "array_protocol"
+    assert interop.to_numpy(type("Fresh", (_Fresh,), {})()).tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("fail", ["load", "matches", "declines"])
+def test_a_failing_third_party_backend_is_reported_once_and_skipped(
+    fail: str, registered: list[interop.Backend]
+) -> None:
+    backend = Fragile(fail)
+    registered.append(backend)
+    interop.register_backend(backend)
+    with pytest.warns(RuntimeWarning) as caught:
+        _convert_everything()
+    [warning] = caught
+    assert str(warning.message) == (
+        "interop: skipping backend 'fragile' (tests.unit.test_registry.Fragile) from now on, "
+        f"since its {fail}() raised: ImportError('{fail} failed: libfragile.so not found')"
+    )
+    assert warning.filename == __file__  # the caller's line, not the registry's
+    assert backend.calls[fail] == 1
+    # Skipped from then on: never consulted again, never reported again.
+    calls = dict(backend.calls)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _convert_everything()
+        assert backend not in _registry.active()
+    assert backend.calls == calls
+    assert "fragile" not in [b.name for b in interop.backends()]
+    with pytest.raises(ValueError) as info:
+        _registry.by_name("fragile")
+    assert f"got 'fragile', a third-party backend that is skipped: its {fail}() raised" in str(
+        info.value
+    )
+    # Fixed, it can be registered again.
+    fixed = Fragile("nothing")
+    registered.append(fixed)
+    interop.register_backend(fixed)
+    assert "fragile" in [b.name for b in interop.backends()]
+
+
+def test_a_backend_that_fails_to_load_is_skipped_by_active_and_by_name(
+    registered: list[interop.Backend],
+) -> None:
+    # The tree walk asks active(), convert's to= asks by_name(): each loads backends.
+    backend = Fragile("load")
+    registered.append(backend)
+    interop.register_backend(backend)
+    with pytest.warns(RuntimeWarning, match=r"since its load\(\) raised"):
+        active = _registry.active()
+    assert backend not in active and backend.calls["load"] == 1
+    _registry._skipped.pop("fragile")
+
+    backend = Fragile("load")
+    registered.append(backend)
+    interop.register_backend(backend)
+    with (
+        pytest.warns(RuntimeWarning, match=r"since its load\(\) raised"),
+        pytest.raises(ValueError, match="a third-party backend that is skipped"),
+    ):
+        interop.convert(np.zeros(2), "fragile")
+    assert backend not in _registry.active() and backend.calls["load"] == 1
+
+
+class _EntryPoint:
+    """What importlib.metadata.entry_points gives for an installed plugin."""
+
+    name = "fragile"
+
+    def load(self) -> type[interop.Backend]:
+        class FromPlugin(Fragile):
+            def __init__(self) -> None:
+                super().__init__("load")
+
+        return FromPlugin
+
+
+def test_an_entry_point_backend_whose_load_fails_is_reported_once_and_skipped(
+    monkeypatch: pytest.MonkeyPatch, registered: list[interop.Backend]
+) -> None:
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [_EntryPoint()])
+    monkeypatch.setattr(_registry, "_entry_points_loaded", False)
+    [plugin] = [b.backend for b in interop.backends() if b.name == "fragile"]
+    registered.append(plugin)
+    with pytest.warns(RuntimeWarning, match="skipping backend 'fragile'.*libfragile") as caught:
+        _convert_everything()
+    assert len(caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _convert_everything()
+    assert isinstance(plugin, Fragile) and plugin.calls["load"] == 1
+
+
+def test_a_built_in_backends_failure_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The library's own backends are not isolated: their failures are its bugs.
+    array_api = _registry.by_name("array_api")
+
+    def broken(cls: type) -> bool:
+        raise RuntimeError("built-in bug")
+
+    monkeypatch.setattr(array_api, "matches", broken)
+    with pytest.raises(RuntimeError, match="built-in bug"):
+        interop.to_numpy(type("Fresh", (_Fresh,), {})())
+    monkeypatch.undo()
+    assert "array_api" in [b.name for b in interop.backends()]
+    assert interop.to_numpy(type("Fresh", (_Fresh,), {})()).tolist() == [0.0, 1.0]
+
+
+# -- What a third-party backend hands the core is checked ------------------------------
+
+
+class Careless(TinyBackend):
+    """A third-party backend whose plan or steps give the wrong kind of thing."""
+
+    name = "careless"
+
+    def __init__(self, plan: Any = None, step: Any = None) -> None:
+        super().__init__()
+        self.bad_plan = plan
+        if step is not None:
+            self.steps["view"] = lambda x, plan: step
+
+    def plan(self, x: Any, options: Any, /) -> interop.Plan:
+        if self.bad_plan is not None:
+            return self.bad_plan  # type: ignore[no-any-return]
+        return super().plan(x, options)
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        (
+            Careless(plan="view"),
+            "expected backend 'careless' (tests.unit.test_registry.Careless) to return an "
+            "interop.Plan from plan(), got `str`. hint: the error is in that backend, not in "
+            "the data: build its plan with interop.Plan(...)",
+        ),
+        (
+            Careless(plan=interop.Plan("careless", "cpu", True, False, ("view", "nope"))),
+            "expected backend 'careless' (tests.unit.test_registry.Careless) to plan steps it "
+            "has, got 'nope', not in its steps (",
+        ),
+        (
+            Careless(step=[1.0, 2.0]),
+            "expected backend 'careless' (tests.unit.test_registry.Careless) to give a NumPy "
+            "array, got `list` from its steps (view). hint: the error is in that backend, not "
+            "in the data: its last step must return a NumPy array (np.asarray(...))",
+        ),
+    ],
+    ids=["plan-not-a-plan", "unknown-step", "step-gives-a-list"],
+)
+def test_what_a_third_party_backend_hands_over_is_checked(
+    backend: Careless, expected: str, registered: list[interop.Backend]
+) -> None:
+    registered.append(backend)
+    interop.register_backend(backend)
+    x = TinyArray([1.0, 2.0])
+    for convert in (interop.to_numpy, lambda x: interop.to_numpy_tree([x])[0]):
+        with pytest.raises(interop.ConversionError) as info:
+            convert(x)
+        assert expected in str(info.value)
+    if backend.bad_plan is not None:  # explain never runs the steps
+        with pytest.raises(interop.ConversionError, match=r"to return an interop\.Plan|to plan"):
+            interop.explain(x)
 
 
 def test_by_name() -> None:
