@@ -12,6 +12,12 @@ shares nothing.
 
 Chunks that are not NumPy arrays (CuPy, sparse) are converted after computing, by
 the backend of the computed object and under the same options.
+
+The plan is made from the dtype the array declares (its metadata), which chunks
+may contradict (a wrong ``dtype=`` given to ``map_blocks``): the computed dtype is
+checked, and the tail of the plan (the cast to ``dtype=``, ``float_dtype=``,
+``upcast``) planned again from it, so that the result has the dtype the plan
+promises, or is refused where that would lose values nobody asked to lose.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import numpy as np
 from interop import _dtypes, _plan
 from interop._backend import Backend
 from interop._errors import ConversionError, type_name
-from interop._options import Options
+from interop._options import Options, same_dtype
 from interop._plan import Plan
 
 __all__ = ["DaskBackend"]
@@ -50,22 +56,67 @@ class DaskBackend(Backend):
         meta = getattr(x, "_meta", None)
         chunk_module = type(meta).__module__.partition(".")[0] if meta is not None else "numpy"
         transfer = chunk_module == "cupy"
+        # The options the computed chunks are converted under, when they are not NumPy
+        # arrays; and the call's own, for a tail planned again from the computed dtype.
+        prepared = (options.replace(dtype=None, upcast=False, copy=None), options)
+        device = "cuda" if transfer else "cpu"
+        return self._finish(device, np.dtype(x.dtype), options, transfer, prepared)
+
+    def _finish(
+        self,
+        device: str,
+        source: np.dtype[Any],
+        options: Options,
+        transfer: bool,
+        prepared: Any = None,
+    ) -> Plan:
         steps = ["compute"]
         if options.copy is True:
             steps.append("copy")
-        source = np.dtype(x.dtype)
         return _plan.finish(
             self.name,
-            "cuda" if transfer else "cpu",
+            device,
             steps,
             source_dtype=source,
             options=options,
             copy_reason="a Dask array is a lazy graph; computing it builds a new array",
             transfer=transfer,
             upcast_to=_dtypes.upcast_target(source),
-            # The options the computed chunks are converted under, when they are not
-            # NumPy arrays.
-            prepared=options.replace(dtype=None, upcast=False, copy=None),
+            prepared=prepared,
+        )
+
+    def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
+        a = self._compute(x, plan)
+        tail = plan.steps[1:]
+        declared = np.dtype(x.dtype)
+        if a.dtype != declared:
+            tail = self._tail_for(a, declared, plan)
+        for step in tail:
+            a = self.steps[step](a, plan)
+        return a
+
+    def _tail_for(
+        self, a: np.ndarray[Any, Any], declared: np.dtype[Any], plan: Plan
+    ) -> tuple[str, ...]:
+        """The steps after ``compute`` for chunks that computed to another dtype than declared.
+
+        The plan was made from the declared dtype (a Dask array's metadata): its tail
+        is planned again from the computed one, and must end in the dtype the plan
+        promised. Where it does not (no ``dtype=`` asked, say), the computed values
+        are cast to the promised dtype only where that keeps every value, and refused
+        otherwise.
+        """
+        options: Options = plan.prepared[1]
+        again = self._finish(plan.device, a.dtype, options, plan.transfer)
+        if same_dtype(again.dtype, plan.dtype):
+            return again.steps[1:]
+        if plan.dtype is not None and np.can_cast(a.dtype, plan.dtype, "safe"):
+            return ("cast",)
+        raise ConversionError(
+            f"expected the chunks of a Dask array declared {declared} to compute to "
+            f"{declared}, got {a.dtype}, which gives no {plan.dtype} result without losing "
+            "values. hint: fix the dtype= given to map_blocks (or the graph's astype), or "
+            "pass dtype= to choose the result's dtype"
         )
 
     def _compute(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
@@ -75,7 +126,7 @@ class DaskBackend(Backend):
         if isinstance(result, np.generic):
             return np.asarray(result)
         # Chunks of another framework (CuPy, sparse, ...): their own backend converts.
-        opts: Options = plan.prepared
+        opts: Options = plan.prepared[0]
         backend = self.lookup(type(result))
         if backend is None:
             raise ConversionError(

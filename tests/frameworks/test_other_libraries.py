@@ -129,6 +129,30 @@ def test_dask_copy_true_shares_nothing() -> None:
     assert a[0] == 0
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"dtype": np.float64}, {"copy": True}, {"float_dtype": np.float32}, {"dtype": np.int16}],
+    ids=["default", "dtype-declared", "copy", "float_dtype", "dtype-other"],
+)
+def test_dask_chunks_of_another_dtype_than_declared_get_the_planned_dtype(
+    options: dict[str, Any],
+) -> None:
+    """A wrong ``dtype=`` on ``map_blocks``: the plan's dtype is what the result has."""
+    da = pytest.importorskip("dask.array")
+    x = da.ones(4, chunks=2).map_blocks(lambda b: b.astype(np.int8), dtype=np.float64)
+    plan = interop.explain(x, **options)
+    out = interop.to_numpy(x, **options)
+    assert out.dtype == plan.dtype and out.tolist() == [1, 1, 1, 1]
+
+
+def test_dask_chunks_that_would_lose_values_for_the_declared_dtype_are_refused() -> None:
+    da = pytest.importorskip("dask.array")
+    x = da.ones(4, chunks=2).map_blocks(lambda b: b.astype(np.float64), dtype=np.float32)
+    assert interop.to_numpy(x, dtype=np.float32).dtype == np.float32  # asked for: cast
+    with pytest.raises(ConversionError, match=r"declared float32.*got float64.*hint: "):
+        interop.to_numpy(x)
+
+
 def test_dask_reduction_is_a_0d_array() -> None:
     da = pytest.importorskip("dask.array")
     out = interop.to_numpy(da.ones((4, 4), chunks=2).sum())
