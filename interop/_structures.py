@@ -19,6 +19,7 @@ from interop._convert.targets import resolve
 from interop._errors import type_name
 from interop._iter import iter_numpy, source_length
 from interop._tree import map_leaves, to_numpy_tree
+from interop._tree.containers import python_backend
 
 __all__ = ["ConvertedBatches", "convert_tree", "iter_convert"]
 
@@ -35,9 +36,11 @@ def convert_tree(
     """Convert every array in a nested structure into one framework, keeping the structure.
 
     Each array leaf (a tensor of any framework, a NumPy array or scalar, an Array
-    API or DLPack object) gives exactly what :func:`interop.convert` gives for it
-    with the same keywords; every other leaf (``None``, strings, Python numbers, ...)
-    is the very same object. The containers are those of
+    API or DLPack object, a buffer such as a ``memoryview``, an object with
+    ``__array__``: what :func:`interop.to_numpy_tree` converts) gives exactly what
+    :func:`interop.convert` gives for it with the same keywords, whatever the target
+    and device; every other leaf (``None``, strings, Python numbers, ...) is the
+    very same object. The containers are those of
     :func:`interop.to_numpy_tree`, rebuilt new: the input is never modified.
 
     Args:
@@ -64,10 +67,13 @@ def convert_tree(
     if target.is_numpy and device is None:
         # Batched device-to-host copies, and the same answer per leaf.
         return to_numpy_tree(tree, copy=copy)
+    python = python_backend()
 
     def leaf(x: Any) -> Any:
+        # The leaves to_numpy_tree converts: whatever a backend converts, but Python
+        # numbers (buffers and objects that only offer __array__ included).
         backend = _registry.lookup(type(x))
-        if backend is None or not backend.arrays:
+        if backend is None or backend is python:
             return x
         return convert(x, to, like=like, device=device, copy=copy)
 

@@ -10,6 +10,7 @@ import pytest
 
 import interop
 from tests.conftest import FRAMEWORKS, Framework, load_framework
+from tests.support.producers import ArrayMethod
 
 
 def _structure(fw: Framework) -> Any:
@@ -37,6 +38,25 @@ def test_every_leaf_is_what_convert_gives(fw: Framework, target: str) -> None:
     assert (isinstance(tree["extra"], list) and tree["extra"][0] is not out["extra"][0]) or (
         target == fw.name
     )
+
+
+@pytest.mark.parametrize(
+    ("target", "device"),
+    [("numpy", "cpu"), ("torch", None), ("jax", None)],
+    ids=["numpy-cpu", "torch", "jax"],
+)
+def test_buffer_and_array_method_leaves_are_what_convert_gives(
+    target: str, device: str | None
+) -> None:
+    """Leaves that only offer a buffer or ``__array__`` convert for every target and device."""
+    load_framework(target)
+    tree = {"mv": memoryview(bytearray(b"ab")), "obj": ArrayMethod(np.arange(3.0)), "n": 3}
+    out = interop.convert_tree(tree, target, device=device)
+    assert out["n"] is tree["n"]
+    for key in ("mv", "obj"):
+        expected = interop.convert(tree[key], target, device=device)
+        assert type(out[key]) is type(expected)
+        np.testing.assert_array_equal(interop.to_numpy(out[key]), interop.to_numpy(expected))
 
 
 def test_like_and_copy_reach_every_leaf() -> None:
