@@ -275,6 +275,46 @@ def test_pinned_memory_of_a_dlpack_producer_is_read_through_its_own_copy(kind: i
         interop.to_numpy(x, copy=False)
 
 
+class _PinnedIgnoringCopy:
+    """Reports pinned memory and takes DLPack 1.0's keywords, but ignores ``copy=True``."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __dlpack__(
+        self, stream: Any = None, max_version: Any = None, dl_device: Any = None, copy: Any = None
+    ) -> Any:
+        return self.array.__dlpack__(max_version=max_version)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (3, 0)
+
+
+@pytest.mark.parametrize("writeable", [True, False], ids=["writable", "read-only"])
+@pytest.mark.parametrize("copy", [None, True])
+def test_pinned_producer_that_ignores_copy_true_is_copied_on_the_host(
+    copy: bool | None, writeable: bool
+) -> None:
+    """The plan promises memory the result owns; NumPy does not check that the producer copied."""
+    a = np.arange(4.0)
+    a.flags.writeable = writeable
+    x = _PinnedIgnoringCopy(a)
+    assert not interop.explain(x, copy=copy).zero_copy
+    out = interop.to_numpy(x, copy=copy)
+    assert not np.shares_memory(out, a) and out.flags.writeable
+    out[0] = 9
+    assert a[0] == 0
+
+
+def test_pinned_producer_that_flags_its_copy_is_not_copied_again() -> None:
+    a = np.arange(4.0)
+    out = interop.to_numpy(HostKindProducer(a, 3), copy=True)
+    # The producer's own copy (NumPy's export sets DLPack 1.0's IS_COPIED): the result
+    # is its import, not a second copy made on the host.
+    assert out.base is not None and not isinstance(out.base, np.ndarray)
+    assert not np.shares_memory(out, a)
+
+
 def test_pinned_memory_of_a_producer_before_dlpack_1_is_viewed() -> None:
     """A producer without ``dl_device``/``copy`` cannot copy on request: the view, as before."""
 

@@ -87,6 +87,8 @@ _get_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_cha
 
 _LEGACY = b"dltensor"
 _VERSIONED = b"dltensor_versioned"
+# DLPACK_FLAG_BITMASK_IS_COPIED: the producer copied the data for this export.
+_COPIED = 1 << 1
 # DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED: one sub-byte value per byte, not packed.
 _PADDED = 1 << 2
 _UINT = 1
@@ -125,20 +127,24 @@ class Reinterpreter:
     """A DLPack producer standing in for ``source`` that :func:`numpy.from_dlpack` imports.
 
     After the import, :attr:`dtype` is the ``ml_dtypes`` dtype to view NumPy's
-    result as, or ``None`` where NumPy's dtype is the data's own. Data of a dtype
+    result as, or ``None`` where NumPy's dtype is the data's own, and :attr:`copied`
+    whether the producer says (DLPack 1.0's ``IS_COPIED`` flag) that the capsule
+    holds a copy it made for this export. Data of a dtype
     with no NumPy form at all raises :class:`~interop.ConversionError` from
     ``__dlpack__`` (NumPy lets it through; the unused capsule calls its deleter).
     """
 
-    __slots__ = ("dtype", "source")
+    __slots__ = ("copied", "dtype", "source")
 
     def __init__(self, source: Any) -> None:
         self.source = source
         self.dtype: np.dtype[Any] | None = None
+        self.copied = False
 
     def __dlpack__(self, **kwargs: Any) -> Any:
         capsule = self.source.__dlpack__(**kwargs)
-        dtype, problem = _rewrite(capsule)
+        dtype, problem, flags = _rewrite(capsule)
+        self.copied = bool(flags & _COPIED)
         if problem is not None:
             raise ConversionError(
                 f"expected DLPack data of a dtype NumPy can hold, got `{type_name(self.source)}`"
@@ -152,39 +158,42 @@ class Reinterpreter:
         return self.source.__dlpack_device__()
 
 
-def _rewrite(capsule: Any) -> tuple[np.dtype[Any] | None, str | None]:
+def _rewrite(capsule: Any) -> tuple[np.dtype[Any] | None, str | None, int]:
     """Rewrite the dtype of an ml_dtypes format in ``capsule`` as same-width unsigned ints.
 
-    Returns ``(the ml_dtypes dtype, None)`` after a rewrite, ``(None, None)`` where
-    NumPy reads the capsule as it is (or refuses it for a reason of its own), and
-    ``(None, why)`` for a dtype without any NumPy form (left untouched).
+    Returns ``(the ml_dtypes dtype, None, flags)`` after a rewrite, ``(None, None,
+    flags)`` where NumPy reads the capsule as it is (or refuses it for a reason of its
+    own), and ``(None, why, flags)`` for a dtype without any NumPy form (left
+    untouched); ``flags`` are those of a DLPack 1.x capsule, 0 for a legacy one.
     """
     flags = 0
     if _is_valid(capsule, _VERSIONED):
         versioned = _ManagedVersioned.from_address(_get_pointer(capsule, _VERSIONED))
         if versioned.version.major != 1:  # a layout this struct does not describe
-            return None, None
+            return None, None, 0
         flags = versioned.flags
         dtype = versioned.dl_tensor.dtype
     elif _is_valid(capsule, _LEGACY):
         dtype = _Managed.from_address(_get_pointer(capsule, _LEGACY)).dl_tensor.dtype
     else:
-        return None, None
+        return None, None, 0
     code, bits, lanes = dtype.code, dtype.bits, dtype.lanes
     if lanes == 1 and (code, bits) in _NUMPY:
-        return None, None
+        return None, None, flags
     described = f"(type code {code}, {bits} bits, {lanes} lanes)"
     name = _FORMATS.get((code, bits))
     if lanes != 1 or name is None:
-        return None, f"DLPack dtype {described} has no NumPy or ml_dtypes counterpart"
+        return None, f"DLPack dtype {described} has no NumPy or ml_dtypes counterpart", flags
     target = _dtypes.complex32() if name == "complex32" else _dtypes.ml_dtype(name)
     if target is None:
-        return None, f"the installed ml_dtypes has no {name} for DLPack dtype {described}"
+        return None, f"the installed ml_dtypes has no {name} for DLPack dtype {described}", flags
     if bits < 8 and not flags & _PADDED:
-        return None, (
+        return (
+            None,
             f"the DLPack data is {name} packed several values per byte, and ml_dtypes "
-            "holds one value per byte: no view of that memory can hold it"
+            "holds one value per byte: no view of that memory can hold it",
+            flags,
         )
     dtype.code = _UINT
     dtype.bits = 8 * target.itemsize
-    return target, None
+    return target, None, flags

@@ -10,7 +10,10 @@ but a device may still be writing them, and DLPack gives a consumer on the host 
 stream to wait on: the producer is asked for its own copy in CPU memory
 (``dl_device=(kDLCPU, 0), copy=True``), which it makes once its data is complete,
 instead of a view that could be read too early. (A producer from before DLPack 1.0
-takes no such request: its memory is viewed as it is.)
+takes no such request: its memory is viewed as it is.) A producer that does not
+flag its capsule as a copy (DLPack 1.0's ``IS_COPIED``) may have ignored the
+request and exported its own memory: its data is then copied once more on the host,
+so that the result owns its memory as the plan says.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def dlpack_view(x: Any) -> np.ndarray[Any, Any]:
 
 
 def _copy_to_host(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    """The ``dlpack_to_host`` step: the producer's own copy in CPU memory, owned by the result."""
     producer = Reinterpreter(x)
     try:
         a = np.from_dlpack(producer, device="cpu", copy=True)
@@ -63,7 +67,16 @@ def _copy_to_host(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
             f"expected `{type_name(x)}` to copy its {plan.device} data to host memory through "
             f"DLPack, but it refused: {exc}. hint: move it to the CPU with its own API first"
         ) from exc
-    return a if producer.dtype is None else a.view(producer.dtype)
+    if producer.dtype is not None:
+        a = a.view(producer.dtype)
+    # NumPy does not check that the producer honoured copy=True. Memory the CPU reads
+    # directly (pinned, managed) may come back as the producer's own: the plan promises
+    # memory the result owns, so anything not said to be a copy (DLPack 1.0's IS_COPIED
+    # flag) is copied here. (Device memory cannot come back uncopied: NumPy refuses it.)
+    # A read-only copy is copied too, since a copy is the result's to write.
+    if (not plan.transfer and not producer.copied) or not a.flags.writeable:
+        a = np.array(a, copy=True, order="K")
+    return a
 
 
 _TAKES_DL_DEVICE: dict[type, bool] = {}
