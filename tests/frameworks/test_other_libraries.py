@@ -320,21 +320,25 @@ class Broken:
 def test_legacy_array_view_without_deprecation_warning() -> None:
     data = np.arange(4.0)
     obj = LegacyView(data)
-    for copy in (None, False, True):
+    for copy in (None, True):
         plan = interop.explain(obj, copy=copy)
         out = interop.to_numpy(obj, copy=copy)
         np.testing.assert_array_equal(out, data)
         assert np.shares_memory(out, data) is (copy is not True)
         assert plan.zero_copy is (copy is not True)
+    # One call cannot promise a view: refused, as NumPy 2 refuses it.
+    with pytest.raises(CopyRequiredError, match="NumPy 1"):
+        interop.to_numpy(obj, copy=False)
 
 
-def test_legacy_array_that_copies_is_reported_as_a_copy() -> None:
+def test_legacy_array_that_copies_is_never_shared_under_copy_true() -> None:
     obj = LegacyFresh([1.0, 2.0])
-    plan = interop.explain(obj)
-    assert not plan.zero_copy and "NumPy 1" in plan.copy_reason
     np.testing.assert_array_equal(interop.to_numpy(obj), [1.0, 2.0])
+    assert "NumPy 1" in interop.explain(obj, copy=False).copy_reason
     with pytest.raises(CopyRequiredError):
         interop.to_numpy(obj, copy=False)
+    out = interop.to_numpy(obj, copy=True)
+    assert out.flags.writeable and out.tolist() == [1.0, 2.0]
 
 
 def test_modern_array_copy_false_does_not_copy() -> None:

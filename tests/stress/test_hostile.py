@@ -104,15 +104,16 @@ def test_legacy_array_works_without_deprecation_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = interop.to_numpy(obj)
-        viewed = interop.to_numpy(obj, copy=False)
         owned = interop.to_numpy(obj, copy=True)
         plan = interop.explain(obj)
+        with pytest.raises(interop.CopyRequiredError, match="NumPy 1"):
+            interop.to_numpy(obj, copy=False)
     np.testing.assert_array_equal(out, np.arange(4.0))
-    # It hands out its own memory on every call: that is a view (the copy contract
-    # promises zero-copy whenever the data already sits in host memory), claimed as
-    # one and allowed under copy=False; copy=True shares nothing.
+    # It hands out its own memory: a view, claimed as one (one call cannot tell it
+    # from a new array, so it is never claimed as a copy); copy=True shares nothing,
+    # and copy=False, which no such __array__ can promise, is refused as NumPy 2 does.
     assert plan.zero_copy
-    assert np.shares_memory(out, obj.data) and np.shares_memory(viewed, obj.data)
+    assert np.shares_memory(out, obj.data)
     assert not np.shares_memory(owned, obj.data)
     owned[0] = 99
     assert obj.data[0] == 0

@@ -63,13 +63,18 @@ class ArrayMethod:
 
 
 class LegacyArrayMethod:
-    """An ``__array__`` written before NumPy 2 (no ``copy`` keyword) that returns its memory."""
+    """An ``__array__`` written before NumPy 2 (no ``copy`` keyword) that returns its memory.
+
+    ``calls`` counts the calls of ``__array__``.
+    """
 
     def __init__(self, array: np.ndarray, *, fresh: bool = False) -> None:
         self.array = array
         self.fresh = fresh
+        self.calls = 0
 
     def __array__(self, dtype: Any = None) -> np.ndarray:
+        self.calls += 1
         return self.array.copy() if self.fresh else self.array
 
 

@@ -9,6 +9,8 @@ checks.
 from __future__ import annotations
 
 import array
+import ctypes
+import mmap
 import threading
 from typing import Any
 
@@ -148,13 +150,28 @@ def test_legacy_array_method_is_never_claimed_as_a_copy_while_aliasing() -> None
     np.testing.assert_array_equal(obj.array, DATA)
 
 
-def test_legacy_array_method_returning_new_arrays_is_a_copy() -> None:
-    obj = LegacyArrayMethod(DATA.copy(), fresh=True)
-    plan = interop.explain(obj)
+@pytest.mark.parametrize("fresh", [False, True], ids=["own-memory", "new-arrays"])
+def test_legacy_array_method_is_called_once_per_conversion(fresh: bool) -> None:
+    """An ``__array__`` without ``copy=`` is called once, as ``np.asarray`` calls it.
+
+    One call cannot tell its own memory from a new array, so its array counts as a
+    view: ``copy=True`` copies it, and ``copy=False`` is refused before any call,
+    as NumPy 2 refuses it. (It used to be called twice, to compare the answers.)
+    """
+    obj = LegacyArrayMethod(DATA.copy(), fresh=fresh)
     out = interop.to_numpy(obj)
-    assert not plan.zero_copy and not np.shares_memory(out, obj.array)
-    with pytest.raises(interop.CopyRequiredError, match="new array on each call"):
+    assert obj.calls == 1 and np.shares_memory(out, obj.array) is not fresh
+    np.testing.assert_array_equal(out, DATA)
+    assert interop.explain(obj).zero_copy  # it may share the object's memory
+    obj.calls = 0
+    copied = interop.to_numpy(obj, copy=True)
+    assert obj.calls == 1 and not np.shares_memory(copied, obj.array)
+    obj.calls = 0
+    with pytest.raises(interop.CopyRequiredError, match=r"no copy=.*NumPy 1.*hint"):
         interop.to_numpy(obj, copy=False)
+    assert obj.calls == 0
+    tree = interop.to_numpy_tree({"a": obj, "b": [obj]})
+    assert obj.calls == 2 and tree["a"].shape == DATA.shape
 
 
 def test_array_interface_object() -> None:
@@ -194,6 +211,130 @@ def test_memoryview_of_immutable_bytes_is_read_only() -> None:
     assert interop.explain(memoryview(b"abc")).readonly
     copied = interop.to_numpy(memoryview(b"abc"), copy=True)
     assert copied.flags.writeable
+
+
+class _Point(ctypes.Structure):
+    # Padded (8 + 4 + 4 bytes): Python 3.11's buffer format of it is wrong.
+    _fields_ = [("x", ctypes.c_double), ("n", ctypes.c_int32)]
+
+
+def test_ctypes_data_is_viewed_in_its_numpy_dtype() -> None:
+    values = (ctypes.c_double * 3)(1, 2, 3)
+    assert interop.framework_of(values) == "array_protocol"
+    out = interop.to_numpy(values, copy=False)
+    assert out.dtype == np.float64 and out.tolist() == [1.0, 2.0, 3.0]
+    out[0] = 9  # ctypes memory is mutable: the view is writable and writes show through
+    assert values[0] == 9
+    copied = interop.to_numpy(values, copy=True)
+    copied[1] = -1
+    assert values[1] == 2
+    grid = interop.to_numpy((ctypes.c_int16 * 2 * 3)())
+    assert grid.shape == (3, 2) and grid.dtype == np.int16
+    scalar = interop.to_numpy(ctypes.c_float(2.5))
+    assert scalar.shape == () and scalar.dtype == np.float32 and scalar == 2.5
+    points = (_Point * 2)()
+    points[1].x = 4.5
+    records = interop.to_numpy(points)  # no RuntimeWarning: the format string is not read
+    assert records.shape == (2,) and records.dtype.itemsize == ctypes.sizeof(_Point)
+    assert records["x"].tolist() == [0.0, 4.5]
+    with pytest.raises(interop.ConversionError, match=r"c_char_p.*hint"):
+        interop.to_numpy(ctypes.c_char_p(b"text"))  # a pointer, no data of its own
+
+
+def test_mmap_is_viewed_read_only_where_it_is_mapped_read_only(tmp_path: Any) -> None:
+    anonymous = mmap.mmap(-1, 8)
+    out = interop.to_numpy(anonymous, copy=False)
+    out[0] = 7
+    assert anonymous[0] == 7 and interop.framework_of(anonymous) == "array_protocol"
+    del out
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(range(8)))
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as ro:
+        view = interop.to_numpy(ro, copy=False)
+        assert not view.flags.writeable and view.tolist() == list(range(8))
+        assert interop.explain(ro).readonly
+        copied = interop.to_numpy(ro, copy=True)
+        assert copied.flags.writeable and not np.shares_memory(copied, view)
+        del view
+
+
+def test_array_struct_only_object_is_a_view() -> None:
+    class StructOnly:
+        def __init__(self, array: np.ndarray) -> None:
+            self.array = array
+
+        @property
+        def __array_struct__(self) -> Any:
+            return self.array.__array_struct__
+
+    obj = StructOnly(DATA.copy())
+    assert interop.framework_of(obj) == "array_protocol"
+    out = interop.to_numpy(obj, copy=False)
+    assert np.shares_memory(out, obj.array)
+    np.testing.assert_array_equal(out, DATA)
+
+
+@pytest.mark.parametrize("copy", [None, False])
+def test_released_or_closed_buffer_is_a_conversion_error_with_its_cause(copy: Any) -> None:
+    released = memoryview(bytearray(8))
+    released.release()
+    closed = mmap.mmap(-1, 8)
+    closed.close()
+    for value, cause in [(released, "released memoryview"), (closed, "closed")]:
+        with pytest.raises(interop.ConversionError, match=rf"`(mmap\.mmap|memoryview)`.*{cause}"):
+            interop.to_numpy(value, copy=copy)
+
+
+def test_array_method_failing_under_copy_false_is_a_conversion_error() -> None:
+    class Broken:
+        def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+            raise ValueError("device lost")
+
+    for copy in (False, None):
+        with pytest.raises(interop.ConversionError, match=r"`.*Broken`.*device lost") as info:
+            interop.to_numpy(Broken(), copy=copy)
+        assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_array_method_refusing_a_view_names_its_reason() -> None:
+    class Refuses:
+        def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+            if copy is False:
+                raise ValueError("Unable to avoid copy while creating an array as requested.")
+            return np.arange(3.0)
+
+    with pytest.raises(interop.CopyRequiredError, match=r"cannot hand out a view.*Unable to"):
+        interop.to_numpy(Refuses(), copy=False)
+    assert interop.to_numpy(Refuses()).tolist() == [0.0, 1.0, 2.0]
+
+
+def test_object_array_from_array_method_is_kept_under_dtype_object() -> None:
+    obj = ArrayMethod(np.array([1, None], dtype=object))
+    out = interop.to_numpy(obj, dtype=object)
+    assert out.dtype == object and out.tolist() == [1, None]
+    assert interop.explain(obj, dtype=object).dtype == object
+    with pytest.raises(interop.ConversionError, match="dtype=object"):
+        interop.to_numpy(obj)
+    numbers = ArrayMethod(np.array([1, 2.5], dtype=object))
+    assert interop.to_numpy(numbers, dtype=np.float64).tolist() == [1.0, 2.5]
+
+
+class _HostileMeta(type):
+    def __getattr__(cls, name: str) -> Any:
+        raise RuntimeError(f"meta boom {name}")
+
+
+def test_class_whose_metaclass_getattr_raises_is_inspected_without_running_it() -> None:
+    class Plain(metaclass=_HostileMeta):
+        pass
+
+    class WithArray(metaclass=_HostileMeta):
+        def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+            return DATA
+
+    assert interop.framework_of(Plain()) is None
+    assert interop.framework_of(WithArray()) == "array_protocol"
+    assert interop.to_numpy(WithArray()) is DATA
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from interop._memory import aligned_copy, layout_problem
 from interop._options import Options
 from interop._plan import Plan
 from interop.backends.generic.array_protocol import host_array
-from interop.backends.generic.base import GenericBackend
+from interop.backends.generic.base import GenericBackend, class_attr
 from interop.backends.generic.dlpack import dlpack_view, from_dlpack
 
 __all__ = ["ArrayApiBackend"]
@@ -38,7 +38,7 @@ class ArrayApiBackend(GenericBackend):
         )
 
     def matches(self, cls: type) -> bool:
-        return hasattr(cls, "__array_namespace__")
+        return class_attr(cls, "__array_namespace__") is not None
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         import array_api_compat

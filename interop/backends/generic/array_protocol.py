@@ -1,15 +1,42 @@
-"""Objects with ``__array__``, ``__array_interface__`` or the buffer protocol.
+"""Objects with the buffer protocol, ``__array_struct__``, ``__array_interface__`` or ``__array__``.
 
-NumPy 2 passes ``copy=`` to ``__array__``; an ``__array__`` written for NumPy 1
-has no such keyword, and is then told apart by whether two calls share memory.
-A declared ``__array_interface__`` is checked against the buffer it describes,
-which NumPy itself trusts.
+NumPy reads an object through the first of these it has, in that order, and so
+does this backend. Which one applies is decided once per type, from the class alone
+(no code of the class runs; see :func:`~.base.class_attr`):
+
+- The buffer protocol: ``bytearray``, ``memoryview``, ``array.array``,
+  ``mmap.mmap``, ``pickle.PickleBuffer`` (Python 3.11 has no ``__buffer__`` on
+  classes, so these are named), and on Python 3.12 any type with ``__buffer__``.
+  Always a view, read-only where the memory is (``bytes`` is refused with a hint:
+  it is text-like data, and ``np.frombuffer`` reads it). A released ``memoryview``
+  or a closed ``mmap`` fails with its own error.
+- ``ctypes`` arrays, structures, unions and simple types: a view of their memory in
+  the dtype NumPy gives their ctypes type (``np.dtype(type(x))``); their buffer's
+  format string is not read, since Python's is wrong for padded structures (NumPy
+  warns and guesses).
+- ``__array_struct__`` and ``__array_interface__``: always a view. A declared
+  ``__array_interface__`` is checked against the buffer it describes, which NumPy
+  itself trusts.
+- ``__array__`` written for NumPy 2 (it takes ``copy=``): asked for a view
+  (``copy=False``) first. Under the NumPy 2 protocol an ``__array__`` that can only
+  copy raises ``ValueError`` then; under ``copy=None`` it is asked once more, without
+  ``copy=``, for its copy.
+- ``__array__`` written for NumPy 1 (no ``copy`` parameter, read from its signature):
+  called once per conversion, without ``copy=``, as ``np.asarray`` calls it. One call
+  cannot tell whether its array is the object's own memory or a new one, so it is
+  taken as a view: ``copy=True`` copies it (the result then shares nothing), and
+  ``copy=False`` is refused before it is called, as NumPy 2 refuses it, since no
+  view can be promised.
+
+Only the class is looked at: an ``__array_interface__`` that an object sets on
+itself (not on its class) is not seen, since dispatch is per type.
 """
 
 from __future__ import annotations
 
 import array
 import inspect
+import sys
 from typing import Any
 
 import numpy as np
@@ -19,13 +46,26 @@ from interop import _dtypes, _plan
 from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
-from interop.backends.generic.base import GenericBackend
+from interop.backends.generic.base import GenericBackend, class_attr
 
-__all__ = ["ArrayProtocolBackend", "array_protocol_plan", "array_takes_copy", "host_array"]
+__all__ = [
+    "ArrayProtocolBackend",
+    "array_protocol_plan",
+    "array_takes_copy",
+    "host_array",
+    "protocol_kind",
+]
+
+# The ways NumPy reads an object (see the module docstring), in its order.
+BUFFER = "buffer"
+CTYPES = "ctypes"
+INTERFACE = "interface"
+ARRAY = "array"  # __array__ taking copy= (NumPy 2)
+LEGACY = "legacy"  # __array__ without copy= (NumPy 1)
 
 
 class ArrayProtocolBackend(GenericBackend):
-    """Objects with ``__array__``, ``__array_interface__`` or the buffer protocol."""
+    """Objects with a buffer, ``__array_struct__``, ``__array_interface__`` or ``__array__``."""
 
     arrays = False
     name = "array_protocol"
@@ -35,22 +75,14 @@ class ArrayProtocolBackend(GenericBackend):
         self.steps.update(as_array=lambda x, p: p.prepared)
 
     def matches(self, cls: type) -> bool:
-        if issubclass(cls, (str, bytes)):
-            return False
-        return (
-            hasattr(cls, "__array__")
-            or hasattr(cls, "__array_interface__")
-            or hasattr(cls, "__buffer__")
-            or issubclass(cls, (memoryview, bytearray))
-            or _has_buffer(cls)
-        )
+        return protocol_kind(cls) is not None
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         return array_protocol_plan(self.name, x, options)
 
 
 def array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
-    """The plan of a conversion through ``__array__``, ``__array_interface__`` or a buffer.
+    """The plan of a conversion through the buffer protocol, an array interface or ``__array__``.
 
     Errors that the object's own protocol raises propagate: :func:`interop.to_numpy`
     reports them as a :class:`~interop.ConversionError` that names the protocol
@@ -68,10 +100,12 @@ def array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
             name, "cpu", ["as_array"], source_dtype=None, options=options, copy_reason=reason
         )
     _check_declared_bounds(x, a)
-    if a.dtype == object:
+    if a.dtype.hasobject and options.dtype is None:
+        # As for a list: Python objects only where a dtype (dtype=object) is asked.
         raise ConversionError(
             f"expected numeric data, got `{type_name(x)}` whose __array__ returned an "
-            "object array. hint: convert its elements first"
+            "object array. hint: convert its elements first, or pass dtype=object to keep "
+            "the objects"
         )
     steps = ["as_array"]
     if reason is not None and options.copy is True and not a.flags.writeable:
@@ -103,8 +137,66 @@ def _keras_tensor_error(x: Any, exc: Exception) -> ConversionError:
     )
 
 
-# type -> whether NumPy may pass copy= to its __array__ (see _array_takes_copy).
-_TAKES_COPY: dict[type, bool] = {}
+# type -> how NumPy reads its objects (see protocol_kind); bounded like the registry's
+# tables, since types made on the fly must not pile up.
+_KINDS: dict[type, str | None] = {}
+_MAX_KINDS = 2048
+_UNKNOWN = "unknown"
+
+
+def protocol_kind(cls: type, /) -> str | None:
+    """How NumPy reads objects of type ``cls``, or ``None`` where it reads none of them.
+
+    One of ``"buffer"``, ``"ctypes"`` (buffers too, of ``ctypes`` data),
+    ``"interface"`` (``__array_struct__`` or ``__array_interface__``), ``"array"``
+    (an ``__array__`` that takes ``copy=``) and ``"legacy"`` (an ``__array__``
+    without it), in the order NumPy tries them.
+    Decided once per type, from the class alone.
+    """
+    kind = _KINDS.get(cls, _UNKNOWN)
+    if kind is _UNKNOWN:
+        kind = _kind(cls)
+        if len(_KINDS) >= _MAX_KINDS:
+            _KINDS.clear()
+        _KINDS[cls] = kind
+    return kind
+
+
+def _kind(cls: type) -> str | None:
+    if issubclass(cls, (str, bytes)):
+        return None  # text; and bytes are refused with a hint (np.frombuffer)
+    ctypes = sys.modules.get("ctypes")  # no ctypes object exists before it is imported
+    # Pointers are left out: their buffer is the address, not the data.
+    if ctypes is not None and issubclass(
+        cls, (ctypes.Array, ctypes.Structure, ctypes.Union, ctypes._SimpleCData)
+    ):
+        return CTYPES
+    if _has_buffer(cls):
+        return BUFFER
+    if (
+        class_attr(cls, "__array_struct__") is not None
+        or class_attr(cls, "__array_interface__") is not None
+    ):
+        return INTERFACE
+    method = class_attr(cls, "__array__")
+    if method is None:
+        return None
+    return ARRAY if _takes_copy(method) else LEGACY
+
+
+def _takes_copy(method: Any) -> bool:
+    """Whether an ``__array__`` accepts ``copy=``; not where its signature cannot be read.
+
+    NumPy would pass ``copy=`` to one without it only to emit a DeprecationWarning.
+    """
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD or (p.name == "copy" and p.kind is not p.POSITIONAL_ONLY)
+        for p in params
+    )
 
 
 def array_takes_copy(cls: type) -> bool:
@@ -115,60 +207,66 @@ def array_takes_copy(cls: type) -> bool:
     ``copy``. False for an ``__array__`` without it, or one whose signature cannot be
     read, on which passing ``copy=`` would make NumPy emit a DeprecationWarning.
     """
-    try:
-        return _TAKES_COPY[cls]
-    except KeyError:
-        pass
-    result = True
-    if not (
-        hasattr(cls, "__array_interface__")
-        or hasattr(cls, "__array_struct__")
-        or hasattr(cls, "__buffer__")
-        or issubclass(cls, (memoryview, bytearray))
-        or _has_buffer(cls)
-    ):
-        method = getattr(cls, "__array__", None)
-        if method is not None:
-            try:
-                params = inspect.signature(method).parameters.values()
-            except (TypeError, ValueError):
-                result = False
-            else:
-                result = any(
-                    p.kind is p.VAR_KEYWORD
-                    or (p.name == "copy" and p.kind is not p.POSITIONAL_ONLY)
-                    for p in params
-                )
-    _TAKES_COPY[cls] = result
-    return result
+    return protocol_kind(cls) != LEGACY
 
 
 def host_array(x: Any, options: Options) -> tuple[np.ndarray[Any, Any] | None, str | None]:
     """A view of ``x``'s host memory, or else a copy: ``(array, why it is a copy)``.
 
-    NumPy 2 passes ``copy=`` to ``__array__``: asking for a view (``copy=False``)
-    tells a NumPy 2 object to refuse when it would have to copy; under
-    ``copy=False`` no copy is then made, and the array is ``None``. An
-    ``__array__`` written for NumPy 1 has no ``copy`` keyword (NumPy would warn when
-    handed one): it is called without it, twice, and its answer is a view when the
-    two answers share memory (memory the object keeps), a copy when they do not.
+    Under ``copy=False`` no copy is made: where only a copy would do, the array is
+    ``None``. See the module docstring for how each protocol is read.
     """
-    if not array_takes_copy(type(x)):
-        a = np.asarray(x)
-        if np.may_share_memory(a, np.asarray(x)):
-            return a, None
-        return a, (
-            f"`{type_name(x)}`.__array__ (written for NumPy 1, without copy=) returns a new "
-            "array on each call"
+    kind = protocol_kind(type(x))
+    if kind == LEGACY:
+        if options.copy is False:
+            return None, (
+                f"`{type_name(x)}`.__array__ takes no copy= (it was written for NumPy 1), so "
+                "no view can be promised (NumPy 2 refuses copy=False for it too)"
+            )
+        return np.asarray(x), None
+    if kind == BUFFER:
+        # memoryview() raises the buffer's own error (a released memoryview, a closed
+        # mmap), where NumPy would wrap the object in a 0-d array of Python objects.
+        memoryview(x).release()
+        return np.asarray(x, copy=False), None
+    if kind == CTYPES:
+        # A ctypes array type maps to a subarray dtype, which NumPy spreads into the
+        # shape; a ctypes type without a dtype (a bit field, c_char_p) is a TypeError.
+        return np.ndarray((), np.dtype(type(x)), buffer=x), None
+    if kind == INTERFACE:
+        # An array interface is always viewed; NumPy's ValueError here is the
+        # declaration's own failure.
+        return np.asarray(x, copy=False), None
+    if kind is None:  # an Array API object without DLPack, say
+        raise ConversionError(
+            "expected an object NumPy reads (through the buffer protocol, "
+            f"__array_interface__ or __array__), got `{type_name(x)}`, which offers none "
+            "of them. hint: convert it with its own library's API first"
         )
     try:
         return np.asarray(x, copy=False), None
-    except ValueError:
-        pass
-    reason = f"`{type_name(x)}` cannot hand out a view of its data"
+    except ValueError as exc:
+        # NumPy 2's protocol: an __array__ that can only copy raises ValueError when
+        # asked for a view. Nothing but an exception carries that answer.
+        refusal = exc
+    said = str(refusal).partition("\n")[0].rstrip(".")
     if options.copy is False:
-        return None, reason
-    return np.asarray(x), f"{reason}; it made a copy"
+        if not _speaks_of_copies(said):
+            # Not a refusal to hand out a view: the object's protocol failed (reported
+            # as a ConversionError naming the object and the protocol).
+            raise refusal
+        return None, f"`{type_name(x)}` cannot hand out a view of its data ({said})"
+    return np.asarray(x), f"`{type_name(x)}` cannot hand out a view of its data; it made a copy"
+
+
+def _speaks_of_copies(message: str) -> bool:
+    """Whether an ``__array__(copy=False)`` error says it would need a copy.
+
+    NumPy's own refusal ("Unable to avoid copy ...") is the wording pandas, pyarrow
+    and others use; any refusal speaks of a copy or a view.
+    """
+    lowered = message.lower()
+    return "copy" in lowered or "view" in lowered
 
 
 def _check_declared_bounds(x: Any, a: np.ndarray[Any, Any]) -> None:
@@ -179,7 +277,12 @@ def _check_declared_bounds(x: Any, a: np.ndarray[Any, Any]) -> None:
     pointer (``data=(address, readonly)``) cannot be checked, as in NumPy itself.
     """
     base = a.base
-    if a.size == 0 or base is None or base is x or not hasattr(type(x), "__array_interface__"):
+    if (
+        a.size == 0
+        or base is None
+        or base is x
+        or class_attr(type(x), "__array_interface__") is None
+    ):
         return
     try:
         owner = base if isinstance(base, np.ndarray) else np.frombuffer(base, np.uint8)
@@ -197,5 +300,20 @@ def _check_declared_bounds(x: Any, a: np.ndarray[Any, Any]) -> None:
 
 
 def _has_buffer(cls: type) -> bool:
-    # Python < 3.12 exposes no __buffer__ on C types; probe the few common ones.
-    return issubclass(cls, array.array)
+    if sys.version_info >= (3, 12):
+        return class_attr(cls, "__buffer__") is not None
+    # Python 3.11 shows no __buffer__ on classes: the standard library's buffer
+    # types are named. Those of a module not imported cannot have objects yet.
+    return issubclass(cls, _stdlib_buffer_types())
+
+
+def _stdlib_buffer_types() -> tuple[type, ...]:
+    found: list[type] = [memoryview, bytearray, array.array]
+    modules = sys.modules
+    mmap = modules.get("mmap")
+    if mmap is not None:
+        found.append(mmap.mmap)
+    pickle = modules.get("pickle")
+    if pickle is not None:
+        found.append(pickle.PickleBuffer)
+    return tuple(found)

@@ -29,7 +29,7 @@ from interop._errors import ConversionError, TransferError, type_name
 from interop._options import Options
 from interop._plan import Plan
 from interop.backends.generic.array_protocol import array_protocol_plan, array_takes_copy
-from interop.backends.generic.base import GenericBackend, finish_unknown_dtype
+from interop.backends.generic.base import GenericBackend, class_attr, finish_unknown_dtype
 from interop.backends.generic.capsule import Reinterpreter
 
 __all__ = ["DLPackBackend", "dlpack_view", "from_dlpack"]
@@ -93,7 +93,7 @@ def takes_dl_device(cls: type) -> bool:
     if found is not None:
         return found
     try:
-        params = inspect.signature(getattr(cls, "__dlpack__")).parameters  # noqa: B009
+        params = inspect.signature(class_attr(cls, "__dlpack__")).parameters
     except (TypeError, ValueError):
         found = True
     else:
@@ -119,7 +119,10 @@ class DLPackBackend(GenericBackend):
         )
 
     def matches(self, cls: type) -> bool:
-        return hasattr(cls, "__dlpack__") and hasattr(cls, "__dlpack_device__")
+        return (
+            class_attr(cls, "__dlpack__") is not None
+            and class_attr(cls, "__dlpack_device__") is not None
+        )
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         kind, index = dlpack_device_of(x)
@@ -138,7 +141,8 @@ class DLPackBackend(GenericBackend):
                     "the producer copies it into CPU memory once it is complete"
                 ),
             )
-        if not transfer and hasattr(type(x), "__array__") and array_takes_copy(type(x)):
+        cls = type(x)
+        if not transfer and class_attr(cls, "__array__") is not None and array_takes_copy(cls):
             # For data already in host memory, an __array__ that honours copy= is the
             # object's own bridge to NumPy: it hands out the same view DLPack would, and
             # also converts what DLPack cannot carry (for example pyarrow arrays with
