@@ -47,9 +47,13 @@ def _via_tree(x: Any, **kwargs: Any) -> np.ndarray:
 
 
 def _via_convert(x: Any, *, copy: bool | None = None, **kwargs: Any) -> Any:
-    """:func:`interop.convert` to NumPy; its other options come from an options block."""
-    with interop.options(**kwargs):
-        return interop.convert(x, "numpy", copy=copy)
+    """:func:`interop.convert` to NumPy, then the dtype options applied by :func:`interop.to_numpy`.
+
+    ``convert`` keeps the dtype (of an options block it follows ``copy`` and
+    ``allow_transfer`` only); ``to_numpy`` of its result, with the same ``copy``, is
+    the array itself unless a dtype option asks for a cast.
+    """
+    return interop.to_numpy(interop.convert(x, "numpy", copy=copy), copy=copy, **kwargs)
 
 
 OPERATIONS: dict[str, Callable[..., np.ndarray]] = {
