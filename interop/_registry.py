@@ -32,6 +32,7 @@ import interop.backends  # noqa: F401
 from interop._backend import Backend, describe, is_builtin
 from interop._errors import ConversionError, UnsupportedTypeError, type_name
 from interop._import_hooks import when_imported
+from interop.backends.generic.base import class_attr
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -438,7 +439,8 @@ def unsupported(x: object) -> UnsupportedTypeError:
             f"expected an array or tensor, got `{type_name(x)}`: {declined}"
         )
     hint = next((h for t, h in _HINTS.items() if issubclass(cls, t)), None)
-    if hint is None and hasattr(cls, "__iter__") and not issubclass(cls, (list, tuple)):
+    iterable = class_attr(cls, "__iter__") is not None
+    if hint is None and iterable and not issubclass(cls, (list, tuple)):
         hint = "materialise iterables first, for example with list(...)"
     if hint is not None:
         message += f". hint: {hint}"
