@@ -29,10 +29,9 @@ import numpy as np
 # here, before `interop` binds its public function of that name from this module,
 # keeps that binding the last word.
 import interop.backends  # noqa: F401
-from interop._backend import Backend, describe, is_builtin
+from interop._backend import Backend, class_attr, describe, is_builtin
 from interop._errors import ConversionError, UnsupportedTypeError, type_name
 from interop._import_hooks import when_imported
-from interop.backends.generic.base import class_attr
 
 if TYPE_CHECKING:
     from types import FrameType

@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
+from interop._backend import class_attr
 from interop._devices import HOST, dlpack_device_of, split_device
 from interop._errors import ConversionError
 from interop._memory import aligned_copy, layout_problem
 from interop._options import Options
 from interop._plan import Plan
 from interop.backends.generic.array_protocol import host_array
-from interop.backends.generic.base import GenericBackend, class_attr
+from interop.backends.generic.base import GenericBackend
 from interop.backends.generic.dlpack import dlpack_view, from_dlpack
 
 __all__ = ["ArrayApiBackend"]

@@ -43,10 +43,11 @@ import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
 from interop import _dtypes, _plan
+from interop._backend import class_attr
 from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
-from interop.backends.generic.base import GenericBackend, class_attr
+from interop.backends.generic.base import GenericBackend
 
 __all__ = [
     "ArrayProtocolBackend",

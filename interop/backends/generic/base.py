@@ -15,40 +15,12 @@ from interop._plan import Plan
 __all__ = [
     "GenericBackend",
     "Lookup",
-    "class_attr",
     "finish_unknown_dtype",
     "fits_numpy",
     "object_error",
 ]
 
 Lookup = Callable[[type], Backend | None]
-
-# The descriptors ``type`` itself uses for a class's MRO and namespace: reading them
-# through these runs no code of the class or of its metaclass.
-_mro_of = type.__dict__["__mro__"].__get__
-_namespace_of = type.__dict__["__dict__"].__get__
-
-
-def class_attr(cls: type, name: str, /) -> Any:
-    """The attribute ``name`` that objects of ``cls`` find on their class, or ``None``.
-
-    Looked up in the namespace of each class of the MRO, as Python looks up a
-    special method, and without running any code of ``cls``: the generic protocols
-    inspect classes they know nothing about, whose metaclass ``__getattr__`` or
-    ``__getattribute__`` may raise anything (``hasattr`` would run them). An
-    attribute set to ``None`` counts as absent, as Python's own protocols read it
-    (``__hash__ = None``).
-
-    Example:
-        >>> import numpy as np
-        >>> class_attr(np.ndarray, "__array__") is not None, class_attr(int, "__array__")
-        (True, None)
-    """
-    for klass in _mro_of(cls):
-        namespace = _namespace_of(klass)
-        if name in namespace:
-            return namespace[name]
-    return None
 
 
 class GenericBackend(Backend):

@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
+from interop._backend import class_attr
 from interop._devices import HOST, device_name, dlpack_device_of, is_host
 from interop._errors import ConversionError, TransferError, type_name
 from interop._options import Options
 from interop._plan import Plan
 from interop.backends.generic.array_protocol import array_protocol_plan, array_takes_copy
-from interop.backends.generic.base import GenericBackend, class_attr, finish_unknown_dtype
+from interop.backends.generic.base import GenericBackend, finish_unknown_dtype
 from interop.backends.generic.capsule import Reinterpreter
 
 __all__ = ["DLPackBackend", "dlpack_view", "from_dlpack"]
