@@ -14,7 +14,7 @@ import collections
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from interop import _registry
 from interop._backend import Backend, Node
@@ -203,24 +203,26 @@ leaf_backends: dict[type, Backend | None] = _registry.per_type_table()
 leaf_views: dict[type, Callable[[Any], Any] | None] = _registry.per_type_table()
 
 
+_T = TypeVar("_T")
+
+
 def leaf_backend(cls: type) -> Backend | None:
     """The backend that converts objects of ``cls`` in a tree (``None``: not an array)."""
-    found = _registry.lookup(cls)
-    with _lock:
-        if cls in _registered:
-            found = None
-        leaf_backends[cls] = found
-    return found
+    return _unless_registered(leaf_backends, cls, _registry.lookup(cls))
 
 
 def leaf_view(cls: type) -> Callable[[Any], Any] | None:
     """The host view function of ``cls`` in a tree (``None``: none, or not an array)."""
-    view = _registry.view_of(cls)
+    return _unless_registered(leaf_views, cls, _registry.view_of(cls))
+
+
+def _unless_registered(table: dict[type, _T | None], cls: type, found: _T | None) -> _T | None:
+    """``found``, or ``None`` for a registered container, recorded in ``table``."""
     with _lock:
         if cls in _registered:
-            view = None
-        leaf_views[cls] = view
-    return view
+            found = None
+        table[cls] = found
+    return found
 
 
 def classify(cls: type, x: Any) -> int:

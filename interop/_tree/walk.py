@@ -228,25 +228,9 @@ def _start_iterative(
                     out[k] = v
                     continue
                 # A container: walk it before the rest of this one.
-                frame[_KEY] = k
-                if kind == _DICT:
-                    frame = [kind, v, iter(v.items()), {}, _MISSING, False]
-                elif kind in (_LIST, _TUPLE):
-                    out_ = list(v)  # a copy taken at once, as in the recursive walk
-                    frame = [kind, v, enumerate(out_), out_, _MISSING, False]
-                else:
-                    try:
-                        frame = open_frame(kind, v)
-                    except Exception as exc:  # the container's own code: anything
-                        raise located(container_error(v, exc), path_of(stack, k)) from exc
-                stack.append(frame)
+                frame = _descend(stack, kind, v, k)
                 # Until the new frame yields its first child, a failure is its own.
                 k = _MISSING
-                if not len(stack) & 1023:
-                    # A structure that contains itself makes the stack grow without
-                    # end; looking for a repeated container now and then finds it at
-                    # no cost per container.
-                    check_cycles(stack)
                 break
             else:
                 # Every child of this frame is converted: build its container.
@@ -295,6 +279,31 @@ _FAST_DEPTH = 64
 # What the recursive walk returns when it leaves the tree to the iterative walk:
 # a tree too deep for it, or a leaf on an accelerator.
 _GIVE_UP: Any = object()
+
+
+def _descend(stack: list[Frame], kind: int, x: Any, key: Any) -> Frame:
+    """Push and return the frame of the container ``x``, the child ``key`` of the top frame.
+
+    For the iterative walks (:func:`start`'s and :func:`map_leaves`). A failure of
+    the container's own code (see :func:`open_frame`) is named by its path.
+    """
+    stack[-1][_KEY] = key
+    if kind == _DICT:
+        frame: Frame = [kind, x, iter(x.items()), {}, _MISSING, False]
+    elif kind in (_LIST, _TUPLE):
+        out = list(x)  # a copy taken at once, as in the recursive walk
+        frame = [kind, x, enumerate(out), out, _MISSING, False]
+    else:
+        try:
+            frame = open_frame(kind, x)
+        except Exception as exc:  # the container's own code: anything
+            raise located(container_error(x, exc), path_of(stack, key)) from exc
+    stack.append(frame)
+    if not len(stack) & 1023:
+        # A structure that contains itself makes the stack grow without end; looking
+        # for a repeated container now and then finds it at no cost per container.
+        check_cycles(stack)
+    return frame
 
 
 def _frame_at(frame: Frame | None, kind: int, x: Any, key: Any) -> Frame:
@@ -496,21 +505,8 @@ def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
                 if kind == _OTHER:
                     out[k] = leaf(v)
                     continue
-                frame[_KEY] = k
-                if kind == _DICT:
-                    frame = [kind, v, iter(v.items()), {}, _MISSING, False]
-                elif kind in (_LIST, _TUPLE):
-                    out_ = list(v)
-                    frame = [kind, v, enumerate(out_), out_, _MISSING, False]
-                else:
-                    try:
-                        frame = open_frame(kind, v)
-                    except Exception as exc:  # the container's own code: anything
-                        raise located(container_error(v, exc), path_of(stack, k)) from exc
-                stack.append(frame)
+                frame = _descend(stack, kind, v, k)
                 k = _MISSING
-                if not len(stack) & 1023:
-                    check_cycles(stack)  # as in the iterative walk of start()
                 break
             else:
                 k = _MISSING

@@ -218,7 +218,7 @@ class Source(TorchBase):
                 or modes_active()
                 or is_wrapped(t)
                 or (tdt in complex_dtypes and t.is_conj())
-                or (not t.untyped_storage().nbytes() and t.numel())
+                or _freed(t)
             ):
                 return None
             inttype = kind[0]
