@@ -283,6 +283,34 @@ for _dtype, _grad in [
     )
 _register("overhead/tensorflow", lambda c: _overhead("tensorflow", c))
 _register("overhead/jax", lambda c: _overhead("jax", c))
+
+
+def _jax_overhead(dtype: str, config: Config) -> Scenario:
+    """A 4x4 JAX array of an ``ml_dtypes`` dtype, against JAX's own NumPy calls.
+
+    JAX's buffer protocol carries NumPy's dtypes only: ``np.asarray`` of a bfloat16
+    or float8 array tries it, fails, and falls back to ``__array__``.
+    """
+    fw = framework("jax")
+    import ml_dtypes
+
+    x = fw.make(np.ones((4, 4), dtype=getattr(ml_dtypes, dtype)))
+    calls = {stmt: stmt for stmt in ("np.asarray(x)", "jax.device_get(x)")}
+    return _per_call(
+        f"overhead/jax-{'bf16' if dtype == 'bfloat16' else 'fp8-' + dtype.removeprefix('float8_')}",
+        f"4x4 {dtype} JAX CPU array",
+        x,
+        fw.native(x),
+        calls,
+        1.5,
+    )
+
+
+for _dtype in ("bfloat16", "float8_e4m3fn"):
+    _register(
+        f"overhead/jax-{'bf16' if _dtype == 'bfloat16' else 'fp8-e4m3fn'}",
+        lambda c, d=_dtype: _jax_overhead(d, c),
+    )
 _register("overhead/numpy", _overhead_numpy)
 
 

@@ -10,6 +10,7 @@ import ctypes
 import functools
 import itertools
 import operator
+import sys
 from typing import Any
 
 import numpy as np
@@ -31,12 +32,6 @@ __all__ = [
 ALIGNMENT = 64
 
 _u8 = np.dtype(np.uint8)
-_address = ctypes.addressof
-_char_at = ctypes.c_char.from_buffer
-
-
-# The dtype classes of NumPy's own numbers and booleans, whose arrays export a buffer.
-_BUFFER_DTYPES = frozenset(type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG")
 
 
 class _ArrayInterface(ctypes.Structure):
@@ -64,8 +59,8 @@ _interface_at = _ArrayInterface.from_address
 _array_struct = np.ndarray.__array_struct__.__get__
 
 
-def _data_address(a: np.ndarray[Any, Any]) -> int:
-    """The address of ``a``'s data, for any array (read-only ones included).
+def _address_from_interface(a: np.ndarray[Any, Any]) -> int:
+    """The address of ``a``'s data, read from NumPy's ``__array_struct__`` capsule.
 
     ``__array_struct__`` costs half of ``__array_interface__``, which builds a dict of
     the shape, strides and type. The capsule owns the struct it points to, so it is
@@ -78,16 +73,40 @@ def _data_address(a: np.ndarray[Any, Any]) -> int:
     return address or 0
 
 
+# NumPy's C struct of an array (PyArrayObject_fields, part of its C API) holds the
+# data pointer right after the object header; in CPython an object's id is its
+# address. Reading that field costs a third of the capsule's two ctypes calls.
+_HEADER = object.__basicsize__
+_pointer_at = ctypes.c_void_p.from_address
+
+
+def _address_from_field(a: np.ndarray[Any, Any]) -> int:
+    """The address of ``a``'s data, read from the array's C struct."""
+    return _pointer_at(id(a) + _HEADER).value or 0
+
+
+def _field_readable() -> bool:
+    """Whether the data pointer field gives what NumPy's interface says, for probes.
+
+    Only CPython's ids are addresses; the probes include a read-only view at an
+    offset and an array of a dtype without a buffer.
+    """
+    if sys.implementation.name != "cpython":
+        return False
+    base = np.arange(8, dtype=np.float64)
+    probes = [base, base[3:], base[::-2], base.view(np.dtype([("v", "<f8")])), base.reshape(2, 4).T]
+    probes[1].setflags(write=False)
+    return all(_address_from_field(p) == _address_from_interface(p) for p in probes)
+
+
+#: The address of ``a``'s data, for any array (read-only ones included).
+_data_address = _address_from_field if _field_readable() else _address_from_interface
+
+
 def misalignment(a: np.ndarray[Any, Any], alignment: int = ALIGNMENT) -> int:
     """How many bytes past a multiple of ``alignment`` ``a``'s data starts (empty arrays: 0)."""
     if a.size == 0:
         return 0
-    flags = a.flags
-    if flags.writeable and flags.c_contiguous and type(a.dtype) in _BUFFER_DTYPES:
-        # ctypes reads the address of a writable, contiguous buffer in a third of
-        # the time of __array_interface__, which builds a dict; NumPy exports a
-        # buffer for its own numbers, not for ml_dtypes'.
-        return _address(_char_at(a)) % alignment  # type: ignore[arg-type, no-any-return]
     return _data_address(a) % alignment
 
 
@@ -107,7 +126,7 @@ def aligned_copy(a: np.ndarray[Any, Any], dtype: Any = None) -> np.ndarray[Any, 
         dtype = dtype.newbyteorder("=")
     nbytes = a.size * dtype.itemsize
     raw = np.empty(nbytes + ALIGNMENT, dtype=_u8)
-    start = -_address(_char_at(raw)) % ALIGNMENT  # type: ignore[arg-type]
+    start = -_data_address(raw) % ALIGNMENT
     out: np.ndarray[Any, Any] = np.ndarray(a.shape, dtype, raw, start)
     out[...] = a
     return out
@@ -160,10 +179,7 @@ def layout_problem(
     if flags.c_contiguous and 1 not in shape and 0 not in shape:
         if not aligned:
             return None
-        if flags.writeable and type(dtype) in _BUFFER_DTYPES:  # (misalignment's fast case)
-            offset = _address(_char_at(a)) % ALIGNMENT  # type: ignore[arg-type]
-        else:
-            offset = misalignment(a)
+        offset = _data_address(a) % ALIGNMENT
     else:
         problem = _strides_problem(a, contiguous, positive, ordered)
         if problem is not None:

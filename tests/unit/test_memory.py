@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ml_dtypes
 import numpy as np
 import pytest
 
+from interop import _memory
 from interop._memory import ALIGNMENT, aligned_copy, is_aligned, layout_problem, misalignment
 
 
@@ -75,3 +78,20 @@ def test_a_subclass_cannot_lie_about_its_address() -> None:
     lying = base[1:].view(Liar)
     lying.flags.writeable = False
     assert misalignment(lying) == (_address(base) + 8) % ALIGNMENT
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(d) for d in DTYPES], ids=str)
+def test_both_address_readers_agree(dtype: np.dtype, tmp_path: Path) -> None:
+    # The data pointer read from the array's C struct (CPython) and from NumPy's
+    # interface capsule (anywhere): same address for views, subclasses and maps.
+    class Sub(np.ndarray):
+        pass
+
+    mapped = np.memmap(tmp_path / "m.bin", dtype=np.uint8, mode="w+", shape=(256,))
+    arrays = [*_views(dtype), mapped[3:], np.arange(6.0).reshape(2, 3).view(Sub)[:, 1:]]
+    for a in arrays:
+        assert _memory._address_from_interface(a) == _address(a)
+        if _memory._field_readable():
+            assert _memory._address_from_field(a) == _address(a)
+    readers = (_memory._address_from_interface, _memory._address_from_field)
+    assert _memory._data_address is readers[_memory._field_readable()]

@@ -2,7 +2,9 @@
 
 A JAX array on one CPU device is converted with a read-only zero-copy view of its
 buffer (JAX arrays are immutable; NumPy reads the buffer through the buffer
-protocol, as a read-only memoryview, so the flag cannot be set back). An array on an
+protocol, as a read-only memoryview, so the flag cannot be set back; the dtypes of
+``ml_dtypes``, which that protocol does not carry, are read by jaxlib's own reader
+of the buffer, read-only the same way). An array on an
 accelerator is read through the host copy JAX makes and keeps inside the array
 (``np.asarray`` reaches it; one device-to-host copy, made once): JAX hands it out
 read-only, shared by every reader of that array, so the result is a read-only view
@@ -77,6 +79,35 @@ def _to_host(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
     return np.array(a)
 
 
+def _unread(x: Any) -> None:
+    return None
+
+
+def _reader(cls: type, dtype: np.dtype[Any]) -> Callable[[Any], np.ndarray[Any, Any] | None]:
+    """How the host view reads an array of ``dtype`` on one CPU device.
+
+    A packed sub-byte dtype: it does not (it answers ``None``), the plan unpacks it
+    (see the module). NumPy's
+    own dtypes: ``np.asarray``, through jaxlib's buffer protocol. The dtypes of
+    ``ml_dtypes`` (bfloat16, float8, ...), which the buffer protocol does not carry:
+    ``np.asarray`` would try it, fail, and fall back to ``__array__`` at several
+    times the cost; jaxlib's own reader of a single-device buffer gives the same
+    read-only view directly, and where it would copy (a layout NumPy cannot view)
+    the plan decides instead.
+    """
+    if _dtypes.bit_width(dtype) < 8:
+        return _unread
+    direct = getattr(cls, "_single_device_array_to_np_array_did_copy", None)
+    if dtype.type.__module__ == "numpy" or direct is None:
+        return np.asarray
+
+    def read(x: Any) -> np.ndarray[Any, Any] | None:
+        a, copied = direct(x)
+        return None if copied else a  # type: ignore[no-any-return]
+
+    return read
+
+
 class ArraySource:
     """Plans, steps and the host view of ``jax.Array``."""
 
@@ -100,13 +131,14 @@ class ArraySource:
         """The host view of jaxlib's array type ``cls``: the plan's ``numpy_view``, or ``None``.
 
         It reads ``_sharding``, the attribute of jaxlib's array type behind the public
-        ``sharding`` property, which costs more than the other checks together.
+        ``sharding`` property, which costs more than the other checks together, and
+        the dtype of ``aval`` (a fraction of the ``dtype`` property), whose class
+        says how the buffer is read (see :func:`_reader`).
         """
-        asarray = np.asarray
-        bit_width = _dtypes.bit_width
         host_shardings = self.host_shardings
         # The unbound method: no bound method object made per call.
         is_deleted: Callable[[Any], bool] = cls.is_deleted  # type: ignore[attr-defined]
+        readers: dict[type, Callable[[Any], np.ndarray[Any, Any] | None]] = {}
         # The sharding object last found in host_shardings, and every one found so
         # far by id (each held here, so that its id cannot be taken by another object):
         # JAX reuses a few sharding objects (one per device and kind of array), and an
@@ -133,13 +165,11 @@ class ArraySource:
             # A deleted or donated array keeps its sharding, not its buffer.
             if is_deleted(x):
                 return None
-            a = asarray(x)
-            # A packed sub-byte dtype (int4, float4, ...): the plan unpacks it into a
-            # writable copy, not JAX's cached read-only unpacking. (The dtype of the
-            # NumPy array costs a fraction of JAX's dtype property.)
-            if a.itemsize == 1 and bit_width(a.dtype) < 8:
-                return None
-            return a
+            kind = type(x.aval.dtype)
+            read = readers.get(kind)
+            if read is None:
+                read = readers[kind] = _reader(cls, x.aval.dtype)
+            return read(x)
 
         return view
 
