@@ -113,8 +113,10 @@ class Options(Record):
     NumPy dtypes, so that options that compare equal hash equal.
     """
 
-    # The fields are the option keywords, in their order.
-    __slots__ = _FIELDS = KEYWORDS
+    # The fields are the option keywords, in their order; the hash is made once,
+    # since every cached plan is found by it.
+    _FIELDS = KEYWORDS
+    __slots__ = (*KEYWORDS, "_hash")
 
     copy: bool | None
     dtype: np.dtype[Any] | None
@@ -171,6 +173,7 @@ class Options(Record):
         init(self, "sparse", sparse)
         init(self, "ragged", ragged)
         init(self, "float_dtype", float_dtype)
+        init(self, "_hash", hash(self._values()))
 
     def __eq__(self, other: object) -> bool:
         # NumPy compares np.dtype("float64") == None as True (None means the default
@@ -188,7 +191,7 @@ class Options(Record):
         )
 
     def __hash__(self) -> int:
-        return hash(self._values())
+        return self._hash  # type: ignore[no-any-return]
 
     def replace(self, **changes: Any) -> Options:
         """A copy of these options with ``changes`` applied and validated."""
@@ -300,13 +303,33 @@ def resolve(
     )
 
 
+# Keyword dicts already resolved, with the options in force: (options, keywords,
+# their values' types) -> the options of the call. Only values of plain types are
+# keys (None, booleans, strings, classes and NumPy dtypes): they hash cheaply and
+# never raise, and with their types in the key, values that compare equal across
+# types (NumPy says ``np.dtype("float64") == None``) cannot be taken for each other.
+_resolved: dict[Any, Options] = {}
+_MAX_RESOLVED = 256
+_PLAIN = frozenset({type(None), bool, str, type})
+_dtype_class = np.dtype
+
+
 def from_keywords(keywords: Mapping[str, Any], caller: str, /) -> Options:
     """The options of a call given ``keywords`` (a :class:`Keywords` dict) by name."""
-    for key in keywords:
-        if key not in _KEYWORD_SET:
-            raise TypeError(f"{caller}() got an unexpected keyword argument {key!r}")
+    key: Any = None
+    for value in keywords.values():
+        if type(value) not in _PLAIN and not isinstance(value, _dtype_class):
+            break
+    else:
+        key = (_current.get(), tuple(keywords.items()), tuple(map(type, keywords.values())))
+        found = _resolved.get(key)
+        if found is not None:
+            return found
+    for name in keywords:
+        if name not in _KEYWORD_SET:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}")
     get = keywords.get
-    return resolve(
+    options = resolve(
         get("copy"),
         get("dtype"),
         get("allow_transfer"),
@@ -315,6 +338,11 @@ def from_keywords(keywords: Mapping[str, Any], caller: str, /) -> Options:
         get("ragged"),
         get("float_dtype"),
     )
+    if key is not None:
+        if len(_resolved) >= _MAX_RESOLVED:
+            _resolved.clear()
+        _resolved[key] = options
+    return options
 
 
 def signature(

@@ -285,6 +285,8 @@ def is_complex(dtype: np.dtype[Any]) -> bool:
 
 def copy(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
     """The ``copy`` step: memory the result owns, in the source's memory order."""
+    if type(a) is np.ndarray:
+        return a.copy(order="K")  # (the method costs two thirds of np.array)
     return np.array(a, copy=True, order="K")
 
 

@@ -263,3 +263,15 @@ def test_placement_of_a_real_single_device_array() -> None:
     assert plan.steps == ("numpy_view", "readonly") and plan.zero_copy and plan.device == "cpu"
     out = interop.to_numpy(x)
     assert np.shares_memory(out, np.asarray(x)) and not out.flags.writeable
+
+
+def test_a_cached_plan_never_answers_for_a_deleted_array() -> None:
+    # Plans are cached per dtype and sharding; a deleted array is never keyed.
+    for kwargs in ({"copy": True}, {"dtype": np.float64}, {"upcast": True}):
+        assert interop.to_numpy(jnp.arange(3.0), **kwargs).tolist() == [0.0, 1.0, 2.0]
+        gone = jnp.arange(3.0)
+        gone.delete()
+        with pytest.raises(ConversionError, match="deleted"):
+            interop.to_numpy(gone, **kwargs)
+    half = interop.to_numpy(jnp.arange(3, dtype=jnp.bfloat16), dtype=np.float32)
+    assert half.dtype == np.float32 and half.tolist() == [0.0, 1.0, 2.0]

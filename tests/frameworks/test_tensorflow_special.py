@@ -439,3 +439,22 @@ def test_gpu_tensor_is_copied_to_host() -> None:
     assert half.steps == ("cast_on_device", "to_host") and not half.readonly
     cast = interop.to_numpy(t, dtype=np.float16)
     assert cast.dtype == np.float16 and cast.flags.writeable
+
+
+def test_cached_plans_follow_what_decides_them() -> None:
+    # Plans are cached per dtype, device and 0-d-ness of an eager tensor, and per
+    # dtype, device and eagerness of a variable: each change finds its own plan.
+    for _ in range(2):
+        vector = interop.to_numpy(tf.constant([b"a", b"b"]), copy=True)
+        scalar = interop.to_numpy(tf.constant(b"a"), copy=True)
+        assert vector.shape == (2,) and scalar.shape == () and scalar.dtype == object
+        half = interop.to_numpy(tf.constant([1.5, 2.5], dtype=tf.bfloat16), dtype=np.float32)
+        assert half.dtype == np.float32 and list(half) == [1.5, 2.5]
+        zero_d = interop.to_numpy(tf.constant(1.5, dtype=tf.bfloat16), copy=True)
+        assert zero_d.shape == () and zero_d.dtype == ml_dtypes.bfloat16
+        with pytest.raises(ConversionError):
+            interop.to_numpy(tf.Variable(1.0).handle, copy=True)
+    v = tf.Variable([1.0, 2.0])
+    assert interop.to_numpy(v, copy=True).tolist() == [1.0, 2.0]
+    (exc,) = _errors_while_tracing(lambda t: v, tf.constant(0.0))
+    _assert_symbolic_error(exc)

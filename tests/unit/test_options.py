@@ -297,3 +297,41 @@ def test_options_are_immutable_values() -> None:
         "sparse='error', ragged='error', float_dtype=None)"
     )
     assert opts != (True, np.float32) and opts.replace(float_dtype=None) == opts
+
+
+def test_keywords_resolve_once_per_kind_of_call() -> None:
+    # The keywords of a call are resolved once, then found again by their values
+    # and types under the options in force.
+    from interop import _options
+
+    first = _options.from_keywords({"copy": True, "dtype": np.float32}, "to_numpy")
+    assert _options.from_keywords({"copy": True, "dtype": np.float32}, "to_numpy") is first
+    assert first == interop.Options(copy=True, dtype=np.float32)
+    # Values that compare equal across types are never taken for each other: NumPy
+    # says np.dtype("float64") == None.
+    none = _options.from_keywords({"dtype": None}, "to_numpy")
+    cast = _options.from_keywords({"dtype": np.dtype("float64")}, "to_numpy")
+    assert none is _options.DEFAULT and cast.dtype == np.float64
+    assert _options.from_keywords({"dtype": None}, "to_numpy") is none
+    # The block in force is part of what was resolved.
+    with interop.options(upcast=True):
+        inside = _options.from_keywords({"copy": True}, "to_numpy")
+    assert inside.upcast and not _options.from_keywords({"copy": True}, "to_numpy").upcast
+    # Bad keywords and values are refused every time, cached or not.
+    for _ in range(2):
+        with pytest.raises(TypeError, match="unexpected keyword argument 'cpy'"):
+            _options.from_keywords({"cpy": True}, "to_numpy")
+        with pytest.raises(TypeError, match="expected copy to be None, True or False"):
+            _options.from_keywords({"copy": "yes"}, "to_numpy")
+    # Unhashable values (a structured dtype spelt as a list) resolve without a key.
+    spec = [("a", "<f4"), ("b", "<i4")]
+    assert _options.from_keywords({"dtype": spec}, "to_numpy").dtype == np.dtype(spec)
+    for i in range(2 * _options._MAX_RESOLVED):
+        _options.from_keywords({"dtype": f"<U{i + 1}"}, "to_numpy")
+    assert len(_options._resolved) <= _options._MAX_RESOLVED
+
+
+def test_the_hash_of_options_is_made_once() -> None:
+    opts = interop.Options(copy=True, dtype=np.float32)
+    assert hash(opts) == hash(interop.Options(copy=True, dtype="float32"))
+    assert hash(pickle.loads(pickle.dumps(opts))) == hash(opts)

@@ -42,6 +42,14 @@ from interop.backends.jax.target import JaxTarget
 __all__ = ["JaxBackend", "placement"]
 
 
+def _is_concrete(cls: type) -> bool:
+    """Whether ``cls`` is jaxlib's concrete array type, with the attribute the host view reads.
+
+    (Typed PRNG key arrays and tracers have types of their own.)
+    """
+    return cls.__module__.startswith("jaxlib") and hasattr(cls, "_sharding")
+
+
 class JaxBackend(JaxTarget):
     """``jax.Array`` (including tracers, which hold no data) and ``jax.experimental.sparse``
     arrays."""
@@ -59,6 +67,8 @@ class JaxBackend(JaxTarget):
         self.held_dtypes = {}
         # Shardings -> whether they place data outside host memory.
         self._device_shardings: dict[Any, bool] = {}
+        # Types -> whether they are jaxlib's concrete array type, which plan_key keys.
+        self._concrete: dict[type, bool] = {}
         self.steps.update(self._arrays.steps())
         self.steps.update(sparse.STEPS)
 
@@ -70,11 +80,21 @@ class JaxBackend(JaxTarget):
         return module is not None and issubclass(cls, module.JAXSparse)
 
     def host_view_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
-        # jaxlib's concrete array type (typed PRNG key arrays and tracers have others),
-        # with the attribute the host view reads.
-        if cls.__module__.startswith("jaxlib") and hasattr(cls, "_sharding"):
-            return self._arrays.host_view(cls)
-        return None
+        return self._arrays.host_view(cls) if _is_concrete(cls) else None
+
+    def plan_key(self, x: Any, /) -> Hashable | None:
+        # jaxlib's concrete array type: its plan reads the dtype and the sharding (the
+        # devices, their memory, how the array is spread), and refuses a deleted
+        # array, which is never keyed.
+        cls = type(x)
+        concrete = self._concrete.get(cls)
+        if concrete is None:
+            if len(self._concrete) >= 256:  # (types made on the fly)
+                self._concrete.clear()
+            concrete = self._concrete[cls] = _is_concrete(cls)
+        if not concrete or x.is_deleted():
+            return None
+        return (cls, x.aval.dtype, x._sharding)
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         if isinstance(x, self._tracer):

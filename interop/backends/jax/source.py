@@ -108,6 +108,12 @@ def _reader(cls: type, dtype: np.dtype[Any]) -> Callable[[Any], np.ndarray[Any, 
     return read
 
 
+def _numpy_view(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    """The plan's read-only view of a single-device array in host memory (see :func:`_reader`)."""
+    a = _reader(type(x), x.aval.dtype)(x)
+    return np.asarray(x) if a is None else a
+
+
 class ArraySource:
     """Plans, steps and the host view of ``jax.Array``."""
 
@@ -119,7 +125,7 @@ class ArraySource:
     def steps(self) -> dict[str, Step]:
         """The steps of this module's plans, by name."""
         return {
-            "numpy_view": lambda x, p: np.asarray(x),
+            "numpy_view": _numpy_view,
             "unpack": _unpack,
             "to_host": _to_host,
             "cast_on_device": self._cast_on_device,

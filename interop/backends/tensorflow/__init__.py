@@ -29,7 +29,7 @@ The module layout: :mod:`.source` (dense tensors and variables), :mod:`.composit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,7 @@ class TensorFlowBackend(TensorFlowTarget):
         self._composites = CompositeSource(tf, self.eager)
         self._types = (tf.Tensor, tf.Variable, *self._composites.types)
         self._dataset = tf.data.Dataset
+        self._variable = tf.Variable
         self.steps.update(self._tensors.steps())
         self.steps.update(self._composites.steps())
 
@@ -71,6 +72,17 @@ class TensorFlowBackend(TensorFlowTarget):
     def host_view_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
         # Only the concrete eager tensor type has a buffer to view.
         return self._tensors.host_view() if cls is self.eager else None
+
+    def plan_key(self, x: Any, /) -> Hashable | None:
+        # What the plan of an eager tensor reads: its dtype, device and whether it is
+        # 0-d; of a variable, its dtype and device, and whether TensorFlow executes
+        # eagerly (a variable in a graph being traced is refused).
+        cls = type(x)
+        if cls is self.eager:
+            return (cls, x._datatype_enum(), x.device, not x._shape_tuple())
+        if isinstance(x, self._variable):
+            return (cls, x.dtype, x.device, self.tf.executing_eagerly())
+        return None
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         if isinstance(x, self._composites.types):

@@ -236,17 +236,28 @@ class Source(TorchBase):
 
     def plan_key(self, x: Any, /) -> Hashable | None:
         t: torch.Tensor = x
-        if t.layout is not self.torch.strided or t.is_nested or self._transforms_active():
-            return None  # sparse and nested plans depend on shapes; transforms on the tensor
-        if _freed(t):
-            return None  # refused by the plan, which a cached plan would skip
+        if self._transforms_active():
+            return None  # plans inside transforms depend on the tensor
         if self._ordinary_keys:
-            # The key set holds the conjugate and negative bits, ZeroTensor,
-            # torch.func wrappers, quantized and meta tensors: all that the plan
-            # reads besides type, dtype, device and grad.
-            state: Hashable = self._keys_of(t).raw_repr()
+            # The key set holds the device type, layout, the conjugate and negative
+            # bits, ZeroTensor, torch.func wrappers, quantized and meta tensors: all
+            # that the plan reads besides type, dtype, device and grad. That of an
+            # ordinary CPU tensor (see the module) says the rest too: the CPU, strided
+            # and not nested, with a storage whose size is asked directly.
+            keys = self._keys_of(t)
+            plain, inference = self._ordinary_keys
+            ordinary = "plain" if plain == keys else "inference" if inference == keys else None
+            if ordinary is not None:
+                if not t.untyped_storage().nbytes() and t.numel():
+                    return None  # freed: refused by the plan, which a cached plan would skip
+                return (type(t), t.dtype, t.requires_grad, ordinary)
+            state: Hashable = keys.raw_repr()
         else:
             state = (t.is_conj(), t.is_neg(), t._is_zerotensor(), self._is_wrapped(t))
+        if t.layout is not self.torch.strided or t.is_nested:
+            return None  # sparse and nested plans depend on shapes
+        if _freed(t):
+            return None  # refused by the plan, which a cached plan would skip
         return (type(t), t.dtype, t.device, t.requires_grad, state)
 
     def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
