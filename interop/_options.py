@@ -125,6 +125,7 @@ class Options(Record):
     sparse: SparsePolicy
     ragged: RaggedPolicy
     float_dtype: np.dtype[Any] | None
+    _hash: int
 
     def __init__(
         self,
@@ -191,7 +192,7 @@ class Options(Record):
         )
 
     def __hash__(self) -> int:
-        return self._hash  # type: ignore[no-any-return]
+        return self._hash
 
     def replace(self, **changes: Any) -> Options:
         """A copy of these options with ``changes`` applied and validated."""
