@@ -344,6 +344,17 @@ class Backend:
         ``__array__`` (or a list's items) produced, unless ``dtype=object`` was asked.
         """
 
+    def numpy_dtype_of(self, x: Any, /) -> np.dtype[Any] | None:
+        """The NumPy dtype of ``x``'s values, known without converting them; ``None``: unknown.
+
+        What an array kept in its own framework by :func:`interop.convert` reports.
+        Default: the dtype of the host view, where there is one (a backend whose
+        host view changes the array, as ``Tensor.numpy()`` does, answers without it).
+        """
+        view = self.host_view_for(type(x))
+        out = None if view is None else view(x)
+        return None if out is None else out.dtype
+
     def missing_data(self, x: Any, /) -> Exception | None:
         """The error for an array of this backend that holds no values, or ``None``.
 
@@ -629,6 +640,12 @@ def protocol_error(x: Any, protocol: str, exc: Exception) -> ConversionError:
             f"expected a finitely nested sequence, got `{type_name(x)}` nested too deeply to "
             f"walk ({what}). hint: a list that contains itself has no array form; NumPy "
             "arrays have at most 64 dimensions"
+        )
+    if protocol == "python" and isinstance(exc, OverflowError):
+        return ConversionError(
+            f"expected numbers that fit the dtype asked for, got `{type_name(x)}` holding "
+            f"one that does not ({what}). hint: ask for a wider dtype, or leave dtype= out "
+            "to let NumPy choose one"
         )
     if protocol == "python":
         return ConversionError(

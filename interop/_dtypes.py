@@ -116,7 +116,8 @@ def _is_complex_pair(dtype: np.dtype[Any]) -> bool:
     return dtype.type.__module__ == "ml_dtypes" and dtype.name in _COMPLEX_PAIRS
 
 
-@functools.cache
+# (Bounded: programs meet many structured and string dtypes, made on the fly.)
+@functools.lru_cache(maxsize=256)
 def bit_width(dtype: np.dtype[Any]) -> int:
     """The number of bits one value of ``dtype`` holds (4 for int4, 16 for bfloat16).
 
@@ -137,7 +138,7 @@ def bit_width(dtype: np.dtype[Any]) -> int:
     return 8 * dtype.itemsize
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def upcast_target(dtype: np.dtype[Any]) -> np.dtype[Any] | None:
     """The nearest standard dtype that holds every value of ``dtype`` exactly.
 

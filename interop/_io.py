@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from interop import _api, _convert
+from interop._convert.targets import resolve
 from interop._errors import InteropError
 from interop.cli.errors import ConvertError, quote, shown
 from interop.cli.files import cast_dtype, check_destination, input_format, write
@@ -68,7 +70,7 @@ def load(
     *,
     to: str | None = None,
     device: Any = None,
-    keys: Sequence[str] = (),
+    keys: str | Sequence[str] = (),
     flat: bool = False,
     max_arrays: int = MAX_ARRAYS,
     max_bytes: int | None = None,
@@ -82,23 +84,30 @@ def load(
     unpickling). bfloat16, float8 and the other ``ml_dtypes`` formats come back
     bit for bit.
 
+    A PyTorch file may hold one tensor under several keys (tied weights, such as
+    an embedding shared with the output layer): each of those keys gets it, as
+    the same array object under each key, as ``torch.load`` gives the same tensor.
+
     Args:
         path: The file.
         to: The framework of the arrays (``"torch"``, ``"jax"``, ``"tensorflow"``,
-            ...); ``None``: NumPy arrays.
+            ...); ``None``: NumPy arrays. Checked before the file is read.
         device: Where to put them (``"cuda:0"``, ...), as in :func:`interop.convert`.
-        keys: Glob patterns on the dotted keys: only matching arrays are read.
+        keys: Glob patterns on the dotted keys, or one pattern as a str: only
+            matching arrays are read.
         flat: Return ``{"model.w": ...}`` instead of ``{"model": {"w": ...}}``.
         max_arrays: The most arrays the file may hold.
         max_bytes: The most bytes its arrays may take (``None``: no bound).
 
     Returns:
         The arrays, under nested keys (the dotted keys split at each ``.``), or
-        under the dotted keys with ``flat=True``. Each array owns its memory.
+        under the dotted keys with ``flat=True``. Each array owns its memory
+        (shared only by the keys of one tensor of a PyTorch file).
 
     Raises:
-        ConvertError: The file cannot be read, is unsafe to load, exceeds the
-            bounds, or holds keys that do not nest (``"a"`` and ``"a.b"``).
+        ConvertError: ``to`` names no installed framework, or the file cannot be
+            read, is unsafe to load, exceeds the bounds, or holds keys that do
+            not nest (``"a"`` and ``"a.b"``).
         InteropError: An array cannot be converted to ``to``.
 
     Example:
@@ -109,6 +118,8 @@ def load(
         >>> interop.load(path)["layer"]["w"]
         array([1.5, -2], dtype=dtype(bfloat16))
     """
+    _check_target(to)
+    patterns = (keys,) if isinstance(keys, str) else tuple(keys)
     src = Path(path)
     fmt = input_format(src)
     if not src.is_file():
@@ -118,19 +129,39 @@ def load(
     closers: list[Callable[[], None]] = []
     out: dict[str, Any] = {}
     try:
-        entries = read(src, fmt, limits, closers).entries
-        if keys:
-            entries = [e for e in entries if any(fnmatch.fnmatchcase(e.key, k) for k in keys)]
-        total = sum(int(np.prod(e.shape, dtype=np.int64)) * e.dtype.itemsize for e in entries)
+        contents = read(src, fmt, limits, closers, each_path=True)
+        entries = contents.entries
+        if patterns:
+            entries = [e for e in entries if any(fnmatch.fnmatchcase(e.key, k) for k in patterns)]
+        # A tensor under several keys is loaded once, under the first key selected.
+        first_key = dict(contents.aliases)
+        sources = {first_key.get(e.key, e.key): e for e in entries}
+        total = sum(math.prod(e.shape) * e.dtype.itemsize for e in sources.values())
         limits.check_bytes(total, src)
+        loaded: dict[str, Any] = {}
         for entry in entries:
-            out[entry.key] = _load_entry(entry, to, device)
+            source = first_key.get(entry.key, entry.key)
+            if source not in loaded:
+                loaded[source] = _load_entry(entry, to, device)
+            out[entry.key] = loaded[source]
     finally:
         for close in closers:
             # A memory map still exported to an array closes when that array goes.
             with contextlib.suppress(BufferError):
                 close()
     return out if flat else _nest(out, shown(src))
+
+
+def _check_target(to: str | None) -> None:
+    """Refuse a ``to`` that names no installed framework, before any file is read."""
+    if to is None:
+        return
+    try:
+        resolve(to, None)
+    except (TypeError, ValueError, ImportError) as exc:
+        raise ConvertError(
+            f"expected to= to name an installed framework, got {to!r}: {quote(exc)}"
+        ) from exc
 
 
 def _load_entry(entry: Entry, to: str | None, device: Any) -> Any:
@@ -175,6 +206,10 @@ def save(
     nothing is cast unless asked. The file is written to a temporary file beside
     it and renamed into place when complete.
 
+    An array that appears under several keys (tied weights, such as an embedding
+    shared with the output layer, or a container of arrays under two keys) is
+    written under each of them, so that every key comes back from :func:`load`.
+
     Args:
         tree: Dicts, lists and tuples of arrays (any framework) and numbers;
             ``{"model": {"w": w}}`` is written under the key ``"model.w"``.
@@ -206,19 +241,16 @@ def save(
     dst = Path(path)
     check_destination(dst, overwrite)
     limits = Limits(free_bytes(dst.parent) if max_bytes is None else max_bytes)
-    flat = flatten(tree, dst.stem, limits, _is_array, "the tree")
+    flat = flatten(tree, dst.stem, limits, _is_array, "the tree", each_path=True)
     entries = []
+    described: dict[int, tuple[tuple[int, ...], np.dtype[Any], Any]] = {}  # id -> shape, ...
     for key, value in flat.leaves.items():
-        try:
-            plan = _api.explain(value, sparse="dense")
-            if plan.dtype is None:  # known only once the data arrives: convert it now
-                value = _api.to_numpy(value, sparse="dense")
-                plan = _api.explain(value)
-        except InteropError as exc:
-            raise ConvertError(f"cannot convert {key!r}: {quote(exc)}") from exc
-        assert plan.dtype is not None
-        shape = tuple(int(n) for n in value.shape)
-        entries.append(Entry(key, shape, plan.dtype, functools.partial(_identity, value)))
+        # An array under several keys (flat.aliases) is one object: described once.
+        known = described.get(id(value))
+        if known is None:
+            known = described[id(value)] = _describe(key, value)
+        shape, leaf_dtype, data = known
+        entries.append(Entry(key, shape, leaf_dtype, functools.partial(_identity, data)))
     if not entries:
         raise ConvertError("expected arrays or numbers to save, got none")
     _, renamed = write(
@@ -241,6 +273,21 @@ def save(
             stacklevel=2,
         )
     return flat.skipped
+
+
+def _describe(key: str, value: Any) -> tuple[tuple[int, ...], np.dtype[Any], Any]:
+    """The shape and dtype of the array leaf ``value``, and what to write (converted if need be)."""
+    try:
+        plan = _api.explain(value, sparse="dense")
+        # The dtype known only once the data arrives, or no shape to read (a
+        # buffer, an __array__ object, an Arrow ChunkedArray): convert it now.
+        if plan.dtype is None or not hasattr(value, "shape"):
+            value = _api.to_numpy(value, sparse="dense")
+            plan = _api.explain(value)
+    except InteropError as exc:
+        raise ConvertError(f"cannot convert {key!r}: {quote(exc)}") from exc
+    assert plan.dtype is not None
+    return tuple(int(n) for n in value.shape), plan.dtype, value
 
 
 def _identity(value: Any) -> Any:

@@ -241,6 +241,13 @@ def iter_numpy(
         >>> len(batches), [x.tolist() for x, _ in batches]
         (2, [[0, 1], [2, 3]])
     """
+    check_batches(iterable, prefetch)
+    opts = _options.from_keywords(options, "iter_numpy") if options else _options.current()
+    return NumpyBatches(iterable, prefetch, opts)
+
+
+def check_batches(iterable: Any, prefetch: Any) -> None:
+    """Raise unless ``iterable`` can be iterated and ``prefetch`` is an int >= 0."""
     if not (hasattr(type(iterable), "__iter__") or hasattr(type(iterable), "__getitem__")):
         raise TypeError(
             f"expected an iterable of batches, got `{type_name(iterable)}`. "
@@ -250,8 +257,6 @@ def iter_numpy(
         raise TypeError(f"expected prefetch to be an int >= 0, got `{type_name(prefetch)}`")
     if prefetch < 0:
         raise ValueError(f"expected prefetch to be an int >= 0, got {prefetch}")
-    opts = _options.from_keywords(options, "iter_numpy") if options else _options.current()
-    return NumpyBatches(iterable, prefetch, opts)
 
 
 iter_numpy.__signature__ = _options.signature(iter_numpy, positional=("iterable",))  # type: ignore[attr-defined]

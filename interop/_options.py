@@ -265,6 +265,16 @@ def for_convert(copy: bool | None) -> Options:
     )
 
 
+@contextlib.contextmanager
+def in_force(options: Options, /) -> Iterator[None]:
+    """Run the ``with`` block with exactly ``options`` in force, whatever the block around it."""
+    token = _current.set(options)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 def resolve(
     copy: bool | None,
     dtype: Any,

@@ -17,8 +17,9 @@ from interop import _registry
 from interop._convert import convert
 from interop._convert.targets import resolve
 from interop._errors import type_name
-from interop._iter import iter_numpy, source_length
-from interop._tree import map_leaves, to_numpy_tree
+from interop._iter import NumpyBatches, check_batches, source_length
+from interop._options import Options, for_convert, in_force
+from interop._tree import Started, map_leaves, start
 from interop._tree.containers import python_backend
 
 __all__ = ["ConvertedBatches", "convert_tree", "iter_convert"]
@@ -41,7 +42,9 @@ def convert_tree(
     :func:`interop.convert` gives for it with the same keywords, whatever the target
     and device; every other leaf (``None``, strings, Python numbers, ...) is the
     very same object. The containers are those of
-    :func:`interop.to_numpy_tree`, rebuilt new: the input is never modified.
+    :func:`interop.to_numpy_tree`, rebuilt new: the input is never modified. Of an
+    :func:`interop.options` block it follows ``copy`` and ``allow_transfer`` only,
+    as :func:`interop.convert` does, to NumPy too.
 
     Args:
         tree: The structure to convert.
@@ -65,8 +68,10 @@ def convert_tree(
     """
     target = resolve(to, like)
     if target.is_numpy and device is None:
-        # Batched device-to-host copies, and the same answer per leaf.
-        return to_numpy_tree(tree, copy=copy)
+        # Batched device-to-host copies, and the same answer per leaf: the tree walk
+        # of to_numpy_tree under the options convert follows.
+        out = start(tree, for_convert(copy))
+        return out.result() if type(out) is Started else out
     python = python_backend()
 
     def leaf(x: Any) -> Any:
@@ -84,19 +89,26 @@ class ConvertedBatches(Iterable[Any]):
     """The batches of a source, each converted into one framework as it is consumed.
 
     Each ``iter()`` starts a new pass over a fresh iterator of the source;
-    ``len()`` is the source's length, where it has one.
+    ``len()`` is the source's length, where it has one. Each batch converts under
+    the options taken when the batches were made, wherever they are consumed.
     """
 
-    __slots__ = ("_keywords", "_source")
+    __slots__ = ("_keywords", "_options", "_source")
 
-    def __init__(self, source: Iterable[Any], keywords: dict[str, Any]) -> None:
+    def __init__(self, source: Iterable[Any], keywords: dict[str, Any], options: Options) -> None:
         self._source = source
         self._keywords = keywords
+        self._options = options
 
     def __iter__(self) -> Iterator[Any]:
         keywords = self._keywords
+        options = self._options
         for batch in self._source:
-            yield convert_tree(batch, **keywords)
+            # (Only around the conversion: a context set across a yield would leak
+            # into the consumer's code.)
+            with in_force(options):
+                out = convert_tree(batch, **keywords)
+            yield out
 
     def __len__(self) -> int:
         return source_length(self._source)
@@ -129,8 +141,10 @@ def iter_convert(
         to: The target framework's name.
         like: An array whose framework (and device) the batches take, instead of ``to``.
         device: The target device.
-        copy: The copy policy of :func:`interop.convert`.
-        prefetch: For NumPy targets, as in :func:`interop.iter_numpy`.
+        copy: The copy policy of :func:`interop.convert`. Of an
+            :func:`interop.options` block in force at this call, ``copy`` and
+            ``allow_transfer`` apply, wherever the batches are consumed.
+        prefetch: For NumPy targets, as in :func:`interop.iter_numpy` (an int >= 0).
 
     Returns:
         An iterable of converted batches (re-iterable when the source is).
@@ -141,11 +155,8 @@ def iter_convert(
         [[0, 1]]
     """
     target = resolve(to, like)
+    check_batches(iterable, prefetch)
+    options = for_convert(copy)
     if target.is_numpy and device is None:
-        return iter_numpy(iterable, prefetch=prefetch, copy=copy)
-    if not isinstance(iterable, Iterable):
-        raise TypeError(
-            f"expected an iterable of batches, got `{type_name(iterable)}`. hint: pass a "
-            "DataLoader, a Dataset, a generator or a list"
-        )
-    return ConvertedBatches(iterable, {"to": to, "like": like, "device": device, "copy": copy})
+        return NumpyBatches(iterable, prefetch, options)
+    return ConvertedBatches(iterable, {"to": to, "like": like, "device": device}, options)

@@ -52,7 +52,10 @@ class Framework:
         name: The framework's backend name in ``interop``.
         module: The framework's top-level module.
         make: A CPU array of the framework holding a copy of a NumPy array's values,
-            in the same dtype (``ml_dtypes`` dtypes included).
+            in the same dtype (``ml_dtypes`` dtypes included), except where the
+            framework's own policy narrows it: JAX with ``jax_enable_x64`` off holds
+            64-bit data in 32 bits, as ``jnp.asarray`` does, and ``make`` raises
+            ``ValueError`` where an integer would not fit.
         native: The framework's own zero-copy NumPy view of one of its CPU arrays
             (for a dtype NumPy lacks, a view of the same bits as integers).
         immutable: Whether the framework treats its memory as immutable, so that a
@@ -137,7 +140,19 @@ def _jax() -> Framework:
     jnp = importlib.import_module("jax.numpy")
 
     def make(a: np.ndarray[Any, Any]) -> Any:
-        return jnp.asarray(a)
+        out = jnp.asarray(a)
+        # With jax_enable_x64 off, JAX narrows 64-bit data to 32 bits, as jnp.asarray
+        # does; integers that do not fit would wrap around (2**40 becomes 0).
+        if out.dtype != a.dtype and a.dtype.kind in "iu" and a.size:
+            narrow = np.iinfo(out.dtype)
+            if a.min() < narrow.min or a.max() > narrow.max:
+                raise ValueError(
+                    f"expected {a.dtype} values that fit {out.dtype}, got values in "
+                    f"[{a.min()}, {a.max()}]: JAX has 64-bit types disabled "
+                    "(jax_enable_x64=False), so they would wrap around. hint: "
+                    f"jax.config.update('jax_enable_x64', True), or values that fit {out.dtype}"
+                )
+        return out
 
     return Framework("jax", "jax", make, np.asarray, immutable=True, native_stmt="np.asarray(x)")
 

@@ -169,16 +169,14 @@ def _plan_same(x: Any, target: Target, opts: Options) -> Plan:
     def adopt(obj: Any) -> Any:
         return backend.adopt(obj, device=target.device, copy=copy)
 
-    # The array stays in its framework; its NumPy dtype is known where it has a
-    # host view (a tensor without one may have no NumPy dtype at all).
-    view = _registry.host_view(x)
+    # The array stays in its framework (a tensor may have no NumPy dtype at all).
     return _make_plan(
         framework=backend.name,
         device=device_name(source_dl),
         target=target,
         steps=steps,
         route=[adopt],
-        dtype=None if view is None else view.dtype,
+        dtype=backend.numpy_dtype_of(x),
         reason=reason,
         transfer=moved and source_dl != HOST and target.dl == HOST,
     )

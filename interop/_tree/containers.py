@@ -352,17 +352,8 @@ def build(frame: Frame) -> Any:
         return tuple(out)
     if kind == _ROOT:
         return out[0]
-    cls = type(src)
     if kind in (_NAMEDTUPLE, _SEQUENCE):
-        # The class's own constructor, which may ask for more than the items.
-        try:
-            return cls(*out) if kind == _NAMEDTUPLE else cls(out)
-        except Exception as exc:
-            raise ConversionError(
-                f"expected a sequence type that can be built from its items, got "
-                f"`{type_name(src)}`, whose constructor failed: {exc!r}. hint: convert it "
-                "to a tuple or list first, or register it as a container"
-            ) from exc
+        return _build_sequence(src, out, kind == _NAMEDTUPLE)
     if kind == _MAPPING:
         return _build_mapping(src, out)
     if kind == _DATACLASS:
@@ -410,15 +401,8 @@ def _build_mapping(src: Any, out: dict[Any, Any]) -> Any:
         )
     extra = getattr(src, "__dict__", None)
     if isinstance(src, dict):
-        # A dict subclass keeps its items in the dict itself, never in attributes: the
-        # attributes the constructor did not set are copied over, slots included.
-        if extra:
-            for name, value in extra.items():
-                new.__dict__.setdefault(name, value)
-        for name in _slot_names(cls):
-            value = getattr(src, name, _MISSING)
-            if value is not _MISSING and getattr(new, name, _MISSING) is _MISSING:
-                object.__setattr__(new, name, value)
+        # A dict subclass keeps its items in the dict itself, never in attributes.
+        _copy_attributes(src, new)
     elif extra:
         lost_names = sorted(name for name in extra if name not in getattr(new, "__dict__", {}))
         if lost_names:
@@ -429,6 +413,106 @@ def _build_mapping(src: Any, out: dict[Any, Any]) -> Any:
                 "to rebuild it faithfully"
             )
     return new
+
+
+def _build_sequence(src: Any, out: list[Any], named: bool) -> Any:
+    """A new sequence of ``src``'s type holding ``out``, with ``src``'s other state.
+
+    ``named``: ``src`` is a namedtuple, built from its fields as arguments. A
+    structseq (``os.stat_result``, ``time.struct_time``) gets its hidden fields back
+    as they are; a list or tuple subclass (a namedtuple's too) its attributes.
+    """
+    cls = type(src)
+    hidden = _hidden_fields(src)
+    try:
+        # The class's own constructor, which may ask for more than the items.
+        if hidden is not None:
+            new = cls(out, hidden)  # how a structseq takes the fields beyond its items
+        elif named:
+            new = cls(*out)
+        else:
+            new = cls(out)
+        # A constructor that takes other arguments first (a name, ...) binds the
+        # items to one of them and gives back a sequence without them.
+        lost = len(new) != len(out)
+    except Exception as exc:  # the class's own constructor and __len__: anything
+        raise ConversionError(
+            f"expected a sequence type that can be built from its items, got "
+            f"`{type_name(src)}`, whose constructor failed: {exc!r}. hint: convert it "
+            "to a tuple or list first, or register it with interop.register_container"
+        ) from exc
+    if lost:
+        raise ConversionError(
+            f"expected a sequence type that can be built from its items, got "
+            f"`{type_name(src)}`, whose constructor, given its {len(out)} items, built a "
+            f"sequence of {len(new)} (it takes other arguments first?). hint: convert it "
+            "to a tuple or list first, or register it with interop.register_container"
+        )
+    if hidden is not None:
+        changed = [
+            name for name, value in hidden.items() if getattr(new, name, _MISSING) is not value
+        ]
+        if changed:
+            raise _hidden_lost(src, f"its constructor did not set {', '.join(changed)}")
+        return new
+    _copy_attributes(src, new)
+    return new
+
+
+def _hidden_fields(src: Any) -> dict[str, Any] | None:
+    """The fields of a structseq beyond its items, by name; ``None`` for other sequences.
+
+    A structseq (``n_fields > n_sequence_fields``) holds fields that are no items:
+    ``os.stat_result.st_mtime_ns``, ``time.struct_time.tm_zone``. Its constructor
+    takes them as a dict after the items, and its ``__reduce__`` gives that dict;
+    anything else from ``__reduce__`` means the type cannot be rebuilt faithfully.
+    """
+    cls = type(src)
+    n_fields = getattr(cls, "n_fields", None)
+    n_items = getattr(cls, "n_sequence_fields", None)
+    if type(n_fields) is not int or type(n_items) is not int or n_fields <= n_items:
+        return None
+    try:
+        reduced = src.__reduce__()
+    except Exception as exc:  # the class's own __reduce__: anything
+        raise _hidden_lost(src, f"its __reduce__ failed: {exc!r}") from exc
+    if (
+        type(reduced) is tuple
+        and len(reduced) == 2
+        and reduced[0] is cls
+        and type(reduced[1]) is tuple
+        and len(reduced[1]) == 2
+        and type(reduced[1][1]) is dict
+        and len(reduced[1][1]) == n_fields - n_items
+    ):
+        return dict(reduced[1][1])
+    raise _hidden_lost(src, "its __reduce__ does not give them as a structseq does")
+
+
+def _hidden_lost(src: Any, reason: str) -> ConversionError:
+    cls = type(src)
+    return ConversionError(
+        f"expected a sequence type that can be rebuilt with all its fields, got "
+        f"`{type_name(src)}`, which holds {cls.n_fields - cls.n_sequence_fields} field(s) "
+        f"beyond its {cls.n_sequence_fields} items (a structseq), and {reason}. hint: convert "
+        "it to a tuple first, or register it with interop.register_container"
+    )
+
+
+def _copy_attributes(src: Any, new: Any) -> None:
+    """Copy the attributes of ``src`` that ``new`` (just built) lacks: ``__dict__`` and slots.
+
+    For a ``dict``, ``list`` or ``tuple`` subclass, which keeps its items in the
+    object itself, never in attributes: what the constructor set is kept.
+    """
+    extra = getattr(src, "__dict__", None)
+    if extra:
+        for name, value in extra.items():
+            new.__dict__.setdefault(name, value)
+    for name in _slot_names(type(src)):
+        value = getattr(src, name, _MISSING)
+        if value is not _MISSING and getattr(new, name, _MISSING) is _MISSING:
+            object.__setattr__(new, name, value)
 
 
 def _shallow_copy(src: Any) -> Any:

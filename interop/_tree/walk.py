@@ -473,14 +473,22 @@ def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
     container. Iterative, like the walk of :func:`to_numpy_tree`: a tree thousands
     of levels deep is mapped like any other, and one that contains itself is a
     :class:`~interop.ConversionError` naming the path. A failure of a container's
-    own code (its ``flatten``, its constructor) names the container's path; what
-    ``leaf`` raises propagates as it is.
+    own code (its ``flatten``, its constructor) names the container's path, and an
+    error ``leaf`` raises names the leaf's path, as in the walk of
+    :func:`to_numpy_tree` (see :func:`~interop._tree.containers.located`: the same
+    class for the library's own and built-in errors, the original as ``__cause__``);
+    one that already carries a path (``leaf`` mapping a tree of its own) keeps it.
     """
     cache_get = leaf_backends.get
     python = python_backend()
     b = cache_get(type(tree))
     if b is not None and b is not python:  # an array (the commonest tree): no walk
-        return leaf(tree)
+        try:
+            return leaf(tree)
+        except Exception as exc:
+            if hasattr(exc, "__interop_path__"):
+                raise
+            raise located(exc, "tree") from exc  # the root's path, as path_of names it
     sync(_registry.active())
     lookup = leaf_backend
     kinds_get = kinds.get
@@ -528,13 +536,12 @@ def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
                 frame[_OUT][frame[_KEY]] = result
     except Exception as exc:
         # A dict changed while it was iterated (by ``leaf``, or another thread), or
-        # a mapping whose items() fails, is named by its path; an error of ``leaf``
-        # propagates as it is.
+        # a mapping whose items() fails, is named by the container's path; an error
+        # of ``leaf`` (or of the registry asked about the child) by the child's.
         if hasattr(exc, "__interop_path__"):
             raise
         changed = changed_meanwhile(frame[_SRC], exc) if isinstance(exc, RuntimeError) else None
         if changed is not None:
             raise located(changed, path_of(stack, _MISSING)) from exc
-        if failed_between(frame[_OUT], k):
-            raise located(exc, path_of(stack, _MISSING)) from exc
-        raise
+        where = path_of(stack, _MISSING if failed_between(frame[_OUT], k) else k)
+        raise located(exc, where) from exc

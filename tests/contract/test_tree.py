@@ -1001,7 +1001,7 @@ def test_map_leaves_takes_deep_and_cyclic_trees() -> None:
         interop.to_numpy_tree(cyclic)
 
 
-def test_map_leaves_names_a_containers_failure_and_passes_a_leafs_on() -> None:
+def test_map_leaves_names_a_containers_failure_and_a_leafs() -> None:
     from interop._tree import map_leaves
 
     class Refusing(Mapping[str, Any]):
@@ -1021,6 +1021,8 @@ def test_map_leaves_names_a_containers_failure_and_passes_a_leafs_on() -> None:
     def leaf(x: Any) -> Any:
         raise KeyError("the leaf's own")
 
+    # A leaf's own failure is named by its path too, keeping its class and cause.
     with pytest.raises(KeyError) as raw:
         map_leaves({"a": [1]}, leaf)
-    assert raw.value.args == ("the leaf's own",)
+    assert raw.value.args[0].startswith("tree['a'][0]: ")
+    assert type(raw.value.__cause__) is KeyError and raw.value.__cause__.args == ("the leaf's own",)

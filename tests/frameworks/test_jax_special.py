@@ -275,3 +275,23 @@ def test_a_cached_plan_never_answers_for_a_deleted_array() -> None:
             interop.to_numpy(gone, **kwargs)
     half = interop.to_numpy(jnp.arange(3, dtype=jnp.bfloat16), dtype=np.float32)
     assert half.dtype == np.float32 and half.tolist() == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("name", ["int4", "uint4", "int2", "float4_e2m1fn"])
+def test_sub_byte_data_into_jax_is_a_planned_copy(name: str) -> None:
+    # XLA packs these dtypes, several values per byte: no host buffer of one value
+    # per byte can be aliased, so explain says so and copy=False refuses.
+    from interop._memory import aligned_copy
+
+    dtype = np.dtype(getattr(ml_dtypes, name))
+    a = aligned_copy(
+        np.arange(8).astype(np.float32).astype(dtype)
+        if "float" in name
+        else np.arange(8).astype(dtype) % 2
+    )
+    plan = interop.explain(a, to="jax")
+    assert not plan.zero_copy and "packed" in (plan.copy_reason or "")
+    with pytest.raises(CopyRequiredError, match="packed"):
+        interop.convert(a, "jax", copy=False)
+    out = interop.convert(a, "jax")
+    assert out.dtype == dtype and np.array_equal(np.asarray(out), a)

@@ -458,3 +458,26 @@ def test_cached_plans_follow_what_decides_them() -> None:
     assert interop.to_numpy(v, copy=True).tolist() == [1.0, 2.0]
     (exc,) = _errors_while_tracing(lambda t: v, tf.constant(0.0))
     _assert_symbolic_error(exc)
+
+
+@pytest.mark.parametrize("name", ["qint8", "quint8", "qint16", "quint16", "qint32"])
+def test_quantized_tensors_are_refused_everywhere_with_a_hint(name: str) -> None:
+    # Their integers mean nothing without the scale kept outside the tensor (as for
+    # PyTorch's quantized tensors); explain once planned a structured dtype and a
+    # DLPack import that TensorFlow then refused with its own error.
+    dtype = getattr(tf, name)
+
+    def make() -> Any:
+        return tf.constant([1, 2], dtype=dtype)
+
+    interop.to_numpy(tf.constant([1.0]))  # a CPU tensor first, so the host view is primed
+    assert _registry.host_view(make()) is None
+    assert_raises_everywhere(make, ConversionError, f"quantized {name}", "tf.bitcast")
+    for target in ("jax", "torch", "numpy"):
+        with pytest.raises(ConversionError, match="quantized"):
+            interop.convert(make(), target)
+        with pytest.raises(ConversionError, match="quantized"):
+            interop.explain(make(), to=target)
+    if name in ("qint8", "quint8", "qint32"):  # (TensorFlow has variables of these only)
+        with pytest.raises(ConversionError, match="quantized"):
+            interop.to_numpy(tf.Variable(make()))

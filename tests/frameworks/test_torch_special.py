@@ -683,3 +683,30 @@ def test_dtensor_gathers_its_full_tensor(process_group: Any, placement: str) -> 
     b = distribute_tensor(full.bfloat16().requires_grad_(), process_group, [place])
     assert interop.explain(b).steps == ("gather", "detach", "bit_view")
     np.testing.assert_array_equal(interop.to_numpy(b, upcast=True), full.numpy())
+
+
+def test_a_copy_leaves_the_tensor_resizable() -> None:
+    # Tensor.numpy() marks a storage as never to be resized again (its array may
+    # alias it); a copy must not change its source, or FSDP's resize_(0) of the
+    # storage fails after a snapshot of the parameters.
+    calls = [
+        lambda t: interop.to_numpy(t, copy=True),
+        lambda t: interop.to_numpy(t, dtype=np.float64),
+        lambda t: interop.to_numpy(t, upcast=True, copy=True),
+        lambda t: interop.to_numpy_tree({"w": t}, copy=True),
+        lambda t: interop.convert(t, "torch", copy=True),
+        lambda t: interop.explain(t, to="torch"),
+    ]
+    for dtype in (torch.float32, torch.bfloat16, torch.bool):
+        for grad in (False, True):
+            for call in calls:
+                t = torch.ones(4, 3, dtype=dtype).T
+                if grad and dtype.is_floating_point:
+                    t = torch.nn.Parameter(t)
+                call(t)
+                call(t)  # (and through a cached plan)
+                t.untyped_storage().resize_(0)  # raises where the storage was marked
+    t = torch.arange(6.0)
+    out = interop.to_numpy(t, copy=True)
+    assert out.flags.writeable and out.tolist() == list(range(6))
+    assert not np.shares_memory(out, t.numpy())

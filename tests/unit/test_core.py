@@ -802,3 +802,10 @@ def test_a_pickled_plan_leaves_out_the_work_of_its_conversion() -> None:
     # A plan of convert holds its route's closures there, which no pickle can hold.
     route = interop.explain(data, to="numpy")
     assert route.prepared is not None and pickle.loads(pickle.dumps(route)) == route
+
+
+@pytest.mark.parametrize("x", [-1, [300], [[1, 2**70]]], ids=["scalar", "list", "nested"])
+def test_a_number_that_overflows_the_dtype_is_named_as_such(x: Any) -> None:
+    # Not as a ragged sequence, which it is not.
+    with pytest.raises(interop.ConversionError, match=r"fit the dtype.*hint: ask for a wider"):
+        interop.to_numpy(x, dtype=np.uint8)

@@ -406,3 +406,28 @@ def test_complex32_reference_keeps_an_infinite_imaginary_part_apart() -> None:
     got = reference("complex32", bits)
     assert got[0].real == 41248.0 and got[0].imag == np.inf
     assert np.isnan(got[1].real) and got[1].imag == -606.0
+
+
+def test_the_dtype_caches_are_bounded() -> None:
+    # Programs meet string and structured dtypes made on the fly, each its own key.
+    from interop import _dtypes
+
+    for n in range(1, 2000):
+        _dtypes.upcast_target(np.dtype(f"<U{n}"))
+        _dtypes.bit_width(np.dtype([("a", f"S{n}")]))
+    for cached in (_dtypes.upcast_target, _dtypes.bit_width):
+        assert cached.cache_info().currsize <= 256
+
+
+def test_the_jax_catalogue_constructor_never_wraps_integers() -> None:
+    from interop import testing
+
+    jax = pytest.importorskip("jax")
+    fw = testing.framework("jax")
+    small = fw.make(np.array([1, -2], dtype=np.int64))
+    assert np.asarray(small).tolist() == [1, -2]
+    if not jax.config.jax_enable_x64:
+        with pytest.raises(ValueError, match="would wrap around"):
+            fw.make(np.array([2**40, 3], dtype=np.int64))
+        with pytest.raises(ValueError, match="would wrap around"):
+            fw.make(np.array([2**63 + 5], dtype=np.uint64))

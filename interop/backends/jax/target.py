@@ -14,6 +14,7 @@ import numpy as np
 
 from interop._backend import Backend
 from interop._devices import ROW_MAJOR_LAYOUT, LayoutNeeds, dlpack_device_of, split_device
+from interop._dtypes import bit_width
 from interop._errors import ConversionError, type_name
 from interop._memory import aligned_copy, layout_problem
 
@@ -153,6 +154,10 @@ class JaxTarget(Backend):
         return ROW_MAJOR_LAYOUT
 
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        dtype = a.dtype
+        if dtype.itemsize == 1 and dtype.type.__module__ == "ml_dtypes" and bit_width(dtype) < 8:
+            # (NumPy and ml_dtypes hold one value per byte.)
+            return f"XLA stores {dtype} packed, several values per byte, so importing copies"
         return layout_problem(a, contiguous=True, aligned=True)
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:

@@ -27,13 +27,24 @@ from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
 
-__all__ = ["NO_DATA", "TensorSource", "no_data_error", "short_device", "symbolic_error"]
+__all__ = [
+    "NO_DATA",
+    "QUANTIZED",
+    "TensorSource",
+    "no_data_error",
+    "quantized_error",
+    "short_device",
+    "symbolic_error",
+]
 
 # TensorFlow's DataType enum values of tensors that hold handles, not values:
 # DT_RESOURCE and DT_VARIANT.
 NO_DATA = frozenset({20, 21})
+# DT_QINT8, DT_QUINT8, DT_QINT32, DT_QINT16 and DT_QUINT16: quantized integers,
+# whose scale lives outside the tensor.
+QUANTIZED = frozenset({11, 12, 13, 15, 16})
 # Those, and DT_STRING: the tensors without a host view.
-_NO_VIEW = NO_DATA | {7}
+_NO_VIEW = NO_DATA | QUANTIZED | {7}
 
 _SYMBOLIC_HINT = (
     "hint: run the code eagerly (outside tf.function, or with "
@@ -74,6 +85,18 @@ def no_data_error(x: Any) -> ConversionError:
         "which holds a handle to a TensorFlow object (a variable, a dataset, ...), not "
         "data. hint: convert the object's values instead (for a variable, the variable "
         "itself or variable.read_value(); for a dataset, its elements)"
+    )
+
+
+def quantized_error(x: Any) -> ConversionError:
+    """The error for a quantized tensor, whose integers mean nothing without their scale."""
+    name = x.dtype.name
+    plain = name.removeprefix("q")  # qint8 -> int8, quint8 -> uint8
+    return ConversionError(
+        f"expected a tensor of plain values, got a quantized {name} tensor "
+        f"(`{type_name(x)}`): its integers are meaningful only with the scale and range "
+        "kept outside it. hint: tf.quantization.dequantize(x, min_range, max_range) for "
+        f"the values, or tf.bitcast(x, tf.{plain}) for the stored integers"
     )
 
 
@@ -161,6 +184,8 @@ class TensorSource:
                 raise no_data_error(x)
         else:
             raise symbolic_error(x)
+        if x.dtype.is_quantized:
+            raise quantized_error(x)
         device = short_device(device_name)
         source = np.dtype(x.dtype.as_numpy_dtype)
         transfer = device != "cpu"

@@ -46,6 +46,26 @@ _ML_FORMATS = {
     "uint4": "uint4",
 }
 _INT_VIEW = {1: "uint8", 2: "int16", 4: "int32"}
+
+# The last steps of a plan that copy what the view before them reads.
+_COPYING = frozenset({"copy", "cast", "upcast"})
+
+
+class _Capsule:
+    """A DLPack capsule made by PyTorch, handed to ``np.from_dlpack`` (CPU memory)."""
+
+    __slots__ = ("_capsule",)
+
+    def __init__(self, capsule: Any) -> None:
+        self._capsule = capsule
+
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        return self._capsule
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)
+
+
 # Shell dtypes with no ml_dtypes counterpart, and raw-bits dtypes.
 _NO_COUNTERPART = (
     "int3",
@@ -125,10 +145,11 @@ class TorchBase(Backend):
         self._no_counterpart = {
             getattr(torch, n) for n in _NO_COUNTERPART if getattr(torch, n, None) is not None
         }
+        self._to_dlpack = getattr(torch._C, "_to_dlpack", None)
         self.steps.update(
             cast_on_device=self._cast_on_device,
             to_host=self._to_host,
-            numpy_view=lambda t, p: t.numpy(),
+            numpy_view=self._numpy_view,
             bit_view=self._bit_view,
             unpack_fp4=self._unpack_fp4,
         )
@@ -269,15 +290,40 @@ class TorchBase(Backend):
             return t.view(self.torch.uint8).cpu().view(t.dtype)
         return t.cpu()
 
+    def _read(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
+        """A NumPy view of ``t``: ``Tensor.numpy()``, or where the plan copies it at once, a
+        transient view that leaves the tensor as it was.
+
+        ``Tensor.numpy()`` marks the tensor's storage as never to be resized again (the
+        array may alias it), so that a later ``untyped_storage().resize_(0)`` (FSDP's)
+        fails: right for a view handed out, as with ``t.numpy()``, but a copy must not
+        change its source. A DLPack export marks nothing; its read-only view lives only
+        until the copy or cast that ends the plan.
+        """
+        to_dlpack = self._to_dlpack
+        if to_dlpack is None or plan.steps[-1] not in _COPYING:
+            return t.numpy()  # type: ignore[no-any-return]
+        return np.from_dlpack(_Capsule(to_dlpack(t)))
+
+    def _numpy_view(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
+        return self._read(t, plan)
+
     def _bit_view(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
         mlname, inttype = self._bit_formats[t.dtype]
         ml = _dtypes.complex32() if mlname == "complex32" else _dtypes.ml_dtype(mlname)
-        return t.view(inttype).numpy().view(ml)  # type: ignore[no-any-return]
+        return self._read(t.view(inttype), plan).view(ml)
 
     def _unpack_fp4(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
         # PyTorch's convention (as in its float4 matmul tests and cuBLAS): the first
-        # value of a pair sits in the low nibble.
-        packed = np.atleast_1d(t.view(self.torch.uint8).numpy())
+        # value of a pair sits in the low nibble. (Unpacking copies: the packed bytes
+        # are read through a view that leaves the tensor as it was, see _read.)
+        to_dlpack = self._to_dlpack
+        packed_bytes = t.view(self.torch.uint8)
+        packed = np.atleast_1d(
+            packed_bytes.numpy()
+            if to_dlpack is None
+            else np.from_dlpack(_Capsule(to_dlpack(packed_bytes)))
+        )
         out = np.empty((*packed.shape[:-1], 2 * packed.shape[-1]), dtype=np.uint8)
         np.bitwise_and(packed, 0x0F, out=out[..., 0::2])
         np.right_shift(packed, 4, out=out[..., 1::2])

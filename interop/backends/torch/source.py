@@ -232,6 +232,13 @@ class Source(TorchBase):
 
         return view
 
+    def numpy_dtype_of(self, x: Any, /) -> np.dtype[Any] | None:
+        # Without the host view: Tensor.numpy() marks the storage as never to be resized.
+        kind = self._view_kinds.get(x.dtype)
+        if kind is None or x.layout is not self.torch.strided:
+            return None
+        return self._numpy_dtypes[x.dtype] if kind[0] is None else kind[1]  # type: ignore[no-any-return]
+
     # -- planning -------------------------------------------------------------------
 
     def plan_key(self, x: Any, /) -> Hashable | None:

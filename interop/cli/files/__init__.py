@@ -124,14 +124,14 @@ def cast_dtype(dtype: Any) -> np.dtype[Any] | None:
 
 
 def _options(
-    src: Path, dst: Path, dtype: str | None, keys_regex: Sequence[str]
+    src: Path, dst: Path, dtype: str | None, keys_regex: str | Sequence[str]
 ) -> tuple[str, np.dtype[Any] | None, list[re.Pattern[str]]]:
     """The input format, the --dtype and the compiled --keys-regex, checked."""
     fmt = input_format(src)
     output_format(dst)
     target = cast_dtype(dtype)
     patterns = []
-    for expr in keys_regex:
+    for expr in _one_or_many(keys_regex):
         try:
             patterns.append(re.compile(expr))
         except re.error as exc:
@@ -139,13 +139,18 @@ def _options(
     return fmt, target, patterns
 
 
+def _one_or_many(patterns: str | Sequence[str]) -> tuple[str, ...]:
+    """Patterns given as a sequence, or one given as a str (not a sequence of characters)."""
+    return (patterns,) if isinstance(patterns, str) else tuple(patterns)
+
+
 def convert(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     *,
     upcast: bool = False,
-    keys: Sequence[str] = (),
-    keys_regex: Sequence[str] = (),
+    keys: str | Sequence[str] = (),
+    keys_regex: str | Sequence[str] = (),
     dtype: str | None = None,
     force: bool = False,
     progress: bool | None = None,
@@ -163,9 +168,10 @@ def convert(
             store every numeric dtype exactly (see :mod:`interop.cli.files.arrow`).
         upcast: Write bfloat16, float8 and other nonstandard dtypes as the nearest
             standard dtype holding every value (float32, ...).
-        keys: Glob patterns (``fnmatch``) on the flattened, dotted keys; an array is
-            kept if any pattern or regex matches (all are kept when none is given).
-        keys_regex: Regular expressions searched in the keys.
+        keys: Glob patterns (``fnmatch``) on the flattened, dotted keys, or one
+            pattern as a str; an array is kept if any pattern or regex matches
+            (all are kept when none is given).
+        keys_regex: Regular expressions searched in the keys, or one as a str.
         dtype: Cast every floating-point array to this NumPy dtype (integer, bool
             and complex arrays are kept as they are).
         force: Replace ``dst`` if it exists (a file or a link, never a directory),
@@ -196,6 +202,7 @@ def convert(
         array([0., 1., 2.])
     """
     src, dst = Path(src), Path(dst)
+    keys = _one_or_many(keys)
     fmt, target, patterns = _options(src, dst, dtype, keys_regex)
     if not src.is_file():
         what = "a directory" if src.is_dir() else "no such file"

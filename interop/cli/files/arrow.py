@@ -13,7 +13,9 @@ is an array of shape ``(n,)``, a tensor column one of ``(n, *shape)``. Columns o
 other types (strings, dates, nested lists) are skipped and listed.
 
 Reading is bounded and checked like the other formats: each column's shape and
-dtype come from the schema and the row count before any data is read, every table
+dtype come from the schema and the row count (from the metadata: a Parquet
+footer, the headers of IPC record batches) before any data is read, a file of one
+tensor per column with other than one row is refused unread, every table
 is validated in full when loaded (an IPC file is memory-mapped, and its buffers
 must lie within the file), and nothing is ever unpickled.
 """
@@ -130,13 +132,20 @@ def read_arrow(path: Path, fmt: str, limits: Limits, closers: list[Callable[[], 
             closers.append(source.close)
             reader = pa.ipc.open_file(source)
             schema = reader.schema
-            rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+            rows = _ipc_rows(reader, path)
         read = functools.partial(_read_ipc, functools.cache(reader.read_all))
     names = list(schema.names)
     limits.check_arrays(len(names), where)
     if len(set(names)) != len(names):
         raise ConvertError(f"expected unique column names in {where}, got one twice")
     per_column = (schema.metadata or {}).get(LAYOUT_KEY) == ONE_TENSOR_PER_COLUMN
+    if per_column and rows != 1:
+        # The shapes below are of one row: refused now, before a compressed column
+        # of many rows is expanded past the limits checked against those shapes.
+        raise ConvertError(
+            f"expected one row in {where}, a file of one tensor per column, got {rows}. "
+            "hint: the file is damaged, or its schema metadata names a layout it lacks"
+        )
     entries, skipped = [], []
     for field in schema:
         check_key(field.name)
@@ -148,6 +157,20 @@ def read_arrow(path: Path, fmt: str, limits: Limits, closers: list[Callable[[], 
         load = functools.partial(_load, read, field.name, per_column, where)
         entries.append(Entry(field.name, shape, dtype, load))
     return Contents(entries, skipped)
+
+
+def _ipc_rows(reader: Any, path: Path) -> int:
+    """The rows of an Arrow IPC file, from the metadata of its record batches alone.
+
+    ``get_batch(i).num_rows`` would read, and decompress, every batch before any
+    limit is checked.
+    """
+    count_rows = getattr(reader, "count_rows", None)  # RecordBatchFileReader, newer pyarrow
+    if count_rows is not None:
+        return int(count_rows())
+    import pyarrow.dataset as ds  # the same metadata count, in every pyarrow this supports
+
+    return int(ds.dataset(str(path), format="ipc").count_rows())
 
 
 def _read_parquet(pf: Any, name: str) -> Any:

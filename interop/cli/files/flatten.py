@@ -5,7 +5,12 @@ references, so 40 levels of ``d = {"a": d, "b": d}`` make a file of 2 KB with
 2**40 paths. The walk therefore visits every container and every tensor once, under
 the first path that reaches it (in the file's order); any later path to the same
 object is an alias, reported and not written again. A container that contains
-itself is refused, since it has no finite flattening. Numbers and lists of numbers
+itself is refused, since it has no finite flattening. With ``each_path=True``
+(:func:`interop.save` and :func:`interop.load`, where a tensor tied under two keys
+must come back under both) every path is followed instead: an array reached again
+is a leaf under each of its keys, and a container reached again is walked again;
+such repeated visits are bounded by ``limits.max_arrays``, so that the 2**40 paths
+above are refused after a bounded amount of work. Numbers and lists of numbers
 are values, not shared objects: each occurrence is written, as an array of a dtype
 that holds each number exactly, or else as an object array of the numbers
 themselves (``[-1, 2**64 - 1]``, ``2**70``), which every output refuses.
@@ -78,7 +83,9 @@ class Flat:
     Attributes:
         leaves: Each tensor, NumPy array or number (as a 0-d or 1-d array), by dotted key.
         skipped: The entries that are neither (strings, ``None``, ...), as ``"key (type)"``.
-        aliases: ``(key, first key)`` for each later path to an object already flattened.
+        aliases: ``(key, first key)`` for each later path to an object already
+            flattened; with ``each_path=True``, for each later path to an array
+            only, which is then also in ``leaves`` under ``key``.
     """
 
     leaves: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -93,18 +100,36 @@ def _join(prefix: str, key: object) -> str:
 
 
 def flatten(
-    obj: Any, root: str, limits: Limits, is_tensor: Callable[[Any], bool], where: str
+    obj: Any,
+    root: str,
+    limits: Limits,
+    is_tensor: Callable[[Any], bool],
+    where: str,
+    *,
+    each_path: bool = False,
 ) -> Flat:
     """Flatten ``obj`` to dotted keys; a lone tensor at the top is called ``root``.
 
+    Args:
+        obj: The tree.
+        root: The key of ``obj`` if it is itself an array.
+        limits: The bounds on depth and on the number of arrays.
+        is_tensor: Whether an object is an array leaf (any other object that is
+            no container, number or NumPy array is skipped).
+        where: How messages name ``obj``.
+        each_path: Follow every path to a shared object (an array is a leaf under
+            each of its keys) instead of the first one only.
+
     Raises:
         ConvertError: ``obj`` nests deeper than ``limits.max_depth``, holds more than
-            ``limits.max_arrays`` arrays, contains itself, or has a key that appears
-            twice after flattening (``{"a.b": x, "a": {"b": y}}``).
+            ``limits.max_arrays`` arrays (or, with ``each_path``, more repeated
+            references to shared objects), contains itself, or has a key that
+            appears twice after flattening (``{"a.b": x, "a": {"b": y}}``).
     """
     flat = Flat()
     first: dict[int, str] = {}  # id of each container or tensor -> its first path
     enclosing: set[int] = set()  # ids of the containers being walked
+    repeats = 0  # with each_path: the visits of objects already seen, and of what they hold
 
     def leaf(key: str, value: Any) -> None:
         if key in flat.leaves:
@@ -112,8 +137,22 @@ def flatten(
         flat.leaves[key] = value
         limits.check_arrays(len(flat.leaves), where)
 
-    def walk(value: Any, path: str, depth: int) -> None:
+    def repeat(key: str) -> None:
+        # Each path through shared containers is walked anew: without a bound, a
+        # DAG of a few objects has exponentially many paths.
+        nonlocal repeats
+        repeats += 1
+        if repeats > limits.max_arrays:
+            raise ConvertError(
+                f"expected at most {limits.max_arrays} repeated references to shared arrays "
+                f"or containers, got more at {_short(key)!r} in {where}. hint: max_arrays "
+                "raises the limit if you trust the input"
+            )
+
+    def walk(value: Any, path: str, depth: int, again: bool) -> None:
         key = path or root
+        if again:  # inside a container reached again: all it holds is seen again
+            repeat(key)
         if isinstance(value, _NUMBERS) or _is_number_list(value):
             leaf(key, _numbers(value))
             return
@@ -127,9 +166,15 @@ def flatten(
                 f"contains itself at {key!r}"
             )
         if id(value) in first:
-            flat.aliases.append((key, first[id(value)]))
-            return
-        first[id(value)] = key
+            if not each_path or is_array:
+                flat.aliases.append((key, first[id(value)]))
+            if not each_path:
+                return
+            if not again:
+                repeat(key)
+            again = True
+        else:
+            first[id(value)] = key
         if is_array:
             leaf(key, value)
             return
@@ -137,8 +182,12 @@ def flatten(
         items = value.items() if isinstance(value, Mapping) else enumerate(value)
         enclosing.add(id(value))
         for k, v in items:
-            walk(v, _join(path, k), depth + 1)
+            walk(v, _join(path, k), depth + 1, again)
         enclosing.discard(id(value))
 
-    walk(obj, "", 0)
+    walk(obj, "", 0, False)
     return flat
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

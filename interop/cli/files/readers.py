@@ -75,7 +75,7 @@ def _refusal(exc: pickle.UnpicklingError) -> str:
     return quote(pickle.UnpicklingError(text[start + len(_WEIGHTS_ONLY_DETAIL) :]))
 
 
-def _read_pytorch(path: Path, limits: Limits) -> Contents:
+def _read_pytorch(path: Path, limits: Limits, each_path: bool) -> Contents:
     try:
         import torch
     except ImportError as exc:
@@ -105,7 +105,9 @@ def _read_pytorch(path: Path, limits: Limits) -> Contents:
                 "code when unpickled; if you trust it, load it in Python and save its tensors "
                 "with torch.save(state_dict) or safetensors"
             ) from exc
-    flat = flatten(obj, path.stem, limits, lambda v: isinstance(v, torch.Tensor), where)
+    flat = flatten(
+        obj, path.stem, limits, lambda v: isinstance(v, torch.Tensor), where, each_path=each_path
+    )
     entries = []
     for key, value in flat.leaves.items():
         try:
@@ -200,7 +202,14 @@ def _read_npz(path: Path, limits: Limits, closers: list[Callable[[], None]]) -> 
     return entries
 
 
-def read(path: Path, fmt: str, limits: Limits, closers: list[Callable[[], None]]) -> Contents:
+def read(
+    path: Path,
+    fmt: str,
+    limits: Limits,
+    closers: list[Callable[[], None]],
+    *,
+    each_path: bool = False,
+) -> Contents:
     """The arrays of the ``fmt`` file ``path``, described before their data is read.
 
     Args:
@@ -208,12 +217,16 @@ def read(path: Path, fmt: str, limits: Limits, closers: list[Callable[[], None]]
         fmt: Its format, a value of :data:`INPUTS`.
         limits: The bounds the file must keep within.
         closers: Receives what to close once the arrays are written (memory maps, zips).
+        each_path: In a PyTorch file, give a tensor under each key that refers to
+            it (an entry per key, and ``aliases`` pairing each later key with the
+            first), rather than under its first key only (see
+            :func:`~interop.cli.files.flatten.flatten`).
 
     Raises:
         ConvertError: The file cannot be read, is unsafe to load, or exceeds ``limits``.
     """
     if fmt == "pytorch":
-        contents = _read_pytorch(path, limits)
+        contents = _read_pytorch(path, limits, each_path)
     elif fmt == "safetensors":
         contents = Contents(read_safetensors(path, limits, closers))
     elif fmt == "npz":
