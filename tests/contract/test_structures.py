@@ -101,3 +101,47 @@ def test_iter_convert_to_numpy_is_iter_numpy() -> None:
     out = interop.iter_convert([np.arange(2)], "numpy", prefetch=0)
     assert type(out).__name__ == "NumpyBatches"
     assert [b.tolist() for b in out] == [[0, 1]]
+
+
+def test_a_block_reaches_convert_tree_and_iter_convert_as_it_reaches_convert() -> None:
+    # convert follows copy and allow_transfer of a block, and keeps the dtype, to
+    # NumPy as to any target; so do the structure functions, on every path.
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    half = np.arange(3).astype(ml_dtypes.bfloat16)
+    ints = np.arange(3)
+    for block in ({"dtype": np.float32}, {"upcast": True}, {"float_dtype": np.float16}):
+        with interop.options(**block):
+            for x in (half, ints):
+                expected = interop.convert(x, "numpy")
+                assert expected.dtype == x.dtype
+                assert interop.convert_tree({"x": x}, "numpy")["x"].dtype == x.dtype
+                assert interop.convert_tree({"x": x}, "numpy", device="cpu")["x"].dtype == x.dtype
+                (batch,) = interop.iter_convert([{"x": x}], "numpy")
+                assert batch["x"].dtype == x.dtype
+
+
+def test_iter_convert_takes_the_block_in_force_when_it_is_made() -> None:
+    torch = pytest.importorskip("torch")
+    source = [np.zeros(3)]
+    with interop.options(copy=True):
+        batches = {to: interop.iter_convert(source, to) for to in ("numpy", "torch")}
+    for to, made in batches.items():
+        (out,) = made
+        source[0][0] = 7.0
+        assert interop.to_numpy(out)[0] == 0.0, to  # a copy: the write does not show
+        source[0][0] = 0.0
+    inside = interop.iter_convert(source, "torch")
+    with interop.options(copy=True):
+        (out,) = inside
+    assert isinstance(out, torch.Tensor) and np.shares_memory(out.numpy(), source[0])
+
+
+@pytest.mark.parametrize("to", ["numpy", "torch"])
+def test_iter_convert_checks_prefetch_for_every_target(to: str) -> None:
+    load_framework(to)
+    with pytest.raises(ValueError, match="prefetch to be an int >= 0"):
+        interop.iter_convert([np.zeros(2)], to, prefetch=-1)
+    with pytest.raises(TypeError, match="prefetch to be an int >= 0"):
+        interop.iter_convert([np.zeros(2)], to, prefetch="2")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected an iterable of batches"):
+        interop.iter_convert(3, to)  # type: ignore[arg-type]
