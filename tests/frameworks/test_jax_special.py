@@ -295,3 +295,26 @@ def test_sub_byte_data_into_jax_is_a_planned_copy(name: str) -> None:
         interop.convert(a, "jax", copy=False)
     out = interop.convert(a, "jax")
     assert out.dtype == dtype and np.array_equal(np.asarray(out), a)
+
+
+def test_an_array_deleted_between_plan_and_run_is_the_documented_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another thread deleting (or donating) the array after its plan was checked:
+    # the deletion is made here by the step itself, just before it reads the buffer.
+    backend = _registry.get(jnp.arange(2.0))
+    read = backend.steps["numpy_view"]
+
+    def deleted_first(x: Any, plan: Any) -> Any:
+        x.delete()
+        return read(x, plan)
+
+    monkeypatch.setitem(backend.steps, "numpy_view", deleted_first)
+    calls: list[Callable[[Any], Any]] = [
+        lambda x: interop.to_numpy(x, copy=True),
+        lambda x: interop.to_numpy(x, dtype=np.float64),
+        lambda x: interop.to_numpy_tree({"x": x}, copy=True),
+    ]
+    for call in calls:
+        with pytest.raises(ConversionError, match="deleted"):
+            call(jnp.arange(3.0))

@@ -103,6 +103,13 @@ class JaxBackend(JaxTarget):
             return sparse.plan_sparse(x, options, self._tracer)
         return self._arrays.plan(x, options)
 
+    def translate_error(self, x: Any, exc: Exception, /) -> Exception | None:
+        # An array deleted (or donated) by another thread after its plan was checked:
+        # the documented error, not jaxlib's RuntimeError.
+        if isinstance(x, self.jax.Array) and not isinstance(x, self._tracer) and x.is_deleted():
+            return deleted_error(x)
+        return None
+
     def missing_data(self, x: Any, /) -> Exception | None:
         if isinstance(x, self._tracer):
             return tracer_error(x)
