@@ -123,14 +123,37 @@ _skipped: dict[str, str] = {}
 _active: tuple[list[Backend], tuple[str, ...], tuple[str, ...] | None] = ([], (), None)
 
 
+# How many times the per-type tables were cleared: a decision made from the registry
+# is recorded only if no clear came between the question and the record (see record).
+_generation = 0
+
+
 def _clear_tables() -> None:
-    global _active
+    global _active, _generation
+    _generation += 1
     _active = ([], (), None)
     _cache.clear()
     _views.clear()
     _declined.clear()
     for table in _dependents:
         table.clear()
+
+
+def generation() -> int:
+    """The current generation of the per-type tables, to pass to :func:`record` later."""
+    return _generation
+
+
+def record(table: dict[Any, Any], key: Any, value: Any, since: int, /) -> None:
+    """``table[key] = value``, unless the tables were cleared since generation ``since``.
+
+    A decision made from the registry by one thread while another registers or
+    removes a backend may be the old one; recorded after the clear, it would outlive
+    it. (It is still the answer of that one call, which raced the registration.)
+    """
+    with _lock:
+        if _generation == since:
+            table[key] = value
 
 
 def per_type_table() -> dict[Any, Any]:
@@ -304,10 +327,8 @@ def lookup(cls: type, /) -> Backend | None:
     Never imports a framework: only backends whose framework is already imported
     are consulted. The answer is cached per type.
     """
-    try:
-        return _cache[cls]
-    except KeyError:
-        return _resolve(cls)
+    found = _cache.get(cls, _MISSING)
+    return _resolve(cls) if found is _MISSING else found
 
 
 def get(x: object, /) -> Backend:
@@ -323,15 +344,16 @@ def view_of(cls: type, /) -> Callable[[Any], Any] | None:
 
     Looked up once per type; ``None`` also for a type no backend converts.
     """
-    try:
-        return _views[cls]
-    except KeyError:
-        pass
+    view = _views.get(cls, _MISSING)
+    if view is not _MISSING:
+        return view  # type: ignore[no-any-return]
+    since = _generation
     backend = lookup(cls)
     with _lock:
         view = None if backend is None else backend.host_view_for(cls)
-        _views[cls] = view
-    return view
+        if _generation == since:
+            _views[cls] = view
+    return view  # type: ignore[no-any-return]
 
 
 def host_view(x: Any, /) -> np.ndarray[Any, Any] | None:

@@ -60,6 +60,7 @@ def find(x: Any, to: Any, like: Any, /) -> Callable[..., Any] | None:
     tables: dict[Any, dict[type, Callable[..., Any] | None]]
     key: Any
     target: Backend | None
+    since = _registry.generation()  # (a backend registered meanwhile: nothing recorded)
     if like is None:
         if type(to) is not str:
             return None
@@ -74,14 +75,15 @@ def find(x: Any, to: Any, like: Any, /) -> Callable[..., Any] | None:
     cls = type(x)
     table = tables.get(key)
     if table is None:
-        table = tables[key] = {}
+        table = {}
+        _registry.record(tables, key, table, since)
     elif cls in table:
         return table[cls]
     source = _registry.lookup(cls)
     route = None if source is None else _make(source, target, cls, like is None)
     if len(table) >= _MAX_TYPES:
         table.clear()
-    table[cls] = route
+    _registry.record(table, cls, route, since)
     return route
 
 

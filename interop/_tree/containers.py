@@ -208,20 +208,28 @@ _T = TypeVar("_T")
 
 def leaf_backend(cls: type) -> Backend | None:
     """The backend that converts objects of ``cls`` in a tree (``None``: not an array)."""
-    return _unless_registered(leaf_backends, cls, _registry.lookup(cls))
+    since = _registry.generation()
+    return _unless_registered(leaf_backends, cls, _registry.lookup(cls), since)
 
 
 def leaf_view(cls: type) -> Callable[[Any], Any] | None:
     """The host view function of ``cls`` in a tree (``None``: none, or not an array)."""
-    return _unless_registered(leaf_views, cls, _registry.view_of(cls))
+    since = _registry.generation()
+    return _unless_registered(leaf_views, cls, _registry.view_of(cls), since)
 
 
-def _unless_registered(table: dict[type, _T | None], cls: type, found: _T | None) -> _T | None:
-    """``found``, or ``None`` for a registered container, recorded in ``table``."""
+def _unless_registered(
+    table: dict[type, _T | None], cls: type, found: _T | None, since: int
+) -> _T | None:
+    """``found``, or ``None`` for a registered container, recorded in ``table``.
+
+    (Not recorded where the registry's tables were cleared since generation ``since``,
+    when ``found`` was asked for: a backend registered meanwhile may answer otherwise.)
+    """
     with _lock:
         if cls in _registered:
             found = None
-        table[cls] = found
+        _registry.record(table, cls, found, since)
     return found
 
 

@@ -613,3 +613,32 @@ def test_broken_entry_points_warn_and_do_not_break_conversion(tmp_path: Path) ->
         "'missing'" in result.stdout and "No module named 'interop_plug_missing'" in result.stdout
     )
     assert "'impostor'" in result.stdout and "'numpy', which is already registered" in result.stdout
+
+
+def test_a_decision_made_before_a_registration_is_never_recorded() -> None:
+    # One thread asks the registry about a type met for the first time; another
+    # registers a backend for it before the first records the answer. The old answer
+    # (the generic __array__ protocol) must not outlive the registration in the tree,
+    # host view or convert tables. Interleaved here by hand, as the threads may.
+    from interop._convert import fast
+    from interop._tree import containers
+
+    x = TinyArray([1.0, 2.0])
+    since = _registry.generation()
+    old = _registry.lookup(TinyArray)
+    assert old is not None and old.name != "tiny"
+    backend = TinyBackend()
+    interop.register_backend(backend)
+    try:
+        containers._unless_registered(containers.leaf_backends, TinyArray, old, since)
+        _registry.record(fast.by_name, "numpy", {TinyArray: None}, since)
+        assert TinyArray not in containers.leaf_backends and "numpy" not in fast.by_name
+        interop.to_numpy_tree([x], copy=True)
+        assert backend.log[-1] == "view"  # the registered backend converted the leaf
+        assert containers.leaf_backend(TinyArray) is backend
+        # (Recorded in the generation it was asked in.)
+        now = _registry.generation()
+        _registry.record(fast.by_like, "key", "value", now)
+        assert fast.by_like.pop("key") == "value"
+    finally:
+        _registry.unregister_backend("tiny")
