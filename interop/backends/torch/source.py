@@ -61,18 +61,22 @@ def _has_storage(t: Any) -> bool:
 
 
 def _freed(t: Any) -> bool:
-    """Whether a strided tensor with elements has a storage of no bytes (freed in place).
+    """Whether a strided tensor with elements spans more bytes than its storage holds.
 
-    (A storage shrunk to fewer bytes than the tensor spans, but not to none, is not
-    detected.)
+    Its storage was freed in place (``untyped_storage().resize_(0)``) or shrunk below
+    what the tensor reaches: reading the tensor would read memory it no longer owns.
     """
     # (Wrappers of torch.func and sparse tensors have no storage to ask.)
-    return (
-        _has_storage(t)
-        and not t.untyped_storage().nbytes()
-        and not t._is_zerotensor()
-        and t.numel() > 0
-    )
+    if not _has_storage(t) or t._is_zerotensor():
+        return False
+    numel = t.numel()
+    if not numel:
+        return False
+    held = t.untyped_storage().nbytes()
+    if held >= (t.storage_offset() + numel) * t.element_size() and t.is_contiguous():
+        return False
+    reach = t.storage_offset() + 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))
+    return bool(held < reach * t.element_size())
 
 
 class Source(TorchBase):
@@ -174,8 +178,11 @@ class Source(TorchBase):
                 not (plain_keys(keys) or inference_keys(keys))
                 or transforms_active()
                 or modes_active()
-                # A storage freed in place: the plan refuses it.
-                or (not storage_of(t).nbytes() and t.numel())
+                # A storage freed or shrunk in place to fewer bytes than the tensor
+                # holds: the plan refuses it (see _freed, which also finds a view
+                # at an offset or with gaps reaching past the end; asked here, that
+                # would cost more than the rest of these checks).
+                or storage_of(t).nbytes() < t.nbytes
             ):
                 return None
             inttype = kind[0]
@@ -255,8 +262,8 @@ class Source(TorchBase):
             plain, inference = self._ordinary_keys
             ordinary = "plain" if plain == keys else "inference" if inference == keys else None
             if ordinary is not None:
-                if not t.untyped_storage().nbytes() and t.numel():
-                    return None  # freed: refused by the plan, which a cached plan would skip
+                if _freed(t):
+                    return None  # (refused by the plan, which a cached plan would skip)
                 return (type(t), t.dtype, t.requires_grad, ordinary)
             state: Hashable = keys.raw_repr()
         else:
@@ -350,9 +357,10 @@ class Source(TorchBase):
         if t.layout is self.torch.strided and not t.is_nested and _freed(t):
             return ConversionError(
                 f"expected a tensor whose storage holds its values, got a `{type_name(t)}` "
-                f"of shape {tuple(t.shape)} whose storage was freed (resized to 0 bytes in "
-                "place, as FSDP does to sharded parameters between uses). hint: convert it "
-                "while its storage is allocated (in the forward pass, or under FSDP's "
+                f"of shape {tuple(t.shape)} whose storage was freed or shrunk (resized in "
+                "place, to 0 bytes as FSDP does to sharded parameters between uses): it "
+                f"holds {t.untyped_storage().nbytes()} bytes, fewer than the tensor reaches. "
+                "hint: convert it while its storage is allocated (in the forward pass, or under FSDP's "
                 "summon_full_params)"
             )
         return None

@@ -203,6 +203,35 @@ def test_a_tensor_whose_storage_was_freed_is_refused() -> None:
     assert interop.explain(empty).zero_copy and interop.to_numpy(empty).shape == (0,)
 
 
+def test_a_tensor_reaching_past_its_shrunk_storage_is_refused() -> None:
+    # A storage shrunk in place to fewer bytes than the tensor reaches (but not to
+    # none) converted to memory past the end of its allocation: garbage, or a crash.
+    torch = pytest.importorskip("torch")
+    interop.to_numpy(torch.arange(8.0), copy=True)  # a cached plan for the signature
+    planned = [
+        lambda t: interop.to_numpy(t, copy=True),
+        lambda t: interop.to_numpy(t, dtype=np.float64),
+        lambda t: interop.explain(t),
+        lambda t: interop.convert(t, "torch", copy=True),
+    ]
+    whole = torch.arange(1024.0)
+    whole.untyped_storage().resize_(64)
+    for call in [*planned, lambda t: interop.to_numpy(t), lambda t: interop.to_numpy_tree([t])]:
+        with pytest.raises(ConversionError, match="freed or shrunk.*holds 64 bytes"):
+            call(whole)
+    # Views whose own bytes fit, but that reach past the end: at an offset, with gaps.
+    base = torch.arange(64.0).reshape(8, 8)
+    views = [base[6:], base[:, :2], base.T[:2]]
+    base.untyped_storage().resize_(200)
+    for view in views:
+        for call in planned:
+            with pytest.raises(ConversionError, match="freed or shrunk"):
+                call(view)
+    inside = torch.arange(64.0)[:10]
+    inside.untyped_storage().resize_(40)  # exactly the ten values: nothing past the end
+    assert interop.to_numpy(inside, copy=True).tolist() == list(range(10))
+
+
 def test_convert_follows_only_copy_and_allow_transfer_of_a_block() -> None:
     # An options(dtype=...) or options(upcast=True) block cast convert(x, "numpy")
     # and no other target; convert keeps the dtype.
