@@ -46,6 +46,7 @@ OURS = "interop.to_numpy(x)"
 # The table's sections, by the first part of a scenario's name.
 _GROUPS = {
     "overhead": 1,
+    "options": 1,
     "large": 2,
     "bf16": 3,
     "tree": 4,
@@ -312,6 +313,42 @@ for _dtype in ("bfloat16", "float8_e4m3fn"):
         lambda c, d=_dtype: _jax_overhead(d, c),
     )
 _register("overhead/numpy", _overhead_numpy)
+
+
+def _options_call(name: str, what: str, config: Config) -> Scenario:
+    """``to_numpy`` with ``copy=True`` or ``dtype=np.float64`` against the same by hand.
+
+    Options other than the defaults take the planned path: the keywords are
+    resolved, the plan is found in the cache by the tensor's signature, and its
+    steps run. The hand-written call copies (or casts) the framework's own NumPy view.
+    """
+    fw = framework(name)
+    x = fw.make(np.ones((4, 4), dtype=np.float32))
+    view = "x.numpy()" if name == "torch" else "np.asarray(x)"
+    if what == "copy":
+        ours, ref = "to_numpy(x, copy=True)", f"{view}.copy()"
+    else:
+        ours, ref = "to_numpy(x, dtype=np.float64)", f"{view}.astype(np.float64)"
+    ns = namespace(x=x)
+    variants = [Variant(f"interop.{ours}", ours, ns), Variant(ref, ref, ns)]
+    _same(eval(ours, ns), eval(ref, ns), f"{ours} differs from {ref}")
+    if np.shares_memory(eval(ours, ns), fw.native(x)):
+        raise AssertionError(f"{ours} shares memory with its source")
+    return _scenario(
+        f"options/{name}-{what}",
+        f"per-call cost of {ours} on a 4x4 float32 {name} CPU tensor",
+        variants,
+        [Goal(f"{ours} / {ref}", "slowdown", variants[0].label, (ref,))],
+        notes=["options other than the defaults: the planned path (cached per signature)"],
+        clock="cpu",
+    )
+
+
+for _name in ("torch", "tensorflow", "jax"):
+    for _what in ("copy", "cast"):
+        _register(
+            f"options/{_name}-{_what}", lambda c, n=_name, w=_what: _options_call(n, w, c)
+        )
 
 
 # -- (2) a large CPU tensor, copy=None and copy=True ---------------------------------------

@@ -262,7 +262,9 @@ class Source(TorchBase):
             plain, inference = self._ordinary_keys
             ordinary = "plain" if plain == keys else "inference" if inference == keys else None
             if ordinary is not None:
-                if _freed(t):
+                if t.untyped_storage().nbytes() < t.nbytes or (
+                    (t.storage_offset() or not t.is_contiguous()) and _freed(t)
+                ):
                     return None  # (refused by the plan, which a cached plan would skip)
                 return (type(t), t.dtype, t.requires_grad, ordinary)
             state: Hashable = keys.raw_repr()
