@@ -346,9 +346,7 @@ def _options_call(name: str, what: str, config: Config) -> Scenario:
 
 for _name in ("torch", "tensorflow", "jax"):
     for _what in ("copy", "cast"):
-        _register(
-            f"options/{_name}-{_what}", lambda c, n=_name, w=_what: _options_call(n, w, c)
-        )
+        _register(f"options/{_name}-{_what}", lambda c, n=_name, w=_what: _options_call(n, w, c))
 
 
 # -- (2) a large CPU tensor, copy=None and copy=True ---------------------------------------

@@ -75,7 +75,8 @@ def _freed(t: Any) -> bool:
     held = t.untyped_storage().nbytes()
     if held >= (t.storage_offset() + numel) * t.element_size() and t.is_contiguous():
         return False
-    reach = t.storage_offset() + 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))
+    gaps = sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))
+    reach = t.storage_offset() + 1 + gaps
     return bool(held < reach * t.element_size())
 
 
@@ -362,8 +363,8 @@ class Source(TorchBase):
                 f"of shape {tuple(t.shape)} whose storage was freed or shrunk (resized in "
                 "place, to 0 bytes as FSDP does to sharded parameters between uses): it "
                 f"holds {t.untyped_storage().nbytes()} bytes, fewer than the tensor reaches. "
-                "hint: convert it while its storage is allocated (in the forward pass, or under FSDP's "
-                "summon_full_params)"
+                "hint: convert it while its storage is allocated (in the forward pass, or "
+                "under FSDP's summon_full_params)"
             )
         return None
 

@@ -217,7 +217,7 @@ def test_a_tensor_reaching_past_its_shrunk_storage_is_refused() -> None:
     whole = torch.arange(1024.0)
     whole.untyped_storage().resize_(64)
     for call in [*planned, lambda t: interop.to_numpy(t), lambda t: interop.to_numpy_tree([t])]:
-        with pytest.raises(ConversionError, match="freed or shrunk.*holds 64 bytes"):
+        with pytest.raises(ConversionError, match=r"freed or shrunk.*holds 64 bytes"):
             call(whole)
     # Views whose own bytes fit, but that reach past the end: at an offset, with gaps.
     base = torch.arange(64.0).reshape(8, 8)
