@@ -221,8 +221,8 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
                 if kwargs:
                     n = len(args)
                     named = dict(zip(kwargs, converted[n:], strict=True))
-                    return _back(func(*converted[:n], **named), reference)
-                return _back(func(*converted), reference)
+                    return _back(func(*converted[:n], **named), reference, func)
+                return _back(func(*converted), reference, func)
         return _walked(args, kwargs)
 
     def _walked(args: Any, kwargs: Any) -> Any:
@@ -253,7 +253,8 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         else:
             found = _reference(_like_argument(like, signature, args, kwargs))
         converted_args, converted_kwargs = started
-        return _back(func(*converted_args, **converted_kwargs), found[0][1] if found else None)
+        result = func(*converted_args, **converted_kwargs)
+        return _back(result, found[0][1] if found else None, func)
 
     return wrapper
 
@@ -302,8 +303,12 @@ def _positional_name(index: int, signature: inspect.Signature | None) -> str:
     return f"#{index}"
 
 
-def _back(result: Any, reference: Any) -> Any:
-    """``result`` with its NumPy arrays converted like ``reference`` (unless ``None``)."""
+def _back(result: Any, reference: Any, func: Callable[..., Any]) -> Any:
+    """``result`` with its NumPy arrays converted like ``reference`` (unless ``None``).
+
+    A failure inside a structure of results is named by its place in the result of
+    ``func`` (``mean(): result['loss']: ...``).
+    """
     if reference is None:
         return result
     if type(result) is _ndarray or isinstance(result, np.generic):  # no walk for one array
@@ -314,7 +319,13 @@ def _back(result: Any, reference: Any) -> Any:
             return convert(x, like=reference)
         return x
 
-    return _tree.map_leaves(result, back)
+    try:
+        return _tree.map_leaves(result, back)
+    except Exception as exc:
+        named = relocated(exc, "tree", f"{getattr(func, '__name__', 'function')}(): result")
+        if named is None:
+            raise
+        raise named from exc
 
 
 def _is_numeric(dtype: np.dtype[Any]) -> bool:
