@@ -76,7 +76,7 @@ def test_quick_run_prints_table_and_writes_json_and_plot(tmp_path: Path) -> None
 # The performance promises, by scenario name: the first judged slowdown goal of
 # each matching scenario has exactly this limit, so that none is loosened quietly.
 _LIMITS = [
-    (r"overhead/torch-(bf16|fp8-)", 1.5),
+    (r"overhead/(torch|jax)-(bf16|fp8-)", 1.5),
     (r"overhead/(torch|tensorflow|jax)", 1.3),
     (r"tree/", 1.2),
     (r"convert/\w+->\w+$", 1.3),
@@ -114,7 +114,9 @@ def test_scenario_families_are_selected_by_name() -> None:
     ]:
         assert expected in [name for name, _ in scenarios.select([family])], family
     fp8 = [name for name, _ in scenarios.select(["fp8"])]
-    assert len(fp8) == 10 and all(name.startswith("overhead/torch-fp8-") for name in fp8)
+    torch_fp8 = [name for name in fp8 if name.startswith("overhead/torch-fp8-")]
+    assert len(torch_fp8) == 10 and set(fp8) - set(torch_fp8) == {"overhead/jax-fp8-e4m3fn"}
+    assert len([name for name, _ in scenarios.select(["options/"])]) == 6
     pairs = [name for name, _ in scenarios.select(["convert/"]) if "large" not in name]
     assert len(pairs) == 12  # every ordered pair of numpy, torch, tensorflow and jax
     assert all(scenarios.group(name) for name in names)
