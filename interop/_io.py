@@ -105,7 +105,9 @@ def load(
         (shared only by the keys of one tensor of a PyTorch file).
 
     Raises:
-        ConvertError: ``to`` names no installed framework, or the file cannot be
+        ConvertError: (``interop.cli.errors.ConvertError``, an
+            :class:`~interop.InteropError` and a ``ValueError``) ``to`` names no
+            installed framework, or the file cannot be
             read, is unsafe to load, exceeds the bounds, or holds keys that do
             not nest (``"a"`` and ``"a.b"``).
         InteropError: An array cannot be converted to ``to``.
@@ -200,7 +202,7 @@ def save(
 
     The format is the file's suffix: ``.safetensors`` (its own dtypes: bfloat16
     and five float8 formats included), ``.parquet`` or ``.arrow`` (every numeric
-    dtype, exactly: see the README's "Scale out"), ``.npz`` (NumPy's own dtypes
+    dtype, exactly: see the documentation's Scale-out page), ``.npz`` (NumPy's own dtypes
     only; ``upcast=True`` writes bfloat16 and float8 as float32), or ``.npy`` for
     one array. Arrays of any framework are converted on the way, on any device;
     nothing is cast unless asked. The file is written to a temporary file beside
@@ -229,7 +231,9 @@ def save(
     naming it: :func:`interop.load` gives back the escaped name.
 
     Raises:
-        ConvertError: The file cannot be written (a dtype the format cannot store,
+        ConvertError: (``interop.cli.errors.ConvertError``, an
+            :class:`~interop.InteropError` and a ``ValueError``) The file cannot be
+            written (a dtype the format cannot store,
             a limit, the destination); an existing file is left as it was.
 
     Example:

@@ -315,21 +315,33 @@ def resolve(
 
 
 # Keyword dicts already resolved, with the options in force: (options, keywords,
-# their values' types) -> the options of the call. Only values of plain types are
-# keys (None, booleans, strings, classes and NumPy dtypes): they hash cheaply and
-# never raise, and with their types in the key, values that compare equal across
-# types (NumPy says ``np.dtype("float64") == None``) cannot be taken for each other.
+# their values' types) -> the options of the call. Only values that always mean the
+# same are keys: None, booleans, strings, NumPy's scalar types and Python's, and
+# NumPy dtypes without metadata (dtypes compare equal whatever their metadata; any
+# other class is read through its ``dtype`` attribute, which may change). They hash
+# cheaply and never raise, and with their types in the key, values that compare
+# equal across types (NumPy says ``np.dtype("float64") == None``) cannot be taken
+# for each other.
 _resolved: dict[Any, Options] = {}
 _MAX_RESOLVED = 256
-_PLAIN = frozenset({type(None), bool, str, type})
+_PLAIN = frozenset({type(None), bool, str})
+_SCALAR_TYPES = frozenset({bool, int, float, complex, str, bytes, object})
 _dtype_class = np.dtype
+_generic = np.generic
+
+
+def _fixed(value: Any) -> bool:
+    """Whether ``value`` as an option always means the same (see ``_resolved``)."""
+    if type(value) is type:
+        return value in _SCALAR_TYPES or issubclass(value, _generic)
+    return isinstance(value, _dtype_class) and value.metadata is None
 
 
 def from_keywords(keywords: Mapping[str, Any], caller: str, /) -> Options:
     """The options of a call given ``keywords`` (a :class:`Keywords` dict) by name."""
     key: Any = None
     for value in keywords.values():
-        if type(value) not in _PLAIN and not isinstance(value, _dtype_class):
+        if type(value) not in _PLAIN and not _fixed(value):
             break
     else:
         key = (_current.get(), tuple(keywords.items()), tuple(map(type, keywords.values())))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import ml_dtypes
@@ -93,3 +94,31 @@ def test_ml_dtypes_floats_are_floats_and_their_integers_are_not(name: str) -> No
     else:
         with pytest.raises(TypeError, match=f"floating-point dtype, got {name}"):
             interop.to_numpy(np.ones(2), float_dtype=dtype)
+
+
+def test_float_dtype_reaches_sparse_and_ragged_values() -> None:
+    # The values of a scipy result and the rows of an object array of a ragged or
+    # nested tensor take float_dtype, as dtype= reaches them; integers stay.
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    half = torch.eye(2, dtype=torch.float16).to_sparse()
+    assert interop.to_numpy(half, sparse="scipy", float_dtype=np.float32).dtype == np.float32
+    ints = torch.eye(2, dtype=torch.int32).to_sparse()
+    assert interop.to_numpy(ints, sparse="scipy", float_dtype=np.float32).dtype == np.int32
+    with pytest.raises(interop.ConversionError) as info:
+        interop.to_numpy(half, sparse="scipy", upcast=True)
+    # upcast leaves float16 (a standard dtype) alone: the hint does not offer it.
+    assert "upcast" not in str(info.value) and "float_dtype=np.float32" in str(info.value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.nested is a prototype)
+        nested = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    rows = interop.to_numpy(nested, ragged="object", float_dtype=np.float16)
+    assert [row.dtype for row in rows] == [np.float16, np.float16]
+    tf = pytest.importorskip("tensorflow")
+    ragged = tf.ragged.constant([[1.0, 2.0], [3.0]])
+    rows = interop.to_numpy(ragged, ragged="object", float_dtype=np.float16)
+    assert [row.dtype for row in rows] == [np.float16, np.float16]
+    counts = interop.to_numpy(
+        tf.ragged.constant([[1], [2, 3]]), ragged="object", float_dtype=np.float16
+    )
+    assert [row.dtype for row in counts] == [np.int32, np.int32]

@@ -8,6 +8,7 @@ import pickle
 import threading
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -335,3 +336,23 @@ def test_the_hash_of_options_is_made_once() -> None:
     opts = interop.Options(copy=True, dtype=np.float32)
     assert hash(opts) == hash(interop.Options(copy=True, dtype="float32"))
     assert hash(pickle.loads(pickle.dumps(opts))) == hash(opts)
+
+
+def test_keywords_that_may_change_meaning_are_resolved_every_time() -> None:
+    # A dtype's metadata does not take part in its equality, and a class given as
+    # dtype is read through its `dtype` attribute, which may change: neither is a key.
+    from interop import _options
+
+    tagged = np.dtype("O", metadata={"vlen": str})
+    assert _options.from_keywords({"dtype": tagged}, "to_numpy").dtype.metadata == {"vlen": str}
+    assert _options.from_keywords({"dtype": np.dtype("O")}, "to_numpy").dtype.metadata is None
+
+    class Spec:
+        dtype = np.dtype(np.int32)
+
+    assert _options.from_keywords({"dtype": Spec}, "to_numpy").dtype == np.int32
+    Spec.dtype = np.dtype(np.int16)
+    assert _options.from_keywords({"dtype": Spec}, "to_numpy").dtype == np.int16
+    assert interop.to_numpy(np.arange(2), dtype=Spec).dtype == np.int16
+    for fixed in (np.float32, ml_dtypes.bfloat16, float, np.dtype("<f4")):
+        assert _options._fixed(fixed), fixed

@@ -17,7 +17,7 @@ import numpy as np
 from interop import _dtypes, _plan
 from interop._backend import Step
 from interop._errors import ConversionError, type_name
-from interop._options import Options
+from interop._options import Options, is_float
 from interop._plan import Plan
 from interop.backends.tensorflow.source import short_device, symbolic_error
 
@@ -65,10 +65,12 @@ class CompositeSource:
                 reason = "the rows are copied into NumPy arrays held by a new object array"
                 # The requested dtype applies to the rows, not to the object array.
                 prepared = options.dtype
+                if prepared is None and options.float_dtype is not None and is_float(source):
+                    prepared = options.float_dtype
                 if prepared is None and options.upcast:
                     prepared = _dtypes.upcast_target(source)
                 source = _OBJECT
-                options = options.replace(dtype=None, upcast=False)
+                options = options.replace(dtype=None, upcast=False, float_dtype=None)
             else:
                 steps = ["ragged_pad"]
                 reason = "padding the rows to one length builds a new dense array"

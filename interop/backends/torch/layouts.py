@@ -15,7 +15,7 @@ import numpy as np
 
 from interop import _dtypes
 from interop._errors import ConversionError, type_name
-from interop._options import Options
+from interop._options import Options, is_float
 from interop._plan import Plan
 from interop.backends.torch.base import TorchBase
 
@@ -71,14 +71,18 @@ class Layouts(TorchBase):
         self._check_scipy_shape(t, layout)
         dtype = options.dtype
         source = self._numpy_dtype(t.dtype)
+        if dtype is None and options.float_dtype is not None and is_float(source):
+            dtype = options.float_dtype
         if dtype is None:
             dtype = (_dtypes.upcast_target(source) if options.upcast else None) or source
         if not (dtype.kind in _SCIPY_KINDS or dtype in _SCIPY_FLOATS):
+            # upcast=True turns only the ml_dtypes formats into standard ones.
+            upcast = "upcast=True, " if _dtypes.upcast_target(dtype) is not None else ""
             raise ConversionError(
                 f"expected values scipy.sparse can hold, got {dtype} values in a {layout} "
                 f"tensor (`{type_name(t)}`); scipy.sparse supports bool, integers, float32, "
-                "float64 and complex. hint: pass upcast=True or dtype=np.float32, or "
-                'sparse="dense"'
+                f"float64 and complex. hint: pass {upcast}dtype=np.float32 or "
+                'float_dtype=np.float32, or sparse="dense"'
             )
         steps.append("to_scipy")
         return Plan(
@@ -133,6 +137,8 @@ class Layouts(TorchBase):
         steps.append("unbind")
         source = self._numpy_dtype(t.dtype)
         element = options.dtype
+        if element is None and options.float_dtype is not None and is_float(source):
+            element = options.float_dtype
         if element is None:
             element = (_dtypes.upcast_target(source) if options.upcast else None) or source
         parts = Options(copy=True, dtype=element)
