@@ -323,6 +323,16 @@ class Backend:
             return obj
         return self._other_result(obj, plan)
 
+    def transient_view(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
+        """What :meth:`run` gives for a zero-copy ``plan``, to read only now, never to hand out.
+
+        :func:`interop.convert` reads it to decide a route and to copy from. A
+        backend whose views change the array (``Tensor.numpy()`` marks a storage as
+        never to be resized) reads it without doing so; such a view then lives only
+        until the array is next resized. Default: :meth:`run`.
+        """
+        return self.run(x, plan)
+
     def _other_result(self, obj: Any, plan: Plan) -> np.ndarray[Any, Any]:
         """:meth:`run`'s answer where the last step gave anything but a plain ndarray."""
         if isinstance(obj, np.generic):  # a 0-d ``.numpy()`` gives a NumPy scalar

@@ -190,9 +190,11 @@ def _plan_across(x: Any, source: Backend, target: Target, opts: Options) -> Plan
     if not sp.transfer and sp.zero_copy:
         # A zero-copy host view (read-only for immutable memory): cheap, and both the
         # layout the target needs and the data for a NumPy-side import come from it.
-        view = source.run(x, sp)
+        # It is read as a transient view, which leaves the source as it was; a result
+        # that aliases the memory takes the source's own view when it is made.
+        view = source.transient_view(x, sp)
         native, result_dtype = _result_dtype(view.dtype, target)
-        return _plan_host(x, source, target, opts, view, native, result_dtype, common)
+        return _plan_host(x, source, target, opts, view, native, result_dtype, common, sp)
     if sp.dtype is None:
         return _plan_through_numpy(source, target, sp, None, common)
     native, result_dtype = _result_dtype(sp.dtype, target)
@@ -223,8 +225,13 @@ def _plan_host(
     dtype: np.dtype[Any],
     result_dtype: np.dtype[Any],
     common: dict[str, Any],
+    source_plan: Plan,
 ) -> Plan:
-    """Route 3: the data is in host memory and ``view`` shows it without a copy."""
+    """Route 3: the data is in host memory and ``view`` shows it without a copy.
+
+    ``view`` is the source's transient view (:meth:`Backend.transient_view`), read
+    to decide and to copy from; an alias is made of the source's own view.
+    """
     tb = target.backend
     device = target.device
     first = [] if source.is_numpy else ["numpy_view"]
@@ -259,7 +266,9 @@ def _plan_host(
     copy = kind == "copy"
 
     def from_view(obj: Any) -> Any:
-        return tb.from_numpy(view, device=device, copy=copy)
+        if copy:
+            return tb.from_numpy(view, device=device, copy=True)
+        return tb.from_numpy(source.run(obj, source_plan), device=device, copy=False)
 
     return _make_plan(
         **common,

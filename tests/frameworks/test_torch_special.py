@@ -696,6 +696,11 @@ def test_a_copy_leaves_the_tensor_resizable() -> None:
         lambda t: interop.to_numpy_tree({"w": t}, copy=True),
         lambda t: interop.convert(t, "torch", copy=True),
         lambda t: interop.explain(t, to="torch"),
+        # Across frameworks: explain converts nothing, and a copy leaves its source.
+        lambda t: interop.explain(t, to="jax"),
+        lambda t: interop.explain(t, to="tensorflow", copy=True),
+        lambda t: interop.convert(t, "jax", copy=True),
+        lambda t: interop.convert(t, "tensorflow", copy=True),
     ]
     for dtype in (torch.float32, torch.bfloat16, torch.bool):
         for grad in (False, True):

@@ -145,7 +145,17 @@ class TorchBase(Backend):
         self._no_counterpart = {
             getattr(torch, n) for n in _NO_COUNTERPART if getattr(torch, n, None) is not None
         }
-        self._to_dlpack = getattr(torch._C, "_to_dlpack", None)
+        # DLPack exports of the C API. A versioned capsule carries the writable flag;
+        # NumPy asks for one (max_version) from 2.1 on.
+        versioned = np.lib.NumpyVersion(np.__version__) >= "2.1.0"
+        self._to_dlpack = (
+            getattr(torch._C, "_to_dlpack_versioned", None) if versioned else None
+        ) or getattr(torch._C, "_to_dlpack", None)
+        # The steps that read a tensor's memory, as transient_view runs them.
+        self._transient_steps = {
+            "numpy_view": lambda t, p: self._transient(t),
+            "bit_view": self._transient_bit_view,
+        }
         self.steps.update(
             cast_on_device=self._cast_on_device,
             to_host=self._to_host,
@@ -292,16 +302,22 @@ class TorchBase(Backend):
 
     def _read(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
         """A NumPy view of ``t``: ``Tensor.numpy()``, or where the plan copies it at once, a
-        transient view that leaves the tensor as it was.
+        transient view that leaves the tensor as it was (:meth:`_transient`)."""
+        if plan.steps[-1] not in _COPYING:
+            return t.numpy()  # type: ignore[no-any-return]
+        return self._transient(t)
+
+    def _transient(self, t: torch.Tensor) -> np.ndarray[Any, Any]:
+        """A NumPy view of a CPU tensor that leaves it as it was, to read at once.
 
         ``Tensor.numpy()`` marks the tensor's storage as never to be resized again (the
         array may alias it), so that a later ``untyped_storage().resize_(0)`` (FSDP's)
-        fails: right for a view handed out, as with ``t.numpy()``, but a copy must not
-        change its source. A DLPack export marks nothing; its read-only view lives only
-        until the copy or cast that ends the plan.
+        fails: right for a view handed out, as with ``t.numpy()``, but reading a tensor
+        to copy it, or to decide how to convert it, must not change it. A DLPack
+        export marks nothing; its view lives only until the storage is next resized.
         """
         to_dlpack = self._to_dlpack
-        if to_dlpack is None or plan.steps[-1] not in _COPYING:
+        if to_dlpack is None:
             return t.numpy()  # type: ignore[no-any-return]
         return np.from_dlpack(_Capsule(to_dlpack(t)))
 
@@ -310,20 +326,22 @@ class TorchBase(Backend):
 
     def _bit_view(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
         mlname, inttype = self._bit_formats[t.dtype]
-        ml = _dtypes.complex32() if mlname == "complex32" else _dtypes.ml_dtype(mlname)
-        return self._read(t.view(inttype), plan).view(ml)
+        return self._read(t.view(inttype), plan).view(self._ml_dtype(mlname))
+
+    def _transient_bit_view(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
+        mlname, inttype = self._bit_formats[t.dtype]
+        return self._transient(t.view(inttype)).view(self._ml_dtype(mlname))
+
+    def _ml_dtype(self, name: str) -> np.dtype[Any]:
+        found = _dtypes.complex32() if name == "complex32" else _dtypes.ml_dtype(name)
+        assert found is not None  # (the plan found it first)
+        return found
 
     def _unpack_fp4(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
         # PyTorch's convention (as in its float4 matmul tests and cuBLAS): the first
         # value of a pair sits in the low nibble. (Unpacking copies: the packed bytes
         # are read through a view that leaves the tensor as it was, see _read.)
-        to_dlpack = self._to_dlpack
-        packed_bytes = t.view(self.torch.uint8)
-        packed = np.atleast_1d(
-            packed_bytes.numpy()
-            if to_dlpack is None
-            else np.from_dlpack(_Capsule(to_dlpack(packed_bytes)))
-        )
+        packed = np.atleast_1d(self._transient(t.view(self.torch.uint8)))
         out = np.empty((*packed.shape[:-1], 2 * packed.shape[-1]), dtype=np.uint8)
         np.bitwise_and(packed, 0x0F, out=out[..., 0::2])
         np.right_shift(packed, 4, out=out[..., 1::2])

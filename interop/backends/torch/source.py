@@ -277,6 +277,24 @@ class Source(TorchBase):
             return None  # refused by the plan, which a cached plan would skip
         return (type(t), t.dtype, t.device, t.requires_grad, state)
 
+    def transient_view(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
+        # The plan's steps, with the tensor's memory read without marking its storage
+        # (see TorchBase._transient).
+        if self._transforms_active() or self._modes_active():
+            with self._functorch_off(), self._modes_off():
+                return self._run_transient(x, plan)
+        return self._run_transient(x, plan)
+
+    def _run_transient(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        obj = x
+        steps = self.steps
+        readers = self._transient_steps
+        for step in plan.steps:
+            obj = readers.get(step, steps[step])(obj, plan)
+        if type(obj) is np.ndarray:
+            return obj
+        return self._other_result(obj, plan)
+
     def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
         if self._transforms_active() or self._modes_active():
             # The plan refuses the transforms' own wrappers and fake tensors. A real
