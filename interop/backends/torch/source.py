@@ -67,13 +67,12 @@ def _freed(t: Any) -> bool:
     what the tensor reaches: reading the tensor would read memory it no longer owns.
     """
     # (Wrappers of torch.func and sparse tensors have no storage to ask.)
-    if not _has_storage(t) or t._is_zerotensor():
-        return False
-    numel = t.numel()
-    if not numel:
+    if not _has_storage(t):
         return False
     held = t.untyped_storage().nbytes()
-    if held >= (t.storage_offset() + numel) * t.element_size() and t.is_contiguous():
+    if held >= t.nbytes and not t.storage_offset() and t.is_contiguous():
+        return False  # (the common case: the tensor is its storage's first bytes)
+    if t._is_zerotensor() or not t.numel():
         return False
     gaps = sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))
     reach = t.storage_offset() + 1 + gaps
