@@ -79,6 +79,17 @@ def _freed(t: Any) -> bool:
     return bool(held < reach * t.element_size())
 
 
+def _freed_error(t: Any) -> ConversionError:
+    return ConversionError(
+        f"expected a tensor whose storage holds its values, got a `{type_name(t)}` "
+        f"of shape {tuple(t.shape)} whose storage was freed or shrunk (resized in "
+        "place, to 0 bytes as FSDP does to sharded parameters between uses): it "
+        f"holds {t.untyped_storage().nbytes()} bytes, fewer than the tensor reaches. "
+        "hint: convert it while its storage is allocated (in the forward pass, or "
+        "under FSDP's summon_full_params)"
+    )
+
+
 class Source(TorchBase):
     """Dense tensors to NumPy: host view, plan, steps, accelerator copies."""
 
@@ -336,6 +347,13 @@ class Source(TorchBase):
     def missing_data(self, x: Any, /) -> Exception | None:
         """The error for a tensor whose storage need not hold its values, or ``None``."""
         t: torch.Tensor = x
+        if self._ordinary_keys:
+            # An ordinary dense CPU tensor (see the module) is none of the states
+            # below but one: a storage freed or shrunk in place.
+            keys = self._keys_of(t)
+            plain, inference = self._ordinary_keys
+            if plain == keys or inference == keys:
+                return _freed_error(t) if _freed(t) else None
         cls = type(t)
         if self._is_wrapped(t):
             return ConversionError(
@@ -375,14 +393,7 @@ class Source(TorchBase):
         # A storage freed in place (resize_(0): what FSDP does to sharded parameters
         # between uses) leaves the tensor pointing at no memory.
         if t.layout is self.torch.strided and not t.is_nested and _freed(t):
-            return ConversionError(
-                f"expected a tensor whose storage holds its values, got a `{type_name(t)}` "
-                f"of shape {tuple(t.shape)} whose storage was freed or shrunk (resized in "
-                "place, to 0 bytes as FSDP does to sharded parameters between uses): it "
-                f"holds {t.untyped_storage().nbytes()} bytes, fewer than the tensor reaches. "
-                "hint: convert it while its storage is allocated (in the forward pass, or "
-                "under FSDP's summon_full_params)"
-            )
+            return _freed_error(t)
         return None
 
     # -- steps ----------------------------------------------------------------------
