@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import operator
 import re
+import threading
 from typing import Any, Literal
 
 from interop._errors import ConversionError, type_name
 
 __all__ = [
     "ANY_LAYOUT",
+    "DeviceExport",
     "HOST",
     "HOST_KINDS",
-    "PERMUTED_LAYOUT",
-    "ROW_MAJOR_LAYOUT",
-    "DeviceExport",
     "Layout",
     "LayoutNeeds",
+    "PERMUTED_LAYOUT",
+    "ROW_MAJOR_LAYOUT",
     "StreamPlan",
     "device_name",
     "dlpack_device_of",
@@ -28,6 +29,7 @@ __all__ = [
     "is_host",
     "layout_problem",
     "split_device",
+    "unnamed_device",
 ]
 
 #: The DLPack device of host memory.
@@ -54,6 +56,29 @@ _NAMES = {
 _DEVICE = r"^\s*([A-Za-z_]+)\s*(?::\s*(\d+))?\s*$"
 
 
+# Devices DLPack cannot name (array_api_strict's test devices, say), by their own
+# names: each gets an index of its own, for as long as the process runs.
+_unnamed: dict[str, int] = {}
+_unnamed_names: list[str] = []
+_unnamed_lock = threading.Lock()
+
+
+def unnamed_device(name: str) -> tuple[int, int]:
+    """A DLPack-style pair ``(-1, index)`` for a device DLPack has no type for.
+
+    The pair equals only that of the same device name; :func:`device_name` gives the
+    name back.
+    """
+    index = _unnamed.get(name)
+    if index is None:
+        with _unnamed_lock:
+            index = _unnamed.get(name)
+            if index is None:
+                index = _unnamed[name] = len(_unnamed_names)
+                _unnamed_names.append(name)
+    return (-1, index)
+
+
 def device_name(dl: tuple[int, int]) -> str:
     """A DLPack device as a short string.
 
@@ -66,7 +91,7 @@ def device_name(dl: tuple[int, int]) -> str:
     if host is not None:
         return host
     if kind < 0:
-        return f"device:{index}"
+        return _unnamed_names[index] if 0 <= index < len(_unnamed_names) else f"device:{index}"
     return f"{_NAMES.get(kind, f'dlpack_device_{kind}')}:{index}"
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interop._errors import ConversionError, CopyRequiredError, TransferError
+from interop._errors import ConversionError, CopyRequiredError, TransferError, type_name
 from interop._options import Options, Record, same_dtype
 from interop._options import is_float as _is_float
 
@@ -23,6 +23,7 @@ __all__ = ["Plan"]
 
 _set_field = object.__setattr__
 _dtype = np.dtype
+_Options = Options
 
 
 class Plan(Record):
@@ -99,7 +100,8 @@ class Plan(Record):
         init(self, "device", device)
         init(self, "zero_copy", zero_copy)
         init(self, "transfer", transfer)
-        init(self, "steps", steps)
+        # (A list given would leave the plan changeable and unhashable.)
+        init(self, "steps", steps if type(steps) is tuple else tuple(steps))
         # Equal dtypes must hash equal: a backend may well spell one np.float32.
         if dtype is not None and not isinstance(dtype, _dtype):
             dtype = np.dtype(dtype)
@@ -158,6 +160,11 @@ class Plan(Record):
 
     def check(self, options: Options) -> None:
         """Raise before any work if the plan breaks the copy or transfer options."""
+        if type(options) is not _Options and not isinstance(options, _Options):
+            raise TypeError(
+                f"expected interop.Options, got `{type_name(options)}`. hint: "
+                "interop.Options(copy=False), or interop.explain(x, copy=False)"
+            )
         if self.transfer and not options.allow_transfer:
             raise TransferError(
                 f"expected data in host memory, got {self.framework} data on {self.device}; "

@@ -36,6 +36,19 @@ from interop._plan import Plan
 __all__ = ["DaskBackend"]
 
 
+def _exact(source: np.dtype[Any], target: np.dtype[Any]) -> bool:
+    """Whether every value of ``source`` is one of ``target``, exactly.
+
+    NumPy's "safe" casts include integers into floats too narrow to hold them all
+    (int64 into float64 rounds 2**53 + 1).
+    """
+    if not np.can_cast(source, target, "safe"):
+        return False
+    if source.kind in "iu" and target.kind in "fc":
+        return 8 * source.itemsize <= np.finfo(target).nmant + 1
+    return True
+
+
 class DaskBackend(Backend):
     """``dask.array.Array``."""
 
@@ -57,8 +70,10 @@ class DaskBackend(Backend):
         chunk_module = type(meta).__module__.partition(".")[0] if meta is not None else "numpy"
         transfer = chunk_module == "cupy"
         # The options the computed chunks are converted under, when they are not NumPy
-        # arrays; and the call's own, for a tail planned again from the computed dtype.
-        prepared = (options.replace(dtype=None, upcast=False, copy=None), options)
+        # arrays (into memory of the result's own, as the plan promises: a graph may
+        # hand back an array that is held elsewhere); and the call's own, for a tail
+        # planned again from the computed dtype.
+        prepared = (options.replace(dtype=None, upcast=False, copy=True), options)
         device = "cuda" if transfer else "cpu"
         return self._finish(device, np.dtype(x.dtype), options, transfer, prepared)
 
@@ -110,7 +125,7 @@ class DaskBackend(Backend):
         again = self._finish(plan.device, a.dtype, options, plan.transfer)
         if same_dtype(again.dtype, plan.dtype):
             return again.steps[1:]
-        if plan.dtype is not None and np.can_cast(a.dtype, plan.dtype, "safe"):
+        if plan.dtype is not None and _exact(a.dtype, plan.dtype):
             return ("cast",)
         raise ConversionError(
             f"expected the chunks of a Dask array declared {declared} to compute to "

@@ -372,3 +372,55 @@ def test_copy_true_is_writable_even_when_the_object_copies_read_only() -> None:
     assert out.flags.writeable
     np.testing.assert_array_equal(out, [0.0, 1.0, 2.0])
     assert interop.explain(obj).steps == ("as_array",)
+
+
+def test_dask_chunks_of_another_dtype_are_cast_only_where_every_value_is_kept() -> None:
+    # NumPy calls int64 -> float64 "safe", but it rounds 2**53 + 1.
+    da = pytest.importorskip("dask.array")
+    big = np.array([2**53 + 1, 2**63 - 1], dtype=np.int64)
+    wide = da.from_array(big, chunks=2).map_blocks(lambda b: b, dtype=np.float64)
+    with pytest.raises(ConversionError, match="without losing values"):
+        interop.to_numpy(wide)
+    small = np.array([1, 2], dtype=np.int32)
+    exact = da.from_array(small, chunks=2).map_blocks(lambda b: b, dtype=np.float64)
+    out = interop.to_numpy(exact)
+    assert out.dtype == np.float64 and out.tolist() == [1.0, 2.0]
+
+
+def test_dask_chunks_of_other_frameworks_come_back_as_the_plan_says() -> None:
+    # Chunks that compute to another framework's arrays: a new writable array of the
+    # result's own, as explain says, never a view of an array held elsewhere.
+    da = pytest.importorskip("dask.array")
+    dask = pytest.importorskip("dask")
+    torch = pytest.importorskip("torch")
+    jnp = pytest.importorskip("jax.numpy")
+    meta = np.empty(0, np.float32)
+    held = torch.arange(4.0)
+    graphs = [
+        da.arange(6, chunks=6, dtype=np.float32).map_blocks(
+            jnp.asarray, dtype=np.float32, meta=meta
+        ),
+        da.from_delayed(dask.delayed(lambda: held)(), shape=(4,), dtype=np.float32, meta=meta),
+    ]
+    for x in graphs:
+        plan = interop.explain(x)
+        out = interop.to_numpy(x)
+        assert not plan.zero_copy and not plan.readonly and out.flags.writeable
+        assert not np.shares_memory(out, held.numpy())
+        out[0] = 99.0
+    assert held[0].item() == 0.0
+
+
+def test_array_api_data_on_another_device_keeps_its_dtype_in_the_plan() -> None:
+    # Off the CPU the plan knows the standard dtype without reading the data, so a
+    # cast that drops imaginary parts is refused there too; devices keep their names.
+    xp = pytest.importorskip("array_api_strict")
+    for device in (xp.Device("CPU_DEVICE"), xp.Device("device1")):
+        z = xp.asarray([1 + 2j, 3 - 4j], dtype=xp.complex64, device=device)
+        assert interop.explain(z).dtype == np.complex64
+        with pytest.raises(ConversionError, match="imaginary"):
+            interop.to_numpy(z, dtype=np.float32)
+    a1 = xp.asarray([1.0], device=xp.Device("device1"))
+    a2 = xp.asarray([1.0], device=xp.Device("device2"))
+    plan = interop.explain(a1, like=a2)
+    assert "device1" in plan.device and "device2" in (plan.copy_reason or "")

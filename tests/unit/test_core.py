@@ -809,3 +809,12 @@ def test_a_number_that_overflows_the_dtype_is_named_as_such(x: Any) -> None:
     # Not as a ragged sequence, which it is not.
     with pytest.raises(interop.ConversionError, match=r"fit the dtype.*hint: ask for a wider"):
         interop.to_numpy(x, dtype=np.uint8)
+
+
+def test_plans_stay_immutable_and_check_what_they_are_given() -> None:
+    plan = interop.Plan("numpy", "cpu", False, False, ["copy"], copy_reason="copy=True")
+    assert plan.steps == ("copy",) and hash(plan) == hash(plan.replace())
+    with pytest.raises(TypeError, match=r"expected interop\.Options, got `dict`"):
+        plan.check({"copy": False})  # type: ignore[arg-type]
+    with pytest.raises(interop.CopyRequiredError):
+        plan.check(interop.Options(copy=False))

@@ -13,7 +13,7 @@ import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import class_attr
-from interop._devices import HOST, dlpack_device_of, split_device
+from interop._devices import HOST, dlpack_device_of, split_device, unnamed_device
 from interop._errors import ConversionError
 from interop._memory import aligned_copy, layout_problem
 from interop._options import Options
@@ -23,6 +23,36 @@ from interop.backends.generic.base import GenericBackend
 from interop.backends.generic.dlpack import dlpack_view, from_dlpack
 
 __all__ = ["ArrayApiBackend"]
+
+
+# The dtypes every Array API namespace has, by the names the standard gives them.
+_STANDARD_DTYPES = (
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+)
+
+
+def _standard_dtype(x: Any) -> np.dtype[Any] | None:
+    """The NumPy dtype of an Array API array's standard dtype, without reading its data."""
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(x)
+    for name in _STANDARD_DTYPES:
+        candidate = getattr(xp, name, None)
+        if candidate is not None and x.dtype == candidate:
+            return np.dtype(name)
+    return None
 
 
 class ArrayApiBackend(GenericBackend):
@@ -51,9 +81,11 @@ class ArrayApiBackend(GenericBackend):
         steps: list[str] = []
         reason: str | None = None
         view: np.ndarray[Any, Any] | None = None
+        source: np.dtype[Any] | None = None
         if not on_cpu:
             steps.append("to_cpu")
             reason = f"the data is on {device} and must be copied to host memory"
+            source = _standard_dtype(x)
         elif hasattr(x, "__dlpack__"):
             # A host view copies nothing, and tells the dtype the tail steps need.
             view = dlpack_view(x)
@@ -64,7 +96,7 @@ class ArrayApiBackend(GenericBackend):
             self.name,
             "cpu" if on_cpu else device,
             steps,
-            source_dtype=None if view is None else view.dtype,
+            source_dtype=source if view is None else view.dtype,
             options=options,
             copy_reason=reason,
             transfer=not on_cpu,
@@ -132,8 +164,8 @@ class ArrayApiBackend(GenericBackend):
         if "cpu" in str(dev).lower():
             return (1, 0)
         # A device DLPack cannot name (array_api_strict's test devices, say): it only
-        # ever equals itself.
-        return (-1, hash(str(dev)) & 0xFFFF)
+        # ever equals itself, and plans show its own name.
+        return unnamed_device(str(dev))
 
     def owns(self, x: Any, device: Any, /) -> bool:
         import array_api_compat
