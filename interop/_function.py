@@ -160,6 +160,11 @@ def numpy_function(
     into its arguments.
 
     Usable bare (``@numpy_function``) or with options (``@numpy_function(copy=True)``).
+    On a method (defined in a class body, ``self`` or ``cls`` first) the receiver is
+    passed as it is, never taken apart, and takes no part in choosing the results'
+    framework; a method that returns ``self`` returns it as it is. An ``async``
+    function stays one: its result is converted once awaited. Generator functions
+    are refused (their results come after the call).
 
     Args:
         func: The function to decorate (a plain function or a method).
@@ -181,7 +186,8 @@ def numpy_function(
     Raises:
         InteropError: At call time, for arguments of two different frameworks
             without ``like``.
-        TypeError: ``like`` names no parameter of ``func``.
+        TypeError: ``like`` names no parameter of ``func``, or ``func`` is a
+            generator function.
 
     Example:
         >>> import numpy as np, interop
@@ -205,34 +211,42 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
             f"expected a function to decorate, got `{type_name(func)}`. "
             "hint: pass options as keywords: @numpy_function(like='x')"
         )
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise TypeError(
+            f"expected a function that returns its results, got the generator function "
+            f"{func.__qualname__}, whose results come one at a time after the call. "
+            "hint: decorate a function that returns a list of them, or convert each "
+            "yielded value with interop.convert"
+        )
     signature = _signature(func)
     _check_like(func, like, signature)
     copy, dtype, allow_transfer, upcast, float_dtype = options
-
+    # A method's receiver (self, cls) is passed as it is: the method may set state on
+    # it, or return it; it takes no part in choosing the results' framework.
+    skip = 1 if _is_method(func, signature) else 0
     plain = like is None and options == (None, None, None, None, None)
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """The arguments converted, and the array whose framework the results take."""
+        head, rest = args[:skip], args[skip:]
         if plain and _current() is _DEFAULT:
             # Flat arguments (the common call): one pass instead of two tree walks.
-            flat = _flatten((*args, *kwargs.values()) if kwargs else args)
+            flat = _flatten((*rest, *kwargs.values()) if kwargs else rest)
             if flat is not None:
                 converted, reference = flat
-                if kwargs:
-                    n = len(args)
-                    named = dict(zip(kwargs, converted[n:], strict=True))
-                    return _back(func(*converted[:n], **named), reference, func)
-                return _back(func(*converted), reference, func)
-        return _walked(args, kwargs)
+                n = len(rest)
+                named = dict(zip(kwargs, converted[n:], strict=True)) if kwargs else kwargs
+                return (*head, *converted[:n]), named, reference
+        return _walked(head, rest, args, kwargs)
 
-    def _walked(args: Any, kwargs: Any) -> Any:
+    def _walked(head: Any, rest: Any, args: Any, kwargs: Any) -> tuple[Any, Any, Any]:
         # The options in force at call time, under the decorator's own.
         opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None, float_dtype)
         # The arguments' walk first: it is the one that names a failure (a cycle, a
         # container's own code, a leaf) by its argument, at any depth; the search for
         # the results' framework below then walks containers known to open.
         try:
-            started = _tree.start((args, kwargs), opts, keep=_kept())
+            started = _tree.start(((None,) * skip + rest, kwargs), opts, keep=_kept())
             if type(started) is _tree.Started:
                 started = started.result()
         except Exception as exc:
@@ -241,7 +255,7 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
                 raise
             raise named from exc
         if like is None:
-            found = _reference(*args, *kwargs.values())
+            found = _reference(*rest, *kwargs.values())
             if len(found) > 1:
                 (a, x), (b, y) = found[0], found[1]
                 raise InteropError(
@@ -253,10 +267,40 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         else:
             found = _reference(_like_argument(like, signature, args, kwargs))
         converted_args, converted_kwargs = started
-        result = func(*converted_args, **converted_kwargs)
-        return _back(result, found[0][1] if found else None, func)
+        return (*head, *converted_args[skip:]), converted_kwargs, found[0][1] if found else None
+
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def coroutine(*args: Any, **kwargs: Any) -> Any:
+            converted, named, reference = prepare(args, kwargs)
+            result = await func(*converted, **named)
+            if skip and args and result is args[0]:
+                return result  # the receiver itself, as it is
+            return _back(result, reference, func)
+
+        return coroutine
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        converted, named, reference = prepare(args, kwargs)
+        result = func(*converted, **named)
+        if skip and args and result is args[0]:
+            return result  # the receiver itself, as it is
+        return _back(result, reference, func)
 
     return wrapper
+
+
+def _is_method(func: Callable[..., Any], signature: inspect.Signature | None) -> bool:
+    """Whether ``func`` is defined in a class body with ``self`` or ``cls`` first."""
+    if signature is None or "." not in getattr(func, "__qualname__", ""):
+        return False
+    if func.__qualname__.rsplit(".", 2)[-2] == "<locals>":
+        return False  # a function defined inside a function
+    params = list(signature.parameters.values())
+    ordered = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return bool(params) and params[0].kind in ordered and params[0].name in ("self", "cls")
 
 
 def _by_argument(

@@ -124,7 +124,14 @@ def _column(value: Any, where: str) -> Any:
         return value
     if isinstance(value, list) or (isinstance(value, np.ndarray) and value.dtype.kind in "OSU"):
         # Text and Python objects: pyarrow's own inference, as Ray would build them.
-        return pa.array(value)
+        try:
+            return pa.array(value)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ConversionError(
+                f"{where}: expected a column pyarrow can build from a list, got one it "
+                f"refuses ({type(exc).__name__}: {exc}). hint: return one array for the "
+                "column (np.stack or torch.stack of the rows' arrays), not a list of arrays"
+            ) from exc
     try:
         return _convert.convert(value, "arrow")
     except InteropError as exc:

@@ -619,16 +619,24 @@ def relocated(exc: Exception, old: str, new: str) -> Exception | None:
     if not isinstance(path, str) or not path.startswith(old):
         return None
     args = exc.args
-    if len(args) == 1 and isinstance(args[0], str) and old in args[0]:
-        made = _remade(type(exc), (args[0].replace(old, new),))
+    # Only the path itself is renamed: "tree" may stand elsewhere in the message too.
+    renamed = new + path[len(old) :]
+    if len(args) == 1 and isinstance(args[0], str) and path in args[0]:
+        made = _remade(type(exc), (_renamed(args[0], path, renamed, old, new),))
     else:  # the path is in a note (see located)
         made = _remade(type(exc), args)
         if made is not None:
             for note in getattr(exc, "__notes__", ()):
-                made.add_note(note.replace(old, new))
+                made.add_note(_renamed(note, path, renamed, old, new))
     if made is not None:
-        made.__interop_path__ = new + path[len(old) :]  # type: ignore[attr-defined]
+        made.__interop_path__ = renamed  # type: ignore[attr-defined]
     return made
+
+
+def _renamed(message: str, path: str, renamed: str, old: str, new: str) -> str:
+    """``message`` with ``path`` renamed, and other paths under ``old`` (an ancestor's)."""
+    message = message.replace(path, renamed, 1)
+    return message.replace(f" {old}[", f" {new}[").replace(f" {old}.", f" {new}.")
 
 
 def _remade(cls: type[Exception], args: tuple[Any, ...]) -> Exception | None:

@@ -493,3 +493,65 @@ def test_a_registered_container_argument_is_taken_apart() -> None:
     finally:
         containers._unregister(Table)
         containers._unregister(Broken)
+
+
+def test_a_method_runs_on_its_own_receiver() -> None:
+    # The receiver of a method (a dataclass, a container the walk would rebuild) is
+    # passed as it is: state the method sets stays, and `return self` is self.
+    torch = pytest.importorskip("torch")
+
+    @dataclasses.dataclass
+    class Scaler:
+        mean: Any = None
+        calls: int = 0
+
+        @interop.numpy_function
+        def fit(self, x: Any) -> Any:
+            self.mean = x.mean(axis=0)
+            self.calls += 1
+            return self
+
+        @interop.numpy_function
+        def center(self, x: Any) -> Any:
+            return x - self.mean
+
+    for data in (np.ones((4, 2)), torch.ones(4, 2)):
+        s = Scaler()
+        assert s.fit(data) is s and s.calls == 1 and s.mean.tolist() == [1.0, 1.0]
+        centered = s.center(data)
+        assert type(centered) is type(data) and interop.to_numpy(centered).sum() == 0
+
+
+def test_async_functions_are_awaited_and_generators_refused() -> None:
+    import asyncio
+
+    torch = pytest.importorskip("torch")
+
+    @interop.numpy_function
+    async def double(x: Any) -> Any:
+        return x * 2
+
+    assert inspect.iscoroutinefunction(double)
+    out = asyncio.run(double(torch.ones(3)))
+    assert isinstance(out, torch.Tensor) and out.tolist() == [2.0, 2.0, 2.0]
+
+    def batches(x: Any) -> Any:
+        yield x
+
+    with pytest.raises(TypeError, match="generator function"):
+        interop.numpy_function(batches)
+
+
+def test_a_result_error_renames_its_paths_only() -> None:
+    @interop.numpy_function
+    def keyed(x: Any) -> Any:
+        loop: list[Any] = [x]
+        loop.append(loop)
+        return {"subtree": loop}
+
+    torch = pytest.importorskip("torch")
+    with pytest.raises(interop.ConversionError) as info:
+        keyed(torch.ones(1))
+    message = str(info.value)
+    assert "expected a tree without cycles" in message
+    assert "at keyed(): result['subtree'][1]" in message and "subkeyed" not in message

@@ -197,3 +197,10 @@ def test_a_batch_over_several_blocks_keeps_every_row() -> None:
     out = iray.to_framework(pa.concat_tables([part, part]), to="torch")
     assert out["flag"].tolist() == [True, False, True] * 2
     assert out["x"].tolist() == [1.0, 2.0, 3.0] * 2
+
+
+def test_a_list_column_pyarrow_refuses_is_named_with_a_hint() -> None:
+    rows = [np.ones(2, dtype=np.float32), object()]
+    with pytest.raises(interop.ConversionError, match=r"output\['emb'\]: .*hint: return one array"):
+        iray.to_arrow_table({"emb": rows})
+    assert iray.to_arrow_table({"tags": ["a", "b"]}).column("tags").to_pylist() == ["a", "b"]
