@@ -44,7 +44,10 @@ def convert_tree(
     very same object. The containers are those of
     :func:`interop.to_numpy_tree`, rebuilt new: the input is never modified. Of an
     :func:`interop.options` block it follows ``copy`` and ``allow_transfer`` only,
-    as :func:`interop.convert` does, to NumPy too.
+    as :func:`interop.convert` does, to NumPy too. Sparse and ragged tensors are
+    refused as :func:`interop.convert` refuses them; to NumPy,
+    :func:`interop.to_numpy_tree` (and :func:`interop.iter_numpy`) take the
+    ``sparse=`` and ``ragged=`` policies that convert them.
 
     Args:
         tree: The structure to convert.
