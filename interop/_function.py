@@ -228,16 +228,22 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
 
     def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         """The arguments converted, and the array whose framework the results take."""
-        head, rest = args[:skip], args[skip:]
+        rest = args[skip:] if skip else args
         if plain and _current() is _DEFAULT:
             # Flat arguments (the common call): one pass instead of two tree walks.
             flat = _flatten((*rest, *kwargs.values()) if kwargs else rest)
             if flat is not None:
                 converted, reference = flat
-                n = len(rest)
-                named = dict(zip(kwargs, converted[n:], strict=True)) if kwargs else kwargs
-                return (*head, *converted[:n]), named, reference
-        return _walked(head, rest, args, kwargs)
+                if kwargs:
+                    n = len(rest)
+                    named = dict(zip(kwargs, converted[n:], strict=True))
+                    converted = converted[:n]
+                else:
+                    named = kwargs
+                if skip:
+                    converted.insert(0, args[0])
+                return converted, named, reference
+        return _walked(args[:skip], rest, args, kwargs)
 
     def _walked(head: Any, rest: Any, args: Any, kwargs: Any) -> tuple[Any, Any, Any]:
         # The options in force at call time, under the decorator's own.
