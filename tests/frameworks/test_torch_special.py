@@ -715,3 +715,46 @@ def test_a_copy_leaves_the_tensor_resizable() -> None:
     out = interop.to_numpy(t, copy=True)
     assert out.flags.writeable and out.tolist() == list(range(6))
     assert not np.shares_memory(out, t.numpy())
+
+
+def test_functionalization_wrappers_are_refused() -> None:
+    # The wrapper AOTAutograd and torch.export put around inputs: its storage does not
+    # hold its values (to_numpy once read garbage from it).
+    wrap = getattr(torch, "_to_functional_tensor", None)
+    if wrap is None:
+        pytest.skip("this PyTorch has no functional tensors")
+    for _ in range(2):
+        ft = wrap(torch.full((4,), 7.0))
+        for call in (interop.to_numpy, interop.explain, lambda t: interop.to_numpy(t, copy=True)):
+            with pytest.raises(interop.ConversionError, match="functionalization"):
+                call(ft)
+
+
+def test_special_layouts_under_a_default_device_and_a_fake_mode() -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.nested is a prototype)
+        nested = torch.nested.nested_tensor(
+            [torch.ones(2, dtype=torch.bfloat16), torch.ones(3, dtype=torch.bfloat16)]
+        )
+    with torch.device("meta"):
+        padded = interop.to_numpy(nested, ragged="pad")
+    assert padded.shape == (2, 3) and padded.astype(np.float32).sum() == 5
+    grad = torch.ones(3, requires_grad=True)
+    with FakeTensorMode():
+        for target in ("jax", "tensorflow", "torch", "numpy"):
+            out = interop.convert(grad, target)
+            assert interop.to_numpy(out).tolist() == [1.0, 1.0, 1.0]
+        assert interop.explain(grad, to="jax").dtype == np.float32
+
+
+def test_complex_to_real_is_refused_by_the_plan_of_every_layout() -> None:
+    pytest.importorskip("scipy")
+    z = torch.tensor([[1 + 2j, 0], [0, 3 - 1j]], dtype=torch.complex64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nested = torch.nested.nested_tensor([z[0], z[1, :1]])
+    for x, kwargs in ((z.to_sparse(), {"sparse": "scipy"}), (nested, {"ragged": "object"})):
+        with pytest.raises(interop.ConversionError, match="imaginary"):
+            interop.explain(x, dtype=np.float32, **kwargs)

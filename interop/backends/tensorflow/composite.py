@@ -65,6 +65,8 @@ class CompositeSource:
                 reason = "the rows are copied into NumPy arrays held by a new object array"
                 # The requested dtype applies to the rows, not to the object array.
                 prepared = options.dtype
+                if prepared is not None:
+                    _plan.check_keeps_imaginary(prepared, source)
                 if prepared is None and options.float_dtype is not None and is_float(source):
                     prepared = options.float_dtype
                 if prepared is None and options.upcast:

@@ -10,7 +10,9 @@ NumPy has; a same-width integer view reinterpreted as the ``ml_dtypes`` dtype
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -111,6 +113,10 @@ def is_dtensor(t: torch.Tensor) -> bool:
     return False
 
 
+def _no_modes() -> int:
+    return 0
+
+
 class TorchBase(Backend):
     """The torch module, its dtype tables, and the value steps of a dense tensor."""
 
@@ -121,6 +127,17 @@ class TorchBase(Backend):
 
         super().load()
         self.torch = torch
+        # Python dispatch modes (FakeTensorMode, FlopCounterMode, ...) see the
+        # operators Tensor.numpy() runs internally: under a FakeTensorMode, a real
+        # tensor's .numpy() reads the storage of a fake one. Conversions run with
+        # the modes set aside.
+        self._modes_active: Callable[[], int] = getattr(
+            torch._C, "_len_torch_dispatch_stack", _no_modes
+        )
+        python_dispatch = sys.modules.get("torch.utils._python_dispatch")
+        self._modes_off: Callable[[], Any] = getattr(
+            python_dispatch, "_disable_current_modes", contextlib.nullcontext
+        )
         self._plain = (torch.Tensor, torch.nn.Parameter)
         self._numpy_dtypes: dict[Any, np.dtype[Any]] = {}
         for tname in _dtypes.NUMPY_NAMES:

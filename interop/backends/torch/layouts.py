@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interop import _dtypes
+from interop import _dtypes, _plan
 from interop._errors import ConversionError, type_name
 from interop._options import Options, is_float
 from interop._plan import Plan
@@ -71,6 +71,8 @@ class Layouts(TorchBase):
         self._check_scipy_shape(t, layout)
         dtype = options.dtype
         source = self._numpy_dtype(t.dtype)
+        if dtype is not None:
+            _plan.check_keeps_imaginary(dtype, source)
         if dtype is None and options.float_dtype is not None and is_float(source):
             dtype = options.float_dtype
         if dtype is None:
@@ -137,6 +139,8 @@ class Layouts(TorchBase):
         steps.append("unbind")
         source = self._numpy_dtype(t.dtype)
         element = options.dtype
+        if element is not None:
+            _plan.check_keeps_imaginary(element, source)
         if element is None and options.float_dtype is not None and is_float(source):
             element = options.float_dtype
         if element is None:
@@ -215,7 +219,9 @@ class Layouts(TorchBase):
         parts = t.unbind()
         ndim = t.dim() - 1
         shape = [len(parts)] + [max((p.shape[d] for p in parts), default=0) for d in range(ndim)]
-        out = torch.zeros(shape, dtype=inttype or t.dtype)
+        # (On the tensor's own device: a default device set by the caller, meta say,
+        # must not place it.)
+        out = torch.zeros(shape, dtype=inttype or t.dtype, device=t.device)
         for i, p in enumerate(parts):
             out[(i, *(slice(0, n) for n in p.shape))] = p if inttype is None else p.view(inttype)
         return out if inttype is None else out.view(t.dtype)

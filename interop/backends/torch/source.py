@@ -106,15 +106,9 @@ class Source(TorchBase):
         self._is_wrapped: Callable[[Any], bool] = getattr(
             getattr(C, "_functorch", None), "is_functorch_wrapped_tensor", _never
         )
-        # Python dispatch modes (FakeTensorMode, FlopCounterMode, ...) see the
-        # operators Tensor.numpy() runs internally: under a FakeTensorMode, a real
-        # tensor's .numpy() reads the storage of a fake one. Conversions run with
-        # the modes set aside.
-        self._modes_active: Callable[[], int] = getattr(C, "_len_torch_dispatch_stack", _inactive)
-        python_dispatch = sys.modules.get("torch.utils._python_dispatch")
-        self._modes_off: Callable[[], Any] = getattr(
-            python_dispatch, "_disable_current_modes", contextlib.nullcontext
-        )
+        # The functionalization wrapper AOTAutograd and torch.export put around inputs
+        # (torch._to_functional_tensor): its storage does not hold its values either.
+        self._is_functional: Callable[[Any], bool] = getattr(torch, "_is_functional_tensor", _never)
         self._default_dispatch = torch.Tensor.__torch_dispatch__
         self._keys_of: Any = getattr(C, "_dispatch_keys", None)
         self._ordinary_keys = self._probe_ordinary_keys()
@@ -355,10 +349,11 @@ class Source(TorchBase):
             if plain == keys or inference == keys:
                 return _freed_error(t) if _freed(t) else None
         cls = type(t)
-        if self._is_wrapped(t):
+        if self._is_wrapped(t) or self._is_functional(t):
             return ConversionError(
                 f"expected a tensor with values, got a `{type_name(t)}` from a torch.func "
-                "transform (vmap, grad, jvp, jacrev, functionalize, ...), a wrapper whose "
+                "transform (vmap, grad, jvp, jacrev, functionalize, ...) or from torch's "
+                "functionalization (AOTAutograd, torch.export), a wrapper whose "
                 "values are not materialised. hint: return the values from the "
                 "transformed function and convert them outside it"
             )

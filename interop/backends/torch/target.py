@@ -242,6 +242,14 @@ class Target(TorchBase):
         return t.clone() if copy else t
 
     def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        # (Under a dispatch mode, FakeTensorMode say, a real tensor's detach() and
+        # clone() would go through the mode: as the plans' steps, they run without it.)
+        if self._modes_active():
+            with self._modes_off():
+                return self._adopt(x, device=device, copy=copy)
+        return self._adopt(x, device=device, copy=copy)
+
+    def _adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
         t = x.detach() if x.requires_grad else x
         if t.device != device:
             return t.to(device)
@@ -251,6 +259,10 @@ class Target(TorchBase):
         return False
 
     def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
+        if self._modes_active():
+            # The importer would ask the tensor through the mode (see adopt): the
+            # host view, read with the modes set aside, goes instead.
+            return None
         if (
             x.is_conj()
             or x.is_neg()
