@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from interop._dtypes import upcast_target
 from interop._errors import ConversionError, CopyRequiredError, TransferError, type_name
 from interop._options import Options, Record, same_dtype
 from interop._options import is_float as _is_float
@@ -283,6 +284,36 @@ def check_keeps_imaginary(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
             f"{dtype} data: the cast would discard the imaginary parts. hint: take the "
             "real part first (x.real, np.real), or ask for a complex dtype"
         )
+
+
+# The dtypes scipy.sparse holds: booleans, integers, complex numbers and these floats.
+_SCIPY_KINDS = "biuc"
+_SCIPY_FLOATS = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.longdouble))
+
+
+def scipy_dtype(source: np.dtype[Any], options: Options, what: str) -> np.dtype[Any]:
+    """The dtype of the values of ``sparse="scipy"``'s result, or :class:`ConversionError`.
+
+    ``dtype=``, ``float_dtype=`` (for floating-point data) and ``upcast`` apply to the
+    values, which must then be of a dtype scipy.sparse holds. ``what`` names the
+    sparse array in the error.
+    """
+    dtype = options.dtype
+    if dtype is not None:
+        check_keeps_imaginary(dtype, source)
+    if dtype is None and options.float_dtype is not None and _is_float(source):
+        dtype = options.float_dtype
+    if dtype is None:
+        dtype = (upcast_target(source) if options.upcast else None) or source
+    if not (dtype.kind in _SCIPY_KINDS or dtype in _SCIPY_FLOATS):
+        # upcast=True turns only the ml_dtypes formats into standard ones.
+        upcast = "upcast=True, " if upcast_target(dtype) is not None else ""
+        raise ConversionError(
+            f"expected values scipy.sparse can hold, got {dtype} values in {what}; "
+            "scipy.sparse supports bool, integers, float32, float64 and complex. hint: "
+            f'pass {upcast}dtype=np.float32 or float_dtype=np.float32, or sparse="dense"'
+        )
+    return dtype
 
 
 def is_complex(dtype: np.dtype[Any]) -> bool:

@@ -158,7 +158,13 @@ def _plan_same(x: Any, target: Target, opts: Options) -> Plan:
     reason: str | None = None
     if moved:
         steps = ["to_device"]
-        reason = f"moving the data from {device_name(source_dl)} to {target.name} copies"
+        if source_dl == target.dl:  # (shards over several devices, another CPU device)
+            reason = (
+                f"the data is on other {device_name(source_dl)} devices than the one asked "
+                "for; moving it there copies"
+            )
+        else:
+            reason = f"moving the data from {device_name(source_dl)} to {target.name} copies"
     elif opts.copy is True:
         steps = ["copy"]
         reason = "copy=True"

@@ -481,3 +481,27 @@ def test_quantized_tensors_are_refused_everywhere_with_a_hint(name: str) -> None
     if name in ("qint8", "quint8", "qint32"):  # (TensorFlow has variables of these only)
         with pytest.raises(ConversionError, match="quantized"):
             interop.to_numpy(tf.Variable(make()))
+
+
+def test_sparse_and_ragged_values_take_the_dtype_options_or_are_refused() -> None:
+    pytest.importorskip("scipy")
+    half = tf.sparse.SparseTensor([[0, 0], [1, 2]], tf.constant([1.5, 2.5], tf.bfloat16), [2, 3])
+    for kwargs in ({"upcast": True}, {"dtype": np.float32}, {"float_dtype": np.float32}):
+        m = interop.to_numpy(half, sparse="scipy", **kwargs)
+        assert m.dtype == np.float32 and m.toarray().tolist() == [[1.5, 0, 0], [0, 0, 2.5]]
+        assert interop.explain(half, sparse="scipy", **kwargs).dtype == np.float32
+    with pytest.raises(ConversionError, match="values scipy.sparse can hold.*hint"):
+        interop.to_numpy(half, sparse="scipy")
+    outside = tf.sparse.SparseTensor([[0, 5]], tf.constant([1.0]), [2, 3])
+    with pytest.raises(ConversionError, match="indices within the dense shape"):
+        interop.to_numpy(outside, sparse="scipy")
+    ragged = tf.ragged.constant([[1 + 2j], [3 - 1j, 0j]], dtype=tf.complex64)
+    with pytest.raises(ConversionError, match="imaginary"):
+        interop.to_numpy(ragged, ragged="object", dtype=np.float32)
+
+
+def test_a_zero_d_string_variable_is_a_zero_d_object_array() -> None:
+    v = tf.Variable(b"ab\x00\x00")
+    out = interop.to_numpy(v)
+    assert out.shape == () and out.dtype == object and out[()] == b"ab\x00\x00"
+    assert interop.explain(v).dtype == object

@@ -44,6 +44,16 @@ def plan_sparse(x: Any, options: Options, tracer: type) -> Plan:
     on_host = all(d.platform == "cpu" for d in devices)
     device = device_str(next(iter(devices))) if len(devices) == 1 else "several devices"
     source = np.dtype(x.dtype)
+    if options.sparse == "scipy":
+        return Plan(
+            framework="jax",
+            device=device,
+            zero_copy=False,
+            transfer=not on_host,
+            steps=tuple(steps),
+            dtype=_plan.scipy_dtype(source, options, f"a `{type_name(x)}`"),
+            copy_reason=reason,
+        )
     return _plan.finish(
         "jax",
         device,
@@ -59,7 +69,7 @@ def plan_sparse(x: Any, options: Options, tracer: type) -> Plan:
 def _to_scipy(x: Any, plan: Plan) -> Any:
     import scipy.sparse
 
-    data = np.array(x.data)
+    data = np.asarray(x.data).astype(plan.dtype)
     indices = np.array(x.indices)
     shape = tuple(x.shape)
     if type(x).__name__ == "BCSR":

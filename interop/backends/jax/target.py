@@ -70,14 +70,18 @@ class JaxTarget(Backend):
         return self.parse_device(configured)
 
     def device_of(self, x: Any, /) -> Any:
+        if not isinstance(x, self.jax.Array):
+            x = x.data  # (a jax.experimental.sparse array: where its values are)
         devices = x.devices()
         return next(iter(devices)) if len(devices) == 1 else x.sharding
 
     def dlpack_device(self, device: Any, /) -> tuple[int, int]:
         if isinstance(device, self.jax.sharding.Sharding):
-            if len(device.device_set) != 1:
-                return (-1, -1)
-            device = next(iter(device.device_set))
+            devices = device.device_set
+            if len(devices) != 1:
+                # Host memory, wherever the shards are in it; else no one DLPack device.
+                return (1, 0) if all(d.platform == "cpu" for d in devices) else (-1, -1)
+            device = next(iter(devices))
         if device.platform == "cpu":
             return (1, 0)
         if device.platform in ("gpu", "cuda", "rocm"):

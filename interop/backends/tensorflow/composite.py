@@ -99,8 +99,16 @@ class CompositeSource:
                 steps = ["densify"]
                 reason = "densifying a sparse tensor builds a new dense array"
             else:
-                steps = ["to_scipy"]
-                reason = "a scipy.sparse array is built from copies of the indices and values"
+                return Plan(
+                    framework="tensorflow",
+                    device=device,
+                    zero_copy=False,
+                    transfer=device != "cpu",
+                    steps=("to_scipy",),
+                    dtype=_plan.scipy_dtype(source, options, f"a `{type_name(x)}`"),
+                    copy_reason="a scipy.sparse array is built from copies of the indices "
+                    "and values",
+                )
         return _plan.finish(
             "tensorflow",
             device,
@@ -142,8 +150,14 @@ def _to_scipy(x: Any, plan: Plan) -> Any:
     import scipy.sparse
 
     indices = x.indices.numpy()
-    values = x.values.numpy()
+    values = x.values.numpy().astype(plan.dtype, copy=False)
     shape = tuple(int(n) for n in x.dense_shape.numpy())
+    if indices.size and ((indices < 0).any() or (indices >= np.asarray(shape)).any()):
+        raise ConversionError(
+            f"expected indices within the dense shape {shape}, got a `{type_name(x)}` with "
+            "indices outside it. hint: fix the indices (tf.sparse.reorder does not), or "
+            "build the tensor with the dense_shape it spans"
+        )
     return scipy.sparse.coo_array((values, tuple(indices.T)), shape=shape)
 
 

@@ -88,6 +88,18 @@ def no_data_error(x: Any) -> ConversionError:
     )
 
 
+def _snapshot(v: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    """The ``snapshot`` step: a variable's values now, in a new array (0-d ones too)."""
+    value = v.numpy()
+    if isinstance(value, bytes):
+        # A 0-d string variable: a 0-d object array holding the bytes, as for a tensor
+        # (NumPy's own bytes dtype would drop trailing NUL bytes).
+        out = np.empty((), dtype=object)
+        out[()] = value
+        return out
+    return np.asarray(value)  # (a 0-d variable of numbers gives a scalar)
+
+
 def quantized_error(x: Any) -> ConversionError:
     """The error for a quantized tensor, whose integers mean nothing without their scale."""
     name = x.dtype.name
@@ -132,7 +144,7 @@ class TensorSource:
             "numpy_view": lambda t, p: np.asarray(t),
             "readonly": _seal,
             "scalar_to_array": lambda t, p: np.array(t._numpy()),
-            "snapshot": lambda v, p: np.asarray(v.numpy()),  # a 0-d variable gives a scalar
+            "snapshot": _snapshot,
             "strings_to_bytes": self._strings_to_bytes,
             "to_host": self._to_host,
             "cast_on_device": self._cast_on_device,

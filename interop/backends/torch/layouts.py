@@ -24,9 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Layouts"]
 
-# Value dtypes scipy.sparse accepts (float16 and every ml_dtypes dtype are refused).
-_SCIPY_KINDS = "biuc"
-_SCIPY_FLOATS = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.longdouble))
 # Dtypes torch.nested.to_padded_tensor pads in both layouts (strided and jagged).
 _PADDABLE = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 
@@ -69,23 +66,8 @@ class Layouts(TorchBase):
             return self._plan_values(t, options, steps, reason, device, transfer, on_device=False)
         # sparse == "scipy"
         self._check_scipy_shape(t, layout)
-        dtype = options.dtype
         source = self._numpy_dtype(t.dtype)
-        if dtype is not None:
-            _plan.check_keeps_imaginary(dtype, source)
-        if dtype is None and options.float_dtype is not None and is_float(source):
-            dtype = options.float_dtype
-        if dtype is None:
-            dtype = (_dtypes.upcast_target(source) if options.upcast else None) or source
-        if not (dtype.kind in _SCIPY_KINDS or dtype in _SCIPY_FLOATS):
-            # upcast=True turns only the ml_dtypes formats into standard ones.
-            upcast = "upcast=True, " if _dtypes.upcast_target(dtype) is not None else ""
-            raise ConversionError(
-                f"expected values scipy.sparse can hold, got {dtype} values in a {layout} "
-                f"tensor (`{type_name(t)}`); scipy.sparse supports bool, integers, float32, "
-                f"float64 and complex. hint: pass {upcast}dtype=np.float32 or "
-                'float_dtype=np.float32, or sparse="dense"'
-            )
+        dtype = _plan.scipy_dtype(source, options, f"a {layout} tensor (`{type_name(t)}`)")
         steps.append("to_scipy")
         return Plan(
             framework="torch",
