@@ -327,7 +327,7 @@ def test_sparse_arrays_to_scipy_take_the_dtype_options_and_stay_in_jax() -> None
     b = jsparse.BCOO.fromdense(jnp.array([[0, 1.5], [2.5, 0]], dtype=jnp.float16))
     m = interop.to_numpy(b, sparse="scipy", float_dtype=np.float32)
     assert m.dtype == np.float32 and m.toarray().tolist() == [[0, 1.5], [2.5, 0]]
-    with pytest.raises(ConversionError, match="values scipy.sparse can hold"):
+    with pytest.raises(ConversionError, match=r"values scipy\.sparse can hold"):
         interop.to_numpy(b, sparse="scipy")
     assert interop.convert(b, "jax") is b
     assert interop.explain(b, to="jax").steps == ("keep",)

@@ -490,7 +490,7 @@ def test_sparse_and_ragged_values_take_the_dtype_options_or_are_refused() -> Non
         m = interop.to_numpy(half, sparse="scipy", **kwargs)
         assert m.dtype == np.float32 and m.toarray().tolist() == [[1.5, 0, 0], [0, 0, 2.5]]
         assert interop.explain(half, sparse="scipy", **kwargs).dtype == np.float32
-    with pytest.raises(ConversionError, match="values scipy.sparse can hold.*hint"):
+    with pytest.raises(ConversionError, match=r"values scipy\.sparse can hold.*hint"):
         interop.to_numpy(half, sparse="scipy")
     outside = tf.sparse.SparseTensor([[0, 5]], tf.constant([1.0]), [2, 3])
     with pytest.raises(ConversionError, match="indices within the dense shape"):
