@@ -505,3 +505,27 @@ def test_a_zero_d_string_variable_is_a_zero_d_object_array() -> None:
     out = interop.to_numpy(v)
     assert out.shape == () and out.dtype == object and out[()] == b"ab\x00\x00"
     assert interop.explain(v).dtype == object
+
+
+@pytest.mark.slow
+def test_a_tensor_on_a_second_logical_cpu_converts_to_every_framework() -> None:
+    # TensorFlow exports it as a CPU device importers do not know: the host view goes.
+    import subprocess
+    import sys
+
+    code = (
+        "import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n"
+        "import tensorflow as tf\n"
+        "cpus = tf.config.list_physical_devices('CPU')\n"
+        "tf.config.set_logical_device_configuration(cpus[0], "
+        "[tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "import interop\n"
+        "with tf.device('/CPU:1'):\n"
+        "    t = tf.constant([1.0, 2.0])\n"
+        "for to in ('jax', 'torch', 'numpy'):\n"
+        "    for _ in range(2):\n"
+        "        assert interop.to_numpy(interop.convert(t, to)).tolist() == [1.0, 2.0], to\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

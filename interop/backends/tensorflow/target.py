@@ -272,4 +272,8 @@ class TensorFlowTarget(Backend):
         if ":GPU:" in x.device:
             to_dlpack = self.tf.experimental.dlpack.to_dlpack
             return GpuExport(to_dlpack, x, self.dlpack_device(self.device_of(x)))
+        if not x.device.endswith("CPU:0"):
+            # Another logical CPU device (/CPU:1): TensorFlow exports it as a CPU
+            # device that importers do not know; the host view goes instead.
+            return None
         return x
