@@ -275,25 +275,25 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         converted_args, converted_kwargs = started
         return (*head, *converted_args[skip:]), converted_kwargs, found[0][1] if found else None
 
+    def finish(args: tuple[Any, ...], result: Any, reference: Any) -> Any:
+        """The results, converted back; a method's receiver returned as it is."""
+        if skip and args and result is args[0]:
+            return result
+        return _back(result, reference, func)
+
     if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
         async def coroutine(*args: Any, **kwargs: Any) -> Any:
             converted, named, reference = prepare(args, kwargs)
-            result = await func(*converted, **named)
-            if skip and args and result is args[0]:
-                return result  # the receiver itself, as it is
-            return _back(result, reference, func)
+            return finish(args, await func(*converted, **named), reference)
 
         return coroutine
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         converted, named, reference = prepare(args, kwargs)
-        result = func(*converted, **named)
-        if skip and args and result is args[0]:
-            return result  # the receiver itself, as it is
-        return _back(result, reference, func)
+        return finish(args, func(*converted, **named), reference)
 
     return wrapper
 

@@ -24,7 +24,6 @@ __all__ = ["Plan"]
 
 _set_field = object.__setattr__
 _dtype = np.dtype
-_Options = Options
 
 
 class Plan(Record):
@@ -161,7 +160,7 @@ class Plan(Record):
 
     def check(self, options: Options) -> None:
         """Raise before any work if the plan breaks the copy or transfer options."""
-        if type(options) is not _Options and not isinstance(options, _Options):
+        if type(options) is not Options and not isinstance(options, Options):
             raise TypeError(
                 f"expected interop.Options, got `{type_name(options)}`. hint: "
                 "interop.Options(copy=False), or interop.explain(x, copy=False)"
@@ -291,20 +290,28 @@ _SCIPY_KINDS = "biuc"
 _SCIPY_FLOATS = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.longdouble))
 
 
-def scipy_dtype(source: np.dtype[Any], options: Options, what: str) -> np.dtype[Any]:
-    """The dtype of the values of ``sparse="scipy"``'s result, or :class:`ConversionError`.
+def values_dtype(source: np.dtype[Any], options: Options) -> np.dtype[Any] | None:
+    """The dtype ``dtype=``, ``float_dtype=`` or ``upcast`` ask of ``source`` values, or ``None``.
 
-    ``dtype=``, ``float_dtype=`` (for floating-point data) and ``upcast`` apply to the
-    values, which must then be of a dtype scipy.sparse holds. ``what`` names the
-    sparse array in the error.
+    For results whose values the tail's casts do not reach (a scipy.sparse array, the
+    rows of an object array); a cast that would drop imaginary parts is refused.
     """
     dtype = options.dtype
     if dtype is not None:
         check_keeps_imaginary(dtype, source)
-    if dtype is None and options.float_dtype is not None and _is_float(source):
-        dtype = options.float_dtype
-    if dtype is None:
-        dtype = (upcast_target(source) if options.upcast else None) or source
+        return dtype
+    if options.float_dtype is not None and _is_float(source):
+        return options.float_dtype
+    return upcast_target(source) if options.upcast else None
+
+
+def scipy_dtype(source: np.dtype[Any], options: Options, what: str) -> np.dtype[Any]:
+    """The dtype of the values of ``sparse="scipy"``'s result, or :class:`ConversionError`.
+
+    Those of :func:`values_dtype`, which must be of a dtype scipy.sparse holds. ``what``
+    names the sparse array in the error.
+    """
+    dtype = values_dtype(source, options) or source
     if not (dtype.kind in _SCIPY_KINDS or dtype in _SCIPY_FLOATS):
         # upcast=True turns only the ml_dtypes formats into standard ones.
         upcast = "upcast=True, " if upcast_target(dtype) is not None else ""

@@ -351,8 +351,7 @@ def view_of(cls: type, /) -> Callable[[Any], Any] | None:
     backend = lookup(cls)
     with _lock:
         view = None if backend is None else backend.host_view_for(cls)
-        if _generation == since:
-            _views[cls] = view
+        record(_views, cls, view, since)
     return view  # type: ignore[no-any-return]
 
 

@@ -270,11 +270,13 @@ def _plan_host(
             transfer=False,
         )
     copy = kind == "copy"
+    # A backend whose transient view is its own view aliases it; another (PyTorch's)
+    # gives its own view when the result is made.
+    own = copy or type(source).transient_view is Backend.transient_view
 
     def from_view(obj: Any) -> Any:
-        if copy:
-            return tb.from_numpy(view, device=device, copy=True)
-        return tb.from_numpy(source.run(obj, source_plan), device=device, copy=False)
+        aliased = view if own else source.run(obj, source_plan)
+        return tb.from_numpy(aliased, device=device, copy=copy)
 
     return _make_plan(
         **common,

@@ -25,30 +25,15 @@ from interop.backends.generic.dlpack import dlpack_view, from_dlpack
 __all__ = ["ArrayApiBackend"]
 
 
-# The dtypes every Array API namespace has, by the names the standard gives them.
-_STANDARD_DTYPES = (
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-)
-
-
 def _standard_dtype(x: Any) -> np.dtype[Any] | None:
-    """The NumPy dtype of an Array API array's standard dtype, without reading its data."""
+    """The NumPy dtype of an Array API array's standard dtype, without reading its data.
+
+    (The standard's dtypes are NumPy's, by name; a namespace may lack float16.)
+    """
     import array_api_compat
 
     xp = array_api_compat.array_namespace(x)
-    for name in _STANDARD_DTYPES:
+    for name in _dtypes.NUMPY_NAMES:
         candidate = getattr(xp, name, None)
         if candidate is not None and x.dtype == candidate:
             return np.dtype(name)

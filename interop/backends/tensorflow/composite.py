@@ -17,7 +17,7 @@ import numpy as np
 from interop import _dtypes, _plan
 from interop._backend import Step
 from interop._errors import ConversionError, type_name
-from interop._options import Options, is_float
+from interop._options import Options
 from interop._plan import Plan
 from interop.backends.tensorflow.source import short_device, symbolic_error
 
@@ -64,13 +64,7 @@ class CompositeSource:
                 steps = ["ragged_rows"]
                 reason = "the rows are copied into NumPy arrays held by a new object array"
                 # The requested dtype applies to the rows, not to the object array.
-                prepared = options.dtype
-                if prepared is not None:
-                    _plan.check_keeps_imaginary(prepared, source)
-                if prepared is None and options.float_dtype is not None and is_float(source):
-                    prepared = options.float_dtype
-                if prepared is None and options.upcast:
-                    prepared = _dtypes.upcast_target(source)
+                prepared = _plan.values_dtype(source, options)
                 source = _OBJECT
                 options = options.replace(dtype=None, upcast=False, float_dtype=None)
             else:

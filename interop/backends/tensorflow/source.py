@@ -27,24 +27,16 @@ from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
 
-__all__ = [
-    "NO_DATA",
-    "QUANTIZED",
-    "TensorSource",
-    "no_data_error",
-    "quantized_error",
-    "short_device",
-    "symbolic_error",
-]
+__all__ = ["NO_DATA", "TensorSource", "no_data_error", "short_device", "symbolic_error"]
 
 # TensorFlow's DataType enum values of tensors that hold handles, not values:
 # DT_RESOURCE and DT_VARIANT.
 NO_DATA = frozenset({20, 21})
 # DT_QINT8, DT_QUINT8, DT_QINT32, DT_QINT16 and DT_QUINT16: quantized integers,
 # whose scale lives outside the tensor.
-QUANTIZED = frozenset({11, 12, 13, 15, 16})
+_QUANTIZED = frozenset({11, 12, 13, 15, 16})
 # Those, and DT_STRING: the tensors without a host view.
-_NO_VIEW = NO_DATA | QUANTIZED | {7}
+_NO_VIEW = NO_DATA | _QUANTIZED | {7}
 
 _SYMBOLIC_HINT = (
     "hint: run the code eagerly (outside tf.function, or with "
@@ -92,15 +84,20 @@ def _snapshot(v: Any, plan: Plan) -> np.ndarray[Any, Any]:
     """The ``snapshot`` step: a variable's values now, in a new array (0-d ones too)."""
     value = v.numpy()
     if isinstance(value, bytes):
-        # A 0-d string variable: a 0-d object array holding the bytes, as for a tensor
-        # (NumPy's own bytes dtype would drop trailing NUL bytes).
-        out = np.empty((), dtype=object)
-        out[()] = value
-        return out
+        # A 0-d string variable, as a tensor (NumPy's own bytes dtype would drop
+        # trailing NUL bytes).
+        return _boxed(value)
     return np.asarray(value)  # (a 0-d variable of numbers gives a scalar)
 
 
-def quantized_error(x: Any) -> ConversionError:
+def _boxed(value: bytes) -> np.ndarray[Any, Any]:
+    """A new 0-d object array holding one ``bytes`` object (a 0-d string's value)."""
+    out = np.empty((), dtype=object)
+    out[()] = value
+    return out
+
+
+def _quantized_error(x: Any) -> ConversionError:
     """The error for a quantized tensor, whose integers mean nothing without their scale."""
     name = x.dtype.name
     plain = name.removeprefix("q")  # qint8 -> int8, quint8 -> uint8
@@ -197,7 +194,7 @@ class TensorSource:
         else:
             raise symbolic_error(x)
         if x.dtype.is_quantized:
-            raise quantized_error(x)
+            raise _quantized_error(x)
         device = short_device(device_name)
         source = np.dtype(x.dtype.as_numpy_dtype)
         transfer = device != "cpu"
@@ -260,9 +257,7 @@ class TensorSource:
         # 0-d string tensor gives a bytes object, which goes into a new 0-d array.
         out = self._internal(t)
         if type(out) is not np.ndarray:
-            scalar = np.empty((), dtype=object)
-            scalar[()] = out
-            return scalar
+            return _boxed(out)
         return out  # type: ignore[no-any-return]
 
     def _cast_on_device(self, t: Any, plan: Plan) -> Any:

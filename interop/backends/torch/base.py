@@ -176,7 +176,7 @@ class TorchBase(Backend):
         self.steps.update(
             cast_on_device=self._cast_on_device,
             to_host=self._to_host,
-            numpy_view=self._numpy_view,
+            numpy_view=self._read,
             bit_view=self._bit_view,
             unpack_fp4=self._unpack_fp4,
         )
@@ -318,7 +318,7 @@ class TorchBase(Backend):
         return t.cpu()
 
     def _read(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
-        """A NumPy view of ``t``: ``Tensor.numpy()``, or where the plan copies it at once, a
+        """The ``numpy_view`` step: ``Tensor.numpy()``, or where the plan copies at once, a
         transient view that leaves the tensor as it was (:meth:`_transient`)."""
         if plan.steps[-1] not in _COPYING:
             return t.numpy()  # type: ignore[no-any-return]
@@ -337,9 +337,6 @@ class TorchBase(Backend):
         if to_dlpack is None:
             return t.numpy()  # type: ignore[no-any-return]
         return np.from_dlpack(_Capsule(to_dlpack(t)))
-
-    def _numpy_view(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
-        return self._read(t, plan)
 
     def _bit_view(self, t: torch.Tensor, plan: Plan) -> np.ndarray[Any, Any]:
         mlname, inttype = self._bit_formats[t.dtype]

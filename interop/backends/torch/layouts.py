@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interop import _dtypes, _plan
+from interop import _plan
 from interop._errors import ConversionError, type_name
-from interop._options import Options, is_float
+from interop._options import Options
 from interop._plan import Plan
 from interop.backends.torch.base import TorchBase
 
@@ -120,13 +120,7 @@ class Layouts(TorchBase):
         # ragged == "object": every component converted on its own, into memory it owns.
         steps.append("unbind")
         source = self._numpy_dtype(t.dtype)
-        element = options.dtype
-        if element is not None:
-            _plan.check_keeps_imaginary(element, source)
-        if element is None and options.float_dtype is not None and is_float(source):
-            element = options.float_dtype
-        if element is None:
-            element = (_dtypes.upcast_target(source) if options.upcast else None) or source
+        element = _plan.values_dtype(source, options) or source
         parts = Options(copy=True, dtype=element)
         return Plan(
             framework="torch",

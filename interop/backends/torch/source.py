@@ -66,13 +66,17 @@ def _freed(t: Any) -> bool:
     Its storage was freed in place (``untyped_storage().resize_(0)``) or shrunk below
     what the tensor reaches: reading the tensor would read memory it no longer owns.
     """
-    # (Wrappers of torch.func and sparse tensors have no storage to ask.)
-    if not _has_storage(t):
-        return False
+    # (Wrappers of torch.func and sparse tensors have no storage to ask; a ZeroTensor
+    # none that holds its zeros.)
+    return _has_storage(t) and not t._is_zerotensor() and _reaches_past(t)
+
+
+def _reaches_past(t: Any) -> bool:
+    """:func:`_freed` for a tensor known to have a storage of its own (an ordinary one)."""
     held = t.untyped_storage().nbytes()
     if held >= t.nbytes and not t.storage_offset() and t.is_contiguous():
         return False  # (the common case: the tensor is its storage's first bytes)
-    if t._is_zerotensor() or not t.numel():
+    if not t.numel():
         return False
     gaps = sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))
     reach = t.storage_offset() + 1 + gaps
@@ -264,12 +268,9 @@ class Source(TorchBase):
             # ordinary CPU tensor (see the module) says the rest too: the CPU, strided
             # and not nested, with a storage whose size is asked directly.
             keys = self._keys_of(t)
-            plain, inference = self._ordinary_keys
-            ordinary = "plain" if plain == keys else "inference" if inference == keys else None
+            ordinary = self._ordinary(keys)
             if ordinary is not None:
-                if t.untyped_storage().nbytes() < t.nbytes or (
-                    (t.storage_offset() or not t.is_contiguous()) and _freed(t)
-                ):
+                if _reaches_past(t):
                     return None  # (refused by the plan, which a cached plan would skip)
                 return (type(t), t.dtype, t.requires_grad, ordinary)
             state: Hashable = keys.raw_repr()
@@ -280,6 +281,14 @@ class Source(TorchBase):
         if _freed(t):
             return None  # refused by the plan, which a cached plan would skip
         return (type(t), t.dtype, t.device, t.requires_grad, state)
+
+    def _ordinary(self, keys: Any) -> str | None:
+        """``"plain"`` or ``"inference"`` for the key set of an ordinary CPU tensor, else ``None``.
+
+        (The host view makes the same two comparisons inline.)
+        """
+        plain, inference = self._ordinary_keys
+        return "plain" if plain == keys else "inference" if inference == keys else None
 
     def transient_view(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
         # The plan's steps, with the tensor's memory read without marking its storage
@@ -341,13 +350,10 @@ class Source(TorchBase):
     def missing_data(self, x: Any, /) -> Exception | None:
         """The error for a tensor whose storage need not hold its values, or ``None``."""
         t: torch.Tensor = x
-        if self._ordinary_keys:
-            # An ordinary dense CPU tensor (see the module) is none of the states
-            # below but one: a storage freed or shrunk in place.
-            keys = self._keys_of(t)
-            plain, inference = self._ordinary_keys
-            if plain == keys or inference == keys:
-                return _freed_error(t) if _freed(t) else None
+        # An ordinary dense CPU tensor (see the module) is none of the states below
+        # but one: a storage freed or shrunk in place.
+        if self._ordinary_keys and self._ordinary(self._keys_of(t)) is not None:
+            return _freed_error(t) if _reaches_past(t) else None
         cls = type(t)
         if self._is_wrapped(t) or self._is_functional(t):
             return ConversionError(
