@@ -298,7 +298,7 @@ def _jax_overhead(dtype: str, config: Config) -> Scenario:
     x = fw.make(np.ones((4, 4), dtype=getattr(ml_dtypes, dtype)))
     calls = {stmt: stmt for stmt in ("np.asarray(x)", "jax.device_get(x)")}
     return _per_call(
-        f"overhead/jax-{'bf16' if dtype == 'bfloat16' else 'fp8-' + dtype.removeprefix('float8_')}",
+        _jax_overhead_name(dtype),
         f"4x4 {dtype} JAX CPU array",
         x,
         fw.native(x),
@@ -307,11 +307,13 @@ def _jax_overhead(dtype: str, config: Config) -> Scenario:
     )
 
 
+def _jax_overhead_name(dtype: str) -> str:
+    short = "bf16" if dtype == "bfloat16" else "fp8-" + dtype.removeprefix("float8_")
+    return f"overhead/jax-{short}"
+
+
 for _dtype in ("bfloat16", "float8_e4m3fn"):
-    _register(
-        f"overhead/jax-{'bf16' if _dtype == 'bfloat16' else 'fp8-e4m3fn'}",
-        lambda c, d=_dtype: _jax_overhead(d, c),
-    )
+    _register(_jax_overhead_name(_dtype), lambda c, d=_dtype: _jax_overhead(d, c))
 _register("overhead/numpy", _overhead_numpy)
 
 
