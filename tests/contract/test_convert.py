@@ -85,6 +85,8 @@ def native(x: Any) -> np.ndarray:
         return t.numpy()
     if mod == "array_api_strict":
         return np.from_dlpack(x)
+    if mod == "tensorflow" and hasattr(x, "read_value"):
+        x = x.value()  # a variable's buffer (np.asarray of the variable copies it)
     return np.asarray(x)
 
 
@@ -609,20 +611,29 @@ def test_non_array_sources(dst: str) -> None:
     ]:
         out = interop.convert(x, dst)
         np.testing.assert_array_equal(interop.to_numpy(out), expected)
-        if isinstance(x, tf.Variable) and dst == "tensorflow":
-            assert out is x  # already TensorFlow's
-            continue
         assert interop.framework_of(out) == dst
+        if isinstance(x, tf.Variable) and dst == "tensorflow":
+            # The variable's value now, zero-copy: a tensor, not the variable.
+            assert not isinstance(out, tf.Variable)
+            assert interop.explain(x, to=dst).zero_copy
+            continue
         assert not interop.explain(x, to=dst).zero_copy
 
 
-def test_variable_snapshot_does_not_follow_assign() -> None:
+@pytest.mark.parametrize("dst", ["torch", "tensorflow", "jax", "numpy"])
+@pytest.mark.parametrize("copy", [None, True])
+def test_variable_snapshot_does_not_follow_assign(dst: str, copy: bool | None) -> None:
     import tensorflow as tf
 
     v = tf.Variable([1.0, 2.0])
-    out = interop.convert(v, "torch")
+    out = interop.convert(v, dst, copy=copy)
+    plan = interop.explain(v, to=dst, copy=copy)
     v.assign([5.0, 6.0])
-    np.testing.assert_array_equal(out.numpy(), [1.0, 2.0])
+    v.assign_add([1.0, 1.0])
+    np.testing.assert_array_equal(interop.to_numpy(out), [1.0, 2.0])
+    assert not isinstance(out, tf.Variable)
+    if dst == "tensorflow":
+        assert plan.zero_copy is (copy is None) and plan.readonly
 
 
 def test_options_block_sets_copy() -> None:

@@ -258,6 +258,11 @@ class TensorFlowTarget(Backend):
 
     def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
         tf = self.tf
+        if isinstance(x, tf.Variable):
+            # A variable gives its value now, as a tensor: zero-copy and immutable, as
+            # the plan says (an assign later writes into a new buffer of the variable's
+            # own and leaves this one alone), where the variable itself would change.
+            x = x.read_value()
         if self.device_of(x) != device:
             with tf.device(device):
                 return tf.identity(x)
