@@ -7,6 +7,7 @@ import numpy as np
 
 from interop import _core, _options, _registry
 from interop._convert import plan_convert
+from interop._errors import ConversionError, retell_policy
 from interop._options import DEFAULT, Keywords
 from interop._plan import Plan
 
@@ -134,7 +135,11 @@ def explain(
                 "convert keeps the dtype and takes no dtype, float_dtype, upcast, "
                 "allow_transfer, sparse or ragged"
             )
-        return plan_convert(x, to, like=like, device=device, copy=options.get("copy"))
+        try:
+            return plan_convert(x, to, like=like, device=device, copy=options.get("copy"))
+        except ConversionError as exc:
+            retell_policy(exc, "convert")
+            raise
     opts = _options.from_keywords(options, "explain") if options else _current()
     return _core.plan(x, _registry.get(x), opts)
 

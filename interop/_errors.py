@@ -14,6 +14,8 @@ __all__ = [
     "InteropError",
     "TransferError",
     "UnsupportedTypeError",
+    "policy_error",
+    "retell_policy",
 ]
 
 
@@ -35,6 +37,46 @@ class TransferError(InteropError, RuntimeError):
 
 class ConversionError(InteropError, ValueError):
     """The object is recognised, but it holds no data that can be converted."""
+
+    #: The keyword of :func:`interop.to_numpy` (``"sparse"``, ``"ragged"``) whose
+    #: policy would convert the object, which the hint asks for; ``None`` otherwise.
+    keyword: str | None = None
+
+
+def policy_error(message: str, keyword: str) -> ConversionError:
+    """A :class:`ConversionError` whose hint asks for another value of ``keyword``."""
+    exc = ConversionError(message)
+    exc.keyword = keyword
+    return exc
+
+
+def retell_policy(exc: BaseException, entry: str) -> None:
+    """Say in the hint of a :func:`policy_error` how ``entry`` gets the keyword's effect.
+
+    The hint asks for a keyword that :func:`interop.convert`, its kin
+    (``entry="convert"``: :func:`interop.convert_tree`, :func:`interop.iter_convert`)
+    and :func:`interop.numpy_function` (``"numpy_function"``) do not take.
+    ``convert`` keeps the sparse and ragged policies at their default, so the way is
+    the NumPy array :func:`interop.to_numpy` makes with the keyword;
+    ``numpy_function`` follows an :func:`interop.options` block. The error is the
+    library's own, made during the call: its message changes in place, once, and its
+    class, traceback and cause stay. Any other exception is left as it is.
+    """
+    keyword = getattr(exc, "keyword", None)
+    if not isinstance(exc, ConversionError) or keyword is None:
+        return
+    exc.keyword = None
+    if entry == "numpy_function":
+        advice = (
+            f"numpy_function takes no {keyword}=: call the function inside "
+            f"`with interop.options({keyword}=...)`"
+        )
+    else:
+        advice = (
+            f"convert, convert_tree and iter_convert take no {keyword}=: pass it to "
+            "interop.to_numpy (or to_numpy_tree, iter_numpy) and convert the NumPy result"
+        )
+    exc.args = (f"{exc}; {advice}",)
 
 
 def type_name(obj: object) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from interop import _options, _registry, _tree
 from interop._backend import Backend
 from interop._convert import convert
-from interop._errors import InteropError, type_name
+from interop._errors import InteropError, retell_policy, type_name
 from interop._tree.containers import leaf_view, leaf_views, relocated
 
 __all__ = ["numpy_function"]
@@ -256,6 +256,7 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
             if type(started) is _tree.Started:
                 started = started.result()
         except Exception as exc:
+            retell_policy(exc, "numpy_function")  # (before the path's new exception)
             named = _by_argument(exc, func, signature, args, kwargs)
             if named is None:
                 raise

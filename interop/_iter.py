@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from interop import _options, _registry
-from interop._errors import type_name
+from interop._errors import retell_policy, type_name
 from interop._options import Keywords, Options
 from interop._tree import Started, start
 
@@ -69,12 +69,17 @@ class NumpyBatchIterator(Iterator[Any]):
     if it has a ``close()`` method.
     """
 
-    __slots__ = ("_ahead", "_exhausted", "_options", "_prefetch", "_source")
+    __slots__ = ("_ahead", "_entry", "_exhausted", "_options", "_prefetch", "_source")
 
-    def __init__(self, source: Iterator[Any], prefetch: int, options: Options) -> None:
+    def __init__(
+        self, source: Iterator[Any], prefetch: int, options: Options, entry: str | None = None
+    ) -> None:
         self._source: Iterator[Any] | None = source
         self._prefetch = prefetch
         self._options = options
+        # The public function whose errors these are, where it is not iter_numpy (see
+        # retell_policy): iter_convert's, to NumPy.
+        self._entry = entry
         # Batches taken from the source, oldest first: converted (host data), their
         # copies under way (a Started), or the error met taking one (a _Failed).
         self._ahead: collections.deque[Any] = collections.deque()
@@ -103,6 +108,8 @@ class NumpyBatchIterator(Iterator[Any]):
         if cls is _Failed:
             error = item.error
             item.error = None
+            if self._entry is not None:
+                retell_policy(error, self._entry)
             raise error
         return item
 
@@ -159,15 +166,20 @@ class NumpyBatches(Iterable[Any]):
     iterator of the source. ``len()`` is the source's length, where it has one.
     """
 
-    __slots__ = ("_options", "_prefetch", "_source")
+    __slots__ = ("_entry", "_options", "_prefetch", "_source")
 
-    def __init__(self, source: Iterable[Any], prefetch: int, options: Options) -> None:
+    def __init__(
+        self, source: Iterable[Any], prefetch: int, options: Options, entry: str | None = None
+    ) -> None:
         self._source = source
         self._prefetch = prefetch
         self._options = options
+        self._entry = entry
 
     def __iter__(self) -> NumpyBatchIterator:
-        return NumpyBatchIterator(_iterate(self._source), self._prefetch, self._options)
+        return NumpyBatchIterator(
+            _iterate(self._source), self._prefetch, self._options, self._entry
+        )
 
     def __len__(self) -> int:
         return source_length(self._source)

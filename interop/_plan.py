@@ -318,7 +318,7 @@ def scipy_dtype(source: np.dtype[Any], options: Options, what: str) -> np.dtype[
         raise ConversionError(
             f"expected values scipy.sparse can hold, got {dtype} values in {what}; "
             "scipy.sparse supports bool, integers, float32, float64 and complex. hint: "
-            f'pass {upcast}dtype=np.float32 or float_dtype=np.float32, or sparse="dense"'
+            f"pass {upcast}dtype=np.float32 or float_dtype=np.float32, or sparse='dense'"
         )
     return dtype
 

@@ -16,7 +16,7 @@ from typing import Any
 from interop import _registry
 from interop._convert import convert
 from interop._convert.targets import resolve
-from interop._errors import type_name
+from interop._errors import ConversionError, retell_policy, type_name
 from interop._iter import NumpyBatches, check_batches, source_length
 from interop._options import Options, for_convert, in_force
 from interop._tree import Started, map_leaves, start
@@ -73,7 +73,11 @@ def convert_tree(
     if target.is_numpy and device is None:
         # Batched device-to-host copies, and the same answer per leaf: the tree walk
         # of to_numpy_tree under the options convert follows.
-        out = start(tree, for_convert(copy))
+        try:
+            out = start(tree, for_convert(copy))
+        except ConversionError as exc:
+            retell_policy(exc, "convert")  # (as convert tells it, for the other targets)
+            raise
         return out.result() if type(out) is Started else out
     python = python_backend()
 
@@ -161,5 +165,5 @@ def iter_convert(
     check_batches(iterable, prefetch)
     options = for_convert(copy)
     if target.is_numpy and device is None:
-        return NumpyBatches(iterable, prefetch, options)
+        return NumpyBatches(iterable, prefetch, options, entry="convert")
     return ConvertedBatches(iterable, {"to": to, "like": like, "device": device}, options)

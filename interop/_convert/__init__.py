@@ -37,6 +37,7 @@ from typing import Any
 from interop import _core, _options, _registry
 from interop._convert.fast import by_like, by_name, find
 from interop._convert.routes import plan_convert
+from interop._errors import ConversionError, retell_policy
 from interop._options import DEFAULT
 
 __all__ = ["convert", "plan_convert"]
@@ -107,29 +108,34 @@ def convert(
         >>> interop.convert([1, 2], like=a)
         array([1, 2])
     """
-    if copy is None and device is None:
-        # The fast path (interop._convert.fast): most of the cost of a call is here.
-        if like is None:
-            table = _by_name.get(to) if type(to) is str else None
-            route = None if table is None else table.get(type(x))
-            if route is not None and _current() is DEFAULT:
-                try:
-                    out = route(x)
-                except Exception as exc:
-                    _core.raise_translated(x, _registry.get(x), exc)
-                return _planned(x, to, like, device, copy) if out is None else out
-        elif to is None:
-            table = _by_like.get(type(like))
-            route = None if table is None else table.get(type(x))
-            if route is not None and _current() is DEFAULT:
-                try:
-                    out = route(x, like)
-                except Exception as exc:
-                    _core.raise_translated(x, _registry.get(x), exc)
-                return _planned(x, to, like, device, copy) if out is None else out
-        if _current() is DEFAULT:
-            return _unrouted(x, to, like, device, copy)
-    return _planned(x, to, like, device, copy)
+    try:
+        if copy is None and device is None:
+            # The fast path (interop._convert.fast): most of the cost of a call is here.
+            if like is None:
+                table = _by_name.get(to) if type(to) is str else None
+                route = None if table is None else table.get(type(x))
+                if route is not None and _current() is DEFAULT:
+                    try:
+                        out = route(x)
+                    except Exception as exc:
+                        _core.raise_translated(x, _registry.get(x), exc)
+                    return _planned(x, to, like, device, copy) if out is None else out
+            elif to is None:
+                table = _by_like.get(type(like))
+                route = None if table is None else table.get(type(x))
+                if route is not None and _current() is DEFAULT:
+                    try:
+                        out = route(x, like)
+                    except Exception as exc:
+                        _core.raise_translated(x, _registry.get(x), exc)
+                    return _planned(x, to, like, device, copy) if out is None else out
+            if _current() is DEFAULT:
+                return _unrouted(x, to, like, device, copy)
+        return _planned(x, to, like, device, copy)
+    except ConversionError as exc:
+        # A sparse or ragged source: its hint names a to_numpy keyword convert lacks.
+        retell_policy(exc, "convert")
+        raise
 
 
 def _unrouted(x: Any, to: Any, like: Any, device: Any, copy: bool | None) -> Any:

@@ -604,6 +604,8 @@ def located(exc: Exception, where: str) -> Exception:
                 new.add_note(f"at {where}")
     if new is None:
         new = ConversionError(f"{where}: `{type_name(exc)}`: {exc}")
+    elif isinstance(new, ConversionError):
+        new.keyword = getattr(exc, "keyword", None)  # (see retell_policy)
     new.__interop_path__ = where  # type: ignore[attr-defined]
     return new
 

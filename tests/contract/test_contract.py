@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -643,6 +643,9 @@ def test_plan_property_across_dtypes_shapes_and_layouts(
     if importlib.util.find_spec(name) is None:
         return
     fw = load_framework(name)
+    if name == "jax" and a.dtype == np.int64 and a.size:
+        # JAX holds 32-bit integers here (jax_enable_x64 off): make refuses the rest.
+        assume(np.iinfo(np.int32).min <= a.min() and a.max() <= np.iinfo(np.int32).max)
     x = fw.make(a)
     if a.ndim >= 1 and step > 1:
         x = x[::step]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -977,3 +978,70 @@ def test_only_an_immutable_target_aliases_an_array_the_source_keeps(
         assert b is fresh.made[-1]  # a private array: aliased by either
     finally:
         interop._registry.unregister_backend(target.name)
+
+
+def _policy_sources() -> dict[str, tuple[Callable[[], Any], str]]:
+    """Sources the default sparse or ragged policy refuses, and that keyword."""
+    import jax.numpy as jnp
+    import tensorflow as tf
+    import torch
+    from jax.experimental import sparse as jsparse
+
+    return {
+        "tf-ragged": (lambda: tf.ragged.constant([[1, 2], [3]]), "ragged"),
+        "tf-sparse": (lambda: tf.sparse.from_dense([[0.0, 1.0]]), "sparse"),
+        "torch-sparse": (lambda: torch.eye(2).to_sparse(), "sparse"),
+        "jax-bcoo": (lambda: jsparse.BCOO.fromdense(jnp.eye(2)), "sparse"),
+    }
+
+
+def _other(x: Any) -> str:
+    """A framework other than ``x``'s own (which would keep a sparse array as it is)."""
+    return "jax" if interop.framework_of(x) == "torch" else "torch"
+
+
+_CONVERT_ENTRIES: dict[str, Callable[[Any], Any]] = {
+    "convert-numpy": lambda x: interop.convert(x, "numpy"),
+    "convert-other": lambda x: interop.convert(x, _other(x)),
+    "explain-to": lambda x: interop.explain(x, to=_other(x)),
+    "convert_tree-numpy": lambda x: interop.convert_tree({"a": x}, "numpy"),
+    "convert_tree-other": lambda x: interop.convert_tree([x], _other(x)),
+    "iter_convert-numpy": lambda x: list(interop.iter_convert([{"a": x}], "numpy")),
+    "iter_convert-other": lambda x: list(interop.iter_convert([(x,)], _other(x))),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(_CONVERT_ENTRIES))
+@pytest.mark.parametrize("source", sorted(_policy_sources()))
+def test_policy_hints_of_convert_say_how(source: str, entry: str) -> None:
+    # convert and its kin take no sparse=/ragged=: the hint says what does.
+    make_x, keyword = _policy_sources()[source]
+    x = make_x()
+    for _ in range(2):  # a fresh message each time, told once
+        with pytest.raises(interop.ConversionError) as info:
+            _CONVERT_ENTRIES[entry](x)
+        message = str(info.value)
+        assert message.count(f"no {keyword}=:") == 1
+        assert f"hint: pass {keyword}=" in message
+        assert f"convert, convert_tree and iter_convert take no {keyword}=" in message
+        assert info.value.keyword is None
+
+
+@pytest.mark.parametrize("source", sorted(_policy_sources()))
+def test_policy_hints_of_to_numpy_and_numpy_function(source: str) -> None:
+    make_x, keyword = _policy_sources()[source]
+    x = make_x()
+    for call in (
+        lambda: interop.to_numpy(x),
+        lambda: interop.to_numpy_tree({"a": x}),
+        lambda: list(interop.iter_numpy([{"a": x}])),
+    ):
+        with pytest.raises(interop.ConversionError, match=f"hint: pass {keyword}=") as info:
+            call()
+        assert f"no {keyword}=" not in str(info.value)  # these take the keyword
+    with pytest.raises(interop.ConversionError) as info:
+        interop.numpy_function(lambda a: a)(x)
+    assert str(info.value).startswith("<lambda>(): argument 'a': ")
+    assert f"numpy_function takes no {keyword}=" in str(info.value)
+    with interop.options(**{keyword: "dense" if keyword == "sparse" else "pad"}):
+        interop.numpy_function(lambda a: a)(x)  # what the hint says works

@@ -129,7 +129,7 @@ def test_sparse_default_raises_naming_the_options(layout: str) -> None:
     for call in (interop.to_numpy, interop.explain):
         with pytest.raises(
             interop.ConversionError,
-            match=rf'got a sparse_{layout} tensor.*sparse="dense".*sparse="scipy"',
+            match=rf"got a sparse_{layout} tensor.*sparse='dense'.*sparse='scipy'",
         ):
             call(s)
 
@@ -182,10 +182,10 @@ def test_sparse_with_grad_uncoalesced_and_bfloat16() -> None:
 def test_sparse_scipy_refuses_hybrid_and_batched_tensors() -> None:
     hybrid = torch.zeros(3, 4, 2)
     hybrid[1, 2] = torch.tensor([1.0, 2.0])
-    with pytest.raises(interop.ConversionError, match=r"hybrid.*hint: pass sparse=\"dense\""):
+    with pytest.raises(interop.ConversionError, match=r"hybrid.*hint: pass sparse='dense'"):
         interop.to_numpy(hybrid.to_sparse(2), sparse="scipy")
     batched = _sparse("csr", torch.stack([_dense(), _dense()]))
-    with pytest.raises(interop.ConversionError, match=r"batched \(3-d\).*sparse=\"dense\""):
+    with pytest.raises(interop.ConversionError, match=r"batched \(3-d\).*sparse='dense'"):
         interop.to_numpy(batched, sparse="scipy")
     np.testing.assert_array_equal(interop.to_numpy(batched, sparse="dense"), [DENSE, DENSE])
 
@@ -219,7 +219,7 @@ def test_nested_default_raises_naming_the_options(nested: Any) -> None:
     for call in (interop.to_numpy, interop.explain):
         with pytest.raises(
             interop.ConversionError,
-            match=r'nested tensor.*2 components.*ragged="object".*ragged="pad"',
+            match=r"nested tensor.*2 components.*ragged='object'.*ragged='pad'",
         ):
             call(nested)
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._errors import ConversionError, type_name
+from interop._errors import ConversionError, policy_error, type_name
 from interop._options import Options
 from interop._plan import Plan
 from interop.backends.jax.sharding import device_str
@@ -23,10 +23,11 @@ def plan_sparse(x: Any, options: Options, tracer: type) -> Plan:
         raise tracer_error(data)
     kind = type(x).__name__
     if options.sparse == "error":
-        raise ConversionError(
+        raise policy_error(
             f"expected a dense array, got a sparse `{type_name(x)}` of shape {x.shape}. "
             "hint: pass sparse='dense' to densify it, or sparse='scipy' for a "
-            f"scipy.sparse {'csr' if kind == 'BCSR' else 'coo'}_array"
+            f"scipy.sparse {'csr' if kind == 'BCSR' else 'coo'}_array",
+            "sparse",
         )
     if options.sparse == "dense":
         steps = ["densify"]

@@ -84,6 +84,12 @@ class TensorFlowBackend(TensorFlowTarget):
             return (cls, x.dtype, x.device, self.tf.executing_eagerly())
         return None
 
+    def device_of(self, x: Any, /) -> Any:
+        # A composite tensor (a like= reference, say) is where its values are.
+        if isinstance(x, self._composites.types):
+            x = self._composites.values_of(x)
+        return super().device_of(x)
+
     def plan(self, x: Any, options: Options, /) -> Plan:
         if isinstance(x, self._composites.types):
             return self._composites.plan(x, options)
@@ -93,7 +99,7 @@ class TensorFlowBackend(TensorFlowTarget):
         # What the plans refuse as symbolic: a graph is being traced.
         tf = self.tf
         if isinstance(x, self._composites.types):
-            values = x.flat_values if isinstance(x, tf.RaggedTensor) else x.values
+            values = self._composites.values_of(x)
             return None if isinstance(values, self.eager) else symbolic_error(x)
         if isinstance(x, tf.Variable):
             return None if tf.executing_eagerly() else symbolic_error(x, variable=True)

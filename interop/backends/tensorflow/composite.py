@@ -16,7 +16,7 @@ import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import Step
-from interop._errors import ConversionError, type_name
+from interop._errors import ConversionError, policy_error, type_name
 from interop._options import Options
 from interop._plan import Plan
 from interop.backends.tensorflow.source import short_device, symbolic_error
@@ -34,6 +34,10 @@ class CompositeSource:
         self.eager = eager
         self.types = (tf.RaggedTensor, tf.SparseTensor, tf.IndexedSlices)
 
+    def values_of(self, x: Any) -> Any:
+        """The tensor that holds the values of a composite tensor ``x`` (its device too)."""
+        return x.flat_values if isinstance(x, self.tf.RaggedTensor) else x.values
+
     def steps(self) -> dict[str, Step]:
         """The steps of this module's plans, by name."""
         return {
@@ -46,7 +50,7 @@ class CompositeSource:
     def plan(self, x: Any, options: Options) -> Plan:
         """The plan of a ragged or sparse tensor, or of IndexedSlices."""
         tf = self.tf
-        values = x.flat_values if isinstance(x, tf.RaggedTensor) else x.values
+        values = self.values_of(x)
         if not isinstance(values, self.eager):
             raise symbolic_error(x)
         device = short_device(values.device)
@@ -54,11 +58,12 @@ class CompositeSource:
         prepared: Any = None
         if isinstance(x, tf.RaggedTensor):
             if options.ragged == "error":
-                raise ConversionError(
+                raise policy_error(
                     f"expected a tensor with a rectangular shape, got a `{type_name(x)}` of "
                     f"shape {x.shape} whose rows differ in length. hint: pass "
                     "ragged='object' for a 1-d object array of rows, or ragged='pad' for a "
-                    "zero-padded dense array"
+                    "zero-padded dense array",
+                    "ragged",
                 )
             if options.ragged == "object":
                 steps = ["ragged_rows"]
@@ -84,10 +89,11 @@ class CompositeSource:
             reason = "IndexedSlices are densified into a new array (repeated indices are summed)"
         else:
             if options.sparse == "error":
-                raise ConversionError(
+                raise policy_error(
                     f"expected a dense tensor, got a sparse `{type_name(x)}` of shape "
                     f"{tuple(x.shape)}. hint: pass sparse='dense' to densify it, or "
-                    "sparse='scipy' for a scipy.sparse.coo_array"
+                    "sparse='scipy' for a scipy.sparse.coo_array",
+                    "sparse",
                 )
             if options.sparse == "dense":
                 steps = ["densify"]

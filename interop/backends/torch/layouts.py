@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interop import _plan
-from interop._errors import ConversionError, type_name
+from interop._errors import ConversionError, policy_error, type_name
 from interop._options import Options
 from interop._plan import Plan
 from interop.backends.torch.base import TorchBase
@@ -50,11 +50,12 @@ class Layouts(TorchBase):
     ) -> Plan:
         layout = str(t.layout).removeprefix("torch.")
         if options.sparse == "error":
-            raise ConversionError(
+            raise policy_error(
                 f"expected a dense (strided) tensor, got a {layout} tensor of shape "
                 f"{tuple(t.shape)} (`{type_name(t)}`), which has no single NumPy layout. "
-                'hint: pass sparse="dense" for a dense NumPy array, or sparse="scipy" for '
-                "a scipy.sparse array"
+                "hint: pass sparse='dense' for a dense NumPy array, or sparse='scipy' for "
+                "a scipy.sparse array",
+                "sparse",
             )
         if t.requires_grad:
             steps.append("detach")
@@ -96,18 +97,19 @@ class Layouts(TorchBase):
         if problem is not None:
             raise ConversionError(
                 f"expected a sparse tensor scipy.sparse can represent, got a {layout} tensor "
-                f'of shape {tuple(t.shape)}: {problem}. hint: pass sparse="dense" instead'
+                f"of shape {tuple(t.shape)}: {problem}. hint: pass sparse='dense' instead"
             )
 
     def _plan_nested(
         self, t: torch.Tensor, options: Options, steps: list[str], device: str, transfer: bool
     ) -> Plan:
         if options.ragged == "error":
-            raise ConversionError(
+            raise policy_error(
                 f"expected a tensor with a regular shape, got a nested tensor "
                 f"(`{type_name(t)}`, layout {t.layout}) of {t.size(0)} components with "
-                'different shapes. hint: pass ragged="object" for an object array of '
-                'NumPy arrays, or ragged="pad" for a zero-padded dense array'
+                "different shapes. hint: pass ragged='object' for an object array of "
+                "NumPy arrays, or ragged='pad' for a zero-padded dense array",
+                "ragged",
             )
         if t.requires_grad:
             steps.append("detach")
