@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from interop import _options, _registry
@@ -45,7 +45,7 @@ from interop._tree import Started, start
 if TYPE_CHECKING:
     from typing import Unpack
 
-__all__ = ["NumpyBatches", "NumpyBatchIterator", "iter_numpy"]
+__all__ = ["NumpyBatchIterator", "NumpyBatches", "iter_numpy", "iterate_source"]
 
 
 class _Failed:
@@ -63,23 +63,32 @@ class _Failed:
 class NumpyBatchIterator(Iterator[Any]):
     """One pass over the source: yields each batch converted by :func:`interop.to_numpy_tree`.
 
+    (Or by ``convert``, where given: :func:`interop.iter_convert`'s conversion to
+    another framework, which has no copies to start ahead.) A batch that fails to
+    convert raises when its turn comes, and the pass goes on with the next one.
     Closing it (``close()``, leaving a ``with`` block, or dropping the last
     reference, as a ``for`` loop left with ``break`` does) waits for the copies
     already started, drops the prefetched batches, and closes the source iterator
     if it has a ``close()`` method.
     """
 
-    __slots__ = ("_ahead", "_entry", "_exhausted", "_options", "_prefetch", "_source")
+    __slots__ = ("_ahead", "_convert", "_entry", "_exhausted", "_options", "_prefetch", "_source")
 
     def __init__(
-        self, source: Iterator[Any], prefetch: int, options: Options, entry: str | None = None
+        self,
+        source: Iterator[Any],
+        prefetch: int,
+        options: Options,
+        entry: str | None = None,
+        convert: Callable[[Any], Any] | None = None,
     ) -> None:
         self._source: Iterator[Any] | None = source
         self._prefetch = prefetch
         self._options = options
         # The public function whose errors these are, where it is not iter_numpy (see
-        # retell_policy): iter_convert's, to NumPy.
+        # retell_policy): iter_convert's.
         self._entry = entry
+        self._convert = convert
         # Batches taken from the source, oldest first: converted (host data), their
         # copies under way (a Started), or the error met taking one (a _Failed).
         self._ahead: collections.deque[Any] = collections.deque()
@@ -127,8 +136,9 @@ class NumpyBatchIterator(Iterator[Any]):
             # Hand out the batches taken before this error first.
             self._ahead.append(_Failed(exc))
             return
+        convert = self._convert
         try:
-            self._ahead.append(start(batch, self._options))
+            self._ahead.append(start(batch, self._options) if convert is None else convert(batch))
         except Exception as exc:
             self._ahead.append(_Failed(exc))
 
@@ -178,7 +188,7 @@ class NumpyBatches(Iterable[Any]):
 
     def __iter__(self) -> NumpyBatchIterator:
         return NumpyBatchIterator(
-            _iterate(self._source), self._prefetch, self._options, self._entry
+            iterate_source(self._source), self._prefetch, self._options, self._entry
         )
 
     def __len__(self) -> int:
@@ -199,7 +209,7 @@ def source_length(source: Iterable[Any]) -> int:
     return length
 
 
-def _iterate(source: Iterable[Any]) -> Iterator[Any]:
+def iterate_source(source: Iterable[Any]) -> Iterator[Any]:
     """A new iterator over ``source``: its framework's, where a backend knows it."""
     for backend in _registry.active():
         it = backend.iterate(source)

@@ -10,14 +10,20 @@ device-to-host copies and prefetching included.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from interop import _registry
 from interop._convert import convert
 from interop._convert.targets import resolve
 from interop._errors import ConversionError, retell_policy, type_name
-from interop._iter import NumpyBatches, check_batches, source_length
+from interop._iter import (
+    NumpyBatches,
+    NumpyBatchIterator,
+    check_batches,
+    iterate_source,
+    source_length,
+)
 from interop._options import Options, for_convert, in_force
 from interop._tree import Started, map_leaves, start
 from interop._tree.containers import python_backend
@@ -107,15 +113,18 @@ class ConvertedBatches(Iterable[Any]):
         self._keywords = keywords
         self._options = options
 
-    def __iter__(self) -> Iterator[Any]:
-        keywords = self._keywords
-        options = self._options
-        for batch in self._source:
-            # (Only around the conversion: a context set across a yield would leak
-            # into the consumer's code.)
-            with in_force(options):
-                out = convert_tree(batch, **keywords)
-            yield out
+    def __iter__(self) -> NumpyBatchIterator:
+        # The pass of iter_numpy (closing the source when left early, going on after
+        # a batch that fails), with this conversion instead of to_numpy_tree's.
+        return NumpyBatchIterator(
+            iterate_source(self._source), 0, self._options, "convert", self._convert
+        )
+
+    def _convert(self, batch: Any) -> Any:
+        # (The options only around the conversion: a context set across a yield would
+        # leak into the consumer's code.)
+        with in_force(self._options):
+            return convert_tree(batch, **self._keywords)
 
     def __len__(self) -> int:
         return source_length(self._source)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,35 @@ def test_iter_convert_checks_prefetch_for_every_target(to: str) -> None:
         interop.iter_convert([np.zeros(2)], to, prefetch="2")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="expected an iterable of batches"):
         interop.iter_convert(3, to)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("to", ["numpy", "torch", "jax", "tensorflow"])
+def test_iter_convert_passes_end_as_iter_numpy_passes_do(to: str) -> None:
+    # Left early, a pass closes its source; a batch that fails raises in its turn,
+    # and the pass goes on with the next one. Every target alike.
+    load_framework(to)
+    torch = pytest.importorskip("torch")
+    closed: list[bool] = []
+
+    def source() -> Iterator[Any]:
+        try:
+            yield np.arange(2.0)
+            yield torch.empty(2, device="meta")  # shape and dtype, no values
+            yield np.arange(3.0)
+        finally:
+            closed.append(True)
+
+    feed = interop.iter_convert(source(), to)
+    for _ in feed:
+        break
+    assert closed == [True]
+    closed.clear()
+    it = iter(interop.iter_convert(source(), to))
+    assert interop.to_numpy(next(it)).tolist() == [0.0, 1.0]
+    with pytest.raises(interop.ConversionError, match="meta"):
+        next(it)
+    assert interop.to_numpy(next(it)).tolist() == [0.0, 1.0, 2.0]
+    assert interop.framework_of(next(iter(interop.iter_convert([np.zeros(1)], to)))) == to
+    with pytest.raises(StopIteration):
+        next(it)
+    assert closed == [True]
