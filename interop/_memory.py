@@ -119,11 +119,16 @@ def aligned_copy(a: np.ndarray[Any, Any], dtype: Any = None) -> np.ndarray[Any, 
     """One copy of ``a`` into fresh C-contiguous, native-endian, 64-byte aligned memory.
 
     The copy is what every framework can alias without copying again; ``dtype``
-    casts in the same pass.
+    casts in the same pass. An array of Python objects is copied by NumPy, unaligned.
     """
     dtype = a.dtype if dtype is None else np.dtype(dtype)
     if not dtype.isnative:
         dtype = dtype.newbyteorder("=")
+    if dtype.hasobject:
+        # References, not bytes: an array over raw memory would hold garbage pointers,
+        # which the assignment below releases. NumPy's own allocation starts them as
+        # None; no framework aliases such an array, so its alignment does not matter.
+        return np.array(a, dtype=dtype, order="C", copy=True)
     nbytes = a.size * dtype.itemsize
     raw = np.empty(nbytes + ALIGNMENT, dtype=_u8)
     start = -_data_address(raw) % ALIGNMENT

@@ -57,9 +57,19 @@ _FORMAT_KEYWORDS = ("batch_format",)
 # -- batches in ---------------------------------------------------------------------------
 
 
-def _ray_tensor(column: Any) -> np.ndarray[Any, Any]:
-    """A column of Ray's tensor type as NumPy: Ray's own view of one chunk, read-only."""
+def _ray_tensor(column: Any) -> np.ndarray[Any, Any] | None:
+    """A column of Ray's tensor type as NumPy: Ray's own view of one chunk, read-only.
+
+    ``None`` for a column with nulls: Ray's conversion reads what is stored under a
+    null as a value (or fails), so the column is left to :func:`interop.to_numpy`,
+    which refuses it.
+    """
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    if any(arrow_format.null_count(c) for c in chunks):
+        return None
+    if not chunks:
+        # An empty array of the type: Ray gives it the shape and dtype of its rows.
+        chunks = [column.combine_chunks()]
     if len(chunks) == 1:
         out = chunks[0].to_numpy(zero_copy_only=False).view()
         out.flags.writeable = False
@@ -75,14 +85,16 @@ def to_framework(table: Any, /, *, to: str = "numpy", device: Any = None) -> dic
     dicts. Arrow's memory is aliased where ``to`` allows it safely.
 
     Raises:
-        ConversionError: A column has nulls, or is not numeric (see
+        ConversionError: A column has nulls (a Ray tensor column too: Ray fills the
+            rows of blocks that lack a column with nulls), or is not numeric (see
             :func:`interop.to_numpy`).
     """
     tree: dict[str, Any] = {}
     names = list(table.column_names)
     for name, column in zip(names, arrow_format.columns(table), strict=True):
         if not isinstance(column, dict) and isinstance(column.type, _RAY_TENSORS):
-            column = _ray_tensor(column)
+            view = _ray_tensor(column)
+            column = column if view is None else view
         tree[name] = column
     if len(tree) != len(names):
         raise ConversionError(

@@ -413,9 +413,13 @@ def _plan_through_numpy(
         return source.run(obj, sp)
 
     def adopt(a: np.ndarray[Any, Any]) -> Any:
-        fresh_ok = to_host and private and tb.numpy_problem(a) is None
-        if result_dtype is not None and a.dtype != result_dtype:
-            fresh_ok = False
+        held = result_dtype
+        if held is None:
+            # The dtype is known only now (an extension type converts itself, say): the
+            # checks planning makes where it is known come before the target sees the
+            # data, which may be Python objects no framework holds.
+            held = _result_dtype(a.dtype, target)[1]
+        fresh_ok = to_host and private and a.dtype == held and tb.numpy_problem(a) is None
         return tb.from_numpy(a, device=device, copy=not fresh_ok)
 
     steps = ["to_numpy", "from_numpy" if to_host else "to_device"]

@@ -3,6 +3,7 @@ target, and the exact dtypes Arrow lacks (``interop.dtype``) through files and p
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import subprocess
@@ -229,6 +230,375 @@ def test_strings_and_other_types_need_dtype_object() -> None:
     assert interop.to_numpy(pa.array(["a", "b"]), dtype=object).tolist() == ["a", "b"]
     dates = interop.to_numpy(pa.array([0, 1], pa.date32()))
     assert dates.dtype.kind == "M"
+
+
+# Columns whose values pyarrow turns into Python objects.
+OBJECT_COLUMNS = {
+    "string": lambda: pa.array(["a", "bc"]),
+    "large_string": lambda: pa.array(["a", "bc"], pa.large_string()),
+    "binary": lambda: pa.array([b"a", b"bc"]),
+    "fixed_size_binary": lambda: pa.array([b"ab", b"cd"], pa.binary(2)),
+    "list": lambda: pa.array([[1, 2], [3]]),
+    "fixed_size_list": lambda: pa.array([[1, 2], [3, 4]], pa.list_(pa.int64(), 2)),
+    "struct": lambda: pa.array([{"a": 1}, {"a": 2}]),
+    "decimal": lambda: pa.array([1, 2], pa.decimal128(5, 0)),
+    "time64": lambda: pa.array([1, 2], pa.time64("us")),
+    "dictionary_of_strings": lambda: pa.DictionaryArray.from_arrays(
+        pa.array([0, 1]), pa.array(["a", "b"])
+    ),
+    "uuid": lambda: pa.ExtensionArray.from_storage(
+        pa.uuid(), pa.array([b"0123456789abcdef"] * 2, pa.binary(16))
+    ),
+}
+
+
+def _plain(values: Any) -> list[Any]:
+    """An object array's items, with arrays inside it as lists."""
+    return [v.tolist() if isinstance(v, np.ndarray) else v for v in values]
+
+
+_OBJECTS_HINT = (
+    r"Python objects\. hint: cast the column to a numeric type first \(x\.cast\(\.\.\.\)\); "
+    r"interop\.to_numpy\(x, dtype=object\) gives the objects themselves"
+)
+
+
+@pytest.mark.parametrize("kind", OBJECT_COLUMNS)
+def test_columns_of_python_objects_are_refused_before_any_work(kind: str) -> None:
+    x = OBJECT_COLUMNS[kind]()
+    with pytest.raises(ConversionError, match=_OBJECTS_HINT) as planned:
+        interop.explain(x)
+    with pytest.raises(ConversionError, match=_OBJECTS_HINT) as done:
+        interop.to_numpy(x)
+    assert str(planned.value) == str(done.value)
+    assert _plain(interop.to_numpy(x, dtype=object)) == _plain(x.to_numpy(zero_copy_only=False))
+    assert interop.explain(x, dtype=object).dtype == np.dtype(object)
+
+
+@pytest.mark.parametrize("name", ["torch", "tensorflow", "jax"])
+@pytest.mark.parametrize("kind", OBJECT_COLUMNS)
+def test_columns_of_python_objects_are_refused_by_convert_as_explain_says(
+    kind: str, name: str
+) -> None:
+    # Such an array once reached the frameworks (raw errors from PyTorch; a crash
+    # in TensorFlow's and JAX's aligned copy, which made object arrays over raw memory).
+    load_framework(name)
+    x = OBJECT_COLUMNS[kind]()
+    with pytest.raises(ConversionError, match=_OBJECTS_HINT) as planned:
+        interop.explain(x, to=name)
+    for _ in range(3):
+        with pytest.raises(ConversionError, match=_OBJECTS_HINT) as done:
+            interop.convert(x, name)
+        assert str(done.value) == str(planned.value)
+    with pytest.raises(ConversionError, match=r"tree\['a'\]: .*" + _OBJECTS_HINT):
+        interop.convert_tree({"a": x}, name)
+
+
+def test_a_decimal_column_converts_to_the_dtype_asked() -> None:
+    x = pa.array([1, 2], pa.decimal128(5, 1))
+    out = interop.to_numpy(x, dtype=np.float64)
+    assert out.dtype == np.float64 and out.tolist() == [1.0, 2.0]
+    assert interop.explain(x, dtype=np.float64).dtype == np.float64
+
+
+def test_dates_convert_to_datetime64_which_convert_refuses_as_explain_says() -> None:
+    x = pa.array([0, 1], pa.date32())
+    plan = interop.explain(x)
+    out = interop.to_numpy(x)
+    assert plan.dtype == out.dtype == np.dtype("datetime64[D]") and not plan.zero_copy
+    assert out.tolist() == x.to_pylist()
+    torch = load_framework("torch")
+    message = r"expected numeric data to convert to torch, got dtype datetime64\[D\]\. hint:"
+    with pytest.raises(ConversionError, match=message):
+        interop.explain(x, to=torch.name)
+    with pytest.raises(ConversionError, match=message):
+        interop.convert(x, torch.name)
+
+
+# Types pyarrow converts into numbers or datetimes: the dtype explain says is the one made.
+CONVERTED_COLUMNS = {
+    "date32": lambda: pa.array([0, 1], pa.date32()),
+    "date64": lambda: pa.array([0, 86_400_000], pa.date64()),
+    "dictionary_of_int64": lambda: pa.DictionaryArray.from_arrays(
+        pa.array([0, 1, 0]), pa.array([10, 20])
+    ),
+    "dictionary_of_float16": lambda: pa.DictionaryArray.from_arrays(
+        pa.array([1, 0]), pa.array(np.array([1, 2], np.float16))
+    ),
+    "dictionary_of_bool": lambda: pa.DictionaryArray.from_arrays(
+        pa.array([1, 0]), pa.array([True, False])
+    ),
+    "dictionary_of_timestamps": lambda: pa.DictionaryArray.from_arrays(
+        pa.array([1, 0]), pa.array([1, 2], pa.timestamp("ms", tz="UTC"))
+    ),
+    "dictionary_of_durations": lambda: pa.DictionaryArray.from_arrays(
+        pa.array([1, 0]), pa.array([1, 2], pa.duration("s"))
+    ),
+    "dictionary_of_dates": lambda: pa.DictionaryArray.from_arrays(
+        pa.array([1, 0]), pa.array([1, 2], pa.date32())
+    ),
+    "run_end_encoded_float64": lambda: pa.RunEndEncodedArray.from_arrays([2, 3], [1.0, 2.0]),
+    "run_end_encoded_uint8": lambda: pa.RunEndEncodedArray.from_arrays(
+        [2, 3], pa.array([1, 2], pa.uint8())
+    ),
+    "run_end_encoded_bool": lambda: pa.RunEndEncodedArray.from_arrays([2, 3], [True, False]),
+}
+
+
+@pytest.mark.parametrize("kind", CONVERTED_COLUMNS)
+def test_explain_gives_the_dtype_pyarrow_converts_to(kind: str) -> None:
+    x = CONVERTED_COLUMNS[kind]()
+    for column in (x, pa.chunked_array([x, x]), pa.chunked_array([], x.type)):
+        plan = interop.explain(column)
+        out = interop.to_numpy(column)
+        assert plan.dtype == out.dtype, (column.type, plan.dtype, out.dtype)
+        assert not plan.zero_copy and out.flags.writeable
+        assert out.tolist() == column.to_numpy(zero_copy_only=False).tolist()
+
+
+def test_convert_of_dictionary_values_takes_their_dtype() -> None:
+    torch = load_framework("torch")
+    x = CONVERTED_COLUMNS["dictionary_of_int64"]()
+    assert interop.explain(x, to=torch.name).dtype == np.int64
+    assert torch.native(interop.convert(x, torch.name)).tolist() == [10, 20, 10]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: pa.UnionArray.from_sparse(
+            pa.array([0, 1], pa.int8()), [pa.array([1, 2]), pa.array(["a", "b"])]
+        ),
+        lambda: pa.UnionArray.from_dense(
+            pa.array([0, 0], pa.int8()), pa.array([0, 1], pa.int32()), [pa.array([1.0, 2.0])]
+        ),
+    ],
+    ids=["sparse", "dense"],
+)
+def test_union_columns_are_refused_by_the_plan(make: Any) -> None:
+    x = make()
+    message = (
+        r"pyarrow converts no union to NumPy\. hint: convert the children one at a time "
+        r"\(x\.field\(i\) of a UnionArray\), or x\.to_pylist\(\) for Python objects"
+    )
+    for dtype in (None, object, np.float64):
+        with pytest.raises(ConversionError, match=message):
+            interop.explain(x, dtype=dtype)
+        with pytest.raises(ConversionError, match=message):
+            interop.to_numpy(x, dtype=dtype)
+    with pytest.raises(ConversionError, match=message):
+        interop.to_numpy(pa.chunked_array([x]))
+    with pytest.raises(ConversionError, match=message):
+        interop.convert(x, load_framework("torch").name)
+    assert interop.to_numpy(x.field(0), dtype=np.float64).dtype == np.float64
+
+
+def test_what_pyarrow_refuses_to_convert_is_a_conversion_error() -> None:
+    # A union inside a list: the plan asks pyarrow, whose refusal keeps its cause.
+    union = pa.UnionArray.from_sparse(
+        pa.array([0, 1], pa.int8()), [pa.array([1, 2]), pa.array(["a", "b"])]
+    )
+    x = pa.ListArray.from_arrays([0, 1, 2], union)
+    with pytest.raises(ConversionError, match=r"which it refuses: .*hint: cast the") as info:
+        interop.to_numpy(x, dtype=object)
+    assert isinstance(info.value.__cause__, pa.ArrowNotImplementedError)
+    with pytest.raises(ConversionError, match=r"\['a'\]: .*which it refuses"):
+        interop.to_numpy_tree({"a": x}, dtype=object)
+
+
+class Celsius(pa.ExtensionType):  # type: ignore[misc]
+    """An extension type written as pyarrow documents them: without ``__hash__``."""
+
+    def __init__(self) -> None:
+        super().__init__(pa.float64(), "tests.celsius")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: Any, serialized: bytes) -> Celsius:
+        return cls()
+
+
+class ObjectsArray(pa.ExtensionArray):  # type: ignore[misc]
+    """An extension's own conversion, into Python objects."""
+
+    def to_numpy(self, zero_copy_only: bool = True, writable: bool = False) -> Any:
+        out = np.empty(len(self), object)
+        out[:] = [None if v is None else f"{v}°" for v in self.storage.to_pylist()]
+        return out
+
+
+class Degrees(pa.ExtensionType):  # type: ignore[misc]
+    """An unhashable extension type whose arrays convert themselves into objects."""
+
+    def __init__(self) -> None:
+        super().__init__(pa.float64(), "tests.degrees")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: Any, serialized: bytes) -> Degrees:
+        return cls()
+
+    def __arrow_ext_class__(self) -> type:
+        return ObjectsArray
+
+
+def test_an_unhashable_extension_type_converts_as_its_storage() -> None:
+    assert Celsius.__hash__ is None
+    storage = pa.array([20.5, 21.0])
+    x = pa.ExtensionArray.from_storage(Celsius(), storage)
+    for _ in range(2):  # (planned without the cache, every time)
+        plan = interop.explain(x)
+        out = interop.to_numpy(x)
+        assert plan.zero_copy and plan.steps == ("values",) and plan.dtype == np.float64
+        assert out.tolist() == [20.5, 21.0] and not out.flags.writeable
+        assert np.shares_memory(out, storage.to_numpy())
+    assert interop.to_numpy(pa.chunked_array([x, x])).tolist() == [20.5, 21.0] * 2
+    assert interop.to_numpy_tree(pa.table({"t": x}))["t"].tolist() == [20.5, 21.0]
+    torch = load_framework("torch")
+    assert torch.native(interop.convert(x, torch.name)).tolist() == [20.5, 21.0]
+    nulls = pa.ExtensionArray.from_storage(Celsius(), pa.array([1.0, None]))
+    with pytest.raises(ConversionError, match="1 null"):
+        interop.to_numpy(nulls)
+    np.testing.assert_array_equal(interop.to_numpy(nulls, dtype=np.float32), [1.0, np.nan])
+
+
+@pytest.mark.parametrize("name", ["torch", "tensorflow", "jax"])
+def test_an_extension_that_converts_itself_into_objects_is_refused_after_it(name: str) -> None:
+    load_framework(name)
+    x = pa.ExtensionArray.from_storage(Degrees(), pa.array([1.0, 2.0]))
+    plan = interop.explain(x)
+    assert plan.steps == ("extension_to_numpy",) and plan.dtype is None
+    with pytest.raises(ConversionError, match=r"Python objects\. hint: pass dtype=object"):
+        interop.to_numpy(x)
+    assert interop.to_numpy(x, dtype=object).tolist() == ["1.0°", "2.0°"]
+    message = rf"expected numeric data to convert to {name}, got dtype object\. hint:"
+    for _ in range(3):
+        with pytest.raises(ConversionError, match=message):
+            interop.convert(x, name)
+
+
+def test_an_aligned_copy_of_python_objects_holds_them() -> None:
+    # In a process of its own: references written over raw memory crash the process.
+    code = """
+        import numpy as np
+        from interop._memory import aligned_copy
+        a = np.array(["a", None, 1.5, [2]], dtype=object)
+        for _ in range(20):
+            out = aligned_copy(a)
+            assert out.dtype == object and out.tolist() == a.tolist()
+            assert not np.shares_memory(out, a) and out.flags.c_contiguous
+        assert aligned_copy(np.arange(3.0), object).tolist() == [0.0, 1.0, 2.0]
+        print("ok")
+    """
+    assert _python(code).strip() == "ok"
+
+
+def test_an_empty_column_of_an_extension_that_converts_itself() -> None:
+    x = pa.chunked_array([], Degrees())
+    out = interop.to_numpy(x, dtype=object)
+    assert out.shape == (0,) and out.dtype == object
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: pa.array([1, None, 3]), [1, None, 3]),
+        (lambda: pa.array([True, None]), [True, None]),
+        (lambda: pa.array(["a", None]), ["a", None]),
+        (lambda: pa.array([[1.0], None]), [[1.0], None]),
+        (lambda: pa.array([0, None], pa.date32()), [dt.date(1970, 1, 1), None]),
+        (
+            lambda: pa.ExtensionArray.from_storage(pa.bool8(), pa.array([1, None, 0], pa.int8())),
+            [True, None, False],
+        ),
+        (
+            lambda: pa.ExtensionArray.from_storage(
+                pa.uuid(), pa.array([b"0123456789abcdef", None], pa.binary(16))
+            ),
+            [b"0123456789abcdef", None],
+        ),
+        (
+            lambda: pa.DictionaryArray.from_arrays(pa.array([0, 1, None]), pa.array([10, None])),
+            [10, None, None],
+        ),
+        (
+            lambda: pa.RunEndEncodedArray.from_arrays([2, 4, 5], [1, None, 3]).slice(1),
+            [1, None, None, 3],
+        ),
+        (lambda: pa.chunked_array([[1], [None, 2]]), [1, None, 2]),
+    ],
+    ids=[
+        "int64",
+        "bool",
+        "string",
+        "list",
+        "date32",
+        "bool8",
+        "uuid",
+        "dictionary",
+        "run_end_encoded",
+        "chunked",
+    ],
+)
+def test_dtype_object_gives_none_for_each_null(make: Any, expected: list[Any]) -> None:
+    x = make()
+    # (Types of Python objects are refused as such; the others for their nulls.)
+    with pytest.raises(ConversionError, match=r"hint: .*dtype=object"):
+        interop.to_numpy(x)
+    plan = interop.explain(x, dtype=object)
+    out = interop.to_numpy(x, dtype=object)
+    assert plan.steps == ("none_for_nulls",) and plan.dtype == out.dtype == np.dtype(object)
+    assert _plain(out) == expected
+    # The values keep their type (pyarrow's conversion makes floats of encoded integers).
+    assert [type(v) for v in _plain(out)] == [type(v) for v in expected]
+
+
+def test_nulls_among_encoded_values_are_nulls() -> None:
+    # The rows of a dictionary or run-end encoded array that point to a null value
+    # are null, though the array's own null_count leaves them out.
+    for x in (
+        pa.DictionaryArray.from_arrays(pa.array([0, 1, 1]), pa.array([10, None])),
+        pa.RunEndEncodedArray.from_arrays([2, 4], [1.0, None]),
+    ):
+        assert x.null_count == 0
+        with pytest.raises(ConversionError, match="2 nulls in"):
+            interop.to_numpy(x)
+        with pytest.raises(ConversionError, match="2 nulls in"):
+            interop.explain(x)
+    # A slice that reaches no null value has none.
+    ree = pa.RunEndEncodedArray.from_arrays([2, 4], [1.0, None]).slice(0, 2)
+    assert interop.to_numpy(ree).tolist() == [1.0, 1.0]
+
+
+def test_nulls_in_convert_hint_at_to_numpy_for_the_dtype() -> None:
+    torch = load_framework("torch")
+    with pytest.raises(ConversionError, match=r"1 null.*take no dtype=: pass it to interop"):
+        interop.convert(pa.array([1.0, None]), torch.name)
+
+
+def test_copy_true_copies_the_rows_of_object_arrays() -> None:
+    x = pa.array([[1.0, 2.0], [3.0], None])
+    values = np.frombuffer(x.values.buffers()[1], np.float64)
+    shared = interop.to_numpy(x, dtype=object)  # (rows: read-only views of Arrow memory)
+    assert np.shares_memory(shared[0], values) and not shared[0].flags.writeable
+    for column in (x, pa.chunked_array([x])):
+        plan = interop.explain(column, dtype=object, copy=True)
+        out = interop.to_numpy(column, dtype=object, copy=True)
+        assert plan.steps[-1] == "copy_rows" and not plan.zero_copy
+        assert [None if r is None else r.tolist() for r in out] == [[1.0, 2.0], [3.0], None]
+        for row in out[:2]:
+            assert row.flags.owndata and row.flags.writeable
+            assert not np.shares_memory(row, values)
+        out[0][0] = -1.0
+        assert x.to_pylist()[0] == [1.0, 2.0]
+    nested = pa.array([[[1, 2], [3]]])
+    inner = np.frombuffer(nested.values.values.buffers()[1], np.int64)
+    row = interop.to_numpy(nested, dtype=object, copy=True)[0]
+    assert all(r.flags.owndata and not np.shares_memory(r, inner) for r in row)
 
 
 def test_tables_are_containers_of_columns() -> None:

@@ -35,6 +35,8 @@ pytest.importorskip("ray.data")
 pa = pytest.importorskip("pyarrow")
 torch = pytest.importorskip("torch")
 
+from ray.data.extensions import ArrowTensorArray  # noqa: E402
+
 import interop.ray as iray  # noqa: E402  (needs ray)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,3 +206,67 @@ def test_a_list_column_pyarrow_refuses_is_named_with_a_hint() -> None:
     with pytest.raises(interop.ConversionError, match=r"output\['emb'\]: .*hint: return one array"):
         iray.to_arrow_table({"emb": rows})
     assert iray.to_arrow_table({"tags": ["a", "b"]}).column("tags").to_pylist() == ["a", "b"]
+
+
+def _tensor_rows_with_nulls() -> tuple[Any, np.ndarray[Any, Any]]:
+    # Ray combines blocks whose schemas differ (a UDF left the column out of some)
+    # into one batch this way: the missing rows become nulls.
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) + 1
+    with_x = pa.table({"id": [0, 1], "x": ArrowTensorArray.from_numpy(x)})
+    batch = pa.concat_tables([with_x, pa.table({"id": [2, 3]})], promote_options="default")
+    return batch, x
+
+
+def test_null_rows_of_a_ray_tensor_column_are_refused_as_to_numpy_refuses() -> None:
+    batch, x = _tensor_rows_with_nulls()
+    column = batch.column("x")
+    with pytest.raises(interop.ConversionError) as direct:
+        interop.to_numpy(column)
+    hint = r"2 nulls in 4 values: .*hint: fill them first .*dtype=object to get None for each null"
+    for table in (batch, batch.combine_chunks()):
+        for to in ("numpy", "torch"):
+            with pytest.raises(interop.ConversionError, match=rf"tree\['x'\]: .*{hint}") as got:
+                iray.to_framework(table, to=to)
+            assert str(got.value).endswith(str(direct.value))
+    # A take with a null index (Ray's own conversion fails on this one).
+    taken = pa.table({"x": ArrowTensorArray.from_numpy(x).take(pa.array([0, None]))})
+    with pytest.raises(interop.ConversionError, match=r"1 null in 2 values"):
+        iray.to_framework(taken)
+    # dtype=object of to_numpy gives None for each value of a null row.
+    rows = interop.to_numpy(column, dtype=object).tolist()
+    assert rows == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [None] * 3, [None] * 3]
+
+
+def test_a_ray_tensor_column_without_nulls_is_ray_s_own_read_only_view() -> None:
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    column = ArrowTensorArray.from_numpy(x)
+    out = iray.to_framework(pa.table({"x": column}))["x"]
+    np.testing.assert_array_equal(out, x)
+    assert np.shares_memory(out, column.to_numpy()) and not out.flags.writeable
+
+
+def test_an_empty_ray_tensor_column_gives_an_empty_array() -> None:
+    full = pa.table({"x": ArrowTensorArray.from_numpy(np.zeros((2, 3), np.float32))})
+    for empty in (
+        full.filter(pa.array([False, False])),  # (no chunk left)
+        full.slice(0, 0),
+        pa.Table.from_batches([], full.schema),
+    ):
+        out = iray.to_framework(empty)["x"]
+        assert out.shape == (0, 3) and out.dtype == np.float32 and not out.flags.writeable
+        tensor = iray.to_framework(empty, to="torch")["x"]
+        assert tuple(tensor.shape) == (0, 3) and tensor.dtype == torch.float32
+
+
+def _drop_odd(block: Any) -> Any:
+    """A UDF that leaves the tensor column out of some blocks."""
+    return block.drop_columns(["x"]) if block.column("id")[0].as_py() % 2 else block
+
+
+def test_a_pipeline_whose_blocks_lack_a_tensor_column_raises(cluster: None) -> None:
+    ds = ray.data.from_items([{"id": i, "x": np.full(3, i + 1, np.float32)} for i in range(4)])
+    ds = ds.repartition(4).map_batches(_drop_odd, batch_format="pyarrow", batch_size=1)
+    ds = ds.materialize()
+    for to in ("numpy", "torch"):
+        with pytest.raises(interop.ConversionError, match=r"tree\['x'\]: .*2 nulls in 4 values"):
+            list(iray.iter_batches(ds, batch_size=4, to=to))

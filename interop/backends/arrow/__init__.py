@@ -6,11 +6,16 @@ read-only view of its buffers (Arrow memory is immutable). A canonical
 ``arrow.fixed_shape_tensor`` column gives shape ``(len, *shape)``, or where the
 type has a permutation the logical order it gives (logical axis ``i`` is stored
 axis ``permutation[i]``, as the canonical extension defines it): a strided view.
-Joining chunks, unpacking booleans and converting other types (strings, dates,
-...) through pyarrow copy.
+Joining chunks, unpacking booleans and converting other types (dates,
+dictionaries, ...) through pyarrow copy. Types whose values become Python objects
+(strings, lists, decimals, times, ...) are refused before any work unless
+``dtype=`` asks for them (``object``) or for numbers; unions are refused. An
+extension type converts as its storage does, unless its arrays convert themselves
+(their class has its own ``to_numpy``: Ray's tensors, ``arrow.bool8``); then the
+dtype is known only once converted.
 Nulls are never turned into values silently: a column with nulls raises
 :class:`~interop.ConversionError`, unless a floating-point ``dtype=`` asks for NaN
-in their place (or ``dtype=object``, ``None``, for types pyarrow converts).
+in their place (fixed-width types), or ``dtype=object`` for ``None`` (every type).
 
 A ``pyarrow.Table`` or ``RecordBatch`` is a container of named columns, not an
 array: :func:`interop.to_numpy_tree` turns it into a ``dict`` of arrays, and
@@ -35,7 +40,7 @@ import numpy as np
 from interop import _dtypes, _plan
 from interop._backend import Backend, Node
 from interop._devices import HOST, split_device
-from interop._errors import ConversionError, type_name
+from interop._errors import ConversionError, policy_error, type_name
 from interop._memory import aligned_copy
 from interop._options import Options
 from interop._plan import Plan
@@ -75,6 +80,8 @@ class ArrowBackend(Backend):
             pyarrow_to_numpy=self._pyarrow,
             extension_to_numpy=self._extension,
             nan_for_nulls=self._nan_for_nulls,
+            none_for_nulls=self._none_for_nulls,
+            copy_rows=_copy_rows,
         )
 
     def load(self) -> None:
@@ -123,12 +130,20 @@ class ArrowBackend(Backend):
         return sum(count(c) for c in self._chunks(x))
 
     def plan_key(self, x: Any, /) -> Hashable | None:
+        if not self.fmt.hashable(x.type):
+            return None
         chunked = isinstance(x, self.pa.ChunkedArray)
         chunks = x.num_chunks if chunked else 1
         return (type(x), x.type, chunks, self._nulls(x) > 0)
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         layout = self.fmt.layout_of(x.type)
+        if layout.kind == "union":
+            raise ConversionError(
+                f"expected an Arrow array NumPy can hold, got `{type_name(x)}` of {x.type}: "
+                "pyarrow converts no union to NumPy. hint: convert the children one at a "
+                "time (x.field(i) of a UnionArray), or x.to_pylist() for Python objects"
+            )
         chunked = isinstance(x, self.pa.ChunkedArray)
         chunks = x.num_chunks if chunked else 1
         steps: list[str] = []
@@ -153,25 +168,30 @@ class ArrowBackend(Backend):
             steps.append("extension_to_numpy")
             reason = f"the extension type {x.type} converts itself into a new array"
         dtype = layout.dtype
+        target = options.dtype
+        if target is None and dtype is not None and dtype.hasobject:
+            raise ConversionError(
+                f"expected numbers from an Arrow array, got `{type_name(x)}` of {x.type}, "
+                "which becomes an array of Python objects. hint: cast the column to a "
+                "numeric type first (x.cast(...)); interop.to_numpy(x, dtype=object) gives "
+                "the objects themselves"
+            )
+        fixed = layout.kind in ("values", "bits")
         nulls = self._nulls(x)
         if nulls:
-            target = options.dtype
-            if target is not None and target.kind in "fc" and layout.kind in ("values", "bits"):
+            if target is not None and target.kind in "fc" and fixed:
                 steps = ["nan_for_nulls"]
                 reason = f"putting NaN in place of the nulls of {x.type} copies"
                 dtype = target
-            elif not (target is not None and target.hasobject and layout.kind == "pyarrow"):
-                if layout.kind in ("values", "bits"):
-                    instead = "a floating-point dtype= (np.float64) to get NaN for each null"
-                else:
-                    instead = "dtype=object to get None for each null"
-                raise ConversionError(
-                    f"expected an Arrow array without nulls, got `{type_name(x)}` of "
-                    f"{x.type} with {nulls} null{'s' if nulls > 1 else ''} in {len(x)} "
-                    "values: NumPy has no null, and a number in its place would be a value "
-                    f"that was never there. hint: fill them first (x.fill_null(...)), or "
-                    f"pass {instead}"
-                )
+            elif target is not None and target.hasobject:
+                steps = ["none_for_nulls"]
+                reason = f"putting None in place of the nulls of {x.type} copies"
+                dtype = target
+            else:
+                raise self._nulls_error(x, nulls, fixed)
+        if options.copy is True and not fixed and target is not None and target.hasobject:
+            # The rows of lists are views of Arrow memory inside the new object array.
+            steps.append("copy_rows")
         return _plan.finish(
             self.name,
             "cpu",
@@ -183,6 +203,22 @@ class ArrowBackend(Backend):
             upcast_to=None if dtype is None else _dtypes.upcast_target(dtype),
             prepared=layout,
         )
+
+    def _nulls_error(self, x: Any, nulls: int, fixed: bool) -> ConversionError:
+        message = (
+            f"expected an Arrow array without nulls, got `{type_name(x)}` of {x.type} with "
+            f"{nulls} null{'s' if nulls > 1 else ''} in {len(x)} values: NumPy has no null, "
+            "and a number in its place would be a value that was never there. hint: fill "
+            "them first (x.fill_null(...)), or pass "
+        )
+        if fixed:
+            # (convert and its kin, which take no dtype=, say how to get it.)
+            return policy_error(
+                message + "a floating-point dtype= (np.float64) to get NaN for each null, "
+                "or dtype=object to get None",
+                "dtype",
+            )
+        return ConversionError(message + "dtype=object to get None for each null")
 
     def host_view_for(self, cls: type, /) -> Callable[[Any], Any] | None:
         if not self.matches(cls):
@@ -222,18 +258,48 @@ class ArrowBackend(Backend):
         # dictionary or run-end array, say): the plan promises new memory.
         return out if out.flags.writeable else np.array(out, copy=True)
 
+    def _chunks_or_empty(self, x: Any) -> list[Any]:
+        """The chunks of ``x``; for a ChunkedArray without chunks, one empty array of its type.
+
+        An extension converts an empty array of its own type into the shape and dtype
+        its rows have, which no chunk is left to say.
+        """
+        if isinstance(x, self.pa.ChunkedArray) and not x.num_chunks:
+            return [x.combine_chunks()]
+        return self._chunks(x)
+
     def _extension(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
-        parts = []
-        for chunk in self._chunks(x):
-            part = np.asarray(chunk.to_numpy(zero_copy_only=False))
-            # Another library's conversion may hand out a view of the Arrow buffers:
-            # the result is made new memory, as the plan says.
-            if not part.flags.owndata or not part.flags.writeable:
-                part = np.array(part, copy=True)
-            parts.append(part)
-        if len(parts) == 1:
-            return parts[0]
-        return np.concatenate(parts) if parts else np.empty(0)
+        parts = [_owned(chunk.to_numpy(zero_copy_only=False)) for chunk in self._chunks_or_empty(x)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _none_for_nulls(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        layout = plan.prepared
+        parts = [self._with_none(chunk, layout) for chunk in self._chunks(x)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _with_none(self, chunk: Any, layout: Any) -> np.ndarray[Any, Any]:
+        """One chunk as a new object array with ``None`` for each null."""
+        fmt = self.fmt
+        if layout.kind == "pyarrow":
+            plain = fmt.decoded(chunk)
+            if plain is not chunk:
+                return self._with_none(plain, fmt.layout_of(plain.type))
+        if layout.kind in ("values", "bits"):
+            out = np.array(fmt.values(chunk, layout), dtype=object)
+            out[fmt.null_mask(chunk, layout)] = None
+            return out
+        valid = chunk.is_valid()
+        if layout.kind == "pyarrow":
+            # pyarrow puts None or NaT in place of a null, by type.
+            out = np.array(chunk.to_numpy(zero_copy_only=False), dtype=object)
+            out[~np.asarray(valid.to_numpy(zero_copy_only=False), dtype=np.bool_)] = None
+            return out
+        # An extension's own conversion may read what is stored under a null (Ray's
+        # tensors give the zeros there, or fail): only the valid rows are converted.
+        part = np.asarray(chunk.filter(valid).to_numpy(zero_copy_only=False))
+        out = np.empty((len(chunk), *part.shape[1:]), object)  # None throughout
+        out[np.asarray(valid.to_numpy(zero_copy_only=False), dtype=np.bool_)] = part
+        return out
 
     def _nan_for_nulls(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         layout = plan.prepared
@@ -248,12 +314,25 @@ class ArrowBackend(Backend):
         return np.concatenate(parts) if parts else fmt.empty(layout, plan.dtype)
 
     def check_result(self, x: Any, out: np.ndarray[Any, Any], options: Options, /) -> None:
+        # (Types known to become objects are refused by the plan; an extension that
+        # converts itself tells only now.)
         if out.dtype.hasobject and not (options.dtype is not None and options.dtype.hasobject):
             raise ConversionError(
                 f"expected numbers from an Arrow array, got `{type_name(x)}` of {x.type}, "
-                "which becomes an array of Python objects. hint: pass dtype=object for that "
-                "array, or cast the column to a numeric type first (x.cast(...))"
+                "whose extension type converts it into an array of Python objects. hint: "
+                "pass dtype=object to keep the objects"
             )
+
+    def translate_error(self, x: Any, exc: Exception, /) -> Exception | None:
+        # pyarrow's conversions raise its own errors for what they cannot convert
+        # (a union inside a list, a dictionary of extension values, ...).
+        if not isinstance(exc, self.pa.ArrowException):
+            return None
+        return ConversionError(
+            f"expected an Arrow array pyarrow converts to NumPy, got `{type_name(x)}` of "
+            f"{x.type}, which it refuses: {exc}. hint: cast the column to a type NumPy "
+            "holds first (x.cast(...)), or x.to_pylist() for Python objects"
+        )
 
     # -- conversion into Arrow --------------------------------------------------------
 
@@ -296,3 +375,24 @@ class ArrowBackend(Backend):
 
     def readonly_source(self, x: Any, /) -> bool:
         return True
+
+
+def _owned(a: Any) -> np.ndarray[Any, Any]:
+    """``a`` as NumPy memory of its own: another library's conversion may give a view."""
+    out = np.asarray(a)
+    if not out.flags.owndata or not out.flags.writeable:
+        out = np.array(out, copy=True)
+    return out
+
+
+def _copy_rows(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
+    """The ``copy_rows`` step: the arrays inside a new object array copied (``copy=True``).
+
+    ``a`` is the result's own array, so its items are replaced in place.
+    """
+    if a.dtype.hasobject:
+        for index in np.ndindex(a.shape):
+            item = a[index]
+            if isinstance(item, np.ndarray):
+                a[index] = _copy_rows(np.array(item, copy=True), plan)
+    return a

@@ -53,7 +53,9 @@ __all__ = [
     "DtypeType",
     "Layout",
     "columns",
+    "decoded",
     "empty",
+    "hashable",
     "layout_of",
     "null_count",
     "null_mask",
@@ -258,8 +260,13 @@ class Layout:
             ``"bits"``: booleans packed into bits; ``"pyarrow"``: anything else
             (strings, dates, decimals, lists, ...), which pyarrow's own
             ``to_numpy`` converts into a new array; ``"extension"``: an extension
-            type of another library, which converts itself.
-        dtype: The dtype of the result (``None`` where only the conversion tells).
+            type of another library whose arrays convert themselves (their class
+            has a ``to_numpy`` of its own); ``"union"``: a union, which pyarrow
+            converts to no NumPy array.
+        dtype: The dtype of the result: for ``"pyarrow"``, the one pyarrow's
+            conversion gives (``object`` for strings, lists, decimals, times, ...;
+            ``datetime64`` for dates; the values' dtype for dictionary and run-end
+            encoded arrays). ``None`` where only the conversion tells.
         storage: The dtype of the stored values (``uint16`` for bfloat16, ...).
         shape: The shape of each row as stored, in row-major order (``()`` for
             single values).
@@ -277,13 +284,27 @@ class Layout:
 
 
 _PYARROW = Layout("pyarrow", None)
+_OBJECTS = Layout("pyarrow", np.dtype(object))
+_EXTENSION = Layout("extension", None)
+_UNION = Layout("union", None)
 _BITS = Layout("bits", np.dtype(np.bool_), np.dtype(np.bool_))
 # Arrow type -> its Layout; a few dozen types in a process.
 _layouts: dict[pa.DataType, Layout] = {}
 
 
+def hashable(arrow_type: pa.DataType) -> bool:
+    """Whether ``arrow_type`` can key a cache.
+
+    pyarrow sets ``ExtensionType.__hash__`` to ``None``: an extension type written
+    as pyarrow documents them, without a ``__hash__`` of its own, is unhashable.
+    """
+    return type(arrow_type).__hash__ is not None
+
+
 def layout_of(arrow_type: pa.DataType) -> Layout:
-    """The :class:`Layout` of arrays of ``arrow_type`` (cached per type)."""
+    """The :class:`Layout` of arrays of ``arrow_type`` (cached per hashable type)."""
+    if not hashable(arrow_type):
+        return _layout(arrow_type)
     found = _layouts.get(arrow_type)
     if found is None:
         found = _layout(arrow_type)
@@ -316,7 +337,25 @@ def _scalar_layout(arrow_type: pa.DataType) -> Layout:
         return Layout("values", dtype, dtype)
     if isinstance(arrow_type, DtypeType) and arrow_type.shape is None:
         return _layout_of_dtype(arrow_type)
-    return _PYARROW
+    return _converted(arrow_type)
+
+
+def _converted(arrow_type: pa.DataType) -> Layout:
+    """The layout of a type that pyarrow's own ``to_numpy`` converts into a new array."""
+    if pa.types.is_union(arrow_type):
+        return _UNION
+    if pa.types.is_date32(arrow_type):
+        return Layout("pyarrow", np.dtype("datetime64[D]"))
+    if pa.types.is_date64(arrow_type):
+        return Layout("pyarrow", np.dtype("datetime64[ms]"))
+    if pa.types.is_dictionary(arrow_type) or pa.types.is_run_end_encoded(arrow_type):
+        # Decoded into an array of the values' type.
+        value_type = arrow_type.value_type
+        if isinstance(value_type, pa.BaseExtensionType):
+            return _PYARROW  # (what pyarrow makes of them depends on the extension)
+        inner = _scalar_layout(value_type)
+        return inner if inner.kind == "union" else Layout("pyarrow", inner.dtype)
+    return _OBJECTS
 
 
 def _layout(arrow_type: pa.DataType) -> Layout:
@@ -324,8 +363,8 @@ def _layout(arrow_type: pa.DataType) -> Layout:
         return _layout_of_dtype(arrow_type)
     if isinstance(arrow_type, pa.FixedShapeTensorType):
         item = _scalar_layout(arrow_type.value_type)
-        if item.kind == "pyarrow":
-            return Layout("extension", None)
+        if item.kind not in ("values", "bits"):
+            return _EXTENSION
         # `shape` is the stored (physical) shape; logical axis i is stored axis
         # perm[i] (the canonical extension's definition, as pyarrow's own
         # to_numpy_ndarray reads it).
@@ -336,7 +375,10 @@ def _layout(arrow_type: pa.DataType) -> Layout:
             axes = (0, *(1 + int(p) for p in perm))
         return Layout(item.kind, item.dtype, item.storage, shape, axes, tensor=True)
     if isinstance(arrow_type, pa.BaseExtensionType):
-        return Layout("extension", None)
+        if arrow_type.__arrow_ext_class__().to_numpy is pa.Array.to_numpy:
+            # pyarrow's own conversion of such an array is its storage's.
+            return _scalar_layout(arrow_type.storage_type)
+        return _EXTENSION
     return _scalar_layout(arrow_type)
 
 
@@ -401,15 +443,24 @@ def empty(layout: Layout, dtype: np.dtype[Any] | None = None) -> np.ndarray[Any,
 
 
 def null_count(arr: pa.Array) -> int:
-    """The nulls of ``arr``: null rows, and for tensors null items within its rows."""
+    """The nulls of ``arr``: null rows, and for tensors null items within its rows.
+
+    The rows of a dictionary or run-end encoded array are null also where they
+    point to a null value, which its own ``null_count`` leaves out.
+    """
     count: int = arr.null_count
     storage = _storage(arr)
-    if pa.types.is_fixed_size_list(storage.type):
+    ty = storage.type
+    if pa.types.is_fixed_size_list(ty):
         child = storage.values
         if child.null_count:
-            size = storage.type.list_size
+            size = ty.list_size
             part = child.slice(storage.offset * size, len(storage) * size)
             count += part.null_count
+    elif (pa.types.is_dictionary(ty) and storage.dictionary.null_count) or (
+        pa.types.is_run_end_encoded(ty) and storage.values.null_count
+    ):
+        count = len(storage) - storage.is_valid().true_count
     return count
 
 
@@ -427,6 +478,23 @@ def null_mask(arr: pa.Array, layout: Layout) -> np.ndarray[Any, Any]:
     if layout.axes is not None:
         mask = mask.transpose(layout.axes)
     return mask
+
+
+def decoded(arr: pa.Array) -> pa.Array:
+    """A dictionary or run-end encoded ``arr`` as a plain array of its values; others as they are.
+
+    Null rows stay null, with the values' own type (pyarrow's conversion of an
+    encoded array with nulls gives floats with NaN in their place instead).
+    """
+    ty = arr.type
+    if pa.types.is_dictionary(ty):
+        return arr.dictionary_decode()
+    if pa.types.is_run_end_encoded(ty):
+        # Row i holds the value of the first run that ends after it.
+        ends = np.asarray(arr.run_ends.to_numpy(zero_copy_only=False))
+        rows = np.arange(arr.offset, arr.offset + len(arr))
+        return arr.values.take(pa.array(np.searchsorted(ends, rows, side="right")))
+    return arr
 
 
 def columns(table: pa.Table | pa.RecordBatch) -> list[Any]:
