@@ -29,7 +29,7 @@ from interop import _api, _convert
 from interop._convert.targets import resolve
 from interop._errors import InteropError
 from interop.cli.errors import ConvertError, quote, shown
-from interop.cli.files import cast_dtype, check_destination, input_format, write
+from interop.cli.files import cast_dtype, check_destination, input_format, output_format, write
 from interop.cli.files.entry import Entry
 from interop.cli.files.flatten import flatten
 from interop.cli.files.limits import MAX_ARRAYS, Limits, free_bytes
@@ -228,13 +228,16 @@ def save(
 
     A key that is unsafe as a name in the format (a lone surrogate, a path
     separator in ``.npz``, ...) is written escaped, with a :class:`UserWarning`
-    naming it: :func:`interop.load` gives back the escaped name.
+    naming it: :func:`interop.load` gives back the escaped name. Any other key,
+    the empty key ``""`` included, is written as it is; only a lone array given
+    as ``tree``, which has no key, is written under the file's stem.
 
     Raises:
         ConvertError: (``interop.cli.errors.ConvertError``, an
             :class:`~interop.InteropError` and a ``ValueError``) The file cannot be
-            written (a dtype the format cannot store,
-            a limit, the destination); an existing file is left as it was.
+            written (a dtype the format cannot store, ``dtype`` is not a standard
+            floating-point dtype, the format needs pyarrow and it is missing, a
+            limit, the destination); an existing file is left as it was.
 
     Example:
         >>> import tempfile, pathlib, numpy as np, interop
@@ -243,6 +246,10 @@ def save(
         ['name (str)']
     """
     dst = Path(path)
+    # The format (and the library it needs) and the dtype are checked before any
+    # array of the tree is converted.
+    output_format(dst)
+    target = cast_dtype(dtype)
     check_destination(dst, overwrite)
     limits = Limits(free_bytes(dst.parent) if max_bytes is None else max_bytes)
     flat = flatten(tree, dst.stem, limits, _is_array, "the tree", each_path=True)
@@ -261,7 +268,7 @@ def save(
         entries,
         dst,
         upcast=upcast,
-        target=cast_dtype(dtype),
+        target=target,
         limits=limits,
         bar=f"saving {dst.name}" if progress else None,
     )

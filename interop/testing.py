@@ -140,7 +140,10 @@ def _jax() -> Framework:
     jnp = importlib.import_module("jax.numpy")
 
     def make(a: np.ndarray[Any, Any]) -> Any:
-        out = jnp.asarray(a)
+        # jnp.asarray copies a NumPy array asynchronously, or not at all where it
+        # can alias host memory: a write to `a` right after make() could reach
+        # the result. It gets a private copy, which nothing else writes.
+        out = jnp.asarray(np.array(a, copy=True))
         # With jax_enable_x64 off, JAX narrows 64-bit data to 32 bits, as jnp.asarray
         # does; integers that do not fit would wrap around (2**40 becomes 0).
         if out.dtype != a.dtype and a.dtype.kind in "iu" and a.size:
@@ -166,9 +169,11 @@ def _arrow() -> Framework:
     def make(a: np.ndarray[Any, Any]) -> Any:
         if a.ndim == 0:
             raise ValueError("an Arrow array has at least one dimension")
-        a = np.ascontiguousarray(a)
+        # pyarrow wraps a NumPy array's memory where it can, and the Arrow array
+        # would change with `a`: it gets a private copy, in C order.
+        a = np.array(a, copy=True, order="C")
         if fmt.is_encoded(a.dtype):
-            return fmt.to_arrow(a.copy())
+            return fmt.to_arrow(a)
         if a.ndim == 1:
             return pa.array(a)
         return pa.FixedShapeTensorArray.from_numpy_ndarray(a)

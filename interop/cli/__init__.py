@@ -6,6 +6,12 @@ every failure of ``convert`` and every usage error return 2 with one line
 uncaught exception, a bug); an interrupted ``convert`` returns 128 plus the
 signal's number (130 for Ctrl-C, 143 for SIGTERM). A failed or interrupted
 ``convert`` never leaves an output file behind.
+
+Output to a closed pipe (``interop | head -1``) ends the command quietly, as
+SIGPIPE ends other commands: no traceback, and the status 141 (128 plus
+SIGPIPE's number) of a command whose output was cut short, except for a
+``convert`` whose file was written in full, which returns 0 (its result is the
+file, not the summary it could not print).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import NoReturn
 
 from interop.cli import doctor
 from interop.cli.errors import ConvertError, printable
-from interop.cli.files import convert
+from interop.cli.files import Summary, convert
 from interop.cli.files.atomic import Terminated, signals_raise
 from interop.cli.files.limits import MAX_ARRAYS
 
@@ -38,6 +44,9 @@ examples:
 _SIZE = re.compile(r"(\d+)([KMGT]?)(?:I?B)?", re.IGNORECASE)
 #: Exit status of a failed command, as argparse uses for a usage error.
 FAILED = 2
+#: Exit status of a command whose output went to a closed pipe: 128 + SIGPIPE (13),
+#: what a shell reports for a command that SIGPIPE ended.
+PIPE_CLOSED = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
         help="convert a tensor file (.pt, .pth, .bin, .safetensors, .npy, .npz, .parquet, "
         ".arrow) to .npz/.npy, .safetensors, .parquet or .arrow",
         description="Convert a tensor file. PyTorch files are loaded with "
-        "weights_only=True (no arbitrary object is ever unpickled); nested state dicts "
+        "weights_only=True (no arbitrary object is ever unpickled) and their sparse "
+        "tensors' indices checked against their shapes; nested state dicts "
         "and optimizer states become dotted keys. The output is written to a temporary "
         "file and renamed into place, so a failure leaves nothing behind. Limits on the "
         "input's size and nesting are checked before anything is written.",
@@ -166,6 +176,15 @@ def _listing(items: Sequence[str], count: int = 5, width: int = 100) -> str:
     return printable(", ".join(cut)) + more
 
 
+def _failed(message: str, status: int) -> int:
+    """Print the one line of a failed ``convert`` on stderr; ``status``, even if no one reads it."""
+    try:
+        print(f"interop convert: error: {message}", file=sys.stderr)
+    except BrokenPipeError:
+        _discard_output()
+    return status
+
+
 def _convert(args: argparse.Namespace) -> int:
     # The error of a failed run is its one line on stderr: the warnings that the
     # libraries reading the file issue on the way are held, and shown only after
@@ -186,14 +205,24 @@ def _convert(args: argparse.Namespace) -> int:
                     max_arrays=args.max_arrays,
                 )
         except ConvertError as exc:
-            print(f"interop convert: error: {printable(str(exc))}", file=sys.stderr)
-            return FAILED
+            return _failed(printable(str(exc)), FAILED)
         except (KeyboardInterrupt, Terminated) as exc:
             signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
             name = signal.Signals(signum).name
-            message = f"interrupted by {name}; no partial output is left"
-            print(f"interop convert: error: {message}", file=sys.stderr)
-            return 128 + signum
+            return _failed(f"interrupted by {name}; no partial output is left", 128 + signum)
+    try:
+        _report(args, summary, held)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The file is complete and in place: only the summary was not read.
+        _discard_output()
+    return 0
+
+
+def _report(
+    args: argparse.Namespace, summary: Summary, held: list[warnings.WarningMessage]
+) -> None:
+    """Show the warnings held during a successful conversion, and what it wrote."""
     for held_warning in held:
         warnings.showwarning(
             held_warning.message,
@@ -221,15 +250,36 @@ def _convert(args: argparse.Namespace) -> int:
         print(
             f"renamed {len(renamed)} keys that are unsafe as names in {dst}: " + _listing(renamed)
         )
-    return 0
+
+
+def _discard_output() -> None:
+    """Point a standard stream whose pipe is closed at the null device, with what it still holds.
+
+    Python flushes stdout and stderr as it exits; a flush into a closed pipe
+    would raise again, print a traceback and make the exit status 120. A stream
+    with nothing left to write is left as it is.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, stream.fileno())
+            os.close(null)
+            stream.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    args = _parser().parse_args(argv)
-    if args.command == "convert":
-        return _convert(args)
-    if args.command is None:
-        return doctor.main()
-    return doctor.main(args.framework, as_json=args.json)
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "convert":
+            return _convert(args)
+        status = doctor.main(args.framework, as_json=args.json) if args.command else doctor.main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The report, or an error's line, went to a closed pipe (`interop | head -1`).
+        _discard_output()
+        return PIPE_CLOSED
+    return status

@@ -78,7 +78,7 @@ def quote(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def untrusted(what: str) -> Iterator[None]:
+def untrusted(what: str, hint: str | None = None) -> Iterator[None]:
     """Translate a third-party parser's failure on untrusted bytes into :class:`ConvertError`.
 
     The parsers the command line feeds with input files (``torch.load``,
@@ -86,13 +86,14 @@ def untrusted(what: str) -> Iterator[None]:
     they raise on a malformed or hostile file: a damaged header can surface as
     ``KeyError``, ``struct.error``, ``EOFError`` or ``zlib.error``. So inside this
     block every ``Exception`` is taken for "this file cannot be read" and reported
-    as ``what`` with the parser's first sentence, its cause attached.
-    ``ConvertError`` passes through; ``KeyboardInterrupt`` and other
-    ``BaseException`` are never caught.
+    as ``what`` with the parser's first sentence, and ``hint`` if given, its
+    cause attached. ``ConvertError`` passes through; ``KeyboardInterrupt`` and
+    other ``BaseException`` are never caught.
     """
     try:
         yield
     except ConvertError:
         raise
     except Exception as exc:
-        raise ConvertError(f"{what} ({type(exc).__name__}: {quote(exc)})") from exc
+        advice = f". hint: {hint}" if hint else ""
+        raise ConvertError(f"{what} ({type(exc).__name__}: {quote(exc)}){advice}") from exc

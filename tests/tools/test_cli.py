@@ -167,6 +167,69 @@ def test_doctor_exits_nonzero_when_a_conversion_is_wrong() -> None:
     assert "wrong" in out.stdout and "returned WRONG values" in out.stdout
 
 
+def run_into_closed_pipe(
+    *args: str, cwd: Path | None = None, closed: str = "stdout"
+) -> subprocess.CompletedProcess[str]:
+    """``python -m interop ARGS`` with stdout (or stderr, or both) a pipe no one reads.
+
+    What ``interop | head -1`` makes once ``head`` has exited; deterministic, since
+    the pipe's reading end is closed before the command starts.
+    """
+    read, write = os.pipe()
+    os.close(read)
+    streams: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    for name in ("stdout", "stderr") if closed == "both" else (closed,):
+        streams[name] = write
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "interop", *args],
+            cwd=cwd or ROOT,
+            env=environment(),
+            text=True,
+            timeout=300,
+            **streams,
+        )
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("doctor", "--framework", "numpy"), ("doctor", "--json", "--framework", "numpy")],
+    ids=["bare", "doctor", "json"],
+)
+def test_a_report_to_a_closed_pipe_ends_quietly_with_status_141(args: tuple[str, ...]) -> None:
+    # `python -m interop | head -1`: no traceback, and 128 + SIGPIPE, as a shell
+    # reports for a command that SIGPIPE ended (1 means "wrong values").
+    out = run_into_closed_pipe(*args)
+    assert out.returncode == 141, out.stderr
+    # (TensorFlow's native logging may write to stderr as it loads: not a line of ours.)
+    assert "Traceback" not in out.stderr and "Error" not in out.stderr, out.stderr
+
+
+def test_a_convert_whose_summary_goes_to_a_closed_pipe_succeeds(tmp_path: Path) -> None:
+    values = np.array([1.5, -0.0, np.nan, 3e38], dtype=np.float32)
+    np.savez(tmp_path / "in.npz", w=values, b=np.arange(3))
+    # The file is written in full: a success, though its summary went nowhere.
+    out = run_into_closed_pipe("convert", "in.npz", "out.safetensors", cwd=tmp_path)
+    assert (out.returncode, out.stderr) == (0, "")
+    back = files.convert(tmp_path / "out.safetensors", tmp_path / "back.npz")
+    assert back.arrays == 2
+    with np.load(tmp_path / "back.npz") as z:
+        assert z["w"].view(np.uint32).tolist() == values.view(np.uint32).tolist()
+        assert z["b"].tolist() == [0, 1, 2]
+    # Both streams closed: the same.
+    out = run_into_closed_pipe("convert", "in.npz", "o2.npz", cwd=tmp_path, closed="both")
+    assert out.returncode == 0
+    assert (tmp_path / "o2.npz").exists()
+    # A failure whose error line cannot be written still fails, with status 2.
+    out = run_into_closed_pipe("convert", "in.npz", "o3.npy", cwd=tmp_path, closed="stderr")
+    assert out.returncode == 2 and out.stdout == ""
+    assert not (tmp_path / "o3.npy").exists() and leftovers(tmp_path) == []
+    # So does a usage error.
+    assert run_into_closed_pipe("convert", cwd=tmp_path, closed="stderr").returncode == 2
+
+
 # -- convert: round trips -----------------------------------------------------------------------
 
 
@@ -317,6 +380,59 @@ def test_convert_refuses_dtypes_a_format_cannot_store(tmp_path: Path) -> None:
     assert leftovers(tmp_path) == [] and not (tmp_path / "c.safetensors").exists()
 
 
+# A child in which importing pyarrow fails as where the optional extra is not
+# installed: a finder of the import system that raises ModuleNotFoundError for it.
+# (Not sys.modules["pyarrow"] = None, which makes pyarrow look imported.)
+BLOCK_IMPORT = """
+import importlib.abc, sys
+
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == BLOCKED or name.startswith(BLOCKED + "."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, Missing())
+"""
+NO_PYARROW = BLOCK_IMPORT.replace("BLOCKED", "'pyarrow'")
+NO_PARQUET = BLOCK_IMPORT.replace("BLOCKED", "'pyarrow.parquet'")
+MAIN = "from interop.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+
+
+@pytest.mark.parametrize("name", ["o.parquet", "o.arrow", "o.feather"])
+def test_arrow_outputs_without_pyarrow_are_one_line_errors(tmp_path: Path, name: str) -> None:
+    np.savez(tmp_path / "in.npz", w=np.arange(3.0))
+    error = failed(run("convert", "in.npz", name, cwd=tmp_path, code=NO_PYARROW + MAIN))
+    assert error == (
+        f"interop convert: error: expected pyarrow to read or write '{name}', got no pyarrow "
+        "module. hint: pip install pyarrow\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npz"]
+    # interop.save checks the same, before converting any array of the tree.
+    code = NO_PYARROW + (
+        "import numpy as np, interop\n"
+        "try:\n"
+        "    interop.save({'w': np.ones(2)}, sys.argv[1])\n"
+        "except interop.InteropError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = run(name, cwd=tmp_path, code=code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ConvertError expected pyarrow to read or write")
+    assert out.stdout.endswith("hint: pip install pyarrow\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npz"]
+
+
+def test_parquet_without_its_pyarrow_module_is_a_one_line_error(tmp_path: Path) -> None:
+    np.savez(tmp_path / "in.npz", w=np.arange(3.0))
+    error = failed(run("convert", "in.npz", "o.parquet", cwd=tmp_path, code=NO_PARQUET + MAIN))
+    assert "expected pyarrow with Parquet support to read or write 'o.parquet'" in error
+    assert error.endswith(". hint: pip install pyarrow\n")
+    (tmp_path / "in.parquet").write_bytes(b"PAR1")
+    error = failed(run("convert", "in.parquet", "o.npz", cwd=tmp_path, code=NO_PYARROW + MAIN))
+    assert "got no pyarrow module. hint: pip install pyarrow" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npz", "in.parquet"]
+
+
 def test_convert_reads_tables_of_rows(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
@@ -435,6 +551,11 @@ def test_convert_force_replaces_existing_output(tmp_path: Path) -> None:
         (("two.npz", "o.npz", "--keys", "nothing*"), "expected --keys to select arrays"),
         (("a.npy", "o.npz", "--dtype", "int8"), "floating-point dtype"),
         (("a.npy", "o.npz", "--dtype", "notadtype"), "NumPy dtype name"),
+        # np.dtype's own grammar: unbalanced brackets (SyntaxError), a shape too
+        # large (ValueError).
+        (("a.npy", "o.npz", "--dtype", "(f4,3)"), "got '(f4,3)'. hint: name one such as"),
+        (("a.npy", "o.npz", "--dtype", "10000000000000000000000f4"), "NumPy dtype name"),
+        (("a.npy", "o.npz", "--dtype", "(9999999999,99999999999)f4"), "NumPy dtype name"),
         (("a.npy", "o.npz", "--keys-regex", "("), "regular expression"),
         (("objects.npy", "o.npz"), "refused to load"),
         (("objects.npz", "o.npz"), "refused to load"),
@@ -636,6 +757,57 @@ def test_sparse_tensors_are_written_densely(tmp_path: Path) -> None:
     assert "got about 6710" in failed(
         run("convert", "big.pt", "b.npz", "--max-bytes", "1M", cwd=tmp_path)
     )
+
+
+def invalid_sparse_checkpoints(directory: Path) -> list[str]:
+    """PyTorch files whose sparse tensors have indices outside their shape.
+
+    Densifying them reads and writes out of bounds (a segmentation fault, or a
+    value that silently vanishes); torch.load(weights_only=True) checks them only
+    under torch.sparse.check_sparse_tensor_invariants.
+    """
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CSR support is in beta
+        crow, col = torch.tensor([0, 5, 2]), torch.tensor([0, 1000])
+        values = torch.tensor([1.0, 2.0])
+        csr = torch.sparse_csr_tensor(crow, col, values, (2, 3), check_invariants=False)
+        torch.save({"c": csr}, directory / "csr.pt")
+    index = torch.tensor([[0, 100_000_000]])
+    coo = torch.sparse_coo_tensor(index, torch.tensor([1.0, 2.0]), (4,), check_invariants=False)
+    torch.save({"w": torch.ones(2), "s": coo}, directory / "coo.pt")
+    torch.save({"s": coo}, directory / "legacy.pt", _use_new_zipfile_serialization=False)
+    return ["csr.pt", "coo.pt", "legacy.pt"]
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_sparse_tensors_with_indices_outside_their_shape_are_refused(
+    tmp_path: Path, suffix: str
+) -> None:
+    reasons = {
+        "csr.pt": "`0 <= col_indices < ncols` is not satisfied.",
+        "coo.pt": "size is inconsistent with indices",
+        "legacy.pt": "size is inconsistent with indices",
+    }
+    for name in invalid_sparse_checkpoints(tmp_path):
+        before = sorted(p.name for p in tmp_path.iterdir())
+        error = failed(run("convert", name, f"o{suffix}", cwd=tmp_path))
+        assert reasons[name] in error, error
+        assert "sparse tensor whose indices lie outside its shape" in error.split(". hint: ")[1]
+        assert sorted(p.name for p in tmp_path.iterdir()) == before, name  # no .tmp either
+    # interop.load reads with the same reader: the same error, in a process of its own
+    # (a regression would crash it).
+    code = (
+        "import sys, interop\n"
+        "try:\n"
+        "    interop.load(sys.argv[1])\n"
+        "except interop.InteropError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = run("csr.pt", cwd=tmp_path, code=code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ConvertError expected a PyTorch file written by torch.save")
+    assert "(RuntimeError: `0 <= col_indices < ncols` is not satisfied.). hint: " in out.stdout
 
 
 def test_self_containing_list_is_refused(tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ here, small, in ``tmp_path``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
+import re
 import struct
 import sys
 import warnings
@@ -234,6 +236,55 @@ def test_a_weights_only_refusal_names_the_refused_object(
     assert files(tmp_path) == ["evil.pt"]
 
 
+def test_a_plain_pickle_is_refused_as_no_weights_only_checkpoint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    # pickle.dump (protocol 4 and later) frames its data: the weights-only unpickler
+    # stops at the first opcode, before any object, and says only its number.
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"w": Blocked()}, f, protocol=4)
+    error = failed(capsys, tmp_path / "evil.pt", tmp_path / "o.npz")
+    assert error.startswith(
+        f"interop convert: error: refused to load {str(tmp_path / 'evil.pt')!r}: it is not a "
+        "weights-only checkpoint; torch.load with weights_only=True, which runs no code from "
+        "the file, rejected it: Unsupported operand 149 (the pickle opcode FRAME). hint: "
+    ), error
+    assert files(tmp_path) == ["evil.pt"]
+
+
+def test_a_weights_only_refusal_ends_its_sentence_before_the_hint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save({"w": torch.ones(1), "x": Blocked()}, tmp_path / "evil.pt")
+    error = failed(capsys, tmp_path / "evil.pt", tmp_path / "o.npz")
+    assert "it is not a weights-only checkpoint" in error
+    assert error.count(" hint: ") == 1 and ". hint: " in error, error
+    # Reasons without a full stop of their own get one.
+    assert readers._refusal(pickle.UnpicklingError("Unsupported operand 149")) == (
+        "Unsupported operand 149 (the pickle opcode FRAME)."
+    )
+    assert readers._refusal(pickle.UnpicklingError("Unsupported operand 7")) == (
+        "Unsupported operand 7."  # no pickle opcode: left as it is
+    )
+    assert readers._refusal(pickle.UnpicklingError("blocked")) == "blocked."
+
+
+def test_valid_sparse_tensors_load_with_the_invariant_checks_restored(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    dense = torch.tensor([[0.0, 2.5, 0.0], [-1.0, 0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CSR support is in beta
+        csr = dense.to_sparse_csr()
+    torch.save({"coo": dense.to_sparse(), "csr": csr}, tmp_path / "s.pt")
+    checking = torch.sparse.check_sparse_tensor_invariants.is_enabled()
+    back = interop.load(tmp_path / "s.pt")
+    assert torch.sparse.check_sparse_tensor_invariants.is_enabled() is checking
+    for key in ("coo", "csr"):
+        assert back[key].view(np.uint32).tolist() == dense.numpy().view(np.uint32).tolist()
+
+
 def test_a_weights_only_refusal_in_the_older_layout_is_quoted_after_its_marker() -> None:
     # torch before 2.13 (and 2.13 for globals it has no rule for): the unpickler's
     # message follows "WeightsUnpickler error:" in the text.
@@ -313,3 +364,151 @@ def test_warnings_of_a_failed_conversion_add_no_line(
         status, _, _ = convert(capsys, tmp_path / "in.npz", *to_float16)
     assert status == 0
     assert [str(w.message) for w in seen] == ["overflow encountered in cast"]
+
+
+# -- the empty key: a key like any other ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", OUTPUTS)
+def test_an_empty_key_is_kept_not_named_after_the_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, suffix: str
+) -> None:
+    torch = pytest.importorskip("torch")
+    needs(suffix)
+    # The stem of both files is "ckpt", which an empty key used to become.
+    tree = {"": torch.tensor([1.5, -2.0]), "ckpt": torch.zeros(1), "k": {"": torch.ones(3)}}
+    torch.save(tree, tmp_path / "ckpt.pt")
+    status, out, err = convert(capsys, tmp_path / "ckpt.pt", tmp_path / f"ckpt{suffix}")
+    assert status == 0, err
+    assert "renamed" not in out
+    back = interop.load(tmp_path / f"ckpt{suffix}", flat=True)
+    assert {k: v.tolist() for k, v in back.items()} == {
+        "": [1.5, -2.0],
+        "ckpt": [0.0],
+        "k.": [1.0, 1.0, 1.0],
+    }
+    if suffix == ".npz":
+        with np.load(tmp_path / "ckpt.npz") as z:
+            assert sorted(z.files) == ["", "ckpt", "k."]
+    # A lone tensor at the top is still named after the file.
+    torch.save(torch.arange(2), tmp_path / "lone.pt")
+    status, _, err = convert(capsys, tmp_path / "lone.pt", tmp_path / f"lone{suffix}")
+    assert status == 0, err
+    assert list(interop.load(tmp_path / f"lone{suffix}", flat=True)) == ["lone"]
+
+
+def test_flattening_tells_an_empty_key_from_the_top_level() -> None:
+    tree = {"": np.zeros(1), "a": {"": np.ones(1), "b": np.ones(2)}, ".": {"": np.ones(3)}}
+    leaves = flatten.flatten(tree, "root", limits.Limits(1 << 30), lambda v: False, "t").leaves
+    assert list(leaves) == ["", "a.", "a.b", ".."]
+    top = flatten.flatten(np.zeros(1), "root", limits.Limits(1 << 30), lambda v: False, "t")
+    assert list(top.leaves) == ["root"]
+    skipped = flatten.flatten({"": "text"}, "root", limits.Limits(1 << 30), lambda v: False, "t")
+    assert skipped.skipped == [" (str)"]
+
+
+# -- refused dtypes: refused before writing, with a hint that works ------------------------------
+
+
+def _exact_sources(directory: Path) -> dict[str, Path]:
+    """Files of one array each, of dtypes some outputs refuse, each in a format that keeps it."""
+    import ml_dtypes
+
+    sources = {}
+    numpy_kept = {
+        "float128": np.arange(3, dtype=np.longdouble) / 3,
+        "complex256": np.arange(3, dtype=np.clongdouble) * (1 + 1j) / 3,
+        "structured": np.array([(1.5, 2), (-0.0, 3)], dtype="f4,i4"),
+        "datetime": np.array(["2020-01-01", "NaT"], dtype="M8[D]"),
+        "strings": np.array(["ab", "c"]),
+        "big-endian": np.array([1.5, np.inf], dtype=">f4"),
+        "complex128": np.array([1 + 2j, np.nan], dtype=np.complex128),
+    }
+    for name, array in numpy_kept.items():
+        np.savez(directory / f"{name}.npz", x=array)
+        sources[name] = directory / f"{name}.npz"
+    if importlib.util.find_spec("pyarrow") is not None:
+        for name in ("bfloat16", "int4", "float8_e3m4", "complex32", "uint2"):
+            array = np.arange(3).astype(getattr(ml_dtypes, name))
+            interop.save({"x": array}, directory / f"{name}.arrow")
+            sources[name] = directory / f"{name}.arrow"
+    return sources
+
+
+def _same_bits(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> bool:
+    """The same dtype, shape and bits, in whichever byte order each is stored."""
+    a, b = (x.astype(x.dtype.newbyteorder("=")) for x in (a, b))
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_every_refusal_is_made_before_writing_and_its_hint_works(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    sources = _exact_sources(tmp_path)
+    outputs = [s for s in OUTPUTS if s == ".npz" or s == ".safetensors" or arrow_installed()]
+    refused = 0
+    for name, src in sources.items():
+        original = interop.load(src)["x"]
+        for suffix in outputs:
+            dst = tmp_path / f"{name}-out{suffix}"
+            before = files(tmp_path)
+            status, _, err = convert(capsys, src, dst)
+            if status == 0:
+                assert _same_bits(interop.load(dst)["x"], original), (name, suffix)
+                continue
+            refused += 1
+            # Refused up front, by dtype, before a temporary file was made.
+            assert err.startswith("interop convert: error: expected dtypes that "), err
+            assert err.count("\n") == 1 and files(tmp_path) == before, err
+            hint = err.split(". hint: ")[1]
+            named = re.findall(r"\.npz|\.safetensors|\.parquet|\.arrow", hint.split(";")[0])
+            for other in named:  # each format the hint names keeps it exactly
+                kept = tmp_path / f"{name}-hint-{suffix[1:]}{other}"
+                status, _, err = convert(capsys, src, kept)
+                assert status == 0, (name, suffix, other, err)
+                assert _same_bits(interop.load(kept)["x"], original), (name, other)
+            for option in ("--upcast", "--dtype"):
+                if option in hint:
+                    extra = ("--upcast",) if option == "--upcast" else ("--dtype", "float64")
+                    status, _, err = convert(capsys, src, tmp_path / f"opt{suffix}", *extra)
+                    assert status == 0, (name, suffix, option, err)
+                    (tmp_path / f"opt{suffix}").unlink()
+            assert named or "--upcast" in hint or "--dtype" in hint, hint
+    assert refused >= 20
+
+
+def arrow_installed() -> bool:
+    return importlib.util.find_spec("pyarrow") is not None
+
+
+def test_the_arrow_outputs_refuse_up_front_what_the_arrow_writer_refuses(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    # float128 and records passed the check and failed halfway through the write.
+    for dtype in ("f16", "c32", "f4,i4", "M8[s]", "U2", "V4"):
+        array = np.zeros(2, dtype=np.dtype(dtype))
+        assert not writers.OUTPUTS[".arrow"].stores(array.dtype), dtype
+        with pytest.raises(ConvertError, match=r"expected dtypes that \.arrow files store"):
+            interop.save({"x": array}, tmp_path / "x.arrow")
+    assert files(tmp_path) == []
+
+
+def test_records_of_numpy_dtypes_are_kept_in_npz_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # np.save keeps a record's type; it was refused as if it kept only raw bytes.
+    import ml_dtypes
+
+    record = np.array(
+        [(1.5, [1, 2], (3,)), (np.nan, [4, 5], (6,))],
+        dtype=[("f", "<f4"), ("v", "<i2", (2,)), ("n", [("z", ">u8")])],
+    )
+    np.savez(tmp_path / "in.npz", x=record)
+    status, _, err = convert(capsys, tmp_path / "in.npz", tmp_path / "out.npz")
+    assert status == 0, err
+    with np.load(tmp_path / "out.npz") as z:
+        assert _same_bits(z["x"], record)
+    # A record of an ml_dtypes field would lose the field's type: refused.
+    bf16 = np.zeros(2, dtype=[("w", ml_dtypes.bfloat16)])
+    assert not writers.OUTPUTS[".npz"].stores(bf16.dtype)
+    error = failed(capsys, tmp_path / "in.npz", tmp_path / "o.safetensors")
+    assert error.endswith(". hint: .npz files keep it exactly\n"), error

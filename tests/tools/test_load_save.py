@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 import interop
 from interop import InteropError
+from interop.cli.errors import ConvertError
 from tests.conftest import load_framework
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +133,43 @@ def test_save_warns_of_keys_it_writes_escaped(suffix: str, tmp_path: Path) -> No
     with pytest.warns(UserWarning, match=r"1 keys .* 'w\\udcff' as 'w%ED%B3%BF'"):
         interop.save({"w\udcff": np.ones(2), "ok": np.zeros(2)}, path)
     assert sorted(interop.load(path)) == ["ok", "w%ED%B3%BF"]
+
+
+@pytest.mark.parametrize("dtype", ["(f4,3)", "10000000000000000000000f4", "f4,i4", "int8", 3.5])
+def test_save_refuses_a_bad_dtype_before_writing(dtype: Any, tmp_path: Path) -> None:
+    # np.dtype raised SyntaxError for "(f4,3)" and ValueError for the long shape.
+    with pytest.raises(ConvertError, match=r"for --dtype \(dtype=\), got .*\. hint: name one"):
+        interop.save({"w": np.ones(2)}, tmp_path / "w.npz", dtype=dtype)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [*EXACT, ".npz"])
+def test_an_empty_key_round_trips_as_itself(suffix: str, tmp_path: Path) -> None:
+    _needs(suffix)
+    # The file's stem is "k", which the key "" used to become (and then clash with).
+    a, b, c = np.array([1.5, -0.0]), np.arange(3, dtype=np.int16), np.array([np.nan])
+    path = tmp_path / f"k{suffix}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is renamed, so nothing is warned of
+        assert interop.save({"": a, "k": b, "n": {"": c}}, path) == []
+    flat = interop.load(path, flat=True)
+    assert list(flat) == ["", "k", "n."]
+    for key, expected in {"": a, "k": b, "n.": c}.items():
+        assert flat[key].dtype == expected.dtype
+        assert flat[key].tobytes() == expected.tobytes(), key
+    nested = interop.load(path)
+    assert nested[""].tobytes() == a.tobytes() and nested["n"][""].tobytes() == c.tobytes()
+
+
+def test_records_of_numpy_dtypes_round_trip_through_npz(tmp_path: Path) -> None:
+    record = np.array([(1.5, 7), (np.nan, -1)], dtype=[("x", "<f8"), ("y", ">i4")])
+    interop.save({"r": record}, tmp_path / "r.npz")
+    back = interop.load(tmp_path / "r.npz")["r"]
+    assert back.dtype == record.dtype and back.tobytes() == record.tobytes()
+    # The formats that refuse records say so before writing, and name .npz.
+    with pytest.raises(ConvertError, match=r"hint: \.npz files keep it exactly$"):
+        interop.save({"r": record}, tmp_path / "r.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]
 
 
 def test_save_converts_arrays_of_any_framework(tmp_path: Path) -> None:

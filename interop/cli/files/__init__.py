@@ -40,10 +40,12 @@ __all__ = [
     "check_destination",
     "convert",
     "input_format",
+    "output_format",
     "write",
 ]
 #: Inputs at least this large get a progress bar when stderr is a terminal.
 PROGRESS_BYTES = 64 << 20
+_DTYPE_HINT = "name one such as float32, float16 or float64"
 
 
 @dataclasses.dataclass
@@ -101,12 +103,14 @@ def input_format(src: Path) -> str:
 
 
 def output_format(dst: Path) -> Output:
-    """The output format of the file ``dst``, by its suffix."""
+    """The output format of the file ``dst``, by its suffix, with the libraries it needs."""
     output = OUTPUTS.get(dst.suffix.lower())
     if output is None:
         raise ConvertError(
             f"expected an output file ending in one of {', '.join(OUTPUTS)}, got {dst.name!r}"
         )
+    if output.requires is not None:
+        output.requires(dst)
     return output
 
 
@@ -116,11 +120,23 @@ def cast_dtype(dtype: Any) -> np.dtype[Any] | None:
         return None
     try:
         target: np.dtype[Any] = np.dtype(dtype)
-    except TypeError as exc:
-        raise ConvertError(f"expected a NumPy dtype name for --dtype, got {dtype!r}") from exc
+    except (TypeError, ValueError, SyntaxError) as exc:
+        # np.dtype parses strings of its own grammar: an unknown name raises
+        # TypeError, a malformed shape ValueError, unbalanced brackets SyntaxError.
+        raise ConvertError(
+            f"expected a NumPy dtype name for --dtype (dtype=), got {_short(repr(dtype))}. "
+            f"hint: {_DTYPE_HINT}"
+        ) from exc
     if not _dtypes.is_standard(target) or target.kind != "f":
-        raise ConvertError(f"expected a floating-point dtype that .npy files store, got {target}")
+        raise ConvertError(
+            f"expected a floating-point dtype that .npy files store for --dtype (dtype=), got "
+            f"{_short(str(target))}. hint: {_DTYPE_HINT}"
+        )
     return target
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _options(

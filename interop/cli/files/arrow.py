@@ -40,6 +40,7 @@ __all__ = [
     "ONE_TENSOR_PER_COLUMN",
     "arrow_size",
     "read_arrow",
+    "require",
     "write_arrow",
     "write_parquet",
 ]
@@ -65,6 +66,31 @@ def _pyarrow(path: Path) -> Any:
     return pyarrow
 
 
+def _parquet(path: Path) -> Any:
+    """``pyarrow.parquet``: a submodule that ``import pyarrow`` leaves out, and some builds lack."""
+    _pyarrow(path)
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ConvertError(
+            f"expected pyarrow with Parquet support to read or write {shown(path)}, got "
+            f"none ({quote(exc)}). hint: pip install pyarrow"
+        ) from exc
+    return pq
+
+
+def require(path: Path) -> None:
+    """Refuse the Parquet or Arrow file ``path`` unless pyarrow is there to write it.
+
+    Asked before anything is read or written, so that a missing optional
+    dependency is one line, not a failure halfway.
+    """
+    if path.suffix.lower() == ".parquet":
+        _parquet(path)
+    else:
+        _pyarrow(path)
+
+
 # -- reading --------------------------------------------------------------------------------------
 
 
@@ -76,8 +102,13 @@ def _describe(
     Asked of an empty column of the field's type, so that no data is read.
     """
     empty = pa.Table.from_arrays([_empty(pa, field.type)], schema=pa.schema([field]))
-    plan = interop.explain(empty.column(0))
-    if plan.dtype is None or plan.dtype.hasobject:  # strings, dates, lists, ...
+    try:
+        plan = interop.explain(empty.column(0))
+    except interop.ConversionError:
+        # The documented answer for a column of Python objects (strings, lists,
+        # decimals, unions, ...): no NumPy array of numbers holds it.
+        return (), None
+    if plan.dtype is None or plan.dtype.hasobject:
         return (), None
     # The tree of the table, not the column alone: a column read without the
     # interop.dtype type registered is restored from the metadata of its field.
@@ -119,8 +150,7 @@ def read_arrow(path: Path, fmt: str, limits: Limits, closers: list[Callable[[], 
     where = shown(path)
     read: Callable[[str], Any]
     if fmt == "parquet":
-        import pyarrow.parquet as pq  # a submodule that `import pyarrow` leaves out
-
+        pq = _parquet(path)
         with untrusted(f"cannot read {where} as a Parquet file"):
             pf = pq.ParquetFile(path, memory_map=True)
             schema, rows = pf.schema_arrow, pf.metadata.num_rows
@@ -219,8 +249,7 @@ def write_parquet(
     Uncompressed and without dictionaries or statistics: tensor data rarely
     compresses, and its size is then what ``--max-bytes`` was checked against.
     """
-    import pyarrow.parquet as pq  # a submodule that `import pyarrow` leaves out
-
+    pq = _parquet(path)
     table = _table(arrays, path)
     pq.write_table(table, f, compression="none", use_dictionary=False, write_statistics=False)
 

@@ -93,8 +93,13 @@ class Flat:
     aliases: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-def _join(prefix: str, key: object) -> str:
-    path = f"{prefix}.{key}" if prefix else str(key)
+def _join(prefix: str | None, key: object) -> str:
+    """The dotted key of ``key`` in the container at ``prefix`` (``None``: the top level).
+
+    An empty key is a key like any other: ``{"": x}`` flattens to ``""`` and
+    ``{"": {"a": x}}`` to ``".a"``, never to the name of the top level.
+    """
+    path = str(key) if prefix is None else f"{prefix}.{key}"
     check_key(path)
     return path
 
@@ -109,6 +114,9 @@ def flatten(
     each_path: bool = False,
 ) -> Flat:
     """Flatten ``obj`` to dotted keys; a lone tensor at the top is called ``root``.
+
+    Keys are kept as they are, the empty key included (``{"": x}`` gives the key
+    ``""``, not ``root``): the writers escape only names their format cannot hold.
 
     Args:
         obj: The tree.
@@ -149,8 +157,8 @@ def flatten(
                 "raises the limit if you trust the input"
             )
 
-    def walk(value: Any, path: str, depth: int, again: bool) -> None:
-        key = path or root
+    def walk(value: Any, path: str | None, depth: int, again: bool) -> None:
+        key = root if path is None else path
         if again:  # inside a container reached again: all it holds is seen again
             repeat(key)
         if isinstance(value, _NUMBERS) or _is_number_list(value):
@@ -158,7 +166,8 @@ def flatten(
             return
         is_array = is_tensor(value) or isinstance(value, np.ndarray)
         if not is_array and not isinstance(value, (Mapping, list, tuple)):
-            flat.skipped.append(f"{path or '(top level)'} ({type(value).__name__})")
+            where_skipped = "(top level)" if path is None else path
+            flat.skipped.append(f"{where_skipped} ({type(value).__name__})")
             return
         if id(value) in enclosing:
             raise ConvertError(
@@ -185,7 +194,7 @@ def flatten(
             walk(v, _join(path, k), depth + 1, again)
         enclosing.discard(id(value))
 
-    walk(obj, "", 0, False)
+    walk(obj, None, 0, False)
     return flat
 
 

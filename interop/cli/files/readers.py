@@ -1,7 +1,8 @@
 """Readers of tensor files: each describes its arrays (key, shape, dtype) before reading them.
 
 PyTorch files written by ``torch.save`` (``.pt``, ``.pth``, ``.bin``) are loaded
-with ``weights_only=True`` so that no arbitrary object is ever unpickled, and
+with ``weights_only=True`` so that no arbitrary object is ever unpickled, with
+the sparse tensors' invariants checked (indices within the shape), and
 flattened to dotted keys (:mod:`interop.cli.files.flatten`); ``.safetensors``
 files are read from their own layout (:mod:`interop.cli.files.safetensors`);
 Parquet and Arrow IPC files with pyarrow (:mod:`interop.cli.files.arrow`);
@@ -15,6 +16,8 @@ from __future__ import annotations
 import functools
 import math
 import pickle
+import pickletools
+import re
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -50,13 +53,17 @@ _NPY_HEADER_LIMIT = 10_000
 # What torch.load's refusal says before the unpickler's own message, which names
 # the refused object, in the versions whose refusal carries that message in its text.
 _WEIGHTS_ONLY_DETAIL = "WeightsUnpickler error:"
+# The weights-only unpickler's refusal of an opcode it does not implement.
+_OPERAND = re.compile(r"Unsupported operand (\d+)")
+# Pickle opcodes by their byte, to name one that the unpickler refused.
+_OPCODES = {ord(op.code): op.name for op in pickletools.opcodes}
 
 
 # -- PyTorch -------------------------------------------------------------------------------------
 
 
 def _refusal(exc: pickle.UnpicklingError) -> str:
-    """The sentence of torch.load's refusal that names the object it refused.
+    """The sentence of torch.load's refusal that says what it refused, ending a sentence.
 
     torch.load raises its own ``UnpicklingError`` while handling the one of its
     ``weights_only`` unpickler ("Trying to load unsupported GLOBAL posix.system
@@ -64,15 +71,23 @@ def _refusal(exc: pickle.UnpicklingError) -> str:
     ``__context__``; its text wraps that message in paragraphs of advice, in a
     layout that changes between versions (torch 2.13 puts it after a blank
     line, earlier versions after :data:`_WEIGHTS_ONLY_DETAIL`, or not at all).
+    A refusal of an opcode ("Unsupported operand 149": the unpickler stopped
+    before it reached any object) gets the opcode's name.
     """
     inner = exc.__context__
     if isinstance(inner, pickle.UnpicklingError) and str(inner).strip():
-        return quote(inner)
-    text = str(exc)
-    start = text.find(_WEIGHTS_ONLY_DETAIL)
-    if start < 0:
-        return quote(exc)
-    return quote(pickle.UnpicklingError(text[start + len(_WEIGHTS_ONLY_DETAIL) :]))
+        reason = quote(inner)
+    else:
+        text = str(exc)
+        start = text.find(_WEIGHTS_ONLY_DETAIL)
+        if start < 0:
+            reason = quote(exc)
+        else:
+            reason = quote(pickle.UnpicklingError(text[start + len(_WEIGHTS_ONLY_DETAIL) :]))
+    operand = _OPERAND.fullmatch(reason.rstrip("."))
+    if operand is not None and int(operand[1]) in _OPCODES:
+        reason = f"{reason.rstrip('.')} (the pickle opcode {_OPCODES[int(operand[1])]})"
+    return reason if reason.endswith((".", "!", "?")) else reason + "."
 
 
 def _read_pytorch(path: Path, limits: Limits, each_path: bool) -> Contents:
@@ -84,7 +99,10 @@ def _read_pytorch(path: Path, limits: Limits, each_path: bool) -> Contents:
         ) from exc
     where = shown(path)
     with untrusted(
-        f"expected a PyTorch file written by torch.save, got {where} that cannot be read"
+        f"expected a PyTorch file written by torch.save, got {where} that cannot be read",
+        "the file is damaged or was not written by torch.save, or it holds a sparse tensor "
+        "whose indices lie outside its shape (converting one would read memory out of "
+        "bounds); save it again from a copy you trust",
     ):
         # Files in the legacy (pre-zip) format cannot be memory-mapped.
         mappable = zipfile.is_zipfile(path)
@@ -94,16 +112,21 @@ def _read_pytorch(path: Path, limits: Limits, each_path: bool) -> Contents:
             # deprecated, complex32 is experimental): nothing the user can act
             # on, and an error's one line must stay the only one on stderr. What
             # is wrong with the file itself raises.
-            with warnings.catch_warnings():
+            # weights_only=True rebuilds sparse tensors unchecked unless the
+            # invariant checks are on: indices outside a tensor's shape would
+            # make densifying it read and write out of bounds.
+            with warnings.catch_warnings(), torch.sparse.check_sparse_tensor_invariants():
                 warnings.simplefilter("ignore")
                 obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mappable)
         except pickle.UnpicklingError as exc:
             raise ConvertError(
-                f"refused to load {where}: torch.load with weights_only=True, which runs no "
-                f"code from the file, rejected it: {_refusal(exc)} hint: a file that holds "
-                "Python objects other than tensors, containers and numbers can run arbitrary "
-                "code when unpickled; if you trust it, load it in Python and save its tensors "
-                "with torch.save(state_dict) or safetensors"
+                f"refused to load {where}: it is not a weights-only checkpoint; torch.load "
+                "with weights_only=True, which runs no code from the file, rejected it: "
+                f"{_refusal(exc)} hint: a file that holds Python objects other than tensors, "
+                "containers and numbers, or uses pickle opcodes that the weights-only "
+                "unpickler lacks, can be read only by unpickling it, which can run arbitrary "
+                "code; if you trust it, load it in Python and save its tensors with "
+                "torch.save(state_dict) or safetensors"
             ) from exc
     flat = flatten(
         obj, path.stem, limits, lambda v: isinstance(v, torch.Tensor), where, each_path=each_path

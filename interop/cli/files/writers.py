@@ -5,11 +5,16 @@ large a file of given arrays can get (checked against ``--max-bytes`` before
 writing), and writes ``(name, array)`` pairs to an open file, converting one
 array at a time where the format allows.
 
-- ``.npz``/``.npy``: NumPy's own dtypes only; bfloat16 or float8 would be kept as
-  raw bytes without their type, so they are refused (``--upcast`` or ``--dtype``).
+- ``.npz``/``.npy``: NumPy's own dtypes only (and records of them); bfloat16 or
+  float8 would be kept as raw bytes without their type, so they are refused
+  (``--upcast`` or ``--dtype``).
 - ``.safetensors``: its own codes, bfloat16 and five float8 formats included.
-- ``.parquet``/``.arrow``/``.feather``: every numeric dtype, the exact ones Arrow
-  lacks as ``interop.dtype`` (see :mod:`interop.cli.files.arrow`).
+- ``.parquet``/``.arrow``/``.feather``: booleans, integers, floating-point and
+  complex numbers of up to 64 bits a part and the ``ml_dtypes`` formats, the
+  exact ones Arrow lacks as ``interop.dtype`` (see :mod:`interop.cli.files.arrow`).
+
+A refusal's hint names only what takes the refused dtype: the other formats that
+store it, and ``--upcast`` or ``--dtype`` where they apply.
 """
 
 from __future__ import annotations
@@ -49,9 +54,13 @@ Arrays = Iterator[tuple[str, np.ndarray[Any, Any]]]
 
 
 def _is_float(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` holds real floating-point numbers (NumPy's or ml_dtypes' own)."""
     if dtype.kind == "f":
         return True
     if dtype.type.__module__ != "ml_dtypes":
+        return False
+    target = _dtypes.upcast_target(dtype)
+    if target is not None and target.kind == "c":  # complex32: finfo describes its parts
         return False
     import ml_dtypes
 
@@ -92,13 +101,44 @@ def output_dtype(
         dtype = cast
     if not output.stores(dtype):
         raise ConvertError(
-            f"expected dtypes that {output.name} files store, got {dtype} in {entry.key!r}"
-            f"{output.refusal}"
+            f"expected dtypes that {output.name} files store, got {dtype} in {entry.key!r}: "
+            f"{output.refusal}. hint: {_instead(dtype, output)}"
         )
     return dtype
 
 
+def _instead(dtype: np.dtype[Any], output: Output) -> str:
+    """What writes ``dtype``, which ``output`` refuses: only what takes it, so the hint works.
+
+    The other formats that store it, ``--upcast`` where its nearest standard
+    dtype is one that ``output`` stores, and ``--dtype`` for floating-point data;
+    where none does, leaving it out.
+    """
+    ways = []
+    formats = [
+        suffix
+        for suffix in _HINTED
+        if OUTPUTS[suffix].stores is not output.stores and OUTPUTS[suffix].stores(dtype)
+    ]
+    if formats:
+        listed = ", ".join(formats[:-1]) + " and " + formats[-1] if len(formats) > 1 else formats[0]
+        ways.append(f"{listed} files keep it exactly")
+    target = _dtypes.upcast_target(dtype)
+    if target is not None and output.stores(target):
+        ways.append(f"--upcast (upcast=True) writes it as {target}, exactly")
+    if _is_float(dtype):
+        ways.append("--dtype (dtype=) float32 or float64 casts it")
+    if not ways:
+        ways.append("leave it out (--keys or --keys-regex select the other arrays)")
+    return "; ".join(ways)
+
+
 def _numpy_stores(dtype: np.dtype[Any]) -> bool:
+    """Whether a .npy file keeps ``dtype`` as its type: NumPy's own, or records of them."""
+    if dtype.subdtype is not None:
+        return _numpy_stores(dtype.subdtype[0])
+    if dtype.fields is not None:
+        return all(_numpy_stores(field[0]) for field in dtype.fields.values())
     return _dtypes.is_standard(dtype)
 
 
@@ -107,7 +147,18 @@ def _safetensors_stores(dtype: np.dtype[Any]) -> bool:
 
 
 def _arrow_stores(dtype: np.dtype[Any]) -> bool:
-    return dtype.kind in "biufc" or dtype.type.__module__ == "ml_dtypes" or dtype.names is not None
+    """Whether the Arrow writer (:mod:`interop.backends.arrow.format`) takes ``dtype``.
+
+    Arrow's own numbers and booleans, complex64 and complex128, the
+    ``ml_dtypes`` formats it records by name, and complex32 (a record of two
+    float16 where ``ml_dtypes`` lacks it); not float128, strings, dates or other
+    records.
+    """
+    if dtype.names is not None:
+        return dtype == _dtypes.complex32()
+    if dtype.type.__module__ == "ml_dtypes":
+        return dtype.name in _dtypes.NONSTANDARD
+    return _dtypes.is_standard(dtype) and dtype.name in _dtypes.NUMPY_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +168,8 @@ class Output:
     Attributes:
         name: How messages name it (``".npz"``).
         stores: Whether it stores arrays of a dtype with their type.
-        refusal: What a refusal of a dtype adds: the reason and a hint.
+        refusal: Why it refuses the dtypes it does not store (the hint that
+            follows names only what stores the refused dtype).
         size: An upper bound on the bytes of a file of the planned arrays.
         write: Writes ``(name, array)`` pairs to an open file (given the path and
             the planned arrays, which the pairs follow in order).
@@ -126,6 +178,8 @@ class Output:
         single: Whether the file holds exactly one array.
         check: Refuses planned arrays the format cannot hold for other reasons
             than their dtype, before anything is written.
+        requires: Refuses the output file when a library that writes the format
+            is missing, before anything is read or written.
     """
 
     name: str
@@ -136,18 +190,17 @@ class Output:
     names: Callable[[Sequence[str]], tuple[list[str], list[tuple[str, str]]]] = text_names
     single: bool = False
     check: Callable[[Planned], None] | None = None
+    requires: Callable[[Path], None] | None = None
 
 
-_NUMPY_REFUSAL = (
-    ": a .npy file would keep only its raw bytes, not its type. hint: --upcast (upcast=True) "
-    "writes bfloat16 and float8 as float32 (exactly), or choose one with --dtype; "
-    ".safetensors, .parquet and .arrow files keep such dtypes exactly"
+_NUMPY_REFUSAL = "a .npy file would keep only its raw bytes, not its type"
+_SAFETENSORS_REFUSAL = "the format has no dtype code for it"
+_ARROW_REFUSAL = (
+    "they hold booleans, integers, floating-point and complex numbers of up to 64 bits a "
+    "part, and the ml_dtypes formats"
 )
-_SAFETENSORS_REFUSAL = (
-    ". hint: .parquet and .arrow files keep every dtype exactly; --upcast (upcast=True) "
-    "writes it as the nearest standard dtype"
-)
-_ARROW_REFUSAL = ". hint: Parquet and Arrow files of tensors hold numbers only"
+# The formats a refusal's hint may name, in the order it names them.
+_HINTED = (".npz", ".safetensors", ".parquet", ".arrow")
 
 
 def _npz(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> None:
@@ -194,7 +247,9 @@ def _arrow_ipc(f: IO[bytes], arrays: Arrays, path: Path, planned: Planned) -> No
     arrow.write_arrow(f, arrays, path)
 
 
-_ARROW = Output(".arrow", _arrow_stores, _ARROW_REFUSAL, arrow.arrow_size, _arrow_ipc)
+_ARROW = Output(
+    ".arrow", _arrow_stores, _ARROW_REFUSAL, arrow.arrow_size, _arrow_ipc, requires=arrow.require
+)
 
 #: The output formats, by file suffix.
 OUTPUTS: dict[str, Output] = {
@@ -224,7 +279,13 @@ OUTPUTS: dict[str, Output] = {
         names=_safetensors_names,
     ),
     ".parquet": Output(
-        ".parquet", _arrow_stores, _ARROW_REFUSAL, arrow.arrow_size, _parquet, check=_parquet_check
+        ".parquet",
+        _arrow_stores,
+        _ARROW_REFUSAL,
+        arrow.arrow_size,
+        _parquet,
+        check=_parquet_check,
+        requires=arrow.require,
     ),
     ".arrow": _ARROW,
     ".feather": dataclasses.replace(_ARROW, name=".feather"),
