@@ -39,7 +39,7 @@ examples:
   interop doctor --json                 # machine-readable report
   interop convert model.pt model.npz    # state dict -> one array per dotted key
   interop convert model.safetensors w.npz --upcast --keys 'encoder.*'
-  interop convert model.pt model.parquet  # every dtype kept exactly (also .arrow)
+  interop convert model.pt model.parquet  # every tensor dtype kept (also .arrow)
 """
 _SIZE = re.compile(r"(\d+)([KMGT]?)(?:I?B)?", re.IGNORECASE)
 #: Exit status of a failed command, as argparse uses for a usage error.
@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     convert_cmd.add_argument(
         "dst",
         help="output: .npz (or .npy for a single array), .safetensors (bfloat16/float8 "
-        "kept), .parquet or .arrow (every dtype kept)",
+        "kept), .parquet or .arrow (every tensor dtype kept)",
     )
     convert_cmd.add_argument(
         "--upcast",
