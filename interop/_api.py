@@ -116,7 +116,9 @@ def explain(
 
     The plan is the one :func:`to_numpy` carries out, so the two never disagree. It
     does not check the copy and transfer options: a plan that ``copy=False`` would
-    refuse is still returned, with ``zero_copy=False`` and the reason.
+    refuse is still returned, with ``zero_copy=False`` and the reason. It holds no
+    reference to ``x`` or its memory (its ``prepared`` is ``None``): keeping it
+    neither keeps ``x`` alive nor holds its buffer exported.
 
     Given ``to``, ``like`` or ``device``, it describes :func:`interop.convert` with
     those keywords and ``copy`` instead (the route, in ``steps``, and the target
@@ -136,12 +138,23 @@ def explain(
                 "allow_transfer, sparse or ragged"
             )
         try:
-            return plan_convert(x, to, like=like, device=device, copy=options.get("copy"))
+            plan = plan_convert(x, to, like=like, device=device, copy=options.get("copy"))
         except ConversionError as exc:
             retell_policy(exc, "convert")
             raise
+        return _handed_out(plan)
     opts = _options.from_keywords(options, "explain") if options else _current()
-    return _core.plan(x, _registry.get(x), opts)
+    return _handed_out(_core.plan(x, _registry.get(x), opts))
+
+
+def _handed_out(plan: Plan) -> Plan:
+    """``plan`` without its working state, for the caller to keep.
+
+    ``prepared`` may hold a view of ``x`` (or a route's closures over one): a plan
+    kept for a log or a report would hold ``x``'s buffer exported, so that a
+    ``bytearray`` could not be resized nor an ``mmap`` closed while it lives.
+    """
+    return plan if plan.prepared is None else plan.replace(prepared=None)
 
 
 explain.__signature__ = _options.signature(explain)  # type: ignore[attr-defined]

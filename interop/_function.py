@@ -38,6 +38,11 @@ def _array_backend(x: Any) -> Backend | None:
 
 
 def _can_target(backend: Backend) -> bool:
+    """Whether results can go back as arrays of ``backend`` (NumPy's are neutral).
+
+    Any backend that creates arrays from NumPy's, Dask's included; one that only
+    reads arrays (a plain DLPack producer's) is neutral, as NumPy's is.
+    """
     return not backend.is_numpy and type(backend).from_numpy is not Backend.from_numpy
 
 
@@ -146,10 +151,12 @@ def numpy_function(
     NumPy scalar in its result (nested the same way) is converted with
     :func:`interop.convert` to the framework and device of the first argument that
     is not NumPy. NumPy arguments are neutral; if every argument is NumPy, the result
-    is returned unchanged. Python scalars, strings and objects that only offer
-    ``__array__`` (pandas, xarray, ...) are passed through as they are. The caller's
-    containers are never changed: the function gets new ones. Arguments thousands
-    of levels deep are converted too, and one that contains itself is the
+    is returned unchanged. A Dask argument counts as any framework's: it arrives
+    computed, and the results go back as Dask arrays of one chunk. Python scalars,
+    strings and objects that only offer ``__array__`` (pandas, xarray, ...) are
+    passed through as they are. The caller's containers are never changed: the
+    function gets new ones. Arguments thousands of levels deep are converted too,
+    and one that contains itself is the
     :class:`~interop.ConversionError` of :func:`interop.to_numpy_tree`; an error
     names the argument and the path inside it (``center(): argument 'x'['k']``).
 
@@ -185,7 +192,7 @@ def numpy_function(
 
     Raises:
         InteropError: At call time, for arguments of two different frameworks
-            without ``like``.
+            (Dask counts as one) without ``like``.
         TypeError: ``like`` names no parameter of ``func``, or ``func`` is a
             generator function.
 

@@ -8,6 +8,7 @@ contract are checked here, once, against the plan.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +34,8 @@ class Plan(Record):
     are made NumPy dtypes (``np.float32`` becomes ``np.dtype("float32")``). A pickled
     plan leaves ``prepared`` out: it is the working state of one conversion in this
     process (a view of the data, the closures of a route), not part of the plan's
-    value.
+    value. A plan from :func:`interop.explain` holds none (``prepared`` is ``None``),
+    so that keeping it keeps neither the data nor a buffer export of it.
 
     Attributes:
         framework: The backend that handles the input (``"torch"``, ``"numpy"``, ...).
@@ -329,10 +331,55 @@ def is_complex(dtype: np.dtype[Any]) -> bool:
 
 
 def copy(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
-    """The ``copy`` step: memory the result owns, in the source's memory order."""
-    if type(a) is np.ndarray:
+    """The ``copy`` step: memory the result owns, in the source's memory order.
+
+    A masked array stays one, its data and mask copied (its fill value and hard
+    mask kept): as a plain array, its masked entries' values would become data.
+    Other subclasses (``np.memmap``, ``np.matrix``, ...) become plain arrays of the
+    same values, since the copy no longer has what their type describes (a file).
+    """
+    if type(a) is np.ndarray or is_masked_array(a):
         return a.copy(order="K")  # (the method costs two thirds of np.array)
     return np.array(a, copy=True, order="K")
+
+
+def is_masked_array(a: object, /) -> bool:
+    """Whether ``a`` is a NumPy masked array (``np.ma.MaskedArray``); never imports ``numpy.ma``.
+
+    None can exist before ``numpy.ma`` is imported, and importing it costs more than
+    ``import interop`` may.
+    """
+    ma = sys.modules.get("numpy.ma")
+    return ma is not None and isinstance(a, ma.MaskedArray)
+
+
+def mask_loss(a: np.ndarray[Any, Any], /) -> ConversionError | None:
+    """The error for a masked array whose masked entries would become data, or ``None``.
+
+    Asked where NumPy data goes to another framework (whose arrays carry no mask):
+    the values under a mask (sentinels, fill values, stale data) would be read as
+    data. ``None`` for any other array, and for a masked array with no entry masked,
+    whose data converts as it is.
+    """
+    if not is_masked_array(a) or a.size == 0:
+        return None
+    ma = sys.modules["numpy.ma"]
+    mask = ma.getmask(a)
+    if mask is ma.nomask:
+        return None
+    if mask.dtype.names:
+        # A structured dtype's mask has a flag per field: an entry is masked where any is.
+        mask = ma.flatten_mask(mask).reshape(a.size, -1).any(axis=1)
+    masked = int(np.count_nonzero(mask))
+    if masked == 0:
+        return None
+    return ConversionError(
+        f"expected an array without masked entries to convert to another framework than "
+        f"NumPy, got `{type_name(a)}` with {masked} of {a.size} entries masked: the "
+        "values under the mask would become data. hint: fill them first with "
+        "x.filled(value), keep only the others with x.compressed(), or keep the mask "
+        "with interop.to_numpy(x)"
+    )
 
 
 def readonly(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:

@@ -35,6 +35,7 @@ from interop._convert.targets import known
 from interop._devices import HOST
 from interop._memory import check_numeric
 from interop._options import DEFAULT
+from interop._plan import mask_loss
 
 __all__ = ["LikeRoute", "NameRoute", "by_like", "by_name", "find"]
 
@@ -203,6 +204,9 @@ def _through_numpy(source: Backend, target: Backend) -> LikeRoute:
         check_numeric(native, name)
         result_dtype = target_dtype(native, device)
         a = run(x, plan)
+        lost = mask_loss(a)  # (as the planner's route: a Dask array's masked chunks)
+        if lost is not None:
+            raise lost
         # The new array is private: the target aliases it where its layout allows.
         private = a.dtype == result_dtype and numpy_problem(a) is None
         return from_numpy(a, device=device, copy=not private)

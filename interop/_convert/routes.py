@@ -45,7 +45,7 @@ from interop._devices import (
 from interop._errors import ConversionError, type_name
 from interop._memory import check_numeric
 from interop._options import DEFAULT, Options
-from interop._plan import Plan
+from interop._plan import Plan, mask_loss
 
 __all__ = ["host_route", "immutable_reason", "plan_convert"]
 
@@ -270,9 +270,10 @@ def _plan_host(
             transfer=False,
         )
     copy = kind == "copy"
-    # A backend whose transient view is its own view aliases it; another (PyTorch's)
-    # gives its own view when the result is made.
-    own = copy or type(source).transient_view is Backend.transient_view
+    # A backend whose transient view is its own view aliases it, and so does NumPy,
+    # whose transient view is the data alone (a masked array's, say); another
+    # (PyTorch's) gives its own view when the result is made.
+    own = copy or source.is_numpy or type(source).transient_view is Backend.transient_view
 
     def from_view(obj: Any) -> Any:
         aliased = view if own else source.run(obj, source_plan)
@@ -413,6 +414,9 @@ def _plan_through_numpy(
         return source.run(obj, sp)
 
     def adopt(a: np.ndarray[Any, Any]) -> Any:
+        lost = mask_loss(a)  # (a Dask array's masked chunks, say)
+        if lost is not None:
+            raise lost
         held = result_dtype
         if held is None:
             # The dtype is known only now (an extension type converts itself, say): the

@@ -18,17 +18,27 @@ may contradict (a wrong ``dtype=`` given to ``map_blocks``): the computed dtype 
 checked, and the tail of the plan (the cast to ``dtype=``, ``float_dtype=``,
 ``upcast``) planned again from it, so that the result has the dtype the plan
 promises, or is refused where that would lose values nobody asked to lose.
+
+Chunks that are masked arrays compute to a masked array, which the result keeps
+(the NumPy backend's rule: masked entries never become data).
+
+As the target of :func:`interop.convert` (and so of ``numpy_function`` for a Dask
+argument), a Dask array of one chunk is made in host memory: the chunk is the
+NumPy array itself where no copy is asked for (a graph never writes into its
+chunks: Dask's ``__setitem__`` builds new ones), else a copy of it.
 """
 
 from __future__ import annotations
 
 import sys
+import uuid
 from typing import Any
 
 import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import Backend
+from interop._devices import split_device
 from interop._errors import ConversionError, type_name
 from interop._options import Options, same_dtype
 from interop._plan import Plan
@@ -136,8 +146,9 @@ class DaskBackend(Backend):
 
     def _compute(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         result = x.compute()
-        if type(result) is np.ndarray:
-            return result
+        # (A masked array is kept, mask and all; copy=True's copy step copies both.)
+        if type(result) is np.ndarray or _plan.is_masked_array(result):
+            return result  # type: ignore[no-any-return]
         if isinstance(result, np.generic):
             return np.asarray(result)
         # Chunks of another framework (CuPy, sparse, ...): their own backend converts.
@@ -149,3 +160,65 @@ class DaskBackend(Backend):
                 f"to `{type_name(result)}`. hint: map the chunks to NumPy arrays first"
             )
         return backend.to_numpy(result, opts)
+
+    # -- conversion into this framework --
+
+    # A graph never writes into its chunks (Dask's __setitem__ builds new ones), so a
+    # Dask array may hold memory its source treats as immutable.
+    mutable = False
+
+    def parse_device(self, device: Any, /) -> Any:
+        if isinstance(device, str) and split_device(device)[0] == "cpu":
+            return "cpu"
+        raise ValueError(
+            f"expected device None or 'cpu' for Dask, got {device!r}: interop makes Dask "
+            "arrays of NumPy chunks, in host memory. hint: convert to a framework that "
+            "supports that device, or map the chunks of a Dask array yourself"
+        )
+
+    def default_device(self) -> Any:
+        return "cpu"
+
+    def device_of(self, x: Any, /) -> Any:
+        meta = getattr(x, "_meta", None)
+        if meta is not None and type(meta).__module__.partition(".")[0] == "cupy":
+            raise ValueError(
+                "expected a Dask array of chunks in host memory, got one of "
+                f"`{type_name(meta)}` chunks: interop makes and moves Dask arrays in host "
+                "memory only. hint: map its chunks to NumPy first "
+                "(x.map_blocks(cupy.asnumpy)), or convert to 'cupy' instead"
+            )
+        return "cpu"
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        return (1, 0)
+
+    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        return dtype
+
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        return None
+
+    def numpy_dtype_of(self, x: Any, /) -> np.dtype[Any] | None:
+        dtype: np.dtype[Any] = np.dtype(x.dtype)
+        return dtype
+
+    def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
+        import dask.array as da
+
+        chunk = a.copy(order="K") if copy else a
+        # Made here rather than by da.from_array, which copies every array it is given
+        # and names the graph by hashing all of the data.
+        name = f"interop-{uuid.uuid4().hex}"
+        chunks = tuple((n,) for n in chunk.shape)
+        return da.Array({(name, *(0,) * chunk.ndim): chunk}, name, chunks, meta=chunk)
+
+    def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
+        if not copy:
+            return x
+        return x.map_blocks(_copy_chunk, dtype=x.dtype, meta=x._meta)
+
+
+def _copy_chunk(chunk: Any) -> Any:
+    # The method keeps a masked chunk's mask, where np.copy would drop it.
+    return chunk.copy()

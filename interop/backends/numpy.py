@@ -3,6 +3,12 @@
 A NumPy array is returned as the very same object under ``copy=None``; the only
 work ever done is the one the options ask for (an upcast of an ``ml_dtypes`` dtype,
 a cast, or a copy).
+
+A masked array (``np.ma.MaskedArray``) stays one: ``copy=True`` copies its data and
+its mask, and a cast keeps the mask. Converted to another framework, whose arrays
+carry no mask, one with a masked entry is refused (:func:`interop._plan.mask_loss`):
+the values under its mask would become data. One with no entry masked converts
+its data as it is.
 """
 
 from __future__ import annotations
@@ -60,6 +66,18 @@ class NumpyBackend(Backend):
             source_readonly=isinstance(x, np.ndarray) and not x.flags.writeable,
             upcast_to=upcast_target(dtype),
         )
+
+    def transient_view(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
+        # convert reads this view for another framework, whose arrays carry no mask.
+        out = self.run(x, plan)
+        if type(out) is np.ndarray:
+            return out
+        lost = _plan.mask_loss(out)
+        if lost is not None:
+            raise lost
+        # The other framework reads the data alone: a subclass's type means nothing to
+        # it, and some refuse a masked array outright (JAX, even with nothing masked).
+        return out.view(np.ndarray)
 
     def host_view_for(self, cls: type, /) -> Any:
         # The plan of an ndarray under the default options has no step: the view is x.

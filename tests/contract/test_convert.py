@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import interop
+from interop import _memory
 from interop._memory import ALIGNMENT
 from tests.conftest import has_cuda
 
@@ -1045,3 +1046,79 @@ def test_policy_hints_of_to_numpy_and_numpy_function(source: str) -> None:
     assert f"numpy_function takes no {keyword}=" in str(info.value)
     with interop.options(**{keyword: "dense" if keyword == "sparse" else "pad"}):
         interop.numpy_function(lambda a: a)(x)  # what the hint says works
+
+
+# -- NumPy masked arrays: no other framework has masks -------------------------------------
+
+_TARGETS = ["torch", "tensorflow", "jax", "array_api_strict"]
+
+
+def _convert_to(x: Any, dst: str, **kwargs: Any) -> Any:
+    if dst == "array_api_strict":
+        return interop.convert(x, like=like(dst), **kwargs)
+    return interop.convert(x, dst, **kwargs)
+
+
+def _masked() -> np.ma.MaskedArray:
+    return np.ma.masked_equal(np.array([1.0, -9999.0, 3.0]), -9999.0)
+
+
+@pytest.mark.parametrize("dst", _TARGETS)
+def test_a_masked_entry_is_never_converted_into_data(dst: str) -> None:
+    """The value under a mask (a -9999 sentinel here) would become data: refused."""
+    _need(dst)
+    ma = _masked()
+    calls = {
+        "convert": lambda: _convert_to(ma, dst),
+        "convert-copy": lambda: _convert_to(ma, dst, copy=True),
+        "convert_tree": lambda: interop.convert_tree({"x": ma}, like=like(dst)),
+        "explain": lambda: interop.explain(ma, like=like(dst)),
+        "numpy_function": lambda: interop.numpy_function(lambda a, b: b)(like(dst), ma),
+    }
+    for name, call in calls.items():
+        with pytest.raises(interop.ConversionError) as info:
+            call()
+        message = str(info.value)
+        assert "got `numpy.ma.MaskedArray` with 1 of 3 entries masked" in message, name
+        assert message.endswith(
+            "hint: fill them first with x.filled(value), keep only the others with "
+            "x.compressed(), or keep the mask with interop.to_numpy(x)"
+        ), name
+    # To NumPy, the mask is kept.
+    assert interop.convert(ma, "numpy") is ma
+    out = interop.convert(ma, "numpy", copy=True)
+    assert type(out) is np.ma.MaskedArray and out.mask.tolist() == [False, True, False]
+    # What the hint says works.
+    filled = _convert_to(ma.filled(np.nan), dst)
+    assert np.isnan(interop.to_numpy(filled)[1])
+    assert interop.to_numpy(_convert_to(ma.compressed(), dst)).tolist() == [1.0, 3.0]
+
+
+def _unmasked(mask: str) -> tuple[np.ndarray, np.ma.MaskedArray]:
+    data = _memory.aligned_copy(np.array([1.0, 2.0, 3.0], dtype=np.float32))
+    ma = np.ma.array(data) if mask == "nomask" else np.ma.array(data, mask=[False] * 3)
+    return data, ma
+
+
+@pytest.mark.parametrize("mask", ["nomask", "all-false"])
+@pytest.mark.parametrize("dst", _TARGETS)
+def test_a_masked_array_with_no_entry_masked_converts_its_data(dst: str, mask: str) -> None:
+    _need(dst)
+    data, ma = _unmasked(mask)
+    copied = _convert_to(ma, dst, copy=True)
+    assert interop.to_numpy(copied).tolist() == [1.0, 2.0, 3.0]
+    assert not np.shares_memory(native(copied), data)
+    if dst == "jax":
+        return  # (zero-copy: see the next test)
+    plan = interop.explain(ma, like=like(dst))
+    out = _convert_to(ma, dst)
+    assert interop.to_numpy(out).tolist() == [1.0, 2.0, 3.0]
+    assert plan.zero_copy and np.shares_memory(native(out), data)
+
+
+def test_a_masked_array_with_no_entry_masked_aliases_into_jax() -> None:
+    _need("jax")
+    data, ma = _unmasked("nomask")
+    assert interop.explain(ma, to="jax").zero_copy
+    out = interop.convert(ma, "jax")
+    assert np.shares_memory(native(out), data)

@@ -366,6 +366,51 @@ def test_array_api_arguments() -> None:
     np.testing.assert_array_equal(np.from_dlpack(out), DATA * 2)
 
 
+def test_dask_arguments_give_dask_results() -> None:
+    """A Dask argument was neutral: the results came back computed, as NumPy arrays."""
+    da = pytest.importorskip("dask.array")
+    x = da.from_array(DATA, chunks=(1, 4))
+
+    @interop.numpy_function
+    def moments(a: Any, *, b: Any = 0) -> Any:
+        assert type(a) is np.ndarray
+        return {"mean": (a + b).mean(axis=0), "n": len(a)}
+
+    out = moments(x)
+    assert interop.framework_of(out["mean"]) == "dask" and out["n"] == 3
+    assert out["mean"].chunks == ((4,),)  # one chunk
+    np.testing.assert_array_equal(out["mean"].compute(), DATA.mean(axis=0))
+    assert interop.framework_of(double(x)) == "dask"
+    np.testing.assert_array_equal(double(x).compute(), DATA * 2)
+    # NumPy arguments are still neutral; NumPy ones alone give NumPy results.
+    assert interop.framework_of(moments(DATA, b=x)["mean"]) == "dask"
+    assert type(moments(DATA)["mean"]) is np.ndarray
+
+
+def test_dask_and_another_framework_are_an_error_naming_both() -> None:
+    da = pytest.importorskip("dask.array")
+    torch = pytest.importorskip("torch")
+
+    @interop.numpy_function
+    def add(x: Any, y: Any) -> Any:
+        return x + y
+
+    x = da.arange(4.0, chunks=2)
+    t = torch.ones(4, dtype=torch.float64)
+    for args in ((x, t), (t, x)):
+        with pytest.raises(interop.InteropError) as info:
+            add(*args)
+        assert type(info.value) is interop.InteropError
+        message = str(info.value)
+        assert "expected arrays of one framework, got " in message
+        assert "dask (`dask.array.core.Array`)" in message and "torch (`torch.Tensor`)" in message
+        assert message.endswith(
+            "hint: name the argument that decides with @numpy_function(like='name')"
+        )
+    assert isinstance(interop.numpy_function(like="y")(add.__wrapped__)(x, t), torch.Tensor)
+    assert interop.framework_of(interop.numpy_function(like=0)(add.__wrapped__)(x, t)) == "dask"
+
+
 def test_decorating_a_non_callable_is_an_error() -> None:
     with pytest.raises(TypeError, match="expected a function"):
         interop.numpy_function(3)  # type: ignore[call-overload]

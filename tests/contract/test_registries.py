@@ -73,6 +73,41 @@ def test_a_tensordict_becomes_a_nested_dict_of_arrays() -> None:
     assert isinstance(td["obs"], torch.Tensor)  # the caller's TensorDict is untouched
 
 
+_TENSORDICT_HINT = (
+    "expected an array or tensor, got `tensordict._td.TensorDict`: a TensorDict is a "
+    "container of tensors, not one array. hint: interop.to_numpy_tree(td) gives a dict of "
+    "NumPy arrays, one per key (a nested TensorDict as a nested dict), "
+    "interop.convert_tree(td, to) one of another framework's arrays; or convert one "
+    "tensor, as in interop.to_numpy(td[key])"
+)
+
+
+def test_a_tensordict_given_as_one_array_is_refused_with_what_converts_it() -> None:
+    """The hint was "materialise iterables first, for example with list(...)", which fails."""
+    tensordict = pytest.importorskip("tensordict")
+    td = tensordict.TensorDict(
+        {"obs": torch.arange(6.0).reshape(2, 3), "next": {"reward": torch.ones(2)}},
+        batch_size=[2],
+    )
+    for call in (
+        lambda: interop.to_numpy(td),
+        lambda: interop.explain(td),
+        lambda: interop.convert(td, "numpy"),
+        lambda: interop.convert(td, "torch"),
+    ):
+        with pytest.raises(interop.UnsupportedTypeError) as info:
+            call()
+        assert str(info.value) == _TENSORDICT_HINT
+    assert interop.framework_of(td) is None
+    # What the hint says works.
+    out = interop.to_numpy_tree(td)
+    assert sorted(out) == ["next", "obs"] and type(out["next"]) is dict
+    assert np.shares_memory(out["obs"], td["obs"].numpy())
+    again = interop.convert_tree(td, "torch")
+    assert type(again) is dict and torch.equal(again["next"]["reward"], torch.ones(2))
+    assert np.shares_memory(interop.to_numpy(td["obs"]), td["obs"].numpy())
+
+
 def test_precedence_registrations_then_mappings_then_framework_registries() -> None:
     # OrderedDict is registered with torch's pytree too; the walk's own mapping
     # handling comes first and keeps the key order and type.

@@ -159,6 +159,57 @@ def test_dask_reduction_is_a_0d_array() -> None:
     assert type(out) is np.ndarray and out.shape == () and out == 16
 
 
+@pytest.mark.parametrize(
+    "options", [{}, {"copy": True}, {"dtype": np.float32}], ids=["default", "copy", "cast"]
+)
+def test_dask_masked_chunks_keep_their_mask(options: dict[str, Any]) -> None:
+    """A Dask array of masked chunks computes to a masked array, and keeps it as NumPy's do."""
+    da = pytest.importorskip("dask.array")
+    x = da.ma.masked_greater(da.arange(6, chunks=3), 3)
+    out = interop.to_numpy(x, **options)
+    assert type(out) is np.ma.MaskedArray
+    assert out.mask.tolist() == [False] * 4 + [True] * 2
+    assert out.compressed().tolist() == [0, 1, 2, 3] and out.mean() == 1.5
+    assert out.dtype == options.get("dtype", np.int64) == interop.explain(x, **options).dtype
+    out.data[...] = 0  # memory of the result's own
+    assert x.compute().data.tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_dask_masked_chunks_are_refused_by_a_framework_without_masks() -> None:
+    da = pytest.importorskip("dask.array")
+    pytest.importorskip("torch")
+    x = da.ma.masked_greater(da.arange(6, chunks=3), 3)
+    with pytest.raises(ConversionError, match="2 of 6 entries masked"):
+        interop.convert(x, "torch")
+
+
+def test_dask_is_a_target_of_one_chunk_in_host_memory() -> None:
+    """convert(x, "dask") and like=: one chunk, the NumPy array itself unless copy=True."""
+    da = pytest.importorskip("dask.array")
+    a = np.arange(6.0).reshape(2, 3)
+    d = interop.convert(a, "dask")
+    assert interop.framework_of(d) == "dask" and d.chunks == ((2,), (3,))
+    plan = interop.explain(a, to="dask")
+    assert plan.zero_copy and plan.readonly and plan.steps == ("from_numpy",)
+    (chunk,) = d.__dask_graph__().values()
+    assert np.shares_memory(chunk, a)  # the graph's chunk is the array itself
+    copied = interop.convert(a, like=da.zeros(1), copy=True)
+    (chunk,) = copied.__dask_graph__().values()
+    assert not np.shares_memory(chunk, a)
+    a[0, 0] = 99.0  # write, then read both back
+    assert d.compute()[0, 0] == 99.0 and copied.compute()[0, 0] == 0.0
+    assert interop.convert(d, "dask") is d
+    again = interop.convert(d, "dask", copy=True)
+    assert again is not d and interop.explain(d, to="dask", copy=True).steps == ("copy",)
+    assert again.compute().tolist() == d.compute().tolist()
+
+
+def test_dask_target_refuses_other_devices() -> None:
+    pytest.importorskip("dask.array")
+    with pytest.raises(ValueError, match=r"expected device None or 'cpu' for Dask.*hint: "):
+        interop.convert(np.ones(2), "dask", device="cuda")
+
+
 # -- array-api-strict on a non-CPU device ----------------------------------------------------
 
 
@@ -184,6 +235,28 @@ def test_array_api_strict_cpu_is_not_a_transfer() -> None:
     plan = interop.explain(x)
     assert not plan.transfer and plan.zero_copy and plan.device == "cpu"
     np.testing.assert_array_equal(interop.to_numpy(x, allow_transfer=False), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("to", ["numpy", "torch", "jax", "tensorflow"])
+def test_array_api_strict_other_device_is_a_transfer_for_every_target(to: str) -> None:
+    """One decision (the device's name): data on another device is moved, never aliased.
+
+    array_api_strict keeps every device's data in host memory and exports it through
+    DLPack as kDLCPU; convert took that export as a zero-copy view of host memory.
+    """
+    xp = pytest.importorskip("array_api_strict")
+    pytest.importorskip(to)
+    x = xp.asarray([1.0, 2.0, 3.0], device=xp.Device("device1"))
+    plan = interop.explain(x, to=to)
+    assert plan.transfer and not plan.zero_copy and "device1" in plan.device
+    assert "must be copied to host memory" in (plan.copy_reason or "")
+    with pytest.raises(CopyRequiredError, match="device1"):
+        interop.convert(x, to, copy=False)
+    out = interop.convert(x, to)
+    assert interop.to_numpy(out).tolist() == [1.0, 2.0, 3.0]
+    assert not np.shares_memory(interop.to_numpy(out), x._array)
+    on_cpu = xp.asarray([1.0, 2.0, 3.0])
+    assert interop.explain(on_cpu, to=to).transfer is False
 
 
 # -- pandas and xarray through their array protocols -----------------------------------
@@ -273,6 +346,65 @@ def test_read_only_views_are_reported_read_only() -> None:
     out = interop.to_numpy(s)
     plan = interop.explain(s)
     assert plan.readonly is (not out.flags.writeable)
+
+
+def _counting_dask(blocks: list[int]) -> Any:
+    da = pytest.importorskip("dask.array")
+
+    def record(b: np.ndarray) -> np.ndarray:
+        blocks.append(1)
+        return b
+
+    lazy = da.ones(1000, chunks=100).map_blocks(record, dtype=np.float64)
+    blocks.clear()  # (map_blocks itself probed the function once)
+    return lazy
+
+
+@pytest.mark.parametrize("wrap", ["dataarray", "variable"])
+def test_xarray_on_dask_is_planned_without_computing(wrap: str) -> None:
+    """xarray's __array__ turns copy=False into copy=None and computes: never asked to plan."""
+    xr = pytest.importorskip("xarray")
+    blocks: list[int] = []
+    lazy = _counting_dask(blocks)
+    arr = xr.DataArray(lazy) if wrap == "dataarray" else xr.Variable(("x",), lazy)
+    plan = interop.explain(arr)
+    assert blocks == []  # explain computed the whole graph
+    assert not plan.zero_copy and plan.steps == ("compute",) and plan.dtype == np.float64
+    assert "holds its data in chunks" in (plan.copy_reason or "")
+    with pytest.raises(CopyRequiredError, match=r"holds its data in chunks.*hint: use copy=None"):
+        interop.to_numpy(arr, copy=False)
+    assert blocks == []  # copy=False computed the graph into new memory and returned it
+    with pytest.raises(CopyRequiredError):
+        interop.to_numpy_tree({"a": arr}, copy=False)
+    assert blocks == []
+    out = interop.to_numpy(arr)
+    assert len(blocks) == 10 and type(out) is np.ndarray and out.sum() == 1000.0
+    blocks.clear()
+    assert interop.explain(arr, dtype=np.float32).steps == ("compute", "cast")
+    assert interop.to_numpy(arr, dtype=np.float32).dtype == np.float32
+    copied = interop.to_numpy(arr, copy=True)
+    assert interop.explain(arr, copy=True).steps == ("compute", "copy")
+    assert copied.flags.writeable and copied.flags.owndata
+
+
+def test_xarray_in_memory_is_still_a_view_and_a_dataset_still_refused() -> None:
+    xr = pytest.importorskip("xarray")
+    da = pytest.importorskip("dask.array")
+    data = np.arange(4.0)
+    arr = xr.DataArray(data)
+    assert interop.explain(arr).zero_copy
+    assert np.shares_memory(interop.to_numpy(arr, copy=False), data)
+    for ds in (xr.Dataset({"a": arr}), xr.Dataset({"a": xr.DataArray(da.ones(4, chunks=2))})):
+        with pytest.raises(ConversionError, match=r"cannot directly convert an xarray\.Dataset"):
+            interop.explain(ds)
+
+
+def test_chunks_that_compute_to_another_dtype_than_declared_are_refused() -> None:
+    xr = pytest.importorskip("xarray")
+    da = pytest.importorskip("dask.array")
+    wrong = da.ones(4, chunks=2).map_blocks(lambda b: b.astype(np.int8), dtype=np.float64)
+    with pytest.raises(ConversionError, match=r"declares, float64, got int8\. hint: fix"):
+        interop.to_numpy(xr.DataArray(wrong))
 
 
 # -- the generic __array__ protocol -------------------------------------------------------
@@ -424,3 +556,15 @@ def test_array_api_data_on_another_device_keeps_its_dtype_in_the_plan() -> None:
     a2 = xp.asarray([1.0], device=xp.Device("device2"))
     plan = interop.explain(a1, like=a2)
     assert "device1" in plan.device and "device2" in (plan.copy_reason or "")
+
+
+def test_dask_masked_chunks_are_refused_on_every_call() -> None:
+    # The first call plans; later ones take convert's fast route: both refuse.
+    da = pytest.importorskip("dask.array")
+    pytest.importorskip("torch")
+    plain = da.arange(6, chunks=3)
+    assert interop.to_numpy(interop.convert(plain, "torch")).tolist() == list(range(6))
+    x = da.ma.masked_greater(da.arange(6, chunks=3), 3)
+    for _ in range(3):
+        with pytest.raises(ConversionError, match="2 of 6 entries masked"):
+            interop.convert(x, "torch")

@@ -6,6 +6,7 @@ mutation testing (``tools/mutation.sh``) runs against every mutant of the core.
 
 from __future__ import annotations
 
+import mmap
 import pickle
 import sys
 import textwrap
@@ -18,7 +19,8 @@ import numpy as np
 import pytest
 
 import interop
-from interop import _options, _plan, _registry
+from interop import _core, _options, _plan, _registry
+from interop._convert import plan_convert
 from interop._errors import CopyRequiredError
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
@@ -446,10 +448,13 @@ def test_unsupported_lists_what_was_tried_and_what_was_not_imported() -> None:
 
 
 def test_explain_passes_every_option_to_the_backend() -> None:
+    seen: list[Options] = []
+
     class Recording(DoublingBackend):
         name = "recording"
 
         def plan(self, x: Any, options: Options, /) -> Plan:
+            seen.append(options)
             return _plan.finish(
                 self.name,
                 "cpu",
@@ -463,10 +468,11 @@ def test_explain_passes_every_option_to_the_backend() -> None:
     interop.register_backend(Recording())
     try:
         kwargs = {"allow_transfer": False, "upcast": True, "sparse": "dense", "ragged": "pad"}
-        seen = interop.explain(_Doubled([1.0]), copy=True, dtype=np.int8, **kwargs).prepared
+        plan = interop.explain(_Doubled([1.0]), copy=True, dtype=np.int8, **kwargs)
     finally:
         _registry.unregister_backend("recording")
-    assert seen == Options(True, np.dtype(np.int8), False, True, "dense", "pad")
+    assert seen == [Options(True, np.dtype(np.int8), False, True, "dense", "pad")]
+    assert plan.prepared is None  # the working state stays with the conversion
 
 
 def test_register_backend_validates() -> None:
@@ -794,14 +800,42 @@ def test_a_pickled_plan_leaves_out_the_work_of_its_conversion() -> None:
     # prepared is one conversion's working state (here a 1 MB view of the data): not
     # part of the plan's value, so neither pickled nor compared.
     data = memoryview(bytearray(1 << 20))
-    plan = interop.explain(data)
+    plan = _core.plan(data, _registry.get(data), DEFAULT)
     assert plan.prepared is not None
     again = pickle.loads(pickle.dumps(plan))
     assert again == plan and hash(again) == hash(plan) and again.prepared is None
     assert len(pickle.dumps(plan)) < 1000
     # A plan of convert holds its route's closures there, which no pickle can hold.
-    route = interop.explain(data, to="numpy")
+    route = plan_convert(data, "numpy")
     assert route.prepared is not None and pickle.loads(pickle.dumps(route)) == route
+    # What explain hands out holds neither.
+    assert interop.explain(data) == plan and interop.explain(data).prepared is None
+    assert interop.explain(data, to="numpy") == route
+
+
+@pytest.mark.parametrize("to", [None, "numpy", "torch"])
+def test_a_plan_from_explain_holds_no_export_of_the_callers_buffer(to: str | None) -> None:
+    """A kept plan (a log, a notebook's history) must not pin the object it describes.
+
+    The protocol backends plan with a NumPy view of the object, which holds its buffer
+    exported: while it lived, a bytearray could not be resized nor an mmap closed.
+    """
+    if to == "torch":
+        pytest.importorskip("torch")
+    buf = bytearray(8)
+    plans = [interop.explain(buf, to=to), interop.explain(buf, to=to, copy=True)]
+    if to is None:
+        plans.append(interop.explain(buf, dtype=np.float32))
+    assert [p.prepared for p in plans] == [None] * len(plans)
+    assert plans[1].copy_reason is not None  # (a copy shares nothing, yet pinned the buffer)
+    buf.extend(b"more")  # raised BufferError while a plan held a view
+    assert len(buf) == 12
+    m = mmap.mmap(-1, 4096)
+    kept = interop.explain(m, to=to, copy=True)
+    m.close()  # raised BufferError: cannot close exported pointers exist
+    assert kept.prepared is None and kept.steps
+    # The conversion itself still works from a fresh plan.
+    assert interop.to_numpy(buf).tolist() == list(buf)
 
 
 @pytest.mark.parametrize("x", [-1, [300], [[1, 2**70]]], ids=["scalar", "list", "nested"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,3 +78,88 @@ def test_numpy_scalar_becomes_a_0d_array() -> None:
     assert out == s
     with pytest.raises(interop.CopyRequiredError):
         interop.to_numpy(s, copy=False)
+
+
+# -- masked arrays and other subclasses ------------------------------------------------------
+
+
+def _masked() -> np.ma.MaskedArray:
+    """Readings where -9999 marks a missing value, masked as such (hard mask, fill value 0)."""
+    ma = np.ma.masked_equal(np.array([[1.0, -9999.0, 3.0], [4.0, 5.0, -9999.0]]), -9999.0)
+    ma.harden_mask()
+    ma.fill_value = 0.0
+    return ma
+
+
+def test_masked_array_is_returned_as_is() -> None:
+    ma = _masked()
+    assert interop.to_numpy(ma) is ma
+    assert interop.to_numpy(ma, copy=False) is ma
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"copy": True},
+        {"dtype": np.float32},
+        {"dtype": np.float32, "copy": True},
+        {"float_dtype": np.float32},
+    ],
+    ids=["copy", "cast", "cast-copy", "float_dtype"],
+)
+def test_masked_array_keeps_its_mask_where_it_is_copied(options: dict[str, object]) -> None:
+    """copy=True (and a cast) copy the data and the mask: masked entries never become data."""
+    ma = _masked()
+    before = (ma.data.copy(), ma.mask.copy())
+    out = interop.to_numpy(ma, **options)  # type: ignore[arg-type]
+    assert type(out) is np.ma.MaskedArray
+    assert out.mask.tolist() == [[False, True, False], [False, False, True]]
+    assert out.compressed().tolist() == [1.0, 3.0, 4.0, 5.0] and out.mean() == 3.25
+    assert out.dtype == (np.float64 if options == {"copy": True} else np.float32)
+    assert out.fill_value == 0.0 and out.hardmask
+    assert not np.shares_memory(out.data, ma.data)
+    assert not np.shares_memory(out.mask, ma.mask)
+    assert out.flags.writeable
+    out.data[...] = 7.0  # write, then read the input back
+    out.mask[...] = False
+    np.testing.assert_array_equal(ma.data, before[0])
+    np.testing.assert_array_equal(ma.mask, before[1])
+    assert interop.explain(ma, **options).steps in (("copy",), ("cast",))  # type: ignore[arg-type]
+
+
+def test_masked_array_keeps_its_mask_in_trees() -> None:
+    ma = _masked()
+    with interop.options(copy=True):
+        out = interop.to_numpy_tree({"x": [ma]})["x"][0]
+    assert type(out) is np.ma.MaskedArray and out.mask.sum() == 2
+    assert not np.shares_memory(out.mask, ma.mask)
+    assert interop.to_numpy_tree({"x": ma}, copy=True)["x"].mean() == ma.mean()
+
+
+def test_masked_array_without_a_mask_copies_as_one() -> None:
+    ma = np.ma.array([1.0, 2.0])  # np.ma.nomask
+    out = interop.to_numpy(ma, copy=True)
+    assert type(out) is np.ma.MaskedArray and out.mask is np.ma.nomask
+    assert out.tolist() == [1.0, 2.0] and not np.shares_memory(out, ma)
+
+
+def _memmap(tmp: Path) -> np.ndarray:
+    m = np.memmap(tmp / "data.bin", dtype=np.float64, mode="w+", shape=BASE.shape)
+    m[...] = BASE
+    return m
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_memmap, lambda tmp: np.rec.fromarrays([np.arange(3), np.arange(3.0)], names="a,b")],
+    ids=["memmap", "recarray"],
+)
+def test_other_subclasses_copy_into_plain_arrays_of_the_same_values(
+    make: Callable[[Path], np.ndarray], tmp_path: Path
+) -> None:
+    # (A copy of a memmap is no longer the file's memory.)
+    x = make(tmp_path)
+    assert interop.to_numpy(x) is x
+    out = interop.to_numpy(x, copy=True)
+    assert type(out) is np.ndarray and out.dtype == x.dtype and out.shape == x.shape
+    assert out.tobytes() == x.tobytes() and not np.shares_memory(out, x)

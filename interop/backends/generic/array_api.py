@@ -1,8 +1,10 @@
 """Array API objects (``__array_namespace__``): through DLPack, after ``to_device`` if needed.
 
-Array API devices have no common type: a CPU device is recognised by its name, and
-data elsewhere is moved with ``to_device`` before NumPy imports it. As a target of
-:func:`interop.convert`, the namespace is the one of ``like``.
+Array API devices have no common type: a CPU device is recognised by its name
+(:func:`is_cpu`, the one decision every hook asks), and data elsewhere is moved with
+``to_device`` before NumPy imports it, and is never exported through DLPack for
+another framework to alias. As a target of :func:`interop.convert`, the namespace
+is the one of ``like``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from interop.backends.generic.array_protocol import host_array
 from interop.backends.generic.base import GenericBackend
 from interop.backends.generic.dlpack import dlpack_view, from_dlpack
 
-__all__ = ["ArrayApiBackend"]
+__all__ = ["ArrayApiBackend", "is_cpu"]
 
 
 def _standard_dtype(x: Any) -> np.dtype[Any] | None:
@@ -61,8 +63,7 @@ class ArrayApiBackend(GenericBackend):
 
         dev = array_api_compat.device(x)
         device = str(dev)
-        # Array API devices have no common type; every CPU device names itself so.
-        on_cpu = "cpu" in device.lower()
+        on_cpu = is_cpu(dev)
         steps: list[str] = []
         reason: str | None = None
         view: np.ndarray[Any, Any] | None = None
@@ -146,7 +147,7 @@ class ArrayApiBackend(GenericBackend):
 
     def dlpack_device(self, device: Any, /) -> tuple[int, int]:
         dev = device[1]
-        if "cpu" in str(dev).lower():
+        if is_cpu(dev):
             return (1, 0)
         # A device DLPack cannot name (array_api_strict's test devices, say): it only
         # ever equals itself, and plans show its own name.
@@ -206,8 +207,25 @@ class ArrayApiBackend(GenericBackend):
     def dlpack_export(self, x: Any, dtype: np.dtype[Any], /) -> Any:
         if not hasattr(x, "__dlpack__") or dtype.type.__module__ == "ml_dtypes":
             return None
+        import array_api_compat
+
+        if not is_cpu(array_api_compat.device(x)):
+            # Data on another device (see is_cpu): moved by to_device, as to NumPy.
+            return None
         # Pinned or managed host memory: through the NumPy view (see Backend.dlpack_export).
         return x if dlpack_device_of(x) == HOST else None
+
+
+def is_cpu(device: Any) -> bool:
+    """Whether an Array API device is the host's CPU: the one decision of this backend.
+
+    Array API devices have no common type; every CPU device names itself so. Any
+    other device counts as one whose data must be moved to the host, whatever its
+    DLPack export says: a namespace may keep it in host memory and export it as
+    ``kDLCPU`` (array_api_strict's simulated ``Device('device1')``), and that data is
+    then still a transfer to NumPy, and never a view for another framework.
+    """
+    return "cpu" in str(device).lower()
 
 
 def _cpu_device(x: Any) -> Any:
@@ -221,4 +239,4 @@ def _cpu_device(x: Any) -> Any:
     if info is None:  # a namespace from before the inspection API (2023.12)
         return "cpu"
     devices = list(info().devices())
-    return next((d for d in devices if "cpu" in str(d).lower()), "cpu")
+    return next((d for d in devices if is_cpu(d)), "cpu")

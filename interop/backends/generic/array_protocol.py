@@ -28,6 +28,14 @@ does this backend. Which one applies is decided once per type, from the class al
   ``copy=False`` is refused before it is called, as NumPy 2 refuses it, since no
   view can be promised.
 
+An object read through ``__array__`` whose class declares ``chunks``, and whose
+``chunks`` is a tuple, holds its data in chunks elsewhere (an xarray object on Dask,
+a zarr or HDF5 array): its ``__array__`` computes or reads them into new memory,
+whatever ``copy=`` says (xarray's turns ``copy=False`` into ``copy=None``). It is
+planned as that copy without being called, from the dtype it declares: ``explain``
+computes nothing, and ``copy=False`` is refused before any work. (A chunked
+xarray ``Dataset`` has a mapping of chunks, and no array form.)
+
 Only the class is looked at: an ``__array_interface__`` that an object sets on
 itself (not on its class) is not seen, since dispatch is per type.
 """
@@ -53,6 +61,7 @@ __all__ = [
     "ArrayProtocolBackend",
     "array_protocol_plan",
     "array_takes_copy",
+    "compute_chunks",
     "host_array",
     "protocol_kind",
 ]
@@ -73,7 +82,7 @@ class ArrayProtocolBackend(GenericBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        self.steps.update(as_array=lambda x, p: p.prepared)
+        self.steps.update(as_array=lambda x, p: p.prepared, compute=compute_chunks)
 
     def matches(self, cls: type) -> bool:
         return protocol_kind(cls) is not None
@@ -89,6 +98,8 @@ def array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
     reports them as a :class:`~interop.ConversionError` that names the protocol
     (and lets a :class:`MemoryError` through unchanged).
     """
+    if protocol_kind(type(x)) in (ARRAY, LEGACY) and _chunked(x):
+        return _chunked_plan(name, x, options)
     try:
         a, reason = host_array(x, options)
     except Exception as exc:
@@ -125,6 +136,68 @@ def array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
         upcast_to=_dtypes.upcast_target(a.dtype),
         prepared=a,
     )
+
+
+def _chunked_plan(name: str, x: Any, options: Options) -> Plan:
+    """The plan of an object whose ``__array__`` computes its chunks: made without calling it."""
+    declared = getattr(x, "dtype", None)
+    dtype = declared if isinstance(declared, np.dtype) else None
+    steps = ["compute"]
+    if options.copy is True:
+        # What __array__ returns may be an array a graph or a cache holds: copy=True
+        # promises memory the result owns.
+        steps.append("copy")
+    return _plan.finish(
+        name,
+        "cpu",
+        steps,
+        source_dtype=dtype,
+        options=options,
+        copy_reason=(
+            f"`{type_name(x)}` holds its data in chunks (a lazy graph, a store), which its "
+            "__array__ computes into new memory"
+        ),
+        upcast_to=None if dtype is None else _dtypes.upcast_target(dtype),
+        prepared=dtype,
+    )
+
+
+def compute_chunks(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
+    """The ``compute`` step: ``x``'s chunks computed by its ``__array__``, in the planned dtype.
+
+    ``plan.prepared`` is the dtype ``x`` declared (or ``None``), which the tail of the
+    plan was made from.
+    """
+    a = np.asarray(x)
+    declared = plan.prepared
+    if declared is not None and a.dtype != declared:
+        raise ConversionError(
+            f"expected `{type_name(x)}` to compute to the dtype it declares, {declared}, got "
+            f"{a.dtype}. hint: fix the dtype of the computation that made it (the dtype= of "
+            "a map_blocks, say), or convert np.asarray(x) yourself"
+        )
+    return a
+
+
+def _chunked(x: Any) -> bool:
+    """Whether ``x`` says its data is in chunks: a tuple ``chunks`` (xarray in memory: ``None``)."""
+    if not _declares_chunks(type(x)):
+        return False
+    return isinstance(x.chunks, tuple)
+
+
+# type -> whether its class declares ``chunks`` (see _chunked), bounded like _KINDS.
+_CHUNKS: dict[type, bool] = {}
+
+
+def _declares_chunks(cls: type) -> bool:
+    found = _CHUNKS.get(cls)
+    if found is None:
+        found = class_attr(cls, "chunks") is not None
+        if len(_CHUNKS) >= _MAX_KINDS:
+            _CHUNKS.clear()
+        _CHUNKS[cls] = found
+    return found
 
 
 def _keras_tensor_error(x: Any, exc: Exception) -> ConversionError:

@@ -29,7 +29,11 @@ from interop._devices import HOST, device_name, dlpack_device_of, is_host
 from interop._errors import ConversionError, TransferError, type_name
 from interop._options import Options
 from interop._plan import Plan
-from interop.backends.generic.array_protocol import array_protocol_plan, array_takes_copy
+from interop.backends.generic.array_protocol import (
+    array_protocol_plan,
+    array_takes_copy,
+    compute_chunks,
+)
 from interop.backends.generic.base import GenericBackend, finish_unknown_dtype
 from interop.backends.generic.capsule import Reinterpreter
 
@@ -117,6 +121,7 @@ class DLPackBackend(GenericBackend):
             from_dlpack=from_dlpack,
             dlpack_to_host=_copy_to_host,
             as_array=lambda x, p: p.prepared,
+            compute=compute_chunks,
         )
 
     def matches(self, cls: type) -> bool:
