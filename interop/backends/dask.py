@@ -30,6 +30,7 @@ chunks: Dask's ``__setitem__`` builds new ones), else a copy of it.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import uuid
 from typing import Any
@@ -204,8 +205,8 @@ class DaskBackend(Backend):
         return dtype
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
-        import dask.array as da
-
+        # (A result asked of Dask by name: dask.array need not be imported yet.)
+        da = importlib.import_module("dask.array")
         chunk = a.copy(order="K") if copy else a
         # Made here rather than by da.from_array, which copies every array it is given
         # and names the graph by hashing all of the data.
