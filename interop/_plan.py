@@ -271,7 +271,32 @@ def cast(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
         out.real = a["real"]
         out.imag = a["imag"]
         return out
-    return a.astype(plan.dtype, copy=True)
+    return _astype(a, plan.dtype)
+
+
+def _astype(a: np.ndarray[Any, Any], dtype: Any) -> np.ndarray[Any, Any]:
+    """``a.astype(dtype)``; for a masked array, its data and mask cast and copied.
+
+    NumPy's own cast of a masked array casts its fill value too, and raises where the
+    new dtype cannot hold it (a bfloat16 array's default b'???', a string array's
+    'N/A'), but only once the fill value was read (any repr reads it): the fill
+    value is kept where it casts within its kind, and is the new dtype's default
+    otherwise.
+    """
+    if type(a) is np.ndarray or not is_masked_array(a) or a.dtype.names:
+        return a.astype(dtype, copy=True)
+    ma = sys.modules["numpy.ma"]
+    masked: Any = a
+    mask = ma.getmask(masked)
+    out = ma.MaskedArray(
+        masked.data.astype(dtype, copy=True),
+        mask=mask if mask is ma.nomask else mask.copy(),
+        hard_mask=masked.hardmask,
+    )
+    fill = getattr(a, "_fill_value", None)  # (the public fill_value would set it on a)
+    if isinstance(fill, np.ndarray) and np.can_cast(fill.dtype, dtype, casting="same_kind"):
+        out.fill_value = fill.astype(dtype)
+    return out  # type: ignore[no-any-return]
 
 
 def check_keeps_imaginary(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
@@ -353,13 +378,14 @@ def is_masked_array(a: object, /) -> bool:
     return ma is not None and isinstance(a, ma.MaskedArray)
 
 
-def mask_loss(a: np.ndarray[Any, Any], /) -> ConversionError | None:
+def mask_loss(a: Any, /, *, item: bool = False) -> ConversionError | None:
     """The error for a masked array whose masked entries would become data, or ``None``.
 
-    Asked where NumPy data goes to another framework (whose arrays carry no mask):
-    the values under a mask (sentinels, fill values, stale data) would be read as
-    data. ``None`` for any other array, and for a masked array with no entry masked,
-    whose data converts as it is.
+    Asked where NumPy data goes to another framework (whose arrays carry no mask), or
+    (``item=True``) into one array built from the items of a list or tuple, which
+    NumPy builds without masks: the values under a mask (sentinels, fill values,
+    stale data) would be read as data. ``None`` for any other array, and for a masked
+    array with no entry masked, whose data converts as it is.
     """
     if not is_masked_array(a) or a.size == 0:
         return None
@@ -373,12 +399,17 @@ def mask_loss(a: np.ndarray[Any, Any], /) -> ConversionError | None:
     masked = int(np.count_nonzero(mask))
     if masked == 0:
         return None
+    if item:
+        where = "as an item of a list or tuple, which NumPy builds into one plain array"
+        keep = "stack the items with np.ma.stack(...) to keep the masks"
+    else:
+        where = "to convert to another framework than NumPy"
+        keep = "keep the mask with interop.to_numpy(x)"
     return ConversionError(
-        f"expected an array without masked entries to convert to another framework than "
-        f"NumPy, got `{type_name(a)}` with {masked} of {a.size} entries masked: the "
-        "values under the mask would become data. hint: fill them first with "
-        "x.filled(value), keep only the others with x.compressed(), or keep the mask "
-        "with interop.to_numpy(x)"
+        f"expected an array without masked entries {where}, got `{type_name(a)}` with "
+        f"{masked} of {a.size} entries masked: the values under the mask would become "
+        "data. hint: fill them first with x.filled(value), keep only the others with "
+        f"x.compressed(), or {keep}"
     )
 
 
@@ -396,7 +427,7 @@ def cast_floats(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
     target = plan.float_dtype
     if target is None or not _is_float(a.dtype) or a.dtype == target:
         return a
-    return a.astype(target, copy=True)
+    return _astype(a, target)
 
 
 TAIL_STEPS = {

@@ -407,6 +407,29 @@ def test_chunks_that_compute_to_another_dtype_than_declared_are_refused() -> Non
         interop.to_numpy(xr.DataArray(wrong))
 
 
+class ChunkedWriter:
+    """A class of no chunked-array library with a tuple ``chunks`` of its own meaning."""
+
+    chunks = ((3,),)
+    dtype = np.dtype(np.float64)
+
+    def __init__(self) -> None:
+        self.buf = np.arange(3.0)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self.buf.copy() if copy else self.buf
+
+
+def test_chunks_of_other_classes_say_nothing_of_where_the_data_is() -> None:
+    # Only xarray, zarr and h5py arrays are planned as chunks computed into new
+    # memory; any other class is read through its __array__, which tells.
+    x = ChunkedWriter()
+    plan = interop.explain(x)
+    assert plan.steps == ("as_array",) and plan.zero_copy
+    assert np.shares_memory(interop.to_numpy(x, copy=False), x.buf)
+    assert not np.shares_memory(interop.to_numpy(x, copy=True), x.buf)
+
+
 # -- the generic __array__ protocol -------------------------------------------------------
 
 

@@ -127,6 +127,33 @@ def test_masked_array_keeps_its_mask_where_it_is_copied(options: dict[str, objec
     assert interop.explain(ma, **options).steps in (("copy",), ("cast",))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "options", [{"upcast": True}, {"float_dtype": np.float32}, {"dtype": np.float32}]
+)
+@pytest.mark.parametrize("printed", [False, True])
+def test_a_masked_cast_keeps_the_mask_whatever_its_fill_value(
+    options: dict[str, object], printed: bool
+) -> None:
+    # NumPy casts a masked array's fill value too, once it was read (by a repr): a
+    # bfloat16 array's default fill value (b'???') casts to no float.
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    data = np.array([1.0, -9999.0, 3.0]).astype(ml_dtypes.bfloat16)
+    ma = np.ma.array(data, mask=[False, True, False])
+    if printed:
+        repr(ma)
+    plan = interop.explain(ma, **options)  # type: ignore[arg-type]
+    out = interop.to_numpy(ma, **options)  # type: ignore[arg-type]
+    assert type(out) is np.ma.MaskedArray and out.dtype == np.float32 == plan.dtype
+    assert out.mask.tolist() == [False, True, False]
+    assert out.compressed().tolist() == [1.0, 3.0]
+    kept = np.ma.masked_equal(np.array([1.0, 2.0]), 2.0)
+    kept.fill_value = -1.0  # a fill value the new dtype holds is kept
+    assert interop.to_numpy(kept, dtype=np.float32).fill_value == -1.0
+    texts = np.ma.array(np.array(["1", "2"]), mask=[False, True])
+    repr(texts)  # (its default fill value, 'N/A', reads as no number)
+    assert interop.to_numpy(texts, dtype=np.float32).compressed().tolist() == [1.0]
+
+
 def test_masked_array_keeps_its_mask_in_trees() -> None:
     ma = _masked()
     with interop.options(copy=True):
@@ -163,3 +190,27 @@ def test_other_subclasses_copy_into_plain_arrays_of_the_same_values(
     out = interop.to_numpy(x, copy=True)
     assert type(out) is np.ndarray and out.dtype == x.dtype and out.shape == x.shape
     assert out.tobytes() == x.tobytes() and not np.shares_memory(out, x)
+
+
+def test_masked_items_of_a_list_are_refused_not_turned_into_data() -> None:
+    # np.asarray builds one plain array from a list: a mask among the items would go.
+    ma = _masked()
+    for x in ([ma, ma], (ma,), [[1.0, 2.0, 3.0], ma[0]], [1.0, np.ma.masked]):
+        with pytest.raises(interop.ConversionError, match=r"np\.ma\.stack") as info:
+            interop.to_numpy(x)
+        assert "as an item of a list or tuple" in str(info.value)
+        with pytest.raises(interop.ConversionError, match="masked entries"):
+            interop.explain(x)
+        with pytest.raises(interop.ConversionError, match="masked entries"):
+            interop.convert(x, "numpy")
+    unmasked = np.ma.array([1.0, 2.0])
+    assert interop.to_numpy([unmasked, [3.0, 4.0]]).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert interop.to_numpy([1, 2.5, True]).tolist() == [1.0, 2.5, 1.0]
+
+
+def test_masked_dask_items_of_a_list_are_refused_once_computed() -> None:
+    da = pytest.importorskip("dask.array")
+    x = da.ma.masked_greater(da.arange(4, chunks=2), 2)
+    with pytest.raises(interop.ConversionError, match="1 of 4 entries masked"):
+        interop.to_numpy([x])
+    assert interop.to_numpy([da.arange(4, chunks=2)]).tolist() == [[0, 1, 2, 3]]

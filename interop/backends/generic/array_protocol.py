@@ -28,13 +28,16 @@ does this backend. Which one applies is decided once per type, from the class al
   ``copy=False`` is refused before it is called, as NumPy 2 refuses it, since no
   view can be promised.
 
-An object read through ``__array__`` whose class declares ``chunks``, and whose
-``chunks`` is a tuple, holds its data in chunks elsewhere (an xarray object on Dask,
-a zarr or HDF5 array): its ``__array__`` computes or reads them into new memory,
-whatever ``copy=`` says (xarray's turns ``copy=False`` into ``copy=None``). It is
-planned as that copy without being called, from the dtype it declares: ``explain``
-computes nothing, and ``copy=False`` is refused before any work. (A chunked
-xarray ``Dataset`` has a mapping of chunks, and no array form.)
+An xarray, zarr or h5py object read through ``__array__`` whose ``chunks`` is a
+tuple holds its data in chunks elsewhere (an xarray object on Dask, a zarr or HDF5
+array): its ``__array__`` computes or reads them into new memory, whatever
+``copy=`` says (xarray's turns ``copy=False`` into ``copy=None``). It is planned as
+that copy without being called, from the dtype it declares: ``explain`` computes
+nothing, and ``copy=False`` is refused before any work. What it returns is copied
+once more where it is read-only, as the plan promises a writable result. (A chunked
+xarray ``Dataset`` has a mapping of chunks, and no array form.) Other classes with a
+``chunks`` attribute (a chunked writer, a cache) are read as any ``__array__``
+object is: nothing is known of their ``chunks``.
 
 Only the class is looked at: an ``__array_interface__`` that an object sets on
 itself (not on its class) is not seen, since dispatch is per type.
@@ -176,7 +179,14 @@ def compute_chunks(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
             f"{a.dtype}. hint: fix the dtype of the computation that made it (the dtype= of "
             "a map_blocks, say), or convert np.asarray(x) yourself"
         )
-    return a
+    # A read-only result is memory something else holds (a cache of the store's): the
+    # plan promises new, writable memory.
+    return a if a.flags.writeable else a.copy(order="K")
+
+
+# The libraries whose arrays with a tuple ``chunks`` hold their data in chunks that
+# __array__ computes or reads into new memory.
+_CHUNKED_LIBRARIES = frozenset({"xarray", "zarr", "h5py"})
 
 
 def _chunked(x: Any) -> bool:
@@ -193,7 +203,10 @@ _CHUNKS: dict[type, bool] = {}
 def _declares_chunks(cls: type) -> bool:
     found = _CHUNKS.get(cls)
     if found is None:
-        found = class_attr(cls, "chunks") is not None
+        found = (
+            cls.__module__.partition(".")[0] in _CHUNKED_LIBRARIES
+            and class_attr(cls, "chunks") is not None
+        )
         if len(_CHUNKS) >= _MAX_KINDS:
             _CHUNKS.clear()
         _CHUNKS[cls] = found

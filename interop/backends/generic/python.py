@@ -8,6 +8,7 @@ reaching into each tensor by itself.
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ class PythonBackend(GenericBackend):
         transfer = False
         item_options: Options | None = None
         if isinstance(x, (list, tuple)):
-            if _contains_foreign_arrays(self.lookup, x):
+            if _contains_foreign_arrays(self.lookup, x, "numpy.ma" in sys.modules):
                 steps.insert(0, "convert_items")
                 # Items take every option but the copy and the dtype, which apply to
                 # the array built from them. upcast=True upcasts each item, unless a
@@ -83,7 +84,10 @@ class PythonBackend(GenericBackend):
         return plan
 
     def _convert_items(self, x: Any, plan: Plan) -> Any:
-        return _map_foreign(self.lookup, x, plan.prepared)
+        items = _map_foreign(self.lookup, x, plan.prepared)
+        if "numpy.ma" in sys.modules:
+            _check_masks(items)  # (a Dask array's masked chunks, computed only now)
+        return items
 
     def _asarray(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         dtype = plan.dtype
@@ -99,6 +103,23 @@ class PythonBackend(GenericBackend):
 # Items np.asarray reads correctly by itself; any other item a backend converts
 # (a framework tensor, a DLPack or Array API object) is converted first.
 _NATIVE_ITEMS = ("numpy", "python")
+
+
+# Items np.asarray reads as they are, found by type among a list's items at C speed.
+_NUMBERS = frozenset({int, float, complex, bool})
+
+
+def _check_masks(x: list[Any] | tuple[Any, ...]) -> None:
+    """Refuse a masked array with a masked entry among the items (np.asarray drops masks)."""
+    if set(map(type, x)) <= _NUMBERS:
+        return
+    for item in x:
+        if isinstance(item, (list, tuple)):
+            _check_masks(item)
+        elif isinstance(item, np.ndarray) and type(item) is not np.ndarray:
+            lost = _plan.mask_loss(item, item=True)
+            if lost is not None:
+                raise lost
 
 
 def _complex_item(x: Any) -> np.dtype[Any] | None:
@@ -130,14 +151,31 @@ def _foreign_backend(lookup: Lookup, item: Any) -> Backend | None:
     return backend
 
 
-def _contains_foreign_arrays(lookup: Lookup, x: list[Any] | tuple[Any, ...]) -> bool:
+def _contains_foreign_arrays(
+    lookup: Lookup, x: list[Any] | tuple[Any, ...], masks: bool
+) -> bool:
+    """Whether a (nested) list or tuple holds arrays another backend converts first.
+
+    ``masks``: numpy.ma was imported (no masked array exists before), and a masked
+    array with a masked entry among the items is refused, since np.asarray drops its
+    mask. A list of Python numbers alone is told by the types of its items.
+    """
+    if set(map(type, x)) <= _NUMBERS:
+        return False
+    foreign = False
     for item in x:
         if isinstance(item, (list, tuple)):
-            if _contains_foreign_arrays(lookup, item):
+            foreign = _contains_foreign_arrays(lookup, item, masks) or foreign
+        elif isinstance(item, np.ndarray):
+            if masks and type(item) is not np.ndarray:
+                lost = _plan.mask_loss(item, item=True)
+                if lost is not None:
+                    raise lost
+        elif not foreign and _foreign_backend(lookup, item) is not None:
+            if not masks:
                 return True
-        elif _foreign_backend(lookup, item) is not None:
-            return True
-    return False
+            foreign = True
+    return foreign
 
 
 def _item_plans(lookup: Lookup, x: list[Any] | tuple[Any, ...], item_options: Options) -> Any:
