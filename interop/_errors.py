@@ -54,8 +54,9 @@ def retell_policy(exc: BaseException, entry: str) -> None:
     """Say in the hint of a :func:`policy_error` how ``entry`` gets the keyword's effect.
 
     The hint asks for a keyword that :func:`interop.convert`, its kin
-    (``entry="convert"``: :func:`interop.convert_tree`, :func:`interop.iter_convert`)
-    and :func:`interop.numpy_function` (``"numpy_function"``) do not take.
+    (``entry="convert"``: :func:`interop.convert_tree`, :func:`interop.iter_convert`),
+    :func:`interop.numpy_function` (``"numpy_function"``) and the batches of
+    :mod:`interop.ray` (``"ray"``) do not take.
     ``convert`` keeps the sparse and ragged policies at their default, so the way is
     the NumPy array :func:`interop.to_numpy` makes with the keyword;
     ``numpy_function`` follows an :func:`interop.options` block. The error is the
@@ -65,11 +66,21 @@ def retell_policy(exc: BaseException, entry: str) -> None:
     keyword = getattr(exc, "keyword", None)
     if not isinstance(exc, ConversionError) or keyword is None:
         return
+    if entry == "numpy_function" and keyword == "dtype":
+        return  # (the decorator takes dtype=: the hint holds as it is)
     exc.keyword = None
     if entry == "numpy_function":
         advice = (
             f"numpy_function takes no {keyword}=: call the function inside "
             f"`with interop.options({keyword}=...)`"
+        )
+    elif entry == "ray":
+        advice = (
+            f"interop.ray's batches take no {keyword}=: convert such a column in a function "
+            "of your own that Ray gives pyarrow batches (ds.map_batches(fn, "
+            "batch_format='pyarrow'), ds.iter_batches(batch_format='pyarrow')), with "
+            f"interop.to_numpy(batch.column(name), {keyword}=...), or give its rows one "
+            "shape and no nulls"
         )
     else:
         advice = (

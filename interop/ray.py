@@ -44,7 +44,7 @@ import pyarrow as pa
 from ray.data.extensions import ArrowTensorType, ArrowTensorTypeV2
 
 from interop import _convert, _tree
-from interop._errors import ConversionError, InteropError
+from interop._errors import ConversionError, InteropError, retell_policy
 from interop.backends.arrow import format as arrow_format
 
 __all__ = ["RayBatches", "iter_batches", "map_batches", "to_arrow_table", "to_framework"]
@@ -86,8 +86,11 @@ def to_framework(table: Any, /, *, to: str = "numpy", device: Any = None) -> dic
 
     Raises:
         ConversionError: A column has nulls (a Ray tensor column too: Ray fills the
-            rows of blocks that lack a column with nulls), or is not numeric (see
-            :func:`interop.to_numpy`).
+            rows of blocks that lack a column with nulls), is not numeric (see
+            :func:`interop.to_numpy`), or is a tensor column of rows of different
+            shapes (Ray's variable-shape tensors, which become Python objects). Where
+            :func:`interop.to_numpy` would take a ``dtype=`` for it, the hint says
+            how to convert the column with one in a function of one's own.
     """
     tree: dict[str, Any] = {}
     names = list(table.column_names)
@@ -100,7 +103,11 @@ def to_framework(table: Any, /, *, to: str = "numpy", device: Any = None) -> dic
         raise ConversionError(
             f"expected a batch with unique column names, got {names}: a dict of them would lose one"
         )
-    host = _tree.to_numpy_tree(tree)
+    try:
+        host = _tree.to_numpy_tree(tree)
+    except ConversionError as exc:
+        retell_policy(exc, "ray")
+        raise
     if to == "numpy" and device is None:
         return host  # type: ignore[no-any-return]
     return _tree.map_leaves(host, functools.partial(_convert.convert, to=to, device=device))  # type: ignore[no-any-return]

@@ -7,16 +7,20 @@ uncaught exception, a bug); an interrupted ``convert`` returns 128 plus the
 signal's number (130 for Ctrl-C, 143 for SIGTERM). A failed or interrupted
 ``convert`` never leaves an output file behind.
 
-Output to a closed pipe (``interop | head -1``) ends the command quietly, as
-SIGPIPE ends other commands: no traceback, and the status 141 (128 plus
-SIGPIPE's number) of a command whose output was cut short, except for a
+Output to a closed pipe (``interop | head -1``) or descriptor ends the command
+quietly, as SIGPIPE ends other commands: no traceback, and the status 141 (128
+plus SIGPIPE's number) of a command whose output was cut short, except for a
 ``convert`` whose file was written in full, which returns 0 (its result is the
-file, not the summary it could not print).
+file, not the summary it could not print). A stream closed before the command
+starts (``interop doctor >&-``) is none to Python, which writes nothing to it:
+the status is the command's own. The error line of a failed ``convert`` that
+cannot be written changes nothing but that: the status stays 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import signal
@@ -177,12 +181,34 @@ def _listing(items: Sequence[str], count: int = 5, width: int = 100) -> str:
 
 
 def _failed(message: str, status: int) -> int:
-    """Print the one line of a failed ``convert`` on stderr; ``status``, even if no one reads it."""
+    """Print the one line of a failed ``convert`` on stderr; ``status``, even if no one reads it.
+
+    A stderr that cannot take the line (a closed pipe, a closed descriptor, none
+    at all) changes nothing but that the line goes unread.
+    """
+    if sys.stderr is None:  # (started with stderr closed: print would write to stdout)
+        return status
     try:
         print(f"interop convert: error: {message}", file=sys.stderr)
-    except BrokenPipeError:
+    except OSError:
         _discard_output()
     return status
+
+
+def _closed(exc: OSError) -> bool:
+    """Whether ``exc``, raised writing to stdout or stderr, says that no one can read it.
+
+    A pipe whose reader has gone, or a descriptor that is closed (``>&-``, which
+    leaves the stream in place where Python found the descriptor open as it started).
+    """
+    return isinstance(exc, BrokenPipeError) or exc.errno == errno.EBADF
+
+
+def _flush_stdout() -> None:
+    # Python sets sys.stdout to None where it starts with descriptor 1 closed, and
+    # print() then writes nothing.
+    if sys.stdout is not None:
+        sys.stdout.flush()
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -212,8 +238,10 @@ def _convert(args: argparse.Namespace) -> int:
             return _failed(f"interrupted by {name}; no partial output is left", 128 + signum)
     try:
         _report(args, summary, held)
-        sys.stdout.flush()
-    except BrokenPipeError:
+        _flush_stdout()
+    except OSError as exc:
+        if not _closed(exc):
+            raise
         # The file is complete and in place: only the summary was not read.
         _discard_output()
     return 0
@@ -253,16 +281,18 @@ def _report(
 
 
 def _discard_output() -> None:
-    """Point a standard stream whose pipe is closed at the null device, with what it still holds.
+    """Point a standard stream that cannot be written at the null device, with what it holds.
 
-    Python flushes stdout and stderr as it exits; a flush into a closed pipe
-    would raise again, print a traceback and make the exit status 120. A stream
-    with nothing left to write is left as it is.
+    Python flushes stdout and stderr as it exits; a flush into a closed pipe or
+    descriptor would raise again, print a traceback and make the exit status 120.
+    A stream with nothing left to write, or none at all (``None``), is left as it is.
     """
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
         try:
             stream.flush()
-        except BrokenPipeError:
+        except OSError:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, stream.fileno())
             os.close(null)
@@ -277,9 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "convert":
             return _convert(args)
         status = doctor.main(args.framework, as_json=args.json) if args.command else doctor.main()
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The report, or an error's line, went to a closed pipe (`interop | head -1`).
+        _flush_stdout()
+    except OSError as exc:
+        if not _closed(exc):
+            raise
+        # The report, or an error's line, went to a closed pipe (`interop | head -1`)
+        # or descriptor.
         _discard_output()
         return PIPE_CLOSED
     return status

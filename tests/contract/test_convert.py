@@ -1122,3 +1122,18 @@ def test_a_masked_array_with_no_entry_masked_aliases_into_jax() -> None:
     assert interop.explain(ma, to="jax").zero_copy
     out = interop.convert(ma, "jax")
     assert np.shares_memory(native(out), data)
+
+
+def test_a_dtype_hint_holds_for_numpy_function_which_takes_dtype() -> None:
+    pa = pytest.importorskip("pyarrow")
+    column = pa.array([1.0, None])
+    with pytest.raises(interop.ConversionError) as info:
+        interop.numpy_function(lambda a: a)(column)
+    assert "takes no dtype=" not in str(info.value) and "dtype=object to get None" in str(
+        info.value
+    )
+    assert interop.numpy_function(dtype=object)(lambda a: a)(column).tolist() == [1.0, None]
+    with pytest.raises(
+        interop.ConversionError, match=r"take no dtype=: pass it to interop\.to_numpy"
+    ):
+        interop.convert(column, "torch")

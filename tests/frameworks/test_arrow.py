@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -481,6 +482,186 @@ def test_an_extension_that_converts_itself_into_objects_is_refused_after_it(name
             interop.convert(x, name)
 
 
+class Labels(pa.ExtensionType):  # type: ignore[misc]
+    """An unhashable extension type (as pyarrow documents them) over any storage."""
+
+    def __init__(self, storage: Any) -> None:
+        super().__init__(storage, "tests.labels")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: Any, serialized: bytes) -> Labels:
+        return cls(storage_type)
+
+
+class HashableLabels(Labels):
+    """The same, hashable: its plans are cached."""
+
+    def __hash__(self) -> int:
+        return hash(("tests.labels", str(self.storage_type)))
+
+
+@pytest.mark.parametrize("ext", [Labels, HashableLabels])
+def test_an_extension_over_dictionary_storage_converts_as_its_storage(ext: type) -> None:
+    # pyarrow's conversion of such an ExtensionArray itself gives a 0-d array of one
+    # dict of the indices and the dictionary; of a ChunkedArray, the values.
+    def labelled(storage: Any) -> Any:
+        return pa.ExtensionArray.from_storage(ext(storage.type), storage)
+
+    x = labelled(pa.array([1, 2, 1]).dictionary_encode())
+    cases = [
+        (x, [1, 2, 1]),
+        (pa.chunked_array([x]), [1, 2, 1]),
+        (x.slice(1), [2, 1]),
+        (pa.chunked_array([x, x.slice(1)]), [1, 2, 1, 2, 1]),
+    ]
+    for column, expected in cases:
+        plan = interop.explain(column)
+        out = interop.to_numpy(column)
+        assert plan.steps == ("pyarrow_to_numpy",) and plan.dtype == out.dtype == np.int64
+        assert out.shape == (len(expected),) and out.tolist() == expected
+        assert out.flags.writeable and out.flags.owndata
+        objects = interop.to_numpy(column, dtype=object)
+        assert objects.shape == (len(expected),) and objects.tolist() == expected
+        assert [type(v) for v in objects] == [int] * len(expected)
+    words = labelled(pa.array(["x", "y", "x"]).dictionary_encode())
+    for column in (words, pa.chunked_array([words])):
+        assert interop.to_numpy(column, dtype=object).tolist() == ["x", "y", "x"]
+    # A null among the dictionary's values: the rows that point to it are null.
+    holes = labelled(pa.DictionaryArray.from_arrays(pa.array([0, 1, 0]), pa.array([5, None])))
+    for column in (holes, pa.chunked_array([holes])):
+        with pytest.raises(ConversionError, match=r"1 null in 3 values"):
+            interop.explain(column)
+        with pytest.raises(ConversionError, match=r"1 null in 3 values"):
+            interop.to_numpy(column)
+        out = interop.to_numpy(column, dtype=object)
+        assert out.shape == (3,) and out.tolist() == [5, None, 5]
+
+
+class ScalarArray(pa.ExtensionArray):  # type: ignore[misc]
+    """An extension's own conversion that gives one value, not its rows."""
+
+    def to_numpy(self, zero_copy_only: bool = True, writable: bool = False) -> Any:
+        return np.array(sum(self.storage.to_pylist()), dtype=np.float64)
+
+
+class Total(pa.ExtensionType):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__(pa.float64(), "tests.total")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: Any, serialized: bytes) -> Total:
+        return cls()
+
+    def __arrow_ext_class__(self) -> type:
+        return ScalarArray
+
+
+def test_an_extension_whose_conversion_is_not_its_rows_is_refused() -> None:
+    x = pa.ExtensionArray.from_storage(Total(), pa.array([1.0, 2.0, 3.0]))
+    with pytest.raises(
+        ConversionError,
+        match=r"expected one row per value of an Arrow array, got shape \(\) from .* with 3 "
+        r"values: .*hint: convert its storage \(x\.storage\)",
+    ):
+        interop.to_numpy(x)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int64])
+def test_an_extension_that_converts_itself_into_objects_refuses_a_numeric_dtype(
+    dtype: Any,
+) -> None:
+    # Before the cast, which would raise NumPy's own error about the objects.
+    x = pa.ExtensionArray.from_storage(Degrees(), pa.array([1.0, 2.0]))
+    for column in (x, pa.chunked_array([x, x])):
+        with pytest.raises(
+            ConversionError, match=r"into an array of Python objects\. hint: pass dtype=object"
+        ):
+            interop.to_numpy(column, dtype=dtype)
+
+
+# Columns whose values become Python objects that are never numbers.
+NEVER_NUMBERS = {
+    "list": lambda: pa.array([[1, 2], [3]]),
+    "fixed_size_list": lambda: pa.array([[1, 2], [3, 4]], pa.list_(pa.int64(), 2)),
+    "large_list": lambda: pa.array([[1], [2]], pa.large_list(pa.int64())),
+    "struct": lambda: pa.array([{"a": 1}, {"a": 2}]),
+    "map": lambda: pa.array([[("k", 1)], []], pa.map_(pa.string(), pa.int64())),
+    "time32": lambda: pa.array([1, 2], pa.time32("s")),
+    "time64": lambda: pa.array([1, 2], pa.time64("us")),
+    "interval": lambda: pa.array([(1, 2, 3)], pa.month_day_nano_interval()),
+    "null": lambda: pa.nulls(2),
+    "dictionary_of_lists": lambda: pa.DictionaryArray.from_arrays(
+        pa.array([0, 0]), pa.array([[1, 2]])
+    ),
+    "extension_of_structs": lambda: pa.ExtensionArray.from_storage(
+        Labels(pa.struct([("a", pa.int64())])), pa.array([{"a": 1}])
+    ),
+}
+_NEVER_NUMBERS_HINT = (
+    r"whose values become Python objects that are never {dtype} values\. hint: convert the "
+    r"parts that hold numbers \(x\.flatten\(\) for a list's values, x\.field\(name\) for a "
+    r"struct's fields\) or cast the column with pyarrow first \(x\.cast\(\.\.\.\)\); "
+    r"interop\.to_numpy\(x, dtype=object\) gives the objects themselves"
+)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.bool_, np.dtype("M8[s]")])
+@pytest.mark.parametrize("kind", NEVER_NUMBERS)
+def test_a_numeric_dtype_for_objects_that_are_never_numbers_is_refused_before_any_work(
+    kind: str, dtype: Any
+) -> None:
+    x = NEVER_NUMBERS[kind]()
+    hint = _NEVER_NUMBERS_HINT.format(dtype=re.escape(str(np.dtype(dtype))))
+    for column in (x, pa.chunked_array([x])):
+        with pytest.raises(ConversionError, match=hint) as planned:
+            interop.explain(column, dtype=dtype)
+        with pytest.raises(ConversionError, match=hint) as done:
+            interop.to_numpy(column, dtype=dtype)
+        assert str(planned.value) == str(done.value)
+        if kind != "dictionary_of_lists":  # (which pyarrow refuses to decode)
+            # dtype=object still gives the objects.
+            assert interop.to_numpy(column, dtype=object).shape == (len(x),)
+    with pytest.raises(ConversionError, match=r"\['c'\]: .*" + hint):
+        interop.to_numpy_tree({"c": x}, dtype=dtype)
+
+
+def test_text_and_decimals_cast_as_numpy_casts_them() -> None:
+    # Text and decimals may spell numbers: explain shows the cast, which NumPy does,
+    # and a value that is not a number raises NumPy's own error, as to_numpy documents.
+    for x in (
+        pa.array(["1.5", "-2"]),
+        pa.array([b"1.5", b"-2"]),
+        pa.array(["1.5", "-2"]).dictionary_encode(),
+        pa.array([1.5, -2.0]).cast(pa.decimal128(4, 1)),
+    ):
+        plan = interop.explain(x, dtype=np.float64)
+        assert plan.steps == ("pyarrow_to_numpy", "cast") and plan.dtype == np.float64
+        out = interop.to_numpy(x, dtype=np.float64)
+        assert out.dtype == np.float64 and out.tolist() == [1.5, -2.0]
+    words = pa.array(["1.5", "a"])
+    assert interop.explain(words, dtype=np.float64).steps == ("pyarrow_to_numpy", "cast")
+    with pytest.raises(ValueError, match="could not convert string to float: 'a'") as info:
+        interop.to_numpy(words, dtype=np.float64)
+    assert not isinstance(info.value, interop.InteropError)
+
+
+def test_nulls_of_types_without_nan_hint_at_to_numpy_in_convert() -> None:
+    torch = load_framework("torch")
+    x = pa.DictionaryArray.from_arrays(pa.array([0, None]), pa.array([10]))
+    with pytest.raises(
+        ConversionError,
+        match=r"1 null in 2 values: .*dtype=object to get None for each null; convert, "
+        r"convert_tree and iter_convert take no dtype=: pass it to interop\.to_numpy",
+    ):
+        interop.convert(x, torch.name)
+
+
 def test_an_aligned_copy_of_python_objects_holds_them() -> None:
     # In a process of its own: references written over raw memory crash the process.
     code = """
@@ -599,6 +780,40 @@ def test_copy_true_copies_the_rows_of_object_arrays() -> None:
     inner = np.frombuffer(nested.values.values.buffers()[1], np.int64)
     row = interop.to_numpy(nested, dtype=object, copy=True)[0]
     assert all(r.flags.owndata and not np.shares_memory(r, inner) for r in row)
+
+
+def test_copy_true_copies_the_arrays_inside_struct_and_map_rows() -> None:
+    # pyarrow makes a struct row a dict and a map row a list of (key, value) tuples;
+    # the arrays inside them are read-only views of Arrow memory.
+    structs = pa.array([{"a": [1, 2], "b": 3}, {"a": [4], "b": 5}])
+    maps = pa.array([[("k", [1, 2])], [("j", [3])]], pa.map_(pa.string(), pa.list_(pa.int64())))
+    struct_values = np.frombuffer(structs.field("a").values.buffers()[1], np.int64)
+    map_values = np.frombuffer(maps.items.values.buffers()[1], np.int64)
+    shared = interop.to_numpy(structs, dtype=object)
+    assert np.shares_memory(shared[0]["a"], struct_values)
+    assert not shared[0]["a"].flags.writeable
+    assert np.shares_memory(interop.to_numpy(maps, dtype=object)[0][0][1], map_values)
+    for column in (structs, pa.chunked_array([structs])):
+        plan = interop.explain(column, dtype=object, copy=True)
+        out = interop.to_numpy(column, dtype=object, copy=True)
+        assert plan.steps == ("pyarrow_to_numpy", "copy_rows")
+        assert [type(r) for r in out] == [dict, dict]
+        assert [(r["a"].tolist(), r["b"]) for r in out] == [([1, 2], 3), ([4], 5)]
+        for row in out:
+            assert row["a"].flags.owndata and row["a"].flags.writeable
+            assert not np.shares_memory(row["a"], struct_values)
+        out[0]["a"][0] = -1
+        assert structs.to_pylist()[0] == {"a": [1, 2], "b": 3}
+    for column in (maps, pa.chunked_array([maps])):
+        out = interop.to_numpy(column, dtype=object, copy=True)
+        assert [type(r) for r in out] == [list, list]
+        assert [[(k, v.tolist()) for k, v in r] for r in out] == [[("k", [1, 2])], [("j", [3])]]
+        for row in out:
+            (_, value), *_ = row
+            assert type(row[0]) is tuple and value.flags.owndata and value.flags.writeable
+            assert not np.shares_memory(value, map_values)
+        out[0][0][1][0] = -1
+        assert maps.to_pylist()[0] == [("k", [1, 2])]
 
 
 def test_tables_are_containers_of_columns() -> None:

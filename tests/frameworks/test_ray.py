@@ -227,7 +227,8 @@ def test_null_rows_of_a_ray_tensor_column_are_refused_as_to_numpy_refuses() -> N
         for to in ("numpy", "torch"):
             with pytest.raises(interop.ConversionError, match=rf"tree\['x'\]: .*{hint}") as got:
                 iray.to_framework(table, to=to)
-            assert str(got.value).endswith(str(direct.value))
+            # The hint goes on to say how a batch gets the dtype= that it asks for.
+            assert str(got.value) == f"tree['x']: {direct.value}{_RAY_DTYPE_ADVICE}"
     # A take with a null index (Ray's own conversion fails on this one).
     taken = pa.table({"x": ArrowTensorArray.from_numpy(x).take(pa.array([0, None]))})
     with pytest.raises(interop.ConversionError, match=r"1 null in 2 values"):
@@ -235,6 +236,47 @@ def test_null_rows_of_a_ray_tensor_column_are_refused_as_to_numpy_refuses() -> N
     # dtype=object of to_numpy gives None for each value of a null row.
     rows = interop.to_numpy(column, dtype=object).tolist()
     assert rows == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [None] * 3, [None] * 3]
+
+
+_RAY_DTYPE_ADVICE = (
+    "; interop.ray's batches take no dtype=: convert such a column in a function of your "
+    "own that Ray gives pyarrow batches (ds.map_batches(fn, batch_format='pyarrow'), "
+    "ds.iter_batches(batch_format='pyarrow')), with interop.to_numpy(batch.column(name), "
+    "dtype=...), or give its rows one shape and no nulls"
+)
+
+
+def _variable_shape_rows() -> Any:
+    rows = np.empty(2, object)
+    rows[:] = [np.ones(2, np.float32), np.zeros(3, np.float32)]
+    return ArrowTensorArray.from_numpy(rows)
+
+
+def test_a_variable_shape_tensor_column_is_refused_with_a_hint_for_ray() -> None:
+    table = pa.table({"v": _variable_shape_rows()})
+    with pytest.raises(interop.ConversionError, match=r"hint: pass dtype=object") as direct:
+        interop.to_numpy(table.column("v"))
+    for to in ("numpy", "torch"):
+        with pytest.raises(interop.ConversionError) as got:
+            iray.to_framework(table, to=to)
+        assert str(got.value) == f"tree['v']: {direct.value}{_RAY_DTYPE_ADVICE}"
+        assert got.value.keyword is None
+    # What the hint says works: the column converted with a dtype=.
+    rows = interop.to_numpy(table.column("v"), dtype=object)
+    assert [r.tolist() for r in rows] == [[1.0, 1.0], [0.0, 0.0, 0.0]]
+    # Refusals that ask for no dtype= are left as they are.
+    with pytest.raises(interop.ConversionError) as words:
+        iray.to_framework(pa.table({"s": ["a"]}))
+    assert "interop.ray" not in str(words.value)
+
+
+def test_a_pipeline_of_rows_of_different_shapes_is_refused_with_a_hint_for_ray(
+    cluster: None,
+) -> None:
+    ds = ray.data.from_items([{"x": np.ones(2, np.float32)}, {"x": np.ones(3, np.float32)}])
+    with pytest.raises(interop.ConversionError, match=r"tree\['x'\]: .*Python objects") as got:
+        list(iray.iter_batches(ds, batch_size=2))
+    assert str(got.value).endswith(_RAY_DTYPE_ADVICE)
 
 
 def test_a_ray_tensor_column_without_nulls_is_ray_s_own_read_only_view() -> None:

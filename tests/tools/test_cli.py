@@ -230,6 +230,55 @@ def test_a_convert_whose_summary_goes_to_a_closed_pipe_succeeds(tmp_path: Path) 
     assert run_into_closed_pipe("convert", cwd=tmp_path, closed="stderr").returncode == 2
 
 
+def run_with_closed(*args: str, cwd: Path, closed: str) -> subprocess.CompletedProcess[str]:
+    """``python -m interop ARGS`` started with stdout or stderr closed (``>&-``, ``2>&-``).
+
+    Python then has no such stream (``sys.stdout`` is ``None``), or one whose
+    descriptor is closed, where a file it opened took its number and closed it.
+    """
+    redirect = {"stdout": ">&-", "stderr": "2>&-"}[closed]
+    shell = shutil.which("sh")
+    assert shell is not None
+    return subprocess.run(
+        [shell, "-c", f'exec "$0" "$@" {redirect}', sys.executable, "-m", "interop", *args],
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_commands_with_stdout_closed_end_quietly_with_their_own_status(tmp_path: Path) -> None:
+    np.savez(tmp_path / "in.npz", w=np.arange(3.0), b=np.arange(2))
+    # Python writes nothing where it has no stdout: the file is the result.
+    out = run_with_closed("convert", "in.npz", "out.npz", cwd=tmp_path, closed="stdout")
+    assert (out.returncode, out.stderr) == (0, "")
+    with np.load(tmp_path / "out.npz") as z:
+        assert z["w"].tolist() == [0.0, 1.0, 2.0]
+    for args in (("doctor", "--framework", "numpy"), ("doctor", "--json", "--framework", "numpy")):
+        out = run_with_closed(*args, cwd=tmp_path, closed="stdout")
+        assert out.returncode == 0, out.stderr
+        assert "Traceback" not in out.stderr and "Error" not in out.stderr, out.stderr
+    # A failure still fails with its one line (two arrays cannot go to one .npy).
+    out = run_with_closed("convert", "in.npz", "o.npy", cwd=tmp_path, closed="stdout")
+    assert failed(out).startswith("interop convert: error: expected one array for a .npy")
+
+
+def test_a_failed_convert_with_stderr_closed_still_exits_2(tmp_path: Path) -> None:
+    np.savez(tmp_path / "in.npz", w=np.arange(3.0), b=np.arange(2))
+    # Two arrays cannot go to one .npy: its error line has nowhere to go.
+    out = run_with_closed("convert", "in.npz", "o.npy", cwd=tmp_path, closed="stderr")
+    assert (out.returncode, out.stdout) == (2, "")
+    assert not (tmp_path / "o.npy").exists() and leftovers(tmp_path) == []
+    # So does a usage error; a success is one, its summary on stdout.
+    assert run_with_closed("convert", cwd=tmp_path, closed="stderr").returncode == 2
+    out = run_with_closed("convert", "in.npz", "o.npz", cwd=tmp_path, closed="stderr")
+    assert out.returncode == 0 and out.stdout.startswith("wrote 2 arrays")
+    out = run_with_closed("convert", "in.npz", "p.npz", "--progress", cwd=tmp_path, closed="stderr")
+    assert out.returncode == 0 and (tmp_path / "p.npz").exists()
+
+
 # -- convert: round trips -----------------------------------------------------------------------
 
 

@@ -512,3 +512,36 @@ def test_records_of_numpy_dtypes_are_kept_in_npz_files(
     assert not writers.OUTPUTS[".npz"].stores(bf16.dtype)
     error = failed(capsys, tmp_path / "in.npz", tmp_path / "o.safetensors")
     assert error.endswith(". hint: .npz files keep it exactly\n"), error
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".arrow"])
+def test_an_input_column_with_nulls_is_one_line_with_a_hint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, suffix: str
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    table = pa.table({"a": pa.array([1.0, None, 3.0]), "b": pa.array([1, 2, 3])})
+    src = tmp_path / f"in{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(table, src)
+    else:
+        feather.write_feather(table, src)
+    error = failed(capsys, src, tmp_path / "out.npz")
+    assert error == (
+        "interop convert: error: cannot convert 'a': tree['a']: expected an Arrow array "
+        "without nulls, got `pyarrow.lib.ChunkedArray` of double with 1 null in 3 values: "
+        "NumPy has no null, and a number in its place would be a value that was never "
+        "there. hint: the command line takes no dtype= for nulls: fill them first "
+        "(pyarrow.compute.fill_null) and write the file again, or convert the column in "
+        "Python with interop.to_numpy(column, dtype=np.float64) for NaN in their place\n"
+    )
+    assert files(tmp_path) == [src.name]
+    # What the hint says works.
+    filled = table.set_column(0, "a", pa.compute.fill_null(table.column("a"), 0.0))
+    pq.write_table(filled, tmp_path / "filled.parquet")
+    status, _, err = convert(capsys, tmp_path / "filled.parquet", tmp_path / "out.npz")
+    assert status == 0, err
+    with np.load(tmp_path / "out.npz") as z:
+        assert z["a"].tolist() == [1.0, 0.0, 3.0] and z["b"].tolist() == [1, 2, 3]

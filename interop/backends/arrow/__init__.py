@@ -9,8 +9,10 @@ axis ``permutation[i]``, as the canonical extension defines it): a strided view.
 Joining chunks, unpacking booleans and converting other types (dates,
 dictionaries, ...) through pyarrow copy. Types whose values become Python objects
 (strings, lists, decimals, times, ...) are refused before any work unless
-``dtype=`` asks for them (``object``) or for numbers; unions are refused. An
-extension type converts as its storage does, unless its arrays convert themselves
+``dtype=`` asks for them (``object``) or for numbers they may spell (text and
+decimals; lists, structs, maps, times and intervals are never numbers, and a
+numeric ``dtype=`` for them is refused before any work too); unions are refused.
+An extension type converts as its storage does, unless its arrays convert themselves
 (their class has its own ``to_numpy``: Ray's tensors, ``arrow.bool8``); then the
 dtype is known only once converted.
 Nulls are never turned into values silently: a column with nulls raises
@@ -47,6 +49,8 @@ from interop._plan import Plan
 
 __all__ = ["ArrowBackend", "on_import"]
 
+# The kinds of NumPy dtypes whose values are numbers (booleans and datetimes too).
+_NUMBERS = "biufcmM"
 _TABLE_HINT = (
     "an Arrow table holds named columns, not one array. hint: interop.to_numpy_tree(table) "
     "gives a dict of arrays, or convert one column with interop.to_numpy(table.column(name))"
@@ -176,6 +180,16 @@ class ArrowBackend(Backend):
                 "numeric type first (x.cast(...)); interop.to_numpy(x, dtype=object) gives "
                 "the objects themselves"
             )
+        if target is not None and target.kind in _NUMBERS and not layout.numbers:
+            # NumPy's cast of such objects can only fail (text and decimals may spell
+            # numbers, and their cast fails as NumPy's does, as documented).
+            raise ConversionError(
+                f"expected numbers from an Arrow array, got `{type_name(x)}` of {x.type}, "
+                f"whose values become Python objects that are never {target} values. hint: "
+                "convert the parts that hold numbers (x.flatten() for a list's values, "
+                "x.field(name) for a struct's fields) or cast the column with pyarrow first "
+                "(x.cast(...)); interop.to_numpy(x, dtype=object) gives the objects themselves"
+            )
         fixed = layout.kind in ("values", "bits")
         nulls = self._nulls(x)
         if nulls:
@@ -190,7 +204,8 @@ class ArrowBackend(Backend):
             else:
                 raise self._nulls_error(x, nulls, fixed)
         if options.copy is True and not fixed and target is not None and target.hasobject:
-            # The rows of lists are views of Arrow memory inside the new object array.
+            # The rows of lists (and the arrays inside structs and maps) are views of
+            # Arrow memory inside the new object array.
             steps.append("copy_rows")
         return _plan.finish(
             self.name,
@@ -211,14 +226,14 @@ class ArrowBackend(Backend):
             "and a number in its place would be a value that was never there. hint: fill "
             "them first (x.fill_null(...)), or pass "
         )
+        # (convert and its kin, which take no dtype=, say how to get it.)
         if fixed:
-            # (convert and its kin, which take no dtype=, say how to get it.)
             return policy_error(
                 message + "a floating-point dtype= (np.float64) to get NaN for each null, "
                 "or dtype=object to get None",
                 "dtype",
             )
-        return ConversionError(message + "dtype=object to get None for each null")
+        return policy_error(message + "dtype=object to get None for each null", "dtype")
 
     def host_view_for(self, cls: type, /) -> Callable[[Any], Any] | None:
         if not self.matches(cls):
@@ -253,7 +268,8 @@ class ArrowBackend(Backend):
         return np.concatenate(parts)
 
     def _pyarrow(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
-        out = np.asarray(x.to_numpy(zero_copy_only=False))
+        # (An extension type has this layout where it converts as its storage does.)
+        out = np.asarray(self.fmt.storage(x).to_numpy(zero_copy_only=False))
         # pyarrow hands out a read-only array where it may share memory (a decoded
         # dictionary or run-end array, say): the plan promises new memory.
         return out if out.flags.writeable else np.array(out, copy=True)
@@ -270,7 +286,11 @@ class ArrowBackend(Backend):
 
     def _extension(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         parts = [_owned(chunk.to_numpy(zero_copy_only=False)) for chunk in self._chunks_or_empty(x)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if out.dtype.hasobject and plan.dtype is not None and not plan.dtype.hasobject:
+            # Before the cast to the dtype= asked, which would fail on the objects.
+            raise _objects_error(x)
+        return out
 
     def _none_for_nulls(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         layout = plan.prepared
@@ -281,6 +301,8 @@ class ArrowBackend(Backend):
         """One chunk as a new object array with ``None`` for each null."""
         fmt = self.fmt
         if layout.kind == "pyarrow":
+            # An extension type has this layout where it converts as its storage does.
+            chunk = fmt.storage(chunk)
             plain = fmt.decoded(chunk)
             if plain is not chunk:
                 return self._with_none(plain, fmt.layout_of(plain.type))
@@ -317,10 +339,13 @@ class ArrowBackend(Backend):
         # (Types known to become objects are refused by the plan; an extension that
         # converts itself tells only now.)
         if out.dtype.hasobject and not (options.dtype is not None and options.dtype.hasobject):
+            raise _objects_error(x)
+        if out.shape[:1] != (len(x),):
             raise ConversionError(
-                f"expected numbers from an Arrow array, got `{type_name(x)}` of {x.type}, "
-                "whose extension type converts it into an array of Python objects. hint: "
-                "pass dtype=object to keep the objects"
+                f"expected one row per value of an Arrow array, got shape {out.shape} from "
+                f"`{type_name(x)}` of {x.type} with {len(x)} values: its conversion gave "
+                "something else than its rows. hint: convert its storage (x.storage) or "
+                "x.to_pylist() instead"
             )
 
     def translate_error(self, x: Any, exc: Exception, /) -> Exception | None:
@@ -377,6 +402,17 @@ class ArrowBackend(Backend):
         return True
 
 
+def _objects_error(x: Any) -> ConversionError:
+    """The refusal of an extension array that converted itself into Python objects."""
+    # (Where dtype= is not taken, the hint says how the caller gets the objects.)
+    return policy_error(
+        f"expected numbers from an Arrow array, got `{type_name(x)}` of {x.type}, whose "
+        "extension type converts it into an array of Python objects. hint: pass "
+        "dtype=object to keep the objects",
+        "dtype",
+    )
+
+
 def _owned(a: Any) -> np.ndarray[Any, Any]:
     """``a`` as NumPy memory of its own: another library's conversion may give a view."""
     out = np.asarray(a)
@@ -388,11 +424,29 @@ def _owned(a: Any) -> np.ndarray[Any, Any]:
 def _copy_rows(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
     """The ``copy_rows`` step: the arrays inside a new object array copied (``copy=True``).
 
-    ``a`` is the result's own array, so its items are replaced in place.
+    ``a`` is the result's own array, so its items are replaced in place. pyarrow
+    makes a list row an array, a struct row a ``dict`` and a map row a ``list``
+    of ``(key, value)`` tuples, each of which may hold arrays that view Arrow
+    memory: containers are rebuilt around copies of the arrays they hold.
     """
     if a.dtype.hasobject:
         for index in np.ndindex(a.shape):
-            item = a[index]
-            if isinstance(item, np.ndarray):
-                a[index] = _copy_rows(np.array(item, copy=True), plan)
+            a[index] = _copied(a[index])
     return a
+
+
+def _copied(item: Any) -> Any:
+    """``item`` with every NumPy array in it, in object arrays and containers too, copied."""
+    if isinstance(item, np.ndarray):
+        out = np.array(item, copy=True)
+        if out.dtype.hasobject:
+            for index in np.ndindex(out.shape):
+                out[index] = _copied(out[index])
+        return out
+    if isinstance(item, dict):
+        return {key: _copied(value) for key, value in item.items()}
+    if isinstance(item, list):
+        return [_copied(value) for value in item]
+    if isinstance(item, tuple):
+        return tuple(_copied(value) for value in item)
+    return item

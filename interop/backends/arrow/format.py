@@ -60,6 +60,7 @@ __all__ = [
     "null_count",
     "null_mask",
     "register",
+    "storage",
     "to_arrow",
     "values",
 ]
@@ -273,6 +274,10 @@ class Layout:
         axes: The transposition from the stored to the logical order of a tensor
             whose type has a permutation, batch axis included; ``None`` for none.
         tensor: Whether rows are tensors stored as fixed-size lists.
+        numbers: For a ``"pyarrow"`` layout of Python objects, whether NumPy can
+            cast them into numbers (text and decimals, where they spell one);
+            ``False`` for objects that are never numbers (lists, structs, maps,
+            times, intervals, nulls).
     """
 
     kind: str
@@ -281,10 +286,12 @@ class Layout:
     shape: tuple[int, ...] = ()
     axes: tuple[int, ...] | None = None
     tensor: bool = False
+    numbers: bool = True
 
 
 _PYARROW = Layout("pyarrow", None)
-_OBJECTS = Layout("pyarrow", np.dtype(object))
+_TEXT = Layout("pyarrow", np.dtype(object))
+_OBJECTS = Layout("pyarrow", np.dtype(object), numbers=False)
 _EXTENSION = Layout("extension", None)
 _UNION = Layout("union", None)
 _BITS = Layout("bits", np.dtype(np.bool_), np.dtype(np.bool_))
@@ -354,8 +361,25 @@ def _converted(arrow_type: pa.DataType) -> Layout:
         if isinstance(value_type, pa.BaseExtensionType):
             return _PYARROW  # (what pyarrow makes of them depends on the extension)
         inner = _scalar_layout(value_type)
-        return inner if inner.kind == "union" else Layout("pyarrow", inner.dtype)
-    return _OBJECTS
+        if inner.kind == "union":
+            return inner
+        return Layout("pyarrow", inner.dtype, numbers=inner.numbers)
+    return _TEXT if _is_text(arrow_type) else _OBJECTS
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    """Whether pyarrow converts values of ``arrow_type`` into objects that may spell numbers."""
+    types = pa.types
+    return bool(
+        types.is_string(arrow_type)
+        or types.is_large_string(arrow_type)
+        or types.is_string_view(arrow_type)
+        or types.is_binary(arrow_type)
+        or types.is_large_binary(arrow_type)
+        or types.is_binary_view(arrow_type)
+        or types.is_fixed_size_binary(arrow_type)
+        or types.is_decimal(arrow_type)
+    )
 
 
 def _layout(arrow_type: pa.DataType) -> Layout:
@@ -408,6 +432,22 @@ def _flat_bits(arr: pa.Array) -> np.ndarray[Any, Any]:
 
 def _storage(arr: pa.Array) -> pa.Array:
     return arr.storage if isinstance(arr, pa.ExtensionArray) else arr
+
+
+def storage(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``arr`` without its extension type: the storage of each chunk; others as they are.
+
+    An extension array without a ``to_numpy`` of its own converts as its storage
+    does, so its storage is what is converted: pyarrow's conversion of such an
+    ``ExtensionArray`` itself takes another path (for dictionary storage, one
+    ``dict`` of the indices and the dictionary), unlike that of a ``ChunkedArray``.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        ty = arr.type
+        if not isinstance(ty, pa.BaseExtensionType):
+            return arr
+        return pa.chunked_array([c.storage for c in arr.chunks], ty.storage_type)
+    return _storage(arr)
 
 
 def values(arr: pa.Array, layout: Layout) -> np.ndarray[Any, Any]:
@@ -484,8 +524,10 @@ def decoded(arr: pa.Array) -> pa.Array:
     """A dictionary or run-end encoded ``arr`` as a plain array of its values; others as they are.
 
     Null rows stay null, with the values' own type (pyarrow's conversion of an
-    encoded array with nulls gives floats with NaN in their place instead).
+    encoded array with nulls gives floats with NaN in their place instead). An
+    extension array is looked through to its storage.
     """
+    arr = _storage(arr)
     ty = arr.type
     if pa.types.is_dictionary(ty):
         return arr.dictionary_decode()

@@ -151,9 +151,7 @@ def _foreign_backend(lookup: Lookup, item: Any) -> Backend | None:
     return backend
 
 
-def _contains_foreign_arrays(
-    lookup: Lookup, x: list[Any] | tuple[Any, ...], masks: bool
-) -> bool:
+def _contains_foreign_arrays(lookup: Lookup, x: list[Any] | tuple[Any, ...], masks: bool) -> bool:
     """Whether a (nested) list or tuple holds arrays another backend converts first.
 
     ``masks``: numpy.ma was imported (no masked array exists before), and a masked

@@ -193,7 +193,7 @@ def convert(
         force: Replace ``dst`` if it exists (a file or a link, never a directory),
             keeping its permission bits.
         progress: Show a progress bar on stderr; ``None``: on a terminal, for inputs
-            of at least 64 MB.
+            of at least 64 MB. Never where Python has no stderr (started closed).
         max_bytes: The most bytes the output may take, checked before writing;
             ``None``: the free space at the destination.
         max_arrays: The most arrays the input may hold.
@@ -241,7 +241,9 @@ def convert(
                 raise ConvertError(f"expected --keys to select arrays, got none from {shown(src)}")
         if not entries:
             raise ConvertError(f"expected arrays in {shown(src)}, got none")
-        if progress is None:
+        if sys.stderr is None:  # (started with stderr closed: a bar has nowhere to go)
+            progress = False
+        elif progress is None:
             progress = sys.stderr.isatty() and src.stat().st_size >= PROGRESS_BYTES
         label = f"{printable(src.name)} -> {printable(dst.name)}" if progress else None
         written, renamed = write(

@@ -117,6 +117,21 @@ def _describe(
     return (row_shape if per_column else (rows, *row_shape)), column.dtype
 
 
+def _hint(exc: interop.InteropError) -> str:
+    """What to do about ``exc``, the refusal of a column that its schema let through.
+
+    The refusal's own hint names Python calls and a ``dtype=`` the command line
+    does not take; the column's nulls (which only its data shows) ask for one.
+    """
+    if isinstance(exc, interop.ConversionError) and exc.keyword == "dtype":
+        return (
+            "the command line takes no dtype= for nulls: fill them first "
+            "(pyarrow.compute.fill_null) and write the file again, or convert the column "
+            "in Python with interop.to_numpy(column, dtype=np.float64) for NaN in their place"
+        )
+    return "read the column with pyarrow and convert it with interop.to_numpy for the details"
+
+
 def _empty(pa: Any, arrow_type: Any) -> Any:
     """An empty array of ``arrow_type`` (``Schema.empty_table`` refuses some extension types)."""
     if isinstance(arrow_type, pa.BaseExtensionType):
@@ -133,7 +148,7 @@ def _load(
     try:
         array: np.ndarray[Any, Any] = interop.to_numpy_tree(table)[name]
     except interop.InteropError as exc:
-        raise ConvertError(f"cannot convert {name!r}: {quote(exc)}") from exc
+        raise ConvertError(f"cannot convert {name!r}: {quote(exc)} hint: {_hint(exc)}") from exc
     if per_column:
         if len(array) != 1:
             raise ConvertError(
