@@ -24,6 +24,7 @@ __all__ = [
     "STAGING_BYTES",
     "Backend",
     "Copy",
+    "HostTarget",
     "Node",
     "Staged",
     "Step",
@@ -586,6 +587,30 @@ class Backend:
             "which only reads them. hint: convert to a framework such as 'numpy', 'torch', "
             "'tensorflow' or 'jax'"
         )
+
+
+class HostTarget(Backend):
+    """A target whose arrays are in host memory only and hold any NumPy dtype (NumPy, Dask).
+
+    Its devices are the one ``"cpu"``; a subclass parses a device asked for (and says
+    why another cannot be) in :meth:`parse_device`, and names the device of an array
+    in :meth:`device_of`.
+    """
+
+    def default_device(self) -> Any:
+        return "cpu"
+
+    def device_of(self, x: Any, /) -> Any:
+        return "cpu"
+
+    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
+        return (1, 0)
+
+    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
+        return dtype
+
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        return None
 
 
 def is_builtin(backend: Backend, /) -> bool:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._backend import Backend
+from interop._backend import HostTarget
 from interop._devices import split_device
 from interop._errors import ConversionError, type_name
 from interop._options import Options, same_dtype
@@ -60,7 +60,7 @@ def _exact(source: np.dtype[Any], target: np.dtype[Any]) -> bool:
     return True
 
 
-class DaskBackend(Backend):
+class DaskBackend(HostTarget):
     """``dask.array.Array``."""
 
     name = "dask"
@@ -177,9 +177,6 @@ class DaskBackend(Backend):
             "supports that device, or map the chunks of a Dask array yourself"
         )
 
-    def default_device(self) -> Any:
-        return "cpu"
-
     def device_of(self, x: Any, /) -> Any:
         meta = getattr(x, "_meta", None)
         if meta is not None and type(meta).__module__.partition(".")[0] == "cupy":
@@ -190,15 +187,6 @@ class DaskBackend(Backend):
                 "(x.map_blocks(cupy.asnumpy)), or convert to 'cupy' instead"
             )
         return "cpu"
-
-    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
-        return (1, 0)
-
-    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
-        return dtype
-
-    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
-        return None
 
     def numpy_dtype_of(self, x: Any, /) -> np.dtype[Any] | None:
         dtype: np.dtype[Any] = np.dtype(x.dtype)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from interop import _plan
-from interop._backend import Backend
+from interop._backend import HostTarget
 from interop._devices import split_device
 from interop._dtypes import upcast_target
 from interop._options import Options
@@ -35,7 +35,7 @@ def _as_array(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
     return np.asarray(x)
 
 
-class NumpyBackend(Backend):
+class NumpyBackend(HostTarget):
     """NumPy's ``ndarray`` (and subclasses) and NumPy scalars (``np.generic``)."""
 
     name = "numpy"
@@ -99,21 +99,6 @@ class NumpyBackend(Backend):
             f"expected device None or 'cpu' for NumPy, got {device!r}: NumPy arrays live in "
             "host memory. hint: convert to a framework that supports that device"
         )
-
-    def default_device(self) -> Any:
-        return "cpu"
-
-    def device_of(self, x: Any, /) -> Any:
-        return "cpu"
-
-    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
-        return (1, 0)
-
-    def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
-        return dtype
-
-    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
-        return None
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
         return np.array(a, copy=True, order="K") if copy else a

@@ -49,6 +49,7 @@ def test_make_holds_a_copy_of_its_source(name: str, source: str) -> None:
     assert after.tobytes() == reference.tobytes()
 
 
+@pytest.mark.slow  # (a race, tried 300 times per framework)
 @pytest.mark.parametrize("name", CATALOGUE)
 def test_make_is_independent_of_a_source_written_at_once_many_times(name: str) -> None:
     # The race of an asynchronous copy: JAX saw the write in 2 to 34 of 300 runs.
