@@ -293,6 +293,8 @@ def _astype(a: np.ndarray[Any, Any], dtype: Any) -> np.ndarray[Any, Any]:
         mask=mask if mask is ma.nomask else mask.copy(),
         hard_mask=masked.hardmask,
     )
+    if type(a) is not ma.MaskedArray:
+        out = out.view(type(a))  # (a subclass of MaskedArray stays one, as copy=True keeps it)
     fill = getattr(a, "_fill_value", None)  # (the public fill_value would set it on a)
     if isinstance(fill, np.ndarray) and np.can_cast(fill.dtype, dtype, casting="same_kind"):
         out.fill_value = fill.astype(dtype)

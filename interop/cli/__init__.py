@@ -20,6 +20,7 @@ cannot be written changes nothing but that: the status stays 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import re
@@ -240,9 +241,10 @@ def _convert(args: argparse.Namespace) -> int:
         _report(args, summary, held)
         _flush_stdout()
     except OSError as exc:
+        # The file is complete and in place: only the summary was not read (a closed
+        # pipe or descriptor), or could not be written (a full disk): said on stderr.
         if not _closed(exc):
-            raise
-        # The file is complete and in place: only the summary was not read.
+            _failed(f"wrote {printable(args.dst)}, but not its summary: {exc}", 0)
         _discard_output()
     return 0
 
@@ -309,10 +311,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = doctor.main(args.framework, as_json=args.json) if args.command else doctor.main()
         _flush_stdout()
     except OSError as exc:
-        if not _closed(exc):
-            raise
-        # The report, or an error's line, went to a closed pipe (`interop | head -1`)
-        # or descriptor.
+        if _closed(exc):
+            # The report, or an error's line, went to a closed pipe (`interop | head -1`)
+            # or descriptor.
+            _discard_output()
+            return PIPE_CLOSED
+        # The report could not be written (a full disk, say): one line on stderr.
+        if sys.stderr is not None:
+            with contextlib.suppress(OSError):  # (stderr full too: the status still says it)
+                print(f"interop: error: cannot write the report: {exc}", file=sys.stderr)
         _discard_output()
-        return PIPE_CLOSED
+        return FAILED
     return status

@@ -1111,3 +1111,15 @@ def test_importing_the_format_first_registers_the_type() -> None:
         print(read.schema.field("a").type.extension_name)
     """
     assert _python(code).strip() == "interop.dtype"
+
+
+def test_text_to_bool_is_refused_rather_than_cast_by_truth() -> None:
+    # NumPy casts the objects by truth: "False" and "0" would be True.
+    pa = pytest.importorskip("pyarrow")
+    refused = r"by their truth .*x\.cast\(pa\.bool_\(\)\)"
+    for column in (pa.array(["False", "0", "no"]), pa.chunked_array([["False"], ["0"]])):
+        with pytest.raises(interop.ConversionError, match=refused):
+            interop.explain(column, dtype=bool)
+        with pytest.raises(interop.ConversionError, match=refused):
+            interop.to_numpy(column, dtype=bool)
+    assert interop.to_numpy(pa.array(["1.5", "2"]), dtype=np.float64).tolist() == [1.5, 2.0]

@@ -420,6 +420,20 @@ class ChunkedWriter:
         return self.buf.copy() if copy else self.buf
 
 
+def test_a_subclass_of_a_lazy_xarray_class_is_planned_without_computing() -> None:
+    xr = pytest.importorskip("xarray")
+
+    class Labelled(xr.DataArray):  # type: ignore[misc]
+        __slots__ = ()
+
+    blocks: list[int] = []
+    arr = Labelled(_counting_dask(blocks))
+    assert interop.explain(arr).steps == ("compute",)
+    with pytest.raises(CopyRequiredError, match="holds its data in chunks"):
+        interop.to_numpy(arr, copy=False)
+    assert blocks == []
+
+
 def test_chunks_of_other_classes_say_nothing_of_where_the_data_is() -> None:
     # Only xarray, zarr and h5py arrays are planned as chunks computed into new
     # memory; any other class is read through its __array__, which tells.

@@ -214,3 +214,20 @@ def test_masked_dask_items_of_a_list_are_refused_once_computed() -> None:
     with pytest.raises(interop.ConversionError, match="1 of 4 entries masked"):
         interop.to_numpy([x])
     assert interop.to_numpy([da.arange(4, chunks=2)]).tolist() == [[0, 1, 2, 3]]
+
+
+class _TaggedMasked(np.ma.MaskedArray):
+    """A subclass of MaskedArray, as a library might make one."""
+
+
+@pytest.mark.parametrize(
+    "options", [{"copy": True}, {"dtype": np.float32}, {"float_dtype": np.float32}]
+)
+def test_a_subclass_of_masked_array_stays_one_when_copied_or_cast(
+    options: dict[str, object],
+) -> None:
+    tagged = np.ma.array([1.0, 2.0, 3.0], mask=[False, True, False]).view(_TaggedMasked)
+    tagged.harden_mask()
+    out = interop.to_numpy(tagged, **options)  # type: ignore[arg-type]
+    assert type(out) is _TaggedMasked and out.hardmask
+    assert out.mask.tolist() == [False, True, False] and not np.shares_memory(out, tagged)

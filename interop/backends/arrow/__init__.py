@@ -190,6 +190,14 @@ class ArrowBackend(Backend):
                 "x.field(name) for a struct's fields) or cast the column with pyarrow first "
                 "(x.cast(...)); interop.to_numpy(x, dtype=object) gives the objects themselves"
             )
+        if target is not None and target.kind == "b" and dtype is not None and dtype.hasobject:
+            # NumPy casts objects to bool by truth: the text "False" would be True.
+            raise ConversionError(
+                f"expected booleans from an Arrow array, got `{type_name(x)}` of {x.type}, "
+                "whose values become Python objects that NumPy casts to bool by their truth "
+                "(the text 'False' and '0' would be True). hint: cast the column with pyarrow "
+                "first (x.cast(pa.bool_())), or compare its values (pyarrow.compute.equal)"
+            )
         fixed = layout.kind in ("values", "bits")
         nulls = self._nulls(x)
         if nulls:

@@ -203,10 +203,10 @@ _CHUNKS: dict[type, bool] = {}
 def _declares_chunks(cls: type) -> bool:
     found = _CHUNKS.get(cls)
     if found is None:
-        found = (
-            cls.__module__.partition(".")[0] in _CHUNKED_LIBRARIES
-            and class_attr(cls, "chunks") is not None
-        )
+        # The class that declares chunks is the library's (a user's subclass of an
+        # xarray DataArray is as lazy as the DataArray).
+        owner = next((c for c in cls.__mro__ if "chunks" in c.__dict__), None)
+        found = owner is not None and owner.__module__.partition(".")[0] in _CHUNKED_LIBRARIES
         if len(_CHUNKS) >= _MAX_KINDS:
             _CHUNKS.clear()
         _CHUNKS[cls] = found
