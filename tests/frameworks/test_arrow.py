@@ -1005,6 +1005,7 @@ def _table_of_exact_dtypes() -> tuple[Any, dict[str, np.ndarray[Any, Any]]]:
     return table, arrays
 
 
+@pytest.mark.slow  # (a reader in another process, per format)
 @pytest.mark.parametrize("suffix", [".parquet", ".arrow"])
 def test_exact_dtypes_survive_files_and_other_processes(suffix: str, tmp_path: Path) -> None:
     table, arrays = _table_of_exact_dtypes()
