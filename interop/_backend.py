@@ -14,7 +14,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from interop._devices import ANY_LAYOUT, LayoutNeeds
+from interop._devices import ANY_LAYOUT, LayoutNeeds, split_device
 from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import TAIL_STEPS, Plan
@@ -590,12 +590,24 @@ class Backend:
 
 
 class HostTarget(Backend):
-    """A target whose arrays are in host memory only and hold any NumPy dtype (NumPy, Dask).
+    """A target whose arrays are in host memory only (NumPy, Dask, Arrow).
 
-    Its devices are the one ``"cpu"``; a subclass parses a device asked for (and says
-    why another cannot be) in :meth:`parse_device`, and names the device of an array
-    in :meth:`device_of`.
+    Its one device is ``"cpu"``. A subclass names its framework in :attr:`title` and
+    says in :attr:`host_only` why no other device will do; it holds any NumPy dtype
+    unless it says otherwise (:meth:`target_dtype`, :meth:`numpy_problem`).
     """
+
+    #: The framework's name in the error for another device (``"NumPy"``).
+    title: ClassVar[str] = ""
+    #: That error's reason and hint, after the device asked for.
+    host_only: ClassVar[str] = ""
+
+    def parse_device(self, device: Any, /) -> Any:
+        if isinstance(device, str) and split_device(device)[0] == "cpu":
+            return "cpu"
+        raise ValueError(
+            f"expected device None or 'cpu' for {self.title}, got {device!r}: {self.host_only}"
+        )
 
     def default_device(self) -> Any:
         return "cpu"

@@ -38,8 +38,9 @@ class TransferError(InteropError, RuntimeError):
 class ConversionError(InteropError, ValueError):
     """The object is recognised, but it holds no data that can be converted."""
 
-    #: The keyword of :func:`interop.to_numpy` (``"sparse"``, ``"ragged"``) whose
-    #: policy would convert the object, which the hint asks for; ``None`` otherwise.
+    #: The keyword of :func:`interop.to_numpy` (``"sparse"``, ``"ragged"``, ``"dtype"``)
+    #: whose other value would convert the object, which the hint asks for; ``None``
+    #: otherwise.
     keyword: str | None = None
 
 

@@ -39,7 +39,6 @@ import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import HostTarget
-from interop._devices import split_device
 from interop._errors import ConversionError, type_name
 from interop._options import Options, same_dtype
 from interop._plan import Plan
@@ -64,6 +63,11 @@ class DaskBackend(HostTarget):
     """``dask.array.Array``."""
 
     name = "dask"
+    title = "Dask"
+    host_only = (
+        "interop makes Dask arrays of NumPy chunks, in host memory. hint: convert to a "
+        "framework that supports that device, or map the chunks of a Dask array yourself"
+    )
     module = "dask"
 
     def __init__(self) -> None:
@@ -167,15 +171,6 @@ class DaskBackend(HostTarget):
     # A graph never writes into its chunks (Dask's __setitem__ builds new ones), so a
     # Dask array may hold memory its source treats as immutable.
     mutable = False
-
-    def parse_device(self, device: Any, /) -> Any:
-        if isinstance(device, str) and split_device(device)[0] == "cpu":
-            return "cpu"
-        raise ValueError(
-            f"expected device None or 'cpu' for Dask, got {device!r}: interop makes Dask "
-            "arrays of NumPy chunks, in host memory. hint: convert to a framework that "
-            "supports that device, or map the chunks of a Dask array yourself"
-        )
 
     def device_of(self, x: Any, /) -> Any:
         meta = getattr(x, "_meta", None)

@@ -19,7 +19,6 @@ import numpy as np
 
 from interop import _plan
 from interop._backend import HostTarget
-from interop._devices import split_device
 from interop._dtypes import upcast_target
 from interop._options import Options
 from interop._plan import Plan
@@ -39,6 +38,10 @@ class NumpyBackend(HostTarget):
     """NumPy's ``ndarray`` (and subclasses) and NumPy scalars (``np.generic``)."""
 
     name = "numpy"
+    title = "NumPy"
+    host_only = (
+        "NumPy arrays live in host memory. hint: convert to a framework that supports that device"
+    )
     module = "numpy"
     is_numpy = True
 
@@ -91,14 +94,6 @@ class NumpyBackend(HostTarget):
         return None
 
     # -- conversion into this framework --
-
-    def parse_device(self, device: Any, /) -> Any:
-        if isinstance(device, str) and split_device(device)[0] == "cpu":
-            return "cpu"
-        raise ValueError(
-            f"expected device None or 'cpu' for NumPy, got {device!r}: NumPy arrays live in "
-            "host memory. hint: convert to a framework that supports that device"
-        )
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
         return np.array(a, copy=True, order="K") if copy else a

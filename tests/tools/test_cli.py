@@ -268,32 +268,27 @@ def test_commands_with_stdout_closed_end_quietly_with_their_own_status(tmp_path:
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_output_to_a_full_disk_is_one_line_on_stderr(tmp_path: Path) -> None:
     np.savez(tmp_path / "in.npz", w=np.arange(3.0))
-    python = [sys.executable, "-m", "interop"]
-    with open("/dev/full", "w") as full:  # every write: ENOSPC
-        out = subprocess.run(
-            [*python, "convert", "in.npz", "out.npz"],
-            cwd=tmp_path,
-            env=environment(),
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=300,
-        )
-        assert out.returncode == 0 and "Traceback" not in out.stderr
-        assert out.stderr.startswith("interop convert: error: wrote out.npz, but not its summary")
-        with np.load(tmp_path / "out.npz") as z:
-            assert z["w"].tolist() == [0.0, 1.0, 2.0]
-        out = subprocess.run(
-            [*python, "doctor", "--framework", "numpy"],
-            cwd=tmp_path,
-            env=environment(),
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=300,
-        )
-        assert out.returncode == 2 and "Traceback" not in out.stderr
-        assert out.stderr.startswith("interop: error: cannot write the report")
+
+    def into_full_disk(*args: str) -> subprocess.CompletedProcess[str]:
+        with open("/dev/full", "w") as full:  # every write: ENOSPC
+            return subprocess.run(
+                [sys.executable, "-m", "interop", *args],
+                cwd=tmp_path,
+                env=environment(),
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=300,
+            )
+
+    out = into_full_disk("convert", "in.npz", "out.npz")
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("interop convert: error: wrote out.npz, but not its summary")
+    with np.load(tmp_path / "out.npz") as z:
+        assert z["w"].tolist() == [0.0, 1.0, 2.0]
+    out = into_full_disk("doctor", "--framework", "numpy")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("interop: error: cannot write the report")
 
 
 def test_a_failed_convert_with_stderr_closed_still_exits_2(tmp_path: Path) -> None:

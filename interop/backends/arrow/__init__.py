@@ -40,8 +40,7 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._backend import Backend, Node
-from interop._devices import HOST, split_device
+from interop._backend import HostTarget, Node
 from interop._errors import ConversionError, policy_error, type_name
 from interop._memory import aligned_copy
 from interop._options import Options
@@ -68,10 +67,15 @@ def on_import() -> None:
     from interop.backends.arrow import format  # noqa: F401
 
 
-class ArrowBackend(Backend):
+class ArrowBackend(HostTarget):
     """``pyarrow.Array`` (all kinds) and ``pyarrow.ChunkedArray``; tables as containers."""
 
     name = "arrow"
+    title = "Arrow"
+    host_only = (
+        "Arrow arrays are made in host memory. hint: leave device out; device data is "
+        "copied to host"
+    )
     module = "pyarrow"
     mutable = False
 
@@ -368,23 +372,6 @@ class ArrowBackend(Backend):
         )
 
     # -- conversion into Arrow --------------------------------------------------------
-
-    def parse_device(self, device: Any, /) -> Any:
-        if isinstance(device, str) and split_device(device)[0] == "cpu":
-            return "cpu"
-        raise ValueError(
-            f"expected device None or 'cpu' for Arrow, got {device!r}: Arrow arrays are "
-            "made in host memory. hint: leave device out; device data is copied to host"
-        )
-
-    def default_device(self) -> Any:
-        return "cpu"
-
-    def device_of(self, x: Any, /) -> Any:
-        return "cpu"
-
-    def dlpack_device(self, device: Any, /) -> tuple[int, int]:
-        return HOST
 
     def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
         self.fmt.check_arrow_dtype(dtype)

@@ -116,10 +116,16 @@ def _check_masks(x: list[Any] | tuple[Any, ...]) -> None:
     for item in x:
         if isinstance(item, (list, tuple)):
             _check_masks(item)
-        elif isinstance(item, np.ndarray) and type(item) is not np.ndarray:
-            lost = _plan.mask_loss(item, item=True)
-            if lost is not None:
-                raise lost
+        elif isinstance(item, np.ndarray):
+            _check_mask(item)
+
+
+def _check_mask(item: np.ndarray[Any, Any]) -> None:
+    """Refuse one ndarray item that is a masked array with a masked entry."""
+    if type(item) is not np.ndarray:
+        lost = _plan.mask_loss(item, item=True)
+        if lost is not None:
+            raise lost
 
 
 def _complex_item(x: Any) -> np.dtype[Any] | None:
@@ -165,10 +171,8 @@ def _contains_foreign_arrays(lookup: Lookup, x: list[Any] | tuple[Any, ...], mas
         if isinstance(item, (list, tuple)):
             foreign = _contains_foreign_arrays(lookup, item, masks) or foreign
         elif isinstance(item, np.ndarray):
-            if masks and type(item) is not np.ndarray:
-                lost = _plan.mask_loss(item, item=True)
-                if lost is not None:
-                    raise lost
+            if masks:
+                _check_mask(item)
         elif not foreign and _foreign_backend(lookup, item) is not None:
             if not masks:
                 return True
