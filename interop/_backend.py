@@ -17,7 +17,7 @@ import numpy as np
 from interop._devices import ANY_LAYOUT, LayoutNeeds, split_device
 from interop._errors import ConversionError, type_name
 from interop._options import Options
-from interop._plan import TAIL_STEPS, Plan
+from interop._plan import TAIL_STEPS, Plan, framework_view
 
 __all__ = [
     "PINNED_BATCH_BYTES",
@@ -330,9 +330,11 @@ class Backend:
         :func:`interop.convert` reads it to decide a route and to copy from. A
         backend whose views change the array (``Tensor.numpy()`` marks a storage as
         never to be resized) reads it without doing so; such a view then lives only
-        until the array is next resized. Default: :meth:`run`.
+        until the array is next resized. Default: :meth:`run`, as the plain ndarray
+        another framework reads (a masked array with an entry masked is refused:
+        see :func:`interop._plan.framework_view`).
         """
-        return self.run(x, plan)
+        return framework_view(self.run(x, plan))
 
     def _other_result(self, obj: Any, plan: Plan) -> np.ndarray[Any, Any]:
         """:meth:`run`'s answer where the last step gave anything but a plain ndarray."""

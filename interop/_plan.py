@@ -380,6 +380,21 @@ def is_masked_array(a: object, /) -> bool:
     return ma is not None and isinstance(a, ma.MaskedArray)
 
 
+def framework_view(a: np.ndarray[Any, Any], /) -> np.ndarray[Any, Any]:
+    """The plain ndarray that another framework reads from ``a`` (a subclass, say).
+
+    A subclass's type means nothing to another framework, and some refuse a masked
+    array outright (JAX, even with nothing masked). A masked array with an entry
+    masked is refused (see :func:`mask_loss`).
+    """
+    if type(a) is np.ndarray:
+        return a
+    lost = mask_loss(a)
+    if lost is not None:
+        raise lost
+    return a.view(np.ndarray)
+
+
 def mask_loss(a: Any, /, *, item: bool = False) -> ConversionError | None:
     """The error for a masked array whose masked entries would become data, or ``None``.
 

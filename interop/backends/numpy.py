@@ -70,18 +70,6 @@ class NumpyBackend(HostTarget):
             upcast_to=upcast_target(dtype),
         )
 
-    def transient_view(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
-        # convert reads this view for another framework, whose arrays carry no mask.
-        out = self.run(x, plan)
-        if type(out) is np.ndarray:
-            return out
-        lost = _plan.mask_loss(out)
-        if lost is not None:
-            raise lost
-        # The other framework reads the data alone: a subclass's type means nothing to
-        # it, and some refuse a masked array outright (JAX, even with nothing masked).
-        return out.view(np.ndarray)
-
     def host_view_for(self, cls: type, /) -> Any:
         # The plan of an ndarray under the default options has no step: the view is x.
         return _itself if cls is np.ndarray else None

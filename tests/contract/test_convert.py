@@ -1063,17 +1063,50 @@ def _masked() -> np.ma.MaskedArray:
     return np.ma.masked_equal(np.array([1.0, -9999.0, 3.0]), -9999.0)
 
 
+class _MaskedHolder:
+    """An object whose ``__array__`` returns a masked array (a netCDF variable does)."""
+
+    def __init__(self, ma: np.ma.MaskedArray) -> None:
+        self.ma = ma
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ma.MaskedArray:
+        return self.ma
+
+
+class _LegacyMaskedHolder(_MaskedHolder):
+    """The same, with an ``__array__`` written for NumPy 1 (no ``copy=``)."""
+
+    def __array__(self) -> np.ma.MaskedArray:  # type: ignore[override]
+        return self.ma
+
+
+_MASKED_SOURCES: dict[str, Callable[[np.ma.MaskedArray], Any]] = {
+    "masked-array": lambda ma: ma,
+    "__array__": _MaskedHolder,
+    "__array__-numpy-1": _LegacyMaskedHolder,
+}
+
+
+@pytest.mark.parametrize("source", list(_MASKED_SOURCES))
 @pytest.mark.parametrize("dst", _TARGETS)
-def test_a_masked_entry_is_never_converted_into_data(dst: str) -> None:
-    """The value under a mask (a -9999 sentinel here) would become data: refused."""
+def test_a_masked_entry_is_never_converted_into_data(dst: str, source: str) -> None:
+    """The value under a mask (a -9999 sentinel here) would become data: refused.
+
+    Also where an object's ``__array__`` returns the masked array: ``np.asarray``
+    would keep only the data beneath the mask.
+    """
     _need(dst)
     ma = _masked()
+    x = _MASKED_SOURCES[source](ma)
     calls = {
-        "convert": lambda: _convert_to(ma, dst),
-        "convert-copy": lambda: _convert_to(ma, dst, copy=True),
-        "convert_tree": lambda: interop.convert_tree({"x": ma}, like=like(dst)),
-        "explain": lambda: interop.explain(ma, like=like(dst)),
-        "numpy_function": lambda: interop.numpy_function(lambda a, b: b)(like(dst), ma),
+        "convert": lambda: _convert_to(x, dst),
+        "convert-copy": lambda: _convert_to(x, dst, copy=True),
+        "convert_tree": lambda: interop.convert_tree({"x": x}, like=like(dst)),
+        "explain": lambda: interop.explain(x, like=like(dst)),
+        # (numpy_function passes an object that is no framework's array as it is.)
+        "numpy_function": lambda: interop.numpy_function(lambda a, b: interop.to_numpy(b))(
+            like(dst), x
+        ),
     }
     for name, call in calls.items():
         with pytest.raises(interop.ConversionError) as info:
@@ -1085,8 +1118,9 @@ def test_a_masked_entry_is_never_converted_into_data(dst: str) -> None:
             "x.compressed(), or keep the mask with interop.to_numpy(x)"
         ), name
     # To NumPy, the mask is kept.
-    assert interop.convert(ma, "numpy") is ma
-    out = interop.convert(ma, "numpy", copy=True)
+    assert interop.convert(x, "numpy") is ma
+    assert interop.to_numpy(x) is ma and interop.to_numpy_tree([x])[0] is ma
+    out = interop.convert(x, "numpy", copy=True)
     assert type(out) is np.ma.MaskedArray and out.mask.tolist() == [False, True, False]
     # What the hint says works.
     filled = _convert_to(ma.filled(np.nan), dst)

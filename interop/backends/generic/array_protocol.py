@@ -57,7 +57,7 @@ from interop import _dtypes, _plan
 from interop._backend import class_attr
 from interop._errors import ConversionError, type_name
 from interop._options import Options
-from interop._plan import Plan
+from interop._plan import Plan, is_masked_array
 from interop.backends.generic.base import GenericBackend
 
 __all__ = [
@@ -310,7 +310,7 @@ def host_array(x: Any, options: Options) -> tuple[np.ndarray[Any, Any] | None, s
                 f"`{type_name(x)}`.__array__ takes no copy= (it was written for NumPy 1), so "
                 "no view can be promised (NumPy 2 refuses copy=False for it too)"
             )
-        return np.asarray(x), None
+        return _called(x, None), None
     if kind == BUFFER:
         # memoryview() raises the buffer's own error (a released memoryview, a closed
         # mmap), where NumPy would wrap the object in a 0-d array of Python objects.
@@ -331,7 +331,7 @@ def host_array(x: Any, options: Options) -> tuple[np.ndarray[Any, Any] | None, s
             "of them. hint: convert it with its own library's API first"
         )
     try:
-        return np.asarray(x, copy=False), None
+        return _called(x, False), None
     except ValueError as exc:
         # NumPy 2's protocol: an __array__ that can only copy raises ValueError when
         # asked for a view. Nothing but an exception carries that answer.
@@ -343,7 +343,22 @@ def host_array(x: Any, options: Options) -> tuple[np.ndarray[Any, Any] | None, s
             # as a ConversionError naming the object and the protocol).
             raise refusal
         return None, f"`{type_name(x)}` cannot hand out a view of its data ({said})"
-    return np.asarray(x), f"`{type_name(x)}` cannot hand out a view of its data; it made a copy"
+    return _called(x, None), f"`{type_name(x)}` cannot hand out a view of its data; it made a copy"
+
+
+def _called(x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
+    """What ``np.asarray(x)`` (``copy=None``) or ``np.asarray(x, copy=False)`` gives.
+
+    Except for a masked array: NumPy keeps only the data beneath its mask (the values
+    a netCDF variable hides under its fill value, say), where a masked array handed
+    in directly is kept. It is kept here too, so that the mask is not lost silently.
+    """
+    a = x.__array__() if copy is None else x.__array__(copy=copy)
+    if is_masked_array(a):
+        return a  # type: ignore[no-any-return]
+    if not isinstance(a, np.ndarray):
+        raise ValueError("object __array__ method not producing an array")  # as NumPy's own
+    return np.asarray(a)
 
 
 def _speaks_of_copies(message: str) -> bool:
