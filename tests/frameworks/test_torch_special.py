@@ -140,7 +140,7 @@ def test_sparse_dense_densifies(layout: str) -> None:
     np.testing.assert_array_equal(out, DENSE)
     assert out.flags.writeable and out.dtype == np.float32
     plan = interop.explain(s, sparse="dense")
-    assert plan.steps == ("densify", "numpy_view") and not plan.zero_copy
+    assert plan.steps == ("validate", "densify", "numpy_view") and not plan.zero_copy
     with pytest.raises(interop.CopyRequiredError, match="densifying"):
         interop.to_numpy(s, sparse="dense", copy=False)
 
@@ -155,14 +155,19 @@ def test_sparse_scipy_gives_the_matching_array(layout: str) -> None:
     if layout in ("bsr", "bsc"):
         assert out.blocksize == (2, 2)
     assert not np.shares_memory(out.data, s.values().numpy())
-    assert interop.explain(s, sparse="scipy").steps == ("to_scipy",)
+    assert interop.explain(s, sparse="scipy").steps == ("validate", "to_scipy")
     with pytest.raises(interop.CopyRequiredError, match=r"scipy.sparse array is built"):
         interop.to_numpy(s, sparse="scipy", copy=False)
 
 
 def test_sparse_with_grad_uncoalesced_and_bfloat16() -> None:
     g = _dense().to_sparse().requires_grad_()
-    assert interop.explain(g, sparse="dense").steps == ("detach", "densify", "numpy_view")
+    assert interop.explain(g, sparse="dense").steps == (
+        "detach",
+        "validate",
+        "densify",
+        "numpy_view",
+    )
     np.testing.assert_array_equal(interop.to_numpy(g, sparse="dense"), DENSE)
     # Checked invariants, chosen explicitly (PyTorch warns when the choice is implicit).
     dup = torch.sparse_coo_tensor(
@@ -175,8 +180,50 @@ def test_sparse_with_grad_uncoalesced_and_bfloat16() -> None:
     b = _sparse("csr", _dense().bfloat16())
     out = interop.to_numpy(b, sparse="dense")
     assert out.dtype == np.dtype(ml_dtypes.bfloat16)
-    assert interop.explain(b, sparse="dense").steps == ("densify", "bit_view")
+    assert interop.explain(b, sparse="dense").steps == ("validate", "densify", "bit_view")
     np.testing.assert_array_equal(interop.to_numpy(b, sparse="dense", upcast=True), DENSE)
+
+
+# Indices out of the tensor's shape, which PyTorch keeps when invariants are not checked:
+# to_dense() dropped the COO value silently and wrote out of bounds with the coalesced
+# one and the CSR one (a crash of the process).
+_BROKEN: dict[str, Callable[[], Any]] = {
+    "coo": lambda: torch.sparse_coo_tensor(
+        torch.tensor([[0, 10**8]]), torch.tensor([1.0, 2.0]), (3,), check_invariants=False
+    ),
+    "coo-coalesced": lambda: torch.sparse_coo_tensor(
+        torch.tensor([[0, 10**8]]),
+        torch.tensor([1.0, 2.0]),
+        (3,),
+        check_invariants=False,
+        is_coalesced=True,
+    ),
+    "csr": lambda: torch.sparse_csr_tensor(
+        torch.tensor([0, 1, 2]),
+        torch.tensor([0, 10**8]),
+        torch.tensor([1.0, 2.0]),
+        (2, 2),
+        check_invariants=False,
+    ),
+    "csr-rows": lambda: torch.sparse_csr_tensor(
+        torch.tensor([0, 1, 5]),
+        torch.tensor([0, 1]),
+        torch.tensor([1.0, 2.0]),
+        (2, 2),
+        check_invariants=False,
+    ),
+}
+
+
+@pytest.mark.parametrize("sparse", ["dense", "scipy"])
+@pytest.mark.parametrize("kind", list(_BROKEN))
+def test_a_sparse_tensor_with_indices_out_of_its_shape_is_refused(kind: str, sparse: str) -> None:
+    with _building(_SPARSE_BETA):
+        broken = _BROKEN[kind]()
+    with pytest.raises(interop.ConversionError, match="check_invariants=True") as info:
+        interop.to_numpy(broken, sparse=sparse)  # type: ignore[arg-type]
+    assert "breaks its invariants" in str(info.value)
+    assert "validate" in interop.explain(broken, sparse=sparse).steps  # type: ignore[arg-type]
 
 
 def test_sparse_scipy_refuses_hybrid_and_batched_tensors() -> None:

@@ -1,7 +1,11 @@
 """Tensors without one NumPy layout: sparse, nested (jagged or strided) and ``DTensor``.
 
 * sparse layouts follow the ``sparse=`` policy: ``densify`` (``to_dense()``) or
-  ``to_scipy`` (the matching ``scipy.sparse`` array, built from copies);
+  ``to_scipy`` (the matching ``scipy.sparse`` array, built from copies), after
+  ``validate``: a tensor built with ``check_invariants=False`` may hold indices out of
+  its shape, which ``to_dense()`` drops silently or writes out of bounds with (a crash
+  of the process), so its invariants are checked first (linear in the number of
+  stored values, as the conversion itself);
 * nested tensors follow the ``ragged=`` policy: ``unbind`` (an object array of the
   components) or ``pad`` (zero-padded, also for dtypes PyTorch cannot pad itself);
 * a ``DTensor`` is gathered into one new tensor (``full_tensor()``) first.
@@ -35,6 +39,7 @@ class Layouts(TorchBase):
         super().load()
         self.steps.update(
             gather=self._gather,
+            validate=self._validate,
             densify=lambda t, p: t.to_dense(),
             to_scipy=self._to_scipy,
             pad=self._pad,
@@ -61,6 +66,7 @@ class Layouts(TorchBase):
             steps.append("detach")
         if transfer:
             steps.append("to_host")
+        steps.append("validate")
         if options.sparse == "dense":
             steps.append("densify")
             reason = f"densifying a {layout} tensor copies"
@@ -146,6 +152,29 @@ class Layouts(TorchBase):
             full = full.clone()
         return full
 
+    def _validate(self, t: torch.Tensor, plan: Plan) -> torch.Tensor:
+        """The ``validate`` step: ``t`` itself, once its indices are seen to fit its layout."""
+        torch = self.torch
+        layout = t.layout
+        try:
+            if layout is torch.sparse_coo:
+                torch.sparse_coo_tensor(t._indices(), t._values(), t.shape, check_invariants=True)
+            else:
+                compressed, plain = _compressed_indices(torch, t)
+                torch.sparse_compressed_tensor(
+                    compressed, plain, t.values(), t.shape, layout=layout, check_invariants=True
+                )
+        except RuntimeError as exc:
+            said = str(exc).partition("\n")[0].rstrip(".")
+            name = str(layout).removeprefix("torch.")
+            raise ConversionError(
+                f"expected a {name} tensor whose indices fit its shape, got one of shape "
+                f"{tuple(t.shape)} that breaks its invariants ({said}). hint: it was built "
+                "with check_invariants=False; build it with check_invariants=True to find "
+                "the indices at fault"
+            ) from exc
+        return t
+
     def _to_scipy(self, t: torch.Tensor, plan: Plan) -> Any:
         import scipy.sparse
 
@@ -160,10 +189,7 @@ class Layouts(TorchBase):
             coords = self.to_numpy(t.indices(), indices)
             data = self.to_numpy(t.values(), values)
             return scipy.sparse.coo_array((data, tuple(coords)), shape=shape)
-        if layout in (torch.sparse_csr, torch.sparse_bsr):
-            compressed, plain = t.crow_indices(), t.col_indices()
-        else:
-            compressed, plain = t.ccol_indices(), t.row_indices()
+        compressed, plain = _compressed_indices(torch, t)
         parts = (
             self.to_numpy(t.values(), values),
             self.to_numpy(plain, indices),
@@ -210,3 +236,10 @@ class Layouts(TorchBase):
         for i, p in enumerate(parts):
             out[i] = self.to_numpy(p, plan.prepared)
         return out
+
+
+def _compressed_indices(torch: Any, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The compressed and the plain indices of a CSR, CSC, BSR or BSC tensor."""
+    if t.layout in (torch.sparse_csr, torch.sparse_bsr):
+        return t.crow_indices(), t.col_indices()
+    return t.ccol_indices(), t.row_indices()
