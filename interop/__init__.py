@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from interop._api import explain, framework_of, to_numpy
-from interop._backend import Backend, Copy, Node, Staged
+from interop._backend import Backend, Node
 from interop._convert import convert
+from interop._copies import Copy, Staged
 from interop._errors import (
     ConversionError,
     CopyRequiredError,

@@ -5,7 +5,7 @@ next one starts, and on CUDA each wait is a full device synchronization. A
 :class:`Batch` instead starts the copy of every accelerator leaf of a tree as it
 is met, and waits only when the whole tree has been walked. How a copy starts is
 the backend's own :meth:`~interop.Backend.start_copy` hook, which returns a
-:class:`~interop._backend.Copy`: PyTorch and CuPy fill a pinned host buffer on the
+:class:`~interop._copies.Copy`: PyTorch and CuPy fill a pinned host buffer on the
 array's current stream and record an event right after the copy; JAX starts
 ``copy_to_host_async()``, after which reading each array waits only for its own copy.
 
@@ -17,9 +17,9 @@ memory that was freed and reused meanwhile; a batch dropped early (an error in a
 later leaf, an interrupt, a pipeline closed) waits for the copies in flight first.
 
 Pinned memory is bounded: the results of one batch hold at most
-:data:`~interop._backend.PINNED_BATCH_BYTES` of it; the leaves beyond that are
+:data:`~interop._copies.PINNED_BATCH_BYTES` of it; the leaves beyond that are
 copied when the batch is waited for, through a reused staging buffer into pageable
-memory (:class:`~interop._backend.Staged`).
+memory (:class:`~interop._copies.Staged`).
 
 Each leaf is converted with its backend's own :class:`~interop.Plan`: the steps
 before ``to_host`` (detach, a cast on the device that makes the copy smaller, ...)
@@ -38,7 +38,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from interop._backend import PINNED_BATCH_BYTES, Backend
+from interop._backend import Backend
+from interop._copies import PINNED_BATCH_BYTES
 from interop._options import Options
 from interop._plan import Plan
 

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._backend import STAGING_BYTES, Backend, Copy, Staged
+from interop._backend import Backend
+from interop._copies import STAGING_BYTES, Copy, Staged
 from interop._devices import DeviceExport, Layout, export_stream
 from interop._options import Options
 from interop._plan import Plan

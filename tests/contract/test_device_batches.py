@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import interop
-from interop import _backend, _transfer
+from interop import _copies, _transfer
 from tests.support.simdevice import SimArray, SimBackend, SimEvent, registered
 
 DATA = np.arange(12, dtype=np.float32).reshape(3, 4) + 0.25
@@ -314,7 +314,7 @@ def test_interrupted_staged_copy_lets_its_chunks_land(simdevice: SimBackend) -> 
     source = SimArray(np.arange(300, dtype=np.uint8), "x")
     copy = simdevice.start_copy(source, 0)
     staged = copy.done
-    assert isinstance(staged, _backend.Staged) and copy.deferred
+    assert isinstance(staged, _copies.Staged) and copy.deferred
     calls = []
     read = staged.read_chunk
 
@@ -333,7 +333,7 @@ def test_interrupted_staged_copy_lets_its_chunks_land(simdevice: SimBackend) -> 
 
 def test_start_copy_contract_of_the_base_class() -> None:
     assert interop.Backend().start_copy(object(), 1 << 20) is None
-    copy = _backend.Copy("result", 1, SimEvent("e"), "source")
+    copy = _copies.Copy("result", 1, SimEvent("e"), "source")
     assert copy.pinned == 0 and copy.deferred is False
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import interop
-from interop import _backend
+from interop import _copies
 
 pytestmark = [
     pytest.mark.gpu,
@@ -208,10 +208,10 @@ def test_numpy_function_of_shell_dtype_and_sparse_arguments(torch: Any) -> None:
 
 
 def test_large_leaves_are_bit_exact_and_pageable(torch: Any) -> None:
-    bound = _backend.PINNED_BATCH_BYTES
+    bound = _copies.PINNED_BATCH_BYTES
     big = torch.randn(bound // 4 + 12_345, device="cuda")
     odd = torch.randint(
-        0, 16, (5 * _backend.STAGING_BYTES + 7,), dtype=torch.uint8, device="cuda"
+        0, 16, (5 * _copies.STAGING_BYTES + 7,), dtype=torch.uint8, device="cuda"
     ).view(torch.uint4)
     wide = torch.randn(2048, 8193, device="cuda").t()  # not contiguous
     small = torch.randn(1000, device="cuda")
@@ -234,8 +234,8 @@ def test_large_leaves_are_bit_exact_and_pageable(torch: Any) -> None:
 def test_pinned_memory_held_after_a_large_tree(torch: Any) -> None:
     """A tree of 512 MiB pins at most the bound (the earlier copies pinned all of it)."""
     stats = torch.cuda.host_memory_stats
-    bound = _backend.PINNED_BATCH_BYTES
-    staging = _backend.STAGING_BYTES
+    bound = _copies.PINNED_BATCH_BYTES
+    staging = _copies.STAGING_BYTES
     leaves = [torch.randn(8 << 20, device="cuda") for _ in range(16)]  # 32 MiB each
     expected = [x.cpu().numpy() for x in leaves]
     torch.cuda.synchronize()
@@ -329,11 +329,11 @@ def test_error_in_a_later_leaf_waits_for_the_copies_started(torch: Any) -> None:
 
 def test_cupy_tree_with_small_and_staged_leaves() -> None:
     cupy = pytest.importorskip("cupy")
-    bound = _backend.PINNED_BATCH_BYTES
+    bound = _copies.PINNED_BATCH_BYTES
     tree = {
         "small": cupy.arange(1000, dtype=cupy.float32),
         "big": cupy.random.standard_normal(bound // 8 + 999),
-        "odd": cupy.random.randint(0, 255, 5 * _backend.STAGING_BYTES + 5, dtype=cupy.uint8),
+        "odd": cupy.random.randint(0, 255, 5 * _copies.STAGING_BYTES + 5, dtype=cupy.uint8),
         "wide": cupy.random.standard_normal((1024, 9001), dtype=cupy.float32).T,
     }
     expected = {k: cupy.asnumpy(v) for k, v in tree.items()}

@@ -33,7 +33,7 @@ only now and then fail a test every time:
   into it, shows in :attr:`SimArray.host_copy`.
 * **Pinned memory** is counted (:attr:`SimDevice.pinned`, :attr:`SimDevice.peak`), so
   that the bound on it can be checked, and copies beyond what the batch may still
-  pin go through :class:`interop._backend.Staged`.
+  pin go through :class:`interop._copies.Staged`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import pytest
 
 import interop
 from interop import _plan
-from interop._backend import Copy, Staged
+from interop._copies import Copy, Staged
 
 #: The byte garbage fills memory with: NaN in every float, -1 in every signed integer.
 GARBAGE = 0xFF

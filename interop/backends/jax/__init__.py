@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from interop._backend import Copy, Node
+from interop._backend import Node
+from interop._copies import Copy
 from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interop._backend import STAGING_BYTES, Copy, Staged
+from interop._copies import STAGING_BYTES, Copy, Staged
 from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
