@@ -21,7 +21,8 @@ from interop import _options, _registry, _tree
 from interop._backend import Backend
 from interop._convert import convert
 from interop._errors import InteropError, retell_policy, type_name
-from interop._tree.containers import leaf_view, leaf_views, relocated
+from interop._tree.containers import leaf_view, leaf_views
+from interop._tree.paths import relocated
 
 __all__ = ["numpy_function"]
 

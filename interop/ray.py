@@ -45,7 +45,7 @@ from ray.data.extensions import ArrowTensorType, ArrowTensorTypeV2
 
 from interop import _convert, _tree
 from interop._errors import ConversionError, InteropError, retell_policy
-from interop.backends.arrow import format as arrow_format
+from interop.backends.arrow import reading as arrow_reading
 
 __all__ = ["RayBatches", "iter_batches", "map_batches", "to_arrow_table", "to_framework"]
 
@@ -65,7 +65,7 @@ def _ray_tensor(column: Any) -> np.ndarray[Any, Any] | None:
     which refuses it.
     """
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    if any(arrow_format.null_count(c) for c in chunks):
+    if any(arrow_reading.null_count(c) for c in chunks):
         return None
     if not chunks:
         # An empty array of the type: Ray gives it the shape and dtype of its rows.
@@ -94,7 +94,7 @@ def to_framework(table: Any, /, *, to: str = "numpy", device: Any = None) -> dic
     """
     tree: dict[str, Any] = {}
     names = list(table.column_names)
-    for name, column in zip(names, arrow_format.columns(table), strict=True):
+    for name, column in zip(names, arrow_reading.columns(table), strict=True):
         if not isinstance(column, dict) and isinstance(column.type, _RAY_TENSORS):
             view = _ray_tensor(column)
             column = column if view is None else view

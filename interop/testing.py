@@ -163,8 +163,10 @@ def _jax() -> Framework:
 def _arrow() -> Framework:
     pa = importlib.import_module("pyarrow")
     # The exact dtypes Arrow lacks are built with the encoding interop documents
-    # (interop.backends.arrow.format); everything else with pyarrow's own constructors.
-    fmt = importlib.import_module("interop.backends.arrow.format")
+    # (interop.backends.arrow.encoding); everything else with pyarrow's own constructors.
+    encoding = importlib.import_module("interop.backends.arrow.encoding")
+    reading = importlib.import_module("interop.backends.arrow.reading")
+    writing = importlib.import_module("interop.backends.arrow.writing")
 
     def make(a: np.ndarray[Any, Any]) -> Any:
         if a.ndim == 0:
@@ -172,14 +174,14 @@ def _arrow() -> Framework:
         # pyarrow wraps a NumPy array's memory where it can, and the Arrow array
         # would change with `a`: it gets a private copy, in C order.
         a = np.array(a, copy=True, order="C")
-        if fmt.is_encoded(a.dtype):
-            return fmt.to_arrow(a)
+        if encoding.is_encoded(a.dtype):
+            return writing.to_arrow(a)
         if a.ndim == 1:
             return pa.array(a)
         return pa.FixedShapeTensorArray.from_numpy_ndarray(a)
 
     def native(x: Any) -> np.ndarray[Any, Any]:
-        if isinstance(x.type, fmt.DtypeType):  # its bits as unsigned integers
+        if isinstance(x.type, reading.DtypeType):  # its bits as unsigned integers
             storage = x.storage
             if x.type.shape is None:
                 return storage.to_numpy()  # type: ignore[no-any-return]

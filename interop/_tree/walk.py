@@ -25,6 +25,17 @@ from interop._backend import Backend
 from interop._options import DEFAULT, Options
 from interop._transfer import Batch, Pending, device_checks
 from interop._tree.containers import (
+    classify,
+    kinds,
+    leaf_backend,
+    leaf_backends,
+    leaf_view,
+    leaf_views,
+    open_frame,
+    python_backend,
+    sync,
+)
+from interop._tree.frames import (
     _DELAYED,
     _DICT,
     _ITEMS,
@@ -38,23 +49,16 @@ from interop._tree.containers import (
     _SRC,
     _TUPLE,
     Frame,
-    build,
+)
+from interop._tree.paths import (
     changed_meanwhile,
     check_cycles,
-    classify,
     container_error,
     failed_between,
-    kinds,
-    leaf_backend,
-    leaf_backends,
-    leaf_view,
-    leaf_views,
     located,
-    open_frame,
     path_of,
-    python_backend,
-    sync,
 )
+from interop._tree.rebuild import build
 
 __all__ = ["Started", "map_leaves", "start"]
 
@@ -475,7 +479,7 @@ def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
     :class:`~interop.ConversionError` naming the path. A failure of a container's
     own code (its ``flatten``, its constructor) names the container's path, and an
     error ``leaf`` raises names the leaf's path, as in the walk of
-    :func:`to_numpy_tree` (see :func:`~interop._tree.containers.located`: the same
+    :func:`to_numpy_tree` (see :func:`~interop._tree.paths.located`: the same
     class for the library's own and built-in errors, the original as ``__cause__``);
     one that already carries a path (``leaf`` mapping a tree of its own) keeps it.
     """

@@ -29,7 +29,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 feather = pytest.importorskip("pyarrow.feather")
 
 ROOT = Path(__file__).resolve().parents[2]
-from interop.backends.arrow import format as fmt  # noqa: E402  (needs pyarrow)
+from interop.backends.arrow import reading  # noqa: E402  (needs pyarrow)
 
 NUMERIC = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
 NUMERIC += ["float16", "float32", "float64"]
@@ -107,7 +107,7 @@ def test_nulls_are_never_turned_into_values() -> None:
 
 def test_nulls_of_exact_dtypes_and_tensors_become_nan_only_when_asked() -> None:
     bits = pa.array([0x3F80, None, 0x4000], pa.uint16())
-    a = pa.ExtensionArray.from_storage(fmt.DtypeType(np.dtype(ml_dtypes.bfloat16)), bits)
+    a = pa.ExtensionArray.from_storage(reading.DtypeType(np.dtype(ml_dtypes.bfloat16)), bits)
     with pytest.raises(ConversionError, match="1 null"):
         interop.to_numpy(a)
     np.testing.assert_array_equal(interop.to_numpy(a, dtype=np.float32), [1.0, np.nan, 2.0])
@@ -954,7 +954,7 @@ def test_exact_dtypes_round_trip_bit_exactly(name: str) -> None:
     for shape in ((16,), (4, 2, 3)):
         a = _exact(name, shape)
         x = interop.convert(a, "arrow")
-        assert isinstance(x.type, fmt.DtypeType) and x.type.extension_name == "interop.dtype"
+        assert isinstance(x.type, reading.DtypeType) and x.type.extension_name == "interop.dtype"
         storage = x.storage if len(shape) == 1 else x.storage.flatten()
         assert storage.type == pa.uint8() if a.itemsize == 1 else True
         out = interop.to_numpy(x)
@@ -981,9 +981,9 @@ def test_exact_dtype_storage_is_documented_plain_unsigned_integers() -> None:
 def test_bad_extension_metadata_is_refused() -> None:
     for bad in (b"not json", b'{"dtype": "object"}', b'{"dtype": "bfloat16", "shape": [-1]}'):
         with pytest.raises(ValueError, match=r"interop\.dtype"):
-            fmt.DtypeType.__arrow_ext_deserialize__(pa.uint16(), bad)
+            reading.DtypeType.__arrow_ext_deserialize__(pa.uint16(), bad)
     with pytest.raises(ValueError, match="storage"):
-        fmt.DtypeType.__arrow_ext_deserialize__(pa.uint8(), b'{"dtype": "bfloat16"}')
+        reading.DtypeType.__arrow_ext_deserialize__(pa.uint8(), b'{"dtype": "bfloat16"}')
     # The same metadata on a table's field (from a file, another process): interop's error.
     for bad in (b'{"dtype": "bfloat16"}', b'{"dtype": "float32"}', b"not json"):
         field = pa.field(
@@ -1061,7 +1061,7 @@ def test_columns_read_without_the_type_registered_are_restored(tmp_path: Path) -
     try:
         plain = pq.read_table(path)
     finally:
-        fmt.register()
+        reading.register()
     assert plain.schema.field("bfloat16").type == pa.list_(pa.uint16(), 2)
     tree = interop.to_numpy_tree(plain)
     for key, a in arrays.items():
@@ -1094,15 +1094,19 @@ def test_testing_catalogue_builds_arrow_arrays() -> None:
     assert arrow.native(y).dtype == uint_of("bfloat16")
 
 
-def test_importing_the_format_first_registers_the_type() -> None:
-    # The format module imports pyarrow, whose import hook imports the format module
-    # while it is being imported: the type is registered all the same, with no warning.
-    code = """
+@pytest.mark.parametrize("module", ["reading", "writing", "encoding"])
+def test_importing_a_module_of_the_backend_first_registers_the_type(module: str) -> None:
+    # The reading module imports pyarrow, whose import hook imports the reading module
+    # while it is being imported; the writing module imports pyarrow before the reading
+    # module; the encoding module imports no pyarrow. Whichever comes first, the type
+    # is registered all the same, with no warning.
+    code = f"""
         import warnings
         warnings.simplefilter("error")
-        from interop.backends.arrow import format
+        from interop.backends.arrow import {module}
+        from interop.backends.arrow import reading
         import pyarrow as pa, numpy as np, ml_dtypes
-        ty = format.DtypeType(np.dtype(ml_dtypes.bfloat16))
+        ty = reading.DtypeType(np.dtype(ml_dtypes.bfloat16))
         storage = pa.array([1], pa.uint16())
         batch = pa.record_batch([pa.ExtensionArray.from_storage(ty, storage)], ["a"])
         sink = pa.BufferOutputStream()

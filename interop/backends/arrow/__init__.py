@@ -28,8 +28,9 @@ As a target (``interop.convert(x, "arrow")``): a 1-d array becomes a primitive
 axis, zero-copy from C-contiguous host memory (the Arrow buffers keep the source
 alive); dtypes Arrow lacks (bfloat16, float8, sub-byte formats, complex) are
 stored bit-exactly as the extension type ``interop.dtype`` (see
-:mod:`interop.backends.arrow.format`, which also holds everything that imports
-``pyarrow``).
+:mod:`interop.backends.arrow.encoding`). Everything that imports ``pyarrow`` is in
+:mod:`interop.backends.arrow.reading` (Arrow memory as NumPy, and the extension
+type) and :mod:`interop.backends.arrow.writing` (NumPy arrays into Arrow memory).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def on_import() -> None:
     registers it, also where this runs while that module is being imported (it
     imports pyarrow): then the registration comes at the end of its import.
     """
-    from interop.backends.arrow import format  # noqa: F401
+    from interop.backends.arrow import reading  # noqa: F401
 
 
 class ArrowBackend(HostTarget):
@@ -95,10 +96,11 @@ class ArrowBackend(HostTarget):
     def load(self) -> None:
         import pyarrow
 
-        from interop.backends.arrow import format  # registers interop.dtype
+        from interop.backends.arrow import reading, writing  # reading registers interop.dtype
 
         self.pa = pyarrow
-        self.fmt = format
+        self.reading = reading
+        self.writing = writing
         self._containers = (pyarrow.Table, pyarrow.RecordBatch)
         self._arrays = (pyarrow.Array, pyarrow.ChunkedArray)
 
@@ -123,7 +125,7 @@ class ArrowBackend(HostTarget):
                 "rename them with table.rename_columns"
             )
         return Node(
-            children=self.fmt.columns(x),
+            children=self.reading.columns(x),
             rebuild=lambda children: dict(zip(names, children, strict=True)),
             key=lambda i: f"[{names[i]!r}]",
         )
@@ -134,18 +136,18 @@ class ArrowBackend(HostTarget):
         return x.chunks if isinstance(x, self.pa.ChunkedArray) else [x]
 
     def _nulls(self, x: Any) -> int:
-        count = self.fmt.null_count
+        count = self.reading.null_count
         return sum(count(c) for c in self._chunks(x))
 
     def plan_key(self, x: Any, /) -> Hashable | None:
-        if not self.fmt.hashable(x.type):
+        if not self.reading.hashable(x.type):
             return None
         chunked = isinstance(x, self.pa.ChunkedArray)
         chunks = x.num_chunks if chunked else 1
         return (type(x), x.type, chunks, self._nulls(x) > 0)
 
     def plan(self, x: Any, options: Options, /) -> Plan:
-        layout = self.fmt.layout_of(x.type)
+        layout = self.reading.layout_of(x.type)
         if layout.kind == "union":
             raise ConversionError(
                 f"expected an Arrow array NumPy can hold, got `{type_name(x)}` of {x.type}: "
@@ -250,10 +252,10 @@ class ArrowBackend(HostTarget):
     def host_view_for(self, cls: type, /) -> Callable[[Any], Any] | None:
         if not self.matches(cls):
             return None
-        fmt = self.fmt
-        layout_of = fmt.layout_of
-        values = fmt.values
-        null_count = fmt.null_count
+        reading = self.reading
+        layout_of = reading.layout_of
+        values = reading.values
+        null_count = reading.null_count
         chunked = issubclass(cls, self.pa.ChunkedArray)
 
         def view(x: Any) -> np.ndarray[Any, Any] | None:
@@ -270,18 +272,18 @@ class ArrowBackend(HostTarget):
         return view
 
     def _values(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
-        return self.fmt.values(self._chunks(x)[0], plan.prepared)
+        return self.reading.values(self._chunks(x)[0], plan.prepared)
 
     def _join(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         layout = plan.prepared
-        parts = [self.fmt.values(c, layout) for c in x.chunks]
+        parts = [self.reading.values(c, layout) for c in x.chunks]
         if not parts:
-            return self.fmt.empty(layout)
+            return self.reading.empty(layout)
         return np.concatenate(parts)
 
     def _pyarrow(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         # (An extension type has this layout where it converts as its storage does.)
-        out = np.asarray(self.fmt.storage(x).to_numpy(zero_copy_only=False))
+        out = np.asarray(self.reading.storage(x).to_numpy(zero_copy_only=False))
         # pyarrow hands out a read-only array where it may share memory (a decoded
         # dictionary or run-end array, say): the plan promises new memory.
         return out if out.flags.writeable else np.array(out, copy=True)
@@ -311,16 +313,16 @@ class ArrowBackend(HostTarget):
 
     def _with_none(self, chunk: Any, layout: Any) -> np.ndarray[Any, Any]:
         """One chunk as a new object array with ``None`` for each null."""
-        fmt = self.fmt
+        reading = self.reading
         if layout.kind == "pyarrow":
             # An extension type has this layout where it converts as its storage does.
-            chunk = fmt.storage(chunk)
-            plain = fmt.decoded(chunk)
+            chunk = reading.storage(chunk)
+            plain = reading.decoded(chunk)
             if plain is not chunk:
-                return self._with_none(plain, fmt.layout_of(plain.type))
+                return self._with_none(plain, reading.layout_of(plain.type))
         if layout.kind in ("values", "bits"):
-            out = np.array(fmt.values(chunk, layout), dtype=object)
-            out[fmt.null_mask(chunk, layout)] = None
+            out = np.array(reading.values(chunk, layout), dtype=object)
+            out[reading.null_mask(chunk, layout)] = None
             return out
         valid = chunk.is_valid()
         if layout.kind == "pyarrow":
@@ -337,15 +339,15 @@ class ArrowBackend(HostTarget):
 
     def _nan_for_nulls(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         layout = plan.prepared
-        fmt = self.fmt
+        reading = self.reading
         parts = []
         for chunk in self._chunks(x):
-            part = np.array(fmt.values(chunk, layout), dtype=plan.dtype, copy=True)
-            part[fmt.null_mask(chunk, layout)] = np.nan
+            part = np.array(reading.values(chunk, layout), dtype=plan.dtype, copy=True)
+            part[reading.null_mask(chunk, layout)] = np.nan
             parts.append(part)
         if len(parts) == 1:
             return parts[0]
-        return np.concatenate(parts) if parts else fmt.empty(layout, plan.dtype)
+        return np.concatenate(parts) if parts else reading.empty(layout, plan.dtype)
 
     def check_result(self, x: Any, out: np.ndarray[Any, Any], options: Options, /) -> None:
         # (Types known to become objects are refused by the plan; an extension that
@@ -374,16 +376,16 @@ class ArrowBackend(HostTarget):
     # -- conversion into Arrow --------------------------------------------------------
 
     def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
-        self.fmt.check_arrow_dtype(dtype)
+        self.writing.check_arrow_dtype(dtype)
         return dtype
 
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
-        return self.fmt.arrow_problem(a)
+        return self.writing.arrow_problem(a)
 
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
         if copy and a.dtype.kind != "b":  # booleans are packed into new memory anyway
             a = aligned_copy(a)
-        return self.fmt.to_arrow(a)
+        return self.writing.to_arrow(a)
 
     def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
         if not copy:

@@ -3,7 +3,7 @@
 Written as one table of one row: each tensor is a column of that name, holding the
 tensor as its single row (a canonical ``arrow.fixed_shape_tensor`` of the tensor's
 shape, or a plain value for a 0-d array), with exact dtypes that Arrow lacks stored
-as ``interop.dtype`` (see :mod:`interop.backends.arrow.format`). The schema's
+as ``interop.dtype`` (see :mod:`interop.backends.arrow.encoding`). The schema's
 metadata key ``interop.layout`` says ``"one tensor per column"``; reading such a
 file gives back each tensor with its own shape.
 

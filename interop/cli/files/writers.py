@@ -147,7 +147,7 @@ def _safetensors_stores(dtype: np.dtype[Any]) -> bool:
 
 
 def _arrow_stores(dtype: np.dtype[Any]) -> bool:
-    """Whether the Arrow writer (:mod:`interop.backends.arrow.format`) takes ``dtype``.
+    """Whether the Arrow writer (:mod:`interop.backends.arrow.writing`) takes ``dtype``.
 
     Arrow's own numbers and booleans, complex64 and complex128, the
     ``ml_dtypes`` formats it records by name, and complex32 (a record of two

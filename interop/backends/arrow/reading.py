@@ -1,35 +1,19 @@
-"""How arrays sit in Arrow memory, both ways, and the ``interop.dtype`` extension type.
+"""Reading Arrow memory as NumPy, and the ``interop.dtype`` extension type.
 
 Imported only once ``pyarrow`` is (by :class:`~interop.backends.arrow.ArrowBackend`
-and the hook that registers the extension type when ``pyarrow`` is imported).
+and the hook that registers the extension type when ``pyarrow`` is imported);
+importing it registers the type.
 
-Reading: :func:`layout_of` tells, once per Arrow type, where the values of an
-array of that type lie and what NumPy dtype they have; :func:`values` returns them
-as a read-only NumPy view (Arrow memory is immutable), ignoring validity, which
-:func:`null_mask` reads separately.
+:func:`layout_of` tells, once per Arrow type, where the values of an array of that
+type lie and what NumPy dtype they have; :func:`values` returns them as a read-only
+NumPy view (Arrow memory is immutable), ignoring validity, which :func:`null_mask`
+reads separately. :func:`columns` gives the columns of a table, each with its exact
+dtype restored.
 
-Writing: :func:`to_arrow` wraps a C-contiguous NumPy array in Arrow buffers without
-copying (the buffers keep the array alive): a 1-d array becomes a primitive array,
-an n-d one a canonical ``arrow.fixed_shape_tensor`` whose rows are the first axis.
-Booleans are packed into bits, which copies.
-
-Arrow has no bfloat16, float8, float6, float4, sub-byte integer or complex value
-type. Such arrays are stored bit for bit as unsigned integers of the same width
-(``uint8`` for float8 and the sub-byte formats, which ``ml_dtypes`` keeps one per
-byte; ``uint16`` for bfloat16; ``uint32`` for complex32; ``uint64`` for complex64;
-``fixed_size_binary(16)`` for complex128), as the extension type
-:class:`DtypeType`: name ``interop.dtype``, metadata the JSON object
-``{"dtype": "<NumPy or ml_dtypes name>"}``, plus ``"shape": [...]`` for a tensor
-column, whose storage is then ``fixed_size_list<uintN>[prod(shape)]``, one row per
-tensor in C order. A reader that does not know the type sees those unsigned
-integers and, on the column's field, the standard extension metadata keys
-``ARROW:extension:name`` and ``ARROW:extension:metadata``.
-
-Why a tensor of such a dtype is not a canonical ``fixed_shape_tensor`` of
-``interop.dtype`` values: a reader that does not know ``interop.dtype`` rebuilds
-the outer canonical type and drops the inner type's metadata, which would leave
-unsigned integers with nothing saying what they are. The metadata of a top-level
-column's field survives every reader.
+The extension type (:class:`DtypeType`, with its arrays and scalars) is defined here
+rather than with its encoding (:mod:`interop.backends.arrow.encoding`): its arrays
+read themselves through :func:`layout_of` and :func:`values`, which know the type,
+so neither module could import the other.
 """
 
 from __future__ import annotations
@@ -43,12 +27,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from interop import _dtypes
 from interop._errors import ConversionError
-from interop._memory import aligned_copy
+from interop.backends.arrow.encoding import EXTENSION_NAME, _bits, dtype_name, parse_metadata
 
 __all__ = [
-    "EXTENSION_NAME",
     "DtypeArray",
     "DtypeType",
     "Layout",
@@ -61,12 +43,9 @@ __all__ = [
     "null_mask",
     "register",
     "storage",
-    "to_arrow",
     "values",
 ]
 
-#: The name of the extension type of exact dtypes (``ARROW:extension:name``).
-EXTENSION_NAME = "interop.dtype"
 _NAME = EXTENSION_NAME.encode()
 
 # Arrow's fixed-width numeric types and the NumPy dtypes of their values.
@@ -83,38 +62,8 @@ _NUMERIC: dict[pa.DataType, np.dtype[Any]] = {
     pa.float32(): np.dtype(np.float32),
     pa.float64(): np.dtype(np.float64),
 }
-_ARROW_OF = {dtype: arrow for arrow, dtype in _NUMERIC.items()}
 # The storage of an encoded dtype, by its width in bytes.
 _STORAGE = {1: pa.uint8(), 2: pa.uint16(), 4: pa.uint32(), 8: pa.uint64(), 16: pa.binary(16)}
-# NumPy's own dtypes that Arrow lacks, encoded like the ml_dtypes ones.
-_NUMPY_ENCODED = ("complex64", "complex128")
-
-
-def _encoded_names() -> tuple[str, ...]:
-    return (*_dtypes.NONSTANDARD, *_NUMPY_ENCODED)
-
-
-def dtype_name(dtype: np.dtype[Any]) -> str:
-    """The name under which ``dtype`` is recorded (``complex32`` for the float16 pair too)."""
-    if dtype.names is not None:  # the structured stand-in of complex32
-        return "complex32"
-    return dtype.name
-
-
-def dtype_named(name: str) -> np.dtype[Any] | None:
-    """The dtype recorded as ``name``, or ``None`` for a name this version does not know."""
-    if name in _NUMPY_ENCODED:
-        return np.dtype(name)
-    if name == "complex32":
-        return _dtypes.complex32()
-    if name in _dtypes.NONSTANDARD:
-        return _dtypes.ml_dtype(name)
-    return None
-
-
-def is_encoded(dtype: np.dtype[Any]) -> bool:
-    """Whether Arrow lacks ``dtype``, so that it is stored as ``interop.dtype``."""
-    return not _dtypes.is_standard(dtype) or dtype.kind == "c"
 
 
 # -- the extension type -----------------------------------------------------------------
@@ -172,35 +121,6 @@ class DtypeType(pa.ExtensionType):  # type: ignore[misc]
         return DtypeScalar
 
 
-def parse_metadata(serialized: bytes) -> tuple[np.dtype[Any], tuple[int, ...] | None]:
-    """The dtype and row shape that ``interop.dtype`` metadata records; ``ValueError`` if bad."""
-    try:
-        meta = json.loads(serialized)
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise ValueError(f"expected JSON metadata for {EXTENSION_NAME}, got {exc}") from exc
-    name = meta.get("dtype") if isinstance(meta, dict) else None
-    dtype = dtype_named(name) if isinstance(name, str) else None
-    if dtype is None:
-        raise ValueError(
-            f"expected {EXTENSION_NAME} metadata naming one of {', '.join(_encoded_names())}, "
-            f"got {serialized[:200].decode(errors='replace')}"
-        )
-    shape = meta.get("shape")
-    if shape is None:
-        return dtype, None
-    if not (
-        isinstance(shape, list)
-        and 0 < len(shape) <= 64
-        and all(type(n) is int and 0 <= n < 2**62 for n in shape)
-        and math.prod(shape) < 2**31
-    ):
-        raise ValueError(
-            f"expected a shape of at most 64 non-negative integers in {EXTENSION_NAME} "
-            f"metadata, got {json.dumps(shape)[:200]}"
-        )
-    return dtype, tuple(shape)
-
-
 class DtypeArray(pa.ExtensionArray):  # type: ignore[misc]
     """An array of :class:`DtypeType`: its ``to_numpy`` gives the exact dtype, not the integers."""
 
@@ -231,10 +151,6 @@ class DtypeScalar(pa.ExtensionScalar):  # type: ignore[misc]
         ty: DtypeType = self.type
         one = pa.ExtensionArray.from_storage(ty, pa.array([self.value.as_py()], ty.storage_type))
         return values(one, layout_of(ty))[0]
-
-
-def _bits(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    return np.dtype(f"u{dtype.itemsize}") if dtype.itemsize <= 8 else np.dtype("V16")
 
 
 def register() -> None:
@@ -582,122 +498,6 @@ def _restored(field: pa.Field, column: Any) -> Any:
         chunks = [pa.ExtensionArray.from_storage(restored, c) for c in column.chunks]
         return pa.chunked_array(chunks, restored)
     return pa.ExtensionArray.from_storage(restored, column)
-
-
-# -- writing ------------------------------------------------------------------------------
-
-# (dtype, row shape) -> the Arrow type of a tensor column; few in a process.
-_tensor_types: dict[tuple[np.dtype[Any], tuple[int, ...]], pa.DataType] = {}
-
-
-def _tensor_type(dtype: np.dtype[Any], shape: tuple[int, ...]) -> pa.DataType:
-    key = (dtype, shape)
-    found = _tensor_types.get(key)
-    if found is None:
-        if is_encoded(dtype):
-            found = DtypeType(dtype, shape)
-        else:
-            value = pa.bool_() if dtype.kind == "b" else _ARROW_OF[dtype]
-            found = pa.fixed_shape_tensor(value, shape)
-        if len(_tensor_types) > 1024:
-            _tensor_types.clear()
-        _tensor_types[key] = found
-    return found
-
-
-# dtype -> the Arrow type of a column of single values of that dtype.
-_scalar_types: dict[np.dtype[Any], pa.DataType] = {}
-
-
-def _scalar_type(dtype: np.dtype[Any]) -> pa.DataType:
-    found = _scalar_types.get(dtype)
-    if found is None:
-        if is_encoded(dtype):
-            found = DtypeType(dtype)
-        elif dtype.kind == "b":
-            found = pa.bool_()
-        else:
-            found = _ARROW_OF[dtype]
-        _scalar_types[dtype] = found
-    return found
-
-
-def arrow_problem(a: np.ndarray[Any, Any]) -> str | None:
-    """Why :func:`to_arrow` cannot wrap ``a``'s memory as it is, or ``None`` if it can."""
-    if a.dtype.kind == "b":
-        return "Arrow packs booleans into bits"
-    if not a.dtype.isnative:
-        return "the data is not in native byte order"
-    if not a.flags.c_contiguous:
-        return "Arrow stores values in C order, and the data is not C-contiguous"
-    return None
-
-
-def check_arrow_dtype(dtype: np.dtype[Any]) -> None:
-    """Raise :class:`ConversionError` unless Arrow (with ``interop.dtype``) can hold ``dtype``."""
-    if dtype.kind in "biuf" and (dtype in _ARROW_OF or dtype.kind == "b"):
-        return
-    if is_encoded(dtype) and dtype.itemsize in _STORAGE:
-        return
-    raise ConversionError(
-        f"expected a numeric dtype to convert to Arrow, got {dtype}. hint: convert it with "
-        "interop.to_numpy and build the Arrow array with pyarrow.array"
-    )
-
-
-class _Writing:
-    """How arrays of one dtype become Arrow buffers (worked out once per dtype)."""
-
-    __slots__ = ("bits", "item", "scalar")
-
-    def __init__(self, dtype: np.dtype[Any]) -> None:
-        check_arrow_dtype(dtype)
-        encoded = is_encoded(dtype)
-        # ml_dtypes arrays export no buffer: their bits are exported as unsigned
-        # integers of the same width.
-        self.bits = _bits(dtype) if encoded else None
-        self.item: pa.DataType = _STORAGE[dtype.itemsize] if encoded else _ARROW_OF.get(dtype)
-        self.scalar = _scalar_type(dtype)
-
-
-_writing: dict[np.dtype[Any], _Writing] = {}
-
-
-def to_arrow(a: np.ndarray[Any, Any]) -> pa.Array:
-    """An Arrow array of ``a``'s rows; zero-copy unless :func:`arrow_problem` says otherwise.
-
-    Where there is a problem, the data is copied once (booleans: packed into bits).
-    """
-    ndim = a.ndim
-    if ndim == 0:
-        raise ConversionError(
-            "expected an array with at least one dimension to convert to Arrow, got a 0-d "
-            "array: an Arrow array is a column of rows. hint: x.reshape(1) gives one row"
-        )
-    dtype = a.dtype
-    if not dtype.isnative:
-        dtype = dtype.newbyteorder("=")
-    how = _writing.get(dtype)
-    if how is None:
-        how = _writing[dtype] = _Writing(dtype)
-    if dtype.kind == "b":
-        flat = pa.array(np.ascontiguousarray(a).reshape(-1), pa.bool_())
-    else:
-        if not a.flags.c_contiguous or a.dtype is not dtype:
-            a = aligned_copy(a, dtype)
-        # A py_buffer holds on to the array (and through it to the memory it views),
-        # so the Arrow array keeps its source alive.
-        bits = a if how.bits is None else a.view(how.bits)
-        buffer = pa.py_buffer(bits if ndim == 1 else bits.reshape(-1))
-        flat = pa.Array.from_buffers(how.item, a.size, [None, buffer])
-    if ndim == 1:
-        scalar = how.scalar
-        if type(scalar) is DtypeType:
-            return pa.ExtensionArray.from_storage(scalar, flat)
-        return flat
-    ty = _tensor_type(dtype, a.shape[1:])
-    storage = pa.Array.from_buffers(ty.storage_type, a.shape[0], [None], children=[flat])
-    return pa.ExtensionArray.from_storage(ty, storage)
 
 
 # Registered as soon as this module exists: it is imported only once pyarrow is.
