@@ -16,6 +16,7 @@ __all__ = [
     "UnsupportedTypeError",
     "policy_error",
     "retell_policy",
+    "truth_cast_error",
 ]
 
 
@@ -89,6 +90,19 @@ def retell_policy(exc: BaseException, entry: str) -> None:
             "interop.to_numpy (or to_numpy_tree, iter_numpy) and convert the NumPy result"
         )
     exc.args = (f"{exc}; {advice}",)
+
+
+def truth_cast_error(got: str, hint: str) -> ConversionError:
+    """The refusal of ``dtype=bool`` for text that the conversion turns into Python objects.
+
+    NumPy casts objects to bool by their truth: the text ``'False'`` and ``'0'``
+    would be ``True``. ``got`` describes the source (``"`T` of string"``), ``hint``
+    says how its own library turns text into booleans.
+    """
+    return ConversionError(
+        f"expected booleans, got {got}, whose values become Python objects that NumPy "
+        f"casts to bool by their truth (the text 'False' and '0' would be True). hint: {hint}"
+    )
 
 
 def type_name(obj: object) -> str:

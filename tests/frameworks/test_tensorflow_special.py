@@ -165,6 +165,29 @@ def test_string_variable() -> None:
     assert out.tolist() == [b"x", b"yz"]
 
 
+_TEXT: dict[str, Callable[[], Any]] = {
+    "constant": lambda: tf.constant([b"False", b"0"]),
+    "0-d": lambda: tf.constant(b"False"),
+    "variable": lambda: tf.Variable([b"False", b"0"]),
+    "ragged": lambda: tf.ragged.constant([[b"False"], [b"0"]]),
+    "sparse": lambda: tf.SparseTensor([[0]], [b"False"], [2]),
+}
+
+
+@pytest.mark.parametrize("kind", list(_TEXT))
+def test_text_to_bool_is_refused_rather_than_cast_by_truth(kind: str) -> None:
+    # NumPy casts bytes objects by truth: b"False" and b"0" would be True.
+    x = _TEXT[kind]()
+    options = {"ragged": "object", "sparse": "dense", "dtype": bool}
+    for call in (interop.explain, interop.to_numpy):
+        with pytest.raises(interop.ConversionError, match=r"by their truth .*x == b'True'"):
+            call(x, **options)  # type: ignore[operator]
+    with pytest.raises(interop.ConversionError, match=r"^tree\['x'\]: expected booleans"):
+        interop.to_numpy_tree({"x": x}, **options)  # type: ignore[arg-type]
+    # Text that spells numbers casts as NumPy casts it.
+    assert interop.to_numpy(tf.constant([b"1.5"]), dtype=np.float32).tolist() == [1.5]
+
+
 # -- ragged ---------------------------------------------------------------------------
 
 

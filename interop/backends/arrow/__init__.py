@@ -42,7 +42,7 @@ import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import HostTarget, Node
-from interop._errors import ConversionError, policy_error, type_name
+from interop._errors import ConversionError, policy_error, truth_cast_error, type_name
 from interop._memory import aligned_copy
 from interop._options import Options
 from interop._plan import Plan
@@ -198,11 +198,10 @@ class ArrowBackend(HostTarget):
             )
         if target is not None and target.kind == "b" and dtype is not None and dtype.hasobject:
             # NumPy casts objects to bool by truth: the text "False" would be True.
-            raise ConversionError(
-                f"expected booleans from an Arrow array, got `{type_name(x)}` of {x.type}, "
-                "whose values become Python objects that NumPy casts to bool by their truth "
-                "(the text 'False' and '0' would be True). hint: cast the column with pyarrow "
-                "first (x.cast(pa.bool_())), or compare its values (pyarrow.compute.equal)"
+            raise truth_cast_error(
+                f"an Arrow array `{type_name(x)}` of {x.type}",
+                "cast the column with pyarrow first (x.cast(pa.bool_())), or compare its "
+                "values (pyarrow.compute.equal)",
             )
         fixed = layout.kind in ("values", "bits")
         nulls = self._nulls(x)

@@ -19,7 +19,7 @@ from interop._backend import Step
 from interop._errors import ConversionError, policy_error, type_name
 from interop._options import Options
 from interop._plan import Plan
-from interop.backends.tensorflow.source import short_device, symbolic_error
+from interop.backends.tensorflow.source import short_device, string_truth_error, symbolic_error
 
 __all__ = ["CompositeSource"]
 
@@ -55,6 +55,8 @@ class CompositeSource:
             raise symbolic_error(x)
         device = short_device(values.device)
         source: np.dtype[Any] = np.dtype(values.dtype.as_numpy_dtype)
+        if values.dtype == tf.string and options.dtype is not None and options.dtype.kind == "b":
+            raise string_truth_error(x)
         prepared: Any = None
         if isinstance(x, tf.RaggedTensor):
             if options.ragged == "error":

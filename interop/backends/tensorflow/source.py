@@ -23,7 +23,7 @@ import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import Step
-from interop._errors import ConversionError, type_name
+from interop._errors import ConversionError, truth_cast_error, type_name
 from interop._options import Options
 from interop._plan import Plan
 
@@ -95,6 +95,15 @@ def _boxed(value: bytes) -> np.ndarray[Any, Any]:
     out = np.empty((), dtype=object)
     out[()] = value
     return out
+
+
+def string_truth_error(x: Any) -> ConversionError:
+    """The refusal of ``dtype=bool`` for a string tensor (see :func:`truth_cast_error`)."""
+    return truth_cast_error(
+        f"`{type_name(x)}` of tf.string",
+        "parse the text in TensorFlow first (x == b'True', or tf.strings.to_number(x) != 0 "
+        "for numbers)",
+    )
 
 
 def _quantized_error(x: Any) -> ConversionError:
@@ -201,6 +210,8 @@ class TensorSource:
         target = options.dtype
         if options.upcast and target is None:
             target = _dtypes.upcast_target(source)
+        if x.dtype == tf.string and target is not None and target.kind == "b":
+            raise string_truth_error(x)
         if not steps and x.dtype == tf.string:
             steps.append("strings_to_bytes")
             if x.shape.rank == 0:
