@@ -308,6 +308,26 @@ def test_array_method_refusing_a_view_names_its_reason() -> None:
     assert interop.to_numpy(Refuses()).tolist() == [0.0, 1.0, 2.0]
 
 
+def test_a_read_only_copy_from_array_method_is_planned_read_only() -> None:
+    """An ``__array__`` that can only copy, into a read-only array (one it caches)."""
+
+    class Frozen:
+        def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+            if copy is False:
+                raise ValueError("Unable to avoid copy while creating an array as requested.")
+            a = np.arange(3.0)
+            a.flags.writeable = False
+            return a
+
+    x = Frozen()
+    for options, readonly in [({}, True), ({"copy": True}, False), ({"dtype": np.float32}, False)]:
+        plan = interop.explain(x, **options)  # type: ignore[arg-type]
+        out = interop.to_numpy(x, **options)  # type: ignore[arg-type]
+        leaf = interop.to_numpy_tree({"k": x}, **options)["k"]  # type: ignore[arg-type]
+        assert plan.readonly is readonly and not plan.zero_copy, options
+        assert out.flags.writeable is not readonly and leaf.flags.writeable is not readonly
+
+
 def test_object_array_from_array_method_is_kept_under_dtype_object() -> None:
     obj = ArrayMethod(np.array([1, None], dtype=object))
     out = interop.to_numpy(obj, dtype=object)

@@ -122,20 +122,19 @@ def array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
             "object array. hint: convert its elements first, or pass dtype=object to keep "
             "the objects"
         )
-    steps = ["as_array"]
-    if reason is not None and options.copy is True and not a.flags.writeable:
-        # The object copied, but into a read-only array; copy=True promises a writable one.
-        steps.append("copy")
+    # A view keeps the writability its owner gave it (pandas and pyarrow hand out
+    # read-only views of memory they share). A copy the object made read-only (one it
+    # caches, say) is handed out as it is, read-only; copy=True copies it again.
+    readonly = not a.flags.writeable
     return _plan.finish(
         name,
         "cpu",
-        steps,
+        ["as_array"],
         source_dtype=a.dtype,
         options=options,
         copy_reason=reason,
-        # A view keeps the writability its owner gave it (pandas and pyarrow hand
-        # out read-only views of memory they share).
-        readonly=not a.flags.writeable,
+        readonly=readonly,
+        kept=reason is not None and readonly,
         upcast_to=_dtypes.upcast_target(a.dtype),
         prepared=a,
     )
