@@ -26,6 +26,7 @@ __all__ = [
     "NUMPY_NAMES",
     "bit_width",
     "bits_dtype",
+    "cast_hint",
     "cast_on_device",
     "complex32",
     "exact_on_device",
@@ -136,6 +137,25 @@ def bit_width(dtype: np.dtype[Any]) -> int:
         except (ValueError, TypeError):
             continue
     return 8 * dtype.itemsize
+
+
+def cast_hint(dtype: np.dtype[Any]) -> str:
+    """A hint's way to turn data of ``dtype``, which a framework cannot hold, into a dtype it can.
+
+    ``upcast=True`` only for the formats it changes (bfloat16, float8, int4, ...):
+    NumPy's longdouble and its complex are standard dtypes, which it leaves alone.
+
+    Example:
+        >>> cast_hint(np.dtype(np.longdouble))
+        'cast it to a standard dtype first, for example with interop.to_numpy(x, dtype=np.float64)'
+    """
+    if upcast_target(dtype) is not None:
+        way = "interop.to_numpy(x, upcast=True)"
+    elif dtype.kind in "fc":
+        way = f"interop.to_numpy(x, dtype=np.{'complex128' if dtype.kind == 'c' else 'float64'})"
+    else:
+        way = "interop.to_numpy(x, dtype=...)"
+    return f"cast it to a standard dtype first, for example with {way}"
 
 
 @functools.lru_cache(maxsize=256)

@@ -1171,3 +1171,20 @@ def test_a_dtype_hint_holds_for_numpy_function_which_takes_dtype() -> None:
         interop.ConversionError, match=r"take no dtype=: pass it to interop\.to_numpy"
     ):
         interop.convert(column, "torch")
+
+
+@pytest.mark.parametrize("dtype", [np.longdouble, np.clongdouble])
+@pytest.mark.parametrize("dst", ["torch", "tensorflow", "jax"])
+def test_the_hint_for_a_dtype_a_framework_lacks_can_be_followed(dst: str, dtype: type) -> None:
+    # upcast=True changes only the ml_dtypes formats: NumPy's longdouble needs dtype=.
+    _need(dst)
+    x = np.ones(2, dtype=dtype)
+    if x.dtype.itemsize <= (16 if x.dtype.kind == "c" else 8):
+        pytest.skip("longdouble is double on this platform")
+    with pytest.raises(interop.ConversionError, match=r"hint: .*interop\.to_numpy\(") as info:
+        interop.convert(x, dst)
+    hint = str(info.value).partition("hint: ")[2]
+    assert "upcast" not in hint
+    code = hint.partition("with ")[2]
+    followed = eval(code, {"interop": interop, "np": np, "x": x})
+    assert interop.to_numpy(interop.convert(followed, dst)).tolist() == [1, 1]

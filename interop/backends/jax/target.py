@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from interop import _dtypes
 from interop._backend import Backend
 from interop._devices import ROW_MAJOR_LAYOUT, LayoutNeeds, dlpack_device_of, split_device
 from interop._dtypes import bit_width
@@ -93,8 +94,7 @@ class JaxTarget(Backend):
         if dtype.kind in "fc" and dtype.itemsize > (16 if dtype.kind == "c" else 8):
             # NumPy's longdouble (and its complex): no JAX dtype, no DLPack type.
             raise ConversionError(
-                f"expected a dtype JAX can hold, got {dtype}. hint: cast it to a standard "
-                "dtype first, for example float64"
+                f"expected a dtype JAX can hold, got {dtype}. hint: {_dtypes.cast_hint(dtype)}"
             )
         if dtype.type.__module__ != "numpy":
             self._check_held(dtype, device)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from interop import _dtypes
 from interop._backend import Backend
 from interop._devices import ROW_MAJOR_LAYOUT, DeviceExport, LayoutNeeds, split_device
 from interop._errors import ConversionError, type_name
@@ -158,7 +159,7 @@ class TensorFlowTarget(Backend):
         except TypeError as exc:
             raise ConversionError(
                 f"expected a dtype TensorFlow can hold, got {dtype}. "
-                "hint: cast it to a standard dtype first"
+                f"hint: {_dtypes.cast_hint(dtype)}"
             ) from exc
         if len(held) < 256:
             held.add(dtype)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from interop import _dtypes
 from interop._devices import DeviceExport, Layout, export_stream, split_device
 from interop._errors import ConversionError, type_name
 from interop._memory import layout_problem, owned_copy
@@ -154,8 +155,7 @@ class Target(TorchBase):
     def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
         if self._torch_dtype(dtype) is None:
             raise ConversionError(
-                f"expected a dtype PyTorch can hold, got {dtype}. hint: cast it to a "
-                "standard dtype first, for example with interop.to_numpy(x, upcast=True)"
+                f"expected a dtype PyTorch can hold, got {dtype}. hint: {_dtypes.cast_hint(dtype)}"
             )
         return dtype
 
