@@ -71,8 +71,10 @@ def to_numpy(x: Any, /, **options: Unpack[Keywords]) -> np.ndarray[Any, Any]:
         TransferError: ``allow_transfer=False``, but the data is on an accelerator.
         ConversionError: The object holds no data (a tracer, a meta tensor, ...), or
             its own array protocol (``__array__``, ``__dlpack__``, ...) failed.
-        ValueError, TypeError: NumPy cannot cast the data to ``dtype`` (NumPy's own
-            error, as from ``ndarray.astype``: text to numbers, for example).
+        ValueError, TypeError: NumPy cannot cast these values to ``dtype`` (NumPy's own
+            error, as from ``ndarray.astype``: text that spells no number, for
+            example). A cast NumPy makes for no values of the source's dtype (several
+            fields to numbers, raw bytes) is a :class:`ConversionError` of the plan.
 
     Example:
         >>> import numpy as np, interop

@@ -235,6 +235,13 @@ def _as_dtype(dtype: Any, name: str) -> np.dtype[Any] | None:
             f"expected {name} to be a NumPy dtype or None, got {dtype!r}; "
             "hint: pass a NumPy dtype such as np.float32 or ml_dtypes.bfloat16"
         ) from exc
+    if found.subdtype is not None:
+        # NumPy spreads a subarray dtype into the shape: the result would have more
+        # axes than the input, and the dtype of its elements instead.
+        raise TypeError(
+            f"expected {name} to be a dtype of one element, got the subarray dtype {found}; "
+            f"hint: pass its element dtype ({found.subdtype[0]}), and reshape the result"
+        )
     return found
 
 

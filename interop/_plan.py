@@ -224,7 +224,7 @@ def finish(
     # transfer), so the cast is planned unconditionally. Never compare with None
     # through ``!=``: NumPy reads ``None`` as float64.
     if options.dtype is not None and dtype is not None:
-        check_keeps_imaginary(options.dtype, dtype)
+        check_cast(options.dtype, dtype)
     target = options.dtype
     if float_dtype is not None:
         # Only floating-point data takes float_dtype; integers, booleans and complex
@@ -301,10 +301,13 @@ def _astype(a: np.ndarray[Any, Any], dtype: Any) -> np.ndarray[Any, Any]:
     return out  # type: ignore[no-any-return]
 
 
-def check_keeps_imaginary(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
-    """Raise :class:`ConversionError` where a cast of ``dtype`` to ``target`` drops imaginary parts.
+def check_cast(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
+    """Raise :class:`ConversionError` where a cast of ``dtype`` to ``target`` cannot be made.
 
-    Object targets keep complex values as Python numbers.
+    Where it drops imaginary parts (object targets keep complex values as Python
+    numbers), and where NumPy casts no data of ``dtype`` to ``target`` whatever the
+    values (see :func:`_uncastable`): refused by the plan, before any work, rather
+    than by NumPy's own error in the middle of the conversion.
     """
     if is_complex(dtype) and not is_complex(target) and not target.hasobject:
         raise ConversionError(
@@ -312,6 +315,33 @@ def check_keeps_imaginary(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
             f"{dtype} data: the cast would discard the imaginary parts. hint: take the "
             "real part first (x.real, np.real), or ask for a complex dtype"
         )
+    if _uncastable(dtype, target):
+        raise ConversionError(
+            f"expected a dtype= that {dtype} data casts to, got dtype={target}, which NumPy "
+            "casts no such data to. hint: convert the fields one at a time (x['name']), or "
+            "view the bytes as the dtype they hold first (x.view(...))"
+        )
+
+
+def _uncastable(dtype: np.dtype[Any], target: np.dtype[Any]) -> bool:
+    """Whether NumPy casts no data of ``dtype`` to ``target``, whatever the values.
+
+    A structured dtype of several fields to a dtype without fields, and raw bytes
+    (``np.void`` without fields, alone or as a field: JAX's float0) to anything but
+    bytes or objects. Casts that fail for some values only (text that spells no
+    number) are NumPy's to report, as documented.
+    """
+    if target.type is np.void or target.hasobject or dtype == target:
+        return False
+    return not np.can_cast(dtype, target, "unsafe") or _holds_raw_bytes(dtype)
+
+
+def _holds_raw_bytes(dtype: np.dtype[Any]) -> bool:
+    if dtype.type is not np.void:  # (the ml_dtypes formats are not np.void)
+        return False
+    if dtype.fields is None:
+        return dtype.subdtype is None or _holds_raw_bytes(dtype.subdtype[0])
+    return any(_holds_raw_bytes(field[0]) for field in dtype.fields.values())
 
 
 # The dtypes scipy.sparse holds: booleans, integers, complex numbers and these floats.
@@ -327,7 +357,7 @@ def values_dtype(source: np.dtype[Any], options: Options) -> np.dtype[Any] | Non
     """
     dtype = options.dtype
     if dtype is not None:
-        check_keeps_imaginary(dtype, source)
+        check_cast(dtype, source)
         return dtype
     if options.float_dtype is not None and _is_float(source):
         return options.float_dtype

@@ -231,3 +231,34 @@ def test_a_subclass_of_masked_array_stays_one_when_copied_or_cast(
     out = interop.to_numpy(tagged, **options)  # type: ignore[arg-type]
     assert type(out) is _TaggedMasked and out.hardmask
     assert out.mask.tolist() == [False, True, False] and not np.shares_memory(out, tagged)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]),
+        lambda: np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]).view(np.recarray),
+        lambda: np.zeros(3, dtype="V4"),
+        lambda: np.zeros(3, dtype=[("float0", "V")]),  # JAX's float0
+    ],
+    ids=["structured", "recarray", "void", "float0"],
+)
+def test_a_cast_numpy_makes_for_no_values_is_refused_by_the_plan(
+    make: Callable[[], np.ndarray],
+) -> None:
+    # Before any work, at every entry point, and explain says so too (it planned a cast).
+    x = make()
+    message = r"expected a dtype= that .* data casts to, got dtype=float32.*hint: convert"
+    calls: dict[str, Callable[[], object]] = {  # by entry point
+        "explain": lambda: interop.explain(x, dtype=np.float32),
+        "to_numpy": lambda: interop.to_numpy(x, dtype=np.float32),
+        "tree": lambda: interop.to_numpy_tree({"k": x}, dtype=np.float32),
+        "numpy_function": lambda: interop.numpy_function(lambda a: a, dtype=np.float32)(x),
+    }
+    for call in calls.values():
+        with pytest.raises(interop.ConversionError, match=message):
+            call()
+    # Casts NumPy makes stay: one field, to objects, to the same fields widened.
+    one_field = np.zeros(2, dtype=[("a", "f4")])
+    assert interop.to_numpy(one_field, dtype=np.float64).dtype == np.float64
+    assert interop.to_numpy(x, dtype=object).dtype == object

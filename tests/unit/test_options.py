@@ -118,6 +118,12 @@ INVALID = [
         TypeError,
         "expected float_dtype to be a floating-point dtype, got int32",
     ),
+    # NumPy would spread a subarray dtype into the shape of the result.
+    (
+        {"dtype": np.dtype((np.float32, (2,)))},
+        TypeError,
+        "expected dtype to be a dtype of one element, got the subarray dtype ('<f4', (2,))",
+    ),
 ]
 
 

@@ -96,7 +96,7 @@ class PythonBackend(GenericBackend):
             # a real dtype with only a warning; the contract refuses that cast.
             found = _complex_item(x)
             if found is not None:
-                _plan.check_keeps_imaginary(dtype, found)
+                _plan.check_cast(dtype, found)
         return np.asarray(x, dtype=dtype)
 
 
