@@ -15,7 +15,7 @@ import numpy as np
 
 from interop._dtypes import upcast_target
 from interop._errors import ConversionError, CopyRequiredError, TransferError, type_name
-from interop._options import Options, Record, same_dtype
+from interop._options import Options, Record, current, same_dtype
 from interop._options import is_float as _is_float
 
 if TYPE_CHECKING:
@@ -174,9 +174,17 @@ class Plan(Record):
                 "hint: move it to the CPU first, or allow the transfer"
             )
         if options.copy is False and not self.zero_copy:
+            if current().copy is False:
+                # copy=None given to the call means "not given": the block's stays.
+                hint = (
+                    "the interop.options(copy=False) block in force forbids it: convert "
+                    "outside the block, or pass copy=True for a copy"
+                )
+            else:
+                hint = "use copy=None to allow a copy when needed"
             raise CopyRequiredError(
                 f"copy=False, but converting {self.framework} data on {self.device} needs a "
-                f"copy: {self.copy_reason}. hint: use copy=None to allow a copy when needed"
+                f"copy: {self.copy_reason}. hint: {hint}"
             )
 
 

@@ -362,3 +362,17 @@ def test_keywords_that_may_change_meaning_are_resolved_every_time() -> None:
     assert interop.to_numpy(np.arange(2), dtype=Spec).dtype == np.int16
     for fixed in (np.float32, ml_dtypes.bfloat16, float, np.dtype("<f4")):
         assert _options._fixed(fixed), fixed
+
+
+def test_a_copy_refusal_inside_a_copy_false_block_names_the_block() -> None:
+    # copy=None given to a call means "not given": the block's copy=False stays, so the
+    # usual hint (use copy=None) could not be followed there.
+    with interop.options(copy=False):
+        with pytest.raises(interop.CopyRequiredError) as info:
+            interop.to_numpy([1.0, 2.0])
+        assert "interop.options(copy=False) block in force" in str(info.value)
+        assert "copy=None" not in str(info.value)
+        assert interop.to_numpy([1.0, 2.0], copy=True).tolist() == [1.0, 2.0]
+    with pytest.raises(interop.CopyRequiredError, match="hint: use copy=None") as outside:
+        interop.to_numpy([1.0, 2.0], copy=False)
+    assert "block" not in str(outside.value)
