@@ -9,11 +9,12 @@ contract are checked here, once, against the plan.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interop._dtypes import upcast_target
+from interop._dtypes import cast_on_device, upcast_target
 from interop._errors import ConversionError, CopyRequiredError, TransferError, type_name
 from interop._options import Options, Record, current, same_dtype
 from interop._options import is_float as _is_float
@@ -186,6 +187,43 @@ class Plan(Record):
                 f"copy=False, but converting {self.framework} data on {self.device} needs a "
                 f"copy: {self.copy_reason}. hint: {hint}"
             )
+
+
+def device_to_host(
+    steps: list[str],
+    device: str,
+    source: np.dtype[Any],
+    options: Options,
+    *,
+    kept_by: str | None = None,
+    holds: Callable[[np.dtype[Any]], bool] | None = None,
+) -> tuple[str, np.dtype[Any], bool]:
+    """Add the steps that copy data on ``device`` into host memory, and say why they copy.
+
+    The cast that ``dtype=`` (or ``upcast``) asks for runs on the device first where
+    that moves fewer bytes over the bus and gives exactly the host cast's values
+    (:func:`interop._dtypes.cast_on_device`), and where the framework holds the
+    target dtype (``holds``; by default it does). ``kept_by`` says where a framework
+    copies into a host copy of its own ("JAX keeps with the array"), which it hands
+    out read-only (``kept`` in :func:`finish`); not after a cast on the device, which
+    made new data.
+
+    Returns:
+        The copy reason, the dtype of the data that reaches the host, and ``kept``.
+    """
+    target = options.dtype
+    if options.upcast and target is None:
+        target = upcast_target(source)
+    reason = f"the data is on {device} and must be copied to host memory"
+    kept = False
+    if target is not None and cast_on_device(source, target) and (holds is None or holds(target)):
+        steps.append("cast_on_device")
+        source = target
+    elif kept_by is not None:
+        kept = True
+        reason += f" (into the host copy {kept_by}, read-only)"
+    steps.append("to_host")
+    return reason, source, kept
 
 
 def finish(

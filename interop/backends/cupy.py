@@ -99,25 +99,17 @@ class CupyBackend(Backend):
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         device = f"cuda:{x.device.id}"
-        source = np.dtype(x.dtype)
-        target = options.dtype
-        if options.upcast and target is None:
-            target = _dtypes.upcast_target(source)
         steps: list[str] = []
-        # Casting on the device first moves fewer bytes over the bus, where the
-        # device cast is provably the host cast (interop._dtypes.cast_on_device): CuPy
-        # casts to no ml_dtypes format, and its float casts may round otherwise.
-        if _dtypes.cast_on_device(source, target):
-            steps.append("cast_on_device")
-            source = target  # type: ignore[assignment]
-        steps.append("to_host")
+        # (CuPy casts to no ml_dtypes format, and its float casts may round: the device
+        # cast is made only where it provably gives the host cast's values.)
+        reason, source, _ = _plan.device_to_host(steps, device, np.dtype(x.dtype), options)
         return _plan.finish(
             self.name,
             device,
             steps,
             source_dtype=source,
             options=options,
-            copy_reason=f"the data is on {device} and must be copied to host memory",
+            copy_reason=reason,
             transfer=True,
             upcast_to=_dtypes.upcast_target(source),
         )

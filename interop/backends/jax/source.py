@@ -195,9 +195,6 @@ class ArraySource:
         reason: str | None = None
         kept = False
         source = np.dtype(x.dtype)
-        target = options.dtype
-        if options.upcast and target is None:
-            target = _dtypes.upcast_target(source)
         if where == "replica":
             steps.append("local_replica")
         if where == "assemble":
@@ -206,14 +203,9 @@ class ArraySource:
                 f"the array is sharded over {device}; its shards are assembled into one new array"
             )
         elif not on_host:
-            reason = f"the data is on {device} and must be copied to host memory"
-            if _dtypes.cast_on_device(source, target):  # only where exact: see there
-                steps.append("cast_on_device")
-                source = target  # type: ignore[assignment]
-            else:
-                kept = True
-                reason += " (into the host copy JAX keeps with the array, read-only)"
-            steps.append("to_host")
+            reason, source, kept = _plan.device_to_host(
+                steps, device, source, options, kept_by="JAX keeps with the array"
+            )
         elif _dtypes.bit_width(source) < 8:
             # NumPy and ml_dtypes hold one value per byte: np.array unpacks into a copy.
             steps.append("unpack")

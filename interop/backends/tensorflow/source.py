@@ -207,10 +207,7 @@ class TensorSource:
         device = short_device(device_name)
         source = np.dtype(x.dtype.as_numpy_dtype)
         transfer = device != "cpu"
-        target = options.dtype
-        if options.upcast and target is None:
-            target = _dtypes.upcast_target(source)
-        if x.dtype == tf.string and target is not None and target.kind == "b":
+        if x.dtype == tf.string and options.dtype is not None and options.dtype.kind == "b":
             raise string_truth_error(x)
         if not steps and x.dtype == tf.string:
             steps.append("strings_to_bytes")
@@ -223,14 +220,9 @@ class TensorSource:
                 reason = "a string tensor becomes a new object array of Python bytes objects"
         kept = False
         if transfer and not steps:
-            reason = f"the data is on {device} and must be copied to host memory"
-            if _dtypes.cast_on_device(source, target):  # only where exact: see there
-                steps.append("cast_on_device")
-                source = target  # type: ignore[assignment]
-            else:
-                kept = True
-                reason += " (into the host copy TensorFlow keeps with the tensor, read-only)"
-            steps.append("to_host")
+            reason, source, kept = _plan.device_to_host(
+                steps, device, source, options, kept_by="TensorFlow keeps with the tensor"
+            )
         if not steps:
             steps.append("numpy_view")
             self.host_devices.add(device_name)

@@ -236,6 +236,10 @@ class TorchBase(Backend):
             known[dtype] = found
         return found
 
+    def _holds(self, dtype: np.dtype[Any]) -> bool:
+        """Whether PyTorch has a dtype for NumPy's ``dtype`` (see :meth:`_torch_dtype`)."""
+        return self._torch_dtype(dtype) is not None
+
     # -- the values of a dense tensor ---------------------------------------------
 
     def _plan_values(
@@ -256,23 +260,13 @@ class TorchBase(Backend):
         """
         tdt = t.dtype
         source = self._numpy_dtype(tdt)
-        target = options.dtype
-        if options.upcast and target is None:
-            target = _dtypes.upcast_target(source)
         if on_device:
-            # Casting on the device first moves fewer bytes over the bus, where the
-            # device cast is provably the host cast (interop._dtypes.cast_on_device).
-            cast_dtype = (
-                self._torch_dtype(target)
-                if target is not None and _dtypes.cast_on_device(source, target)
-                else None
+            moved, source, _ = _plan.device_to_host(
+                steps, device, source, options, holds=self._holds
             )
-            if cast_dtype is not None:
-                steps.append("cast_on_device")
-                source = target  # type: ignore[assignment]
-                tdt = cast_dtype
-            steps.append("to_host")
-            reason = reason or f"the data is on {device} and must be copied to host memory"
+            if steps[-2:-1] == ["cast_on_device"]:
+                tdt = self._torch_dtype(source)
+            reason = reason or moved
         if tdt is self._fp4x2:
             steps.append("unpack_fp4")
             reason = reason or (
