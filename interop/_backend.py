@@ -187,6 +187,11 @@ class Backend:
             plan = self.plan(x, options)
             if not self._builtin:
                 _check_plan(self, plan)
+            if self.plan_key(x) != key:
+                # ``x`` changed while it was planned (another thread set requires_grad
+                # or swapped a tensor's data): the plan may describe either state, and
+                # cached under the first it would serve every later array of that key.
+                return plan
             if len(plans) >= _MAX_PLANS:  # keys made on the fly must not pile up
                 plans.clear()
             plans[k] = plan

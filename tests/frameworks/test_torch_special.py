@@ -805,3 +805,43 @@ def test_complex_to_real_is_refused_by_the_plan_of_every_layout() -> None:
     for x, kwargs in ((z.to_sparse(), {"sparse": "scipy"}), (nested, {"ragged": "object"})):
         with pytest.raises(interop.ConversionError, match="imaginary"):
             interop.explain(x, dtype=np.float32, **kwargs)
+
+
+@pytest.mark.parametrize("change", ["requires_grad", "dtype"])
+def test_a_tensor_changed_while_it_is_planned_leaves_no_plan_behind(
+    monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Another thread changes a tensor between its plan key and its plan (simulated).
+
+    The plan, made for the new state, must not be cached under the old key: it would
+    answer for every later tensor of that key (read-only views of plain tensors, no
+    cast under dtype=).
+    """
+    from interop import _registry
+
+    backend = _registry.lookup(torch.Tensor)
+    assert backend is not None
+    real = backend.plan
+
+    def meanwhile(t: Any, options: Any) -> Any:
+        if change == "requires_grad":
+            t.requires_grad_(True)
+        else:
+            t.data = torch.ones(4, dtype=torch.float32)
+        return real(t, options)
+
+    def call(t: Any) -> np.ndarray:
+        if change == "requires_grad":
+            return interop.to_numpy(t, copy=False)
+        return interop.to_numpy(t, dtype=np.float32)
+
+    backend._plans.clear()
+    monkeypatch.setattr(backend, "plan", meanwhile)
+    call(torch.ones(4) if change == "requires_grad" else torch.ones(4, dtype=torch.int64))
+    monkeypatch.undo()
+    # A tensor of the key the first call began with: plain float32, or int64.
+    fresh = torch.arange(4.0) if change == "requires_grad" else torch.arange(4)
+    out = call(fresh)
+    assert out.dtype == np.float32 and out.tolist() == [0.0, 1.0, 2.0, 3.0]
+    if change == "requires_grad":
+        assert out.flags.writeable and np.shares_memory(out, fresh.numpy())
