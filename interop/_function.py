@@ -110,7 +110,7 @@ _kept_backend: list[Backend] = []
 
 
 def _kept() -> Backend:
-    """The backend whose objects the arguments' walk keeps as they are: ``__array__`` only."""
+    """The backend whose objects the arguments' walk keeps as they are (NumPy's protocols)."""
     if not _kept_backend:
         _kept_backend.append(_registry.by_name("array_protocol"))
     return _kept_backend[0]
@@ -154,8 +154,11 @@ def numpy_function(
     is not NumPy. NumPy arguments are neutral; if every argument is NumPy, the result
     is returned unchanged. A Dask argument counts as any framework's: it arrives
     computed, and the results go back as Dask arrays of one chunk. Python scalars,
-    strings and objects that only offer ``__array__`` (pandas, xarray, ...) are
-    passed through as they are. The caller's containers are never changed: the
+    strings and the objects NumPy reads through its own protocols (``__array__``,
+    ``__array_interface__``, the buffer protocol: pandas and xarray objects,
+    ``bytearray``, ``memoryview``, ``array.array``, ...) are passed through as they
+    are, for the function to read them as it means to (``np.asarray(x)``). The
+    caller's containers are never changed: the
     function gets new ones. Arguments thousands of levels deep are converted too,
     and one that contains itself is the
     :class:`~interop.ConversionError` of :func:`interop.to_numpy_tree`; an error
@@ -219,10 +222,11 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
             f"expected a function to decorate, got `{type_name(func)}`. "
             "hint: pass options as keywords: @numpy_function(like='x')"
         )
-    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+    call = _call_of(func)
+    if inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call):
         raise TypeError(
             f"expected a function that returns its results, got the generator function "
-            f"{func.__qualname__}, whose results come one at a time after the call. "
+            f"{_name_of(func)}, whose results come one at a time after the call. "
             "hint: decorate a function that returns a list of them, or convert each "
             "yielded value with interop.convert"
         )
@@ -275,7 +279,7 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
                 (a, x), (b, y) = found[0], found[1]
                 raise InteropError(
                     f"expected arrays of one framework, got {a.name} (`{type_name(x)}`) and "
-                    f"{b.name} (`{type_name(y)}`) in the arguments of {func.__qualname__}: the "
+                    f"{b.name} (`{type_name(y)}`) in the arguments of {_name_of(func)}: the "
                     "results cannot take both. hint: name the argument that decides with "
                     "@numpy_function(like='name')"
                 )
@@ -290,7 +294,7 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
             return result
         return _back(result, reference, func)
 
-    if inspect.iscoroutinefunction(func):
+    if inspect.iscoroutinefunction(call):
 
         @functools.wraps(func)
         async def coroutine(*args: Any, **kwargs: Any) -> Any:
@@ -305,6 +309,29 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         return finish(args, func(*converted, **named), reference)
 
     return wrapper
+
+
+def _call_of(func: Callable[..., Any]) -> Any:
+    """What a call of ``func`` runs: ``func`` itself, or a callable object's ``__call__``.
+
+    (``inspect`` sees through ``functools.partial`` by itself.)
+    """
+    if inspect.isroutine(func) or isinstance(func, (functools.partial, type)):
+        return func
+    return type(func).__call__  # (callable(func) was checked)
+
+
+def _name_of(func: Callable[..., Any], *, short: bool = False) -> str:
+    """The name messages give ``func``: its (qualified) name, ``partial(name)``, or its type's.
+
+    A ``functools.partial`` and a callable object have no ``__qualname__`` of their own.
+    """
+    if isinstance(func, functools.partial):
+        return f"partial({_name_of(func.func, short=short)})"
+    name = getattr(func, "__name__" if short else "__qualname__", None)
+    if isinstance(name, str):
+        return name
+    return f"{type(func).__name__ if short else type(func).__qualname__} object"
 
 
 def _is_method(func: Callable[..., Any], signature: inspect.Signature | None) -> bool:
@@ -346,7 +373,7 @@ def _by_argument(
         if not matching:
             return None
         old, name = max(matching, key=lambda found: len(found[0]))
-    return relocated(exc, old, f"{func.__name__}(): argument {name!r}")
+    return relocated(exc, old, f"{_name_of(func, short=True)}(): argument {name!r}")
 
 
 def _positional_name(index: int, signature: inspect.Signature | None) -> str:
@@ -381,7 +408,7 @@ def _back(result: Any, reference: Any, func: Callable[..., Any]) -> Any:
     try:
         return _tree.map_leaves(result, back)
     except Exception as exc:
-        named = relocated(exc, "tree", f"{getattr(func, '__name__', 'function')}(): result")
+        named = relocated(exc, "tree", f"{_name_of(func, short=True)}(): result")
         if named is None:
             raise
         raise named from exc
@@ -411,7 +438,7 @@ def _check_like(func: Callable[..., Any], like: Any, signature: inspect.Signatur
     if like in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     raise TypeError(
-        f"expected like to name a parameter of {getattr(func, '__qualname__', func)}, got "
+        f"expected like to name a parameter of {_name_of(func)}, got "
         f"{like!r}. hint: use one of {list(params)}"
     )
 

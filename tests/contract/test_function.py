@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import re
 import warnings
@@ -585,6 +586,52 @@ def test_async_functions_are_awaited_and_generators_refused() -> None:
 
     with pytest.raises(TypeError, match="generator function"):
         interop.numpy_function(batches)
+
+
+class _AsyncDouble:
+    async def __call__(self, x: Any) -> Any:
+        return x * 2
+
+
+class _Batches:
+    def __call__(self, x: Any) -> Any:
+        yield x
+
+
+class _Add:
+    def __call__(self, x: Any, y: Any) -> Any:
+        return x + y
+
+
+def test_callable_objects_and_partials_are_decorated_as_their_calls() -> None:
+    import asyncio
+
+    torch = pytest.importorskip("torch")
+    jnp = pytest.importorskip("jax.numpy")
+
+    async def scale(x: Any, k: float) -> Any:
+        return x * k
+
+    def batches(x: Any) -> Any:
+        yield x
+
+    for coroutine in (
+        interop.numpy_function(_AsyncDouble()),
+        interop.numpy_function(functools.partial(scale, k=2.0)),
+    ):
+        out = asyncio.run(coroutine(torch.ones(3)))
+        assert isinstance(out, torch.Tensor) and out.tolist() == [2.0, 2.0, 2.0]
+    for generator in (_Batches(), functools.partial(batches)):
+        with pytest.raises(TypeError, match="generator function"):
+            interop.numpy_function(generator)
+    # Messages name what has no __qualname__ of its own.
+    add = interop.numpy_function(functools.partial(_Add()))
+    with pytest.raises(interop.InteropError, match=r"arguments of partial\(_Add object\)"):
+        add(torch.ones(2), jnp.ones(2))
+    looped: list[Any] = [torch.ones(2)]
+    looped.append(looped)
+    with pytest.raises(interop.ConversionError, match=r"at _Add object\(\): argument 'x'\[1\]"):
+        interop.numpy_function(_Add())(looped, torch.ones(2))
 
 
 def test_a_result_error_renames_its_paths_only() -> None:
