@@ -161,7 +161,7 @@ def _start_iterative(
     checks: dict[Backend, Any],
     keep: Backend | None,
     done: list[Any],
-) -> Started:
+) -> Any:
     """The iterative walk of :func:`start`: batched copies, paths, cycles, any depth.
 
     ``done``: ``(leaf, result)`` of the leaves the recursive walk converted through
@@ -251,6 +251,8 @@ def _start_iterative(
                     result = build(frame)
                 stack.pop()
                 if not stack:
+                    if batch is None:  # nothing waits for a copy: the tree itself (see start)
+                        return result
                     return Started(result, batch, placeholders)
                 frame = stack[-1]
                 frame[_OUT][frame[_KEY]] = result

@@ -151,20 +151,32 @@ def test_host_batches_are_not_pulled_ahead() -> None:
         it.close()
 
 
+@pytest.mark.parametrize("depth", [1, 100])
 @pytest.mark.parametrize("prefetch", [0, 1, 3])
-def test_a_refilled_buffer_never_changes_a_batch_handed_out(prefetch: int) -> None:
+def test_a_refilled_buffer_never_changes_a_batch_handed_out(prefetch: int, depth: int) -> None:
     # A ring-buffer loader refills one buffer for every batch; a batch converted
     # zero-copy shows that buffer, so the next batch must not be pulled before the
-    # consumer has this one.
+    # consumer has this one. Also for a batch deeper than the recursive walk goes.
     torch = pytest.importorskip("torch")
     buf = torch.zeros(3)
+
+    def nested(x: Any) -> Any:
+        for _ in range(depth):
+            x = [x]
+        return x
 
     def ring() -> Any:
         for i in range(4):
             buf.fill_(i)
-            yield {"x": buf}
+            yield {"x": nested(buf)}
 
-    seen = [float(batch["x"][0]) for batch in interop.iter_numpy(ring(), prefetch=prefetch)]
+    def leaf(x: Any) -> Any:
+        while isinstance(x, list):
+            (x,) = x
+        return x
+
+    batches = interop.iter_numpy(ring(), prefetch=prefetch)
+    seen = [float(leaf(batch["x"])[0]) for batch in batches]
     assert seen == [0.0, 1.0, 2.0, 3.0]
 
 
