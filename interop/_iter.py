@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -69,10 +70,20 @@ class NumpyBatchIterator(Iterator[Any]):
     Closing it (``close()``, leaving a ``with`` block, or dropping the last
     reference, as a ``for`` loop left with ``break`` does) waits for the copies
     already started, drops the prefetched batches, and closes the source iterator
-    if it has a ``close()`` method.
+    if it has a ``close()`` method. Threads may share one pass: each batch goes to
+    one of them, in the source's order of taking.
     """
 
-    __slots__ = ("_ahead", "_convert", "_entry", "_exhausted", "_options", "_prefetch", "_source")
+    __slots__ = (
+        "_ahead",
+        "_convert",
+        "_entry",
+        "_exhausted",
+        "_lock",
+        "_options",
+        "_prefetch",
+        "_source",
+    )
 
     def __init__(
         self,
@@ -93,16 +104,23 @@ class NumpyBatchIterator(Iterator[Any]):
         # copies under way (a Started), or the error met taking one (a _Failed).
         self._ahead: collections.deque[Any] = collections.deque()
         self._exhausted = False
+        # One taker at a time: between taking a batch and handing it out, another
+        # thread's __next__ would find the queue empty and end the pass early.
+        self._lock = threading.RLock()
 
     def __iter__(self) -> NumpyBatchIterator:
         return self
 
     def __next__(self) -> Any:
+        with self._lock:
+            return self._next()
+
+    def _next(self) -> Any:
         ahead = self._ahead
         if not ahead:
             self._take()
             if not ahead:
-                self.close()
+                self._close()
                 raise StopIteration
         # Start the next batches before waiting for this one, but only behind batches
         # whose device-to-host copies are under way: pulling a batch from the source
@@ -144,6 +162,10 @@ class NumpyBatchIterator(Iterator[Any]):
 
     def close(self) -> None:
         """Release the source iterator and every prefetched batch (idempotent)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         ahead = self._ahead
         while ahead:
             item = ahead.popleft()

@@ -386,3 +386,30 @@ def test_batches_kept_from_a_refilled_buffer_need_copy_true(prefetch: int) -> No
     # ... unless it is a copy.
     copies = [batch["x"] for batch in interop.iter_numpy(ring(), prefetch=prefetch, copy=True)]
     assert [c.tolist() for c in copies] == [[0.0] * 3, [1.0] * 3, [2.0] * 3]
+
+
+def test_threads_sharing_one_pass_get_every_batch_once() -> None:
+    # Between one thread's taking a batch and handing it out, another found the queue
+    # empty and ended the pass (the source closed, batches lost without an error).
+    import sys
+    import threading
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for _ in range(5):
+            source = [np.full(2, i) for i in range(200)]
+            batches = iter(interop.iter_numpy(source))
+            got: list[int] = []
+
+            def consume(it: Any = batches, out: list[int] = got) -> None:
+                out.extend(int(b[0]) for b in it)
+
+            workers = [threading.Thread(target=consume) for _ in range(2)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join(30)
+            assert sorted(got) == list(range(200))
+    finally:
+        sys.setswitchinterval(interval)
