@@ -362,10 +362,15 @@ def check_cast(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
             "real part first (x.real, np.real), or ask for a complex dtype"
         )
     if _uncastable(dtype, target):
+        if dtype.names:
+            hint = "convert the fields one at a time (x['name'])"
+        elif dtype.type is np.void:
+            hint = "view the bytes as the dtype they hold first (x.view(...))"
+        else:
+            hint = "ask for a dtype NumPy casts it to, or cast it in two steps through one"
         raise ConversionError(
             f"expected a dtype= that {dtype} data casts to, got dtype={target}, which NumPy "
-            "casts no such data to. hint: convert the fields one at a time (x['name']), or "
-            "view the bytes as the dtype they hold first (x.view(...))"
+            f"casts no such data to. hint: {hint}"
         )
 
 

@@ -187,8 +187,13 @@ def test_fuzz_numpy_arrays(a: np.ndarray, opts: dict[str, Any], op: str) -> None
     assert _snapshot(a) == before, "the input changed"
     changes_dtype = expected_dtype(a.dtype, opts) != a.dtype
     if error is not None:
+        target = expected_dtype(a.dtype, opts)
         if isinstance(error, interop.CopyRequiredError):
             assert opts.get("copy") is False and changes_dtype
+        elif not np.can_cast(a.dtype, target, "unsafe"):
+            # A cast NumPy makes for no values of the dtype: refused by the plan.
+            assert isinstance(error, interop.ConversionError), repr(error)
+            assert f"got dtype={target}, which NumPy casts no such data to" in str(error)
         else:
             # NumPy's own cast error; a tree names the leaf in a ConversionError
             # around it when the error's class cannot carry the path.
