@@ -28,6 +28,7 @@ __all__ = [
     "bits_dtype",
     "cast_hint",
     "cast_on_device",
+    "holds_bool",
     "complex32",
     "exact_on_device",
     "is_standard",
@@ -137,6 +138,22 @@ def bit_width(dtype: np.dtype[Any]) -> int:
         except (ValueError, TypeError):
             continue
     return 8 * dtype.itemsize
+
+
+def holds_bool(dtype: np.dtype[Any] | None) -> bool:
+    """Whether ``dtype`` is bool, or has a bool field (at any depth) or bool elements.
+
+    Example:
+        >>> holds_bool(np.dtype([("flag", bool), ("x", "f4")])), holds_bool(np.dtype("i1"))
+        (True, False)
+    """
+    if dtype is None:
+        return False
+    if dtype.kind == "b":
+        return True
+    if dtype.subdtype is not None:
+        return holds_bool(dtype.subdtype[0])
+    return dtype.fields is not None and any(holds_bool(f[0]) for f in dtype.fields.values())
 
 
 def cast_hint(dtype: np.dtype[Any]) -> str:

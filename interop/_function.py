@@ -314,9 +314,11 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
 def _call_of(func: Callable[..., Any]) -> Any:
     """What a call of ``func`` runs: ``func`` itself, or a callable object's ``__call__``.
 
-    (``inspect`` sees through ``functools.partial`` by itself.)
+    Through ``functools.partial`` too, down to what it calls.
     """
-    if inspect.isroutine(func) or isinstance(func, (functools.partial, type)):
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.isroutine(func) or isinstance(func, type):
         return func
     return type(func).__call__  # (callable(func) was checked)
 

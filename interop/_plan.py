@@ -377,14 +377,20 @@ def check_cast(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
 def _uncastable(dtype: np.dtype[Any], target: np.dtype[Any]) -> bool:
     """Whether NumPy casts no data of ``dtype`` to ``target``, whatever the values.
 
-    A structured dtype of several fields to a dtype without fields, and raw bytes
-    (``np.void`` without fields, alone or as a field: JAX's float0) to anything but
-    bytes or objects. Casts that fail for some values only (text that spells no
-    number) are NumPy's to report, as documented.
+    Where NumPy has no such cast (several fields to a dtype of other fields, or to
+    none), and where it has one that fails for every value: raw bytes (``np.void``
+    without fields, alone or as a field: JAX's float0) to anything but raw bytes,
+    and an ``ml_dtypes`` format to raw bytes. Casts that fail for some values only
+    (text that spells no number) are NumPy's to report, as documented.
     """
-    if target.type is np.void or target.hasobject or dtype == target:
+    if target.hasobject or dtype == target:
         return False
-    return not np.can_cast(dtype, target, "unsafe") or _holds_raw_bytes(dtype)
+    if not np.can_cast(dtype, target, "unsafe"):
+        return True
+    raw_target = target.type is np.void and target.fields is None and target.subdtype is None
+    if raw_target:
+        return dtype.type.__module__ == "ml_dtypes"
+    return _holds_raw_bytes(dtype)
 
 
 def _holds_raw_bytes(dtype: np.dtype[Any]) -> bool:
@@ -446,8 +452,14 @@ def copy(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
     Other subclasses (``np.memmap``, ``np.matrix``, ...) become plain arrays of the
     same values, since the copy no longer has what their type describes (a file).
     """
-    if type(a) is np.ndarray or is_masked_array(a):
+    if type(a) is np.ndarray:
         return a.copy(order="K")  # (the method costs two thirds of np.array)
+    if is_masked_array(a):
+        ma = sys.modules["numpy.ma"]
+        if isinstance(a, ma.core.MaskedConstant):
+            # np.ma.masked, NumPy's one read-only masked scalar, copies as itself.
+            return ma.MaskedArray(a.data.copy(), mask=ma.getmaskarray(a).copy())  # type: ignore[no-any-return]
+        return a.copy(order="K")
     return np.array(a, copy=True, order="K")
 
 

@@ -621,7 +621,10 @@ def test_callable_objects_and_partials_are_decorated_as_their_calls() -> None:
     ):
         out = asyncio.run(coroutine(torch.ones(3)))
         assert isinstance(out, torch.Tensor) and out.tolist() == [2.0, 2.0, 2.0]
-    for generator in (_Batches(), functools.partial(batches)):
+    partial_object = interop.numpy_function(functools.partial(_AsyncDouble()))
+    out = asyncio.run(partial_object(torch.ones(3)))
+    assert isinstance(out, torch.Tensor) and out.tolist() == [2.0, 2.0, 2.0]
+    for generator in (_Batches(), functools.partial(batches), functools.partial(_Batches())):
         with pytest.raises(TypeError, match="generator function"):
             interop.numpy_function(generator)
     # Messages name what has no __qualname__ of its own.

@@ -182,6 +182,9 @@ def test_text_to_bool_is_refused_rather_than_cast_by_truth(kind: str) -> None:
     for call in (interop.explain, interop.to_numpy):
         with pytest.raises(interop.ConversionError, match=r"by their truth .*x == b'True'"):
             call(x, **options)  # type: ignore[operator]
+        flagged = {**options, "dtype": [("flag", bool)]}  # a bool field: the same cast
+        with pytest.raises(interop.ConversionError, match=r"by their truth"):
+            call(x, **flagged)  # type: ignore[operator]
     with pytest.raises(interop.ConversionError, match=r"^tree\['x'\]: expected booleans"):
         interop.to_numpy_tree({"x": x}, **options)  # type: ignore[arg-type]
     # Text that spells numbers casts as NumPy casts it.

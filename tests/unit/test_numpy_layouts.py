@@ -248,7 +248,7 @@ def test_a_cast_numpy_makes_for_no_values_is_refused_by_the_plan(
 ) -> None:
     # Before any work, at every entry point, and explain says so too (it planned a cast).
     x = make()
-    message = r"expected a dtype= that .* data casts to, got dtype=float32.*hint: convert"
+    message = r"expected a dtype= that .* data casts to, got dtype=float32.*hint: (convert|view)"
     calls: dict[str, Callable[[], object]] = {  # by entry point
         "explain": lambda: interop.explain(x, dtype=np.float32),
         "to_numpy": lambda: interop.to_numpy(x, dtype=np.float32),
@@ -262,3 +262,41 @@ def test_a_cast_numpy_makes_for_no_values_is_refused_by_the_plan(
     one_field = np.zeros(2, dtype=[("a", "f4")])
     assert interop.to_numpy(one_field, dtype=np.float64).dtype == np.float64
     assert interop.to_numpy(x, dtype=object).dtype == object
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ([("a", "f4"), ("b", "i4")], [("a", "f4")]),  # two fields to one
+        ([("a", "f4")], [("a", "f4"), ("b", "i4")]),  # one to two
+        ([("a", "f4"), ("b", "i4")], "V4"),  # fields to raw bytes
+        ("V8", [("a", "f4"), ("b", "i4")]),  # raw bytes to fields
+        ("bfloat16", "V2"),  # an ml_dtypes format to raw bytes
+    ],
+)
+def test_casts_to_fields_or_bytes_numpy_makes_for_no_values_are_refused_by_the_plan(
+    source: object, target: object
+) -> None:
+    import ml_dtypes
+
+    src = np.dtype(ml_dtypes.bfloat16) if source == "bfloat16" else np.dtype(source)  # type: ignore[call-overload]
+    x = np.zeros(2, dtype=src)
+    for call in (interop.explain, interop.to_numpy):
+        with pytest.raises(interop.ConversionError, match="which NumPy casts no such data to"):
+            call(x, dtype=target)  # type: ignore[operator]
+
+
+def test_casts_between_fields_and_bytes_numpy_makes_still_run() -> None:
+    two = np.zeros(2, dtype=[("a", "i4"), ("b", "f8")])
+    widened = interop.to_numpy(two, dtype=[("a", "i8"), ("b", "f4")])
+    assert widened.dtype == np.dtype([("a", "i8"), ("b", "f4")])
+    assert interop.to_numpy(np.zeros(2, "V4"), dtype="V8").dtype == np.dtype("V8")
+    assert interop.to_numpy(np.zeros(2, "f4"), dtype="V4").dtype == np.dtype("V4")
+
+
+def test_np_ma_masked_copies_into_an_array_of_its_own() -> None:
+    # NumPy's masked constant is one shared read-only object, whose copy() is itself.
+    for x in (np.ma.masked, np.ma.masked_array(np.ma.masked)):
+        out = interop.to_numpy(x, copy=True)
+        assert out is not np.ma.masked and out.flags.writeable
+        assert bool(np.ma.getmaskarray(out)) and out.shape == ()

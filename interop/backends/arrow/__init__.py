@@ -196,7 +196,7 @@ class ArrowBackend(HostTarget):
                 "x.field(name) for a struct's fields) or cast the column with pyarrow first "
                 "(x.cast(...)); interop.to_numpy(x, dtype=object) gives the objects themselves"
             )
-        if target is not None and target.kind == "b" and dtype is not None and dtype.hasobject:
+        if _dtypes.holds_bool(target) and dtype is not None and dtype.hasobject:
             # NumPy casts objects to bool by truth: the text "False" would be True.
             raise truth_cast_error(
                 f"an Arrow array `{type_name(x)}` of {x.type}",

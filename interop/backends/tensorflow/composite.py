@@ -55,7 +55,7 @@ class CompositeSource:
             raise symbolic_error(x)
         device = short_device(values.device)
         source: np.dtype[Any] = np.dtype(values.dtype.as_numpy_dtype)
-        if values.dtype == tf.string and options.dtype is not None and options.dtype.kind == "b":
+        if values.dtype == tf.string and _dtypes.holds_bool(options.dtype):
             raise string_truth_error(x)
         prepared: Any = None
         if isinstance(x, tf.RaggedTensor):

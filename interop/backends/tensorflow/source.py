@@ -207,7 +207,7 @@ class TensorSource:
         device = short_device(device_name)
         source = np.dtype(x.dtype.as_numpy_dtype)
         transfer = device != "cpu"
-        if x.dtype == tf.string and options.dtype is not None and options.dtype.kind == "b":
+        if x.dtype == tf.string and _dtypes.holds_bool(options.dtype):
             raise string_truth_error(x)
         if not steps and x.dtype == tf.string:
             steps.append("strings_to_bytes")
