@@ -182,6 +182,8 @@ class Backend:
             return made
         plans = self._plans
         k = (key, options)
+        if not self._builtin:
+            _check_key(self, key)
         plan = plans.get(k)
         if plan is None:
             plan = self.plan(x, options)
@@ -257,7 +259,7 @@ class Backend:
         """
         view = self.host_view_for(type(x))
         out = None if view is None else view(x)
-        return None if out is None else out.dtype
+        return out.dtype if isinstance(out, np.ndarray) else None
 
     def missing_data(self, x: Any, /) -> Exception | None:
         """The error for an array of this backend that holds no values, or ``None``.
@@ -532,6 +534,18 @@ def is_builtin(backend: Backend, /) -> bool:
 def describe(backend: Backend, /) -> str:
     """``backend`` in an error message: its name and class, as ``'grid' (gridlib.GridBackend)``."""
     return f"{backend.name!r} ({type_name(backend)})"
+
+
+def _check_key(backend: Backend, key: Any) -> None:
+    """Raise :class:`ConversionError` unless a third-party ``plan_key`` answer can key a dict."""
+    try:
+        hash(key)
+    except TypeError as exc:
+        raise ConversionError(
+            f"expected backend {describe(backend)}'s plan_key() to return a hashable key or "
+            f"None, got `{type_name(key)}`. hint: the error is in that backend (a tuple, "
+            "not a list)"
+        ) from exc
 
 
 def _check_plan(backend: Backend, plan: Any) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 # keeps that binding the last word.
 import interop.backends  # noqa: F401
 from interop._backend import Backend, class_attr, describe, is_builtin
-from interop._errors import ConversionError, UnsupportedTypeError, type_name
+from interop._errors import ConversionError, InteropError, UnsupportedTypeError, type_name
 from interop._import_hooks import when_imported
 
 if TYPE_CHECKING:
@@ -38,9 +38,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend",
+    "SKIPPED",
     "BackendInfo",
     "backends",
     "by_name",
+    "consult",
     "get",
     "host_view",
     "active",
@@ -251,6 +253,31 @@ def _skip(backend: Backend, method: str, exc: Exception) -> None:
     _clear_tables()
 
 
+#: :func:`consult`'s answer for a third-party backend that raised (and is now skipped).
+SKIPPED: Any = object()
+
+
+def consult(backend: Backend, method: str, call: Callable[[], Any], /) -> Any:
+    """``call()``, a question put to ``backend`` (its hook ``method``, for the report).
+
+    A third-party backend that raises is reported and skipped, as for ``load()`` (see
+    :func:`_skip`): one broken plugin must not break the conversion of anything
+    else. The answer is then :data:`SKIPPED`. The library's own backends are asked
+    directly: a failure is their bug, and propagates.
+    """
+    if is_builtin(backend):
+        return call()
+    try:
+        return call()
+    except MemoryError:
+        raise
+    except Exception as exc:  # whatever a plugin raises (see _load_entry_points)
+        with _lock:
+            if any(b is backend for b in _frameworks):
+                _skip(backend, method, exc)
+        return SKIPPED
+
+
 def _load(backend: Backend) -> bool:
     """Load ``backend`` if it is not yet; ``False`` for a third-party one that failed (skipped)."""
     if backend.loaded:
@@ -350,9 +377,53 @@ def view_of(cls: type, /) -> Callable[[Any], Any] | None:
     since = _generation
     backend = lookup(cls)
     with _lock:
-        view = None if backend is None else backend.host_view_for(cls)
+        view = None
+        if backend is not None:
+            view = consult(backend, "host_view_for()", lambda: backend.host_view_for(cls))
+            if view is SKIPPED:
+                return view_of(cls)  # (the type's backend is another one now)
+            if view is not None and not is_builtin(backend):
+                view = _checked_view(backend, view)
         record(_views, cls, view, since)
     return view  # type: ignore[no-any-return]
+
+
+def _checked_view(backend: Backend, view: Any) -> Callable[[Any], Any]:
+    """A third-party host view, whose failures and wrong answers name its backend.
+
+    Its answer must be what the plan's would be: a NumPy array, or ``None``.
+    """
+    if not callable(view):
+        wrong = type_name(view)
+
+        def refused(x: Any) -> Any:
+            raise ConversionError(
+                f"expected backend {describe(backend)}'s host_view_for() to return a "
+                f"function or None, got `{wrong}`. hint: the error is in that backend"
+            )
+
+        return refused
+
+    def checked(x: Any) -> Any:
+        try:
+            out = view(x)
+        except (InteropError, MemoryError):
+            raise
+        except Exception as exc:
+            raise ConversionError(
+                f"expected backend {describe(backend)}'s host view of `{type_name(x)}` to "
+                f"give a NumPy array or None, but it raised {exc!r}. hint: the error is in "
+                "that backend, not in the data"
+            ) from exc
+        if out is None or isinstance(out, np.ndarray):
+            return out
+        raise ConversionError(
+            f"expected backend {describe(backend)}'s host view of `{type_name(x)}` to give a "
+            f"NumPy array or None, got `{type_name(out)}`. hint: the error is in that "
+            "backend, not in the data"
+        )
+
+    return checked
 
 
 def host_view(x: Any, /) -> np.ndarray[Any, Any] | None:

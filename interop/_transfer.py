@@ -38,7 +38,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from interop._backend import Backend
+from interop import _registry
+from interop._backend import Backend, is_builtin
 from interop._copies import PINNED_BATCH_BYTES
 from interop._options import Options
 from interop._plan import Plan
@@ -69,8 +70,12 @@ def device_checks(active: list[Backend], /) -> dict[Backend, DeviceCheck]:
         _asked = (active, asked)
     checks: dict[Backend, DeviceCheck] | None = None
     for backend in asked:
-        check = backend.accelerator_check()
-        if check is not None:
+        check = (
+            backend.accelerator_check()
+            if is_builtin(backend)
+            else _registry.consult(backend, "accelerator_check()", backend.accelerator_check)
+        )
+        if check is not None and check is not _registry.SKIPPED:
             if checks is None:
                 checks = {}
             checks[backend] = check

@@ -12,13 +12,14 @@ the new containers, and :mod:`interop._tree.paths` the paths and errors.
 from __future__ import annotations
 
 import collections
+import functools
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from interop import _registry
-from interop._backend import Backend, Node
+from interop._backend import Backend, Node, is_builtin
 from interop._errors import ConversionError, type_name
 from interop._tree.frames import (
     _DATACLASS,
@@ -76,7 +77,9 @@ def sync(backends: list[Backend]) -> None:
     # framework's registry (torch's pytree), which would rebuild them as they were.
     found = tuple(sorted(found, key=lambda b: b.arrays))
     versions = tuple(
-        b.nodes_version for b in found if type(b).nodes_version is not Backend.nodes_version
+        _asked(b, "nodes_version()", b.nodes_version)
+        for b in found
+        if type(b).nodes_version is not Backend.nodes_version
     )
     seen = tuple(version() for version in versions)
     with _lock:
@@ -91,9 +94,22 @@ def sync(backends: list[Backend]) -> None:
 
 def _node_backend(x: Any) -> Backend | None:
     for backend in _node_backends:
-        if backend.is_node(x):
-            return backend
+        if is_builtin(backend):
+            if backend.is_node(x):
+                return backend
+        else:
+            answer = _registry.consult(backend, "is_node()", functools.partial(backend.is_node, x))
+            if answer is not _registry.SKIPPED and answer:
+                return backend
     return None
+
+
+def _asked(backend: Backend, method: str, hook: Callable[[], Any]) -> Callable[[], Any]:
+    """``hook``, a question to ``backend``; a third-party one is asked through
+    :func:`interop._registry.consult` (one that raises is reported and skipped)."""
+    if is_builtin(backend):
+        return hook
+    return lambda: _registry.consult(backend, method, hook)
 
 
 _python_backend: list[Backend] = []

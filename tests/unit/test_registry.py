@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import subprocess
 import sys
@@ -378,6 +379,143 @@ def test_a_failing_third_party_backend_is_reported_once_and_skipped(
     registered.append(fixed)
     interop.register_backend(fixed)
     assert "fragile" in [b.name for b in interop.backends()]
+
+
+class _NosyArray:
+    def __init__(self) -> None:
+        self.values = np.arange(3.0)
+
+
+class Nosy(interop.Backend):
+    """A third-party backend whose questions (asked per type, tree or pass) fail.
+
+    ``fail`` names the hook that raises: ``host_view_for``, ``is_node``,
+    ``nodes_version``, ``accelerator_check`` or ``iterate``.
+    """
+
+    name = "nosy"
+
+    def __init__(self, fail: str) -> None:
+        super().__init__()
+        self.fail = fail
+        self.steps["values"] = lambda x, plan: x.values
+
+    def _ask(self, hook: str) -> None:
+        if hook == self.fail:
+            raise RuntimeError(f"{hook} boom")
+
+    def matches(self, cls: type) -> bool:
+        return issubclass(cls, _NosyArray)
+
+    def plan(self, x: Any, options: Any, /) -> interop.Plan:
+        return interop.Plan("nosy", "cpu", True, False, ("values",), dtype=x.values.dtype)
+
+    def host_view_for(self, cls: type, /) -> Any:
+        self._ask("host_view_for")
+        return None
+
+    def is_node(self, x: Any, /) -> bool:
+        self._ask("is_node")
+        return False
+
+    def nodes_version(self) -> Any:
+        self._ask("nodes_version")
+        return 0
+
+    def accelerator_check(self) -> Any:
+        self._ask("accelerator_check")
+        return None
+
+    def iterate(self, source: Any, /) -> Any:
+        self._ask("iterate")
+        return None
+
+
+@pytest.mark.parametrize(
+    "fail", ["host_view_for", "is_node", "nodes_version", "accelerator_check", "iterate"]
+)
+def test_a_third_party_backend_whose_question_fails_breaks_nothing_else(
+    fail: str, registered: list[interop.Backend]
+) -> None:
+    # Every tree, pass or new type asks these questions of every backend: one that
+    # raises is reported and skipped, as for load(), and everything else converts.
+    backend = Nosy(fail)
+    registered.append(backend)
+    interop.register_backend(backend)
+
+    @dataclasses.dataclass
+    class Point:
+        x: Any
+
+    with pytest.warns(RuntimeWarning, match=rf"skipping backend 'nosy'.*its {fail}\(\) raised"):
+        if fail == "host_view_for":  # its own arrays' question: they are no one's now
+            with pytest.raises(interop.UnsupportedTypeError):
+                interop.to_numpy(_NosyArray())
+        else:
+            assert interop.to_numpy(_NosyArray()).tolist() == [0.0, 1.0, 2.0]
+        tree = interop.to_numpy_tree({"a": np.ones(2), "p": Point(np.zeros(1))})
+        assert tree["a"].tolist() == [1.0, 1.0] and tree["p"].x.tolist() == [0.0]
+        assert [b.tolist() for b in interop.iter_numpy([np.ones(1)])] == [[1.0]]
+    assert "nosy" not in [b.name for b in interop.backends()]
+    _convert_everything()
+
+
+class Careful(Nosy):
+    """A third-party backend whose per-array hooks answer wrongly (``wrong`` names one)."""
+
+    name = "careful"
+
+    def __init__(self, wrong: str) -> None:
+        super().__init__("nothing")
+        self.wrong = wrong
+
+    def host_view_for(self, cls: type, /) -> Any:
+        if self.wrong == "view-list":
+            return lambda x: [1.0, 2.0]
+        if self.wrong == "view-raises":
+            return lambda x: {}["missing"]
+        if self.wrong == "view-not-callable":
+            return "values"
+        return None
+
+    def plan_key(self, x: Any, /) -> Any:
+        return [type(x)] if self.wrong == "key-list" else None
+
+    def translate_error(self, x: Any, exc: Exception, /) -> Any:
+        return "not an exception" if self.wrong == "translate-str" else None
+
+    def plan(self, x: Any, options: Any, /) -> interop.Plan:
+        if self.wrong == "translate-str":
+            raise ValueError("the real failure")
+        return super().plan(x, options)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "says"),
+    [
+        ("view-list", "host view of `.*_NosyArray` to give a NumPy array or None, got `list`"),
+        ("view-raises", "host view of `.*_NosyArray` to give .* but it raised KeyError"),
+        ("view-not-callable", "host_view_for\\(\\) to return a function or None, got `str`"),
+        ("key-list", "plan_key\\(\\) to return a hashable key or None, got `list`"),
+        ("translate-str", "translate_error\\(\\) to return an exception or None, got `str`"),
+    ],
+)
+def test_a_third_party_backends_wrong_answer_for_an_array_names_the_backend(
+    wrong: str, says: str, registered: list[interop.Backend]
+) -> None:
+    backend = Careful(wrong)
+    registered.append(backend)
+    interop.register_backend(backend)
+    options: dict[str, Any] = {"copy": False} if wrong == "key-list" else {}
+    calls = {
+        "to_numpy": lambda: interop.to_numpy(_NosyArray(), **options),
+        "tree": lambda: interop.to_numpy_tree([_NosyArray()], **options),
+        "iter_numpy": lambda: next(iter(interop.iter_numpy([_NosyArray()], **options))),
+    }
+    for call in calls.values():
+        with pytest.raises(interop.ConversionError, match=rf"expected backend 'careful'.*{says}"):
+            call()
+    _convert_everything()
 
 
 def test_a_backend_that_fails_to_load_is_skipped_by_active_and_by_name(
