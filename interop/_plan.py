@@ -178,8 +178,9 @@ class Plan(Record):
             if current().copy is False:
                 # copy=None given to the call means "not given": the block's stays.
                 hint = (
-                    "the interop.options(copy=False) block in force forbids it: convert "
-                    "outside the block, or pass copy=True for a copy"
+                    "copy=False is in force here (an interop.options(copy=False) block, or "
+                    "the copy=False of the call that converts), and copy=None does not "
+                    "lift it: pass copy=True for a copy, or convert outside that block"
                 )
             else:
                 hint = "use copy=None to allow a copy when needed"
