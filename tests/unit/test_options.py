@@ -373,7 +373,7 @@ def test_a_copy_refusal_inside_a_copy_false_block_names_the_block() -> None:
         assert "copy=False is in force here (an interop.options(copy=False) block" in str(
             info.value
         )
-        assert "copy=None" not in str(info.value)
+        assert "use copy=None" not in str(info.value)
         assert interop.to_numpy([1.0, 2.0], copy=True).tolist() == [1.0, 2.0]
     with pytest.raises(interop.CopyRequiredError, match="hint: use copy=None") as outside:
         interop.to_numpy([1.0, 2.0], copy=False)
