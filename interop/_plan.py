@@ -282,6 +282,17 @@ def finish(
             copy_reason = copy_reason or f"casting floating-point data to {float_dtype} copies"
         elif _is_float(dtype):
             target = float_dtype
+    if (
+        target is not None
+        and dtype is not None
+        and target.itemsize == 0
+        and target.kind in "SUV"
+        and target.fields is None
+        and dtype.kind == target.kind
+    ):
+        # dtype=str (bytes, np.void) names a kind, not a size: text stays as it is,
+        # as np.asarray(a, dtype=str) gives ``a`` itself.
+        target = dtype
     if target is not None and (dtype is None or target != dtype):
         steps.append("cast")
         private = True
@@ -380,16 +391,15 @@ def _uncastable(dtype: np.dtype[Any], target: np.dtype[Any]) -> bool:
 
     Where NumPy has no such cast (several fields to a dtype of other fields, or to
     none), and where it has one that fails for every value: raw bytes (``np.void``
-    without fields, alone or as a field: JAX's float0) to anything but raw bytes,
-    and an ``ml_dtypes`` format to raw bytes. Casts that fail for some values only
-    (text that spells no number) are NumPy's to report, as documented.
+    without fields, alone or as a field: JAX's float0) to a dtype that holds no raw
+    bytes, and an ``ml_dtypes`` format to one that does. Casts that fail for some
+    values only (text that spells no number) are NumPy's to report, as documented.
     """
-    if target.hasobject or dtype == target:
-        return False
+    if dtype == target or (target.kind == "O" and target.fields is None):
+        return False  # (NumPy casts anything to objects)
     if not np.can_cast(dtype, target, "unsafe"):
         return True
-    raw_target = target.type is np.void and target.fields is None and target.subdtype is None
-    if raw_target:
+    if _holds_raw_bytes(target):
         return dtype.type.__module__ == "ml_dtypes"
     return _holds_raw_bytes(dtype)
 

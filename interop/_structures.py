@@ -172,7 +172,9 @@ def iter_convert(
     """
     target = resolve(to, like)
     check_batches(iterable, prefetch)
-    options = for_convert(copy)
     if target.is_numpy and device is None:
-        return NumpyBatches(iterable, prefetch, options, entry="convert")
-    return ConvertedBatches(iterable, {"to": to, "like": like, "device": device}, options)
+        return NumpyBatches(iterable, prefetch, for_convert(copy), entry="convert")
+    # The block's options (taken now) around each batch's conversion, and the call's
+    # own copy= passed to it: a copy refusal then tells the two apart in its hint.
+    keywords = {"to": to, "like": like, "device": device, "copy": copy}
+    return ConvertedBatches(iterable, keywords, for_convert(None))

@@ -55,7 +55,9 @@ class Framework:
             in the same dtype (``ml_dtypes`` dtypes included), except where the
             framework's own policy narrows it: JAX with ``jax_enable_x64`` off holds
             64-bit data in 32 bits, as ``jnp.asarray`` does, and ``make`` raises
-            ``ValueError`` where an integer would not fit.
+            ``ValueError`` where an integer would not fit. A structured dtype (other
+            than complex32's pair of float16) is refused: by the framework's own
+            error, or by ``ValueError`` where its bits would make another dtype.
         native: The framework's own zero-copy NumPy view of one of its CPU arrays
             (for a dtype NumPy lacks, a view of the same bits as integers).
         immutable: Whether the framework treats its memory as immutable, so that a
@@ -87,7 +89,16 @@ def framework(name: str, /) -> Framework:
 
 
 def _bits(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
-    """``a``'s bits as unsigned integers of the same width, for a dtype NumPy lacks."""
+    """``a``'s bits as unsigned integers of the same width, for a dtype NumPy lacks.
+
+    ``None`` for NumPy's own dtypes; a structured dtype other than complex32's pair of
+    float16 has no framework dtype: ``ValueError``.
+    """
+    if a.dtype.names is not None and a.dtype != _dtypes.complex32():
+        raise ValueError(
+            f"expected a dtype a framework holds, got the structured dtype {a.dtype}. "
+            "hint: make one array per field (a['name'])"
+        )
     if a.dtype.type.__module__ != "ml_dtypes" and a.dtype.names is None:
         return None
     return a.view({1: np.uint8, 2: np.uint16, 4: np.uint32}[a.dtype.itemsize])

@@ -1188,3 +1188,34 @@ def test_the_hint_for_a_dtype_a_framework_lacks_can_be_followed(dst: str, dtype:
     code = hint.partition("with ")[2]
     followed = eval(code, {"interop": interop, "np": np, "x": x})
     assert interop.to_numpy(interop.convert(followed, dst)).tolist() == [1, 1]
+
+
+def test_the_hint_for_complex32_into_jax_can_be_followed() -> None:
+    # JAX holds no complex32; its hint names upcast=True (complex64), not a real dtype.
+    _need("jax")
+    from interop import _dtypes
+
+    x = np.zeros(2, dtype=_dtypes.complex32())
+    with pytest.raises(interop.ConversionError, match=r"hint: .*upcast=True") as info:
+        interop.convert(x, "jax")
+    code = str(info.value).partition("hint: ")[2].partition("with ")[2]
+    followed = eval(code, {"interop": interop, "np": np, "x": x})
+    assert interop.to_numpy(interop.convert(followed, "jax")).dtype == np.complex64
+
+
+def test_iter_convert_copy_false_gives_the_hint_convert_gives() -> None:
+    # Its copy=False is the call's own, not a block's: copy=None lifts it there too.
+    _need("jax")
+    _need("torch")
+    import jax.numpy as jnp
+
+    x = jnp.ones(2)
+    hints = []
+    for call in (
+        lambda: interop.convert(x, "torch", copy=False),
+        lambda: list(interop.iter_convert([x], "torch", copy=False)),
+    ):
+        with pytest.raises(interop.CopyRequiredError) as info:
+            call()
+        hints.append(str(info.value).partition("hint: ")[2])
+    assert hints[0] == hints[1] == "use copy=None to allow a copy when needed"

@@ -60,3 +60,11 @@ def test_make_is_independent_of_a_source_written_at_once_many_times(name: str) -
         a[...] = -1.0
         view = fw.native(x)
         assert (float(view[0]), float(view[-1])) == (0.0, float((1 << 20) - 1))
+
+
+def test_torch_make_refuses_a_structured_dtype_it_holds_no_tensor_of() -> None:
+    # Two int16 fields have complex32's width: they were made into complex32 values.
+    fw = load_framework("torch")
+    fields = np.zeros(2, dtype=[("count", "i2"), ("flags", "i2")])
+    with pytest.raises(ValueError, match="structured dtype"):
+        fw.make(fields)

@@ -292,6 +292,41 @@ def test_casts_between_fields_and_bytes_numpy_makes_still_run() -> None:
     assert widened.dtype == np.dtype([("a", "i8"), ("b", "f4")])
     assert interop.to_numpy(np.zeros(2, "V4"), dtype="V8").dtype == np.dtype("V8")
     assert interop.to_numpy(np.zeros(2, "f4"), dtype="V4").dtype == np.dtype("V4")
+    # Raw bytes to raw bytes, as a field too.
+    for source, target in [
+        ([("a", "V2")], [("z", "V2")]),
+        ([("a", "V2"), ("x", "f4")], [("a", "V2"), ("x", "f8")]),
+        ("V4", [("z", "V4")]),
+    ]:
+        out = interop.to_numpy(np.zeros(2, source), dtype=target)
+        assert (
+            out.dtype == np.dtype(target)
+            and out.tolist() == np.zeros(2, source).astype(target).tolist()
+        )
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [("bfloat16", [("a", "V2")]), ([("a", "i4"), ("b", "f4")], [("a", "O")])],
+)
+def test_casts_into_fields_numpy_makes_for_no_values_are_refused_too(
+    source: object, target: object
+) -> None:
+    import ml_dtypes
+
+    src = np.dtype(ml_dtypes.bfloat16) if source == "bfloat16" else np.dtype(source)  # type: ignore[call-overload]
+    for call in (interop.explain, interop.to_numpy):
+        with pytest.raises(interop.ConversionError, match="which NumPy casts no such data to"):
+            call(np.zeros(2, src), dtype=target)  # type: ignore[operator]
+
+
+def test_dtype_str_keeps_text_as_it_is() -> None:
+    # dtype=str names a kind, not a size: as np.asarray(a, dtype=str), no cast.
+    a = np.array(["ab", "c"])
+    assert interop.explain(a, dtype=str).zero_copy
+    assert interop.to_numpy(a, dtype=str, copy=False) is a
+    b = np.array([b"ab"])
+    assert interop.to_numpy(b, dtype=bytes, copy=False) is b
 
 
 def test_np_ma_masked_copies_into_an_array_of_its_own() -> None:

@@ -123,7 +123,7 @@ class JaxTarget(Backend):
         if problem is not None:
             raise ConversionError(
                 f"expected a dtype JAX can hold on {device}, got {dtype} (JAX: {problem}). "
-                "hint: cast it to a dtype it holds first, for example float32"
+                f"hint: {_dtypes.cast_hint(dtype)}"
             )
 
     def cast_reason(self, dtype: np.dtype[Any], result_dtype: np.dtype[Any], /) -> str:
