@@ -29,6 +29,7 @@ __all__ = [
     "cast_hint",
     "cast_on_device",
     "holds_bool",
+    "holds_format",
     "complex32",
     "exact_on_device",
     "is_standard",
@@ -154,6 +155,17 @@ def holds_bool(dtype: np.dtype[Any] | None) -> bool:
     if dtype.subdtype is not None:
         return holds_bool(dtype.subdtype[0])
     return dtype.fields is not None and any(holds_bool(f[0]) for f in dtype.fields.values())
+
+
+def holds_format(dtype: np.dtype[Any] | None) -> bool:
+    """Whether ``dtype`` is an ``ml_dtypes`` format, or has one as a field or its elements."""
+    if dtype is None:
+        return False
+    if dtype.type.__module__ == "ml_dtypes":
+        return True
+    if dtype.subdtype is not None:
+        return holds_format(dtype.subdtype[0])
+    return dtype.fields is not None and any(holds_format(f[0]) for f in dtype.fields.values())
 
 
 def cast_hint(dtype: np.dtype[Any]) -> str:

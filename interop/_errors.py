@@ -16,6 +16,7 @@ __all__ = [
     "UnsupportedTypeError",
     "policy_error",
     "retell_policy",
+    "text_format_error",
     "truth_cast_error",
 ]
 
@@ -102,6 +103,18 @@ def truth_cast_error(got: str, hint: str) -> ConversionError:
     return ConversionError(
         f"expected booleans, got {got}, whose values become Python objects that NumPy "
         f"casts to bool by their truth (the text 'False' and '0' would be True). hint: {hint}"
+    )
+
+
+def text_format_error(got: str, target: object) -> ConversionError:
+    """The refusal of an ``ml_dtypes`` ``dtype=`` for text that becomes Python objects.
+
+    ``ml_dtypes`` parses no text: the cast would fail midway for every value.
+    """
+    return ConversionError(
+        f"expected a dtype= that text casts to, got dtype={target} for {got}, whose "
+        "values become Python objects that no ml_dtypes format parses. hint: ask for "
+        "dtype=np.float32 (or np.int32), then cast that array with .astype(...)"
     )
 
 

@@ -282,16 +282,10 @@ def finish(
             copy_reason = copy_reason or f"casting floating-point data to {float_dtype} copies"
         elif _is_float(dtype):
             target = float_dtype
-    if (
-        target is not None
-        and dtype is not None
-        and target.itemsize == 0
-        and target.kind in "SUV"
-        and target.fields is None
-        and dtype.kind == target.kind
-    ):
-        # dtype=str (bytes, np.void) names a kind, not a size: text stays as it is,
-        # as np.asarray(a, dtype=str) gives ``a`` itself.
+    if target is not None and dtype is not None and dtype.kind == target.kind and _unsized(target):
+        # dtype=str (bytes, np.void, np.datetime64) names a kind, not a size or a
+        # unit: data of that kind stays as it is, as np.asarray(a, dtype=str) gives
+        # ``a`` itself.
         target = dtype
     if target is not None and (dtype is None or target != dtype):
         steps.append("cast")
@@ -359,6 +353,14 @@ def _astype(a: np.ndarray[Any, Any], dtype: Any) -> np.ndarray[Any, Any]:
     return out  # type: ignore[no-any-return]
 
 
+def _unsized(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` names a kind only: text, bytes or raw bytes of no size, or a
+    datetime or timedelta of no unit (NumPy picks them from the data)."""
+    if dtype.kind in "SUV":
+        return dtype.itemsize == 0 and dtype.fields is None
+    return dtype.kind in "mM" and np.datetime_data(dtype)[0] == "generic"
+
+
 def check_cast(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
     """Raise :class:`ConversionError` where a cast of ``dtype`` to ``target`` cannot be made.
 
@@ -390,26 +392,40 @@ def _uncastable(dtype: np.dtype[Any], target: np.dtype[Any]) -> bool:
     """Whether NumPy casts no data of ``dtype`` to ``target``, whatever the values.
 
     Where NumPy has no such cast (several fields to a dtype of other fields, or to
-    none), and where it has one that fails for every value: raw bytes (``np.void``
-    without fields, alone or as a field: JAX's float0) to a dtype that holds no raw
-    bytes, and an ``ml_dtypes`` format to one that does. Casts that fail for some
-    values only (text that spells no number) are NumPy's to report, as documented.
+    none), and where it has one that fails for every value: an ``ml_dtypes`` format
+    to raw bytes (``np.void`` without fields, alone or as a field), and empty raw
+    bytes (JAX's float0) to numbers, which NumPy reads from the bytes as text. Casts
+    that fail for some values only (text, or bytes, that spell no number) are
+    NumPy's to report, as documented.
     """
     if dtype == target or (target.kind == "O" and target.fields is None):
         return False  # (NumPy casts anything to objects)
     if not np.can_cast(dtype, target, "unsafe"):
         return True
-    if _holds_raw_bytes(target):
-        return dtype.type.__module__ == "ml_dtypes"
-    return _holds_raw_bytes(dtype)
+    if dtype.type.__module__ == "ml_dtypes":
+        return _holds(target, _is_raw_bytes)
+    return _holds(dtype, _is_empty_bytes) and _holds(target, _is_number)
 
 
-def _holds_raw_bytes(dtype: np.dtype[Any]) -> bool:
-    if dtype.type is not np.void:  # (the ml_dtypes formats are not np.void)
-        return False
-    if dtype.fields is None:
-        return dtype.subdtype is None or _holds_raw_bytes(dtype.subdtype[0])
-    return any(_holds_raw_bytes(field[0]) for field in dtype.fields.values())
+def _is_raw_bytes(dtype: np.dtype[Any]) -> bool:
+    return dtype.type is np.void and dtype.fields is None and dtype.subdtype is None
+
+
+def _is_empty_bytes(dtype: np.dtype[Any]) -> bool:
+    return _is_raw_bytes(dtype) and dtype.itemsize == 0
+
+
+def _is_number(dtype: np.dtype[Any]) -> bool:
+    return dtype.kind in "iufc" or dtype.type.__module__ == "ml_dtypes"
+
+
+def _holds(dtype: np.dtype[Any], kind: Callable[[np.dtype[Any]], bool]) -> bool:
+    """Whether ``dtype``, one of its fields (at any depth) or its elements is of ``kind``."""
+    if kind(dtype):
+        return True
+    if dtype.subdtype is not None:
+        return _holds(dtype.subdtype[0], kind)
+    return dtype.fields is not None and any(_holds(f[0], kind) for f in dtype.fields.values())
 
 
 # The dtypes scipy.sparse holds: booleans, integers, complex numbers and these floats.

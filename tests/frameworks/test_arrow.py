@@ -1128,3 +1128,7 @@ def test_text_to_bool_is_refused_rather_than_cast_by_truth() -> None:
         with pytest.raises(interop.ConversionError, match=refused):
             interop.to_numpy(column, dtype=bool)
     assert interop.to_numpy(pa.array(["1.5", "2"]), dtype=np.float64).tolist() == [1.5, 2.0]
+    # No ml_dtypes format parses text either.
+    for call in (interop.explain, interop.to_numpy):
+        with pytest.raises(interop.ConversionError, match="no ml_dtypes format parses"):
+            call(pa.array(["1.5"]), dtype=ml_dtypes.bfloat16)

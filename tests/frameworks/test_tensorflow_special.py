@@ -187,6 +187,10 @@ def test_text_to_bool_is_refused_rather_than_cast_by_truth(kind: str) -> None:
             call(x, **flagged)  # type: ignore[operator]
     with pytest.raises(interop.ConversionError, match=r"^tree\['x'\]: expected booleans"):
         interop.to_numpy_tree({"x": x}, **options)  # type: ignore[arg-type]
+    # No ml_dtypes format parses text: refused before any work too.
+    for call in (interop.explain, interop.to_numpy):
+        with pytest.raises(interop.ConversionError, match="no ml_dtypes format parses"):
+            call(x, **{**options, "dtype": ml_dtypes.bfloat16})  # type: ignore[operator]
     # Text that spells numbers casts as NumPy casts it.
     assert interop.to_numpy(tf.constant([b"1.5"]), dtype=np.float32).tolist() == [1.5]
 

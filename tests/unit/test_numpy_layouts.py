@@ -238,10 +238,9 @@ def test_a_subclass_of_masked_array_stays_one_when_copied_or_cast(
     [
         lambda: np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]),
         lambda: np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]).view(np.recarray),
-        lambda: np.zeros(3, dtype="V4"),
-        lambda: np.zeros(3, dtype=[("float0", "V")]),  # JAX's float0
+        lambda: np.zeros(3, dtype=[("float0", "V")]),  # JAX's float0: no bytes to read
     ],
-    ids=["structured", "recarray", "void", "float0"],
+    ids=["structured", "recarray", "float0"],
 )
 def test_a_cast_numpy_makes_for_no_values_is_refused_by_the_plan(
     make: Callable[[], np.ndarray],
@@ -270,7 +269,6 @@ def test_a_cast_numpy_makes_for_no_values_is_refused_by_the_plan(
         ([("a", "f4"), ("b", "i4")], [("a", "f4")]),  # two fields to one
         ([("a", "f4")], [("a", "f4"), ("b", "i4")]),  # one to two
         ([("a", "f4"), ("b", "i4")], "V4"),  # fields to raw bytes
-        ("V8", [("a", "f4"), ("b", "i4")]),  # raw bytes to fields
         ("bfloat16", "V2"),  # an ml_dtypes format to raw bytes
     ],
 )
@@ -318,6 +316,25 @@ def test_casts_into_fields_numpy_makes_for_no_values_are_refused_too(
     for call in (interop.explain, interop.to_numpy):
         with pytest.raises(interop.ConversionError, match="which NumPy casts no such data to"):
             call(np.zeros(2, src), dtype=target)  # type: ignore[operator]
+
+
+def test_raw_bytes_cast_as_numpy_reads_them() -> None:
+    # NumPy reads raw bytes as text: numbers where they spell one, bools by emptiness.
+    spelled = np.array([b"1234"], dtype="V4")
+    assert interop.to_numpy(spelled, dtype=np.int64).tolist() == [1234]
+    pair = np.array([b"12345678"], dtype="V8")
+    fields = interop.to_numpy(pair, dtype=[("a", "f4"), ("b", "i4")])
+    assert fields.tolist() == pair.astype([("a", "f4"), ("b", "i4")]).tolist()
+    float0 = np.zeros(2, dtype=[("float0", "V")])
+    assert interop.to_numpy(float0, dtype=bool).tolist() == [False, False]
+
+
+def test_a_dtype_of_no_unit_keeps_datetimes_as_they_are() -> None:
+    for a in (np.arange(3).astype("M8[s]"), np.arange(3).astype("m8[ms]")):
+        generic = np.dtype(a.dtype.kind.replace("M", "M8").replace("m", "m8"))
+        plan = interop.explain(a, dtype=generic)
+        assert plan.zero_copy and plan.dtype == a.dtype
+        assert interop.to_numpy(a, dtype=generic, copy=False) is a
 
 
 def test_dtype_str_keeps_text_as_it_is() -> None:

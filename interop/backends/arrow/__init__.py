@@ -42,7 +42,13 @@ import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import HostTarget, Node
-from interop._errors import ConversionError, policy_error, truth_cast_error, type_name
+from interop._errors import (
+    ConversionError,
+    policy_error,
+    text_format_error,
+    truth_cast_error,
+    type_name,
+)
 from interop._memory import aligned_copy
 from interop._options import Options
 from interop._plan import Plan
@@ -203,6 +209,8 @@ class ArrowBackend(HostTarget):
                 "cast the column with pyarrow first (x.cast(pa.bool_())), or compare its "
                 "values (pyarrow.compute.equal)",
             )
+        if _dtypes.holds_format(target) and dtype is not None and dtype.hasobject:
+            raise text_format_error(f"an Arrow array `{type_name(x)}` of {x.type}", target)
         fixed = layout.kind in ("values", "bits")
         nulls = self._nulls(x)
         if nulls:

@@ -16,7 +16,7 @@ import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import Step
-from interop._errors import ConversionError, policy_error, type_name
+from interop._errors import ConversionError, policy_error, text_format_error, type_name
 from interop._options import Options
 from interop._plan import Plan
 from interop.backends.tensorflow.source import short_device, string_truth_error, symbolic_error
@@ -57,6 +57,8 @@ class CompositeSource:
         source: np.dtype[Any] = np.dtype(values.dtype.as_numpy_dtype)
         if values.dtype == tf.string and _dtypes.holds_bool(options.dtype):
             raise string_truth_error(x)
+        if values.dtype == tf.string and _dtypes.holds_format(options.dtype):
+            raise text_format_error(f"`{type_name(x)}` of tf.string", options.dtype)
         prepared: Any = None
         if isinstance(x, tf.RaggedTensor):
             if options.ragged == "error":

@@ -23,7 +23,7 @@ import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import Step
-from interop._errors import ConversionError, truth_cast_error, type_name
+from interop._errors import ConversionError, text_format_error, truth_cast_error, type_name
 from interop._options import Options
 from interop._plan import Plan
 
@@ -209,6 +209,8 @@ class TensorSource:
         transfer = device != "cpu"
         if x.dtype == tf.string and _dtypes.holds_bool(options.dtype):
             raise string_truth_error(x)
+        if x.dtype == tf.string and _dtypes.holds_format(options.dtype):
+            raise text_format_error(f"`{type_name(x)}` of tf.string", options.dtype)
         if not steps and x.dtype == tf.string:
             steps.append("strings_to_bytes")
             if x.shape.rank == 0:
