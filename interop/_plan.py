@@ -369,7 +369,7 @@ def check_cast(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
     values (see :func:`_uncastable`): refused by the plan, before any work, rather
     than by NumPy's own error in the middle of the conversion.
     """
-    if is_complex(dtype) and not is_complex(target) and not target.hasobject:
+    if is_complex(dtype) and _is_real_number(target):
         raise ConversionError(
             f"expected a dtype that keeps every value, got dtype={target} for "
             f"{dtype} data: the cast would discard the imaginary parts. hint: take the "
@@ -393,39 +393,51 @@ def _uncastable(dtype: np.dtype[Any], target: np.dtype[Any]) -> bool:
 
     Where NumPy has no such cast (several fields to a dtype of other fields, or to
     none), and where it has one that fails for every value: an ``ml_dtypes`` format
-    to raw bytes (``np.void`` without fields, alone or as a field), and empty raw
-    bytes (JAX's float0) to numbers, which NumPy reads from the bytes as text. Casts
-    that fail for some values only (text, or bytes, that spell no number) are
-    NumPy's to report, as documented.
+    to raw bytes (``np.void`` without fields), raw bytes to text, datetimes or an
+    ``ml_dtypes`` format, and empty raw bytes (JAX's float0) to numbers, which NumPy
+    reads from the bytes as text. Fields are cast by position, a plain value into
+    every field. Casts that fail for some values only (text, or bytes, that spell no
+    number) are NumPy's to report, as documented.
     """
     if dtype == target or (target.kind == "O" and target.fields is None):
         return False  # (NumPy casts anything to objects)
     if not np.can_cast(dtype, target, "unsafe"):
         return True
+    if dtype.fields is not None and target.fields is not None:
+        pairs = zip(_field_dtypes(dtype), _field_dtypes(target), strict=False)
+        return any(_uncastable(a, b) for a, b in pairs)
+    if dtype.fields is not None:  # (one field: NumPy casts its values)
+        return any(_uncastable(a, target) for a in _field_dtypes(dtype))
+    if target.fields is not None:
+        return any(_uncastable(dtype, b) for b in _field_dtypes(target))
+    dtype = dtype.subdtype[0] if dtype.subdtype is not None else dtype
+    target = target.subdtype[0] if target.subdtype is not None else target
     if dtype.type.__module__ == "ml_dtypes":
-        return _holds(target, _is_raw_bytes)
-    return _holds(dtype, _is_empty_bytes) and _holds(target, _is_number)
+        return _is_raw_bytes(target)
+    if _is_raw_bytes(dtype):
+        unreadable = target.kind in "USMm" or target.type.__module__ == "ml_dtypes"
+        return unreadable or (dtype.itemsize == 0 and _is_number(target))
+    return False
+
+
+def _field_dtypes(dtype: np.dtype[Any]) -> list[np.dtype[Any]]:
+    assert dtype.fields is not None
+    return [field[0] for field in dtype.fields.values()]
+
+
+def _is_real_number(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` holds real numbers only (a cast of complex data to it drops parts)."""
+    if dtype.fields is not None or dtype.subdtype is not None or is_complex(dtype):
+        return False
+    return dtype.kind in "biuf" or dtype.type.__module__ == "ml_dtypes"
 
 
 def _is_raw_bytes(dtype: np.dtype[Any]) -> bool:
     return dtype.type is np.void and dtype.fields is None and dtype.subdtype is None
 
 
-def _is_empty_bytes(dtype: np.dtype[Any]) -> bool:
-    return _is_raw_bytes(dtype) and dtype.itemsize == 0
-
-
 def _is_number(dtype: np.dtype[Any]) -> bool:
     return dtype.kind in "iufc" or dtype.type.__module__ == "ml_dtypes"
-
-
-def _holds(dtype: np.dtype[Any], kind: Callable[[np.dtype[Any]], bool]) -> bool:
-    """Whether ``dtype``, one of its fields (at any depth) or its elements is of ``kind``."""
-    if kind(dtype):
-        return True
-    if dtype.subdtype is not None:
-        return _holds(dtype.subdtype[0], kind)
-    return dtype.fields is not None and any(_holds(f[0], kind) for f in dtype.fields.values())
 
 
 # The dtypes scipy.sparse holds: booleans, integers, complex numbers and these floats.

@@ -352,3 +352,29 @@ def test_np_ma_masked_copies_into_an_array_of_its_own() -> None:
         out = interop.to_numpy(x, copy=True)
         assert out is not np.ma.masked and out.flags.writeable
         assert bool(np.ma.getmaskarray(out)) and out.shape == ()
+
+
+@pytest.mark.parametrize("target", ["U8", "S8", "M8[D]", "bfloat16"])
+@pytest.mark.parametrize("source", ["V4", [("a", "V4")], [("float0", "V")]])
+def test_raw_bytes_to_text_datetimes_or_formats_are_refused_by_the_plan(
+    source: object, target: str
+) -> None:
+    # NumPy reads no text, datetime or ml_dtypes value from raw bytes: every value fails.
+    import ml_dtypes
+
+    dtype = np.dtype(ml_dtypes.bfloat16) if target == "bfloat16" else np.dtype(target)
+    x = np.zeros(2, dtype=source)  # type: ignore[call-overload]
+    for call in (interop.explain, interop.to_numpy):
+        with pytest.raises(interop.ConversionError, match="which NumPy casts no such data to"):
+            call(x, dtype=dtype)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("target", ["U40", "S40", "V16", [("z", "c16")], [("z", "c8", (1,))]])
+def test_complex_data_to_text_bytes_or_a_complex_field_keeps_its_imaginary_part(
+    target: object,
+) -> None:
+    # Only a real dtype= drops the imaginary parts; these keep them, as NumPy casts them.
+    x = np.array([1 + 2j])
+    assert interop.to_numpy(x, dtype=target).tolist() == x.astype(target).tolist()  # type: ignore[arg-type]
+    with pytest.raises(interop.ConversionError, match="discard the imaginary parts"):
+        interop.to_numpy(x, dtype=np.float64)

@@ -192,7 +192,8 @@ class ArrowBackend(HostTarget):
                 "numeric type first (x.cast(...)); interop.to_numpy(x, dtype=object) gives "
                 "the objects themselves"
             )
-        if target is not None and target.kind in _NUMBERS and not layout.numbers:
+        numeric = target is not None and (target.kind in _NUMBERS or _dtypes.holds_format(target))
+        if numeric and not layout.numbers:
             # NumPy's cast of such objects can only fail (text and decimals may spell
             # numbers, and their cast fails as NumPy's does, as documented).
             raise ConversionError(
