@@ -17,6 +17,7 @@ them, which copies.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -141,6 +142,17 @@ def bit_width(dtype: np.dtype[Any]) -> int:
     return 8 * dtype.itemsize
 
 
+def holds(dtype: np.dtype[Any] | None, kind: Callable[[np.dtype[Any]], bool], /) -> bool:
+    """Whether ``dtype``, one of its fields (at any depth) or its elements is of ``kind``."""
+    if dtype is None:
+        return False
+    if kind(dtype):
+        return True
+    if dtype.subdtype is not None:
+        return holds(dtype.subdtype[0], kind)
+    return dtype.fields is not None and any(holds(f[0], kind) for f in dtype.fields.values())
+
+
 def holds_bool(dtype: np.dtype[Any] | None) -> bool:
     """Whether ``dtype`` is bool, or has a bool field (at any depth) or bool elements.
 
@@ -148,24 +160,20 @@ def holds_bool(dtype: np.dtype[Any] | None) -> bool:
         >>> holds_bool(np.dtype([("flag", bool), ("x", "f4")])), holds_bool(np.dtype("i1"))
         (True, False)
     """
-    if dtype is None:
-        return False
-    if dtype.kind == "b":
-        return True
-    if dtype.subdtype is not None:
-        return holds_bool(dtype.subdtype[0])
-    return dtype.fields is not None and any(holds_bool(f[0]) for f in dtype.fields.values())
+    return holds(dtype, _is_bool)
 
 
 def holds_format(dtype: np.dtype[Any] | None) -> bool:
     """Whether ``dtype`` is an ``ml_dtypes`` format, or has one as a field or its elements."""
-    if dtype is None:
-        return False
-    if dtype.type.__module__ == "ml_dtypes":
-        return True
-    if dtype.subdtype is not None:
-        return holds_format(dtype.subdtype[0])
-    return dtype.fields is not None and any(holds_format(f[0]) for f in dtype.fields.values())
+    return holds(dtype, _is_format)
+
+
+def _is_bool(dtype: np.dtype[Any]) -> bool:
+    return dtype.kind == "b"
+
+
+def _is_format(dtype: np.dtype[Any]) -> bool:
+    return dtype.type.__module__ == "ml_dtypes"
 
 
 def cast_hint(dtype: np.dtype[Any]) -> str:
