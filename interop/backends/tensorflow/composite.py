@@ -16,10 +16,10 @@ import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import Step
-from interop._errors import ConversionError, policy_error, text_format_error, type_name
+from interop._errors import ConversionError, policy_error, type_name
 from interop._options import Options
 from interop._plan import Plan
-from interop.backends.tensorflow.source import short_device, string_truth_error, symbolic_error
+from interop.backends.tensorflow.source import check_text_dtype, short_device, symbolic_error
 
 __all__ = ["CompositeSource"]
 
@@ -55,10 +55,8 @@ class CompositeSource:
             raise symbolic_error(x)
         device = short_device(values.device)
         source: np.dtype[Any] = np.dtype(values.dtype.as_numpy_dtype)
-        if values.dtype == tf.string and _dtypes.holds_bool(options.dtype):
-            raise string_truth_error(x)
-        if values.dtype == tf.string and _dtypes.holds_format(options.dtype):
-            raise text_format_error(f"`{type_name(x)}` of tf.string", options.dtype)
+        if values.dtype == tf.string:
+            check_text_dtype(x, options.dtype)
         prepared: Any = None
         if isinstance(x, tf.RaggedTensor):
             if options.ragged == "error":

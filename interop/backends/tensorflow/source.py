@@ -97,13 +97,21 @@ def _boxed(value: bytes) -> np.ndarray[Any, Any]:
     return out
 
 
-def string_truth_error(x: Any) -> ConversionError:
-    """The refusal of ``dtype=bool`` for a string tensor (see :func:`truth_cast_error`)."""
-    return truth_cast_error(
-        f"`{type_name(x)}` of tf.string",
-        "parse the text in TensorFlow first (x == b'True', or tf.strings.to_number(x) != 0 "
-        "for numbers)",
-    )
+def check_text_dtype(x: Any, dtype: np.dtype[Any] | None) -> None:
+    """Refuse a ``dtype=`` that the text of string tensor ``x`` (or of its values) never casts to.
+
+    A bool (NumPy casts the bytes by their truth: see :func:`truth_cast_error`) or an
+    ``ml_dtypes`` format (none parses text), at any depth of ``dtype``.
+    """
+    got = f"`{type_name(x)}` of tf.string"
+    if _dtypes.holds_bool(dtype):
+        raise truth_cast_error(
+            got,
+            "parse the text in TensorFlow first (x == b'True', or tf.strings.to_number(x) "
+            "!= 0 for numbers)",
+        )
+    if _dtypes.holds_format(dtype):
+        raise text_format_error(got, dtype)
 
 
 def _quantized_error(x: Any) -> ConversionError:
@@ -207,10 +215,8 @@ class TensorSource:
         device = short_device(device_name)
         source = np.dtype(x.dtype.as_numpy_dtype)
         transfer = device != "cpu"
-        if x.dtype == tf.string and _dtypes.holds_bool(options.dtype):
-            raise string_truth_error(x)
-        if x.dtype == tf.string and _dtypes.holds_format(options.dtype):
-            raise text_format_error(f"`{type_name(x)}` of tf.string", options.dtype)
+        if x.dtype == tf.string:
+            check_text_dtype(x, options.dtype)
         if not steps and x.dtype == tf.string:
             steps.append("strings_to_bytes")
             if x.shape.rank == 0:
