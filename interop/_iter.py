@@ -40,7 +40,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from interop import _options, _registry
-from interop._backend import is_builtin
 from interop._errors import retell_policy, type_name
 from interop._options import Keywords, Options
 from interop._tree import Started, start
@@ -236,10 +235,9 @@ def source_length(source: Iterable[Any]) -> int:
 def iterate_source(source: Iterable[Any]) -> Iterator[Any]:
     """A new iterator over ``source``: its framework's, where a backend knows it."""
     for backend in _registry.active():
-        if is_builtin(backend):
-            it = backend.iterate(source)
-        else:
-            it = _registry.consult(backend, "iterate()", functools.partial(backend.iterate, source))
+        it: Iterator[Any] | None = _registry.consult(
+            backend, "iterate()", functools.partial(backend.iterate, source)
+        )
         if it is not None and it is not _registry.SKIPPED:
             return it
     return iter(source)

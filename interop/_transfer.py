@@ -70,6 +70,7 @@ def device_checks(active: list[Backend], /) -> dict[Backend, DeviceCheck]:
         _asked = (active, asked)
     checks: dict[Backend, DeviceCheck] | None = None
     for backend in asked:
+        # (Asked per tree: the library's own backends directly, without consult's call.)
         check = (
             backend.accelerator_check()
             if is_builtin(backend)

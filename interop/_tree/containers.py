@@ -93,14 +93,11 @@ def sync(backends: list[Backend]) -> None:
 
 
 def _node_backend(x: Any) -> Backend | None:
+    # (Asked once per type: the kinds of types are cached.)
     for backend in _node_backends:
-        if is_builtin(backend):
-            if backend.is_node(x):
-                return backend
-        else:
-            answer = _registry.consult(backend, "is_node()", functools.partial(backend.is_node, x))
-            if answer is not _registry.SKIPPED and answer:
-                return backend
+        answer = _registry.consult(backend, "is_node()", functools.partial(backend.is_node, x))
+        if answer is not _registry.SKIPPED and answer:
+            return backend
     return None
 
 
