@@ -25,6 +25,7 @@ __all__ = [
     "HostTarget",
     "Node",
     "Step",
+    "backend_error",
     "class_attr",
     "describe",
     "is_builtin",
@@ -236,11 +237,11 @@ class Backend:
         # A built-in backend's steps may end in a scipy.sparse array (sparse="scipy").
         if isinstance(obj, np.ndarray) or self._builtin:
             return obj  # type: ignore[no-any-return]
-        raise ConversionError(
-            f"expected backend {describe(self)} to give a NumPy array, got "
-            f"`{type_name(obj)}` from its steps ({' -> '.join(plan.steps) or 'none'}). "
-            "hint: the error is in that backend, not in the data: its last step must "
-            "return a NumPy array (np.asarray(...))"
+        raise backend_error(
+            self,
+            " to give a NumPy array",
+            f"`{type_name(obj)}` from its steps ({' -> '.join(plan.steps) or 'none'})",
+            "its last step must return a NumPy array (np.asarray(...))",
         )
 
     def check_result(self, x: Any, out: np.ndarray[Any, Any], options: Options, /) -> None:
@@ -536,15 +537,31 @@ def describe(backend: Backend, /) -> str:
     return f"{backend.name!r} ({type_name(backend)})"
 
 
+def backend_error(backend: Backend, expected: str, got: str, advice: str = "") -> ConversionError:
+    """The error for a wrong answer of a third-party ``backend``'s own code.
+
+    It names the backend and says the data is not at fault: ``expected backend
+    'name' (Class){expected}[, got {got}]. hint: the error is in that backend, not in
+    the data[: {advice}]``.
+    """
+    found = f", got {got}" if got else ""
+    more = f": {advice}" if advice else ""
+    return ConversionError(
+        f"expected backend {describe(backend)}{expected}{found}. hint: the error is in "
+        f"that backend, not in the data{more}"
+    )
+
+
 def _check_key(backend: Backend, key: Any) -> None:
     """Raise :class:`ConversionError` unless a third-party ``plan_key`` answer can key a dict."""
     try:
         hash(key)
     except TypeError as exc:
-        raise ConversionError(
-            f"expected backend {describe(backend)}'s plan_key() to return a hashable key or "
-            f"None, got `{type_name(key)}`. hint: the error is in that backend (a tuple, "
-            "not a list)"
+        raise backend_error(
+            backend,
+            "'s plan_key() to return a hashable key or None",
+            f"`{type_name(key)}`",
+            "make it a tuple, not a list",
         ) from exc
 
 
@@ -554,10 +571,11 @@ def _check_plan(backend: Backend, plan: Any) -> None:
     Asked once per plan made, never for a plan taken from the cache.
     """
     if not isinstance(plan, Plan):
-        raise ConversionError(
-            f"expected backend {describe(backend)} to return an interop.Plan from plan(), "
-            f"got `{type_name(plan)}`. hint: the error is in that backend, not in the data: "
-            "build its plan with interop.Plan(...)"
+        raise backend_error(
+            backend,
+            " to return an interop.Plan from plan()",
+            f"`{type_name(plan)}`",
+            "build its plan with interop.Plan(...)",
         )
     # A backend that runs its plans itself may name steps its own way.
     if type(backend).run is not Backend.run:
@@ -565,11 +583,11 @@ def _check_plan(backend: Backend, plan: Any) -> None:
     steps = backend.steps
     unknown = [step for step in plan.steps if step not in steps]
     if unknown:
-        raise ConversionError(
-            f"expected backend {describe(backend)} to plan steps it has, got "
-            f"{', '.join(map(repr, unknown))}, not in its steps ({', '.join(steps)}). "
-            "hint: the error is in that backend, not in the data: add the step to "
-            "self.steps (in __init__ or load()), or fix its name in the plan"
+        raise backend_error(
+            backend,
+            " to plan steps it has",
+            f"{', '.join(map(repr, unknown))}, not in its steps ({', '.join(steps)})",
+            "add the step to self.steps (in __init__ or load()), or fix its name in the plan",
         )
 
 

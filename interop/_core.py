@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 import numpy as np
 
 from interop import _registry
-from interop._backend import Backend, describe
-from interop._errors import ConversionError, InteropError, type_name
+from interop._backend import Backend, backend_error
+from interop._errors import InteropError, type_name
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
 
@@ -72,10 +72,10 @@ def raise_translated(x: Any, backend: Backend, exc: Exception, /) -> NoReturn:
         if translated is not None:
             if not isinstance(translated, BaseException):
                 # A third-party hook's mistake: the original failure, named, stays.
-                raise ConversionError(
-                    f"expected backend {describe(backend)}'s translate_error() to return an "
-                    f"exception or None, got `{type_name(translated)}` for {exc!r}. hint: the "
-                    "error is in that backend"
+                raise backend_error(
+                    backend,
+                    "'s translate_error() to return an exception or None",
+                    f"`{type_name(translated)}` for {exc!r}",
                 ) from exc
             raise translated from exc
     raise exc

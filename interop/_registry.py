@@ -29,7 +29,7 @@ import numpy as np
 # here, before `interop` binds its public function of that name from this module,
 # keeps that binding the last word.
 import interop.backends  # noqa: F401
-from interop._backend import Backend, class_attr, describe, is_builtin
+from interop._backend import Backend, backend_error, class_attr, describe, is_builtin
 from interop._errors import ConversionError, InteropError, UnsupportedTypeError, type_name
 from interop._import_hooks import when_imported
 
@@ -394,13 +394,10 @@ def _checked_view(backend: Backend, view: Any) -> Callable[[Any], Any]:
     Its answer must be what the plan's would be: a NumPy array, or ``None``.
     """
     if not callable(view):
-        wrong = type_name(view)
+        wrong = f"`{type_name(view)}`"
 
         def refused(x: Any) -> Any:
-            raise ConversionError(
-                f"expected backend {describe(backend)}'s host_view_for() to return a "
-                f"function or None, got `{wrong}`. hint: the error is in that backend"
-            )
+            raise backend_error(backend, "'s host_view_for() to return a function or None", wrong)
 
         return refused
 
@@ -410,18 +407,13 @@ def _checked_view(backend: Backend, view: Any) -> Callable[[Any], Any]:
         except (InteropError, MemoryError):
             raise
         except Exception as exc:
-            raise ConversionError(
-                f"expected backend {describe(backend)}'s host view of `{type_name(x)}` to "
-                f"give a NumPy array or None, but it raised {exc!r}. hint: the error is in "
-                "that backend, not in the data"
-            ) from exc
+            raise backend_error(backend, f"{expected(x)}, but it raised {exc!r}", "") from exc
         if out is None or isinstance(out, np.ndarray):
             return out
-        raise ConversionError(
-            f"expected backend {describe(backend)}'s host view of `{type_name(x)}` to give a "
-            f"NumPy array or None, got `{type_name(out)}`. hint: the error is in that "
-            "backend, not in the data"
-        )
+        raise backend_error(backend, expected(x), f"`{type_name(out)}`")
+
+    def expected(x: Any) -> str:
+        return f"'s host view of `{type_name(x)}` to give a NumPy array or None"
 
     return checked
 
