@@ -111,6 +111,11 @@ class Backend:
     #: tensors); set by the registry before :meth:`load`.
     lookup: Callable[[type], Backend | None]
 
+    #: The registry's host view function of a type (see :meth:`host_view_for`): found
+    #: once per type, and for a third-party backend checked (its failures and wrong
+    #: answers name it); set by the registry before :meth:`load`.
+    view_of: Callable[[type], Callable[[Any], Any] | None]
+
     # Whether the class is one of the library's own backends (see is_builtin).
     _builtin: ClassVar[bool] = False
 
@@ -258,7 +263,7 @@ class Backend:
         Default: the dtype of the host view, where there is one (a backend whose
         host view changes the array, as ``Tensor.numpy()`` does, answers without it).
         """
-        view = self.host_view_for(type(x))
+        view = self.view_of(type(x))
         out = None if view is None else view(x)
         return out.dtype if isinstance(out, np.ndarray) else None
 

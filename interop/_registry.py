@@ -283,6 +283,7 @@ def _load(backend: Backend) -> bool:
     if backend.loaded:
         return True
     backend.lookup = lookup
+    backend.view_of = view_of
     if is_builtin(backend):
         backend.load()  # the library's own: a failure is its bug, and propagates
     else:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from interop import _core, _options, _registry
-from interop._backend import Backend, is_builtin
+from interop._backend import Backend
 from interop._convert.targets import Target, resolve
 from interop._devices import (
     HOST,
@@ -182,20 +182,10 @@ def _plan_same(x: Any, target: Target, opts: Options) -> Plan:
         target=target,
         steps=steps,
         route=[adopt],
-        dtype=_numpy_dtype_of(backend, x),
+        dtype=backend.numpy_dtype_of(x),
         reason=reason,
         transfer=moved and source_dl != HOST and target.dl == HOST,
     )
-
-
-def _numpy_dtype_of(backend: Backend, x: Any) -> np.dtype[Any] | None:
-    """:meth:`Backend.numpy_dtype_of`; a third-party backend's default read through its
-    checked host view (see :func:`interop._registry.view_of`)."""
-    if is_builtin(backend) or type(backend).numpy_dtype_of is not Backend.numpy_dtype_of:
-        return backend.numpy_dtype_of(x)
-    view = _registry.view_of(type(x))
-    out = None if view is None else view(x)
-    return out.dtype if isinstance(out, np.ndarray) else None
 
 
 def _plan_across(x: Any, source: Backend, target: Target, opts: Options) -> Plan:
