@@ -365,6 +365,16 @@ class Backend:
     #: Whether this backend's arrays are NumPy's own: converting to it is
     #: :func:`interop.to_numpy`, and one of its arrays is its own NumPy view.
     is_numpy: ClassVar[bool] = False
+    #: The fewest dimensions an array of this framework has (an Arrow array is a
+    #: column of rows: 1). Data with fewer is refused by :meth:`ndim_error`.
+    min_ndim: ClassVar[int] = 0
+
+    def ndim_error(self, ndim: int, /) -> ConversionError:
+        """The refusal of ``ndim``-dimensional data, below :attr:`min_ndim`."""
+        return ConversionError(
+            f"expected an array with at least {self.min_ndim} dimension(s) to convert to "
+            f"{self.name}, got a {ndim}-d array. hint: reshape it first"
+        )
 
     def target_device(self, device: Any, like: Any, /) -> Any:
         """This framework's own device for ``device``, else ``like``'s, else the default."""

@@ -68,11 +68,35 @@ def plan_convert(
     # The target device first, outside the translation below: an unknown device
     # (ValueError) or a `like` without values is the caller's error, not x's.
     target_device = target_backend.target_device(device, like)
+    if target_backend.min_ndim:
+        ndim = _ndim_of(x)
+        if ndim is not None and ndim < target_backend.min_ndim:
+            raise target_backend.ndim_error(ndim)
     try:
         return _plan(x, source, target_backend, target_device, opts)
     except Exception as exc:
         # An object's own array protocol failing is reported as to_numpy reports it.
         _core.raise_translated(x, source, exc)
+
+
+def _ndim_of(x: Any) -> int | None:
+    """The number of dimensions of ``x`` where it says so without a conversion, else ``None``.
+
+    Python numbers and strings are 0-d; arrays give ``ndim``, or ``shape`` (a TensorFlow
+    variable's ``TensorShape`` by its rank); lists and tuples are at least 1-d.
+    """
+    if isinstance(x, (int, float, complex, str, bytes)):
+        return 0
+    if isinstance(x, (list, tuple)):
+        return 1
+    ndim = getattr(x, "ndim", None)
+    if type(ndim) is int:
+        return ndim
+    shape = getattr(x, "shape", None)
+    if isinstance(shape, tuple):
+        return len(shape)
+    rank = getattr(shape, "rank", None)
+    return rank if type(rank) is int else None
 
 
 def _refuse_arrays_inside(x: list[Any] | tuple[Any, ...], target: str) -> None:

@@ -896,6 +896,27 @@ def test_convert_refuses_what_arrow_cannot_hold() -> None:
     assert len(interop.convert(np.zeros(2), "arrow", device="cpu")) == 2
 
 
+@pytest.mark.parametrize("name", ["numpy", "torch", "tensorflow", "jax"])
+@pytest.mark.parametrize("copy", [None, False, True])
+def test_explain_refuses_0d_data_as_convert_does(name: str, copy: bool | None) -> None:
+    # (An Arrow array is a column of rows: the plan refuses what the writer would.)
+    framework = load_framework(name)
+    for x in (framework.make(np.array(1.5)), 1.5):
+        for call in (interop.explain, interop.convert):
+            with pytest.raises(ConversionError, match=r"0-d array.*reshape\(1\)"):
+                call(x, to="arrow", copy=copy)
+
+
+def test_variables_and_dask_arrays_are_refused_by_their_number_of_dimensions() -> None:
+    # (Neither is viewed at planning: the plan reads the number of dimensions.)
+    tf = pytest.importorskip("tensorflow")
+    da = pytest.importorskip("dask.array")
+    for make in (tf.Variable, lambda v: da.from_array(np.array(v))):
+        assert interop.convert(make([1.5]), "arrow").to_pylist() == [1.5]
+        with pytest.raises(ConversionError, match="0-d array"):
+            interop.explain(make(1.5), to="arrow")
+
+
 @pytest.mark.parametrize("name", ["torch", "tensorflow", "jax"])
 def test_convert_from_every_framework(name: str) -> None:
     framework = load_framework(name)

@@ -383,6 +383,11 @@ class ArrowBackend(HostTarget):
 
     # -- conversion into Arrow --------------------------------------------------------
 
+    min_ndim = 1
+
+    def ndim_error(self, ndim: int, /) -> ConversionError:
+        return self.writing.ndim_error(ndim)
+
     def target_dtype(self, dtype: np.dtype[Any], device: Any, /) -> np.dtype[Any]:
         self.writing.check_arrow_dtype(dtype)
         return dtype

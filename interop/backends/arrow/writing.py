@@ -105,6 +105,14 @@ class _Writing:
 _writing: dict[np.dtype[Any], _Writing] = {}
 
 
+def ndim_error(ndim: int) -> ConversionError:
+    """The refusal of ``ndim``-dimensional data (0-d: an Arrow array is a column of rows)."""
+    return ConversionError(
+        f"expected an array with at least one dimension to convert to Arrow, got a {ndim}-d "
+        "array: an Arrow array is a column of rows. hint: x.reshape(1) gives one row"
+    )
+
+
 def to_arrow(a: np.ndarray[Any, Any]) -> pa.Array:
     """An Arrow array of ``a``'s rows; zero-copy unless :func:`arrow_problem` says otherwise.
 
@@ -112,10 +120,7 @@ def to_arrow(a: np.ndarray[Any, Any]) -> pa.Array:
     """
     ndim = a.ndim
     if ndim == 0:
-        raise ConversionError(
-            "expected an array with at least one dimension to convert to Arrow, got a 0-d "
-            "array: an Arrow array is a column of rows. hint: x.reshape(1) gives one row"
-        )
+        raise ndim_error(ndim)
     dtype = a.dtype
     if not dtype.isnative:
         dtype = dtype.newbyteorder("=")
