@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interop._dtypes import cast_on_device, upcast_target
+from interop._dtypes import cast_on_device, holds, upcast_target
 from interop._errors import ConversionError, CopyRequiredError, TransferError, type_name
 from interop._options import Options, Record, current, same_dtype
 from interop._options import is_float as _is_float
@@ -63,9 +63,9 @@ class Plan(Record):
         "copy_reason",
         "target",
         "prepared",
-        "float_dtype",
+        "cast_to",
     )
-    _SHOWN = 9  # not prepared, not float_dtype
+    _SHOWN = 9  # not prepared, not cast_to
 
     framework: str
     device: str
@@ -80,9 +80,11 @@ class Plan(Record):
     # object for a NumPy view) that the steps then reuse instead of repeating. Not
     # compared, hashed or shown.
     prepared: Any
-    # The float_dtype the cast_floats step applies to data whose dtype is known only
-    # once it is built or arrives. Not shown.
-    float_dtype: np.dtype[Any] | None
+    # Where ``dtype`` is not known in advance, the dtype the cast steps still apply:
+    # the float_dtype= of cast_floats (data whose dtype is known only once it is built
+    # or arrives), or a dtype= that names a kind only (str, np.datetime64), whose size
+    # or unit NumPy takes from the values. Not shown; see cast_target.
+    cast_to: np.dtype[Any] | None
 
     def __init__(
         self,
@@ -96,7 +98,7 @@ class Plan(Record):
         copy_reason: str | None = None,
         target: str | None = None,
         prepared: Any = None,
-        float_dtype: DTypeLike | None = None,
+        cast_to: DTypeLike | None = None,
     ) -> None:
         init = _set_field
         init(self, "framework", framework)
@@ -108,14 +110,14 @@ class Plan(Record):
         # Equal dtypes must hash equal: a backend may well spell one np.float32.
         if dtype is not None and not isinstance(dtype, _dtype):
             dtype = np.dtype(dtype)
-        if float_dtype is not None and not isinstance(float_dtype, _dtype):
-            float_dtype = np.dtype(float_dtype)
+        if cast_to is not None and not isinstance(cast_to, _dtype):
+            cast_to = np.dtype(cast_to)
         init(self, "dtype", dtype)
         init(self, "readonly", readonly)
         init(self, "copy_reason", copy_reason)
         init(self, "target", target)
         init(self, "prepared", prepared)
-        init(self, "float_dtype", float_dtype)
+        init(self, "cast_to", cast_to)
 
     def _compared(self) -> tuple[Any, ...]:
         return (
@@ -135,11 +137,22 @@ class Plan(Record):
         return (
             self._compared() == other._compared()
             and same_dtype(self.dtype, other.dtype)
-            and same_dtype(self.float_dtype, other.float_dtype)
+            and same_dtype(self.cast_to, other.cast_to)
         )
 
     def __hash__(self) -> int:
-        return hash((*self._compared(), self.dtype, self.float_dtype))
+        return hash((*self._compared(), self.dtype, self.cast_to))
+
+    @property
+    def cast_target(self) -> np.dtype[Any] | None:
+        """The dtype the ``cast`` steps cast to: :attr:`dtype`, or where the result's is
+        not known in advance, the dtype asked for (``str``: NumPy sizes it by the values)."""
+        dtype = self.dtype
+        if dtype is not None:
+            return dtype
+        # (A float_dtype= in cast_to applies to floating-point data only: not here.)
+        cast_to = self.cast_to
+        return cast_to if cast_to is not None and unsized(cast_to) else None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Without ``prepared``: see the class docstring.
@@ -282,17 +295,23 @@ def finish(
             copy_reason = copy_reason or f"casting floating-point data to {float_dtype} copies"
         elif _is_float(dtype):
             target = float_dtype
-    if target is not None and dtype is not None and dtype.kind == target.kind and _unsized(target):
+    result = target
+    cast_to = float_dtype
+    if target is not None and unsized(target):
         # dtype=str (bytes, np.void, np.datetime64) names a kind, not a size or a
         # unit: data of that kind stays as it is, as np.asarray(a, dtype=str) gives
-        # ``a`` itself.
-        target = dtype
+        # ``a`` itself; NumPy sizes other data by its dtype, or by its values.
+        if dtype is not None and dtype.kind == target.kind:
+            target = result = dtype
+        else:
+            result = None if dtype is None else _sized(dtype, target)
+            cast_to = target
     if target is not None and (dtype is None or target != dtype):
         steps.append("cast")
         private = True
         source = "" if dtype is None else f"{dtype} "
         copy_reason = copy_reason or f"casting {source}to {target} copies"
-        dtype = target
+        dtype = result
     if options.copy is True and not private:
         steps.append("copy")
         private = True
@@ -310,20 +329,21 @@ def finish(
         readonly=(zero_copy and (readonly or source_readonly)) or (kept and not private),
         copy_reason=copy_reason,
         prepared=prepared,
-        float_dtype=float_dtype if dtype is None else None,
+        cast_to=cast_to if dtype is None else None,
     )
 
 
 def cast(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
-    """The ``upcast`` and ``cast`` steps: one copy into ``plan.dtype``."""
+    """The ``upcast`` and ``cast`` steps: one copy into ``plan.cast_target``."""
+    target = plan.cast_target
     if a.dtype.names == ("real", "imag"):
         # A complex number stored as a pair of fields (a complex32 without ml_dtypes'
         # own type): NumPy casts no record to a complex dtype, so the parts are set.
-        out = np.empty(a.shape, dtype=plan.dtype)
+        out = np.empty(a.shape, dtype=target)
         out.real = a["real"]
         out.imag = a["imag"]
         return out
-    return _astype(a, plan.dtype)
+    return _astype(a, target)
 
 
 def _astype(a: np.ndarray[Any, Any], dtype: Any) -> np.ndarray[Any, Any]:
@@ -353,12 +373,31 @@ def _astype(a: np.ndarray[Any, Any], dtype: Any) -> np.ndarray[Any, Any]:
     return out  # type: ignore[no-any-return]
 
 
-def _unsized(dtype: np.dtype[Any]) -> bool:
+def unsized(dtype: np.dtype[Any]) -> bool:
     """Whether ``dtype`` names a kind only: text, bytes or raw bytes of no size, or a
     datetime or timedelta of no unit (NumPy picks them from the data)."""
     if dtype.kind in "SUV":
         return dtype.itemsize == 0 and dtype.fields is None
     return dtype.kind in "mM" and np.datetime_data(dtype)[0] == "generic"
+
+
+def _sized(dtype: np.dtype[Any], target: np.dtype[Any]) -> np.dtype[Any] | None:
+    """The dtype NumPy gives data of ``dtype`` cast to the unsized ``target``.
+
+    ``None`` where the values decide it: Python objects (their text's length), and
+    text to datetimes (the unit of the dates written).
+
+    Example:
+        >>> _sized(np.dtype("i8"), np.dtype(str)), _sized(np.dtype("M8[D]"), np.dtype("m8"))
+        (dtype('<U21'), dtype('<m8[D]'))
+    """
+    if dtype.hasobject or (target.kind == "M" and holds(dtype, _is_text)):
+        return None
+    return np.empty(0, dtype).astype(target).dtype
+
+
+def _is_text(dtype: np.dtype[Any]) -> bool:
+    return dtype.kind in "SU"
 
 
 def check_cast(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
@@ -572,8 +611,8 @@ def readonly(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
 
 
 def cast_floats(a: np.ndarray[Any, Any], plan: Plan) -> np.ndarray[Any, Any]:
-    """The ``cast_floats`` step: floating-point data into ``plan.float_dtype``, the rest kept."""
-    target = plan.float_dtype
+    """The ``cast_floats`` step: floating-point data into ``plan.cast_to``, the rest kept."""
+    target = plan.cast_to
     if target is None or not _is_float(a.dtype) or a.dtype == target:
         return a
     return _astype(a, target)

@@ -128,6 +128,17 @@ def test_copy_false_with_a_cast_raises_and_says_why(fw: Framework) -> None:
         interop.to_numpy(x, copy=False, dtype=np.float64)
 
 
+@pytest.mark.parametrize("dtype", [str, bytes, np.void, "m8"])
+def test_a_dtype_of_no_size_or_unit_is_planned_as_numpy_sizes_it(
+    fw: Framework, dtype: Any
+) -> None:
+    # NumPy sizes the text of float32 data (32 characters) by its dtype: the plan says so.
+    x = fw.make(DATA)
+    plan = interop.explain(x, dtype=dtype)
+    out = interop.to_numpy(x, dtype=dtype)
+    assert plan.dtype == out.dtype == DATA.astype(dtype).dtype and plan.dtype.itemsize
+
+
 @pytest.mark.parametrize(
     ("value", "why"),
     [

@@ -772,7 +772,7 @@ def test_plans_are_immutable_values() -> None:
     same = plan.replace(prepared=object())
     assert same == plan and hash(same) == hash(plan) and same.prepared is not None
     # A cast to float64 is not "no dtype" (NumPy compares float64 == None as True).
-    assert plan.replace(dtype=None) != plan and plan.replace(float_dtype=plan.dtype) != plan
+    assert plan.replace(dtype=None) != plan and plan.replace(cast_to=plan.dtype) != plan
     for field, value in [("framework", "other"), ("zero_copy", True), ("readonly", True)]:
         assert plan.replace(**{field: value}) != plan
     assert pickle.loads(pickle.dumps(plan)) == plan
@@ -786,12 +786,10 @@ def test_plans_are_immutable_values() -> None:
 
 def test_plans_that_compare_equal_hash_equal_whatever_the_dtype_spelling() -> None:
     # np.float32 == np.dtype("float32"), so the plans must hash alike too (they key caches).
-    spelt = Plan("fw", "cpu", False, False, ("cast",), np.float32, float_dtype=np.float64)
-    made = Plan(
-        "fw", "cpu", False, False, ("cast",), np.dtype("float32"), float_dtype=np.dtype("f8")
-    )
+    spelt = Plan("fw", "cpu", False, False, ("cast",), np.float32, cast_to=np.float64)
+    made = Plan("fw", "cpu", False, False, ("cast",), np.dtype("float32"), cast_to=np.dtype("f8"))
     assert spelt == made and hash(spelt) == hash(made) and len({spelt, made}) == 1
-    assert type(spelt.dtype) is type(np.dtype(np.float32)) and spelt.float_dtype == np.float64
+    assert type(spelt.dtype) is type(np.dtype(np.float32)) and spelt.cast_to == np.float64
     assert spelt.replace(dtype="float32") == made
     assert Plan("fw", "cpu", True, False, ()).dtype is None
 

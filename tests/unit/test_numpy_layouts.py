@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -344,6 +345,36 @@ def test_dtype_str_keeps_text_as_it_is() -> None:
     assert interop.to_numpy(a, dtype=str, copy=False) is a
     b = np.array([b"ab"])
     assert interop.to_numpy(b, dtype=bytes, copy=False) is b
+
+
+UNSIZED_CASES = [
+    (np.arange(3), str),
+    (np.arange(3), bytes),
+    (np.arange(3), np.void),
+    (np.array([True]), "U"),
+    (np.array([1.5]), str),
+    (np.array(["2020-01-01"], "M8[D]"), "m8"),
+    (np.array([1], "m8[s]"), "M8"),
+    (np.array([b"ab"]), str),
+    (np.array(["2020"]), "M8"),
+    (np.array(["ab", 1], dtype=object), str),
+    ([1, 22], str),
+    (["abc", "de"], bytes),
+]
+
+
+@pytest.mark.parametrize(("x", "dtype"), UNSIZED_CASES)
+def test_a_dtype_of_no_size_or_unit_is_planned_as_numpy_sizes_it(x: Any, dtype: Any) -> None:
+    # NumPy sizes str and bytes by the data's dtype (int64: 21 characters), or by the
+    # values (objects, list items; text to dates: the unit written): the plan gives
+    # the dtype where the data's dtype decides it, and None where the values do.
+    plan = interop.explain(x, dtype=dtype)
+    out = interop.to_numpy(x, dtype=dtype)
+    assert out.dtype == np.asarray(x, dtype=dtype).dtype
+    by_values = isinstance(x, list) or x.dtype.hasobject
+    by_values = by_values or (x.dtype.kind in "SU" and np.dtype(dtype).kind == "M")
+    assert plan.dtype == (None if by_values else out.dtype)
+    assert "cast" in plan.steps or isinstance(x, list)
 
 
 def test_np_ma_masked_copies_into_an_array_of_its_own() -> None:

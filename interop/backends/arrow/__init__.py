@@ -309,7 +309,8 @@ class ArrowBackend(HostTarget):
     def _extension(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         parts = [_owned(chunk.to_numpy(zero_copy_only=False)) for chunk in self._chunks_or_empty(x)]
         out = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if out.dtype.hasobject and plan.dtype is not None and not plan.dtype.hasobject:
+        target = plan.cast_target
+        if out.dtype.hasobject and target is not None and not target.hasobject:
             # Before the cast to the dtype= asked, which would fail on the objects.
             raise _objects_error(x)
         return out
@@ -350,12 +351,12 @@ class ArrowBackend(HostTarget):
         reading = self.reading
         parts = []
         for chunk in self._chunks(x):
-            part = np.array(reading.values(chunk, layout), dtype=plan.dtype, copy=True)
+            part = np.array(reading.values(chunk, layout), dtype=plan.cast_target, copy=True)
             part[reading.null_mask(chunk, layout)] = np.nan
             parts.append(part)
         if len(parts) == 1:
             return parts[0]
-        return np.concatenate(parts) if parts else reading.empty(layout, plan.dtype)
+        return np.concatenate(parts) if parts else reading.empty(layout, plan.cast_target)
 
     def check_result(self, x: Any, out: np.ndarray[Any, Any], options: Options, /) -> None:
         # (Types known to become objects are refused by the plan; an extension that

@@ -81,6 +81,9 @@ class PythonBackend(GenericBackend):
             transfer=transfer,
             prepared=item_options,
         )
+        if options.dtype is not None and _plan.unsized(options.dtype):
+            # (dtype=str: NumPy sizes the text by the items, once built.)
+            plan = plan.replace(dtype=None, cast_to=options.dtype)
         return plan
 
     def _convert_items(self, x: Any, plan: Plan) -> Any:
@@ -90,7 +93,7 @@ class PythonBackend(GenericBackend):
         return items
 
     def _asarray(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
-        dtype = plan.dtype
+        dtype = plan.cast_target
         if dtype is not None:
             # NumPy casts complex items (NumPy scalars, arrays: converted tensors) to
             # a real dtype with only a warning; the contract refuses that cast.

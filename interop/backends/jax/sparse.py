@@ -70,7 +70,7 @@ def plan_sparse(x: Any, options: Options, tracer: type) -> Plan:
 def _to_scipy(x: Any, plan: Plan) -> Any:
     import scipy.sparse
 
-    data = np.asarray(x.data).astype(plan.dtype)
+    data = np.asarray(x.data).astype(plan.cast_target)
     indices = np.array(x.indices)
     shape = tuple(x.shape)
     if type(x).__name__ == "BCSR":

@@ -152,7 +152,7 @@ def _to_scipy(x: Any, plan: Plan) -> Any:
     import scipy.sparse
 
     indices = x.indices.numpy()
-    values = x.values.numpy().astype(plan.dtype, copy=False)
+    values = x.values.numpy().astype(plan.cast_target, copy=False)
     shape = tuple(int(n) for n in x.dense_shape.numpy())
     if indices.size and ((indices < 0).any() or (indices >= np.asarray(shape)).any()):
         raise ConversionError(

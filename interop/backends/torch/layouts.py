@@ -179,7 +179,7 @@ class Layouts(TorchBase):
         import scipy.sparse
 
         torch = self.torch
-        values = Options(copy=True, dtype=plan.dtype)
+        values = Options(copy=True, dtype=plan.cast_target)
         indices = Options(copy=True)
         shape = tuple(t.shape)
         layout = t.layout
