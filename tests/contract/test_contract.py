@@ -129,9 +129,7 @@ def test_copy_false_with_a_cast_raises_and_says_why(fw: Framework) -> None:
 
 
 @pytest.mark.parametrize("dtype", [str, bytes, np.void, "m8"])
-def test_a_dtype_of_no_size_or_unit_is_planned_as_numpy_sizes_it(
-    fw: Framework, dtype: Any
-) -> None:
+def test_a_dtype_of_no_size_or_unit_is_planned_as_numpy_sizes_it(fw: Framework, dtype: Any) -> None:
     # NumPy sizes the text of float32 data (32 characters) by its dtype: the plan says so.
     x = fw.make(DATA)
     plan = interop.explain(x, dtype=dtype)
