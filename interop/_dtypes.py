@@ -168,6 +168,21 @@ def holds_format(dtype: np.dtype[Any] | None) -> bool:
     return holds(dtype, _is_format)
 
 
+def holds_raw_bytes(dtype: np.dtype[Any] | None) -> bool:
+    """Whether ``dtype`` is raw bytes (``np.void`` without fields), or holds them.
+
+    Example:
+        >>> holds_raw_bytes(np.dtype([("key", "V4")])), holds_raw_bytes(np.dtype([("a", "i4")]))
+        (True, False)
+    """
+    return holds(dtype, is_raw_bytes)
+
+
+def is_raw_bytes(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` is raw bytes: ``np.void`` without fields or elements."""
+    return dtype.type is np.void and dtype.fields is None and dtype.subdtype is None
+
+
 def _is_bool(dtype: np.dtype[Any]) -> bool:
     return dtype.kind == "b"
 

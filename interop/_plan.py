@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interop._dtypes import cast_on_device, holds, upcast_target
+from interop._dtypes import cast_on_device, holds, is_raw_bytes, upcast_target
 from interop._errors import ConversionError, CopyRequiredError, TransferError, type_name
 from interop._options import Options, Record, current, same_dtype
 from interop._options import is_float as _is_float
@@ -427,16 +427,19 @@ def check_cast(target: np.dtype[Any], dtype: np.dtype[Any]) -> None:
         )
 
 
-def _uncastable(dtype: np.dtype[Any], target: np.dtype[Any]) -> bool:
+def _uncastable(dtype: np.dtype[Any], target: np.dtype[Any], nested: bool = False) -> bool:
     """Whether NumPy casts no data of ``dtype`` to ``target``, whatever the values.
 
     Where NumPy has no such cast (several fields to a dtype of other fields, or to
     none), and where it has one that fails for every value: an ``ml_dtypes`` format
     to raw bytes (``np.void`` without fields), raw bytes to text, datetimes or an
-    ``ml_dtypes`` format, and empty raw bytes (JAX's float0) to numbers, which NumPy
-    reads from the bytes as text. Fields are cast by position, a plain value into
-    every field. Casts that fail for some values only (text, or bytes, that spell no
-    number) are NumPy's to report, as documented.
+    ``ml_dtypes`` format, empty raw bytes (JAX's float0) to numbers, which NumPy
+    reads from the bytes as text, datetimes to text of fewer than 3 characters (even
+    ``NaT`` needs 3), and a datetime or timedelta of a unit to one of no unit of the
+    same kind inside a field or subarray (NumPy keeps the unit only for a whole
+    array, see :func:`unsized`). Fields are cast by position, a plain value into every
+    field. Casts that fail for some values only (text, or bytes, that spell no number)
+    are NumPy's to report, as documented.
     """
     if dtype == target or (target.kind == "O" and target.fields is None):
         return False  # (NumPy casts anything to objects)
@@ -444,18 +447,24 @@ def _uncastable(dtype: np.dtype[Any], target: np.dtype[Any]) -> bool:
         return True
     if dtype.fields is not None and target.fields is not None:
         pairs = zip(_field_dtypes(dtype), _field_dtypes(target), strict=False)
-        return any(_uncastable(a, b) for a, b in pairs)
+        return any(_uncastable(a, b, True) for a, b in pairs)
     if dtype.fields is not None:  # (one field: NumPy casts its values)
-        return any(_uncastable(a, target) for a in _field_dtypes(dtype))
+        return any(_uncastable(a, target, True) for a in _field_dtypes(dtype))
     if target.fields is not None:
-        return any(_uncastable(dtype, b) for b in _field_dtypes(target))
+        return any(_uncastable(dtype, b, True) for b in _field_dtypes(target))
+    if dtype.subdtype is not None or target.subdtype is not None:
+        nested = True
     dtype = dtype.subdtype[0] if dtype.subdtype is not None else dtype
     target = target.subdtype[0] if target.subdtype is not None else target
     if dtype.type.__module__ == "ml_dtypes":
-        return _is_raw_bytes(target)
-    if _is_raw_bytes(dtype):
+        return is_raw_bytes(target)
+    if is_raw_bytes(dtype):
         unreadable = target.kind in "USMm" or target.type.__module__ == "ml_dtypes"
         return unreadable or (dtype.itemsize == 0 and _is_number(target))
+    if dtype.kind == "M" and target.kind in "SU" and target.itemsize:
+        return target.itemsize // (4 if target.kind == "U" else 1) < 3
+    if nested and dtype.kind == target.kind and dtype.kind in "mM":
+        return unsized(target) and not unsized(dtype)
     return False
 
 
@@ -469,10 +478,6 @@ def _is_real_number(dtype: np.dtype[Any]) -> bool:
     if dtype.fields is not None or dtype.subdtype is not None or is_complex(dtype):
         return False
     return dtype.kind in "biuf" or dtype.type.__module__ == "ml_dtypes"
-
-
-def _is_raw_bytes(dtype: np.dtype[Any]) -> bool:
-    return dtype.type is np.void and dtype.fields is None and dtype.subdtype is None
 
 
 def _is_number(dtype: np.dtype[Any]) -> bool:

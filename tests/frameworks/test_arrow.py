@@ -1139,6 +1139,32 @@ def test_importing_a_module_of_the_backend_first_registers_the_type(module: str)
     assert _python(code).strip() == "interop.dtype"
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: pa.array(["ab"]),
+        lambda: pa.array(["ab"]).dictionary_encode(),
+        lambda: pa.array([{"a": 1}]),
+        lambda: pa.array([dt.time(1)]),
+        lambda: pa.chunked_array([["a"], ["b"]]),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["V", "V2", [("key", "V2")]])
+def test_objects_that_are_no_bytes_are_refused_raw_bytes_by_the_plan(make: Any, dtype: Any) -> None:
+    x = make()
+    with pytest.raises(TypeError):
+        x.to_numpy(zero_copy_only=False).astype(dtype)  # (every value fails)
+    for call in (interop.explain, interop.to_numpy):
+        with pytest.raises(ConversionError, match="casts to no raw bytes"):
+            call(x, dtype=dtype)
+
+
+def test_binary_values_and_numbers_cast_to_raw_bytes() -> None:
+    for x in (pa.array([b"ab"]), pa.array([b"ab"]).dictionary_encode(), pa.array([1, 2])):
+        expected = x.to_numpy(zero_copy_only=False).astype("V2")
+        assert interop.to_numpy(x, dtype="V2").tolist() == expected.tolist()
+
+
 def test_text_to_bool_is_refused_rather_than_cast_by_truth() -> None:
     # NumPy casts the objects by truth: "False" and "0" would be True.
     pa = pytest.importorskip("pyarrow")

@@ -377,6 +377,40 @@ def test_a_dtype_of_no_size_or_unit_is_planned_as_numpy_sizes_it(x: Any, dtype: 
     assert "cast" in plan.steps or isinstance(x, list)
 
 
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ("M8[D]", [("a", "M8")]),
+        ([("a", "M8[D]")], [("a", "M8")]),
+        ([("a", "M8[D]")], "M8"),
+        ([("a", "m8[s]")], [("a", "m8")]),
+        ("M8[D]", "S2"),
+        ("M8[ns]", "U2"),
+        ("M8[Y]", [("a", "S1")]),
+    ],
+)
+def test_datetime_casts_that_fail_for_every_value_are_refused_by_the_plan(
+    source: Any, target: Any
+) -> None:
+    # A unit to no unit inside a field (NumPy keeps the unit only for a whole array),
+    # and dates to text too short for any date, or for NaT (3 characters).
+    x = np.zeros(2, dtype=source)
+    with pytest.raises((ValueError, RuntimeError)):
+        x.astype(target)
+    for call in (interop.explain, interop.to_numpy):
+        with pytest.raises(interop.ConversionError, match="which NumPy casts no such data to"):
+            call(x, dtype=target)
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [("M8[D]", "m8"), ("M8[D]", [("a", "m8")]), ("m8[s]", [("a", "M8")]), ("M8[Y]", "S4")],
+)
+def test_datetime_casts_numpy_makes_are_made(source: Any, target: Any) -> None:
+    x = np.zeros(2, dtype=source)
+    assert interop.to_numpy(x, dtype=target).tolist() == x.astype(target).tolist()
+
+
 def test_np_ma_masked_copies_into_an_array_of_its_own() -> None:
     # NumPy's masked constant is one shared read-only object, whose copy() is itself.
     for x in (np.ma.masked, np.ma.masked_array(np.ma.masked)):

@@ -212,6 +212,14 @@ class ArrowBackend(HostTarget):
             )
         if _dtypes.holds_format(target) and dtype is not None and dtype.hasobject:
             raise text_format_error(f"an Arrow array `{type_name(x)}` of {x.type}", target)
+        raw = _dtypes.holds_raw_bytes(target)
+        if raw and dtype is not None and dtype.hasobject and not layout.raw:
+            raise ConversionError(
+                f"expected a dtype= that the values of `{type_name(x)}` of {x.type} cast "
+                f"to, got dtype={target}: they become Python objects that NumPy casts to no "
+                "raw bytes (only bytes and arrays are). hint: cast the column to binary "
+                "with pyarrow first (x.cast(pa.binary())), or ask for dtype=object"
+            )
         fixed = layout.kind in ("values", "bits")
         nulls = self._nulls(x)
         if nulls:

@@ -194,6 +194,10 @@ class Layout:
             cast them into numbers (text and decimals, where they spell one);
             ``False`` for objects that are never numbers (lists, structs, maps,
             times, intervals, nulls).
+        raw: For a ``"pyarrow"`` layout of Python objects, whether NumPy can cast
+            them into raw bytes (``np.void``): the values of binary columns and the
+            arrays of list rows; never text, decimals, structs, maps, times,
+            intervals or nulls.
     """
 
     kind: str
@@ -203,11 +207,14 @@ class Layout:
     axes: tuple[int, ...] | None = None
     tensor: bool = False
     numbers: bool = True
+    raw: bool = False
 
 
-_PYARROW = Layout("pyarrow", None)
+_PYARROW = Layout("pyarrow", None, raw=True)  # (an extension's values: unknown)
 _TEXT = Layout("pyarrow", np.dtype(object))
+_BINARY = Layout("pyarrow", np.dtype(object), raw=True)
 _OBJECTS = Layout("pyarrow", np.dtype(object), numbers=False)
+_LISTS = Layout("pyarrow", np.dtype(object), numbers=False, raw=True)
 _EXTENSION = Layout("extension", None)
 _UNION = Layout("union", None)
 _BITS = Layout("bits", np.dtype(np.bool_), np.dtype(np.bool_))
@@ -279,8 +286,35 @@ def _converted(arrow_type: pa.DataType) -> Layout:
         inner = _scalar_layout(value_type)
         if inner.kind == "union":
             return inner
-        return Layout("pyarrow", inner.dtype, numbers=inner.numbers)
-    return _TEXT if _is_text(arrow_type) else _OBJECTS
+        return Layout("pyarrow", inner.dtype, numbers=inner.numbers, raw=inner.raw)
+    if _is_binary(arrow_type):
+        return _BINARY
+    if _is_text(arrow_type):
+        return _TEXT
+    return _LISTS if _is_list(arrow_type) else _OBJECTS
+
+
+def _is_binary(arrow_type: pa.DataType) -> bool:
+    """Whether pyarrow converts values of ``arrow_type`` into ``bytes`` objects."""
+    types = pa.types
+    return bool(
+        types.is_binary(arrow_type)
+        or types.is_large_binary(arrow_type)
+        or types.is_binary_view(arrow_type)
+        or types.is_fixed_size_binary(arrow_type)
+    )
+
+
+def _is_list(arrow_type: pa.DataType) -> bool:
+    """Whether pyarrow converts values of ``arrow_type`` into arrays (one per row)."""
+    types = pa.types
+    return bool(
+        types.is_list(arrow_type)
+        or types.is_large_list(arrow_type)
+        or types.is_fixed_size_list(arrow_type)
+        or types.is_list_view(arrow_type)
+        or types.is_large_list_view(arrow_type)
+    )
 
 
 def _is_text(arrow_type: pa.DataType) -> bool:
