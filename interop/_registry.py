@@ -287,6 +287,7 @@ def _load(backend: Backend) -> bool:
     if is_builtin(backend):
         backend.load()  # the library's own: a failure is its bug, and propagates
     else:
+        _check_target_hooks(backend)
         try:
             backend.load()
         except MemoryError:
@@ -387,6 +388,59 @@ def view_of(cls: type, /) -> Callable[[Any], Any] | None:
                 view = _checked_view(backend, view)
         record(_views, cls, view, since)
     return view  # type: ignore[no-any-return]
+
+
+# The hooks that make a conversion's result, checked for a third-party target.
+_MAKERS = ("from_numpy", "from_dlpack", "adopt")
+
+
+def _check_target_hooks(backend: Backend) -> None:
+    """Check what a third-party target's hooks make: a result (not ``None``), or its error.
+
+    The hooks it implements are replaced, on the instance, by ones whose failures
+    and ``None`` answers name the backend (the conversion's source is not at fault).
+    What else a result may be is the backend's to say: a target whose arrays it
+    does not read back (no ``matches``) makes objects no backend claims.
+    """
+    cls = type(backend)
+    for name in _MAKERS:
+        if getattr(cls, name) is not getattr(Backend, name):
+            setattr(backend, name, _checked_maker(backend, f"{name}()", getattr(backend, name)))
+    if cls.numpy_importer is not Backend.numpy_importer:
+        importer = backend.numpy_importer
+
+        def numpy_importer() -> Callable[[np.ndarray[Any, Any], bool], Any] | None:
+            made = importer()
+            if made is None:
+                return None
+            checked = _checked_maker(backend, "numpy_importer() function", made, optional=True)
+            return lambda a, copy: checked(a, copy=copy)
+
+        backend.numpy_importer = numpy_importer  # type: ignore[method-assign]
+
+
+def _checked_maker(
+    backend: Backend, name: str, hook: Callable[..., Any], optional: bool = False
+) -> Callable[..., Any]:
+    """``hook`` (``from_numpy``, ...), whose failure or ``None`` result names ``backend``.
+
+    ``optional``: ``None`` is an answer (a ``numpy_importer`` function's "not here").
+    """
+
+    def checked(x: Any, /, **kwargs: Any) -> Any:
+        try:
+            out = hook(x, **kwargs)
+        except (InteropError, MemoryError):
+            raise
+        except Exception as exc:
+            raise backend_error(
+                backend, f"'s {name} to make one of its arrays, but it raised {exc!r}", ""
+            ) from exc
+        if out is None and not optional:
+            raise backend_error(backend, f"'s {name} to make one of its arrays", "None")
+        return out
+
+    return checked
 
 
 def _checked_view(backend: Backend, view: Any) -> Callable[[Any], Any]:

@@ -981,6 +981,40 @@ def test_only_an_immutable_target_aliases_an_array_the_source_keeps(
         interop._registry.unregister_backend(target.name)
 
 
+class BrokenTaker(Taker):
+    """A target whose from_numpy fails with pyarrow's error, or makes None."""
+
+    name = "broken_taker"
+    fails = True
+
+    def from_numpy(self, a: np.ndarray, /, *, device: Any, copy: bool) -> Any:
+        if self.fails:
+            import pyarrow as pa
+
+            raise pa.ArrowInvalid("no room")
+        return None
+
+
+@pytest.mark.parametrize("fails", [True, False])
+def test_a_third_party_targets_failure_names_it_not_the_source(fails: bool) -> None:
+    # An Arrow source translates pyarrow's errors as its own: not the target's.
+    pa = pytest.importorskip("pyarrow")
+    target = BrokenTaker()
+    target.fails = fails
+    interop.register_backend(target)
+    try:
+        for x in (pa.array([1.0, 2.0]), np.arange(2.0), [1.0, 2.0]):
+            with pytest.raises(interop.ConversionError) as info:
+                interop.convert(x, target.name)
+            message = str(info.value)
+            assert "expected backend 'broken_taker'" in message
+            assert "from_numpy() to make one of its arrays" in message
+            assert ("ArrowInvalid('no room')" if fails else "got None") in message
+            assert "the error is in that backend, not in the data" in message
+    finally:
+        interop._registry.unregister_backend(target.name)
+
+
 def _policy_sources() -> dict[str, tuple[Callable[[], Any], str]]:
     """Sources the default sparse or ragged policy refuses, and that keyword."""
     import jax.numpy as jnp
