@@ -25,6 +25,13 @@ class InteropError(Exception):
     """Base class of every error raised by :mod:`interop`."""
 
 
+# Exception's own constructor, also for the subclasses that derive from ValueError,
+# TypeError or RuntimeError (whose constructors take the same arguments): TensorFlow's
+# AutoGraph re-raises an error that leaves a tf.function as its own type only where
+# its constructor is Exception's (else as a StagingError, which no caller expects).
+InteropError.__init__ = Exception.__init__  # type: ignore[method-assign]
+
+
 class UnsupportedTypeError(InteropError, TypeError):
     """No registered backend knows how to convert this object."""
 

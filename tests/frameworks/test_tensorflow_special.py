@@ -103,6 +103,36 @@ def test_ragged_and_sparse_in_tf_function() -> None:
         _assert_symbolic_error(exc)
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        interop.to_numpy,
+        interop.explain,
+        lambda t: interop.to_numpy_tree({"t": t}),
+        lambda t: interop.convert(t, "numpy"),
+        lambda t: interop.to_numpy(t, copy=False),
+    ],
+)
+def test_the_error_leaves_a_tf_function_as_conversion_error(call: Any) -> None:
+    # AutoGraph re-raises an error at the tf.function's boundary as its own type only
+    # where its constructor is Exception's; else as a StagingError no caller expects.
+    @tf.function
+    def traced(t):  # type: ignore[no-untyped-def]
+        call(t * 2)
+        return t
+
+    with pytest.raises(ConversionError, match="symbolic") as info:
+        traced(tf.constant([1.0, 2.0]))
+    assert "tf.py_function" in str(info.value)
+
+
+def test_the_library_errors_keep_their_message_and_classes() -> None:
+    for cls in (ConversionError, CopyRequiredError, UnsupportedTypeError, interop.TransferError):
+        exc = cls("why. hint: how")
+        assert str(exc) == "why. hint: how" and exc.args == ("why. hint: how",)
+        assert type(exc).__init__ is Exception.__init__
+
+
 def test_keras_input_is_a_conversion_error() -> None:
     keras = pytest.importorskip("keras")
     x = keras.Input((3,))
