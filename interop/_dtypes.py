@@ -29,8 +29,12 @@ __all__ = [
     "bits_dtype",
     "cast_hint",
     "cast_on_device",
+    "has_nan",
+    "holds",
     "holds_bool",
     "holds_format",
+    "holds_raw_bytes",
+    "is_raw_bytes",
     "complex32",
     "exact_on_device",
     "is_standard",
@@ -181,6 +185,24 @@ def holds_raw_bytes(dtype: np.dtype[Any] | None) -> bool:
 def is_raw_bytes(dtype: np.dtype[Any]) -> bool:
     """Whether ``dtype`` is raw bytes: ``np.void`` without fields or elements."""
     return dtype.type is np.void and dtype.fields is None and dtype.subdtype is None
+
+
+@functools.lru_cache(maxsize=64)
+def has_nan(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` holds NaN: NumPy's floating-point and complex dtypes, and the
+    ``ml_dtypes`` floats that have one (the 4- and 6-bit formats have none: NaN casts
+    to -0 there).
+
+    Example:
+        >>> import ml_dtypes
+        >>> has_nan(np.dtype(ml_dtypes.bfloat16)), has_nan(np.dtype(ml_dtypes.float4_e2m1fn))
+        (True, False)
+    """
+    if dtype.kind in "fc":
+        return True
+    if not _is_format(dtype) or not dtype.name.startswith(("float", "bfloat")):
+        return False
+    return bool(np.isnan(np.array(np.nan).astype(dtype).astype(np.float64)))
 
 
 def _is_bool(dtype: np.dtype[Any]) -> bool:

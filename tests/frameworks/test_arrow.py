@@ -119,6 +119,34 @@ def test_nulls_of_exact_dtypes_and_tensors_become_nan_only_when_asked() -> None:
     np.testing.assert_array_equal(interop.to_numpy(t, dtype=np.float64), [[1, np.nan], [3, 4]])
 
 
+def test_a_tensor_column_counts_the_rows_that_hold_nulls() -> None:
+    # A null row, and a row with a null item: two of three rows, each counted once.
+    values = pa.array([1.0, 2.0, 3.0, None, 5.0, 6.0], pa.float32())
+    storage = pa.FixedSizeListArray.from_arrays(values, 2, mask=pa.array([True, False, False]))
+    t = pa.ExtensionArray.from_storage(pa.fixed_shape_tensor(pa.float32(), (2,)), storage)
+    assert t.null_count == 1
+    with pytest.raises(ConversionError, match="with 2 nulls in 3 values"):
+        interop.to_numpy(t)
+    out = interop.to_numpy(t, dtype=np.float64)
+    np.testing.assert_array_equal(out, [[np.nan, np.nan], [3, np.nan], [5, 6]])
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu"])
+def test_nulls_become_nan_of_ml_dtypes_floats_that_have_one(name: str) -> None:
+    dtype = np.dtype(getattr(ml_dtypes, name))
+    out = interop.to_numpy(pa.chunked_array([[1.0, None], [2.0]]), dtype=dtype)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out.astype(np.float64), [1.0, np.nan, 2.0])
+
+
+@pytest.mark.parametrize("name", ["float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn"])
+def test_nulls_are_refused_for_floats_without_nan(name: str) -> None:
+    # Their NaN casts to -0: a value that was never there.
+    dtype = np.dtype(getattr(ml_dtypes, name))
+    with pytest.raises(ConversionError, match=r"1 null in 2 values.*with NaN"):
+        interop.to_numpy(pa.array([1.0, None]), dtype=dtype)
+
+
 def test_booleans_are_unpacked_into_a_copy() -> None:
     a = pa.array([True, False, True, True, False, False, True, False, True]).slice(2)
     plan = interop.explain(a)

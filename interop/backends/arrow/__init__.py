@@ -223,7 +223,7 @@ class ArrowBackend(HostTarget):
         fixed = layout.kind in ("values", "bits")
         nulls = self._nulls(x)
         if nulls:
-            if target is not None and target.kind in "fc" and fixed:
+            if target is not None and _dtypes.has_nan(target) and fixed:
                 steps = ["nan_for_nulls"]
                 reason = f"putting NaN in place of the nulls of {x.type} copies"
                 dtype = target
@@ -259,7 +259,7 @@ class ArrowBackend(HostTarget):
         # (convert and its kin, which take no dtype=, say how to get it.)
         if fixed:
             return policy_error(
-                message + "a floating-point dtype= (np.float64) to get NaN for each null, "
+                message + "a floating-point dtype= with NaN (np.float64) to get NaN for each null, "
                 "or dtype=object to get None",
                 "dtype",
             )

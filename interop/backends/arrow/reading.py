@@ -433,7 +433,7 @@ def empty(layout: Layout, dtype: np.dtype[Any] | None = None) -> np.ndarray[Any,
 
 
 def null_count(arr: pa.Array) -> int:
-    """The nulls of ``arr``: null rows, and for tensors null items within its rows.
+    """The rows of ``arr`` that hold a null: null rows, and tensors with a null item.
 
     The rows of a dictionary or run-end encoded array are null also where they
     point to a null value, which its own ``null_count`` leaves out.
@@ -446,7 +446,9 @@ def null_count(arr: pa.Array) -> int:
         if child.null_count:
             size = ty.list_size
             part = child.slice(storage.offset * size, len(storage) * size)
-            count += part.null_count
+            if part.null_count:
+                items = _is_null(part).reshape(len(storage), size).any(axis=1)
+                count = int(np.count_nonzero(items | _is_null(storage)))
     elif (pa.types.is_dictionary(ty) and storage.dictionary.null_count) or (
         pa.types.is_run_end_encoded(ty) and storage.values.null_count
     ):
@@ -454,17 +456,21 @@ def null_count(arr: pa.Array) -> int:
     return count
 
 
+def _is_null(arr: pa.Array) -> np.ndarray[Any, Any]:
+    """Where ``arr``'s rows are null, as NumPy booleans."""
+    return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
 def null_mask(arr: pa.Array, layout: Layout) -> np.ndarray[Any, Any]:
     """Where ``arr`` (one chunk) has nulls, broadcast to the shape of :func:`values`."""
-    rows = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=np.bool_)
+    rows = _is_null(arr)
     shape = (len(arr), *layout.shape)
     mask = np.broadcast_to(rows.reshape((-1,) + (1,) * len(layout.shape)), shape).copy()
     storage = _storage(arr)
     if layout.tensor and storage.values.null_count:
         size = math.prod(layout.shape)
         part = storage.values.slice(storage.offset * size, len(storage) * size)
-        items = np.asarray(part.is_null().to_numpy(zero_copy_only=False), dtype=np.bool_)
-        mask |= items.reshape(shape)
+        mask |= _is_null(part).reshape(shape)
     if layout.axes is not None:
         mask = mask.transpose(layout.axes)
     return mask
