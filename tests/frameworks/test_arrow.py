@@ -170,6 +170,28 @@ def test_chunked_arrays_join_with_a_copy() -> None:
     assert empty.shape == (0,) and empty.dtype == np.int32
 
 
+def test_chunks_join_straight_into_the_dtype_asked() -> None:
+    import tracemalloc
+
+    chunks = [np.arange(500_000, dtype=np.float32), np.ones(500_000, np.float32)]
+    x = pa.chunked_array(chunks)
+    plan = interop.explain(x, dtype=np.float64)
+    assert plan.steps == ("join",) and plan.dtype == np.float64
+    tracemalloc.start()
+    try:
+        out = interop.to_numpy(x, dtype=np.float64)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.2 * out.nbytes  # one copy, no joined float32 array before it
+    np.testing.assert_array_equal(out, np.concatenate(chunks).astype(np.float64))
+    assert out.dtype == np.float64 and out.flags.writeable
+    # The cast is still checked by the plan: a unit to none inside a field fails always.
+    times = pa.chunked_array([pa.array([1], pa.timestamp("s"))] * 2)
+    with pytest.raises(ConversionError, match="which NumPy casts no such data to"):
+        interop.explain(times, dtype=[("t", "M8")])
+
+
 def test_chunked_booleans_join_every_chunk() -> None:
     # A table's column after concat_tables: one chunk per table, booleans in bits.
     part = pa.table({"flag": [True, False, True], "x": [1.0, 2.0, 3.0]})

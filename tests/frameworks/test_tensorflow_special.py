@@ -46,6 +46,25 @@ def test_mirrored_variable_is_a_snapshot() -> None:
     _assert_snapshot(v)
 
 
+def test_a_cast_variable_is_one_copy_that_a_later_assign_leaves_alone() -> None:
+    import tracemalloc
+
+    v = tf.Variable(tf.ones(1_000_000, tf.float32))
+    interop.to_numpy(v, dtype=np.float64)
+    tracemalloc.start()
+    try:
+        out = interop.to_numpy(v, dtype=np.float64)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.2 * out.nbytes  # the cast's copy alone: no snapshot before it
+    assert out.dtype == np.float64 and out.flags.writeable and out.flags.owndata
+    v.assign(tf.zeros(1_000_000))
+    assert out.min() == 1.0
+    out[0] = 5.0
+    assert v.numpy()[0] == 0.0
+
+
 def test_variable_copy_false_raises() -> None:
     v = tf.Variable([1.0, 2.0])
     with pytest.raises(CopyRequiredError, match=r"tf\.Variable is mutable.*snapshot"):

@@ -233,6 +233,17 @@ class ArrowBackend(HostTarget):
                 dtype = target
             else:
                 raise self._nulls_error(x, nulls, fixed)
+        # The chunks are joined straight into the dtype asked: one copy, not two (a
+        # dtype of no size or unit is left to the cast, which NumPy sizes).
+        if (
+            steps == ["join"]
+            and target is not None
+            and dtype is not None
+            and target != dtype
+            and not _plan.unsized(target)
+        ):
+            _plan.check_cast(target, dtype)
+            dtype = target
         if options.copy is True and not fixed and target is not None and target.hasobject:
             # The rows of lists (and the arrays inside structs and maps) are views of
             # Arrow memory inside the new object array.
@@ -293,9 +304,11 @@ class ArrowBackend(HostTarget):
     def _join(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         layout = plan.prepared
         parts = [self.reading.values(c, layout) for c in x.chunks]
+        # The plan joins into the dtype asked where no cast step follows (see plan).
+        dtype = None if _CASTS.intersection(plan.steps) else plan.dtype
         if not parts:
-            return self.reading.empty(layout)
-        return np.concatenate(parts)
+            return self.reading.empty(layout, dtype)
+        return np.concatenate(parts, dtype=dtype, casting="unsafe")
 
     def _pyarrow(self, x: Any, plan: Plan) -> np.ndarray[Any, Any]:
         # (An extension type has this layout where it converts as its storage does.)
@@ -419,6 +432,10 @@ class ArrowBackend(HostTarget):
 
     def readonly_source(self, x: Any, /) -> bool:
         return True
+
+
+# The steps of the shared tail that cast.
+_CASTS = frozenset({"cast", "upcast", "cast_floats"})
 
 
 def _objects_error(x: Any) -> ConversionError:

@@ -158,11 +158,25 @@ class TensorSource:
             "numpy_view": lambda t, p: np.asarray(t),
             "readonly": _seal,
             "scalar_to_array": lambda t, p: np.array(t._numpy()),
-            "snapshot": _snapshot,
+            "snapshot": self._snapshot,
             "strings_to_bytes": self._strings_to_bytes,
             "to_host": self._to_host,
             "cast_on_device": self._cast_on_device,
         }
+
+    def _snapshot(self, v: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        """The ``snapshot`` step; where a cast follows, which copies, the values as they are.
+
+        A value read from a variable is a tensor of its own (TensorFlow copies the
+        variable's buffer before a later assign changes it), and the array over it
+        keeps that tensor alive: the cast then makes the one copy.
+        """
+        steps = plan.steps
+        if "cast" in steps or "upcast" in steps:
+            value = self._internal(v.read_value())
+            if type(value) is np.ndarray and not value.dtype.hasobject:
+                return value
+        return _snapshot(v, plan)
 
     def host_view(self) -> Callable[[Any], np.ndarray[Any, Any] | None]:
         """The host view of an ``EagerTensor``: the plan's ``numpy_view``, or ``None``."""
