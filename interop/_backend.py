@@ -165,6 +165,20 @@ class Backend:
         """
         return None
 
+    def transient_view_for(
+        self, cls: type, /
+    ) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
+        """The host view of ``cls`` read to decide a conversion and to copy from.
+
+        It gives what the host view gives (or ``None`` where it does), but reading
+        leaves the object as it was: PyTorch's ``Tensor.numpy()`` marks the storage
+        never to be resized again, right for a view handed out and wrong for one only
+        read. ``convert``'s fast path reads it, and takes the host view itself where
+        the result aliases the memory (see :meth:`transient_view`). Default: the
+        host view (:attr:`view_of`), for backends whose views change nothing.
+        """
+        return self.view_of(cls)
+
     def plan(self, x: Any, options: Options, /) -> Plan:
         """Describe the conversion of ``x`` under ``options`` without doing any work."""
         raise NotImplementedError

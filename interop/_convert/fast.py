@@ -43,6 +43,8 @@ __all__ = ["LikeRoute", "NameRoute", "by_like", "by_name", "find"]
 NameRoute = Callable[[Any], Any]
 #: ``route(x, like)``, for ``convert(x, like=like)``: the same.
 LikeRoute = Callable[[Any, Any], Any]
+#: ``general(x, like, view, own)``: see :func:`_general`.
+General = Callable[[Any, Any, np.ndarray[Any, Any], Callable[[Any], Any] | None], Any]
 
 #: ``to`` -> ``type(x)`` -> its route, or ``None`` where a type has none. The
 #: registry clears these tables whenever backends come or go.
@@ -99,23 +101,30 @@ def _make(source: Backend, target: Backend, cls: type, named: bool) -> Callable[
     if view is None:
         through = _through_numpy(source, target)
         return through if not named else lambda x: through(x, None)
+    # Read to decide and to copy from; the host view itself only where the result
+    # aliases the memory (it may mark the source: see Backend.transient_view_for).
+    reading = source.transient_view_for(cls)
+    if reading is None:
+        return None
+    own = None if reading is view else view
     general = _general(source, target)
     importer = target.numpy_importer() if named else None
     if importer is None:
         if named:
-            return lambda x: _viewed(x, None, view, general)
-        return lambda x, like: _viewed(x, like, view, general)
-    return _imported(source, target, view, importer, general)
+            return lambda x: _viewed(x, None, reading, own, general)
+        return lambda x, like: _viewed(x, like, reading, own, general)
+    return _imported(source, target, reading, own, importer, general)
 
 
 def _viewed(
     x: Any,
     like: Any,
-    view: Callable[[Any], Any],
-    general: Callable[[Any, Any, np.ndarray[Any, Any]], Any],
+    reading: Callable[[Any], Any],
+    own: Callable[[Any], Any] | None,
+    general: General,
 ) -> Any:
-    a = view(x)
-    return None if a is None else general(x, like, a)
+    a = reading(x)
+    return None if a is None else general(x, like, a, own)
 
 
 def _to_numpy(source: Backend, cls: type, named: bool) -> Callable[..., Any]:
@@ -151,8 +160,12 @@ def _same(target: Backend) -> Callable[..., Any]:
     return route
 
 
-def _general(source: Backend, target: Backend) -> Callable[[Any, Any, np.ndarray[Any, Any]], Any]:
-    """``general(x, like, view)``: the planner's route 3 for host data, without the plan."""
+def _general(source: Backend, target: Backend) -> General:
+    """``general(x, like, view, own)``: the planner's route 3 for host data, without the plan.
+
+    ``view`` is read to decide and to copy from; a result that aliases the memory
+    takes ``own(x)``, the source's own host view, where ``own`` is given.
+    """
     target_device = target.target_device
     dlpack_device = target.dlpack_device
     target_dtype = target.target_dtype
@@ -160,7 +173,9 @@ def _general(source: Backend, target: Backend) -> Callable[[Any, Any, np.ndarray
     from_dlpack = target.from_dlpack
     name = target.name
 
-    def general(x: Any, like: Any, a: np.ndarray[Any, Any]) -> Any:
+    def general(
+        x: Any, like: Any, a: np.ndarray[Any, Any], own: Callable[[Any], Any] | None
+    ) -> Any:
         device = target_device(None, like)
         if dlpack_device(device) != HOST:
             return None
@@ -171,7 +186,13 @@ def _general(source: Backend, target: Backend) -> Callable[[Any, Any, np.ndarray
         kind, _, export = host_route(x, source, target, a, native, result_dtype, None)
         if kind == "dlpack":
             return from_dlpack(export, device=device, copy=False)
-        return from_numpy(a, device=device, copy=kind == "copy")
+        if kind == "copy":
+            return from_numpy(a, device=device, copy=True)
+        if own is not None:
+            a = own(x)
+            if a is None:
+                return None  # (the array changed since it was read: the planner decides)
+        return from_numpy(a, device=device, copy=False)
 
     return general
 
@@ -217,9 +238,10 @@ def _through_numpy(source: Backend, target: Backend) -> LikeRoute:
 def _imported(
     source: Backend,
     target: Backend,
-    view: Callable[[Any], Any],
+    reading: Callable[[Any], Any],
+    own: Callable[[Any], Any] | None,
     importer: Callable[[np.ndarray[Any, Any], bool], Any],
-    general: Callable[[Any, Any, np.ndarray[Any, Any]], Any],
+    general: General,
 ) -> NameRoute:
     """To the target's default device, through its ``numpy_importer`` where it is certain.
 
@@ -234,7 +256,7 @@ def _imported(
     itself = source.is_numpy
 
     def route(x: Any) -> Any:
-        a = x if itself else view(x)
+        a = x if itself else reading(x)
         if a is None:
             return None
         if not a.flags.writeable:
@@ -243,11 +265,15 @@ def _imported(
             out = importer(a, True)
         else:
             out = importer(a, False)
+            if out is not None and own is not None:
+                # The result aliases the memory: the source's own view marks it as
+                # such (a tensor's storage, never to be resized while aliased).
+                own(x)
             if out is None and itself:
                 # An ndarray has no export of its own: where the target cannot alias
                 # it (the importer already knows the device and dtype will do), the
                 # planner copies it.
                 out = importer(a, True)
-        return general(x, None, a) if out is None else out
+        return general(x, None, a, own) if out is None else out
 
     return route

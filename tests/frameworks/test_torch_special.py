@@ -764,6 +764,40 @@ def test_a_copy_leaves_the_tensor_resizable() -> None:
     assert not np.shares_memory(out, t.numpy())
 
 
+@pytest.mark.parametrize(
+    ("make", "to"),
+    [
+        (lambda: torch.ones(4, 3, dtype=torch.float64), "jax"),  # (no x64: a cast)
+        (lambda: torch.ones(4, 3, dtype=torch.int64), "jax"),
+        (lambda: torch.ones(4, 3).T, "tensorflow"),
+        (lambda: torch.ones(4, 3).T, "jax"),
+        (lambda: torch.ones(4, dtype=torch.bool), "arrow"),
+        (lambda: torch.nn.Parameter(torch.ones(4, 3).T), "jax"),
+        (lambda: torch.nn.Parameter(torch.ones(4, 3).T), "tensorflow"),
+    ],
+)
+def test_the_fast_path_of_convert_leaves_a_tensor_it_copies_resizable(make: Any, to: str) -> None:
+    t = make()
+    for _ in range(3):  # (the route is made on the first call, then reused)
+        out = interop.convert(t, to)
+        assert not interop.explain(t, to=to).zero_copy
+    t.untyped_storage().resize_(0)  # raises where the storage was marked
+    assert interop.framework_of(out) == to
+
+
+@pytest.mark.parametrize("to", ["jax", "tensorflow", "arrow"])
+def test_a_result_that_aliases_a_tensor_marks_its_storage(to: str) -> None:
+    # As Tensor.numpy() does: the storage must not be freed under the alias.
+    t = torch.arange(64.0)
+    assert interop.explain(t, to=to).zero_copy
+    for _ in range(2):
+        out = interop.convert(t, to)
+        with pytest.raises(RuntimeError, match="not resizable"):
+            t.untyped_storage().resize_(0)
+        t = torch.arange(64.0)
+    np.testing.assert_array_equal(interop.to_numpy(out), np.arange(64.0))
+
+
 def test_functionalization_wrappers_are_refused() -> None:
     # The wrapper AOTAutograd and torch.export put around inputs: its storage does not
     # hold its values (to_numpy once read garbage from it).

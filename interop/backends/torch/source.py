@@ -167,13 +167,31 @@ class Source(TorchBase):
             return None
         if not self._ordinary_keys:
             return self._host_view_by_attributes()
+        return self._host_view(self.torch.Tensor.numpy)
+
+    def transient_view_for(
+        self, cls: type, /
+    ) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
+        # The host view read through DLPack, which marks nothing (see _transient).
+        if cls not in self._plain or not self._ordinary_keys or self._to_dlpack is None:
+            return None
+        transient = self._transient
+
+        def read(t: Any, force: bool = False) -> np.ndarray[Any, Any]:
+            return transient(t.detach() if force else t)
+
+        return self._host_view(read)
+
+    def _host_view(
+        self, numpy: Callable[..., np.ndarray[Any, Any]]
+    ) -> Callable[[Any], np.ndarray[Any, Any] | None]:
+        """The host view that reads a tensor's memory with ``numpy(t, force=...)``."""
         kinds = self._view_kinds
         transforms_active = self._transforms_active
         modes_active = self._modes_active
         keys_of = self._keys_of
         plain_keys = self._ordinary_keys[0].__eq__
         inference_keys = self._ordinary_keys[1].__eq__
-        numpy = self.torch.Tensor.numpy
         as_dtype = self.torch.Tensor.view
         storage_of = self.torch.Tensor.untyped_storage
         setflags = _setflags
