@@ -229,6 +229,23 @@ def test_array_api_strict_other_device_is_a_transfer() -> None:
     np.testing.assert_array_equal(interop.to_numpy(x), [1.0, 2.0, 3.0])
 
 
+@pytest.mark.parametrize("to", ["tensorflow", "jax", "torch"])
+def test_array_api_strict_read_only_memory_converts_as_explain_says(to: str) -> None:
+    # NumPy exports read-only memory only as a versioned DLPack capsule, which
+    # TensorFlow (legacy capsules only) cannot take: one copy of the view instead.
+    xp = pytest.importorskip("array_api_strict")
+    raw = np.empty(16 * 8 + 64, np.uint8)
+    start = (-raw.ctypes.data) % 64
+    a = raw[start : start + 128].view(np.float64)  # (64-byte aligned, as TensorFlow needs)
+    a[:] = np.arange(16.0)
+    a.flags.writeable = False
+    x = xp.asarray(a, copy=False)
+    plan = interop.explain(x, to=to)
+    out = interop.to_numpy(interop.convert(x, to))
+    np.testing.assert_array_equal(out, np.arange(16.0))
+    assert plan.zero_copy == np.shares_memory(out, a)
+
+
 def test_array_api_strict_cpu_is_not_a_transfer() -> None:
     xp = pytest.importorskip("array_api_strict")
     x = xp.asarray([1.0, 2.0])

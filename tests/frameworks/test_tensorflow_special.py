@@ -65,6 +65,20 @@ def test_a_cast_variable_is_one_copy_that_a_later_assign_leaves_alone() -> None:
     assert v.numpy()[0] == 0.0
 
 
+def test_copy_true_within_tensorflow_copies_ragged_and_sparse_tensors() -> None:
+    ragged = tf.ragged.constant([[1.0, 2.0], [3.0]])
+    sparse = tf.sparse.from_dense([[0.0, 1.0], [2.0, 0.0]])
+    for x in (ragged, sparse):
+        assert interop.explain(x, to="tensorflow", copy=True).steps == ("copy",)
+        out = interop.convert(x, "tensorflow", copy=True)
+        assert type(out) is type(x)
+        np.testing.assert_array_equal(
+            interop.to_numpy(out, ragged="pad", sparse="dense"),
+            interop.to_numpy(x, ragged="pad", sparse="dense"),
+        )
+        assert interop.convert(x, "tensorflow") is x
+
+
 def test_variable_copy_false_raises() -> None:
     v = tf.Variable([1.0, 2.0])
     with pytest.raises(CopyRequiredError, match=r"tf\.Variable is mutable.*snapshot"):

@@ -798,6 +798,16 @@ def test_a_result_that_aliases_a_tensor_marks_its_storage(to: str) -> None:
     np.testing.assert_array_equal(interop.to_numpy(out), np.arange(64.0))
 
 
+@pytest.mark.parametrize("name", ["int1", "int4", "uint2", "int3", "uint7", "float8_e4m3fn"])
+def test_copy_true_within_torch_copies_dtypes_without_copy_kernels(name: str) -> None:
+    # Shell dtypes have no copy kernel: their bytes are copied as uint8.
+    t = torch.tensor([[1, 2], [3, 0]], dtype=torch.uint8).T.view(getattr(torch, name))
+    out = interop.convert(t, "torch", copy=True)
+    assert out.dtype == t.dtype and out.shape == t.shape
+    assert out.view(torch.uint8).tolist() == t.view(torch.uint8).tolist()
+    assert out.untyped_storage().data_ptr() != t.untyped_storage().data_ptr()
+
+
 def test_functionalization_wrappers_are_refused() -> None:
     # The wrapper AOTAutograd and torch.export put around inputs: its storage does not
     # hold its values (to_numpy once read garbage from it).

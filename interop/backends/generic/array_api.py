@@ -213,7 +213,13 @@ class ArrayApiBackend(GenericBackend):
             # Data on another device (see is_cpu): moved by to_device, as to NumPy.
             return None
         # Pinned or managed host memory: through the NumPy view (see Backend.dlpack_export).
-        return x if dlpack_device_of(x) == HOST else None
+        if dlpack_device_of(x) != HOST:
+            return None
+        # Read-only memory of a library backed by NumPy (array-api-strict) is exported
+        # only as a versioned capsule, which an importer of the legacy ones
+        # (TensorFlow) cannot take: then none, and the conversion copies the view.
+        # (Asked only for read-only or unaligned views: see host_route.)
+        return x if np.from_dlpack(x).flags.writeable else None
 
 
 def is_cpu(device: Any) -> bool:

@@ -264,10 +264,17 @@ class TensorFlowTarget(Backend):
             # the plan says (an assign later writes into a new buffer of the variable's
             # own and leaves this one alone), where the variable itself would change.
             x = x.read_value()
-        if self.device_of(x) != device:
-            with tf.device(device):
-                return tf.identity(x)
-        return tf.raw_ops.DeepCopy(x=x) if copy else x
+        moved = self.device_of(x) != device
+        if not moved and not copy:
+            return x
+        # A ragged or sparse tensor is copied component by component.
+        deep_copy = tf.raw_ops.DeepCopy
+        with tf.device(device):
+            return tf.nest.map_structure(
+                (lambda t: tf.identity(t)) if moved else (lambda t: deep_copy(x=t)),
+                x,
+                expand_composites=True,
+            )
 
     def readonly_source(self, x: Any, /) -> bool:
         return True

@@ -20,7 +20,6 @@ converts with its own values inside them.
 from __future__ import annotations
 
 import contextlib
-import functools
 import sys
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
@@ -455,38 +454,6 @@ class Source(TorchBase):
             return None
         return _is_cuda
 
-    def copy_dtype(self, t: torch.Tensor, /) -> Any:
-        """The dtype a batched copy carries ``t``'s bytes as, or ``None``: no batched copy.
-
-        A function of the tensor alone, the same for a CPU and a CUDA tensor (which
-        is how it is tested without a device). ``None`` for the layouts that a copy
-        into a new dense tensor refuses (sparse, nested): those leaves convert at
-        once through their plans. ``t.dtype`` where PyTorch's copy kernels take it on
-        every device. Else the integer dtype of the same width, whose bytes are the
-        same: shell dtypes (``int4``, ``uint1``...) have no copy kernel at all, and the
-        bit formats (float8, float4, complex32) and the wide unsigned integers have
-        none on some devices or versions.
-        """
-        torch = self.torch
-        if t.layout is not torch.strided or t.is_nested:
-            return None
-        tdt = t.dtype
-        native, ints = self._copy_tables
-        if tdt in native:
-            return tdt
-        if tdt in self._numpy_dtypes or tdt in self._bit_formats or tdt in self._no_counterpart:
-            return ints.get(tdt.itemsize)
-        if tdt is self._fp4x2:
-            return torch.uint8
-        return None  # a dtype the plan refuses before any copy (quantized, ...)
-
-    @functools.cached_property
-    def _copy_tables(self) -> tuple[set[Any], dict[int, Any]]:
-        """The dtypes copied as they are, and the integer dtype of each width."""
-        torch = self.torch
-        native = {getattr(torch, name) for name in _COPY_NATIVE}
-        return native, {size: getattr(torch, name) for size, name in _COPY_INTS.items()}
-
     def host_copy(self, src: torch.Tensor, /, *, pinned: bool) -> torch.Tensor:
         """A new dense CPU tensor filled from ``src`` (of a :meth:`copy_dtype`).
 
@@ -550,20 +517,3 @@ class Source(TorchBase):
         host = torch.from_numpy(out).view(t.dtype).view(t.shape)
         staged = Staged(out, chunk, copy_chunk, read_chunk)
         return Copy(host, 1, staged, flat, deferred=True)
-
-
-# Dtypes every device's copy kernels take; the others travel as integers of their width.
-_COPY_NATIVE = (
-    "bool",
-    "uint8",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "float16",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-)
-_COPY_INTS = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}

@@ -251,9 +251,15 @@ class Target(TorchBase):
 
     def _adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
         t = x.detach() if x.requires_grad else x
-        if t.device != device:
-            return t.to(device)
-        return t.clone() if copy else t
+        moved = t.device != device
+        if not moved and not copy:
+            return t
+        # Dtypes without copy kernels (shell dtypes, some bit formats) are copied as
+        # integers of their width, whose bytes are the same.
+        carry = self.copy_dtype(t)
+        bits = t if carry is None or carry is t.dtype else t.view(carry)
+        out = bits.to(device) if moved else bits.clone()
+        return out if bits is t else out.view(t.dtype)
 
     def readonly_source(self, x: Any, /) -> bool:
         return False
