@@ -187,10 +187,16 @@ class DaskBackend(HostTarget):
         dtype: np.dtype[Any] = np.dtype(x.dtype)
         return dtype
 
+    def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
+        if not a.dtype.isnative:
+            # (As every other target: a result holds its data in native byte order.)
+            return f"its data is in non-native byte order ({a.dtype.str})"
+        return None
+
     def from_numpy(self, a: np.ndarray[Any, Any], /, *, device: Any, copy: bool) -> Any:
         # (A result asked of Dask by name: dask.array need not be imported yet.)
         da = importlib.import_module("dask.array")
-        chunk = a.copy(order="K") if copy else a
+        chunk = a.astype(a.dtype.newbyteorder("="), order="K") if copy else a
         # Made here rather than by da.from_array, which copies every array it is given
         # and names the graph by hashing all of the data.
         name = f"interop-{uuid.uuid4().hex}"

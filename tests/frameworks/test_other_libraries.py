@@ -204,6 +204,18 @@ def test_dask_is_a_target_of_one_chunk_in_host_memory() -> None:
     assert again.compute().tolist() == d.compute().tolist()
 
 
+def test_dask_target_holds_data_in_native_byte_order_as_explain_says() -> None:
+    pytest.importorskip("dask.array")
+    a = np.arange(4.0).astype(">f8")
+    plan = interop.explain(a, to="dask")
+    out = interop.convert(a, "dask")
+    assert plan.dtype == out.dtype == out.compute().dtype == np.dtype("<f8")
+    assert not plan.zero_copy and "byte order" in str(plan.copy_reason)
+    np.testing.assert_array_equal(out.compute(), a)
+    with pytest.raises(interop.CopyRequiredError, match="byte order"):
+        interop.convert(a, "dask", copy=False)
+
+
 def test_dask_target_refuses_other_devices() -> None:
     pytest.importorskip("dask.array")
     with pytest.raises(ValueError, match=r"expected device None or 'cpu' for Dask.*hint: "):
