@@ -357,9 +357,6 @@ def tf_sources() -> list[Source]:
                 lambda t, fmt=fmt: to_bits(np.array(t.numpy()), fmt),
                 own_cast(tdt, fmt),
                 native=native,
-                # ml_dtypes formats have no buffer protocol, and TensorFlow hands out a
-                # 0-d tensor of one as a scalar: a new array is the only way out.
-                must_copy=(lambda t: t.shape.rank == 0) if fmt not in STANDARD else None,
             )
         )
     return sources

@@ -157,12 +157,20 @@ class TensorSource:
             # for an ml_dtypes dtype through __array__, which gives a new array.
             "numpy_view": lambda t, p: np.asarray(t),
             "readonly": _seal,
-            "scalar_to_array": lambda t, p: np.array(t._numpy()),
+            "scalar_view": self._scalar_view,
             "snapshot": self._snapshot,
             "strings_to_bytes": self._strings_to_bytes,
             "to_host": self._to_host,
             "cast_on_device": self._cast_on_device,
         }
+
+    def _scalar_view(self, t: Any, plan: Plan) -> np.ndarray[Any, Any]:
+        """The ``scalar_view`` step: a 0-d view of a 0-d tensor of an ``ml_dtypes`` format.
+
+        (The array keeps the reshaped tensor, and through it the buffer, alive.)
+        """
+        one: np.ndarray[Any, Any] = self._internal(self.tf.reshape(t, [1]))
+        return one.reshape(())
 
     def _snapshot(self, v: Any, plan: Plan) -> np.ndarray[Any, Any]:
         """The ``snapshot`` step; where a cast follows, which copies, the values as they are.
@@ -249,10 +257,9 @@ class TensorSource:
             steps.append("numpy_view")
             self.host_devices.add(device_name)
             if x.shape.rank == 0 and not _dtypes.is_standard(source):
-                # No buffer for a 0-d tensor of an ml_dtypes format: TensorFlow hands
-                # out a NumPy scalar, and the only way out is a new 0-d array.
-                steps[-1] = "scalar_to_array"
-                reason = f"a 0-d {source} tensor comes out of TensorFlow as a scalar"
+                # TensorFlow hands out a NumPy scalar for a 0-d tensor of an ml_dtypes
+                # format; a reshape to one row shares its buffer, which it shows.
+                steps[-1] = "scalar_view"
         return _plan.finish(
             "tensorflow",
             device,
