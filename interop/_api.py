@@ -120,7 +120,9 @@ def explain(
     does not check the copy and transfer options: a plan that ``copy=False`` would
     refuse is still returned, with ``zero_copy=False`` and the reason. It holds no
     reference to ``x`` or its memory (its ``prepared`` is ``None``): keeping it
-    neither keeps ``x`` alive nor holds its buffer exported.
+    neither keeps ``x`` alive nor holds its buffer exported. An object read through
+    its own ``__array__`` is asked once: only its answer tells the dtype and whether
+    it copies.
 
     Given ``to``, ``like`` or ``device``, it describes :func:`interop.convert` with
     those keywords and ``copy`` instead (the route, in ``steps``, and the target
