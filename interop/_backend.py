@@ -82,6 +82,23 @@ class Node(NamedTuple):
     key: Callable[[int], str]
 
 
+class Reading(NamedTuple):
+    """A host view read to decide a conversion and to copy from, and what an alias needs.
+
+    Attributes:
+        view: Gives what the host view gives (or ``None`` where it does), but
+            reading leaves the object as it was: PyTorch's ``Tensor.numpy()`` marks
+            the storage never to be resized again, right for a view handed out and
+            wrong for one only read (a copy of a tensor must leave it resizable).
+        keep: Called with the object where a result aliases the memory ``view``
+            showed, to make it safe to alias as the host view would (PyTorch: marks
+            the storage, as ``Tensor.numpy()`` does); ``None``: nothing to do.
+    """
+
+    view: Callable[[Any], np.ndarray[Any, Any] | None]
+    keep: Callable[[Any], None] | None
+
+
 class Backend:
     """Base class of a backend: one framework, or one generic array protocol.
 
@@ -165,19 +182,14 @@ class Backend:
         """
         return None
 
-    def transient_view_for(
-        self, cls: type, /
-    ) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
-        """The host view of ``cls`` read to decide a conversion and to copy from.
+    def reading_for(self, cls: type, /) -> Reading | None:
+        """How ``convert``'s fast path reads objects of ``cls``: see :class:`Reading`.
 
-        It gives what the host view gives (or ``None`` where it does), but reading
-        leaves the object as it was: PyTorch's ``Tensor.numpy()`` marks the storage
-        never to be resized again, right for a view handed out and wrong for one only
-        read. ``convert``'s fast path reads it, and takes the host view itself where
-        the result aliases the memory (see :meth:`transient_view`). Default: the
-        host view (:attr:`view_of`), for backends whose views change nothing.
+        Default: the host view (:attr:`view_of`), for backends whose views change
+        nothing, with nothing to keep; ``None`` where there is no host view.
         """
-        return self.view_of(cls)
+        view = self.view_of(cls)
+        return None if view is None else Reading(view, None)
 
     def plan(self, x: Any, options: Options, /) -> Plan:
         """Describe the conversion of ``x`` under ``options`` without doing any work."""

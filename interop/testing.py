@@ -119,13 +119,15 @@ def _torch() -> Framework:
     import torch
 
     def make(a: np.ndarray[Any, Any]) -> Any:
+        # In memory PyTorch allocates, as tensors a program computes are (a tensor
+        # made by torch.from_numpy shares NumPy's, whose storage cannot be resized).
         bits = _bits(a)
         if bits is None:
-            return torch.from_numpy(np.array(a, copy=True))
+            return torch.from_numpy(np.array(a, copy=True)).clone()
         signed = {1: np.int8, 2: np.int16, 4: np.int32}[a.dtype.itemsize]
         # complex32: ml_dtypes' own, or a structured pair of float16.
         name = "complex32" if a.dtype.name in ("complex32", "void32") else a.dtype.name
-        return torch.from_numpy(bits.view(signed).copy()).view(getattr(torch, name))
+        return torch.from_numpy(bits.view(signed).copy()).clone().view(getattr(torch, name))
 
     def native(t: Any) -> np.ndarray[Any, Any]:
         t = t.detach()

@@ -43,8 +43,8 @@ __all__ = ["LikeRoute", "NameRoute", "by_like", "by_name", "find"]
 NameRoute = Callable[[Any], Any]
 #: ``route(x, like)``, for ``convert(x, like=like)``: the same.
 LikeRoute = Callable[[Any, Any], Any]
-#: ``general(x, like, view, own)``: see :func:`_general`.
-General = Callable[[Any, Any, np.ndarray[Any, Any], Callable[[Any], Any] | None], Any]
+#: ``general(x, like, view, keep)``: see :func:`_general`.
+General = Callable[[Any, Any, np.ndarray[Any, Any], Callable[[Any], None] | None], Any]
 
 #: ``to`` -> ``type(x)`` -> its route, or ``None`` where a type has none. The
 #: registry clears these tables whenever backends come or go.
@@ -101,30 +101,30 @@ def _make(source: Backend, target: Backend, cls: type, named: bool) -> Callable[
     if view is None:
         through = _through_numpy(source, target)
         return through if not named else lambda x: through(x, None)
-    # Read to decide and to copy from; the host view itself only where the result
-    # aliases the memory (it may mark the source: see Backend.transient_view_for).
-    reading = source.transient_view_for(cls)
+    # Read to decide and to copy from, in a way that leaves the source as it was;
+    # kept (as the host view would keep it) only where the result aliases it.
+    reading = source.reading_for(cls)
     if reading is None:
         return None
-    own = None if reading is view else view
+    read, keep = reading
     general = _general(source, target)
     importer = target.numpy_importer() if named else None
     if importer is None:
         if named:
-            return lambda x: _viewed(x, None, reading, own, general)
-        return lambda x, like: _viewed(x, like, reading, own, general)
-    return _imported(source, target, reading, own, importer, general)
+            return lambda x: _viewed(x, None, read, keep, general)
+        return lambda x, like: _viewed(x, like, read, keep, general)
+    return _imported(source, target, read, keep, importer, general)
 
 
 def _viewed(
     x: Any,
     like: Any,
-    reading: Callable[[Any], Any],
-    own: Callable[[Any], Any] | None,
+    read: Callable[[Any], Any],
+    keep: Callable[[Any], None] | None,
     general: General,
 ) -> Any:
-    a = reading(x)
-    return None if a is None else general(x, like, a, own)
+    a = read(x)
+    return None if a is None else general(x, like, a, keep)
 
 
 def _to_numpy(source: Backend, cls: type, named: bool) -> Callable[..., Any]:
@@ -161,10 +161,11 @@ def _same(target: Backend) -> Callable[..., Any]:
 
 
 def _general(source: Backend, target: Backend) -> General:
-    """``general(x, like, view, own)``: the planner's route 3 for host data, without the plan.
+    """``general(x, like, view, keep)``: the planner's route 3 for host data, without the plan.
 
-    ``view`` is read to decide and to copy from; a result that aliases the memory
-    takes ``own(x)``, the source's own host view, where ``own`` is given.
+    ``view`` (see :class:`~interop._backend.Reading`) is read to decide and to copy
+    from; where the result aliases it, ``keep(x)`` first makes the memory safe to
+    alias.
     """
     target_device = target.target_device
     dlpack_device = target.dlpack_device
@@ -174,7 +175,7 @@ def _general(source: Backend, target: Backend) -> General:
     name = target.name
 
     def general(
-        x: Any, like: Any, a: np.ndarray[Any, Any], own: Callable[[Any], Any] | None
+        x: Any, like: Any, a: np.ndarray[Any, Any], keep: Callable[[Any], None] | None
     ) -> Any:
         device = target_device(None, like)
         if dlpack_device(device) != HOST:
@@ -188,10 +189,8 @@ def _general(source: Backend, target: Backend) -> General:
             return from_dlpack(export, device=device, copy=False)
         if kind == "copy":
             return from_numpy(a, device=device, copy=True)
-        if own is not None:
-            a = own(x)
-            if a is None:
-                return None  # (the array changed since it was read: the planner decides)
+        if keep is not None:
+            keep(x)
         return from_numpy(a, device=device, copy=False)
 
     return general
@@ -238,8 +237,8 @@ def _through_numpy(source: Backend, target: Backend) -> LikeRoute:
 def _imported(
     source: Backend,
     target: Backend,
-    reading: Callable[[Any], Any],
-    own: Callable[[Any], Any] | None,
+    read: Callable[[Any], Any],
+    keep: Callable[[Any], None] | None,
     importer: Callable[[np.ndarray[Any, Any], bool], Any],
     general: General,
 ) -> NameRoute:
@@ -256,7 +255,7 @@ def _imported(
     itself = source.is_numpy
 
     def route(x: Any) -> Any:
-        a = x if itself else reading(x)
+        a = x if itself else read(x)
         if a is None:
             return None
         if not a.flags.writeable:
@@ -265,15 +264,13 @@ def _imported(
             out = importer(a, True)
         else:
             out = importer(a, False)
-            if out is not None and own is not None:
-                # The result aliases the memory: the source's own view marks it as
-                # such (a tensor's storage, never to be resized while aliased).
-                own(x)
+            if out is not None and keep is not None:
+                keep(x)  # the result aliases the memory
             if out is None and itself:
                 # An ndarray has no export of its own: where the target cannot alias
                 # it (the importer already knows the device and dtype will do), the
                 # planner copies it.
                 out = importer(a, True)
-        return general(x, None, a, own) if out is None else out
+        return general(x, None, a, keep) if out is None else out
 
     return route

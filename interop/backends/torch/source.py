@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from interop._backend import Reading
 from interop._copies import STAGING_BYTES, Copy, Staged
 from interop._errors import ConversionError, type_name
 from interop._options import Options
@@ -168,18 +169,34 @@ class Source(TorchBase):
             return self._host_view_by_attributes()
         return self._host_view(self.torch.Tensor.numpy)
 
-    def transient_view_for(
-        self, cls: type, /
-    ) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
-        # The host view read through DLPack, which marks nothing (see _transient).
+    def reading_for(self, cls: type, /) -> Reading | None:
+        # The host view read through DLPack, which marks nothing (see _transient),
+        # where the storage can still be resized; Tensor.numpy() where it cannot (it
+        # changes nothing there, and costs less). An alias marks the storage then.
         if cls not in self._plain or not self._ordinary_keys or self._to_dlpack is None:
             return None
         transient = self._transient
+        numpy = self.torch.Tensor.numpy
+        storage_of = self.torch.Tensor.untyped_storage
+        resizable = self.torch.UntypedStorage.resizable
+        kinds = self._view_kinds
+        as_dtype = self.torch.Tensor.view
 
         def read(t: Any, force: bool = False) -> np.ndarray[Any, Any]:
-            return transient(t.detach() if force else t)
+            if resizable(storage_of(t)):
+                return transient(t.detach() if force else t)
+            return numpy(t, force=force)  # type: ignore[no-any-return]
 
-        return self._host_view(read)
+        def keep(t: Any) -> None:
+            if not resizable(storage_of(t)):
+                return
+            inttype = kinds[t.dtype][0]
+            if inttype is None:
+                numpy(t, force=True)
+            else:
+                numpy(as_dtype(t, inttype))
+
+        return Reading(self._host_view(read), keep)
 
     def _host_view(
         self, numpy: Callable[..., np.ndarray[Any, Any]]
