@@ -169,7 +169,9 @@ class TensorSource:
 
         (The array keeps the reshaped tensor, and through it the buffer, alive.)
         """
-        one: np.ndarray[Any, Any] = self._internal(self.tf.reshape(t, [1]))
+        tf = self.tf
+        with tf.device(t.device):  # (not where a tf.device block would place it)
+            one: np.ndarray[Any, Any] = self._internal(tf.reshape(t, [1]))
         return one.reshape(())
 
     def _snapshot(self, v: Any, plan: Plan) -> np.ndarray[Any, Any]:
