@@ -91,8 +91,7 @@ class Reading(NamedTuple):
             the storage never to be resized again, right for a view handed out and
             wrong for one only read (a copy of a tensor must leave it resizable).
         keep: Called with the object where a result aliases the memory ``view``
-            showed, to make it safe to alias as the host view would (PyTorch: marks
-            the storage, as ``Tensor.numpy()`` does); ``None``: nothing to do.
+            showed (:meth:`Backend.keep_alias`); ``None``: nothing to do.
     """
 
     view: Callable[[Any], np.ndarray[Any, Any] | None]
@@ -181,6 +180,15 @@ class Backend:
         ``None`` (the default): no host view for this type; always correct.
         """
         return None
+
+    def keep_alias(self, x: Any, /) -> None:
+        """Make the memory of ``x`` safe for a result that aliases it, as its host view would.
+
+        Called where a conversion's result shares the memory without the host view
+        (a view read by :meth:`reading_for`, or this backend's DLPack export).
+        PyTorch marks the storage never to be resized, as ``Tensor.numpy()`` does.
+        Default: nothing to do.
+        """
 
     def reading_for(self, cls: type, /) -> Reading | None:
         """How ``convert``'s fast path reads objects of ``cls``: see :class:`Reading`.

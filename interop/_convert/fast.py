@@ -185,12 +185,12 @@ def _general(source: Backend, target: Backend) -> General:
         check_numeric(native, name)
         result_dtype = target_dtype(native, device)
         kind, _, export = host_route(x, source, target, a, native, result_dtype, None)
-        if kind == "dlpack":
-            return from_dlpack(export, device=device, copy=False)
         if kind == "copy":
             return from_numpy(a, device=device, copy=True)
         if keep is not None:
-            keep(x)
+            keep(x)  # the result aliases the memory (through the view, or the export)
+        if kind == "dlpack":
+            return from_dlpack(export, device=device, copy=False)
         return from_numpy(a, device=device, copy=False)
 
     return general

@@ -283,6 +283,7 @@ def _plan_host(
     if kind == "dlpack":
 
         def import_dlpack(obj: Any) -> Any:
+            source.keep_alias(obj)  # (the result aliases the memory)
             return tb.from_dlpack(export, device=device, copy=False)
 
         return _make_plan(

@@ -79,6 +79,17 @@ def test_copy_true_within_tensorflow_copies_ragged_and_sparse_tensors() -> None:
         assert interop.convert(x, "tensorflow") is x
 
 
+@pytest.mark.parametrize("name", ["bfloat16", "float8_e4m3fn", "int4"])
+def test_a_0d_tensor_of_an_ml_dtype_is_a_view_that_stays_read_only(name: str) -> None:
+    t = tf.constant(np.array(1, getattr(ml_dtypes, name)))
+    for out in (interop.to_numpy(t, copy=False), interop.to_numpy_tree({"t": t})["t"]):
+        assert out.shape == () and out.dtype == np.dtype(getattr(ml_dtypes, name))
+        assert not out.flags.writeable
+        with pytest.raises(ValueError, match="cannot set WRITEABLE"):
+            out.setflags(write=True)
+    assert float(t.numpy()) == 1.0
+
+
 def test_variable_copy_false_raises() -> None:
     v = tf.Variable([1.0, 2.0])
     with pytest.raises(CopyRequiredError, match=r"tf\.Variable is mutable.*snapshot"):

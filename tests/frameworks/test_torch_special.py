@@ -785,6 +785,22 @@ def test_the_fast_path_of_convert_leaves_a_tensor_it_copies_resizable(make: Any,
     assert interop.framework_of(out) == to
 
 
+@pytest.mark.parametrize("planned", [False, True])
+@pytest.mark.parametrize("to", ["jax", "tensorflow"])
+@pytest.mark.parametrize("grad", ["requires_grad", "parameter"])
+def test_a_dlpack_alias_of_a_tensor_with_grad_marks_its_storage(
+    grad: str, to: str, planned: bool
+) -> None:
+    # Its view is read-only: the target imports the tensor's own DLPack export.
+    t = torch.arange(64.0).requires_grad_()
+    t = torch.nn.Parameter(t.detach()) if grad == "parameter" else t
+    assert interop.explain(t, to=to).steps == ("dlpack",)
+    out = interop.convert(t, to, device="cpu" if planned else None)  # (device=: the plan)
+    with pytest.raises(RuntimeError, match="not resizable"):
+        t.untyped_storage().resize_(0)
+    assert np.shares_memory(interop.to_numpy(out), t.detach().numpy())
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.complex64])
 @pytest.mark.parametrize("to", ["jax", "tensorflow", "arrow", "dask"])
 def test_a_result_that_aliases_a_tensor_marks_its_storage(to: str, dtype: Any) -> None:

@@ -172,6 +172,9 @@ class TensorSource:
         tf = self.tf
         with tf.device(t.device):  # (not where a tf.device block would place it)
             one: np.ndarray[Any, Any] = self._internal(tf.reshape(t, [1]))
+        # Sealed before it is viewed: a view of a writable array could be made
+        # writable again, and a write would change the tensor.
+        _seal(one, plan)
         return one.reshape(())
 
     def _snapshot(self, v: Any, plan: Plan) -> np.ndarray[Any, Any]:

@@ -179,24 +179,29 @@ class Source(TorchBase):
         numpy = self.torch.Tensor.numpy
         storage_of = self.torch.Tensor.untyped_storage
         resizable = self.torch.UntypedStorage.resizable
-        kinds = self._view_kinds
-        as_dtype = self.torch.Tensor.view
 
         def read(t: Any, force: bool = False) -> np.ndarray[Any, Any]:
             if resizable(storage_of(t)):
                 return transient(t.detach() if force else t)
             return numpy(t, force=force)  # type: ignore[no-any-return]
 
-        def keep(t: Any) -> None:
-            if not resizable(storage_of(t)):
-                return
-            inttype = kinds[t.dtype][0]
-            if inttype is None:
-                numpy(t, force=True)
-            else:
-                numpy(as_dtype(t, inttype))
+        return Reading(self._host_view(read), self.keep_alias)
 
-        return Reading(self._host_view(read), keep)
+    def keep_alias(self, x: Any, /) -> None:
+        # Tensor.numpy() marks the storage; of a tensor whose dtype NumPy shows
+        # (plain, or through a same-width integer view), else of a byte tensor set
+        # over the same storage.
+        torch = self.torch
+        storage = x.untyped_storage()
+        if x.device.type != "cpu" or not storage.resizable():
+            return
+        kind = self._view_kinds.get(x.dtype)
+        if kind is None or x.is_conj() or x.is_neg():
+            torch.empty(0, dtype=torch.uint8).set_(storage).numpy()
+        elif kind[0] is None:
+            x.numpy(force=True)
+        else:
+            x.view(kind[0]).numpy()
 
     def _host_view(
         self, numpy: Callable[..., np.ndarray[Any, Any]]
