@@ -186,6 +186,14 @@ def test_chunks_join_straight_into_the_dtype_asked() -> None:
     assert peak < 1.2 * out.nbytes  # one copy, no joined float32 array before it
     np.testing.assert_array_equal(out, np.concatenate(chunks).astype(np.float64))
     assert out.dtype == np.float64 and out.flags.writeable
+    for options in ({"float_dtype": np.float64}, {"dtype": np.float16}):
+        assert interop.explain(x, **options).steps == ("join",)  # type: ignore[arg-type]
+    bits = pa.chunked_array(  # (bfloat16 chunks: upcast joins straight into float32)
+        [interop.convert(np.ones(2, ml_dtypes.bfloat16), "arrow")] * 2
+    )
+    upcast = interop.explain(bits, upcast=True)
+    assert upcast.steps == ("join",) and upcast.dtype == np.float32
+    np.testing.assert_array_equal(interop.to_numpy(bits, upcast=True), np.ones(4, np.float32))
     # The cast is still checked by the plan: a unit to none inside a field fails always.
     times = pa.chunked_array([pa.array([1], pa.timestamp("s"))] * 2)
     with pytest.raises(ConversionError, match="which NumPy casts no such data to"):
@@ -1205,8 +1213,28 @@ def test_objects_that_are_no_bytes_are_refused_raw_bytes_by_the_plan(make: Any, 
     with pytest.raises(TypeError):
         x.to_numpy(zero_copy_only=False).astype(dtype)  # (every value fails)
     for call in (interop.explain, interop.to_numpy):
-        with pytest.raises(ConversionError, match="casts to no raw bytes"):
+        with pytest.raises(ConversionError, match="casts to no such raw bytes"):
             call(x, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: pa.array([[1, 2]]),
+        lambda: pa.array([[1, 2]], pa.large_list(pa.int8())),
+        lambda: pa.array([[1, 2]], pa.list_(pa.int32(), 2)),
+    ],
+)
+def test_list_rows_cast_only_into_raw_bytes_of_a_size(make: Any) -> None:
+    # NumPy takes an array's bytes into V8, say, but into no np.void or V field.
+    x = make()
+    objects = x.to_numpy(zero_copy_only=False)
+    for dtype in ("V", [("key", "V2")]):
+        with pytest.raises((TypeError, ValueError)):
+            objects.astype(dtype)
+        with pytest.raises(ConversionError, match="casts to no such raw bytes"):
+            interop.explain(x, dtype=dtype)
+    assert interop.to_numpy(x, dtype="V2").tolist() == objects.astype("V2").tolist()
 
 
 def test_binary_values_and_numbers_cast_to_raw_bytes() -> None:

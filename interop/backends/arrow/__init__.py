@@ -212,14 +212,25 @@ class ArrowBackend(HostTarget):
             )
         if _dtypes.holds_format(target) and dtype is not None and dtype.hasobject:
             raise text_format_error(f"an Arrow array `{type_name(x)}` of {x.type}", target)
-        raw = _dtypes.holds_raw_bytes(target)
-        if raw and dtype is not None and dtype.hasobject and not layout.raw:
-            raise ConversionError(
-                f"expected a dtype= that the values of `{type_name(x)}` of {x.type} cast "
-                f"to, got dtype={target}: they become Python objects that NumPy casts to no "
-                "raw bytes (only bytes and arrays are). hint: cast the column to binary "
-                "with pyarrow first (x.cast(pa.binary())), or ask for dtype=object"
-            )
+        if (
+            target is not None
+            and dtype is not None
+            and dtype.hasobject
+            and _dtypes.holds_raw_bytes(target)
+        ):
+            if layout.arrays:
+                # NumPy takes an array's bytes only into raw bytes of a size, as a whole.
+                refused = not (_dtypes.is_raw_bytes(target) and target.itemsize)
+            else:
+                refused = not layout.raw
+            if refused:
+                raise ConversionError(
+                    f"expected a dtype= that the values of `{type_name(x)}` of {x.type} "
+                    f"cast to, got dtype={target}: they become Python objects that NumPy "
+                    "casts to no such raw bytes (only bytes, and arrays into raw bytes of a "
+                    "size, are). hint: cast the column to binary with pyarrow first "
+                    "(x.cast(pa.binary())), or ask for dtype=object"
+                )
         fixed = layout.kind in ("values", "bits")
         nulls = self._nulls(x)
         if nulls:
@@ -233,17 +244,13 @@ class ArrowBackend(HostTarget):
                 dtype = target
             else:
                 raise self._nulls_error(x, nulls, fixed)
-        # The chunks are joined straight into the dtype asked: one copy, not two (a
-        # dtype of no size or unit is left to the cast, which NumPy sizes).
-        if (
-            steps == ["join"]
-            and target is not None
-            and dtype is not None
-            and target != dtype
-            and not _plan.unsized(target)
-        ):
-            _plan.check_cast(target, dtype)
-            dtype = target
+        # The chunks are joined straight into the dtype dtype=, float_dtype= or
+        # upcast ask: one copy, not two (a dtype of no size or unit is left to the
+        # cast, which NumPy sizes by the data).
+        if steps == ["join"] and dtype is not None:
+            wanted = _plan.values_dtype(dtype, options)
+            if wanted is not None and wanted != dtype and not _plan.unsized(wanted):
+                dtype = wanted
         if options.copy is True and not fixed and target is not None and target.hasobject:
             # The rows of lists (and the arrays inside structs and maps) are views of
             # Arrow memory inside the new object array.

@@ -195,9 +195,10 @@ class Layout:
             ``False`` for objects that are never numbers (lists, structs, maps,
             times, intervals, nulls).
         raw: For a ``"pyarrow"`` layout of Python objects, whether NumPy can cast
-            them into raw bytes (``np.void``): the values of binary columns and the
-            arrays of list rows; never text, decimals, structs, maps, times,
-            intervals or nulls.
+            them into raw bytes (``np.void``): the values of binary columns, and the
+            arrays of list rows into raw bytes of a size (not ``np.void`` itself, nor
+            a field); never text, decimals, structs, maps, times, intervals or nulls.
+        arrays: Whether the rows are arrays (list columns converted by pyarrow).
     """
 
     kind: str
@@ -208,13 +209,14 @@ class Layout:
     tensor: bool = False
     numbers: bool = True
     raw: bool = False
+    arrays: bool = False
 
 
 _PYARROW = Layout("pyarrow", None, raw=True)  # (an extension's values: unknown)
 _TEXT = Layout("pyarrow", np.dtype(object))
 _BINARY = Layout("pyarrow", np.dtype(object), raw=True)
 _OBJECTS = Layout("pyarrow", np.dtype(object), numbers=False)
-_LISTS = Layout("pyarrow", np.dtype(object), numbers=False, raw=True)
+_LISTS = Layout("pyarrow", np.dtype(object), numbers=False, raw=True, arrays=True)
 _EXTENSION = Layout("extension", None)
 _UNION = Layout("union", None)
 _BITS = Layout("bits", np.dtype(np.bool_), np.dtype(np.bool_))
