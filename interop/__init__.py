@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from interop._api import explain, framework_of, to_numpy
-from interop._backend import Backend, Node
+from interop._backend import Backend, Node, Reading
 from interop._convert import convert
 from interop._copies import Copy, Staged
 from interop._errors import (
@@ -52,6 +52,7 @@ __all__ = [
     "Node",
     "Options",
     "Plan",
+    "Reading",
     "Staged",
     "TransferError",
     "UnsupportedTypeError",
