@@ -55,6 +55,10 @@ _synced: list[Backend] | None = None
 _versions: tuple[Callable[[], Any], ...] = ()
 _seen_versions: tuple[Any, ...] = ()
 _SCALARS = (str, bytes, int, float, complex, bool, type(None))
+# The mapping types of the standard library that the frameworks' registries know too.
+_STANDARD_MAPPINGS = frozenset(
+    {collections.OrderedDict, collections.defaultdict, collections.Counter, collections.UserDict}
+)
 
 
 def sync(backends: list[Backend]) -> None:
@@ -253,7 +257,8 @@ def classify(cls: type, x: Any) -> int:
 
     Exact ``dict``, ``list`` and ``tuple``; types registered with
     :func:`register_container`; scalars, strings and ``None`` (leaves); namedtuples;
-    ``dict`` and ``UserDict`` subclasses; other ``list`` and ``tuple`` subclasses;
+    ``dict`` and ``UserDict`` subclasses (those of the program's own that a
+    framework's registry knows: as its nodes); other ``list`` and ``tuple`` subclasses;
     containers a framework's own registry knows (JAX and PyTorch pytree nodes,
     TensorDict); other mappings; dataclass instances. Anything else is a leaf.
     """
@@ -272,7 +277,12 @@ def classify(cls: type, x: Any) -> int:
     elif issubclass(cls, tuple) and hasattr(cls, "_fields"):
         kind = _NAMEDTUPLE
     elif issubclass(cls, (dict, collections.UserDict)):
+        # A subclass of the author's own that a framework's registry knows (a Hugging
+        # Face ModelOutput, whose constructor binds a dict to its first field) is
+        # rebuilt by that registration; the standard ones keep their type and order.
         kind = _MAPPING
+        if cls not in _STANDARD_MAPPINGS and (node := _node_backend(x)) is not None:
+            kind = _NODE
     elif issubclass(cls, (list, tuple)):
         kind = _SEQUENCE
     elif (node := _node_backend(x)) is not None:

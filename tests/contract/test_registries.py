@@ -51,6 +51,55 @@ def test_every_entry_point_walks_torch_pytree_nodes() -> None:
     assert type(seen[0]) is Output and isinstance(seen[0].logits, np.ndarray)
 
 
+@dataclasses.dataclass
+class DictOutput(collections.OrderedDict[str, Any]):
+    """Like a Hugging Face ModelOutput: an OrderedDict of its fields that are not None.
+
+    Its constructor, given one dict, binds the dict to its first field (``loss``).
+    """
+
+    loss: Any = None
+    logits: Any = None
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                self[field.name] = value
+
+
+pytree.register_pytree_node(
+    DictOutput,
+    lambda o: (list(o.values()), list(o.keys())),
+    lambda values, keys: DictOutput(**dict(zip(keys, values, strict=True))),
+)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: interop.to_numpy_tree(t),
+        lambda t: interop.convert_tree(t, "numpy"),
+        lambda t: next(iter(interop.iter_numpy([t]))),
+    ],
+)
+def test_a_dict_subclass_a_pytree_registry_knows_is_rebuilt_by_it(call: Any) -> None:
+    # Rebuilt by its constructor from a dict, loss would be that dict.
+    out = call(DictOutput(logits=torch.ones(2)))
+    assert type(out) is DictOutput and list(out) == ["logits"]
+    assert out.loss is None and isinstance(out.logits, np.ndarray)
+    both = call(DictOutput(loss=torch.tensor(0.5), logits=torch.ones(2)))
+    assert list(both) == ["loss", "logits"] and float(both.loss) == 0.5
+
+
+def test_standard_mappings_keep_their_type_and_order_over_the_registries() -> None:
+    tree = collections.OrderedDict([("b", torch.ones(1)), ("a", torch.zeros(1))])
+    out = interop.to_numpy_tree(tree)
+    assert type(out) is collections.OrderedDict and list(out) == ["b", "a"]
+    counts = interop.to_numpy_tree(collections.defaultdict(list, {"z": torch.ones(1)}))
+    assert counts.default_factory is list
+
+
 def test_an_error_inside_a_torch_pytree_node_names_its_path() -> None:
     bad = Output(torch.ones(1), torch.empty(1, device="meta"))
     with pytest.raises(interop.ConversionError, match=r"^tree\['o'\]"):
