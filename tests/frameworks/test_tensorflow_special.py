@@ -90,6 +90,24 @@ def test_a_0d_tensor_of_an_ml_dtype_is_a_view_that_stays_read_only(name: str) ->
     assert float(t.numpy()) == 1.0
 
 
+@pytest.mark.parametrize("to", ["jax", "tensorflow", "numpy"])
+def test_a_variable_converts_in_one_aligned_copy(to: str) -> None:
+    # The snapshot is 64-byte aligned memory, which JAX aliases rather than copies again.
+    import tracemalloc
+
+    v = tf.Variable(tf.ones(500_000, tf.float32))
+    interop.convert(v, to)
+    tracemalloc.start()
+    try:
+        out = interop.convert(v, to)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * v.numpy().nbytes
+    v.assign(tf.zeros(500_000))
+    assert float(interop.to_numpy(out).min()) == 1.0
+
+
 def test_variable_copy_false_raises() -> None:
     v = tf.Variable([1.0, 2.0])
     with pytest.raises(CopyRequiredError, match=r"tf\.Variable is mutable.*snapshot"):

@@ -24,6 +24,7 @@ import numpy as np
 from interop import _dtypes, _plan
 from interop._backend import Step
 from interop._errors import ConversionError, text_format_error, truth_cast_error, type_name
+from interop._memory import aligned_copy
 from interop._options import Options
 from interop._plan import Plan
 
@@ -178,18 +179,21 @@ class TensorSource:
         return one.reshape(())
 
     def _snapshot(self, v: Any, plan: Plan) -> np.ndarray[Any, Any]:
-        """The ``snapshot`` step; where a cast follows, which copies, the values as they are.
+        """The ``snapshot`` step: one copy of a variable's values now, 64-byte aligned.
 
         A value read from a variable is a tensor of its own (TensorFlow copies the
         variable's buffer before a later assign changes it), and the array over it
-        keeps that tensor alive: the cast then makes the one copy.
+        keeps that tensor alive. Where a cast follows, which copies, it is the
+        values as they are; else one aligned copy of them, which every framework
+        aliases (``convert`` to JAX or TensorFlow copies no second time).
         """
+        value = self._internal(v.read_value())
+        if type(value) is not np.ndarray or value.dtype.hasobject:
+            return _snapshot(v, plan)  # (0-d ml_dtypes values and strings)
         steps = plan.steps
         if "cast" in steps or "upcast" in steps:
-            value = self._internal(v.read_value())
-            if type(value) is np.ndarray and not value.dtype.hasobject:
-                return value
-        return _snapshot(v, plan)
+            return value  # type: ignore[no-any-return]
+        return aligned_copy(value)
 
     def host_view(self) -> Callable[[Any], np.ndarray[Any, Any] | None]:
         """The host view of an ``EagerTensor``: the plan's ``numpy_view``, or ``None``."""
