@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import numbers
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from interop import _dtypes, _plan
 from interop._backend import Backend
-from interop._options import Options
+from interop._options import DEFAULT, Options
 from interop._plan import Plan
 from interop.backends.generic.base import GenericBackend, Lookup
+
+# The registry's host view function of a type (Backend.view_of).
+ViewOf = Callable[[type], Callable[[Any], Any] | None]
 
 __all__ = ["PythonBackend"]
 
@@ -56,10 +60,12 @@ class PythonBackend(GenericBackend):
                 item_options = options.replace(
                     copy=None, dtype=None, upcast=options.upcast and options.dtype is None
                 )
+                if item_options == DEFAULT:
+                    item_options = DEFAULT  # (items then take their host views)
                 # Items on an accelerator make the whole list a transfer, so that
                 # allow_transfer=False refuses it before any item is converted.
                 if options.copy is not False:
-                    for item_plan in _item_plans(self.lookup, x, item_options):
+                    for item_plan in _item_plans(self.lookup, self.view_of, x, item_options):
                         if item_plan.transfer:
                             device, transfer = item_plan.device, True
                             break
@@ -87,7 +93,7 @@ class PythonBackend(GenericBackend):
         return plan
 
     def _convert_items(self, x: Any, plan: Plan) -> Any:
-        items = _map_foreign(self.lookup, x, plan.prepared)
+        items = _map_foreign(self.lookup, self.view_of, x, plan.prepared)
         if "numpy.ma" in sys.modules:
             _check_masks(items)  # (a Dask array's masked chunks, computed only now)
         return items
@@ -183,18 +189,35 @@ def _contains_foreign_arrays(lookup: Lookup, x: list[Any] | tuple[Any, ...], mas
     return foreign
 
 
-def _item_plans(lookup: Lookup, x: list[Any] | tuple[Any, ...], item_options: Options) -> Any:
+def _item_plans(
+    lookup: Lookup, view_of: ViewOf, x: list[Any] | tuple[Any, ...], item_options: Options
+) -> Any:
+    """The plans of the items, but of those in host memory that show a host view."""
+    default = item_options is DEFAULT
     for item in x:
         if isinstance(item, (list, tuple)):
-            yield from _item_plans(lookup, item, item_options)
+            yield from _item_plans(lookup, view_of, item, item_options)
         else:
             backend = _foreign_backend(lookup, item)
-            if backend is not None:
-                yield backend.plan_for(item, item_options)
+            if backend is None:
+                continue
+            if default:
+                view = view_of(type(item))
+                if view is not None and view(item) is not None:
+                    continue  # (a zero-copy view of host memory: no transfer)
+            yield backend.plan_for(item, item_options)
 
 
-def _map_foreign(lookup: Lookup, x: Any, item_options: Options) -> Any:
+def _map_foreign(lookup: Lookup, view_of: ViewOf, x: Any, item_options: Options) -> Any:
+    """``x`` with each foreign item converted: by its host view where it has one."""
     if isinstance(x, (list, tuple)):
-        return [_map_foreign(lookup, item, item_options) for item in x]
+        return [_map_foreign(lookup, view_of, item, item_options) for item in x]
     backend = _foreign_backend(lookup, x)
-    return x if backend is None else backend.to_numpy(x, item_options)
+    if backend is None:
+        return x
+    if item_options is DEFAULT:
+        view = view_of(type(x))
+        out = None if view is None else view(x)
+        if out is not None:
+            return out
+    return backend.to_numpy(x, item_options)
