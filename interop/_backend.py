@@ -9,7 +9,7 @@ registry state: :mod:`interop._registry` creates, orders and looks up backends.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -80,6 +80,26 @@ class Node(NamedTuple):
     children: list[Any]
     rebuild: Callable[[list[Any]], Any]
     key: Callable[[int], str]
+
+
+def mapping_key(x: Any, children: list[Any], /) -> Callable[[int], str] | None:
+    """The path segments of a registry node's children where they are a mapping's values.
+
+    A registration need not say how to name its children (a pytree node without a
+    key function is named by flat index). Where ``x`` is a mapping whose values are
+    the children, in order, each is named by its key, as a mapping's child is.
+
+    Example:
+        >>> d = {"a": 1, "b": 2}
+        >>> mapping_key(d, list(d.values()))(1), mapping_key(d, [2, 1])
+        ("['b']", None)
+    """
+    if not isinstance(x, Mapping) or len(x) != len(children):
+        return None
+    items = list(x.items())
+    if any(v is not c for (_, v), c in zip(items, children, strict=True)):
+        return None
+    return lambda index: f"[{items[index][0]!r}]"
 
 
 class Reading(NamedTuple):

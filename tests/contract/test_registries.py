@@ -92,6 +92,13 @@ def test_a_dict_subclass_a_pytree_registry_knows_is_rebuilt_by_it(call: Any) -> 
     assert list(both) == ["loss", "logits"] and float(both.loss) == 0.5
 
 
+def test_an_error_inside_a_registered_dict_subclass_names_the_key() -> None:
+    # The registration names no keys: the path takes the mapping's own.
+    bad = DictOutput(loss=torch.ones(1), logits=torch.empty(1, device="meta"))
+    with pytest.raises(interop.ConversionError, match=r"^tree\['out'\]\['logits'\]"):
+        interop.to_numpy_tree({"out": bad})
+
+
 def test_standard_mappings_keep_their_type_and_order_over_the_registries() -> None:
     tree = collections.OrderedDict([("b", torch.ones(1)), ("a", torch.zeros(1))])
     out = interop.to_numpy_tree(tree)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from interop._backend import Node
+from interop._backend import Node, mapping_key
 from interop._copies import Copy
 from interop._errors import ConversionError, type_name
 from interop._options import Options
@@ -145,7 +145,7 @@ class JaxBackend(JaxTarget):
             keyed, _ = tree_util.flatten_one_level_with_keys(x)
             return str(tree_util.keystr((list(keyed)[index][0],)))
 
-        return Node(children, rebuild, key)
+        return Node(children, rebuild, mapping_key(x, children) or key)
 
     def nodes_version(self) -> Hashable | None:
         # JAX keeps its registrations (register_pytree_node, register_dataclass, ...)

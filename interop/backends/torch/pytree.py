@@ -13,7 +13,7 @@ import sys
 from collections.abc import Hashable
 from typing import Any
 
-from interop._backend import Backend, Node
+from interop._backend import Backend, Node, mapping_key
 
 __all__ = ["PytreeNodes"]
 
@@ -49,4 +49,5 @@ class PytreeNodes(Backend):
             keyed, _ = with_keys(x)
             return str(pytree.keystr([keyed[index][0]]))
 
-        return Node(list(children), rebuild, key)
+        children = list(children)
+        return Node(children, rebuild, mapping_key(x, children) or key)
