@@ -180,12 +180,25 @@ class Source(TorchBase):
         storage_of = self.torch.Tensor.untyped_storage
         resizable = self.torch.UntypedStorage.resizable
 
+        kinds = self._view_kinds
+        as_dtype = self.torch.Tensor.view
+
         def read(t: Any, force: bool = False) -> np.ndarray[Any, Any]:
             if resizable(storage_of(t)):
                 return transient(t.detach() if force else t)
             return numpy(t, force=force)  # type: ignore[no-any-return]
 
-        return Reading(self._host_view(read), self.keep_alias)
+        def keep(t: Any) -> None:
+            # keep_alias for a tensor the view read: a dense CPU tensor of a dtype
+            # NumPy shows, with no conjugate or negative bit.
+            if resizable(storage_of(t)):
+                inttype = kinds[t.dtype][0]
+                if inttype is None:
+                    numpy(t, force=True)
+                else:
+                    numpy(as_dtype(t, inttype))
+
+        return Reading(self._host_view(read), keep)
 
     def keep_alias(self, x: Any, /) -> None:
         # Tensor.numpy() marks the storage; of a tensor whose dtype NumPy shows
