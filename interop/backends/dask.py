@@ -31,6 +31,7 @@ chunks: Dask's ``__setitem__`` builds new ones), else a copy of it.
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 import uuid
 from typing import Any
@@ -117,6 +118,15 @@ class DaskBackend(HostTarget):
 
     def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
         a = self._compute(x, plan)
+        shape = x.shape
+        if a.shape != shape and not any(math.isnan(n) for n in shape):
+            # (Chunks of unknown size, nan in the shape, are known only once computed.)
+            raise ConversionError(
+                f"expected the chunks of a Dask array of shape {shape} to compute to that "
+                f"shape, got {a.shape}: its chunks are not what they are declared to be. "
+                "hint: fix the chunks= given to map_blocks (or the graph), or call "
+                "x.compute_chunk_sizes() where they are unknown"
+            )
         tail = plan.steps[1:]
         declared = np.dtype(x.dtype)
         if a.dtype != declared:

@@ -153,6 +153,17 @@ def test_dask_chunks_that_would_lose_values_for_the_declared_dtype_are_refused()
         interop.to_numpy(x)
 
 
+def test_dask_chunks_that_compute_to_another_shape_than_declared_are_refused() -> None:
+    da = pytest.importorskip("dask.array")
+    x = da.ones((4,), chunks=2).map_blocks(lambda b: np.concatenate([b, b]), chunks=(2,))
+    assert x.shape == (4,)
+    with pytest.raises(interop.ConversionError, match=r"shape \(4,\) .* got \(8,\)"):
+        interop.to_numpy(x)
+    # Chunks of unknown size (nan in the shape) are known only once computed.
+    y = da.ones(6, chunks=3)
+    assert interop.to_numpy(y[y > 0]).shape == (6,)
+
+
 def test_dask_reduction_is_a_0d_array() -> None:
     da = pytest.importorskip("dask.array")
     out = interop.to_numpy(da.ones((4, 4), chunks=2).sum())
