@@ -28,6 +28,7 @@ import numpy as np
 from interop import _api, _convert
 from interop._convert.targets import resolve
 from interop._errors import InteropError
+from interop._plan import is_masked_array, mask_loss
 from interop.cli.errors import ConvertError, quote, shown
 from interop.cli.files import cast_dtype, check_destination, input_format, output_format, write
 from interop.cli.files.entry import Entry
@@ -298,7 +299,25 @@ def _describe(key: str, value: Any) -> tuple[tuple[int, ...], np.dtype[Any], Any
     except InteropError as exc:
         raise ConvertError(f"cannot convert {key!r}: {quote(exc)}") from exc
     assert plan.dtype is not None
+    if is_masked_array(value):
+        # No file format here carries a mask: the data alone, where nothing is masked.
+        value = _unmasked(key, value)
     return tuple(int(n) for n in value.shape), plan.dtype, value
+
+
+def _unmasked(key: str, value: Any) -> np.ndarray[Any, Any]:
+    """The data of the masked array ``value``, or :class:`ConvertError` where an entry is masked."""
+    lost = mask_loss(value)
+    if lost is not None:
+        raise ConvertError(
+            f"cannot save {key!r}: expected an array without masked entries, got a masked "
+            f"array of {value.size} entries with entries masked: no file format carries "
+            "the mask, and the values under it "
+            "would become data. hint: fill them first (x.filled(value)), and save the mask "
+            "as an array of its own (np.ma.getmaskarray(x)) to keep it"
+        )
+    data: np.ndarray[Any, Any] = np.asarray(value.data)
+    return data
 
 
 def _identity(value: Any) -> Any:

@@ -211,3 +211,22 @@ def test_import_interop_does_not_import_the_file_formats() -> None:
     assert out.stdout.split() == ["True", "True"]
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         interop.nothing  # noqa: B018
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".npy", ".safetensors", ".parquet", ".arrow"])
+def test_a_masked_array_saves_its_data_only_where_nothing_is_masked(
+    tmp_path: Path, suffix: str
+) -> None:
+    # No format carries a mask: the values under it would become data.
+    for name in ("safetensors", "pyarrow"):
+        if suffix in (".safetensors", ".parquet", ".arrow") and not importlib.util.find_spec(name):
+            pytest.skip(f"{name} is not installed")
+    masked = np.ma.masked_array([1.0, -999.0], mask=[False, True])
+    with pytest.raises(InteropError, match="masked"):
+        interop.save({"m": masked}, tmp_path / f"a{suffix}")
+    assert not (tmp_path / f"a{suffix}").exists()
+    clean = np.ma.masked_array([1.0, 2.0], mask=[False, False])
+    interop.save({"m": clean}, tmp_path / f"b{suffix}")
+    loaded = interop.load(tmp_path / f"b{suffix}")
+    back = loaded if isinstance(loaded, np.ndarray) else next(iter(loaded.values()))
+    assert type(back) is np.ndarray and back.tolist() == [1.0, 2.0]
