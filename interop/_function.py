@@ -217,6 +217,10 @@ def numpy_function(
 
 
 def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[Any, ...]) -> Any:
+    if isinstance(func, (staticmethod, classmethod)):
+        # Placed above @staticmethod or @classmethod: the function inside is decorated,
+        # and the descriptor kept (a plain function would bind to the instance).
+        return type(func)(_decorate(func.__func__, like, options))
     if not callable(func):
         raise TypeError(
             f"expected a function to decorate, got `{type_name(func)}`. "
@@ -237,9 +241,29 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
     # it, or return it; it takes no part in choosing the results' framework.
     skip = 1 if _is_method(func, signature) else 0
     plain = like is None and options == (None, None, None, None, None)
+    # Array defaults, and arrays a functools.partial binds as keywords, are arguments
+    # too: passed on as keywords where the call leaves them out, so that they are
+    # converted with the rest.
+    defaults = _array_defaults(func, signature)
 
     def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         """The arguments converted, and the array whose framework the results take."""
+        if defaults:
+            missing = _missing_defaults(defaults, signature, args, kwargs)
+            if missing:
+                # Converted as the arguments are, but not asked for the results'
+                # framework: that is the caller's arguments' to decide.
+                converted, named, reference = _prepare(args, kwargs)
+                opts = _options.resolve(
+                    copy, dtype, allow_transfer, upcast, None, None, float_dtype
+                )
+                started = _tree.start(missing, opts, keep=_kept())
+                if type(started) is _tree.Started:
+                    started = started.result()
+                return converted, {**named, **started}, reference
+        return _prepare(args, kwargs)
+
+    def _prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         rest = args[skip:] if skip else args
         if plain and _current() is _DEFAULT:
             # Flat arguments (the common call): one pass instead of two tree walks.
@@ -289,9 +313,11 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         return (*head, *converted_args[skip:]), converted_kwargs, found[0][1] if found else None
 
     def finish(args: tuple[Any, ...], result: Any, reference: Any) -> Any:
-        """The results, converted back; a method's receiver returned as it is."""
-        if skip and args and result is args[0]:
-            return result
+        """The results, converted back; a method's receiver returned as it is, anywhere."""
+        if skip and args:
+            if result is args[0]:
+                return result
+            return _back(result, reference, func, keep=args[0])
         return _back(result, reference, func)
 
     if inspect.iscoroutinefunction(call):
@@ -309,6 +335,50 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         return finish(args, func(*converted, **named), reference)
 
     return wrapper
+
+
+def _array_defaults(
+    func: Callable[..., Any], signature: inspect.Signature | None
+) -> dict[str, Any]:
+    """The parameters of ``func`` whose default (or ``partial`` keyword) holds an array.
+
+    Asked once, when ``func`` is decorated. Only parameters a keyword can pass.
+    """
+    if signature is None:
+        return {}
+    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {
+        name: param.default
+        for name, param in signature.parameters.items()
+        if param.kind in keywords
+        and param.default is not param.empty
+        and _holds_array(param.default)
+    }
+
+
+def _holds_array(value: Any) -> bool:
+    """Whether ``value`` is an array of a framework, or a list, tuple or dict holding one."""
+    if isinstance(value, (list, tuple)):
+        return any(_holds_array(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_array(v) for v in value.values())
+    backend = _registry.lookup(type(value))
+    return backend is not None and backend.arrays and not isinstance(value, (np.generic, str))
+
+
+def _missing_defaults(
+    defaults: dict[str, Any],
+    signature: inspect.Signature | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """The array defaults the call leaves out, by name (passed on as keywords)."""
+    assert signature is not None  # (defaults come from it)
+    try:
+        bound = signature.bind_partial(*args, **kwargs).arguments
+    except TypeError:
+        return {}  # (the call itself is wrong: the function says so)
+    return {name: value for name, value in defaults.items() if name not in bound}
 
 
 def _call_of(func: Callable[..., Any]) -> Any:
@@ -391,11 +461,12 @@ def _positional_name(index: int, signature: inspect.Signature | None) -> str:
     return f"#{index}"
 
 
-def _back(result: Any, reference: Any, func: Callable[..., Any]) -> Any:
+def _back(result: Any, reference: Any, func: Callable[..., Any], keep: Any = None) -> Any:
     """``result`` with its NumPy arrays converted like ``reference`` (unless ``None``).
 
     A failure inside a structure of results is named by its place in the result of
-    ``func`` (``mean(): result['loss']: ...``).
+    ``func`` (``mean(): result['loss']: ...``). ``keep``: a method's receiver, left as
+    it is wherever the results hold it.
     """
     if reference is None:
         return result
@@ -408,7 +479,9 @@ def _back(result: Any, reference: Any, func: Callable[..., Any]) -> Any:
         return x
 
     try:
-        return _tree.map_leaves(result, back)
+        if keep is None:
+            return _tree.map_leaves(result, back)
+        return _tree.map_leaves(result, back, keep=keep)
     except Exception as exc:
         named = relocated(exc, "tree", f"{_name_of(func, short=True)}(): result")
         if named is None:

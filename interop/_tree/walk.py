@@ -470,8 +470,11 @@ def _make_walker(options: Options, keep: Backend | None) -> Any:
 _walker: tuple[Any, Any, Any] = (None, None, None)
 
 
-def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
+def map_leaves(tree: Any, leaf: Callable[[Any], Any], /, *, keep: Any = _MISSING) -> Any:
     """``tree`` with every leaf ``x`` replaced by ``leaf(x)``, in new containers.
+
+    ``keep``: an object left as it is wherever it is found, never taken apart (a
+    method's receiver among its results).
 
     The containers and the leaves are those of :func:`to_numpy_tree`: an object any
     backend takes as an array is a leaf (an xarray Dataset too, though a mapping),
@@ -512,6 +515,9 @@ def map_leaves(tree: Any, leaf: Callable[[Any], Any], /) -> Any:
                     b = lookup(cls)
                 if b is not None and b is not python:
                     out[k] = leaf(v)
+                    continue
+                if v is keep:
+                    out[k] = v
                     continue
                 kind = kinds_get(cls)
                 if kind is None:

@@ -650,3 +650,66 @@ def test_a_result_error_renames_its_paths_only() -> None:
     message = str(info.value)
     assert "expected a tree without cycles" in message
     assert "at keyed(): result['subtree'][1]" in message and "subkeyed" not in message
+
+
+def test_array_defaults_and_partial_keywords_are_converted_as_arguments() -> None:
+    torch = pytest.importorskip("torch")
+    seen: list[Any] = []
+    two, zero = torch.full((3,), 2.0), torch.zeros(3)
+
+    @interop.numpy_function
+    def scale(x: Any, w: Any = two, *, b: Any = zero) -> Any:
+        seen.append((type(w), type(b)))
+        return x * w + b
+
+    out = scale(torch.ones(3))
+    assert type(out) is torch.Tensor and out.tolist() == [2.0, 2.0, 2.0]
+    assert seen[-1] == (np.ndarray, np.ndarray)
+    # Defaults do not choose the results' framework: the caller's arguments do.
+    given = scale(np.ones(3), w=np.ones(3))
+    assert type(given) is np.ndarray and given.tolist() == [1.0, 1.0, 1.0]
+
+    def add(a: Any, b: Any) -> Any:
+        seen.append(type(b))
+        return a + b
+
+    added = interop.numpy_function(functools.partial(add, b=torch.ones(2)))(torch.ones(2))
+    assert seen[-1] is np.ndarray and added.tolist() == [2.0, 2.0]
+
+
+def test_static_and_class_methods_under_the_decorator_stay_so() -> None:
+    torch = pytest.importorskip("torch")
+
+    class C:
+        @interop.numpy_function
+        @staticmethod
+        def f(x: Any) -> Any:
+            assert isinstance(x, np.ndarray)
+            return x * 2
+
+        @interop.numpy_function
+        @classmethod
+        def g(cls, x: Any) -> Any:
+            assert cls is C and isinstance(x, np.ndarray)
+            return x + 1
+
+    for target in (C, C()):
+        assert target.f(torch.ones(2)).tolist() == [2.0, 2.0]
+        assert target.g(torch.ones(2)).tolist() == [2.0, 2.0]
+
+
+def test_a_methods_receiver_inside_its_results_is_returned_as_it_is() -> None:
+    torch = pytest.importorskip("torch")
+
+    @dataclasses.dataclass
+    class Model:
+        w: Any
+
+        @interop.numpy_function
+        def apply(self, x: Any) -> Any:
+            return (self, x * self.w), {"model": self}
+
+    m = Model(np.full(2, 3.0))
+    (back, y), named = m.apply(torch.ones(2))
+    assert back is m and named["model"] is m and type(m.w) is np.ndarray
+    assert type(y) is torch.Tensor and y.tolist() == [3.0, 3.0]
