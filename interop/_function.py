@@ -249,19 +249,34 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
     def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         """The arguments converted, and the array whose framework the results take."""
         if defaults:
-            missing = _missing_defaults(defaults, signature, args, kwargs)
-            if missing:
+            extra, missing = _missing_defaults(defaults, signature, args, kwargs)
+            if extra or missing:
                 # Converted as the arguments are, but not asked for the results'
                 # framework: that is the caller's arguments' to decide.
                 converted, named, reference = _prepare(args, kwargs)
-                opts = _options.resolve(
-                    copy, dtype, allow_transfer, upcast, None, None, float_dtype
-                )
-                started = _tree.start(missing, opts, keep=_kept())
-                if type(started) is _tree.Started:
-                    started = started.result()
-                return converted, {**named, **started}, reference
+                extra, missing = _converted_defaults(extra, missing, args, kwargs)
+                return [*converted, *extra], {**named, **missing}, reference
         return _prepare(args, kwargs)
+
+    def _converted_defaults(
+        extra: list[Any], missing: dict[str, Any], args: tuple[Any, ...], kwargs: Any
+    ) -> tuple[Any, Any]:
+        """The defaults, converted as arguments are; a failure named by its parameter."""
+        opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None, float_dtype)
+        # (Laid out as the arguments' walk lays out the call: positions after the
+        # arguments passed, then names.)
+        tree = ((None,) * len(args) + tuple(extra), missing)
+        try:
+            started = _tree.start(tree, opts, keep=_kept())
+            if type(started) is _tree.Started:
+                started = started.result()
+        except Exception as exc:
+            named = _by_argument(exc, func, signature, args, {**kwargs, **missing})
+            if named is None:
+                raise
+            raise named from exc
+        positional, names = started
+        return list(positional[len(args) :]), names
 
     def _prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         rest = args[skip:] if skip else args
@@ -342,17 +357,14 @@ def _array_defaults(
 ) -> dict[str, Any]:
     """The parameters of ``func`` whose default (or ``partial`` keyword) holds an array.
 
-    Asked once, when ``func`` is decorated. Only parameters a keyword can pass.
+    Asked once, when ``func`` is decorated.
     """
     if signature is None:
         return {}
-    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return {
         name: param.default
         for name, param in signature.parameters.items()
-        if param.kind in keywords
-        and param.default is not param.empty
-        and _holds_array(param.default)
+        if param.default is not param.empty and _holds_array(param.default)
     }
 
 
@@ -371,14 +383,30 @@ def _missing_defaults(
     signature: inspect.Signature | None,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-) -> dict[str, Any]:
-    """The array defaults the call leaves out, by name (passed on as keywords)."""
+) -> tuple[list[Any], dict[str, Any]]:
+    """The defaults a call must pass for the array defaults it leaves out.
+
+    ``(positional, by_name)``: a positional-only parameter's default goes after the
+    arguments given, with the defaults of the positional-only parameters before it
+    (those can be passed no other way); any other by name.
+    """
     assert signature is not None  # (defaults come from it)
     try:
         bound = signature.bind_partial(*args, **kwargs).arguments
     except TypeError:
-        return {}  # (the call itself is wrong: the function says so)
-    return {name: value for name, value in defaults.items() if name not in bound}
+        return [], {}  # (the call itself is wrong: the function says so)
+    missing = {name: value for name, value in defaults.items() if name not in bound}
+    if not missing:
+        return [], {}
+    only = [p for p in signature.parameters.values() if p.kind is p.POSITIONAL_ONLY]
+    last = max((i for i, p in enumerate(only) if p.name in missing), default=-1)
+    before = only[len(args) : last + 1]
+    if any(p.default is p.empty for p in before):
+        return [], {}  # (an argument the call leaves out has no default: the function says so)
+    positional = [p.default for p in before]
+    for p in only[: last + 1]:
+        missing.pop(p.name, None)
+    return positional, missing
 
 
 def _call_of(func: Callable[..., Any]) -> Any:

@@ -509,15 +509,15 @@ def map_leaves(tree: Any, leaf: Callable[[Any], Any], /, *, keep: Any = _MISSING
         while True:
             out = frame[_OUT]
             for k, v in frame[_ITEMS]:
+                if v is keep:
+                    out[k] = v
+                    continue
                 cls = type(v)
                 b = cache_get(cls, _MISSING)
                 if b is _MISSING:
                     b = lookup(cls)
                 if b is not None and b is not python:
                     out[k] = leaf(v)
-                    continue
-                if v is keep:
-                    out[k] = v
                     continue
                 kind = kinds_get(cls)
                 if kind is None:

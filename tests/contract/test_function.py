@@ -713,3 +713,36 @@ def test_a_methods_receiver_inside_its_results_is_returned_as_it_is() -> None:
     (back, y), named = m.apply(torch.ones(2))
     assert back is m and named["model"] is m and type(m.w) is np.ndarray
     assert type(y) is torch.Tensor and y.tolist() == [3.0, 3.0]
+
+
+def test_positional_only_defaults_and_a_failing_default_are_arguments_too() -> None:
+    torch = pytest.importorskip("torch")
+    weight = torch.full((2,), 3.0)
+
+    @interop.numpy_function
+    def scaled(x: Any, w: Any = weight, /) -> Any:
+        assert isinstance(w, np.ndarray)
+        return x * w
+
+    assert scaled(torch.ones(2)).tolist() == [3.0, 3.0]
+    assert scaled(torch.ones(2), np.full(2, 2.0)).tolist() == [2.0, 2.0]
+
+    @interop.numpy_function(copy=False, dtype=np.float64)
+    def bad(x: Any, w: Any = [1, {"k": weight}]) -> Any:  # noqa: B006
+        return x
+
+    with pytest.raises(interop.CopyRequiredError, match=r"^bad\(\): argument 'w'\[1\]\['k'\]"):
+        bad(np.ones(2))  # (float64 already: no copy; the float32 default needs one)
+
+
+def test_a_receiver_that_is_an_array_is_returned_as_it_is() -> None:
+    torch = pytest.importorskip("torch")
+
+    class Signal(np.ndarray):
+        @interop.numpy_function
+        def doubled(self, t: Any) -> Any:
+            return self, t * 2
+
+    s = np.arange(2.0).view(Signal)
+    back, y = s.doubled(torch.ones(2))
+    assert back is s and type(y) is torch.Tensor
