@@ -320,16 +320,15 @@ def _is_list(arrow_type: pa.DataType) -> bool:
 
 
 def _is_text(arrow_type: pa.DataType) -> bool:
-    """Whether pyarrow converts values of ``arrow_type`` into objects that may spell numbers."""
+    """Whether pyarrow converts values of ``arrow_type`` into text or decimals.
+
+    Objects that may spell numbers, as bytes may (see :func:`_is_binary`, asked first).
+    """
     types = pa.types
     return bool(
         types.is_string(arrow_type)
         or types.is_large_string(arrow_type)
         or types.is_string_view(arrow_type)
-        or types.is_binary(arrow_type)
-        or types.is_large_binary(arrow_type)
-        or types.is_binary_view(arrow_type)
-        or types.is_fixed_size_binary(arrow_type)
         or types.is_decimal(arrow_type)
     )
 
