@@ -22,6 +22,7 @@ import interop
 from interop import ConversionError, CopyRequiredError, UnsupportedTypeError, testing
 from tests.conftest import load_framework
 from tests.support.dtype_sources import as_format, random_bits, uint_of
+from tests.support.memory import traced_peak
 from tests.support.simdevice import SimArray, SimBackend, registered
 
 pa = pytest.importorskip("pyarrow")
@@ -171,18 +172,11 @@ def test_chunked_arrays_join_with_a_copy() -> None:
 
 
 def test_chunks_join_straight_into_the_dtype_asked() -> None:
-    import tracemalloc
-
     chunks = [np.arange(500_000, dtype=np.float32), np.ones(500_000, np.float32)]
     x = pa.chunked_array(chunks)
     plan = interop.explain(x, dtype=np.float64)
     assert plan.steps == ("join",) and plan.dtype == np.float64
-    tracemalloc.start()
-    try:
-        out = interop.to_numpy(x, dtype=np.float64)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    out, peak = traced_peak(lambda: interop.to_numpy(x, dtype=np.float64))
     assert peak < 1.2 * out.nbytes  # one copy, no joined float32 array before it
     np.testing.assert_array_equal(out, np.concatenate(chunks).astype(np.float64))
     assert out.dtype == np.float64 and out.flags.writeable

@@ -11,7 +11,6 @@ tests/contract/test_device_routes.py and tests/unit/test_device_casts.py.
 
 from __future__ import annotations
 
-import tracemalloc
 from typing import Any
 
 import ml_dtypes
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 
 import interop
+from tests.support.memory import traced_peak
 
 pytestmark = pytest.mark.gpu
 
@@ -202,11 +202,6 @@ def test_read_only_host_data_uploads_in_one_copy(to: str) -> None:
         _jax_gpu()
     a = np.arange(1 << 20, dtype=np.float32)
     a.flags.writeable = False
-    tracemalloc.start()
-    try:
-        out = interop.convert(a, to, device="cuda")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    out, peak = traced_peak(lambda: interop.convert(a, to, device="cuda"))
     assert peak < a.nbytes // 2  # no host copy (NumPy's allocations are traced)
     np.testing.assert_array_equal(interop.to_numpy(out), a)

@@ -17,6 +17,7 @@ import ml_dtypes  # noqa: E402
 import interop  # noqa: E402
 from interop import ConversionError, CopyRequiredError, UnsupportedTypeError, _registry  # noqa: E402
 from tests.support.entry_points import assert_raises_everywhere, assert_sealed, results  # noqa: E402
+from tests.support.memory import traced_peak  # noqa: E402
 
 # -- variables ----------------------------------------------------------------------
 
@@ -47,16 +48,9 @@ def test_mirrored_variable_is_a_snapshot() -> None:
 
 
 def test_a_cast_variable_is_one_copy_that_a_later_assign_leaves_alone() -> None:
-    import tracemalloc
-
     v = tf.Variable(tf.ones(1_000_000, tf.float32))
     interop.to_numpy(v, dtype=np.float64)
-    tracemalloc.start()
-    try:
-        out = interop.to_numpy(v, dtype=np.float64)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    out, peak = traced_peak(lambda: interop.to_numpy(v, dtype=np.float64))
     assert peak < 1.2 * out.nbytes  # the cast's copy alone: no snapshot before it
     assert out.dtype == np.float64 and out.flags.writeable and out.flags.owndata
     v.assign(tf.zeros(1_000_000))
@@ -93,16 +87,9 @@ def test_a_0d_tensor_of_an_ml_dtype_is_a_view_that_stays_read_only(name: str) ->
 @pytest.mark.parametrize("to", ["jax", "tensorflow", "numpy"])
 def test_a_variable_converts_in_one_aligned_copy(to: str) -> None:
     # The snapshot is 64-byte aligned memory, which JAX aliases rather than copies again.
-    import tracemalloc
-
     v = tf.Variable(tf.ones(500_000, tf.float32))
     interop.convert(v, to)
-    tracemalloc.start()
-    try:
-        out = interop.convert(v, to)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    out, peak = traced_peak(lambda: interop.convert(v, to))
     assert peak < 1.5 * v.numpy().nbytes
     v.assign(tf.zeros(500_000))
     assert float(interop.to_numpy(out).min()) == 1.0
