@@ -20,6 +20,7 @@ converts with its own values inside them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
@@ -180,17 +181,38 @@ class Source(TorchBase):
         storage_of = self.torch.Tensor.untyped_storage
         resizable = self.torch.UntypedStorage.resizable
 
-        kinds = self._view_kinds
-        as_dtype = self.torch.Tensor.view
-
         def read(t: Any, force: bool = False) -> np.ndarray[Any, Any]:
             if resizable(storage_of(t)):
                 return transient(t.detach() if force else t)
             return numpy(t, force=force)  # type: ignore[no-any-return]
 
+        return Reading(self._host_view(read), self._keep_viewed)
+
+    def keep_alias(self, x: Any, /) -> None:
+        # Tensor.numpy() marks the storage; of a tensor whose dtype NumPy shows
+        # (plain, or through a same-width integer view), else of a byte tensor set
+        # over the same storage.
+        if x.device.type != "cpu":
+            return
+        if x.dtype in self._view_kinds and not x.is_conj() and not x.is_neg():
+            self._keep_viewed(x)
+            return
+        storage = x.untyped_storage()
+        if storage.resizable():
+            torch = self.torch
+            torch.empty(0, dtype=torch.uint8).set_(storage).numpy()
+
+    @functools.cached_property
+    def _keep_viewed(self) -> Callable[[Any], None]:
+        """:meth:`keep_alias` of a dense CPU tensor of a dtype NumPy shows, with no
+        conjugate or negative bit (one the host view reads): its own ``numpy()``."""
+        numpy = self.torch.Tensor.numpy
+        storage_of = self.torch.Tensor.untyped_storage
+        resizable = self.torch.UntypedStorage.resizable
+        kinds = self._view_kinds
+        as_dtype = self.torch.Tensor.view
+
         def keep(t: Any) -> None:
-            # keep_alias for a tensor the view read: a dense CPU tensor of a dtype
-            # NumPy shows, with no conjugate or negative bit.
             if resizable(storage_of(t)):
                 inttype = kinds[t.dtype][0]
                 if inttype is None:
@@ -198,23 +220,7 @@ class Source(TorchBase):
                 else:
                     numpy(as_dtype(t, inttype))
 
-        return Reading(self._host_view(read), keep)
-
-    def keep_alias(self, x: Any, /) -> None:
-        # Tensor.numpy() marks the storage; of a tensor whose dtype NumPy shows
-        # (plain, or through a same-width integer view), else of a byte tensor set
-        # over the same storage.
-        torch = self.torch
-        storage = x.untyped_storage()
-        if x.device.type != "cpu" or not storage.resizable():
-            return
-        kind = self._view_kinds.get(x.dtype)
-        if kind is None or x.is_conj() or x.is_neg():
-            torch.empty(0, dtype=torch.uint8).set_(storage).numpy()
-        elif kind[0] is None:
-            x.numpy(force=True)
-        else:
-            x.view(kind[0]).numpy()
+        return keep
 
     def _host_view(
         self, numpy: Callable[..., np.ndarray[Any, Any]]
