@@ -242,8 +242,8 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
     skip = 1 if _is_method(func, signature) else 0
     plain = like is None and options == (None, None, None, None, None)
     # Array defaults, and arrays a functools.partial binds as keywords, are arguments
-    # too: passed on as keywords where the call leaves them out, so that they are
-    # converted with the rest.
+    # too: passed on where the call leaves them out (by name, or after the arguments
+    # given for a positional-only one), converted as the rest are.
     defaults = _array_defaults(func, signature)
 
     def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -262,21 +262,28 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         extra: list[Any], missing: dict[str, Any], args: tuple[Any, ...], kwargs: Any
     ) -> tuple[Any, Any]:
         """The defaults, converted as arguments are; a failure named by its parameter."""
-        opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None, float_dtype)
         # (Laid out as the arguments' walk lays out the call: positions after the
         # arguments passed, then names.)
         tree = ((None,) * len(args) + tuple(extra), missing)
+        positional, names = _converted(tree, args, {**kwargs, **missing})
+        return list(positional[len(args) :]), names
+
+    def _converted(tree: Any, args: Any, kwargs: Any) -> Any:
+        """``tree``, ``(positional, named)`` arguments of a call, converted under the
+        options in force at call time (under the decorator's own); a failure named by
+        its argument."""
+        opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None, float_dtype)
         try:
             started = _tree.start(tree, opts, keep=_kept())
             if type(started) is _tree.Started:
                 started = started.result()
         except Exception as exc:
-            named = _by_argument(exc, func, signature, args, {**kwargs, **missing})
+            retell_policy(exc, "numpy_function")  # (before the path's new exception)
+            named = _by_argument(exc, func, signature, args, kwargs)
             if named is None:
                 raise
             raise named from exc
-        positional, names = started
-        return list(positional[len(args) :]), names
+        return started
 
     def _prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         rest = args[skip:] if skip else args
@@ -297,21 +304,10 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         return _walked(args[:skip], rest, args, kwargs)
 
     def _walked(head: Any, rest: Any, args: Any, kwargs: Any) -> tuple[Any, Any, Any]:
-        # The options in force at call time, under the decorator's own.
-        opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None, float_dtype)
         # The arguments' walk first: it is the one that names a failure (a cycle, a
         # container's own code, a leaf) by its argument, at any depth; the search for
         # the results' framework below then walks containers known to open.
-        try:
-            started = _tree.start(((None,) * skip + rest, kwargs), opts, keep=_kept())
-            if type(started) is _tree.Started:
-                started = started.result()
-        except Exception as exc:
-            retell_policy(exc, "numpy_function")  # (before the path's new exception)
-            named = _by_argument(exc, func, signature, args, kwargs)
-            if named is None:
-                raise
-            raise named from exc
+        started = _converted(((None,) * skip + rest, kwargs), args, kwargs)
         if like is None:
             found = _reference(*rest, *kwargs.values())
             if len(found) > 1:
@@ -507,8 +503,7 @@ def _back(result: Any, reference: Any, func: Callable[..., Any], keep: Any = Non
         return x
 
     try:
-        if keep is None:
-            return _tree.map_leaves(result, back)
+        # (keep=None keeps None leaves as they are, which back() does as well.)
         return _tree.map_leaves(result, back, keep=keep)
     except Exception as exc:
         named = relocated(exc, "tree", f"{_name_of(func, short=True)}(): result")
