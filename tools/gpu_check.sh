@@ -67,8 +67,10 @@ for name in ("numpy", "ml_dtypes", "array_api_compat", "torch", "jax", "cupy", "
 EOF
 } 2>&1 | tee "$out/device.txt"
 
-# `-m gpu` on the command line replaces the tier selection of pyproject's addopts.
-pytest_args=(-m gpu -q -p no:cacheprovider --junitxml "$out/pytest-gpu.xml")
+# pyproject's addopts (the fast tier on two xdist workers) are replaced: the gpu tests
+# run in one process, which shares the one device, where pytest-xdist may be absent.
+pytest_args=(-o "addopts=-ra" -p no:benchmark -m gpu -q -p no:cacheprovider
+    --junitxml "$out/pytest-gpu.xml")
 bench_args=(--only gpu --json "$out/gpu-bench.json" --markdown "$out/gpu-bench.md")
 if [ "$mode" = cpu ]; then
     pytest_args+=(--collect-only)
