@@ -8,7 +8,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from interop._api import explain, framework_of, to_numpy
 from interop._backend import Backend, Node, Reading
@@ -21,25 +22,45 @@ from interop._errors import (
     TransferError,
     UnsupportedTypeError,
 )
-from interop._function import numpy_function
-from interop._iter import iter_numpy
 from interop._options import Options, options
 from interop._plan import Plan
 from interop._registry import BackendInfo, backends, register_backend
-from interop._structures import convert_tree, iter_convert
-from interop._tree import register_container, to_numpy_tree
+
+if TYPE_CHECKING:
+    from interop._function import numpy_function
+    from interop._io import load, save
+    from interop._iter import iter_numpy
+    from interop._structures import convert_tree, iter_convert
+    from interop._tree import register_container, to_numpy_tree
 
 __version__ = "0.1.0"
 
+# The functions over trees, iterators and files, and the file formats they bring
+# (zipfile and json for load and save), are imported on first use, so that `import
+# interop` costs only the core: to_numpy, explain and convert.
+_ON_FIRST_USE = {
+    "numpy_function": "interop._function",
+    "iter_numpy": "interop._iter",
+    "convert_tree": "interop._structures",
+    "iter_convert": "interop._structures",
+    "register_container": "interop._tree",
+    "to_numpy_tree": "interop._tree",
+    "load": "interop._io",
+    "save": "interop._io",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # load and save bring the file formats with them (zipfile, json, the readers):
-    # imported on first use, so that `import interop` stays cheap.
-    if name in ("load", "save"):
-        from interop import _io
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'interop' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return getattr(_io, name)
-    raise AttributeError(f"module 'interop' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ON_FIRST_USE})
 
 
 __all__ = [

@@ -586,7 +586,8 @@ def unsupported(x: object) -> UnsupportedTypeError:
 
 
 # What a backend name may be: it is what framework_of returns and convert's `to=` takes.
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+# (A pattern, compiled and cached by `re` on first use rather than at import.)
+_NAME = r"[A-Za-z][A-Za-z0-9_.-]*"
 
 
 def register_backend(backend: Backend, /) -> None:
@@ -621,7 +622,7 @@ def register_backend(backend: Backend, /) -> None:
             f"for `{type_name(backend)}`. hint: set the class attribute name, as in "
             'name = "gridlib"'
         )
-    if _NAME.fullmatch(name) is None:
+    if re.fullmatch(_NAME, name) is None:
         raise ValueError(
             "expected a backend with a non-empty name of letters, digits, '_', '-' and '.' "
             f"that starts with a letter, got {name!r} for `{type_name(backend)}`. hint: use "

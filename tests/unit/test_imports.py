@@ -105,6 +105,44 @@ def test_import_pays_for_no_generated_classes() -> None:
     assert state == {"costly": [], "after_tree": False, "walked": True}
 
 
+def test_trees_iterators_and_files_are_imported_on_first_use() -> None:
+    # `import interop` loads the core (to_numpy, explain, convert); the functions over
+    # trees, iterators and files load their modules when first named, and every
+    # public name is still listed by dir() and reachable from the package.
+    state = run_fresh(
+        """
+        import json, sys
+        import numpy as np
+        import interop
+        later = ["interop._tree", "interop._function", "interop._iter",
+                 "interop._structures", "interop._io"]
+        at_import = [m for m in later if m in sys.modules]
+        listed = sorted(set(interop.__all__) - set(dir(interop)))
+        tree = interop.to_numpy_tree({"a": np.arange(2.0)})
+        after_tree = [m for m in later if m in sys.modules]
+        from interop import numpy_function, save
+        missing = [n for n in interop.__all__ if getattr(interop, n, None) is None]
+        print(json.dumps({
+            "at_import": at_import,
+            "unlisted": listed,
+            "tree": type(tree["a"]).__name__,
+            "after_tree": after_tree,
+            "same": numpy_function is sys.modules["interop._function"].numpy_function
+            and save is sys.modules["interop._io"].save,
+            "missing": missing,
+        }))
+        """
+    )
+    assert state == {
+        "at_import": [],
+        "unlisted": [],
+        "tree": "ndarray",
+        "after_tree": ["interop._tree"],
+        "same": True,
+        "missing": [],
+    }
+
+
 def test_using_one_framework_imports_no_other() -> None:
     # Also: ml_dtypes is imported only once a nonstandard dtype (bfloat16) is met.
     needs("torch", "ml_dtypes")
