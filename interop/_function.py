@@ -245,6 +245,9 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
     # too: passed on where the call leaves them out (by name, or after the arguments
     # given for a positional-only one), converted as the rest are.
     defaults = _array_defaults(func, signature)
+    # The positional arguments a functools.partial binds are arguments too, passed
+    # before the call's own (they are not in the partial's signature).
+    bound = _bound_arrays(func)
 
     def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         """The arguments converted, and the array whose framework the results take."""
@@ -268,10 +271,10 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         positional, names = _converted(tree, args, {**kwargs, **missing})
         return list(positional[len(args) :]), names
 
-    def _converted(tree: Any, args: Any, kwargs: Any) -> Any:
+    def _converted(tree: Any, args: Any, kwargs: Any, *, by_bound: bool = False) -> Any:
         """``tree``, ``(positional, named)`` arguments of a call, converted under the
         options in force at call time (under the decorator's own); a failure named by
-        its argument."""
+        its argument (``by_bound``: by its place among a partial's bound arguments)."""
         opts = _options.resolve(copy, dtype, allow_transfer, upcast, None, None, float_dtype)
         try:
             started = _tree.start(tree, opts, keep=_kept())
@@ -279,11 +282,22 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
                 started = started.result()
         except Exception as exc:
             retell_policy(exc, "numpy_function")  # (before the path's new exception)
-            named = _by_argument(exc, func, signature, args, kwargs)
+            if by_bound:
+                named = _by_bound_argument(exc, func)
+            else:
+                named = _by_argument(exc, func, signature, args, kwargs)
             if named is None:
                 raise
             raise named from exc
         return started
+
+    def run(converted: Any, named: Any) -> Any:
+        """``func`` called with the converted arguments (and bound ones, converted)."""
+        if not bound:
+            return func(*converted, **named)
+        inner: Any = func  # (a functools.partial: see _bound_arrays)
+        front, _ = _converted((inner.args, {}), (), {}, by_bound=True)
+        return inner.func(*front, *converted, **{**inner.keywords, **named})
 
     def _prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         rest = args[skip:] if skip else args
@@ -336,14 +350,14 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         @functools.wraps(func)
         async def coroutine(*args: Any, **kwargs: Any) -> Any:
             converted, named, reference = prepare(args, kwargs)
-            return finish(args, await func(*converted, **named), reference)
+            return finish(args, await run(converted, named), reference)
 
         return coroutine
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         converted, named, reference = prepare(args, kwargs)
-        return finish(args, func(*converted, **named), reference)
+        return finish(args, run(converted, named), reference)
 
     return wrapper
 
@@ -362,6 +376,13 @@ def _array_defaults(
         for name, param in signature.parameters.items()
         if param.default is not param.empty and _holds_array(param.default)
     }
+
+
+def _bound_arrays(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` is a ``functools.partial`` whose bound positional arguments hold
+    an array (a partial of a partial is one partial: ``functools.partial`` merges them).
+    """
+    return isinstance(func, functools.partial) and any(_holds_array(a) for a in func.args)
 
 
 def _holds_array(value: Any) -> bool:
@@ -470,6 +491,17 @@ def _by_argument(
             return None
         old, name = max(matching, key=lambda found: len(found[0]))
     return relocated(exc, old, f"{_name_of(func, short=True)}(): argument {name!r}")
+
+
+def _by_bound_argument(exc: Exception, func: Callable[..., Any]) -> Exception | None:
+    """``exc``, located by the tree walk in a partial's bound arguments, located by their
+    place (``scale(): bound argument #0``); ``None`` where ``exc`` carries no such path."""
+    path = getattr(exc, "__interop_path__", None)
+    found = re.match(r"tree\[0\]\[(\d+)\]", path) if isinstance(path, str) else None
+    if found is None:
+        return None
+    name = _name_of(func.func if isinstance(func, functools.partial) else func, short=True)
+    return relocated(exc, found.group(0), f"{name}(): bound argument #{found.group(1)}")
 
 
 def _positional_name(index: int, signature: inspect.Signature | None) -> str:

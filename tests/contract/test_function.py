@@ -677,6 +677,35 @@ def test_array_defaults_and_partial_keywords_are_converted_as_arguments() -> Non
     assert seen[-1] is np.ndarray and added.tolist() == [2.0, 2.0]
 
 
+def test_arrays_a_partial_binds_by_position_are_converted_as_arguments() -> None:
+    torch = pytest.importorskip("torch")
+    seen: list[Any] = []
+
+    def affine(w: Any, b: Any, x: Any) -> Any:
+        seen.append((type(w), type(b["shift"]), type(x)))
+        return x * w + b["shift"]
+
+    bound = functools.partial(affine, torch.full((2,), 3.0), {"shift": torch.ones(2)})
+    wrapped = interop.numpy_function(bound)
+    out = wrapped(torch.ones(2))
+    assert seen[-1] == (np.ndarray, np.ndarray, np.ndarray)
+    assert type(out) is torch.Tensor and out.tolist() == [4.0, 4.0]
+    # Bound arrays do not choose the results' framework; the partial is left as it was.
+    assert type(wrapped(np.ones(2))) is np.ndarray
+    assert type(bound.args[0]) is torch.Tensor and type(bound.args[1]["shift"]) is torch.Tensor
+    # A failure is named by the bound argument's place.
+    cyclic: list[Any] = [torch.ones(2)]
+    cyclic.append(cyclic)
+    broken = interop.numpy_function(functools.partial(affine, cyclic, {"shift": 0}))
+    with pytest.raises(interop.ConversionError, match=r"at affine\(\): bound argument #0\[1\]"):
+        broken(torch.ones(2))
+    # Under the options in force at call time, as the call's own arguments.
+    conj = torch.ones(2, dtype=torch.complex64).conj()
+    strict = interop.numpy_function(functools.partial(affine, conj, {"shift": 0}), copy=False)
+    with pytest.raises(interop.CopyRequiredError, match=r"affine\(\): bound argument #0"):
+        strict(torch.ones(2))
+
+
 def test_static_and_class_methods_under_the_decorator_stay_so() -> None:
     torch = pytest.importorskip("torch")
 
