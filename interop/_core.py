@@ -16,7 +16,7 @@ import numpy as np
 
 from interop import _registry
 from interop._backend import Backend, backend_error
-from interop._errors import InteropError, type_name
+from interop._errors import InteropError, is_cast_error, type_name
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
 
@@ -67,7 +67,7 @@ def plan(x: Any, backend: Backend, options: Options, /) -> Plan:
 
 def raise_translated(x: Any, backend: Backend, exc: Exception, /) -> NoReturn:
     """Raise the backend's own error for ``exc`` (its translation), or ``exc`` itself."""
-    if not isinstance(exc, (InteropError, MemoryError)):
+    if not isinstance(exc, (InteropError, MemoryError)) and not is_cast_error(exc):
         translated = backend.translate_error(x, exc)
         if translated is not None:
             if not isinstance(translated, BaseException):

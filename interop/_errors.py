@@ -14,10 +14,12 @@ __all__ = [
     "InteropError",
     "TransferError",
     "UnsupportedTypeError",
+    "is_cast_error",
     "policy_error",
     "retell_policy",
     "text_format_error",
     "truth_cast_error",
+    "values_failed",
 ]
 
 
@@ -98,6 +100,19 @@ def retell_policy(exc: BaseException, entry: str) -> None:
             "interop.to_numpy (or to_numpy_tree, iter_numpy) and convert the NumPy result"
         )
     exc.args = (f"{exc}; {advice}",)
+
+
+def values_failed(exc: Exception) -> Exception:
+    """``exc``, NumPy's error for values a cast step of the library cannot take,
+    marked to reach the caller as it is (see :func:`is_cast_error`)."""
+    exc.__interop_cast__ = True  # type: ignore[attr-defined]
+    return exc
+
+
+def is_cast_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is NumPy's error from a cast step (:func:`values_failed`): not the
+    source's failure, whatever object the values came from."""
+    return getattr(exc, "__interop_cast__", False) is True
 
 
 def truth_cast_error(got: str, hint: str) -> ConversionError:

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interop._dtypes import cast_on_device, holds, is_raw_bytes, upcast_target
-from interop._errors import ConversionError, CopyRequiredError, TransferError, type_name
+from interop._errors import (
+    ConversionError,
+    CopyRequiredError,
+    TransferError,
+    type_name,
+    values_failed,
+)
 from interop._options import Options, Record, current, same_dtype
 from interop._options import is_float as _is_float
 
@@ -355,8 +361,19 @@ def _astype(a: np.ndarray[Any, Any], dtype: Any) -> np.ndarray[Any, Any]:
     value is kept where it casts within its kind, and is the new dtype's default
     otherwise.
     """
-    if type(a) is np.ndarray or not is_masked_array(a) or a.dtype.names:
-        return a.astype(dtype, copy=True)
+    try:
+        if type(a) is np.ndarray or not is_masked_array(a) or a.dtype.names:
+            return a.astype(dtype, copy=True)
+        return _masked_astype(a, dtype)
+    except (ValueError, TypeError) as exc:
+        # NumPy's error for these values (text that spells no number): the caller's
+        # to read as it is, whichever source's protocol handed over the values.
+        values_failed(exc)
+        raise
+
+
+def _masked_astype(a: Any, dtype: Any) -> np.ndarray[Any, Any]:
+    """:func:`_astype` of a masked array with no fields."""
     ma = sys.modules["numpy.ma"]
     masked: Any = a
     mask = ma.getmask(masked)

@@ -388,6 +388,32 @@ def test_read_only_views_are_reported_read_only() -> None:
     assert plan.readonly is (not out.flags.writeable)
 
 
+def test_values_a_cast_cannot_take_raise_numpys_error_from_any_protocol() -> None:
+    # The cast is the library's own step: its failure is NumPy's, not the object's
+    # protocol's, as for an ndarray of the same values (to_numpy's documented error).
+    pd = pytest.importorskip("pandas")
+    for x in (pd.Series(["1.5", "a"]), np.array(["1.5", "a"], dtype=object)):
+        with pytest.raises(ValueError, match="could not convert string to float: 'a'") as info:
+            interop.to_numpy(x, dtype=np.float64)
+        assert not isinstance(info.value, interop.InteropError)
+    assert interop.to_numpy(pd.Series(["1.5", "-2"]), dtype=np.float64).tolist() == [1.5, -2.0]
+
+
+def test_an_object_that_refuses_copy_false_is_planned_as_a_read_copy() -> None:
+    # pandas refuses __array__(copy=False) for a column of Arrow memory, then hands out
+    # a read-only view with __array__(): the plan says what it knows, and no more.
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    s = pd.Series([1.0, 2.0], dtype="double[pyarrow]")
+    plan = interop.explain(s)
+    assert not plan.zero_copy and "it is read with __array__()" in (plan.copy_reason or "")
+    out = interop.to_numpy(s)
+    assert plan.readonly is (not out.flags.writeable)
+    assert out.tolist() == [1.0, 2.0]
+    with pytest.raises(interop.CopyRequiredError, match="cannot hand out a view"):
+        interop.to_numpy(s, copy=False)
+
+
 def _counting_dask(blocks: list[int]) -> Any:
     da = pytest.importorskip("dask.array")
 

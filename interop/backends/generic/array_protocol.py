@@ -342,7 +342,12 @@ def host_array(x: Any, options: Options) -> tuple[np.ndarray[Any, Any] | None, s
             # as a ConversionError naming the object and the protocol).
             raise refusal
         return None, f"`{type_name(x)}` cannot hand out a view of its data ({said})"
-    return _called(x, None), f"`{type_name(x)}` cannot hand out a view of its data; it made a copy"
+    # What __array__() then returns is taken as it is: an object may hand out a view
+    # there all the same (pandas does for a column of Arrow memory, read-only).
+    return _called(x, None), (
+        f"`{type_name(x)}` cannot promise a view of its data (its __array__ refuses "
+        "copy=False); it is read with __array__()"
+    )
 
 
 def _called(x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
