@@ -455,6 +455,38 @@ def test_resource_and_variant_tensors_are_refused_everywhere_every_time(kind: st
             interop.explain(make())
     assert_raises_everywhere(make, ConversionError, f"got a {kind} tensor", "hint:")
     assert _registry.host_view(make()) is None
+    # Into TensorFlow too, kept or copied: a handle has no values to keep or copy.
+    for copy in (None, True):
+        with pytest.raises(ConversionError, match=f"got a {kind} tensor.*hint:"):
+            interop.explain(make(), to="tensorflow", copy=copy)
+        with pytest.raises(ConversionError, match=f"got a {kind} tensor.*hint:"):
+            interop.convert(make(), "tensorflow", copy=copy)
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        *(
+            getattr(ml_dtypes, n)
+            for n in ("float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "int4", "uint2")
+        ),
+        "qint8",
+    ],
+)
+def test_copies_within_tensorflow_of_dtypes_without_a_copy_kernel(dtype: Any) -> None:
+    # TensorFlow's DeepCopy has no kernel for these: their copy goes through host memory.
+    if dtype == "qint8":
+        t = tf.cast(tf.constant([1, 2, 3]), tf.qint8)
+        before = tf.bitcast(t, tf.int8).numpy()
+    else:
+        t = tf.constant(np.array([1, 0, 1], dtype=dtype))
+        before = t.numpy().view(np.uint8).copy()
+    for x in (t, tf.Variable(t) if dtype != "qint8" else t):
+        assert interop.explain(x, to="tensorflow", copy=True).steps == ("copy",)
+        out = interop.convert(x, "tensorflow", copy=True)
+        assert out is not t and out.dtype == t.dtype
+        got = tf.bitcast(out, tf.int8).numpy() if dtype == "qint8" else out.numpy().view(np.uint8)
+        np.testing.assert_array_equal(got, before)
 
 
 def test_host_view_never_raises() -> None:

@@ -268,13 +268,22 @@ class TensorFlowTarget(Backend):
         if not moved and not copy:
             return x
         # A ragged or sparse tensor is copied component by component.
-        deep_copy = tf.raw_ops.DeepCopy
         with tf.device(device):
             return tf.nest.map_structure(
-                (lambda t: tf.identity(t)) if moved else (lambda t: deep_copy(x=t)),
+                (lambda t: tf.identity(t)) if moved else self._deep_copy,
                 x,
                 expand_composites=True,
             )
+
+    def _deep_copy(self, t: Any) -> Any:
+        """A copy of tensor ``t`` in new memory, on the current device."""
+        tf = self.tf
+        dtype = t.dtype
+        if dtype.is_quantized or _one_byte_format(dtype.as_numpy_dtype):
+            # TensorFlow has no copy kernel for these (float8, int4, ..., qint8): their
+            # values go through host memory into a new tensor of the same dtype.
+            return tf.constant(t.numpy(), dtype=dtype)
+        return tf.raw_ops.DeepCopy(x=t)
 
     def readonly_source(self, x: Any, /) -> bool:
         return True
@@ -290,3 +299,9 @@ class TensorFlowTarget(Backend):
             # device that importers do not know; the host view goes instead.
             return None
         return x
+
+
+def _one_byte_format(scalar_type: Any) -> bool:
+    """Whether ``scalar_type`` is an ``ml_dtypes`` format of a byte or less (float8,
+    float4, int4, int2, ...): bfloat16 is the only wider one."""
+    return bool(scalar_type.__module__ == "ml_dtypes" and np.dtype(scalar_type).itemsize == 1)
