@@ -331,3 +331,24 @@ def test_sparse_arrays_to_scipy_take_the_dtype_options_and_stay_in_jax() -> None
         interop.to_numpy(b, sparse="scipy")
     assert interop.convert(b, "jax") is b
     assert interop.explain(b, to="jax").steps == ("keep",)
+
+
+@pytest.mark.parametrize("name", ["int1", "uint1"])
+def test_one_bit_arrays_keep_their_dtype_and_values(name: str) -> None:
+    # JAX hands out int1 and uint1 values as booleans (of the same bits), and cannot
+    # compile its own copy of them: the plan's dtype and the values hold all the same.
+    dtype = np.dtype(getattr(ml_dtypes, name))
+    values = np.array(-1 if name == "int1" else 1, dtype)
+    for source in (values, np.zeros((0, 2), dtype), np.zeros((1,), dtype)):
+        x = jnp.asarray(source)
+        out = interop.to_numpy(x)
+        assert out.dtype == interop.explain(x).dtype == dtype
+        np.testing.assert_array_equal(out.view(np.uint8), source.view(np.uint8))
+        wide = interop.to_numpy(x, upcast=True)
+        assert wide.dtype == interop.explain(x, upcast=True).dtype
+        np.testing.assert_array_equal(wide, source.astype(wide.dtype))
+        copied = interop.convert(x, "jax", copy=True)
+        assert copied is not x and copied.dtype == dtype
+        np.testing.assert_array_equal(
+            interop.to_numpy(copied).view(np.uint8), source.view(np.uint8)
+        )

@@ -57,8 +57,20 @@ _KNOWN_SHARDINGS = 64
 
 
 def _unpack(x: Any, plan: Plan) -> np.ndarray[Any, Any]:
-    # np.array copies JAX's unpacking into memory the result owns.
-    return np.array(x, copy=True)
+    return unpacked(x)
+
+
+def unpacked(x: Any) -> np.ndarray[Any, Any]:
+    """The values of a JAX array of a sub-byte dtype, one per byte, in memory they own.
+
+    ``np.array`` copies JAX's unpacking; JAX gives int1 and uint1 values as booleans,
+    of the same bits (``True`` is int1's -1), which are seen as the array's dtype.
+    """
+    a = np.array(x, copy=True)
+    dtype = x.dtype
+    if a.dtype != dtype and a.dtype.itemsize == dtype.itemsize:
+        return a.view(dtype)
+    return a
 
 
 def _to_host(x: Any, plan: Plan) -> np.ndarray[Any, Any]:

@@ -18,6 +18,7 @@ from interop._devices import ROW_MAJOR_LAYOUT, LayoutNeeds, dlpack_device_of, sp
 from interop._dtypes import bit_width
 from interop._errors import ConversionError, type_name
 from interop._memory import aligned_copy, layout_problem
+from interop.backends.jax.source import unpacked
 
 __all__ = ["JaxTarget"]
 
@@ -279,7 +280,12 @@ class JaxTarget(Backend):
     def adopt(self, x: Any, /, *, device: Any, copy: bool) -> Any:
         if self.device_of(x) != device:
             return self.jax.device_put(x, device)
-        return self.jax.numpy.array(x, copy=True) if copy else x
+        if not copy:
+            return x
+        if x.dtype.name in ("int1", "uint1"):
+            # JAX cannot compile its own copy of these: the values go through host memory.
+            return self.jax.device_put(unpacked(x), device)
+        return self.jax.numpy.array(x, copy=True)
 
     def readonly_source(self, x: Any, /) -> bool:
         return True
