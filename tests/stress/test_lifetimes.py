@@ -86,6 +86,34 @@ def test_torch_view_keeps_storage_after_the_tensor_and_its_views_die() -> None:
     np.testing.assert_array_equal(out, np.arange(10, 20, dtype=np.float64))
 
 
+@pytest.mark.parametrize("to", ["numpy", "jax", "tensorflow"])
+@pytest.mark.parametrize("swap", ["data", "set_"])
+@pytest.mark.parametrize("planned", [False, True])
+def test_a_torch_alias_keeps_its_storage_when_the_tensor_takes_new_data(
+    to: str, swap: str, planned: bool
+) -> None:
+    # `t.data = ...` (or t.set_(...)) gives the tensor object new storage, and the old
+    # one goes unless something holds it: a result that aliases it must, as
+    # Tensor.numpy()'s array does. (planned: the route of an options block.)
+    import torch
+
+    pytest.importorskip(to)
+    for _ in range(10):
+        t = torch.full((1024,), 5.0)
+        if planned:
+            with interop.options(allow_transfer=True):
+                out = interop.convert(t, to)
+        else:
+            out = interop.convert(t, to)
+        if swap == "data":
+            t.data = torch.zeros(4)
+        else:
+            t.set_(torch.zeros(4))
+        gc.collect()
+        _churn("torch", 4096)
+        np.testing.assert_array_equal(interop.to_numpy(out), np.full(1024, 5.0, np.float32))
+
+
 def test_jax_delete_does_not_free_memory_a_result_still_uses() -> None:
     import jax.numpy as jnp
 

@@ -183,7 +183,10 @@ class Source(TorchBase):
 
         def read(t: Any, force: bool = False) -> np.ndarray[Any, Any]:
             if resizable(storage_of(t)):
-                return transient(t.detach() if force else t)
+                # Exported from a detached alias, which holds the storage itself: an
+                # export of t would follow t to new data (t.data = ..., t.set_(...))
+                # and let the storage this view reads go, as Tensor.numpy()'s does not.
+                return transient(t.detach())
             return numpy(t, force=force)  # type: ignore[no-any-return]
 
         return Reading(self._host_view(read), self._keep_viewed)

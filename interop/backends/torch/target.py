@@ -279,7 +279,9 @@ class Target(TorchBase):
             return None
         if self._torch_dtype(dtype) is None:
             return None
-        t = x.detach() if x.requires_grad else x
+        # A detached alias holds the storage itself: the importer's reference to x
+        # would follow x to new data (x.data = ..., x.set_(...)) and let this go.
+        t = x.detach()
         if t.is_cuda:
             return CudaExport(self.torch, t, self.dlpack_device(t.device))
         # Pinned memory (a DataLoader's with pin_memory=True) exports as kDLCUDAHost,
