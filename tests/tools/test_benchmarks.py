@@ -264,7 +264,22 @@ def test_gpu_check_rehearsal_collects_the_gpu_tests_and_runs_the_gpu_benchmarks(
 def test_gpu_check_runs_the_gpu_tests_and_benchmarks_within_ten_minutes() -> None:
     """What the device mode runs, read from the script: the right commands, bounded in time."""
     script = (ROOT / "tools" / "gpu_check.sh").read_text()
-    assert 'pytest_args=(-m gpu -q -p no:cacheprovider --junitxml "$out/pytest-gpu.xml")' in script
+    # pyproject's addopts (two xdist workers) replaced: one process, no xdist needed.
+    args = re.search(r"pytest_args=\(([^)]*)\)", script)
+    assert args is not None
+    assert args.group(1).split() == [
+        "-o",
+        '"addopts=-ra"',
+        "-p",
+        "no:benchmark",
+        "-m",
+        "gpu",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--junitxml",
+        '"$out/pytest-gpu.xml"',
+    ]
     assert 'bench_args=(--only gpu --json "$out/gpu-bench.json"' in script
     limits = [int(s) for s in re.findall(r"timeout -k (?:\d+) (\d+) \"\$python\" -m", script)]
     assert len(limits) == 2 and sum(limits) + 2 * 10 <= 540  # leaves a minute for the rest
