@@ -38,12 +38,7 @@ from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
 from interop.backends.tensorflow.composite import CompositeSource
-from interop.backends.tensorflow.source import (
-    NO_DATA,
-    TensorSource,
-    no_data_error,
-    symbolic_error,
-)
+from interop.backends.tensorflow.source import TensorSource, symbolic_error
 from interop.backends.tensorflow.target import TensorFlowTarget
 
 __all__ = ["TensorFlowBackend"]
@@ -101,17 +96,11 @@ class TensorFlowBackend(TensorFlowTarget):
         return self._tensors.plan(x, options)
 
     def missing_data(self, x: Any, /) -> Exception | None:
-        # What the plans refuse as symbolic: a graph is being traced.
-        tf = self.tf
+        # What the plans refuse before reading: a graph is being traced, or a handle.
         if isinstance(x, self._composites.types):
             values = self._composites.values_of(x)
             return None if isinstance(values, self.eager) else symbolic_error(x)
-        if isinstance(x, tf.Variable):
-            return None if tf.executing_eagerly() else symbolic_error(x, variable=True)
-        if not isinstance(x, self.eager):
-            return symbolic_error(x)
-        # A resource or variant tensor is a handle, with no values to keep or copy.
-        return no_data_error(x) if x._datatype_enum() in NO_DATA else None
+        return self._tensors.missing(x)
 
     def iterate(self, source: Any, /) -> Iterator[Any] | None:
         if not isinstance(source, self._dataset):

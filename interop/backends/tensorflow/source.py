@@ -222,25 +222,33 @@ class TensorSource:
 
         return view
 
-    def plan(self, x: Any, options: Options) -> Plan:
-        """The plan of an eager tensor or a variable (a symbolic tensor raises)."""
+    def missing(self, x: Any) -> ConversionError | None:
+        """The error for a tensor or variable with no values to read, or ``None``.
+
+        A symbolic tensor, or a variable read while a graph is traced; a resource or
+        variant tensor, which holds a handle.
+        """
         tf = self.tf
+        if isinstance(x, tf.Variable):
+            return None if tf.executing_eagerly() else symbolic_error(x, variable=True)
+        if not isinstance(x, self.eager):
+            return symbolic_error(x)
+        return no_data_error(x) if x._datatype_enum() in NO_DATA else None
+
+    def plan(self, x: Any, options: Options) -> Plan:
+        """The plan of an eager tensor or a variable (one without values raises)."""
+        tf = self.tf
+        missing = self.missing(x)
+        if missing is not None:
+            raise missing
         steps: list[str] = []
         reason: str | None = None
+        device_name = x.device
         if isinstance(x, tf.Variable):
-            if not tf.executing_eagerly():
-                raise symbolic_error(x, variable=True)
-            device_name = x.device
             steps.append("snapshot")
             reason = (
                 "a tf.Variable is mutable; a snapshot is copied so a later assign cannot change it"
             )
-        elif isinstance(x, self.eager):
-            device_name = x.device
-            if x._datatype_enum() in NO_DATA:
-                raise no_data_error(x)
-        else:
-            raise symbolic_error(x)
         if x.dtype.is_quantized:
             raise _quantized_error(x)
         device = short_device(device_name)

@@ -166,7 +166,7 @@ class TensorFlowTarget(Backend):
         return dtype
 
     def _dlpack_dtype_problem(self, dtype: np.dtype[Any]) -> str | None:
-        if dtype.type.__module__ == "ml_dtypes" and dtype.name != "bfloat16":
+        if _narrow_format(dtype):
             return f"TensorFlow exchanges no {dtype} through DLPack"
         return None
 
@@ -279,7 +279,7 @@ class TensorFlowTarget(Backend):
         """A copy of tensor ``t`` in new memory, on the current device."""
         tf = self.tf
         dtype = t.dtype
-        if dtype.is_quantized or _one_byte_format(dtype.as_numpy_dtype):
+        if dtype.is_quantized or _narrow_format(np.dtype(dtype.as_numpy_dtype)):
             # TensorFlow has no copy kernel for these (float8, int4, ..., qint8): their
             # values go through host memory into a new tensor of the same dtype.
             return tf.constant(t.numpy(), dtype=dtype)
@@ -301,7 +301,8 @@ class TensorFlowTarget(Backend):
         return x
 
 
-def _one_byte_format(scalar_type: Any) -> bool:
-    """Whether ``scalar_type`` is an ``ml_dtypes`` format of a byte or less (float8,
-    float4, int4, int2, ...): bfloat16 is the only wider one."""
-    return bool(scalar_type.__module__ == "ml_dtypes" and np.dtype(scalar_type).itemsize == 1)
+def _narrow_format(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` is an ``ml_dtypes`` format of a byte or less (float8, float4,
+    int4, int2, ...), which TensorFlow neither exchanges through DLPack nor copies with
+    a kernel: bfloat16 is the only wider one."""
+    return dtype.type.__module__ == "ml_dtypes" and dtype.name != "bfloat16"
