@@ -247,7 +247,7 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
     defaults = _array_defaults(func, signature)
     # The positional arguments a functools.partial binds are arguments too, passed
     # before the call's own (they are not in the partial's signature).
-    bound = _bound_arrays(func)
+    bound = _binds_arrays(func)
 
     def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         """The arguments converted, and the array whose framework the results take."""
@@ -295,7 +295,7 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
         """``func`` called with the converted arguments (and bound ones, converted)."""
         if not bound:
             return func(*converted, **named)
-        inner: Any = func  # (a functools.partial: see _bound_arrays)
+        inner: Any = func  # (a functools.partial: see _binds_arrays)
         front, _ = _converted((inner.args, {}), (), {}, by_bound=True)
         return inner.func(*front, *converted, **{**inner.keywords, **named})
 
@@ -378,7 +378,7 @@ def _array_defaults(
     }
 
 
-def _bound_arrays(func: Callable[..., Any]) -> bool:
+def _binds_arrays(func: Callable[..., Any]) -> bool:
     """Whether ``func`` is a ``functools.partial`` whose bound positional arguments hold
     an array (a partial of a partial is one partial: ``functools.partial`` merges them).
     """
