@@ -152,6 +152,10 @@ class Backend:
     #: answers name it); set by the registry before :meth:`load`.
     view_of: Callable[[type], Callable[[Any], Any] | None]
 
+    #: The registry's stacking function of a type (see :meth:`stack_for`), found and
+    #: checked as :attr:`view_of` is; set by the registry before :meth:`load`.
+    stacker_of: Callable[[type], Callable[[Any], Any] | None]
+
     # Whether the class is one of the library's own backends (see is_builtin).
     _builtin: ClassVar[bool] = False
 
@@ -198,6 +202,20 @@ class Backend:
         exception. Every entry point (``to_numpy``, trees, pipelines, ``convert``,
         ``numpy_function``) calls it first, through the registry's per-type table.
         ``None`` (the default): no host view for this type; always correct.
+        """
+        return None
+
+    def stack_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
+        """How a list or tuple of objects of type ``cls`` becomes one array, in one copy.
+
+        The returned function gives, for a non-empty list or tuple of objects, the
+        array :func:`numpy.asarray` builds of their host views (of one shape and
+        dtype, one more axis in front; new memory, writable), made by the framework
+        in one operation rather than a view per item; ``None`` after cheap checks
+        wherever that is not certain (an item of another type or with no host view, a
+        mix of shapes or dtypes, ...), and then each item is viewed by itself. Like a
+        host view, it never raises for items the planned path converts, and never
+        signals through an exception. ``None`` (the default): no such function.
         """
         return None
 

@@ -51,6 +51,7 @@ __all__ = [
     "register_backend",
     "unregister_backend",
     "unsupported",
+    "stacker_of",
     "view_of",
 ]
 
@@ -108,6 +109,8 @@ _generics: list[Backend] = []
 _cache: dict[type, Backend | None] = {}
 # type(x) -> its backend's host view function (Backend.host_view_for), or None.
 _views: dict[type, Callable[[Any], Any] | None] = {}
+# type(x) -> its backend's stacking function (Backend.stack_for), or None.
+_stackers: dict[type, Callable[[Any], Any] | None] = {}
 # type(x) -> why a framework backend declined it (Backend.declines), for the error.
 _declined: dict[type, str] = {}
 # Types made on the fly (a namedtuple class per call, ...) must not pile up: past
@@ -136,6 +139,7 @@ def _clear_tables() -> None:
     _active = ([], (), None)
     _cache.clear()
     _views.clear()
+    _stackers.clear()
     _declined.clear()
     for table in _dependents:
         table.clear()
@@ -284,6 +288,7 @@ def _load(backend: Backend) -> bool:
         return True
     backend.lookup = lookup
     backend.view_of = view_of
+    backend.stacker_of = stacker_of
     if is_builtin(backend):
         backend.load()  # the library's own: a failure is its bug, and propagates
     else:
@@ -390,6 +395,44 @@ def view_of(cls: type, /) -> Callable[[Any], Any] | None:
     return view  # type: ignore[no-any-return]
 
 
+def stacker_of(cls: type, /) -> Callable[[Any], Any] | None:
+    """The stacking function of type ``cls`` (see :meth:`Backend.stack_for`), or ``None``.
+
+    Looked up once per type; ``None`` also for a type no backend converts.
+    """
+    stack = _stackers.get(cls, _MISSING)
+    if stack is not _MISSING:
+        return stack  # type: ignore[no-any-return]
+    since = _generation
+    backend = lookup(cls)
+    with _lock:
+        stack = None
+        if backend is not None:
+            stack = consult(backend, "stack_for()", lambda: backend.stack_for(cls))
+            if stack is SKIPPED:
+                return stacker_of(cls)  # (the type's backend is another one now)
+            if stack is not None and not is_builtin(backend):
+                stack = _checked(backend, stack, "stack_for()", _stack_wanted, _wrong_stack)
+        record(_stackers, cls, stack, since)
+    return stack  # type: ignore[no-any-return]
+
+
+def _stack_wanted(items: Any) -> str:
+    return (
+        f"'s stacking function given a `{type_name(items)}` of {len(items)} to give a NumPy "
+        f"array of shape ({len(items)}, ...) or None"
+    )
+
+
+def _wrong_stack(items: Any, out: Any) -> str | None:
+    """What is wrong with a stacking function's answer for ``items``; ``None``: nothing."""
+    if out is None or (isinstance(out, np.ndarray) and out.shape[:1] == (len(items),)):
+        return None
+    if isinstance(out, np.ndarray):
+        return f"an array of shape {out.shape}"
+    return f"`{type_name(out)}`"
+
+
 # The hooks that make a conversion's result, checked for a third-party target.
 _MAKERS = ("from_numpy", "from_dlpack", "adopt")
 
@@ -448,27 +491,49 @@ def _checked_view(backend: Backend, view: Any) -> Callable[[Any], Any]:
 
     Its answer must be what the plan's would be: a NumPy array, or ``None``.
     """
-    if not callable(view):
-        wrong = f"`{type_name(view)}`"
+    return _checked(
+        backend,
+        view,
+        "host_view_for()",
+        lambda x: f"'s host view of `{type_name(x)}` to give a NumPy array or None",
+        lambda x, out: (
+            None if out is None or isinstance(out, np.ndarray) else f"`{type_name(out)}`"
+        ),
+    )
+
+
+def _checked(
+    backend: Backend,
+    function: Any,
+    hook: str,
+    expected: Callable[[Any], str],
+    wrong: Callable[[Any, Any], str | None],
+) -> Callable[[Any], Any]:
+    """A function a third-party backend's ``hook`` gave, whose failures name the backend.
+
+    ``expected(x)``: what the function was expected to give for ``x``, as the error
+    says it. ``wrong(x, out)``: what is wrong with its answer ``out``, or ``None``
+    where it is one it may give; a wrong answer is refused, naming the backend too.
+    """
+    if not callable(function):
+        given = f"`{type_name(function)}`"
 
         def refused(x: Any) -> Any:
-            raise backend_error(backend, "'s host_view_for() to return a function or None", wrong)
+            raise backend_error(backend, f"'s {hook} to return a function or None", given)
 
         return refused
 
     def checked(x: Any) -> Any:
         try:
-            out = view(x)
+            out = function(x)
         except (InteropError, MemoryError):
             raise
         except Exception as exc:
             raise backend_error(backend, f"{expected(x)}, but it raised {exc!r}", "") from exc
-        if out is None or isinstance(out, np.ndarray):
+        problem = wrong(x, out)
+        if problem is None:
             return out
-        raise backend_error(backend, expected(x), f"`{type_name(out)}`")
-
-    def expected(x: Any) -> str:
-        return f"'s host view of `{type_name(x)}` to give a NumPy array or None"
+        raise backend_error(backend, expected(x), problem)
 
     return checked
 

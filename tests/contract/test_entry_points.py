@@ -214,3 +214,42 @@ def test_writing_through_a_tensor_that_requires_grad_is_impossible(kind: str) ->
     (w * w).sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), np.full(3, 2.0, np.float32))
     np.testing.assert_array_equal(w.detach().numpy(), np.ones(3, np.float32))
+
+
+def _stacked(op: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``op`` of a list of three of the same input."""
+    return lambda x: op([x, x, x])
+
+
+# Arrays of Python objects (text) are refused inside a list, whose values must be numbers.
+LISTED = [
+    case
+    for case in CASES
+    if case.kind == "array" and (case.expected is None or case.expected.dtype.kind != "O")
+]
+
+
+@pytest.mark.parametrize("case", LISTED, ids=lambda case: case.name)
+def test_a_list_of_an_input_is_the_stack_of_its_answers(case: Case) -> None:
+    # A list is built from its items' answers, whether its items' backend stacks them
+    # in one copy (PyTorch) or each is converted by itself: a new, writable array.
+    op = _stacked(interop.to_numpy)
+    if case.inside is not None:
+        calls: list[tuple[Any, Callable[[], Any]]] = [(None, lambda: case.inside(op))]  # type: ignore[misc]
+    else:
+        assert case.make is not None
+        x = case.make()
+        calls = [(x, lambda: op(x))] * CALLS
+    for x, call in calls:
+        if case.error is not None:
+            with pytest.raises(case.error, match=case.match):
+                call()
+            continue
+        result = call()
+        expected = np.stack([case.expected] * 3)  # type: ignore[list-item]
+        assert type(result) is np.ndarray
+        assert (result.dtype, result.shape) == (expected.dtype, expected.shape)
+        assert _bits(result) == _bits(expected)
+        assert result.flags.writeable
+        if case.native is not None:
+            assert not np.shares_memory(result, case.native(x))

@@ -910,3 +910,97 @@ def test_a_tensor_changed_while_it_is_planned_leaves_no_plan_behind(
     assert out.dtype == np.float32 and out.tolist() == [0.0, 1.0, 2.0, 3.0]
     if change == "requires_grad":
         assert out.flags.writeable and np.shares_memory(out, fresh.numpy())
+
+
+# -- lists of tensors: stacked in one copy ---------------------------------------------
+
+
+def _stack() -> Callable[[Any], Any]:
+    stack = interop._registry.stacker_of(torch.Tensor)
+    assert stack is not None
+    return stack
+
+
+def test_a_list_of_tensors_of_one_dtype_and_shape_is_stacked_by_torch() -> None:
+    items = [torch.full((2, 3), float(i), dtype=torch.bfloat16) for i in range(4)]
+    items[1].requires_grad_(True)
+    interop.to_numpy(items[0])  # (a bit format joins the host view once planned)
+    out = _stack()(items)
+    assert out is not None and out.dtype == ml_dtypes.bfloat16 and out.shape == (4, 2, 3)
+    assert out.flags.writeable
+    assert not any(np.shares_memory(out, t.detach().view(torch.int16).numpy()) for t in items)
+    np.testing.assert_array_equal(out.astype(np.float32)[:, 0, 0], [0, 1, 2, 3])
+    assert not items[0].requires_grad and items[1].requires_grad  # (the graph is not touched)
+
+
+def _mode_calls() -> tuple[Any, list[str]]:
+    from torch.overrides import TorchFunctionMode
+
+    called: list[str] = []
+
+    class Recording(TorchFunctionMode):
+        def __torch_function__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            called.append(getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    return Recording(), called
+
+
+def _complex32() -> Any:
+    with _building(r"ComplexHalf support is experimental"):
+        return torch.zeros(2, dtype=torch.complex32)
+
+
+def _freed() -> Any:
+    t = torch.ones(3)
+    t.untyped_storage().resize_(0)
+    return t
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        pytest.param(lambda: [torch.ones(2), torch.ones(2, dtype=torch.float64)], id="dtypes"),
+        pytest.param(lambda: [torch.ones(2), torch.ones(3)], id="shapes"),
+        pytest.param(lambda: [torch.ones(2), np.ones(2, np.float32)], id="types"),
+        pytest.param(lambda: [torch.ones(2), torch.nn.Parameter(torch.ones(2))], id="subclass"),
+        pytest.param(lambda: [torch.ones(2, dtype=torch.cfloat).conj()] * 2, id="conj"),
+        pytest.param(lambda: [torch.ones(2), torch.ones(2, device="meta")], id="meta"),
+        pytest.param(lambda: [torch.ones(2), torch.ones(2).to_sparse()], id="sparse"),
+        pytest.param(lambda: [torch.ones(3), _freed()], id="freed-storage"),
+        pytest.param(lambda: [_complex32()] * 2, id="dtype-read-by-the-plan"),
+    ],
+)
+def test_stacking_declines_what_the_items_host_views_would_not_take(
+    items: Callable[[], Any],
+) -> None:
+    # Each item is then converted by itself: the same answer, or the same error.
+    assert _stack()(items()) is None
+
+
+def test_stacking_declines_inside_a_mode_which_would_see_it() -> None:
+    mode, called = _mode_calls()
+    items = [torch.ones(2), torch.zeros(2)]
+    with mode:
+        assert _stack()(items) is None
+        out = interop.to_numpy(items)
+    assert "stack" not in called
+    np.testing.assert_array_equal(out, [[1, 1], [0, 0]])
+
+
+def test_a_list_with_a_freed_storage_is_refused_not_read() -> None:
+    with pytest.raises(interop.ConversionError, match="storage was freed or shrunk"):
+        interop.to_numpy([torch.ones(3), _freed()])
+
+
+def test_stacking_inside_a_transform_declines() -> None:
+    seen: list[Any] = []
+
+    def step(x: Any) -> Any:
+        seen.append(_stack()([x, x]))
+        return x
+
+    torch.vmap(step)(torch.ones(2, 3))
+    assert seen == [None]

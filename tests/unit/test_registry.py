@@ -518,6 +518,64 @@ def test_a_third_party_backends_wrong_answer_for_an_array_names_the_backend(
     _convert_everything()
 
 
+class Stacking(Nosy):
+    """A third-party backend that stacks a list of its arrays in one step (``answer``)."""
+
+    name = "stacking"
+
+    def __init__(self, answer: str) -> None:
+        super().__init__("nothing")
+        self.answer = answer
+        self.stacked = 0
+
+    def stack_for(self, cls: type, /) -> Any:
+        def stack(items: Any) -> Any:
+            self.stacked += 1
+            if self.answer == "decline":
+                return None
+            if self.answer == "raises":
+                return {}["missing"]
+            if self.answer == "short":
+                return np.zeros((1, 3))
+            return np.stack([item.values for item in items])
+
+        return "not a function" if self.answer == "not-callable" else stack
+
+
+@pytest.mark.parametrize("answer", ["stack", "decline"])
+def test_a_third_party_backend_may_stack_a_list_of_its_arrays(
+    answer: str, registered: list[interop.Backend]
+) -> None:
+    backend = Stacking(answer)
+    registered.append(backend)
+    interop.register_backend(backend)
+    out = interop.to_numpy([_NosyArray(), _NosyArray()])
+    assert out.tolist() == [[0.0, 1.0, 2.0]] * 2 and backend.stacked == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        ("raises", "stacking function given a `list` of 2 to give .* but it raised KeyError"),
+        (
+            "short",
+            "given a `list` of 2 to give a NumPy array of shape \\(2, ...\\) or None, "
+            "got an array of shape \\(1, 3\\)",
+        ),
+        ("not-callable", "stack_for\\(\\) to return a function or None, got `str`"),
+    ],
+)
+def test_a_third_party_backends_wrong_stack_names_the_backend(
+    answer: str, says: str, registered: list[interop.Backend]
+) -> None:
+    backend = Stacking(answer)
+    registered.append(backend)
+    interop.register_backend(backend)
+    with pytest.raises(interop.ConversionError, match=rf"expected backend 'stacking'.*{says}"):
+        interop.to_numpy([_NosyArray(), _NosyArray()])
+    _convert_everything()
+
+
 def test_a_backend_that_fails_to_load_is_skipped_by_active_and_by_name(
     registered: list[interop.Backend],
 ) -> None:

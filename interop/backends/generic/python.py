@@ -49,7 +49,7 @@ class PythonBackend(GenericBackend):
         steps = ["asarray"]
         device = "cpu"
         transfer = False
-        item_options: Options | None = None
+        prepared: _Items | None = None
         if isinstance(x, (list, tuple)):
             if _contains_foreign_arrays(self.lookup, x, "numpy.ma" in sys.modules):
                 steps.insert(0, "convert_items")
@@ -57,18 +57,30 @@ class PythonBackend(GenericBackend):
                 # the array built from them. upcast=True upcasts each item, unless a
                 # dtype is given: then, as for one array, the dtype wins and each item
                 # keeps its exact values for that one cast.
-                item_options = options.replace(
-                    copy=None, dtype=None, upcast=options.upcast and options.dtype is None
+                item_options = (
+                    DEFAULT
+                    if options is DEFAULT
+                    else options.replace(
+                        copy=None, dtype=None, upcast=options.upcast and options.dtype is None
+                    )
                 )
                 if item_options == DEFAULT:
                     item_options = DEFAULT  # (items then take their host views)
                 # Items on an accelerator make the whole list a transfer, so that
-                # allow_transfer=False refuses it before any item is converted.
+                # allow_transfer=False refuses it before any item is converted. Items
+                # in host memory are viewed once, here, for the conversion to use.
+                mapped: list[Any] | np.ndarray[Any, Any] | None = None
                 if options.copy is not False:
-                    for item_plan in _item_plans(self.lookup, self.view_of, x, item_options):
-                        if item_plan.transfer:
-                            device, transfer = item_plan.device, True
-                            break
+                    transfers: list[Plan] = []
+                    if item_options is DEFAULT:
+                        mapped = _view_items(
+                            self.lookup, self.view_of, self.stacker_of, x, transfers
+                        )
+                    else:
+                        transfers.extend(_item_plans(self.lookup, x, item_options))
+                    if transfers:
+                        device, transfer = transfers[0].device, True
+                prepared = _Items(item_options, mapped)
             reason = f"a {type(x).__name__} has no array memory to share; a new array is built"
         else:
             reason = f"a Python {type(x).__name__} has no array memory; a 0-d array is built"
@@ -85,7 +97,7 @@ class PythonBackend(GenericBackend):
             options=options,
             copy_reason=reason,
             transfer=transfer,
-            prepared=item_options,
+            prepared=prepared,
         )
         if options.dtype is not None and _plan.unsized(options.dtype):
             # (dtype=str: NumPy sizes the text by the items, once built.)
@@ -93,7 +105,12 @@ class PythonBackend(GenericBackend):
         return plan
 
     def _convert_items(self, x: Any, plan: Plan) -> Any:
-        items = _map_foreign(self.lookup, self.view_of, x, plan.prepared)
+        prepared: _Items = plan.prepared
+        if isinstance(prepared.mapped, np.ndarray):
+            return prepared.mapped  # (stacked by the items' backend)
+        if prepared.mapped is not None:
+            x = prepared.mapped
+        items = _map_foreign(self.lookup, self.view_of, x, prepared.options)
         if "numpy.ma" in sys.modules:
             _check_masks(items)  # (a Dask array's masked chunks, computed only now)
         return items
@@ -189,23 +206,76 @@ def _contains_foreign_arrays(lookup: Lookup, x: list[Any] | tuple[Any, ...], mas
     return foreign
 
 
-def _item_plans(
-    lookup: Lookup, view_of: ViewOf, x: list[Any] | tuple[Any, ...], item_options: Options
-) -> Any:
-    """The plans of the items, but of those in host memory that show a host view."""
-    default = item_options is DEFAULT
+class _Items:
+    """What a list's plan prepares for its ``convert_items`` step.
+
+    ``options``: those its items are converted with. ``mapped``: the list with each
+    item in host memory replaced by its host view (nested lists as lists, or as the
+    array their backend stacked them into), where the items take their host views
+    (``options`` is ``DEFAULT``); else ``None``.
+    """
+
+    __slots__ = ("mapped", "options")
+
+    def __init__(self, options: Options, mapped: list[Any] | np.ndarray[Any, Any] | None) -> None:
+        self.options = options
+        self.mapped = mapped
+
+
+def _view_items(
+    lookup: Lookup,
+    view_of: ViewOf,
+    stacker_of: ViewOf,
+    x: list[Any] | tuple[Any, ...],
+    transfers: list[Plan],
+) -> list[Any] | np.ndarray[Any, Any]:
+    """``x`` with each foreign item that has a host view replaced by it.
+
+    Or, where the backend of its first item stacks them all in one copy (see
+    :meth:`~interop._backend.Backend.stack_for`), that array. The plans of the other
+    foreign items are made, in order, until one of them is a transfer, which is
+    appended to ``transfers``.
+    """
+    if x:
+        stack = stacker_of(type(x[0]))
+        if stack is not None:
+            stacked: np.ndarray[Any, Any] | None = stack(x)
+            if stacked is not None:
+                return stacked
+    out = []
     for item in x:
         if isinstance(item, (list, tuple)):
-            yield from _item_plans(lookup, view_of, item, item_options)
+            item = _view_items(lookup, view_of, stacker_of, item, transfers)
         else:
             backend = _foreign_backend(lookup, item)
-            if backend is None:
-                continue
-            if default:
+            if backend is not None:
                 view = view_of(type(item))
-                if view is not None and view(item) is not None:
-                    continue  # (a zero-copy view of host memory: no transfer)
-            yield backend.plan_for(item, item_options)
+                viewed = None if view is None else view(item)
+                if viewed is not None:
+                    item = viewed
+                elif not transfers:
+                    plan = backend.plan_for(item, DEFAULT)
+                    if plan.transfer:
+                        transfers.append(plan)
+        out.append(item)
+    return out
+
+
+def _item_plans(lookup: Lookup, x: list[Any] | tuple[Any, ...], item_options: Options) -> Any:
+    """The plans of the foreign items, in order, until one that is a transfer."""
+    for item in x:
+        if isinstance(item, (list, tuple)):
+            for plan in _item_plans(lookup, item, item_options):
+                yield plan
+                if plan.transfer:
+                    return
+        else:
+            backend = _foreign_backend(lookup, item)
+            if backend is not None:
+                plan = backend.plan_for(item, item_options)
+                if plan.transfer:
+                    yield plan
+                    return
 
 
 def _map_foreign(lookup: Lookup, view_of: ViewOf, x: Any, item_options: Options) -> Any:

@@ -32,7 +32,7 @@ from interop._copies import STAGING_BYTES, Copy, Staged
 from interop._errors import ConversionError, type_name
 from interop._options import Options
 from interop._plan import Plan
-from interop.backends.torch.base import TorchBase, is_dtensor, is_fake
+from interop.backends.torch.base import TorchBase, _no_modes, is_dtensor, is_fake
 
 if TYPE_CHECKING:
     import torch
@@ -190,6 +190,48 @@ class Source(TorchBase):
             return numpy(t, force=force)  # type: ignore[no-any-return]
 
         return Reading(self._host_view(read), self._keep_viewed)
+
+    def stack_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
+        # torch.stack's copy of tensors the host view takes, of one dtype (torch.stack
+        # promotes a mix by its own rules) and shape, read by the host view, outside
+        # torch.func transforms and modes (a mode would see the operation). A tensor
+        # whose storage no longer holds it is left to the plan (torch.stack would read
+        # past it), as is a list any item of which is on a device.
+        if cls not in self._plain or not self._ordinary_keys:
+            return None
+        torch = self.torch
+        view = self.host_view_for(torch.Tensor)
+        if view is None:
+            return None
+        kinds = self._view_kinds
+        transforms_active = self._transforms_active
+        modes_active = self._modes_active
+        function_modes = getattr(torch._C, "_len_torch_function_stack", _no_modes)
+        keys_of = self._keys_of
+        plain_keys = self._ordinary_keys[0].__eq__
+        inference_keys = self._ordinary_keys[1].__eq__
+        stack = torch.stack
+        no_grad = torch.no_grad
+        of_type: Any = cls
+
+        def stacked(items: Any) -> np.ndarray[Any, Any] | None:
+            if not items or transforms_active() or modes_active() or function_modes():
+                return None
+            first = items[0]
+            dtype = first.dtype
+            if dtype not in kinds:
+                return None
+            shape = first.shape
+            for t in items:
+                if type(t) is not of_type or t.dtype is not dtype or t.shape != shape:
+                    return None
+                keys = keys_of(t)
+                if not (plain_keys(keys) or inference_keys(keys)) or _reaches_past(t):
+                    return None
+            with no_grad():
+                return view(stack(items))
+
+        return stacked
 
     def keep_alias(self, x: Any, /) -> None:
         # Tensor.numpy() marks the storage; of a tensor whose dtype NumPy shows
