@@ -50,6 +50,7 @@ _GROUPS = {
     "large": 2,
     "bf16": 3,
     "tree": 4,
+    "list": 4,
     "iter": 4,
     "ray": 4,
     "convert": 5,
@@ -551,6 +552,43 @@ def _tree(name: str, grad: bool, config: Config) -> Scenario:
 for _name in TENSORS:
     _register(f"tree/{_name}", lambda c, n=_name: _tree(n, False, c))
 _register("tree/torch-grad", lambda c: _tree("torch", True, c))
+
+
+def _list(grad: bool, config: Config) -> Scenario:
+    fw = framework("torch")
+    rng = np.random.default_rng(0)
+    items = [fw.make(rng.standard_normal((4, 4), dtype=np.float32)) for _ in range(100)]
+    leaf = "x.numpy()"
+    if grad:
+        for t in items:
+            t.requires_grad_()
+        leaf = "x.detach().numpy()"
+    ns = namespace(items=items)
+    loop = f"np.stack([{leaf} for x in items])"
+    stack = f"torch.stack(items){'.detach()' if grad else ''}.numpy()"
+    variants = [
+        Variant("interop.to_numpy(items)", "to_numpy(items)", ns),
+        Variant(loop, loop, ns),
+        Variant(stack, stack, ns),
+    ]
+    goals = [
+        Goal("to_numpy / hand-written loop", "slowdown", variants[0].label, (loop,), 1.3),
+        Goal("to_numpy / torch.stack", "slowdown", variants[0].label, (stack,)),
+    ]
+    for v in variants:
+        assert v.stmt is not None
+        _same(eval(v.stmt, v.ns), eval(loop, ns), f"{v.label}: the array")
+    return _scenario(
+        f"list/torch{'-grad' if grad else ''}",
+        f"a list of 100 4x4 float32 torch CPU tensors{' that require grad' if grad else ''}",
+        variants,
+        goals,
+        notes=["a new array in every variant: a list has no memory of its own to share"],
+    )
+
+
+_register("list/torch", lambda c: _list(False, c))
+_register("list/torch-grad", lambda c: _list(True, c))
 
 
 def _samples() -> dict[str, np.ndarray[Any, Any]]:

@@ -205,17 +205,22 @@ class Backend:
         """
         return None
 
-    def stack_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
+    def stack_for(
+        self, cls: type, /
+    ) -> Callable[[Any], Callable[[], np.ndarray[Any, Any]] | None] | None:
         """How a list or tuple of objects of type ``cls`` becomes one array, in one copy.
 
-        The returned function gives, for a non-empty list or tuple of objects, the
+        The returned function, given a non-empty list or tuple of objects, checks
+        them and returns the operation (a function of no arguments) that makes the
         array :func:`numpy.asarray` builds of their host views (of one shape and
-        dtype, one more axis in front; new memory, writable), made by the framework
-        in one operation rather than a view per item; ``None`` after cheap checks
-        wherever that is not certain (an item of another type or with no host view, a
-        mix of shapes or dtypes, ...), and then each item is viewed by itself. Like a
-        host view, it never raises for items the planned path converts, and never
-        signals through an exception. ``None`` (the default): no such function.
+        dtype, one more axis in front; new memory, writable) in one step of the
+        framework rather than a view per item; or ``None`` after cheap checks
+        wherever that is not certain (an item of another type or with no host view,
+        a mix of shapes or dtypes, ...), and then each item is viewed by itself. The
+        check runs when the list is planned (``explain`` too), the operation only when
+        it is converted. Like a host view, neither raises for items the planned path
+        converts, nor signals through an exception. ``None`` (the default): no such
+        function.
         """
         return None
 

@@ -412,24 +412,45 @@ def stacker_of(cls: type, /) -> Callable[[Any], Any] | None:
             if stack is SKIPPED:
                 return stacker_of(cls)  # (the type's backend is another one now)
             if stack is not None and not is_builtin(backend):
-                stack = _checked(backend, stack, "stack_for()", _stack_wanted, _wrong_stack)
+                stack = _checked_stacking(backend, stack)
         record(_stackers, cls, stack, since)
     return stack  # type: ignore[no-any-return]
 
 
 def _stack_wanted(items: Any) -> str:
-    return (
-        f"'s stacking function given a `{type_name(items)}` of {len(items)} to give a NumPy "
-        f"array of shape ({len(items)}, ...) or None"
-    )
+    return f"'s stacking function given a `{type_name(items)}` to give a function or None"
 
 
 def _wrong_stack(items: Any, out: Any) -> str | None:
     """What is wrong with a stacking function's answer for ``items``; ``None``: nothing."""
-    if out is None or (isinstance(out, np.ndarray) and out.shape[:1] == (len(items),)):
-        return None
+    return None if out is None or callable(out) else f"`{type_name(out)}`"
+
+
+def _checked_stacking(backend: Backend, stacking: Any) -> Callable[[Any], Any]:
+    """A third-party stacking function whose operations are checked too."""
+    checked = _checked(backend, stacking, "stack_for()", _stack_wanted, _wrong_stack)
+
+    def check(items: Any) -> Any:
+        make = checked(items)
+        if make is None:
+            return None
+        made = _checked(backend, lambda _: make(), "stack_for()", _stacked_wanted, _wrong_stacked)
+        return lambda: made(items)
+
+    return check
+
+
+def _stacked_wanted(items: Any) -> str:
+    rows = len(items)
+    return (
+        f"'s stacking of a `{type_name(items)}` of {rows} to give an array of shape ({rows}, ...)"
+    )
+
+
+def _wrong_stacked(items: Any, out: Any) -> str | None:
+    """What is wrong with the array a stacking made of ``items``; ``None``: nothing."""
     if isinstance(out, np.ndarray):
-        return f"an array of shape {out.shape}"
+        return None if out.shape[:1] == (len(items),) else f"an array of shape {out.shape}"
     return f"`{type_name(out)}`"
 
 

@@ -925,8 +925,10 @@ def test_a_list_of_tensors_of_one_dtype_and_shape_is_stacked_by_torch() -> None:
     items = [torch.full((2, 3), float(i), dtype=torch.bfloat16) for i in range(4)]
     items[1].requires_grad_(True)
     interop.to_numpy(items[0])  # (a bit format joins the host view once planned)
-    out = _stack()(items)
-    assert out is not None and out.dtype == ml_dtypes.bfloat16 and out.shape == (4, 2, 3)
+    make = _stack()(items)
+    assert make is not None
+    out = make()
+    assert out.dtype == ml_dtypes.bfloat16 and out.shape == (4, 2, 3)
     assert out.flags.writeable
     assert not any(np.shares_memory(out, t.detach().view(torch.int16).numpy()) for t in items)
     np.testing.assert_array_equal(out.astype(np.float32)[:, 0, 0], [0, 1, 2, 3])

@@ -526,20 +526,28 @@ class Stacking(Nosy):
     def __init__(self, answer: str) -> None:
         super().__init__("nothing")
         self.answer = answer
-        self.stacked = 0
+        self.checked = self.stacked = 0
 
     def stack_for(self, cls: type, /) -> Any:
-        def stack(items: Any) -> Any:
-            self.stacked += 1
+        def stacking(items: Any) -> Any:
+            self.checked += 1
             if self.answer == "decline":
                 return None
             if self.answer == "raises":
                 return {}["missing"]
+            if self.answer == "not-a-function":
+                return np.zeros(3)
+            return make
+
+        def make() -> Any:
+            self.stacked += 1
             if self.answer == "short":
                 return np.zeros((1, 3))
-            return np.stack([item.values for item in items])
+            if self.answer == "make-raises":
+                raise KeyError("missing")
+            return np.stack([np.arange(3.0)] * 2)
 
-        return "not a function" if self.answer == "not-callable" else stack
+        return "not a function" if self.answer == "not-callable" else stacking
 
 
 @pytest.mark.parametrize("answer", ["stack", "decline"])
@@ -549,18 +557,24 @@ def test_a_third_party_backend_may_stack_a_list_of_its_arrays(
     backend = Stacking(answer)
     registered.append(backend)
     interop.register_backend(backend)
-    out = interop.to_numpy([_NosyArray(), _NosyArray()])
-    assert out.tolist() == [[0.0, 1.0, 2.0]] * 2 and backend.stacked == 1
+    items = [_NosyArray(), _NosyArray()]
+    assert interop.explain(items).steps == ("convert_items", "asarray")
+    assert (backend.checked, backend.stacked) == (1, 0)  # (explain does no work)
+    out = interop.to_numpy(items)
+    assert out.tolist() == [[0.0, 1.0, 2.0]] * 2
+    assert (backend.checked, backend.stacked) == (2, 1 if answer == "stack" else 0)
 
 
 @pytest.mark.parametrize(
     ("answer", "says"),
     [
-        ("raises", "stacking function given a `list` of 2 to give .* but it raised KeyError"),
+        ("raises", "stacking function given a `list` to give .* but it raised KeyError"),
+        ("not-a-function", "stacking function given a `list` to give a function or None, got "),
+        ("make-raises", "stacking of a `list` of 2 to give .* but it raised KeyError"),
         (
             "short",
-            "given a `list` of 2 to give a NumPy array of shape \\(2, ...\\) or None, "
-            "got an array of shape \\(1, 3\\)",
+            "stacking of a `list` of 2 to give an array of shape \\(2, ...\\), got an "
+            "array of shape \\(1, 3\\)",
         ),
         ("not-callable", "stack_for\\(\\) to return a function or None, got `str`"),
     ],

@@ -69,7 +69,7 @@ class PythonBackend(GenericBackend):
                 # Items on an accelerator make the whole list a transfer, so that
                 # allow_transfer=False refuses it before any item is converted. Items
                 # in host memory are viewed once, here, for the conversion to use.
-                mapped: list[Any] | np.ndarray[Any, Any] | None = None
+                mapped: list[Any] | _Stacking | None = None
                 if options.copy is not False:
                     transfers: list[Plan] = []
                     if item_options is DEFAULT:
@@ -106,8 +106,8 @@ class PythonBackend(GenericBackend):
 
     def _convert_items(self, x: Any, plan: Plan) -> Any:
         prepared: _Items = plan.prepared
-        if isinstance(prepared.mapped, np.ndarray):
-            return prepared.mapped  # (stacked by the items' backend)
+        if type(prepared.mapped) is _Stacking:
+            return prepared.mapped.make()
         if prepared.mapped is not None:
             x = prepared.mapped
         items = _map_foreign(self.lookup, self.view_of, x, prepared.options)
@@ -210,16 +210,25 @@ class _Items:
     """What a list's plan prepares for its ``convert_items`` step.
 
     ``options``: those its items are converted with. ``mapped``: the list with each
-    item in host memory replaced by its host view (nested lists as lists, or as the
-    array their backend stacked them into), where the items take their host views
-    (``options`` is ``DEFAULT``); else ``None``.
+    item in host memory replaced by its host view (nested lists as lists), or by the
+    :class:`_Stacking` of a list its items' backend stacks, where the items take
+    their host views (``options`` is ``DEFAULT``); else ``None``.
     """
 
     __slots__ = ("mapped", "options")
 
-    def __init__(self, options: Options, mapped: list[Any] | np.ndarray[Any, Any] | None) -> None:
+    def __init__(self, options: Options, mapped: list[Any] | _Stacking | None) -> None:
         self.options = options
         self.mapped = mapped
+
+
+class _Stacking:
+    """A list whose items' backend stacks them (see ``Backend.stack_for``): ``make()``."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], np.ndarray[Any, Any]]) -> None:
+        self.make = make
 
 
 def _view_items(
@@ -228,20 +237,20 @@ def _view_items(
     stacker_of: ViewOf,
     x: list[Any] | tuple[Any, ...],
     transfers: list[Plan],
-) -> list[Any] | np.ndarray[Any, Any]:
+) -> list[Any] | _Stacking:
     """``x`` with each foreign item that has a host view replaced by it.
 
-    Or, where the backend of its first item stacks them all in one copy (see
-    :meth:`~interop._backend.Backend.stack_for`), that array. The plans of the other
-    foreign items are made, in order, until one of them is a transfer, which is
-    appended to ``transfers``.
+    Or, where the backend of its first item stacks them all in one operation (see
+    :meth:`~interop._backend.Backend.stack_for`), that operation, to run when
+    converting. The plans of the other foreign items are made, in order, until one
+    of them is a transfer, which is appended to ``transfers``.
     """
     if x:
-        stack = stacker_of(type(x[0]))
-        if stack is not None:
-            stacked: np.ndarray[Any, Any] | None = stack(x)
-            if stacked is not None:
-                return stacked
+        stacker = stacker_of(type(x[0]))
+        if stacker is not None:
+            make: Callable[[], np.ndarray[Any, Any]] | None = stacker(x)
+            if make is not None:
+                return _Stacking(make)
     out = []
     for item in x:
         if isinstance(item, (list, tuple)):
@@ -280,6 +289,8 @@ def _item_plans(lookup: Lookup, x: list[Any] | tuple[Any, ...], item_options: Op
 
 def _map_foreign(lookup: Lookup, view_of: ViewOf, x: Any, item_options: Options) -> Any:
     """``x`` with each foreign item converted: by its host view where it has one."""
+    if type(x) is _Stacking:
+        return x.make()
     if isinstance(x, (list, tuple)):
         return [_map_foreign(lookup, view_of, item, item_options) for item in x]
     backend = _foreign_backend(lookup, x)

@@ -191,7 +191,9 @@ class Source(TorchBase):
 
         return Reading(self._host_view(read), self._keep_viewed)
 
-    def stack_for(self, cls: type, /) -> Callable[[Any], np.ndarray[Any, Any] | None] | None:
+    def stack_for(
+        self, cls: type, /
+    ) -> Callable[[Any], Callable[[], np.ndarray[Any, Any]] | None] | None:
         # torch.stack's copy of tensors the host view takes, of one dtype (torch.stack
         # promotes a mix by its own rules) and shape, read by the host view, outside
         # torch.func transforms and modes (a mode would see the operation). A tensor
@@ -214,7 +216,7 @@ class Source(TorchBase):
         no_grad = torch.no_grad
         of_type: Any = cls
 
-        def stacked(items: Any) -> np.ndarray[Any, Any] | None:
+        def stacking(items: Any) -> Callable[[], np.ndarray[Any, Any]] | None:
             if not items or transforms_active() or modes_active() or function_modes():
                 return None
             first = items[0]
@@ -228,10 +230,16 @@ class Source(TorchBase):
                 keys = keys_of(t)
                 if not (plain_keys(keys) or inference_keys(keys)) or _reaches_past(t):
                     return None
-            with no_grad():
-                return view(stack(items))
 
-        return stacked
+            def make() -> np.ndarray[Any, Any]:
+                with no_grad():
+                    out = view(stack(items))
+                assert out is not None  # (a new ordinary tensor of a dtype the view takes)
+                return out
+
+            return make
+
+        return stacking
 
     def keep_alias(self, x: Any, /) -> None:
         # Tensor.numpy() marks the storage; of a tensor whose dtype NumPy shows
