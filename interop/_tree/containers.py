@@ -136,7 +136,21 @@ class _Registered:
         self.unflatten = unflatten
 
     def node(self, x: Any) -> Node:
-        children, aux = self.flatten(x)
+        answer = self.flatten(x)
+        if type(answer) is not tuple or len(answer) != 2:
+            raise TypeError(
+                f"expected the flatten function registered for `{type_name(x)}` to return a "
+                f"pair (children, aux), got `{type_name(answer)}`. hint: return "
+                "([child, ...], aux), with aux None where unflatten needs nothing"
+            )
+        children, aux = answer
+        if not isinstance(children, (list, tuple)):
+            # (A dict would give its keys, an array its rows, a string its characters.)
+            raise TypeError(
+                f"expected the flatten function registered for `{type_name(x)}` to return its "
+                f"children as a list or tuple, got `{type_name(children)}`. hint: return "
+                "([child, ...], aux); a single child is a list of one"
+            )
         unflatten = self.unflatten
         return Node(list(children), lambda out: unflatten(aux, out), lambda i: f"[{i}]")
 
@@ -166,13 +180,16 @@ def register_container(
 
     Args:
         cls: The container type (its subclasses are not included).
-        flatten: ``flatten(x) -> (children, aux)``: the children to convert, in order,
-            and anything else ``unflatten`` needs.
+        flatten: ``flatten(x) -> (children, aux)``: the children to convert, in order
+            (a list or tuple), and anything else ``unflatten`` needs.
         unflatten: ``unflatten(aux, children) -> container``: a new container holding
             the converted children.
 
     Raises:
-        TypeError: ``cls`` is not a type, or ``flatten``/``unflatten`` is not callable.
+        TypeError: ``cls`` is not a type, or is exactly ``dict``, ``list`` or ``tuple``
+            (always walked as they are), or ``flatten``/``unflatten`` is not callable.
+            A tree function raises it too where ``flatten`` returns anything but a pair
+            whose children are a list or tuple.
 
     Example:
         >>> import numpy as np, interop
@@ -187,6 +204,12 @@ def register_container(
     """
     if not isinstance(cls, type):
         raise TypeError(f"expected a type to register, got `{type_name(cls)}`")
+    if cls in (dict, list, tuple):
+        raise TypeError(
+            f"expected a container type of your own to register, got `{cls.__name__}`, which "
+            "the tree functions always walk themselves (a registration would never be used). "
+            "hint: register a subclass; its objects are taken apart by your functions"
+        )
     if not callable(flatten) or not callable(unflatten):
         raise TypeError(
             "expected flatten(x) -> (children, aux) and unflatten(aux, children) -> container "

@@ -6,7 +6,7 @@ import collections
 import dataclasses
 import threading
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -865,6 +865,39 @@ def test_a_type_registered_after_use_and_again_takes_the_new_functions() -> None
         containers._registered.pop(Holder)
         containers.kinds.pop(Holder, None)
         containers._node_of.pop(Holder, None)
+
+
+@pytest.mark.parametrize(
+    ("flatten", "says"),
+    [
+        (lambda box: ({"w": box.inner}, None), "its children as a list or tuple, got `dict`"),
+        (lambda box: (box.inner, None), "its children as a list or tuple, got `numpy.ndarray`"),
+        (lambda box: [box.inner], "a pair \\(children, aux\\), got `list`"),
+    ],
+)
+def test_a_flatten_that_answers_no_children_is_refused(
+    flatten: Callable[[Any], Any], says: str
+) -> None:
+    # Iterated as it is, a dict of children would give its keys and an array its rows.
+    from interop._tree import containers
+
+    @dataclasses.dataclass
+    class Box:
+        inner: Any
+
+    interop.register_container(Box, flatten, lambda aux, children: Box(children))
+    try:
+        for convert in (interop.to_numpy_tree, interop.numpy_function(lambda b: b)):
+            with pytest.raises(TypeError, match=f"registered for `.*Box` to return {says}"):
+                convert([Box(np.arange(4.0).reshape(2, 2))])
+    finally:
+        containers._unregister(Box)
+
+
+@pytest.mark.parametrize("cls", [dict, list, tuple])
+def test_the_containers_walked_as_they_are_cannot_be_registered(cls: type) -> None:
+    with pytest.raises(TypeError, match=f"got `{cls.__name__}`, which the tree functions always"):
+        interop.register_container(cls, lambda x: ([], None), lambda aux, children: cls())
 
 
 # -- rebuilding dict subclasses, registrations, the tables of kinds -----------------------------
