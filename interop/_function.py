@@ -149,9 +149,10 @@ def numpy_function(
     lists, tuples, dicts, named tuples, dataclasses and the other containers
     :func:`interop.to_numpy_tree` walks) is converted as
     :func:`interop.to_numpy_tree` does, the function runs, and every NumPy array or
-    NumPy scalar in its result (nested the same way) is converted with
+    NumPy scalar of numbers in its result (nested the same way) is converted with
     :func:`interop.convert` to the framework and device of the first argument that
-    is not NumPy. NumPy arguments are neutral; if every argument is NumPy, the result
+    is not NumPy; one of text, Python objects, dates, times or structured records
+    (which frameworks do not hold) stays NumPy. NumPy arguments are neutral; if every argument is NumPy, the result
     is returned unchanged. A Dask argument counts as any framework's: it arrives
     computed, and the results go back as Dask arrays of one chunk. Python scalars,
     strings and the objects NumPy reads through its own protocols (``__array__``,
@@ -237,6 +238,8 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
     signature = _signature(func)
     _check_like(func, like, signature)
     copy, dtype, allow_transfer, upcast, float_dtype = options
+    # (Checked once here, so that a wrong value is an error where it is written.)
+    _options.resolve(copy, dtype, allow_transfer, upcast, None, None, float_dtype)
     # A method's receiver (self, cls) is passed as it is: the method may set state on
     # it, or return it; it takes no part in choosing the results' framework.
     skip = 1 if _is_method(func, signature) else 0
@@ -556,8 +559,23 @@ def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
 
 
 def _check_like(func: Callable[..., Any], like: Any, signature: inspect.Signature | None) -> None:
-    if like is None or (isinstance(like, int) and not isinstance(like, bool) and like >= 0):
+    if like is None:
         return
+    if isinstance(like, int) and not isinstance(like, bool) and like >= 0:
+        if signature is None:
+            return
+        kinds = [p.kind for p in signature.parameters.values()]
+        if inspect.Parameter.VAR_POSITIONAL in kinds:
+            return
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        count = sum(kind in positional for kind in kinds)
+        if like < count:
+            return
+        raise TypeError(
+            f"expected like to index a positional parameter of {_name_of(func)}, got "
+            f"{like}, but it takes {count}. hint: use an index below {count}, or a "
+            "parameter name"
+        )
     if not isinstance(like, str):
         raise TypeError(
             f"expected like to be a parameter name or a non-negative index, got {like!r}"

@@ -182,6 +182,25 @@ def test_like_must_name_a_parameter() -> None:
 
     with pytest.raises(TypeError, match="parameter name or a non-negative index"):
         interop.numpy_function(like=-1)(lambda x: x)
+    with pytest.raises(TypeError, match="index a positional parameter of .*got 2, but it takes 2"):
+        interop.numpy_function(like=2)(lambda x, y, *, z: x)
+    # Any index may name one of *args; a method's receiver counts, as it is passed.
+    assert interop.numpy_function(like=3)(lambda x, *rest: x)
+    assert Scaler(2.0).scale(np.ones(1)).tolist() == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"copy": "x"}, "copy"),
+        ({"dtype": "floot"}, "floot"),
+        ({"upcast": "yes"}, "upcast"),
+        ({"float_dtype": np.int32}, "float_dtype"),
+    ],
+)
+def test_option_values_are_checked_when_decorating(options: dict[str, Any], says: str) -> None:
+    with pytest.raises(TypeError, match=says):
+        interop.numpy_function(**options)(lambda x: x)
 
 
 class Scaler:
@@ -302,6 +321,24 @@ def test_non_arrays_pass_through() -> None:
     out = f(torch.ones(1), series, "text", 3, None)
     assert seen[0] is series
     assert isinstance(out[0], torch.Tensor) and out[1:] == ("text", 3, None)
+
+
+def test_results_no_framework_holds_stay_numpy() -> None:
+    import torch
+
+    text = np.array(["a", "b"])
+    objects = np.array([{"k": 1}, None], dtype=object)
+    dates = np.array(["2026-01-01"], dtype="datetime64[D]")
+    records = np.zeros(2, dtype=[("a", "f4"), ("b", "i4")])
+
+    @interop.numpy_function
+    def f(x: Any) -> Any:
+        return x + 1, text, objects, dates, records, np.str_("t")
+
+    out = f(torch.ones(1))
+    assert isinstance(out[0], torch.Tensor)
+    assert out[1] is text and out[2] is objects and out[3] is dates and out[4] is records
+    assert out[5] == "t"
 
 
 def test_flat_and_nested_arguments_convert_alike(
