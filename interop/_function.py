@@ -152,9 +152,10 @@ def numpy_function(
     NumPy scalar of numbers in its result (nested the same way) is converted with
     :func:`interop.convert` to the framework and device of the first argument that
     is not NumPy; one of text, Python objects, dates, times or structured records
-    (which frameworks do not hold) stays NumPy. NumPy arguments are neutral; if every argument is NumPy, the result
-    is returned unchanged. A Dask argument counts as any framework's: it arrives
-    computed, and the results go back as Dask arrays of one chunk. Python scalars,
+    (which frameworks do not hold) stays NumPy. NumPy arguments are neutral; if every
+    argument is NumPy, the result is returned unchanged. A Dask argument counts as any
+    framework's: it arrives computed, and the results go back as Dask arrays of one
+    chunk. Python scalars,
     strings and the objects NumPy reads through its own protocols (``__array__``,
     ``__array_interface__``, the buffer protocol: pandas and xarray objects,
     ``bytearray``, ``memoryview``, ``array.array``, ...) are passed through as they

@@ -182,7 +182,7 @@ def test_like_must_name_a_parameter() -> None:
 
     with pytest.raises(TypeError, match="parameter name or a non-negative index"):
         interop.numpy_function(like=-1)(lambda x: x)
-    with pytest.raises(TypeError, match="index a positional parameter of .*got 2, but it takes 2"):
+    with pytest.raises(TypeError, match=r"index a positional parameter of .*got 2, but it takes 2"):
         interop.numpy_function(like=2)(lambda x, y, *, z: x)
     # Any index may name one of *args; a method's receiver counts, as it is passed.
     assert interop.numpy_function(like=3)(lambda x, *rest: x)
