@@ -145,26 +145,24 @@ def numpy_function(
 ) -> Any:
     """Decorate a function written with NumPy so that it serves every framework.
 
-    On each call, every array argument (positional, keyword, and arrays nested in
-    lists, tuples, dicts, named tuples, dataclasses and the other containers
-    :func:`interop.to_numpy_tree` walks) is converted as
-    :func:`interop.to_numpy_tree` does, the function runs, and every NumPy array or
-    NumPy scalar of numbers in its result (nested the same way) is converted with
-    :func:`interop.convert` to the framework and device of the first argument that
-    is not NumPy; one of text, Python objects, dates, times or structured records
-    (which frameworks do not hold) stays NumPy. NumPy arguments are neutral; if every
-    argument is NumPy, the result is returned unchanged. A Dask argument counts as any
-    framework's: it arrives computed, and the results go back as Dask arrays of one
-    chunk. Python scalars,
-    strings and the objects NumPy reads through its own protocols (``__array__``,
+    On each call, every array argument (positional, keyword, and arrays nested in lists,
+    tuples, dicts, named tuples, dataclasses and the other containers
+    :func:`interop.to_numpy_tree` walks) is converted as :func:`interop.to_numpy_tree`
+    does, the function runs, and every NumPy array or NumPy scalar of numbers in its
+    result (nested the same way) is converted with :func:`interop.convert` to the
+    framework and device of the first argument that is not NumPy; one of text, Python
+    objects, dates, times or structured records (which frameworks do not hold) stays
+    NumPy. NumPy arguments are neutral; if every argument is NumPy, the result is
+    returned unchanged. A Dask argument counts as any framework's: it arrives computed,
+    and the results go back as Dask arrays of one chunk. Python scalars, strings and the
+    objects NumPy reads through its own protocols (``__array__``,
     ``__array_interface__``, the buffer protocol: pandas and xarray objects,
-    ``bytearray``, ``memoryview``, ``array.array``, ...) are passed through as they
-    are, for the function to read them as it means to (``np.asarray(x)``). The
-    caller's containers are never changed: the
-    function gets new ones. Arguments thousands of levels deep are converted too,
-    and one that contains itself is the
-    :class:`~interop.ConversionError` of :func:`interop.to_numpy_tree`; an error
-    names the argument and the path inside it (``center(): argument 'x'['k']``).
+    ``bytearray``, ``memoryview``, ``array.array``, ...) are passed through as they are,
+    for the function to read them as it means to (``np.asarray(x)``). The caller's
+    containers are never changed: the function gets new ones. Arguments thousands of
+    levels deep are converted too, and one that contains itself is the
+    :class:`~interop.ConversionError` of :func:`interop.to_numpy_tree`; an error names
+    the argument and the path inside it (``center(): argument 'x'['k']``).
 
     Arrays of two different frameworks are an error, unless ``like`` names the
     argument that decides. Autograd is not carried through NumPy: the results do not
