@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from interop import _core, _options, _registry
 from interop._convert import plan_convert
 from interop._errors import ConversionError, retell_policy
-from interop._options import DEFAULT, Keywords
+from interop._options import DEFAULT, DenseKeywords, Keywords
 from interop._plan import Plan
 
 if TYPE_CHECKING:
@@ -25,7 +25,15 @@ _from_keywords = _options.from_keywords
 _convert = _core.convert
 
 
-def to_numpy(x: Any, /, **options: Unpack[Keywords]) -> np.ndarray[Any, Any]:
+@overload
+def to_numpy(x: Any, /, *, sparse: Literal["scipy"], **options: Unpack[DenseKeywords]) -> Any: ...
+
+
+@overload
+def to_numpy(x: Any, /, **options: Unpack[Keywords]) -> np.ndarray[Any, Any]: ...
+
+
+def to_numpy(x: Any, /, **options: Unpack[Keywords]) -> Any:
     """Convert any array or tensor to a :class:`numpy.ndarray`.
 
     The contract, the same for every framework:
@@ -63,7 +71,9 @@ def to_numpy(x: Any, /, **options: Unpack[Keywords]) -> np.ndarray[Any, Any]:
             they are (where ``dtype`` casts everything); not together with ``dtype``.
 
     Returns:
-        A NumPy array.
+        A NumPy array; for a sparse tensor under ``sparse="scipy"`` (given here, or
+        by an :func:`interop.options` block), a ``scipy.sparse`` array (typed ``Any``
+        where the call says ``sparse="scipy"``).
 
     Raises:
         UnsupportedTypeError: No backend converts ``type(x)``.

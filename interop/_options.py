@@ -21,30 +21,38 @@ if TYPE_CHECKING:
 
     from numpy.typing import DTypeLike
 
-__all__ = ["Keywords", "Options", "Record", "options"]
+__all__ = ["DenseKeywords", "Keywords", "Options", "Record", "options"]
 
 SparsePolicy = Literal["error", "dense", "scipy"]
 RaggedPolicy = Literal["error", "object", "pad"]
 
 
-class Keywords(TypedDict, total=False):
-    """The option keywords every conversion function takes; ``None`` means "not given".
+class DenseKeywords(TypedDict, total=False):
+    """The option keywords but ``sparse``: see :class:`Keywords`.
 
-    Written once here; each public function takes them as ``**Unpack[Keywords]``,
-    and :func:`signature` spells them out for ``help()`` and ``inspect``.
+    (For the overload of ``to_numpy`` whose ``sparse="scipy"`` may give a scipy array.)
     """
 
     copy: bool | None
     dtype: Any
     allow_transfer: bool | None
     upcast: bool | None
-    sparse: SparsePolicy | None
     ragged: RaggedPolicy | None
     float_dtype: Any
 
 
+class Keywords(DenseKeywords, total=False):
+    """The option keywords every conversion function takes; ``None`` means "not given".
+
+    Written once here; each public function takes them as ``**Unpack[Keywords]``,
+    and :func:`signature` spells them out for ``help()`` and ``inspect``.
+    """
+
+    sparse: SparsePolicy | None
+
+
 #: The option keywords, in the order signatures list them.
-KEYWORDS = tuple(Keywords.__annotations__)
+KEYWORDS = ("copy", "dtype", "allow_transfer", "upcast", "sparse", "ragged", "float_dtype")
 _KEYWORD_SET = frozenset(KEYWORDS)
 
 _set_field = object.__setattr__

@@ -32,7 +32,7 @@ capsules that are ready when made. Casts on a device are made only where
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from interop import _core, _options, _registry
 from interop._convert.fast import by_like, by_name, find
@@ -40,11 +40,38 @@ from interop._convert.routes import plan_convert
 from interop._errors import ConversionError, retell_policy
 from interop._options import DEFAULT
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = ["convert", "plan_convert"]
 
 _current = _options.current
 _by_name = by_name
 _by_like = by_like
+
+
+@overload
+def convert(
+    x: Any,
+    /,
+    to: Literal["numpy"],
+    *,
+    like: None = None,
+    device: Any = None,
+    copy: bool | None = None,
+) -> np.ndarray[Any, Any]: ...
+
+
+@overload
+def convert(
+    x: Any,
+    /,
+    to: str | None = None,
+    *,
+    like: Any = None,
+    device: Any = None,
+    copy: bool | None = None,
+) -> Any: ...
 
 
 def convert(
