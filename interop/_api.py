@@ -145,6 +145,12 @@ def explain(
         (False, ('copy',))
     """
     if to is not None or like is not None or device is not None:
+        if to is None and like is None:
+            raise TypeError(
+                f"expected to= or like= with device={device!r}, got neither: explain "
+                "describes convert() where it is given a target. hint: explain(x, "
+                "to='torch', device=...), or explain(x) for to_numpy"
+            )
         if any(options.get(k) is not None for k in _options.KEYWORDS if k != "copy"):
             raise TypeError(
                 "expected only `copy` with to=/like=/device=, got to_numpy keywords too: "

@@ -29,6 +29,7 @@ __all__ = [
     "class_attr",
     "describe",
     "is_builtin",
+    "is_target",
     "protocol_error",
 ]
 
@@ -622,6 +623,16 @@ def is_builtin(backend: Backend, /) -> bool:
     skips one whose ``load()``, ``matches()`` or ``declines()`` fails.
     """
     return type(backend)._builtin
+
+
+def is_target(backend: Backend, /) -> bool:
+    """Whether ``backend`` creates arrays (``convert`` can target it), where it only reads some.
+
+    A target implements the target hooks, :meth:`Backend.from_numpy` (which makes its
+    results) among them; the protocols that only read (lists, ``__array__`` objects,
+    DLPack capsules) do not.
+    """
+    return type(backend).from_numpy is not Backend.from_numpy
 
 
 def describe(backend: Backend, /) -> str:

@@ -58,6 +58,8 @@ _KEYWORD_SET = frozenset(KEYWORDS)
 _set_field = object.__setattr__
 
 _SPARSE = ("error", "dense", "scipy")
+# The types a yes-or-no option may have (NumPy's bool; 0 and 1 compare equal to them).
+_FLAG_TYPES = frozenset({type(None), bool, int, np.bool_})
 _RAGGED = ("error", "object", "pad")
 
 
@@ -148,15 +150,16 @@ class Options(Record):
         # Checked as the keywords of a call are (they arrive here too), and the dtypes
         # made NumPy dtypes: ``np.float32`` and ``np.dtype("float32")`` compare equal,
         # so they must hash equal.
-        if copy not in (None, True, False):
+        # (The types first: `in` would compare an array element by element.)
+        if type(copy) not in _FLAG_TYPES or copy not in (None, True, False):
             raise TypeError(f"expected copy to be None, True or False, got {copy!r}")
-        if allow_transfer not in (True, False):
+        if type(allow_transfer) not in _FLAG_TYPES or allow_transfer not in (True, False):
             raise TypeError(f"expected allow_transfer to be True or False, got {allow_transfer!r}")
-        if upcast not in (True, False):
+        if type(upcast) not in _FLAG_TYPES or upcast not in (True, False):
             raise TypeError(f"expected upcast to be True or False, got {upcast!r}")
-        if sparse not in _SPARSE:
+        if type(sparse) is not str or sparse not in _SPARSE:
             raise ValueError(f"expected sparse to be one of {_SPARSE}, got {sparse!r}")
-        if ragged not in _RAGGED:
+        if type(ragged) is not str or ragged not in _RAGGED:
             raise ValueError(f"expected ragged to be one of {_RAGGED}, got {ragged!r}")
         dtype = _as_dtype(dtype, "dtype")
         float_dtype = _as_dtype(float_dtype, "float_dtype")

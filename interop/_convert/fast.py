@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from interop import _core, _registry
-from interop._backend import Backend
+from interop._backend import Backend, is_target
 from interop._convert.routes import host_route
 from interop._convert.targets import known
 from interop._devices import HOST
@@ -73,8 +73,8 @@ def find(x: Any, to: Any, like: Any, /) -> Callable[..., Any] | None:
         target = _registry.lookup(key)
     else:
         return None
-    if target is None:
-        return None
+    if target is None or not is_target(target):
+        return None  # (the planner's error)
     cls = type(x)
     table = tables.get(key)
     if table is None:

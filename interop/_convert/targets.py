@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from interop import _registry
-from interop._backend import Backend
+from interop._backend import Backend, is_target
 from interop._devices import device_name
 from interop._errors import type_name
 
@@ -59,7 +59,14 @@ def resolve(to: Any, like: Any, /) -> Backend:
             "hint: convert(x, 'torch') or convert(x, like=other_array)"
         )
     if like is not None:
-        return _registry.get(like)
+        likes = _registry.get(like)
+        if not is_target(likes):
+            raise TypeError(
+                f"expected like= to be an array of a framework that creates arrays, got "
+                f"`{type_name(like)}`, which interop reads but cannot make. hint: pass an "
+                "array of the framework you want (a NumPy array, a tensor), or its name as to="
+            )
+        return likes
     if not isinstance(to, str):
         raise TypeError(
             f"expected `to` to be a framework name such as 'torch', got `{type_name(to)}`. "

@@ -598,6 +598,11 @@ def test_argument_errors() -> None:
         interop.convert(a, "dlpack")
     with pytest.raises(TypeError, match="only `copy`"):
         interop.explain(a, to="torch", upcast=True)
+    for like in ([1, 2], 3.0, memoryview(b"ab")):
+        with pytest.raises(TypeError, match=r"expected like= to be an array of a framework"):
+            interop.convert(a, like=like)
+    with pytest.raises(TypeError, match=r"expected to= or like= with device='cpu'.*explain\(x,"):
+        interop.explain(a, device="cpu")
     with pytest.raises(interop.UnsupportedTypeError):
         interop.convert(object(), "torch")
 

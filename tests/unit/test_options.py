@@ -90,6 +90,13 @@ def test_allow_transfer_false_block_refuses_device_data() -> None:
 INVALID = [
     ({"copy": "yes"}, TypeError, "expected copy to be None, True or False, got 'yes'"),
     ({"copy": 2}, TypeError, "expected copy to be None, True or False, got 2"),
+    (
+        {"copy": np.array([True, False])},
+        TypeError,
+        "expected copy to be None, True or False, got array([ True, False])",
+    ),
+    ({"upcast": np.array([1])}, TypeError, "expected upcast to be True or False, got array"),
+    ({"sparse": np.array(["dense"])}, ValueError, "expected sparse to be one of"),
     ({"allow_transfer": 1.5}, TypeError, "expected allow_transfer to be True or False, got 1.5"),
     (
         {"allow_transfer": "yes"},
