@@ -11,7 +11,7 @@ device-to-host copies and prefetching included.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interop import _registry
 from interop._convert import convert
@@ -27,6 +27,9 @@ from interop._iter import (
 from interop._options import Options, for_convert, in_force
 from interop._tree import Started, map_leaves, start
 from interop._tree.containers import python_backend
+
+if TYPE_CHECKING:
+    from interop._backend import Backend
 
 __all__ = ["ConvertedBatches", "convert_tree", "iter_convert"]
 
@@ -76,6 +79,7 @@ def convert_tree(
         (array([0, 1]), 'a')
     """
     target = resolve(to, like)
+    _check_arguments(target, device, copy)
     if target.is_numpy and device is None:
         # Batched device-to-host copies, and the same answer per leaf: the tree walk
         # of to_numpy_tree under the options convert follows.
@@ -96,6 +100,17 @@ def convert_tree(
         return convert(x, to, like=like, device=device, copy=copy)
 
     return map_leaves(tree, leaf)
+
+
+def _check_arguments(target: Backend, device: Any, copy: bool | None) -> None:
+    """Raise the error of a wrong ``device`` or ``copy`` now, whatever the leaves.
+
+    (Else it would come with the first leaf converted, named by that leaf's path,
+    and never where no leaf is an array.)
+    """
+    for_convert(copy)
+    if device is not None:
+        target.parse_device(device)
 
 
 class ConvertedBatches(Iterable[Any]):
@@ -171,6 +186,7 @@ def iter_convert(
         [[0, 1]]
     """
     target = resolve(to, like)
+    _check_arguments(target, device, copy)
     check_batches(iterable, prefetch)
     if target.is_numpy and device is None:
         return NumpyBatches(iterable, prefetch, for_convert(copy), entry="convert")

@@ -148,6 +148,19 @@ def test_iter_convert_checks_prefetch_for_every_target(to: str) -> None:
         interop.iter_convert(3, to)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("to", ["numpy", "torch"])
+@pytest.mark.parametrize("tree", [[np.ones(1)], [], {"n": None}], ids=["array", "empty", "none"])
+def test_wrong_arguments_are_refused_at_the_call_whatever_the_leaves(to: str, tree: Any) -> None:
+    # Named as the arguments they are, not by the path of a first leaf, and raised
+    # where no leaf is an array too; iter_convert raises before any batch is taken.
+    load_framework(to)
+    for call in (interop.convert_tree, interop.iter_convert):
+        with pytest.raises(TypeError, match=r"^expected copy to be None, True or False, got 'x'"):
+            call(tree, to, copy="x")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"^expected (a )?device .*got 'bogus-device'"):
+            call(tree, to, device="bogus-device")
+
+
 @pytest.mark.parametrize("to", ["numpy", "torch", "jax", "tensorflow"])
 def test_iter_convert_passes_end_as_iter_numpy_passes_do(to: str) -> None:
     # Left early, a pass closes its source; a batch that fails raises in its turn,
