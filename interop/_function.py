@@ -354,13 +354,35 @@ def _decorate(func: Callable[..., Any], like: str | int | None, options: tuple[A
             converted, named, reference = prepare(args, kwargs)
             return finish(args, await run(converted, named), reference)
 
-        return coroutine
+        return _named_after(coroutine, func)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         converted, named, reference = prepare(args, kwargs)
         return finish(args, run(converted, named), reference)
 
+    return _named_after(wrapper, func)
+
+
+def _named_after(wrapper: Callable[..., Any], func: Callable[..., Any]) -> Callable[..., Any]:
+    """``wrapper`` given the name of what ``func`` calls, where ``func`` has none of its own.
+
+    ``functools.wraps`` leaves the wrapper's own name where ``func`` is a
+    ``functools.partial`` (and gives it the docstring of the ``partial`` class) or a
+    callable object: the function a partial calls lends its name, module and
+    docstring; a callable object its class's name.
+    """
+    if isinstance(getattr(func, "__name__", None), str):
+        return wrapper
+    inner: Any = func
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    named = inner if isinstance(getattr(inner, "__name__", None), str) else type(inner)
+    wrapper.__name__ = named.__name__
+    wrapper.__qualname__ = getattr(named, "__qualname__", named.__name__)
+    if isinstance(func, functools.partial):
+        wrapper.__doc__ = getattr(named, "__doc__", None)
+        wrapper.__module__ = getattr(named, "__module__", wrapper.__module__)
     return wrapper
 
 

@@ -245,6 +245,20 @@ def test_wraps_keeps_name_doc_and_signature() -> None:
     assert inspect.signature(wrapped) == inspect.signature(original)
     assert wrapped.__wrapped__ is original  # type: ignore[attr-defined]
     assert double.__name__ == "double"
+    # A partial lends the name and docstring of what it calls; a callable object its
+    # class's name; an async one stays a coroutine function.
+    partial = interop.numpy_function(functools.partial(original, y=2))
+    assert (partial.__name__, partial.__qualname__, partial.__doc__) == (
+        "original",
+        original.__qualname__,
+        "Doc.",
+    )
+    assert inspect.signature(partial) == inspect.signature(functools.partial(original, y=2))
+    for obj, name in ((_Add(), "_Add"), (_AsyncDouble(), "_AsyncDouble")):
+        wrapped_object = interop.numpy_function(functools.partial(obj))
+        assert (wrapped_object.__name__, wrapped_object.__qualname__) == (name, name)
+        assert interop.numpy_function(obj).__name__ == name
+    assert inspect.iscoroutinefunction(interop.numpy_function(_AsyncDouble()))
 
 
 def test_autograd_is_not_carried_and_nothing_is_raised() -> None:
