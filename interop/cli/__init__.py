@@ -57,6 +57,9 @@ PIPE_CLOSED = 141
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors, like those of ``convert``, are one line."""
 
+    #: The parsers of the commands, by name (the top-level parser's only).
+    commands: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> NoReturn:
         self.exit(FAILED, f"{self.prog}: error: {printable(message)}. hint: {self.prog} --help\n")
 
@@ -77,7 +80,7 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> _Parser:
     parser = _Parser(
         prog="interop",
         description="Convert arrays between frameworks and NumPy; check what this machine does.",
@@ -171,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     bar.add_argument(
         "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
     )
+    parser.commands = {"doctor": doctor_cmd, "convert": convert_cmd}
     return parser
 
 
@@ -301,11 +305,24 @@ def _discard_output() -> None:
             stream.flush()
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments; words none of them takes are the error of the command they follow.
+
+    (argparse reports them as the top-level parser's, with ``interop --help`` as hint.)
+    """
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = parser.commands[args.command] if args.command else parser
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        args = _parser().parse_args(argv)
+        args = _parse(argv)
         if args.command == "convert":
             return _convert(args)
         status = doctor.main(args.framework, as_json=args.json) if args.command else doctor.main()

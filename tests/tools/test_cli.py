@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import interop
-from interop.cli import files
+from interop.cli import files, main
 
 # Every test here runs the command line or the benchmark suite in fresh processes
 # (seconds each): the slow tier.
@@ -642,6 +642,7 @@ def test_convert_force_replaces_existing_output(tmp_path: Path) -> None:
         (("a.npy", "dir.npy", "--force"), "which is a directory"),
         (("a.npy", "o.npz", "--max-bytes", "lots"), "expected a number of bytes"),
         (("a.npy", "o.npz", "--max-arrays", "0"), "expected a positive whole number"),
+        (("a.npy", "o.npz", "--bogus"), "unrecognized arguments: --bogus. hint: interop convert"),
     ],
 )
 def test_convert_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
@@ -657,6 +658,22 @@ def test_convert_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> 
     assert message in failed(run("convert", *args, cwd=tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
     assert not any((tmp_path / "dir.npy").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["doctor", "--frmework", "torch"], "interop doctor: error: unrecognized arguments: "),
+        (["--bogus"], "interop: error: unrecognized arguments: --bogus. hint: interop --help"),
+    ],
+)
+def test_unknown_words_are_the_error_of_the_command_they_follow(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith(says)
 
 
 def test_truncated_inputs_fail_and_leave_no_output(tmp_path: Path) -> None:
