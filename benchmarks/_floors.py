@@ -1,13 +1,13 @@
 """The contract's checks written inline: how fast a conversion that keeps the contract can be.
 
-A host view may hand out a framework's zero-copy NumPy array only after proving that
-the answer is the one the plan would give (see docs/contract.md): for a PyTorch
-tensor, that its dispatch key set is that of an ordinary dense CPU tensor (no other
-device or layout, no conjugate or negative bit, no ZeroTensor, no ``torch.func``
-wrapper), that no ``torch.func`` transform or dispatch mode is active, its dtype, its
-grad flag and that its storage was not freed; for a JAX array, its sharding, that it
-is not deleted, and that its dtype is not packed; for a TensorFlow tensor, its device
-and that it holds values.
+A host view may hand out a framework's zero-copy NumPy array only after proving that the
+answer is the one the plan would give (see docs/contract.md): for a PyTorch tensor, that
+its dispatch key set is that of an ordinary dense CPU tensor (no other device or layout,
+no conjugate or negative bit, no ZeroTensor, no ``torch.func`` wrapper), that no
+``torch.func`` transform or dispatch mode is active, its dtype, its grad flag and that
+its storage holds every byte it reaches (not freed or shrunk in place); for a JAX array,
+its sharding, that it is not deleted, and that its dtype is not packed; for a TensorFlow
+tensor, its device and that it holds values.
 
 Each statement here is the native call behind exactly those checks, written by hand
 as one expression: no function call of the library's, no dispatch by type, no plan.
@@ -49,7 +49,12 @@ def _torch_ns() -> dict[str, Any]:
 
 def _torch_leaf(dtype: str, grad: bool, bits: str | None) -> str:
     """The per-tensor part of the PyTorch checks and the native call, as an expression."""
-    checks = f"keys(x) == K and x.dtype is torch.{dtype} and (storage(x).nbytes() or not x.numel())"
+    # (Its storage holds every byte it reaches: proved by its size for a tensor at the
+    # start of its storage without gaps, as the benchmarks' tensors are.)
+    checks = (
+        f"keys(x) == K and x.dtype is torch.{dtype} and storage(x).nbytes() >= x.nbytes "
+        "and not x.storage_offset() and x.is_contiguous()"
+    )
     if bits is None:
         call = "x.numpy(force=True)" if grad else "x.numpy()"
     else:

@@ -513,6 +513,24 @@ def _torch_catalogue() -> list[Case]:
         ),
         *(
             Case(
+                f"torch-shrunk-storage-{name}",
+                "torch",
+                lambda view=view: _shrunk(view),
+                None,
+                None,
+                zero_copy=False,
+                error=interop.ConversionError,
+                match="storage was freed or shrunk",
+            )
+            for name, view in (
+                ("offset", lambda t: t[50:]),
+                ("strided", lambda t: t[::10]),
+                ("column", lambda t: t.view(10, 10)[:, :2]),
+                ("freed", lambda t: t),
+            )
+        ),
+        *(
+            Case(
                 f"dlpack-torch-{fmt}",
                 "torch",
                 lambda fmt=fmt: DLPackProducer(fw.make(BF16_OR_FLOAT8[fmt])),
@@ -523,6 +541,20 @@ def _torch_catalogue() -> list[Case]:
             for fmt in ("bfloat16", "float8_e4m3fn", "float8_e5m2")
         ),
     ]
+
+
+def _shrunk(view: Callable[[Any], Any]) -> Any:
+    """``view`` of a tensor of 100 floats, after its storage shrank in place to 240 bytes.
+
+    (0 bytes for the whole tensor, as FSDP frees the storage of a sharded parameter.)
+    The view holds fewer bytes than the storage still has, but reaches past its end.
+    """
+    import torch
+
+    t = torch.arange(100, dtype=torch.float32)
+    v = view(t)
+    t.untyped_storage().resize_(0 if v is t else 240)
+    return v
 
 
 BF16_OR_FLOAT8 = {

@@ -288,6 +288,7 @@ class Source(TorchBase):
         as_dtype = self.torch.Tensor.view
         storage_of = self.torch.Tensor.untyped_storage
         setflags = _setflags
+        reaches_past = _reaches_past
 
         def view(t: Any) -> np.ndarray[Any, Any] | None:
             kind = kinds.get(t.dtype)
@@ -299,10 +300,10 @@ class Source(TorchBase):
                 or transforms_active()
                 or modes_active()
                 # A storage freed or shrunk in place to fewer bytes than the tensor
-                # holds: the plan refuses it (see _freed, which also finds a view
-                # at an offset or with gaps reaching past the end; asked here, that
-                # would cost more than the rest of these checks).
+                # reaches: the plan refuses it (see _freed). A view at an offset or
+                # with gaps is measured in full, the rest by its size.
                 or storage_of(t).nbytes() < t.nbytes
+                or ((t.storage_offset() or not t.is_contiguous()) and reaches_past(t))
             ):
                 return None
             inttype = kind[0]
