@@ -114,11 +114,23 @@ def _differences(result: Any, case: Case, x: Any) -> list[str]:
         found.append("different bits")
     if result.flags.writeable is not case.writeable:
         found.append(f"writeable={result.flags.writeable}, expected {case.writeable}")
+    elif not case.writeable and _made_writable(result):
+        found.append("read-only, but NumPy lets it be made writable again")
     if case.native is not None:
         shares = np.shares_memory(result, case.native(x))
         if shares is not case.zero_copy:
             found.append(f"shares memory with the source: {shares}, expected {case.zero_copy}")
     return found
+
+
+def _made_writable(a: np.ndarray) -> bool:
+    """Whether ``setflags(write=True)`` succeeds on a view of ``a`` (which it undoes)."""
+    view = a.view()  # (``a`` itself may be a framework's cached array: left alone)
+    try:
+        view.setflags(write=True)
+    except ValueError:
+        return False
+    return True
 
 
 def _write(a: np.ndarray) -> None:

@@ -651,12 +651,72 @@ def _dask_catalogue() -> list[Case]:
     ]
 
 
+def _arrow_catalogue() -> list[Case]:
+    import pyarrow as pa
+
+    def values(arr: Any) -> np.ndarray:
+        """The memory of the values of a one-chunk (or plain) Arrow array, as NumPy sees it."""
+        chunk = arr.chunk(0) if isinstance(arr, pa.ChunkedArray) else arr
+        return np.frombuffer(chunk.buffers()[1], np.uint8)
+
+    floats = np.arange(8.0)
+    stamps = np.arange(4).astype("datetime64[s]")
+    return [
+        Case(
+            "arrow-float64",
+            "pyarrow",
+            lambda: pa.array(floats),
+            floats,
+            values,
+            zero_copy=True,
+            writeable=False,
+        ),
+        Case(
+            "arrow-sliced",
+            "pyarrow",
+            lambda: pa.array(floats).slice(2, 4),
+            floats[2:6],
+            values,
+            zero_copy=True,
+            writeable=False,
+        ),
+        Case(
+            "arrow-timestamp",
+            "pyarrow",
+            lambda: pa.array(stamps),
+            stamps,
+            values,
+            zero_copy=True,
+            writeable=False,
+        ),
+        Case(
+            "arrow-one-chunk",
+            "pyarrow",
+            lambda: pa.chunked_array([pa.array(floats)]),
+            floats,
+            values,
+            zero_copy=True,
+            writeable=False,
+        ),
+        Case(
+            "arrow-table-column",
+            "pyarrow",
+            lambda: pa.table({"x": floats}).column("x"),
+            floats,
+            values,
+            zero_copy=True,
+            writeable=False,
+        ),
+    ]
+
+
 _CATALOGUE: dict[str, Callable[[], list[Case]]] = {
     "numpy": _numpy_catalogue,
     "torch": _torch_catalogue,
     "tensorflow": _tensorflow_catalogue,
     "jax": _jax_catalogue,
     "dask": _dask_catalogue,
+    "pyarrow": _arrow_catalogue,
 }
 
 

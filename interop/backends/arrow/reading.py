@@ -358,13 +358,18 @@ def _layout(arrow_type: pa.DataType) -> Layout:
 
 
 def _flat(arr: pa.Array, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
-    """The fixed-width values of the non-nested ``arr`` as a read-only view (validity ignored)."""
+    """The fixed-width values of the non-nested ``arr`` as a read-only view (validity ignored).
+
+    Read through a read-only export of the buffer: an Arrow buffer exports itself as
+    writable, and NumPy lets anyone make a view of a writable export writable again.
+    """
     n = len(arr)
     buffer = arr.buffers()[1]
     if n == 0 or buffer is None:
         out = np.empty(0, dtype)
     else:
-        out = np.frombuffer(buffer, dtype, n, arr.offset * dtype.itemsize)
+        readonly = memoryview(buffer).toreadonly()
+        out = np.frombuffer(readonly, dtype, n, arr.offset * dtype.itemsize)
     out.flags.writeable = False
     return out
 
