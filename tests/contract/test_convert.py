@@ -1258,3 +1258,24 @@ def test_iter_convert_copy_false_gives_the_hint_convert_gives() -> None:
             call()
         hints.append(str(info.value).partition("hint: ")[2])
     assert hints[0] == hints[1] == "use copy=None to allow a copy when needed"
+
+
+def test_writable_buffers_are_aliased_and_read_only_ones_copied() -> None:
+    # The buffer protocol says whether its memory is read-only: a bytearray, an
+    # array.array or a writable memoryview is shared with torch (writes show), as its
+    # to_numpy view is; a read-only memoryview is copied, and copy=False refuses it.
+    import array
+
+    torch = pytest.importorskip("torch")
+    for buffer in (bytearray(8), array.array("f", [0.0, 0.0]), memoryview(bytearray(8))):
+        out = interop.convert(buffer, "torch", copy=False)
+        assert interop.explain(buffer, to="torch").zero_copy
+        out.view(torch.uint8)[0] = 7
+        assert bytes(memoryview(buffer).cast("B"))[0] == 7
+    frozen = memoryview(bytearray(8)).toreadonly()
+    assert not interop.explain(frozen, to="torch").zero_copy
+    out = interop.convert(frozen, "torch")
+    out[0] = 7
+    assert bytes(frozen)[0] == 0
+    with pytest.raises(interop.CopyRequiredError, match="immutable"):
+        interop.convert(frozen, "torch", copy=False)

@@ -93,6 +93,13 @@ class ArrayProtocolBackend(GenericBackend):
     def plan(self, x: Any, options: Options, /) -> Plan:
         return array_protocol_plan(self.name, x, options)
 
+    def readonly_source(self, x: Any, /) -> bool:
+        # The buffer protocol, ctypes and array interfaces say whether their memory is
+        # read-only, and NumPy's view of it shows that (a bytearray's is writable, a
+        # bytes object's or a read-only memoryview's is not); what an __array__
+        # returns tells nothing of the memory behind it.
+        return protocol_kind(type(x)) in (ARRAY, LEGACY)
+
 
 def array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
     """The plan of a conversion through the buffer protocol, an array interface or ``__array__``.
