@@ -33,7 +33,6 @@ consumed after the block, in another thread or in another task.
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -187,9 +186,15 @@ class NumpyBatchIterator(Iterator[Any]):
         self.close()
 
     def __del__(self) -> None:
-        # Best effort: at interpreter exit the source may already be torn down.
-        with contextlib.suppress(Exception):
+        if self._source is None and not self._ahead:
+            return  # closed, or run to its end: nothing to release
+        # Best effort: at interpreter exit the source (and the modules this one uses)
+        # may already be torn down (contextlib.suppress would be a module global, which
+        # may be gone then too); an error here could only be printed as ignored.
+        try:  # noqa: SIM105
             self.close()
+        except Exception:
+            pass
 
 
 class NumpyBatches(Iterable[Any]):

@@ -186,3 +186,30 @@ def test_dlpack_explain_and_refusals_consume_at_most_one_capsule() -> None:
     assert producer.capsules is not None
     for capsule in producer.capsules:
         assert _capsule_name(capsule).startswith(b"used_dltensor")
+
+
+AT_EXIT = """
+import tensorflow  # (it changes the order in which modules are torn down)
+import numpy as np
+import interop
+
+open_pass = iter(interop.iter_numpy([np.ones(3), np.ones(3)]))
+next(open_pass)
+closed_pass = iter(interop.iter_numpy([np.ones(3)]))
+closed_pass.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_pass_alive_at_interpreter_exit_ends_quietly() -> None:
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorflow")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(
+        [sys.executable, "-c", AT_EXIT], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr
