@@ -381,18 +381,7 @@ def view_of(cls: type, /) -> Callable[[Any], Any] | None:
     view = _views.get(cls, _MISSING)
     if view is not _MISSING:
         return view  # type: ignore[no-any-return]
-    since = _generation
-    backend = lookup(cls)
-    with _lock:
-        view = None
-        if backend is not None:
-            view = consult(backend, "host_view_for()", lambda: backend.host_view_for(cls))
-            if view is SKIPPED:
-                return view_of(cls)  # (the type's backend is another one now)
-            if view is not None and not is_builtin(backend):
-                view = _checked_view(backend, view)
-        record(_views, cls, view, since)
-    return view  # type: ignore[no-any-return]
+    return _function_of(cls, _views, "host_view_for", _checked_view)
 
 
 def stacker_of(cls: type, /) -> Callable[[Any], Any] | None:
@@ -403,18 +392,32 @@ def stacker_of(cls: type, /) -> Callable[[Any], Any] | None:
     stack = _stackers.get(cls, _MISSING)
     if stack is not _MISSING:
         return stack  # type: ignore[no-any-return]
+    return _function_of(cls, _stackers, "stack_for", _checked_stacking)
+
+
+def _function_of(
+    cls: type,
+    table: dict[type, Callable[[Any], Any] | None],
+    hook: str,
+    checked: Callable[[Backend, Any], Callable[[Any], Any]],
+) -> Callable[[Any], Any] | None:
+    """What the backend of ``cls`` answers to ``hook(cls)``, recorded in ``table``.
+
+    ``None`` also for a type no backend converts. A third-party backend's function
+    is wrapped by ``checked``, so that its failures and wrong answers name it.
+    """
     since = _generation
     backend = lookup(cls)
     with _lock:
-        stack = None
+        found = None
         if backend is not None:
-            stack = consult(backend, "stack_for()", lambda: backend.stack_for(cls))
-            if stack is SKIPPED:
-                return stacker_of(cls)  # (the type's backend is another one now)
-            if stack is not None and not is_builtin(backend):
-                stack = _checked_stacking(backend, stack)
-        record(_stackers, cls, stack, since)
-    return stack  # type: ignore[no-any-return]
+            found = consult(backend, f"{hook}()", lambda: getattr(backend, hook)(cls))
+            if found is SKIPPED:  # (the type's backend is another one now)
+                return _function_of(cls, table, hook, checked)
+            if found is not None and not is_builtin(backend):
+                found = checked(backend, found)
+        record(table, cls, found, since)
+    return found  # type: ignore[no-any-return]
 
 
 def _stack_wanted(items: Any) -> str:
