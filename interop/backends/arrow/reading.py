@@ -296,27 +296,33 @@ def _converted(arrow_type: pa.DataType) -> Layout:
     return _LISTS if _is_list(arrow_type) else _OBJECTS
 
 
+# The kinds of Arrow types pyarrow converts into Python objects, by the names of their
+# pyarrow.types predicates.
+_BINARY_TYPES = ("is_binary", "is_large_binary", "is_binary_view", "is_fixed_size_binary")
+_LIST_TYPES = (
+    "is_list",
+    "is_large_list",
+    "is_fixed_size_list",
+    "is_list_view",
+    "is_large_list_view",
+)
+_TEXT_TYPES = ("is_string", "is_large_string", "is_string_view", "is_decimal")
+
+
+def _is_one_of(arrow_type: pa.DataType, predicates: tuple[str, ...]) -> bool:
+    """Whether one of the ``pyarrow.types`` ``predicates`` holds for ``arrow_type``."""
+    types = pa.types
+    return any(getattr(types, name)(arrow_type) for name in predicates)
+
+
 def _is_binary(arrow_type: pa.DataType) -> bool:
     """Whether pyarrow converts values of ``arrow_type`` into ``bytes`` objects."""
-    types = pa.types
-    return bool(
-        types.is_binary(arrow_type)
-        or types.is_large_binary(arrow_type)
-        or types.is_binary_view(arrow_type)
-        or types.is_fixed_size_binary(arrow_type)
-    )
+    return _is_one_of(arrow_type, _BINARY_TYPES)
 
 
 def _is_list(arrow_type: pa.DataType) -> bool:
     """Whether pyarrow converts values of ``arrow_type`` into arrays (one per row)."""
-    types = pa.types
-    return bool(
-        types.is_list(arrow_type)
-        or types.is_large_list(arrow_type)
-        or types.is_fixed_size_list(arrow_type)
-        or types.is_list_view(arrow_type)
-        or types.is_large_list_view(arrow_type)
-    )
+    return _is_one_of(arrow_type, _LIST_TYPES)
 
 
 def _is_text(arrow_type: pa.DataType) -> bool:
@@ -324,13 +330,7 @@ def _is_text(arrow_type: pa.DataType) -> bool:
 
     Objects that may spell numbers, as bytes may (see :func:`_is_binary`, asked first).
     """
-    types = pa.types
-    return bool(
-        types.is_string(arrow_type)
-        or types.is_large_string(arrow_type)
-        or types.is_string_view(arrow_type)
-        or types.is_decimal(arrow_type)
-    )
+    return _is_one_of(arrow_type, _TEXT_TYPES)
 
 
 def _layout(arrow_type: pa.DataType) -> Layout:
