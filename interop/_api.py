@@ -115,6 +115,18 @@ def to_numpy(x: Any, /, **options: Unpack[Keywords]) -> Any:
 to_numpy.__signature__ = _options.signature(to_numpy)  # type: ignore[attr-defined]
 
 
+@overload
+def explain(x: Any, /, *, to: str, device: Any = None, copy: bool | None = None) -> Plan: ...
+
+
+@overload
+def explain(x: Any, /, *, like: Any, device: Any = None, copy: bool | None = None) -> Plan: ...
+
+
+@overload
+def explain(x: Any, /, **options: Unpack[Keywords]) -> Plan: ...
+
+
 def explain(
     x: Any,
     /,

@@ -28,6 +28,10 @@ CALLER = textwrap.dedent(
     assert_type(interop.convert(a, "numpy", copy=True), np.ndarray[Any, Any])
     assert_type(interop.convert(a, "torch"), Any)
     assert_type(interop.convert(a, like=a), Any)
+    assert_type(interop.explain(a), interop.Plan)
+    assert_type(interop.explain(a, dtype=np.float32, upcast=True), interop.Plan)
+    assert_type(interop.explain(a, to="torch", device="cpu", copy=True), interop.Plan)
+    assert_type(interop.explain(a, like=a), interop.Plan)
     """
 )
 
@@ -39,6 +43,8 @@ WRONG = textwrap.dedent(
 
     interop.to_numpy(np.ones(2), sparse="sciPy")
     interop.to_numpy(np.ones(2), kopy=True)
+    interop.explain(np.ones(2), to="torch", dtype=np.float32)
+    interop.explain(np.ones(2), device="cpu")
     """
 )
 
@@ -62,3 +68,5 @@ def test_a_wrong_option_is_a_type_error(tmp_path: Path) -> None:
     assert status == 1
     assert 'caller.py:6: error: No overload variant of "to_numpy" matches' in said
     assert "caller.py:7: error" in said and '"kopy"' in said
+    assert 'caller.py:8: error: No overload variant of "explain" matches' in said
+    assert 'caller.py:9: error: No overload variant of "explain" matches' in said
