@@ -22,6 +22,8 @@ Loaded by mkdocs.yml (``extensions:`` of the python handler).
 
 from __future__ import annotations
 
+import ast
+
 import re
 from typing import Any
 
@@ -30,6 +32,7 @@ import griffe
 ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|exc|obj):`(~?)([^`]+)`")
 EXAMPLE = re.compile(r"^(\s*)Example:[ \t]*$", re.MULTILINE)
 KEYWORDS = "interop._options.Keywords"
+KEYWORDS_ORDER = "interop._options.KEYWORDS"
 
 
 def _identifier(obj: griffe.Object, target: str) -> str:
@@ -85,15 +88,23 @@ class InteropDocs(griffe.Extension):
         if pkg.path != "interop":
             return
         keywords = pkg.modules_collection[KEYWORDS]
+        # Its own fields and those of the TypedDict it extends, in the order of the
+        # module's KEYWORDS tuple (the order of the run-time signatures).
+        fields = {
+            name: attribute
+            for cls in (*keywords.resolved_bases, keywords)
+            for name, attribute in cls.members.items()
+            if attribute.is_attribute
+        }
+        order = ast.literal_eval(str(pkg.modules_collection[KEYWORDS_ORDER].value))
         spelled = [
             griffe.Parameter(
                 name,
-                annotation=attribute.annotation,
+                annotation=fields[name].annotation,
                 kind=griffe.ParameterKind.keyword_only,
                 default="None",
             )
-            for name, attribute in keywords.members.items()
-            if attribute.is_attribute
+            for name in order
         ]
         for obj in _objects(pkg):
             if obj.is_attribute and obj.docstring is None:
