@@ -23,7 +23,6 @@ Loaded by mkdocs.yml (``extensions:`` of the python handler).
 from __future__ import annotations
 
 import ast
-
 import re
 from typing import Any
 
