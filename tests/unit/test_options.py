@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import pickle
 import threading
 from typing import Any
@@ -385,3 +386,12 @@ def test_a_copy_refusal_inside_a_copy_false_block_names_the_block() -> None:
     with pytest.raises(interop.CopyRequiredError, match="hint: use copy=None") as outside:
         interop.to_numpy([1.0, 2.0], copy=False)
     assert "block" not in str(outside.value)
+
+
+def test_the_keywords_are_written_once_and_listed_in_order() -> None:
+    from interop._options import KEYWORDS, DenseKeywords, Keywords
+
+    # (Keywords extends DenseKeywords by sparse, for to_numpy's sparse="scipy" overload.)
+    assert set(KEYWORDS) == set(Keywords.__annotations__) and len(KEYWORDS) == 7
+    assert set(Keywords.__annotations__) - set(DenseKeywords.__annotations__) == {"sparse"}
+    assert list(inspect.signature(interop.to_numpy).parameters)[1:] == list(KEYWORDS)
