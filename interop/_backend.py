@@ -153,6 +153,11 @@ class Backend:
     #: answers name it); set by the registry before :meth:`load`.
     view_of: Callable[[type], Callable[[Any], Any] | None]
 
+    #: The registry's reading of the host view of a type (the ``view`` of
+    #: :meth:`reading_for`), found and checked as :attr:`view_of` is; set by the
+    #: registry before :meth:`load`.
+    reader_of: Callable[[type], Callable[[Any], Any] | None]
+
     #: The registry's stacking function of a type (see :meth:`stack_for`), found and
     #: checked as :attr:`view_of` is; set by the registry before :meth:`load`.
     stacker_of: Callable[[type], Callable[[Any], Any] | None]

@@ -51,6 +51,7 @@ __all__ = [
     "register_backend",
     "unregister_backend",
     "unsupported",
+    "reader_of",
     "stacker_of",
     "view_of",
 ]
@@ -109,6 +110,8 @@ _generics: list[Backend] = []
 _cache: dict[type, Backend | None] = {}
 # type(x) -> its backend's host view function (Backend.host_view_for), or None.
 _views: dict[type, Callable[[Any], Any] | None] = {}
+# type(x) -> its backend's reading of its host view (Backend.reading_for), or None.
+_readers: dict[type, Callable[[Any], Any] | None] = {}
 # type(x) -> its backend's stacking function (Backend.stack_for), or None.
 _stackers: dict[type, Callable[[Any], Any] | None] = {}
 # type(x) -> why a framework backend declined it (Backend.declines), for the error.
@@ -140,6 +143,7 @@ def _clear_tables() -> None:
     _cache.clear()
     _views.clear()
     _stackers.clear()
+    _readers.clear()
     _declined.clear()
     for table in _dependents:
         table.clear()
@@ -289,6 +293,7 @@ def _load(backend: Backend) -> bool:
     backend.lookup = lookup
     backend.view_of = view_of
     backend.stacker_of = stacker_of
+    backend.reader_of = reader_of
     if is_builtin(backend):
         backend.load()  # the library's own: a failure is its bug, and propagates
     else:
@@ -381,7 +386,24 @@ def view_of(cls: type, /) -> Callable[[Any], Any] | None:
     view = _views.get(cls, _MISSING)
     if view is not _MISSING:
         return view  # type: ignore[no-any-return]
-    return _function_of(cls, _views, "host_view_for", _checked_view)
+    return _function_of(cls, _views, "host_view_for", _checked_view, _as_it_is)
+
+
+def reader_of(cls: type, /) -> Callable[[Any], Any] | None:
+    """The function that reads the host view of type ``cls`` leaving the object as it was.
+
+    The ``view`` of :meth:`Backend.reading_for`, for a conversion that only reads the
+    view (to copy it); ``None`` where there is none. Looked up once per type.
+    """
+    reader = _readers.get(cls, _MISSING)
+    if reader is not _MISSING:
+        return reader  # type: ignore[no-any-return]
+    return _function_of(cls, _readers, "reading_for", _checked_view, _reading_view)
+
+
+def _reading_view(reading: Any) -> Any:
+    """The ``view`` of a :class:`Reading` (``reading_for``'s answer), or ``None``."""
+    return None if reading is None else reading.view
 
 
 def stacker_of(cls: type, /) -> Callable[[Any], Any] | None:
@@ -392,7 +414,7 @@ def stacker_of(cls: type, /) -> Callable[[Any], Any] | None:
     stack = _stackers.get(cls, _MISSING)
     if stack is not _MISSING:
         return stack  # type: ignore[no-any-return]
-    return _function_of(cls, _stackers, "stack_for", _checked_stacking)
+    return _function_of(cls, _stackers, "stack_for", _checked_stacking, _as_it_is)
 
 
 def _function_of(
@@ -400,11 +422,13 @@ def _function_of(
     table: dict[type, Callable[[Any], Any] | None],
     hook: str,
     checked: Callable[[Backend, Any], Callable[[Any], Any]],
+    function: Callable[[Any], Any],
 ) -> Callable[[Any], Any] | None:
-    """What the backend of ``cls`` answers to ``hook(cls)``, recorded in ``table``.
+    """The function in what the backend of ``cls`` answers to ``hook(cls)``, in ``table``.
 
-    ``None`` also for a type no backend converts. A third-party backend's function
-    is wrapped by ``checked``, so that its failures and wrong answers name it.
+    ``function(answer)``: the function in the hook's answer, or ``None``. ``None``
+    also for a type no backend converts. A third-party backend's function is wrapped
+    by ``checked``, so that its failures and wrong answers name it.
     """
     since = _generation
     backend = lookup(cls)
@@ -413,11 +437,16 @@ def _function_of(
         if backend is not None:
             found = consult(backend, f"{hook}()", lambda: getattr(backend, hook)(cls))
             if found is SKIPPED:  # (the type's backend is another one now)
-                return _function_of(cls, table, hook, checked)
+                return _function_of(cls, table, hook, checked, function)
+            found = function(found)
             if found is not None and not is_builtin(backend):
                 found = checked(backend, found)
         record(table, cls, found, since)
     return found  # type: ignore[no-any-return]
+
+
+def _as_it_is(answer: Any) -> Any:
+    return answer
 
 
 def _stack_wanted(items: Any) -> str:

@@ -1006,3 +1006,26 @@ def test_stacking_inside_a_transform_declines() -> None:
 
     torch.vmap(step)(torch.ones(2, 3))
     assert seen == [None]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        pytest.param(lambda a: [a, a], id="stacked"),
+        pytest.param(lambda a: [a, torch.ones(3, dtype=torch.float64)], id="dtypes"),
+        pytest.param(lambda a: [a, np.ones(3)], id="with-numpy"),
+        pytest.param(lambda a: [[a], (a.to(torch.bfloat16),)], id="nested-bit-format"),
+        pytest.param(lambda a: [a.conj_physical(), a.t()], id="copied-and-viewed"),
+    ],
+)
+def test_a_list_leaves_its_tensors_resizable(items: Callable[[Any], Any]) -> None:
+    # Its array is a copy: reading the items must not mark their storages never to be
+    # resized, as Tensor.numpy() does (FSDP frees a parameter's storage between uses).
+    a = torch.nn.Parameter(torch.ones(3))
+    listed = items(a)
+    interop.explain(listed)
+    out = interop.to_numpy(listed)
+    assert out.flags.writeable and out.__array_interface__["data"][0] != a.data_ptr()
+    with torch.no_grad():
+        a.untyped_storage().resize_(0)  # raises where the storage was marked
+    assert a.untyped_storage().nbytes() == 0

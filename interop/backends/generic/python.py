@@ -20,7 +20,7 @@ from interop._options import DEFAULT, Options
 from interop._plan import Plan
 from interop.backends.generic.base import GenericBackend, Lookup
 
-# The registry's host view function of a type (Backend.view_of).
+# A function the registry finds per type (Backend.reader_of, Backend.stacker_of).
 ViewOf = Callable[[type], Callable[[Any], Any] | None]
 
 __all__ = ["PythonBackend"]
@@ -74,7 +74,7 @@ class PythonBackend(GenericBackend):
                     transfers: list[Plan] = []
                     if item_options is DEFAULT:
                         mapped = _view_items(
-                            self.lookup, self.view_of, self.stacker_of, x, transfers
+                            self.lookup, self.reader_of, self.stacker_of, x, transfers
                         )
                     else:
                         transfers.extend(_item_plans(self.lookup, x, item_options))
@@ -110,7 +110,7 @@ class PythonBackend(GenericBackend):
             return prepared.mapped.make()
         if prepared.mapped is not None:
             x = prepared.mapped
-        items = _map_foreign(self.lookup, self.view_of, x, prepared.options)
+        items = _map_foreign(self.lookup, self.reader_of, x, prepared.options)
         if "numpy.ma" in sys.modules:
             _check_masks(items)  # (a Dask array's masked chunks, computed only now)
         return items
@@ -233,12 +233,12 @@ class _Stacking:
 
 def _view_items(
     lookup: Lookup,
-    view_of: ViewOf,
+    reader_of: ViewOf,
     stacker_of: ViewOf,
     x: list[Any] | tuple[Any, ...],
     transfers: list[Plan],
 ) -> list[Any] | _Stacking:
-    """``x`` with each foreign item that has a host view replaced by it.
+    """``x`` with each foreign item that has a host view replaced by it, read (unchanged).
 
     Or, where the backend of its first item stacks them all in one operation (see
     :meth:`~interop._backend.Backend.stack_for`), that operation, to run when
@@ -254,12 +254,12 @@ def _view_items(
     out = []
     for item in x:
         if isinstance(item, (list, tuple)):
-            item = _view_items(lookup, view_of, stacker_of, item, transfers)
+            item = _view_items(lookup, reader_of, stacker_of, item, transfers)
         else:
             backend = _foreign_backend(lookup, item)
             if backend is not None:
-                view = view_of(type(item))
-                viewed = None if view is None else view(item)
+                read = reader_of(type(item))
+                viewed = None if read is None else read(item)
                 if viewed is not None:
                     item = viewed
                 elif not transfers:
@@ -287,18 +287,27 @@ def _item_plans(lookup: Lookup, x: list[Any] | tuple[Any, ...], item_options: Op
                     return
 
 
-def _map_foreign(lookup: Lookup, view_of: ViewOf, x: Any, item_options: Options) -> Any:
-    """``x`` with each foreign item converted: by its host view where it has one."""
+def _map_foreign(lookup: Lookup, reader_of: ViewOf, x: Any, item_options: Options) -> Any:
+    """``x`` with each foreign item converted: by its host view where it has one.
+
+    Items are read, never changed (a PyTorch storage stays resizable): the list's
+    array is built from copies of their values, and shares memory with none of them.
+    """
     if type(x) is _Stacking:
         return x.make()
     if isinstance(x, (list, tuple)):
-        return [_map_foreign(lookup, view_of, item, item_options) for item in x]
+        return [_map_foreign(lookup, reader_of, item, item_options) for item in x]
     backend = _foreign_backend(lookup, x)
     if backend is None:
         return x
     if item_options is DEFAULT:
-        view = view_of(type(x))
-        out = None if view is None else view(x)
+        read = reader_of(type(x))
+        out = None if read is None else read(x)
         if out is not None:
             return out
-    return backend.to_numpy(x, item_options)
+    plan = backend.plan_for(x, item_options)
+    plan.check(item_options)
+    # (A zero-copy answer only read, as convert reads one: see Backend.transient_view.)
+    out = backend.transient_view(x, plan) if plan.zero_copy else backend.run(x, plan)
+    backend.check_result(x, out, item_options)
+    return out
