@@ -214,6 +214,7 @@ class Source(TorchBase):
         inference_keys = self._ordinary_keys[1].__eq__
         stack = torch.stack
         no_grad = torch.no_grad
+        storage_of = torch.Tensor.untyped_storage
         of_type: Any = cls
 
         def stacking(items: Any) -> Callable[[], np.ndarray[Any, Any]] | None:
@@ -228,7 +229,12 @@ class Source(TorchBase):
                 if type(t) is not of_type or t.dtype is not dtype or t.shape != shape:
                     return None
                 keys = keys_of(t)
-                if not (plain_keys(keys) or inference_keys(keys)) or _reaches_past(t):
+                if not (plain_keys(keys) or inference_keys(keys)):
+                    return None
+                # (_reaches_past, asked only past its common case, which is inline.)
+                if (
+                    storage_of(t).nbytes() < t.nbytes or t.storage_offset() or not t.is_contiguous()
+                ) and _reaches_past(t):
                     return None
 
             def make() -> np.ndarray[Any, Any]:
