@@ -29,7 +29,7 @@ from interop._registry import BackendInfo, backends, register_backend
 if TYPE_CHECKING:
     from interop._function import numpy_function
     from interop._io import load, save
-    from interop._iter import iter_numpy
+    from interop._iter import Batches, iter_numpy
     from interop._structures import convert_tree, iter_convert
     from interop._tree import register_container, to_numpy_tree
 
@@ -39,6 +39,7 @@ __version__ = "0.1.0"
 # (zipfile and json for load and save), are imported on first use, so that `import
 # interop` costs only the core: to_numpy, explain and convert.
 _ON_FIRST_USE = {
+    "Batches": "interop._iter",
     "numpy_function": "interop._function",
     "iter_numpy": "interop._iter",
     "convert_tree": "interop._structures",
@@ -65,6 +66,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Backend",
+    "Batches",
     "BackendInfo",
     "ConversionError",
     "Copy",

@@ -36,7 +36,7 @@ import collections
 import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from interop import _options, _registry
 from interop._errors import retell_policy, type_name
@@ -46,7 +46,9 @@ from interop._tree import Started, start
 if TYPE_CHECKING:
     from typing import Unpack
 
-__all__ = ["NumpyBatchIterator", "NumpyBatches", "iter_numpy", "iterate_source"]
+T_co = TypeVar("T_co", covariant=True)
+
+__all__ = ["Batches", "NumpyBatchIterator", "NumpyBatches", "iter_numpy", "iterate_source"]
 
 
 class _Failed:
@@ -197,6 +199,21 @@ class NumpyBatchIterator(Iterator[Any]):
             pass
 
 
+@runtime_checkable
+class Batches(Protocol[T_co]):
+    """What :func:`interop.iter_numpy` and :func:`interop.iter_convert` return.
+
+    An iterable of converted batches: each ``iter()`` is a new pass over the source
+    (where the source can be iterated again), and ``len()`` is the source's length,
+    where it has one (else ``TypeError``, as for the source). For annotations:
+    ``batches: interop.Batches[dict[str, np.ndarray]] = interop.iter_numpy(loader)``.
+    """
+
+    def __iter__(self) -> Iterator[T_co]: ...
+
+    def __len__(self) -> int: ...
+
+
 class NumpyBatches(Iterable[Any]):
     """The batches of a source, converted to NumPy as they are consumed.
 
@@ -250,7 +267,7 @@ def iterate_source(source: Iterable[Any]) -> Iterator[Any]:
 
 def iter_numpy(
     iterable: Iterable[Any], /, *, prefetch: int = 1, **options: Unpack[Keywords]
-) -> NumpyBatches:
+) -> Batches[Any]:
     """Wrap an iterable of batches so that each comes out converted to NumPy.
 
     Each batch (a tensor, or any structure of them: a tuple from a

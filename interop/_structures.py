@@ -18,6 +18,7 @@ from interop._convert import convert
 from interop._convert.targets import resolve
 from interop._errors import ConversionError, retell_policy, type_name
 from interop._iter import (
+    Batches,
     NumpyBatches,
     NumpyBatchIterator,
     check_batches,
@@ -157,7 +158,7 @@ def iter_convert(
     device: Any = None,
     copy: bool | None = None,
     prefetch: int = 1,
-) -> Iterable[Any]:
+) -> Batches[Any]:
     """Wrap an iterable of batches so that each comes out converted into one framework.
 
     Each batch (an array, or any structure of them) is converted with

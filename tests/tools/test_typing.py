@@ -32,6 +32,10 @@ CALLER = textwrap.dedent(
     assert_type(interop.explain(a, dtype=np.float32, upcast=True), interop.Plan)
     assert_type(interop.explain(a, to="torch", device="cpu", copy=True), interop.Plan)
     assert_type(interop.explain(a, like=a), interop.Plan)
+    batches: interop.Batches[Any] = interop.iter_numpy([a])
+    assert_type(len(batches) + len(interop.iter_convert([a], "torch")), int)
+    for batch in interop.iter_convert([a], "numpy"):
+        assert_type(batch, Any)
     """
 )
 
