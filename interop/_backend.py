@@ -10,13 +10,13 @@ registry state: :mod:`interop._registry` creates, orders and looks up backends.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, NoReturn
 
 import numpy as np
 
 from interop._copies import Copy
 from interop._devices import ANY_LAYOUT, LayoutNeeds, split_device
-from interop._errors import ConversionError, type_name
+from interop._errors import ConversionError, InteropError, is_cast_error, type_name
 from interop._options import Options
 from interop._plan import TAIL_STEPS, Plan, framework_view
 
@@ -31,6 +31,7 @@ __all__ = [
     "is_builtin",
     "is_target",
     "protocol_error",
+    "raise_translated",
 ]
 
 Step = Callable[[Any, Plan], Any]
@@ -739,3 +740,24 @@ def protocol_error(x: Any, protocol: str, exc: Exception) -> ConversionError:
         f"failed with {what}. hint: the error comes from `{type_name(x)}` itself; convert "
         "it with its own library's API first"
     )
+
+
+def raise_translated(x: Any, backend: Backend, exc: Exception, /) -> NoReturn:
+    """Raise the backend's own error for ``exc`` (its translation), or ``exc`` itself.
+
+    For an exception raised by ``backend``'s work on ``x`` (its plan, its steps, its
+    hooks); the library's own errors, and casts NumPy refused for the values, pass as
+    they are.
+    """
+    if not isinstance(exc, (InteropError, MemoryError)) and not is_cast_error(exc):
+        translated = backend.translate_error(x, exc)
+        if translated is not None:
+            if not isinstance(translated, BaseException):
+                # A third-party hook's mistake: the original failure, named, stays.
+                raise backend_error(
+                    backend,
+                    "'s translate_error() to return an exception or None",
+                    f"`{type_name(translated)}` for {exc!r}",
+                ) from exc
+            raise translated from exc
+    raise exc

@@ -10,13 +10,13 @@ one place, its backend, whichever entry point asked.
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
 from interop import _registry
-from interop._backend import Backend, backend_error
-from interop._errors import InteropError, is_cast_error, type_name
+from interop._backend import Backend, raise_translated
+from interop._errors import InteropError
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
 
@@ -63,19 +63,3 @@ def plan(x: Any, backend: Backend, options: Options, /) -> Plan:
         raise
     except Exception as exc:
         raise_translated(x, backend, exc)
-
-
-def raise_translated(x: Any, backend: Backend, exc: Exception, /) -> NoReturn:
-    """Raise the backend's own error for ``exc`` (its translation), or ``exc`` itself."""
-    if not isinstance(exc, (InteropError, MemoryError)) and not is_cast_error(exc):
-        translated = backend.translate_error(x, exc)
-        if translated is not None:
-            if not isinstance(translated, BaseException):
-                # A third-party hook's mistake: the original failure, named, stays.
-                raise backend_error(
-                    backend,
-                    "'s translate_error() to return an exception or None",
-                    f"`{type_name(translated)}` for {exc!r}",
-                ) from exc
-            raise translated from exc
-    raise exc

@@ -38,15 +38,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from interop import _registry
+import numpy as np
+
+from interop import _core, _registry
 from interop._backend import Backend, is_builtin
 from interop._copies import PINNED_BATCH_BYTES
+from interop._errors import InteropError
 from interop._options import Options
 from interop._plan import Plan
 
 __all__ = ["Batch", "Pending", "device_checks"]
 
 DeviceCheck = Callable[[Any], bool]
+_ndarray = np.ndarray
 _NONE: dict[Backend, DeviceCheck] = {}
 # The last list of active backends met (the registry's, see active()) and those of
 # them that override Backend.accelerator_check.
@@ -86,7 +90,19 @@ def device_checks(active: list[Backend], /) -> dict[Backend, DeviceCheck]:
 class Pending:
     """One leaf whose device-to-host copy was started; :attr:`value` once finished."""
 
-    __slots__ = ("backend", "deferred", "done", "obj", "path", "plan", "resume", "source", "value")
+    __slots__ = (
+        "backend",
+        "deferred",
+        "done",
+        "leaf",
+        "obj",
+        "options",
+        "path",
+        "plan",
+        "resume",
+        "source",
+        "value",
+    )
 
     def __init__(
         self,
@@ -98,9 +114,15 @@ class Pending:
         done: Any,
         source: Any,
         deferred: bool,
+        leaf: Any,
+        options: Options,
     ) -> None:
         self.backend = backend
         self.plan = plan
+        # The array converted and the options, for the backend's check of the result
+        # and its translation of an error (the caller's tree holds the array anyway).
+        self.leaf = leaf
+        self.options = options
         # What the remaining steps start from: a host object still being filled,
         # or (JAX) the device array whose copy is under way.
         self.obj = obj
@@ -123,15 +145,29 @@ class Pending:
         self.source = None
 
     def finish(self) -> None:
-        """Run the steps after the copy (:meth:`wait` first)."""
+        """Run the steps after the copy (:meth:`wait` first), and check the result.
+
+        As :meth:`Backend.run` and :func:`interop._core.run` do: a NumPy scalar becomes
+        a 0-d array, anything else a third-party backend gives is refused naming it,
+        the backend's ``check_result`` is asked, and its errors are translated.
+        """
         self.wait()
-        obj = self.obj
-        steps = self.backend.steps
+        backend = self.backend
         plan = self.plan
-        for name in plan.steps[self.resume :]:
-            obj = steps[name](obj, plan)
-        self.value = obj
+        try:
+            obj = self.obj
+            steps = backend.steps
+            for name in plan.steps[self.resume :]:
+                obj = steps[name](obj, plan)
+            out = obj if type(obj) is _ndarray else backend._other_result(obj, plan)
+            backend.check_result(self.leaf, out, self.options)
+        except (InteropError, MemoryError):
+            raise
+        except Exception as exc:
+            _core.raise_translated(self.leaf, backend, exc)
+        self.value = out
         self.obj = None
+        self.leaf = None
 
     def cancel(self) -> None:
         """Wait for the copy if it is in flight, and drop it."""
@@ -160,18 +196,23 @@ class Batch:
         and :meth:`Pending.finish`, or, where the backend has no asynchronous copy,
         the finished NumPy array.
         """
-        plan = backend.plan_for(x, options)
-        plan.check(options)
+        plan = _core.plan(x, backend, options)
         steps = plan.steps
         if not plan.transfer or "to_host" not in steps:
-            return backend.run(x, plan)
+            return _core.run(x, backend, plan, options)
+        plan.check(options)
         index = steps.index("to_host")
-        obj = x
-        for name in steps[:index]:
-            obj = backend.steps[name](obj, plan)
-        copy = backend.start_copy(obj, self.pinned_left)
+        try:
+            obj = x
+            for name in steps[:index]:
+                obj = backend.steps[name](obj, plan)
+            copy = backend.start_copy(obj, self.pinned_left)
+        except (InteropError, MemoryError):
+            raise
+        except Exception as exc:
+            _core.raise_translated(x, backend, exc)
         if copy is None:  # no asynchronous copy for this array: copy now
-            return backend.run(x, plan)
+            return _core.run(x, backend, plan, options)
         self.pinned_left -= copy.pinned
         pending = Pending(
             backend,
@@ -182,6 +223,8 @@ class Batch:
             copy.done,
             copy.source,
             copy.deferred,
+            x,
+            options,
         )
         self.pending.append(pending)
         return pending

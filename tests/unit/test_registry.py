@@ -852,3 +852,110 @@ def test_a_decision_made_before_a_registration_is_never_recorded() -> None:
         assert fast.by_like.pop("key") == "value"
     finally:
         _registry.unregister_backend("tiny")
+
+
+# -- a third-party backend on an accelerator: trees check what its copies give ----------
+
+
+class _DevArray:
+    """A toy array on a pretend accelerator (its ``data`` is the device memory)."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = np.asarray(data)
+
+
+class _Done:
+    def synchronize(self) -> None:
+        pass
+
+
+class Device(interop.Backend):
+    """A third-party device backend with batched copies; ``wrong`` names its mistake."""
+
+    name = "devlib"
+    module = "numpy"
+
+    def __init__(self, wrong: str) -> None:
+        super().__init__()
+        self.wrong = wrong
+
+    def load(self) -> None:
+        self.steps.update(to_host=lambda x, plan: self._get(x))
+
+    def _get(self, x: _DevArray) -> Any:
+        if self.wrong == "reset":
+            raise ValueError("device dev:0 was reset")
+        if self.wrong == "list":
+            return x.data.tolist()
+        # A framework's device-to-host copy: a NumPy scalar for 0-d data, which the
+        # docs allow a last step to give.
+        return x.data[()] if x.data.ndim == 0 else np.array(x.data)
+
+    def matches(self, cls: type) -> bool:
+        return cls is _DevArray
+
+    def plan(self, x: Any, options: Any, /) -> interop.Plan:
+        return interop.Plan(
+            self.name, "dev:0", False, True, ("to_host",), dtype=x.data.dtype, copy_reason="moved"
+        )
+
+    def accelerator_check(self) -> Any:
+        return lambda x: True
+
+    def start_copy(self, obj: Any, pinned_left: int, /) -> Any:
+        if self.wrong == "no-async":
+            return None
+        return interop.Copy(self._get(obj), 1, _Done(), obj)
+
+    def check_result(self, x: Any, out: Any, options: Any, /) -> None:
+        if out.dtype.hasobject:
+            raise interop.ConversionError("expected numbers from devlib, got Python objects")
+
+    def translate_error(self, x: Any, exc: Exception, /) -> Any:
+        if isinstance(exc, ValueError) and "was reset" in str(exc):
+            return interop.ConversionError(f"expected devlib data still on its device: {exc}")
+        return None
+
+
+def _every_entry_point(x: Any) -> dict[str, Any]:
+    return {
+        "to_numpy": lambda: interop.to_numpy(x),
+        "list": lambda: interop.to_numpy([x])[0, ...],
+        "tree": lambda: interop.to_numpy_tree({"x": x})["x"],
+        "iter_numpy": lambda: next(iter(interop.iter_numpy([x]))),
+        "numpy_function": lambda: interop.numpy_function(lambda v: v)(x),
+    }
+
+
+@pytest.mark.parametrize("wrong", ["nothing", "no-async"])
+def test_a_device_backends_0d_copy_is_a_0d_array_everywhere(
+    wrong: str, registered: list[interop.Backend]
+) -> None:
+    backend = Device(wrong)
+    registered.append(backend)
+    interop.register_backend(backend)
+    for entry, call in _every_entry_point(_DevArray(2.5)).items():
+        out = call()
+        assert type(out) is np.ndarray and out.shape == () and out == 2.5, entry
+
+
+@pytest.mark.parametrize(
+    ("wrong", "data", "says"),
+    [
+        ("list", [1.0, 2.0], r"expected backend 'devlib'.* to give a NumPy array, got `list`"),
+        ("nothing", np.array([1, "a"], dtype=object), "expected numbers from devlib"),
+        ("reset", [1.0], "expected devlib data still on its device: device dev:0 was reset"),
+    ],
+)
+def test_a_device_backends_failures_are_its_own_everywhere(
+    wrong: str, data: Any, says: str, registered: list[interop.Backend]
+) -> None:
+    # Its copy's result is checked, its check_result asked and its errors translated,
+    # by trees and pipelines as by to_numpy, and by a list naming the item's backend.
+    backend = Device(wrong)
+    registered.append(backend)
+    interop.register_backend(backend)
+    for entry, call in _every_entry_point(_DevArray(data)).items():
+        with pytest.raises(interop.ConversionError, match=says):
+            call()
+        assert entry

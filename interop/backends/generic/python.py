@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._backend import Backend
+from interop._backend import Backend, raise_translated
+from interop._errors import InteropError
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
 from interop.backends.generic.base import GenericBackend, Lookup
@@ -263,7 +264,7 @@ def _view_items(
                 if viewed is not None:
                     item = viewed
                 elif not transfers:
-                    plan = backend.plan_for(item, DEFAULT)
+                    plan = _item_plan(backend, item, DEFAULT)
                     if plan.transfer:
                         transfers.append(plan)
         out.append(item)
@@ -281,10 +282,20 @@ def _item_plans(lookup: Lookup, x: list[Any] | tuple[Any, ...], item_options: Op
         else:
             backend = _foreign_backend(lookup, item)
             if backend is not None:
-                plan = backend.plan_for(item, item_options)
+                plan = _item_plan(backend, item, item_options)
                 if plan.transfer:
                     yield plan
                     return
+
+
+def _item_plan(backend: Backend, item: Any, options: Options) -> Plan:
+    """The plan of one item, a failure of which its own backend tells."""
+    try:
+        return backend.plan_for(item, options)
+    except (InteropError, MemoryError):
+        raise
+    except Exception as exc:
+        raise_translated(item, backend, exc)
 
 
 def _map_foreign(lookup: Lookup, reader_of: ViewOf, x: Any, item_options: Options) -> Any:
@@ -305,9 +316,14 @@ def _map_foreign(lookup: Lookup, reader_of: ViewOf, x: Any, item_options: Option
         out = None if read is None else read(x)
         if out is not None:
             return out
-    plan = backend.plan_for(x, item_options)
-    plan.check(item_options)
-    # (A zero-copy answer only read, as convert reads one: see Backend.transient_view.)
-    out = backend.transient_view(x, plan) if plan.zero_copy else backend.run(x, plan)
-    backend.check_result(x, out, item_options)
+    try:
+        plan = backend.plan_for(x, item_options)
+        plan.check(item_options)
+        # (A zero-copy answer only read, as convert reads one: see Backend.transient_view.)
+        out = backend.transient_view(x, plan) if plan.zero_copy else backend.run(x, plan)
+        backend.check_result(x, out, item_options)
+    except (InteropError, MemoryError):
+        raise
+    except Exception as exc:
+        raise_translated(x, backend, exc)  # (the item's failure, told by its backend)
     return out
