@@ -298,11 +298,23 @@ class Backend:
         return out
 
     def run(self, x: Any, plan: Plan, /) -> np.ndarray[Any, Any]:
-        """Carry out ``plan`` on ``x`` step by step."""
+        """Carry out ``plan`` on ``x`` step by step.
+
+        A third-party backend's steps hand the library's own tail steps (``copy``,
+        ``cast``, ``readonly``, ...) a NumPy array, checked as its last step's result
+        is: a NumPy scalar becomes a 0-d array, anything else is refused naming it.
+        """
         obj = x
         steps = self.steps
-        for step in plan.steps:
-            obj = steps[step](obj, plan)
+        if self._builtin:
+            for step in plan.steps:
+                obj = steps[step](obj, plan)
+        else:
+            for step in plan.steps:
+                function = steps[step]
+                if type(obj) is not _ndarray and TAIL_STEPS.get(step) is function:
+                    obj = self._other_result(obj, plan)
+                obj = function(obj, plan)
         if type(obj) is _ndarray:
             return obj
         return self._other_result(obj, plan)

@@ -959,3 +959,50 @@ def test_a_device_backends_failures_are_its_own_everywhere(
         with pytest.raises(interop.ConversionError, match=says):
             call()
         assert entry
+
+
+class Forgetful(Nosy):
+    """A third-party backend whose own step forgets to return its array."""
+
+    name = "forgetful"
+
+    def __init__(self) -> None:
+        super().__init__("nothing")
+        self.steps["values"] = lambda x, plan: None
+
+    def plan(self, x: Any, options: Any, /) -> interop.Plan:
+        # The library's tail steps by name, as a plugin may add them (docs/backends.md).
+        steps, reason, dtype = ["values"], None, x.values.dtype
+        if options.dtype is not None:
+            steps.append("cast")
+            reason, dtype = "a cast copies", np.dtype(options.dtype)
+        elif options.copy is True:
+            steps.append("copy")
+            reason = "copy=True"
+        return interop.Plan(
+            self.name, "cpu", reason is None, False, tuple(steps), dtype=dtype, copy_reason=reason
+        )
+
+
+@pytest.mark.parametrize(
+    ("options", "tail"),
+    [
+        ({}, "values\\)"),
+        ({"copy": True}, "values -> copy"),
+        ({"dtype": np.float32}, "values -> cast"),
+    ],
+)
+def test_a_steps_wrong_answer_is_refused_before_the_librarys_tail_steps(
+    options: dict[str, Any], tail: str, registered: list[interop.Backend]
+) -> None:
+    # Handed to the library's copy or cast, None gave array(None, dtype=object), or an
+    # AttributeError from inside the library.
+    backend = Forgetful()
+    registered.append(backend)
+    interop.register_backend(backend)
+    for call in (interop.to_numpy, lambda x, **kw: interop.to_numpy_tree([x], **kw)[0]):
+        with pytest.raises(
+            interop.ConversionError,
+            match=rf"expected backend 'forgetful'.*got `NoneType` from its steps \({tail}",
+        ):
+            call(_NosyArray(), **options)
