@@ -488,13 +488,26 @@ def _wrong_stacked(items: Any, out: Any) -> str | None:
 
 # The hooks that make a conversion's result, checked for a third-party target.
 _MAKERS = ("from_numpy", "from_dlpack", "adopt")
+# The hooks in which a third-party target decides a conversion (a dtype, a device, why
+# it cannot alias some memory): a failure there is its own, not the source's.
+# (parse_device is left out: its ValueError is the user's wrong device.)
+_DECIDERS = (
+    "target_dtype",
+    "cast_reason",
+    "numpy_problem",
+    "dlpack_problem",
+    "dlpack_device",
+    "default_device",
+    "device_of",
+)
 
 
 def _check_target_hooks(backend: Backend) -> None:
     """Check what a third-party target's hooks make: a result (not ``None``), or its error.
 
     The hooks it implements are replaced, on the instance, by ones whose failures
-    and ``None`` answers name the backend (the conversion's source is not at fault).
+    and ``None`` answers name the backend (the conversion's source is not at fault);
+    so are the hooks in which it decides a conversion (``_DECIDERS``), for failures.
     What else a result may be is the backend's to say: a target whose arrays it
     does not read back (no ``matches``) makes objects no backend claims.
     """
@@ -502,6 +515,9 @@ def _check_target_hooks(backend: Backend) -> None:
     for name in _MAKERS:
         if getattr(cls, name) is not getattr(Backend, name):
             setattr(backend, name, _checked_maker(backend, f"{name}()", getattr(backend, name)))
+    for name in _DECIDERS:
+        if getattr(cls, name) is not getattr(Backend, name):
+            setattr(backend, name, _checked_decider(backend, f"{name}()", getattr(backend, name)))
     if cls.numpy_importer is not Backend.numpy_importer:
         importer = backend.numpy_importer
 
@@ -535,6 +551,23 @@ def _checked_maker(
         if out is None and not optional:
             raise backend_error(backend, f"'s {name} to make one of its arrays", "None")
         return out
+
+    return checked
+
+
+def _checked_decider(backend: Backend, name: str, hook: Callable[..., Any]) -> Callable[..., Any]:
+    """``hook`` (``target_dtype``, ...), whose failure other than the library's errors names
+    ``backend`` (where the source's backend would tell it as the data's)."""
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return hook(*args, **kwargs)
+        except (InteropError, MemoryError):
+            raise
+        except Exception as exc:
+            raise backend_error(
+                backend, f"'s {name} to decide the conversion, but it raised {exc!r}", ""
+            ) from exc
 
     return checked
 

@@ -1020,6 +1020,39 @@ def test_a_third_party_targets_failure_names_it_not_the_source(fails: bool) -> N
         interop._registry.unregister_backend(target.name)
 
 
+class MisjudgingTaker(Taker):
+    """A target whose target_dtype has a bug: integers are a KeyError."""
+
+    name = "misjudging_taker"
+
+    def target_dtype(self, dtype: np.dtype, device: Any, /) -> np.dtype:
+        return {"f": dtype}[dtype.kind]
+
+
+def test_a_third_party_targets_failing_decision_names_it_not_the_source() -> None:
+    # The source's backend translated it as its own: a list's "nested sequences of
+    # equal lengths", a memoryview's protocol, NumPy's bare KeyError.
+    target = MisjudgingTaker()
+    interop.register_backend(target)
+    try:
+        assert interop.convert(np.arange(2.0), target.name)[0] == "taken"
+        # (explain plans a list's dtype only once it is built: convert alone asks.)
+        calls = [
+            (x, call)
+            for x in (np.arange(2), [1, 2], memoryview(bytearray(2)))
+            for call in (interop.convert, lambda x, to: interop.explain(x, to=to))
+            if not (isinstance(x, list) and call is not interop.convert)
+        ]
+        for x, call in calls:
+            with pytest.raises(interop.ConversionError) as info:
+                call(x, target.name)
+            message = str(info.value)
+            assert "expected backend 'misjudging_taker'" in message
+            assert "target_dtype() to decide the conversion, but it raised KeyError" in message
+    finally:
+        interop._registry.unregister_backend(target.name)
+
+
 def _policy_sources() -> dict[str, tuple[Callable[[], Any], str]]:
     """Sources the default sparse or ragged policy refuses, and that keyword."""
     import jax.numpy as jnp
