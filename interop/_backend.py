@@ -264,7 +264,7 @@ class Backend:
 
     def plan_for(self, x: Any, options: Options, /) -> Plan:
         """:meth:`plan`, cached per :meth:`plan_key` and options."""
-        key = self.plan_key(x)
+        key = self.plan_key(x) if self._builtin else _key_of(self, x)
         if key is None:
             made = self.plan(x, options)
             if not self._builtin:
@@ -279,7 +279,7 @@ class Backend:
             plan = self.plan(x, options)
             if not self._builtin:
                 _check_plan(self, plan)
-            if self.plan_key(x) != key:
+            if (self.plan_key(x) if self._builtin else _key_of(self, x)) != key:
                 # ``x`` changed while it was planned (another thread set requires_grad
                 # or swapped a tensor's data): the plan may describe either state, and
                 # cached under the first it would serve every later array of that key.
@@ -632,6 +632,18 @@ class HostTarget(Backend):
         return None
 
 
+def _key_of(backend: Backend, x: Any) -> Hashable | None:
+    """A third-party backend's :meth:`Backend.plan_key` of ``x``; its failure names it."""
+    try:
+        return backend.plan_key(x)
+    except (InteropError, MemoryError):
+        raise
+    except Exception as exc:
+        raise backend_error(
+            backend, f"'s plan_key() to return a hashable key or None, but it raised {exc!r}", ""
+        ) from exc
+
+
 def is_builtin(backend: Backend, /) -> bool:
     """Whether ``backend`` is one of the library's own (defined under ``interop.backends``).
 
@@ -762,7 +774,17 @@ def raise_translated(x: Any, backend: Backend, exc: Exception, /) -> NoReturn:
     they are.
     """
     if not isinstance(exc, (InteropError, MemoryError)) and not is_cast_error(exc):
-        translated = backend.translate_error(x, exc)
+        try:
+            translated = backend.translate_error(x, exc)
+        except Exception as failed:
+            if is_builtin(backend):
+                raise
+            raise backend_error(
+                backend,
+                f"'s translate_error() to return an exception or None for {exc!r}, but it "
+                f"raised {failed!r}",
+                "",
+            ) from exc
         if translated is not None:
             if not isinstance(translated, BaseException):
                 # A third-party hook's mistake: the original failure, named, stays.

@@ -522,7 +522,16 @@ def _check_target_hooks(backend: Backend) -> None:
         importer = backend.numpy_importer
 
         def numpy_importer() -> Callable[[np.ndarray[Any, Any], bool], Any] | None:
-            made = importer()
+            try:
+                made = importer()
+            except (InteropError, MemoryError):
+                raise
+            except Exception as exc:
+                raise backend_error(
+                    backend,
+                    f"'s numpy_importer() to return a function or None, but it raised {exc!r}",
+                    "",
+                ) from exc
             if made is None:
                 return None
             checked = _checked_maker(backend, "numpy_importer() function", made, optional=True)

@@ -479,13 +479,17 @@ class Careful(Nosy):
         return None
 
     def plan_key(self, x: Any, /) -> Any:
+        if self.wrong == "key-raises":
+            return x.device  # (a typo: the plugin's arrays have none)
         return [type(x)] if self.wrong == "key-list" else None
 
     def translate_error(self, x: Any, exc: Exception, /) -> Any:
+        if self.wrong == "translate-raises":
+            return exc.errno_text  # type: ignore[attr-defined]
         return "not an exception" if self.wrong == "translate-str" else None
 
     def plan(self, x: Any, options: Any, /) -> interop.Plan:
-        if self.wrong == "translate-str":
+        if self.wrong in ("translate-str", "translate-raises"):
             raise ValueError("the real failure")
         return super().plan(x, options)
 
@@ -498,6 +502,12 @@ class Careful(Nosy):
         ("view-not-callable", "host_view_for\\(\\) to return a function or None, got `str`"),
         ("key-list", "plan_key\\(\\) to return a hashable key or None, got `list`"),
         ("translate-str", "translate_error\\(\\) to return an exception or None, got `str`"),
+        ("key-raises", "plan_key\\(\\) to return a hashable key or None, but it raised Attr"),
+        (
+            "translate-raises",
+            "translate_error\\(\\) to return an exception or None for ValueError\\('the real "
+            "failure'\\), but it raised AttributeError",
+        ),
     ],
 )
 def test_a_third_party_backends_wrong_answer_for_an_array_names_the_backend(
@@ -506,7 +516,7 @@ def test_a_third_party_backends_wrong_answer_for_an_array_names_the_backend(
     backend = Careful(wrong)
     registered.append(backend)
     interop.register_backend(backend)
-    options: dict[str, Any] = {"copy": False} if wrong == "key-list" else {}
+    options: dict[str, Any] = {"copy": False} if wrong.startswith("key-") else {}
     calls = {
         "to_numpy": lambda: interop.to_numpy(_NosyArray(), **options),
         "tree": lambda: interop.to_numpy_tree([_NosyArray()], **options),
