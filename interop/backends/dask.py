@@ -91,12 +91,12 @@ class DaskBackend(HostTarget):
         # planned again from the computed dtype.
         prepared = (options.replace(dtype=None, upcast=False, copy=True), options)
         device = "cuda" if transfer else "cpu"
-        return self._finish(device, np.dtype(x.dtype), options, transfer, prepared)
+        return self._finish(device, self._declared(x), options, transfer, prepared)
 
     def _finish(
         self,
         device: str,
-        source: np.dtype[Any],
+        source: np.dtype[Any] | None,
         options: Options,
         transfer: bool,
         prepared: Any = None,
@@ -112,7 +112,7 @@ class DaskBackend(HostTarget):
             options=options,
             copy_reason="a Dask array is a lazy graph; computing it builds a new array",
             transfer=transfer,
-            upcast_to=_dtypes.upcast_target(source),
+            upcast_to=None if source is None else _dtypes.upcast_target(source),
             prepared=prepared,
         )
 
@@ -128,15 +128,15 @@ class DaskBackend(HostTarget):
                 "x.compute_chunk_sizes() where they are unknown"
             )
         tail = plan.steps[1:]
-        declared = np.dtype(x.dtype)
-        if a.dtype != declared:
+        declared = self._declared(x)
+        if declared is None or a.dtype != declared:
             tail = self._tail_for(a, declared, plan)
         for step in tail:
             a = self.steps[step](a, plan)
         return a
 
     def _tail_for(
-        self, a: np.ndarray[Any, Any], declared: np.dtype[Any], plan: Plan
+        self, a: np.ndarray[Any, Any], declared: np.dtype[Any] | None, plan: Plan
     ) -> tuple[str, ...]:
         """The steps after ``compute`` for chunks that computed to another dtype than declared.
 
@@ -148,7 +148,7 @@ class DaskBackend(HostTarget):
         """
         options: Options = plan.prepared[1]
         again = self._finish(plan.device, a.dtype, options, plan.transfer)
-        if same_dtype(again.dtype, plan.dtype):
+        if declared is None or same_dtype(again.dtype, plan.dtype):
             return again.steps[1:]
         if plan.dtype is not None and _exact(a.dtype, plan.dtype):
             return ("cast",)
@@ -194,8 +194,21 @@ class DaskBackend(HostTarget):
         return "cpu"
 
     def numpy_dtype_of(self, x: Any, /) -> np.dtype[Any] | None:
-        dtype: np.dtype[Any] = np.dtype(x.dtype)
-        return dtype
+        return self._declared(x)
+
+    def _declared(self, x: Any) -> np.dtype[Any] | None:
+        """The NumPy dtype a Dask array's metadata declares; ``None`` where none is known.
+
+        Chunks of another framework (a graph that maps its blocks to PyTorch or
+        TensorFlow tensors) declare that framework's dtype: their backend tells the
+        NumPy one, from the array's empty example chunk (``_meta``).
+        """
+        dtype = x.dtype
+        if isinstance(dtype, np.dtype):
+            return dtype
+        meta = getattr(x, "_meta", None)
+        backend = None if meta is None else self.lookup(type(meta))
+        return None if backend is None else backend.numpy_dtype_of(meta)
 
     def numpy_problem(self, a: np.ndarray[Any, Any], /) -> str | None:
         if not a.dtype.isnative:

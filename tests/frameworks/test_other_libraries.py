@@ -646,6 +646,28 @@ def test_dask_chunks_of_other_frameworks_come_back_as_the_plan_says() -> None:
     assert held[0].item() == 0.0
 
 
+def test_dask_chunks_declared_in_another_frameworks_dtype_convert() -> None:
+    # map_blocks infers its metadata from a chunk: the array's dtype is then a PyTorch
+    # or TensorFlow dtype, told as NumPy's by that framework's backend (or, where it
+    # cannot tell, known once computed). np.dtype() of it was a bare TypeError.
+    da = pytest.importorskip("dask.array")
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("tensorflow")
+    for to_chunk, dtype in ((lambda b: torch.from_numpy(b.copy()), np.int64), (tf.constant, None)):
+        x = da.arange(4, chunks=4).map_blocks(to_chunk)  # (Dask joins no tensor chunks)
+        assert not isinstance(x.dtype, np.dtype)
+        plan = interop.explain(x)
+        assert plan.dtype == dtype and not plan.zero_copy
+        for out in (
+            interop.to_numpy(x),
+            interop.to_numpy_tree({"a": x})["a"],
+            interop.convert(x, "numpy"),
+            interop.to_numpy(interop.convert(x, "torch")),
+        ):
+            assert out.dtype == np.int64 and out.tolist() == [0, 1, 2, 3]
+        assert interop.to_numpy(x, dtype=np.float32).dtype == np.float32
+
+
 def test_array_api_data_on_another_device_keeps_its_dtype_in_the_plan() -> None:
     # Off the CPU the plan knows the standard dtype without reading the data, so a
     # cast that drops imaginary parts is refused there too; devices keep their names.
