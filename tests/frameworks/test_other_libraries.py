@@ -693,3 +693,22 @@ def test_dask_masked_chunks_are_refused_on_every_call() -> None:
     for _ in range(3):
         with pytest.raises(ConversionError, match="2 of 6 entries masked"):
             interop.convert(x, "torch")
+
+
+def test_a_pandas_index_is_a_read_only_view() -> None:
+    # Its __array__ hands out the memory it holds, writable; a write corrupted the
+    # index (its lookups, a RangeIndex's cached values).
+    pd = pytest.importorskip("pandas")
+    for index in (pd.Index([10, 20, 30]), pd.RangeIndex(3), pd.Index([1.5, 2.5])):
+        assert interop.explain(index).readonly
+        for out in (
+            interop.to_numpy(index),
+            interop.to_numpy(index, copy=False),
+            interop.to_numpy_tree({"i": index})["i"],
+            interop.convert(index, "numpy"),
+        ):
+            assert not out.flags.writeable and np.shares_memory(out, index.values)
+        mine = interop.to_numpy(index, copy=True)
+        assert mine.flags.writeable and not np.shares_memory(mine, index.values)
+    series = pd.Series([1.0, 2.0])
+    assert interop.to_numpy(series).tolist() == [1.0, 2.0]

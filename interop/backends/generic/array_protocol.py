@@ -132,7 +132,9 @@ def array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
     # A view keeps the writability its owner gave it (pandas and pyarrow hand out
     # read-only views of memory they share). A copy the object made read-only (one it
     # caches, say) is handed out as it is, read-only; copy=True copies it again.
-    readonly = not a.flags.writeable
+    # An immutable object that hands out its own memory writable (a pandas Index's
+    # __array__ does) gives a read-only view of it.
+    readonly = not a.flags.writeable or (reason is None and _immutable(type(x)))
     return _plan.finish(
         name,
         "cpu",
@@ -144,6 +146,18 @@ def array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
         kept=reason is not None and readonly,
         upcast_to=_dtypes.upcast_target(a.dtype),
         prepared=a,
+    )
+
+
+def _immutable(cls: type) -> bool:
+    """Whether ``cls`` is a class whose objects never change, known by its library.
+
+    A pandas ``Index`` (and its subclasses): its ``__array__`` hands out the memory it
+    holds, writable, where writes would corrupt the index (its lookups, its cached
+    values).
+    """
+    return any(
+        c.__name__ == "Index" and c.__module__.partition(".")[0] == "pandas" for c in cls.__mro__
     )
 
 
