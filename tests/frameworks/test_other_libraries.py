@@ -653,11 +653,13 @@ def test_dask_chunks_declared_in_another_frameworks_dtype_convert() -> None:
     da = pytest.importorskip("dask.array")
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("tensorflow")
-    for to_chunk, dtype in ((lambda b: torch.from_numpy(b.copy()), np.int64), (tf.constant, None)):
+    # (TensorFlow's backend tells the dtype of an empty tensor once it has met one.)
+    cases = ((lambda b: torch.from_numpy(b.copy()), {np.int64}), (tf.constant, {None, np.int64}))
+    for to_chunk, dtypes in cases:
         x = da.arange(4, chunks=4).map_blocks(to_chunk)  # (Dask joins no tensor chunks)
         assert not isinstance(x.dtype, np.dtype)
         plan = interop.explain(x)
-        assert plan.dtype == dtype and not plan.zero_copy
+        assert plan.dtype in dtypes and not plan.zero_copy
         for out in (
             interop.to_numpy(x),
             interop.to_numpy_tree({"a": x})["a"],
