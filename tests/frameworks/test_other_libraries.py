@@ -654,7 +654,8 @@ def test_dask_chunks_declared_in_another_frameworks_dtype_convert() -> None:
     torch = pytest.importorskip("torch")
     tf = pytest.importorskip("tensorflow")
     # (TensorFlow's backend tells the dtype of an empty tensor once it has met one.)
-    cases = ((lambda b: torch.from_numpy(b.copy()), {np.int64}), (tf.constant, {None, np.int64}))
+    int64 = np.dtype(np.int64)
+    cases = ((lambda b: torch.from_numpy(b.copy()), {int64}), (tf.constant, {None, int64}))
     for to_chunk, dtypes in cases:
         x = da.arange(4, chunks=4).map_blocks(to_chunk)  # (Dask joins no tensor chunks)
         assert not isinstance(x.dtype, np.dtype)
