@@ -22,7 +22,7 @@ from interop._backend import Backend
 from interop._convert import convert
 from interop._errors import InteropError, retell_policy, type_name
 from interop._tree.containers import leaf_view, leaf_views
-from interop._tree.paths import relocated
+from interop._tree.paths import located, relocated
 
 __all__ = ["numpy_function"]
 
@@ -551,7 +551,13 @@ def _back(result: Any, reference: Any, func: Callable[..., Any], keep: Any = Non
     if reference is None:
         return result
     if type(result) is _ndarray or isinstance(result, np.generic):  # no walk for one array
-        return convert(result, like=reference) if _is_numeric(result.dtype) else result
+        if not _is_numeric(result.dtype):
+            return result
+        try:
+            return convert(result, like=reference)
+        except Exception as exc:
+            # (Named as a result inside a tuple is: the caller's arguments are not at fault.)
+            raise located(exc, f"{_name_of(func, short=True)}(): result") from exc
 
     def back(x: Any) -> Any:
         if isinstance(x, (np.ndarray, np.generic)) and _is_numeric(x.dtype):

@@ -703,6 +703,26 @@ def test_a_result_error_renames_its_paths_only() -> None:
     assert "at keyed(): result['subtree'][1]" in message and "subkeyed" not in message
 
 
+def test_a_bare_result_that_cannot_go_back_is_named_the_result() -> None:
+    # As a result inside a tuple is: the caller's arguments are not at fault.
+    torch = pytest.importorskip("torch")
+    wide = np.ones(2, dtype=np.longdouble)
+    if wide.dtype.itemsize <= 8:
+        pytest.skip("this platform's long double is a double")
+
+    @interop.numpy_function
+    def bare(x: Any) -> Any:
+        return wide
+
+    @interop.numpy_function
+    def in_tuple(x: Any) -> Any:
+        return (wide,)
+
+    for f, where in ((bare, r"bare\(\): result: "), (in_tuple, r"in_tuple\(\): result\[0\]: ")):
+        with pytest.raises(interop.ConversionError, match=rf"^{where}expected a dtype PyTorch"):
+            f(torch.ones(1))
+
+
 def test_array_defaults_and_partial_keywords_are_converted_as_arguments() -> None:
     torch = pytest.importorskip("torch")
     seen: list[Any] = []
