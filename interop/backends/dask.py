@@ -101,17 +101,18 @@ class DaskBackend(HostTarget):
         transfer: bool,
         prepared: Any = None,
     ) -> Plan:
-        steps = ["compute"]
-        if options.copy is True:
-            steps.append("copy")
+        # Computing builds a new array, but a graph may hand back one held elsewhere
+        # (dask.delayed of an array): under copy=True the tail copies it, unless a
+        # cast there copies already (kept: not the result's own memory until then).
         return _plan.finish(
             self.name,
             device,
-            steps,
+            ["compute"],
             source_dtype=source,
             options=options,
             copy_reason="a Dask array is a lazy graph; computing it builds a new array",
             transfer=transfer,
+            kept=options.copy is True,
             upcast_to=None if source is None else _dtypes.upcast_target(source),
             prepared=prepared,
         )

@@ -715,3 +715,17 @@ def test_a_pandas_index_is_a_read_only_view() -> None:
         assert mine.flags.writeable and not np.shares_memory(mine, index.values)
     series = pd.Series([1.0, 2.0])
     assert interop.to_numpy(series).tolist() == [1.0, 2.0]
+
+
+def test_dask_and_chunked_xarray_copy_once_for_copy_true_and_a_cast() -> None:
+    # Computing builds new memory, a cast copies it: copy=True adds no third copy, but
+    # copies where nothing else would (a graph may hand back an array held elsewhere).
+    da = pytest.importorskip("dask.array")
+    xr = pytest.importorskip("xarray")
+    x = da.arange(4, chunks=2)
+    for source in (x, xr.DataArray(x)):
+        assert interop.explain(source, copy=True, dtype=np.float32).steps[-1] == "cast"
+        assert "copy" not in interop.explain(source, copy=True, dtype=np.float32).steps
+        assert interop.explain(source, copy=True).steps[-1] == "copy"
+        out = interop.to_numpy(source, copy=True, dtype=np.float32)
+        assert out.dtype == np.float32 and out.flags.writeable and out.tolist() == [0, 1, 2, 3]

@@ -165,21 +165,20 @@ def _chunked_plan(name: str, x: Any, options: Options) -> Plan:
     """The plan of an object whose ``__array__`` computes its chunks: made without calling it."""
     declared = getattr(x, "dtype", None)
     dtype = declared if isinstance(declared, np.dtype) else None
-    steps = ["compute"]
-    if options.copy is True:
-        # What __array__ returns may be an array a graph or a cache holds: copy=True
-        # promises memory the result owns.
-        steps.append("copy")
+    # What __array__ returns may be an array a graph or a cache holds: copy=True
+    # promises memory the result owns, which the tail copies unless a cast there
+    # copies already (kept: not the result's own memory until then).
     return _plan.finish(
         name,
         "cpu",
-        steps,
+        ["compute"],
         source_dtype=dtype,
         options=options,
         copy_reason=(
             f"`{type_name(x)}` holds its data in chunks (a lazy graph, a store), which its "
             "__array__ computes into new memory"
         ),
+        kept=options.copy is True,
         upcast_to=None if dtype is None else _dtypes.upcast_target(dtype),
         prepared=dtype,
     )
