@@ -10,7 +10,7 @@ registry state: :mod:`interop._registry` creates, orders and looks up backends.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from typing import Any, ClassVar, NamedTuple, NoReturn
+from typing import Any, ClassVar, NamedTuple, NoReturn, TypeVar
 
 import numpy as np
 
@@ -28,13 +28,16 @@ __all__ = [
     "backend_error",
     "class_attr",
     "describe",
+    "answer_of",
     "is_builtin",
     "is_target",
+    "planned",
     "protocol_error",
     "raise_translated",
 ]
 
 Step = Callable[[Any, Plan], Any]
+_T = TypeVar("_T")
 # How many plans a backend keeps before it starts afresh.
 _MAX_PLANS = 512
 _ndarray = np.ndarray
@@ -634,14 +637,37 @@ class HostTarget(Backend):
 
 def _key_of(backend: Backend, x: Any) -> Hashable | None:
     """A third-party backend's :meth:`Backend.plan_key` of ``x``; its failure names it."""
+    return answer_of(
+        backend, "plan_key() to return a hashable key or None", lambda: backend.plan_key(x)
+    )
+
+
+def answer_of(backend: Backend, expected: str, call: Callable[[], _T]) -> _T:
+    """``call()``, a question to a third-party ``backend``'s hook, whose failure names it.
+
+    ``expected``: what the hook was expected to do, as the error says it ("plan_key()
+    to return a hashable key or None"). The library's own errors and
+    :class:`MemoryError` pass as they are.
+    """
     try:
-        return backend.plan_key(x)
+        return call()
     except (InteropError, MemoryError):
         raise
     except Exception as exc:
-        raise backend_error(
-            backend, f"'s plan_key() to return a hashable key or None, but it raised {exc!r}", ""
-        ) from exc
+        raise backend_error(backend, f"'s {expected}, but it raised {exc!r}", "") from exc
+
+
+def planned(x: Any, backend: Backend, options: Options, /) -> Plan:
+    """``backend``'s plan of ``x`` under ``options``; a failure is told by the backend.
+
+    (See :func:`raise_translated`.)
+    """
+    try:
+        return backend.plan_for(x, options)
+    except (InteropError, MemoryError):
+        raise
+    except Exception as exc:
+        raise_translated(x, backend, exc)
 
 
 def is_builtin(backend: Backend, /) -> bool:

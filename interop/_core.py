@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from interop import _registry
-from interop._backend import Backend, raise_translated
+from interop._backend import Backend, planned, raise_translated
 from interop._errors import InteropError
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
@@ -55,11 +55,6 @@ def run(x: Any, backend: Backend, plan: Plan, options: Options, /) -> np.ndarray
         raise_translated(x, backend, exc)
 
 
-def plan(x: Any, backend: Backend, options: Options, /) -> Plan:
-    """The plan :func:`convert` carries out for ``x`` where it has no host view."""
-    try:
-        return backend.plan_for(x, options)
-    except (InteropError, MemoryError):
-        raise
-    except Exception as exc:
-        raise_translated(x, backend, exc)
+#: The plan :func:`convert` carries out for ``x`` where it has no host view (its
+#: failure told by the backend).
+plan = planned

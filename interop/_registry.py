@@ -29,7 +29,7 @@ import numpy as np
 # here, before `interop` binds its public function of that name from this module,
 # keeps that binding the last word.
 import interop.backends  # noqa: F401
-from interop._backend import Backend, backend_error, class_attr, describe, is_builtin
+from interop._backend import Backend, answer_of, backend_error, class_attr, describe, is_builtin
 from interop._errors import ConversionError, InteropError, UnsupportedTypeError, type_name
 from interop._import_hooks import when_imported
 
@@ -522,16 +522,7 @@ def _check_target_hooks(backend: Backend) -> None:
         importer = backend.numpy_importer
 
         def numpy_importer() -> Callable[[np.ndarray[Any, Any], bool], Any] | None:
-            try:
-                made = importer()
-            except (InteropError, MemoryError):
-                raise
-            except Exception as exc:
-                raise backend_error(
-                    backend,
-                    f"'s numpy_importer() to return a function or None, but it raised {exc!r}",
-                    "",
-                ) from exc
+            made = answer_of(backend, "numpy_importer() to return a function or None", importer)
             if made is None:
                 return None
             checked = _checked_maker(backend, "numpy_importer() function", made, optional=True)
@@ -569,14 +560,7 @@ def _checked_decider(backend: Backend, name: str, hook: Callable[..., Any]) -> C
     ``backend`` (where the source's backend would tell it as the data's)."""
 
     def checked(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return hook(*args, **kwargs)
-        except (InteropError, MemoryError):
-            raise
-        except Exception as exc:
-            raise backend_error(
-                backend, f"'s {name} to decide the conversion, but it raised {exc!r}", ""
-            ) from exc
+        return answer_of(backend, f"{name} to decide the conversion", lambda: hook(*args, **kwargs))
 
     return checked
 

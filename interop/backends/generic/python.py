@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from interop import _dtypes, _plan
-from interop._backend import Backend, raise_translated
+from interop._backend import Backend, planned, raise_translated
 from interop._errors import InteropError
 from interop._options import DEFAULT, Options
 from interop._plan import Plan
@@ -264,7 +264,7 @@ def _view_items(
                 if viewed is not None:
                     item = viewed
                 elif not transfers:
-                    plan = _item_plan(backend, item, DEFAULT)
+                    plan = planned(item, backend, DEFAULT)
                     if plan.transfer:
                         transfers.append(plan)
         out.append(item)
@@ -282,20 +282,10 @@ def _item_plans(lookup: Lookup, x: list[Any] | tuple[Any, ...], item_options: Op
         else:
             backend = _foreign_backend(lookup, item)
             if backend is not None:
-                plan = _item_plan(backend, item, item_options)
+                plan = planned(item, backend, item_options)
                 if plan.transfer:
                     yield plan
                     return
-
-
-def _item_plan(backend: Backend, item: Any, options: Options) -> Plan:
-    """The plan of one item, a failure of which its own backend tells."""
-    try:
-        return backend.plan_for(item, options)
-    except (InteropError, MemoryError):
-        raise
-    except Exception as exc:
-        raise_translated(item, backend, exc)
 
 
 def _map_foreign(lookup: Lookup, reader_of: ViewOf, x: Any, item_options: Options) -> Any:
