@@ -573,6 +573,10 @@ def test_a_third_party_backend_may_stack_a_list_of_its_arrays(
     out = interop.to_numpy(items)
     assert out.tolist() == [[0.0, 1.0, 2.0]] * 2
     assert (backend.checked, backend.stacked) == (2, 1 if answer == "stack" else 0)
+    # Under dtype= the items' views are cast in one copy, not stacked and cast again.
+    cast = interop.to_numpy(items, dtype=np.float32)
+    assert cast.dtype == np.float32 and cast.tolist() == [[0.0, 1.0, 2.0]] * 2
+    assert backend.checked == 2
 
 
 @pytest.mark.parametrize(

@@ -74,9 +74,10 @@ class PythonBackend(GenericBackend):
                 if options.copy is not False:
                     transfers: list[Plan] = []
                     if item_options is DEFAULT:
-                        mapped = _view_items(
-                            self.lookup, self.reader_of, self.stacker_of, x, transfers
-                        )
+                        # (Stacked, then cast to a dtype=, the values would be copied
+                        # twice, where np.asarray casts the views in one copy.)
+                        stacker_of = self.stacker_of if options.dtype is None else _no_stacker
+                        mapped = _view_items(self.lookup, self.reader_of, stacker_of, x, transfers)
                     else:
                         transfers.extend(_item_plans(self.lookup, x, item_options))
                     if transfers:
@@ -205,6 +206,10 @@ def _contains_foreign_arrays(lookup: Lookup, x: list[Any] | tuple[Any, ...], mas
                 return True
             foreign = True
     return foreign
+
+
+def _no_stacker(cls: type) -> None:
+    return None
 
 
 class _Items:
