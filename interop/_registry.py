@@ -30,7 +30,7 @@ import numpy as np
 # keeps that binding the last word.
 import interop.backends  # noqa: F401
 from interop._backend import Backend, answer_of, backend_error, class_attr, describe, is_builtin
-from interop._errors import ConversionError, InteropError, UnsupportedTypeError, type_name
+from interop._errors import ConversionError, UnsupportedTypeError, type_name
 from interop._import_hooks import when_imported
 
 if TYPE_CHECKING:
@@ -450,7 +450,7 @@ def _as_it_is(answer: Any) -> Any:
 
 
 def _stack_wanted(items: Any) -> str:
-    return f"'s stacking function given a `{type_name(items)}` to give a function or None"
+    return f"stacking function given a `{type_name(items)}` to give a function or None"
 
 
 def _wrong_stack(items: Any, out: Any) -> str | None:
@@ -474,9 +474,7 @@ def _checked_stacking(backend: Backend, stacking: Any) -> Callable[[Any], Any]:
 
 def _stacked_wanted(items: Any) -> str:
     rows = len(items)
-    return (
-        f"'s stacking of a `{type_name(items)}` of {rows} to give an array of shape ({rows}, ...)"
-    )
+    return f"stacking of a `{type_name(items)}` of {rows} to give an array of shape ({rows}, ...)"
 
 
 def _wrong_stacked(items: Any, out: Any) -> str | None:
@@ -540,14 +538,7 @@ def _checked_maker(
     """
 
     def checked(x: Any, /, **kwargs: Any) -> Any:
-        try:
-            out = hook(x, **kwargs)
-        except (InteropError, MemoryError):
-            raise
-        except Exception as exc:
-            raise backend_error(
-                backend, f"'s {name} to make one of its arrays, but it raised {exc!r}", ""
-            ) from exc
+        out = answer_of(backend, f"{name} to make one of its arrays", lambda: hook(x, **kwargs))
         if out is None and not optional:
             raise backend_error(backend, f"'s {name} to make one of its arrays", "None")
         return out
@@ -574,7 +565,7 @@ def _checked_view(backend: Backend, view: Any) -> Callable[[Any], Any]:
         backend,
         view,
         "host_view_for()",
-        lambda x: f"'s host view of `{type_name(x)}` to give a NumPy array or None",
+        lambda x: f"host view of `{type_name(x)}` to give a NumPy array or None",
         lambda x, out: (
             None if out is None or isinstance(out, np.ndarray) else f"`{type_name(out)}`"
         ),
@@ -591,7 +582,8 @@ def _checked(
     """A function a third-party backend's ``hook`` gave, whose failures name the backend.
 
     ``expected(x)``: what the function was expected to give for ``x``, as the error
-    says it. ``wrong(x, out)``: what is wrong with its answer ``out``, or ``None``
+    says it after the backend's name ("host view of ... to give a NumPy array or
+    None"). ``wrong(x, out)``: what is wrong with its answer ``out``, or ``None``
     where it is one it may give; a wrong answer is refused, naming the backend too.
     """
     if not callable(function):
@@ -603,16 +595,11 @@ def _checked(
         return refused
 
     def checked(x: Any) -> Any:
-        try:
-            out = function(x)
-        except (InteropError, MemoryError):
-            raise
-        except Exception as exc:
-            raise backend_error(backend, f"{expected(x)}, but it raised {exc!r}", "") from exc
+        out = answer_of(backend, expected(x), lambda: function(x))
         problem = wrong(x, out)
         if problem is None:
             return out
-        raise backend_error(backend, expected(x), problem)
+        raise backend_error(backend, f"'s {expected(x)}", problem)
 
     return checked
 
