@@ -229,12 +229,12 @@ class Source(TorchBase):
                 if type(t) is not of_type or t.dtype is not dtype or t.shape != shape:
                     return None
                 keys = keys_of(t)
-                if not (plain_keys(keys) or inference_keys(keys)):
-                    return None
-                # (_reaches_past, asked only past its common case, which is inline.)
                 if (
-                    storage_of(t).nbytes() < t.nbytes or t.storage_offset() or not t.is_contiguous()
-                ) and _reaches_past(t):
+                    not (plain_keys(keys) or inference_keys(keys))
+                    # (The host view's check of the storage, as it writes it.)
+                    or storage_of(t).nbytes() < t.nbytes
+                    or ((t.storage_offset() or not t.is_contiguous()) and _reaches_past(t))
+                ):
                     return None
 
             def make() -> np.ndarray[Any, Any]:
