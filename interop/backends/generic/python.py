@@ -79,7 +79,8 @@ class PythonBackend(GenericBackend):
                         stacker_of = self.stacker_of if options.dtype is None else _no_stacker
                         mapped = _view_items(self.lookup, self.reader_of, stacker_of, x, transfers)
                     else:
-                        transfers.extend(_item_plans(self.lookup, x, item_options))
+                        found = _first_transfer(self.lookup, x, item_options)
+                        transfers = [] if found is None else [found]
                     if transfers:
                         device, transfer = transfers[0].device, True
                 prepared = _Items(item_options, mapped)
@@ -276,21 +277,23 @@ def _view_items(
     return out
 
 
-def _item_plans(lookup: Lookup, x: list[Any] | tuple[Any, ...], item_options: Options) -> Any:
-    """The plans of the foreign items, in order, until one that is a transfer."""
+def _first_transfer(
+    lookup: Lookup, x: list[Any] | tuple[Any, ...], options: Options
+) -> Plan | None:
+    """The plan of the first foreign item that is a transfer; the items are planned in
+    order until it (a failure told by the item's backend)."""
     for item in x:
         if isinstance(item, (list, tuple)):
-            for plan in _item_plans(lookup, item, item_options):
-                yield plan
-                if plan.transfer:
-                    return
+            found = _first_transfer(lookup, item, options)
+            if found is not None:
+                return found
         else:
             backend = _foreign_backend(lookup, item)
             if backend is not None:
-                plan = planned(item, backend, item_options)
+                plan = planned(item, backend, options)
                 if plan.transfer:
-                    yield plan
-                    return
+                    return plan
+    return None
 
 
 def _map_foreign(lookup: Lookup, reader_of: ViewOf, x: Any, item_options: Options) -> Any:
