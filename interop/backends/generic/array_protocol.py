@@ -113,7 +113,7 @@ def array_protocol_plan(name: str, x: Any, options: Options) -> Plan:
     try:
         a, reason = host_array(x, options)
     except Exception as exc:
-        if any(c.__name__ == "KerasTensor" for c in type(x).__mro__):
+        if _has_class(type(x), "KerasTensor"):
             raise _keras_tensor_error(x, exc) from exc
         raise
     if a is None:
@@ -156,8 +156,17 @@ def _immutable(cls: type) -> bool:
     holds, writable, where writes would corrupt the index (its lookups, its cached
     values).
     """
+    return _has_class(cls, "Index", "pandas")
+
+
+def _has_class(cls: type, name: str, library: str | None = None) -> bool:
+    """Whether ``cls`` or a base of it is called ``name`` (and defined in ``library``).
+
+    For the classes of libraries this backend knows without importing them.
+    """
     return any(
-        c.__name__ == "Index" and c.__module__.partition(".")[0] == "pandas" for c in cls.__mro__
+        c.__name__ == name and (library is None or c.__module__.partition(".")[0] == library)
+        for c in cls.__mro__
     )
 
 
